@@ -1,0 +1,293 @@
+//! Serde models of every response and request body in the upstream reference page
+//! (`shared/seed/toggl-focus-organization-api.txt`).
+//!
+//! The page promises no field, so every field is an `Option` and `null` is accepted.
+//! Unknown fields are ignored by these structs; the sync keeps them separately
+//! (see [`crate::api::split_unknown_fields`]). The same structs serialize the fake's
+//! responses, so the names here are the wire names.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /organizations/{organization_id}/groups` and `PUT …/groups/{group_id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupWrite {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_users: Option<Vec<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspaces: Option<Vec<i64>>,
+}
+
+/// A group as listed by "my groups" (`items[]`) and inside a user's `groups`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupRef {
+    pub emoji: Option<String>,
+    pub id: Option<i64>,
+    pub name: Option<String>,
+}
+
+/// `{"items": [...]}`: the envelope of "my groups", roles and users.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct Items<T> {
+    #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
+    pub items: Vec<T>,
+}
+
+/// A member of a group, as the teams and update-group responses list it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupUser {
+    pub created_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub display_name: Option<String>,
+    pub focus_role_id: Option<i64>,
+    pub organization_user_id: Option<i64>,
+    pub track_role_id: Option<i64>,
+    pub updated_at: Option<String>,
+    pub user_account_id: Option<i64>,
+    pub user_group_id: Option<i64>,
+    pub work_role_id: Option<i64>,
+}
+
+/// A workspace a group is linked to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupWorkspace {
+    pub created_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub name: Option<String>,
+    pub updated_at: Option<String>,
+    pub workspace_group_id: Option<i64>,
+    pub workspace_id: Option<i64>,
+}
+
+/// A local ghost attached to a team.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ghost {
+    pub id: Option<i64>,
+    pub name: Option<String>,
+}
+
+/// The 200 body of `PUT …/groups/{group_id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub created_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub emoji: Option<String>,
+    pub id: Option<i64>,
+    pub name: Option<String>,
+    pub organization_id: Option<i64>,
+    pub updated_at: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub users: Vec<GroupUser>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub workspaces: Vec<GroupWorkspace>,
+}
+
+/// One element of the teams list: a group with its ghosts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Team {
+    pub created_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub emoji: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub ghosts: Vec<Ghost>,
+    pub id: Option<i64>,
+    pub name: Option<String>,
+    pub organization_id: Option<i64>,
+    pub updated_at: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub users: Vec<GroupUser>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub workspaces: Vec<GroupWorkspace>,
+}
+
+/// The 200 body of `GET …/teams`: `data/page/rows/total`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct TeamsPage<T = Team> {
+    #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
+    pub data: Vec<T>,
+    pub page: Option<i64>,
+    pub rows: Option<i64>,
+    pub total: Option<i64>,
+}
+
+/// A permission inside a role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Permission {
+    pub condition: Option<String>,
+    pub description: Option<String>,
+    pub entity: Option<String>,
+    pub name: Option<String>,
+    pub permission_id: Option<i64>,
+}
+
+/// One element of `GET …/roles` `items[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub entity: Option<String>,
+    pub name: Option<String>,
+    pub organization_id: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub permissions: Vec<Permission>,
+    pub privilege_level: Option<i64>,
+    pub role_id: Option<i64>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// A group inside a user's `groups`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserGroup {
+    pub emoji: Option<String>,
+    pub id: Option<i64>,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub workspace_ids: Vec<i64>,
+}
+
+/// A user's current rate (`include_rates=true`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub currency: Option<String>,
+    pub end_at: Option<String>,
+    pub hourly_rate: Option<f64>,
+    pub start_at: Option<String>,
+    pub workspace_id: Option<i64>,
+    pub workspace_rate_id: Option<i64>,
+    pub workspace_user_rate_id: Option<i64>,
+}
+
+/// A tag on a user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    pub color: Option<String>,
+    pub id: Option<i64>,
+    pub label: Option<String>,
+}
+
+/// A workspace a user belongs to, with the user's role ids there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserWorkspace {
+    pub focus_role_id: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub groups: Vec<GroupRef>,
+    pub id: Option<i64>,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub toggl_products: Vec<String>,
+    pub track_role_id: Option<i64>,
+    pub work_role_id: Option<i64>,
+    pub workspace_user_id: Option<i64>,
+}
+
+/// One element of `GET …/users` `items[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrganizationUser {
+    #[serde(rename = "2fa_enabled")]
+    pub two_fa_enabled: Option<bool>,
+    pub account_locked_at: Option<String>,
+    pub active: Option<bool>,
+    pub admin: Option<bool>,
+    pub can_edit_personal_details: Option<bool>,
+    pub created_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub groups: Vec<UserGroup>,
+    pub id: Option<i64>,
+    pub invite_sent: Option<bool>,
+    pub joined: Option<bool>,
+    pub name: Option<String>,
+    pub organization_id: Option<i64>,
+    pub owner: Option<bool>,
+    /// The seed types this as a bare `object`: kept as JSON.
+    pub permissions: Option<serde_json::Value>,
+    pub rate: Option<Rate>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub tags: Vec<Tag>,
+    pub updated_at: Option<String>,
+    pub user_account_id: Option<i64>,
+    pub user_id: Option<String>,
+    pub working_hours: Option<f64>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub workspaces: Vec<UserWorkspace>,
+}
+
+/// Top-level field names each entity's model knows; anything else the API sends is
+/// "unknown" and kept verbatim by the mirror.
+pub trait KnownFields {
+    /// The wire names of the fields this model reads.
+    const FIELDS: &'static [&'static str];
+}
+
+impl KnownFields for OrganizationUser {
+    const FIELDS: &'static [&'static str] = &[
+        "2fa_enabled",
+        "account_locked_at",
+        "active",
+        "admin",
+        "can_edit_personal_details",
+        "created_at",
+        "deleted_at",
+        "email",
+        "groups",
+        "id",
+        "invite_sent",
+        "joined",
+        "name",
+        "organization_id",
+        "owner",
+        "permissions",
+        "rate",
+        "tags",
+        "updated_at",
+        "user_account_id",
+        "user_id",
+        "working_hours",
+        "workspaces",
+    ];
+}
+
+impl KnownFields for Team {
+    const FIELDS: &'static [&'static str] = &[
+        "created_at",
+        "deleted_at",
+        "emoji",
+        "ghosts",
+        "id",
+        "name",
+        "organization_id",
+        "updated_at",
+        "users",
+        "workspaces",
+    ];
+}
+
+impl KnownFields for Role {
+    const FIELDS: &'static [&'static str] = &[
+        "code",
+        "description",
+        "entity",
+        "name",
+        "organization_id",
+        "permissions",
+        "privilege_level",
+        "role_id",
+        "type",
+    ];
+}
+
+/// Lists arrive as `null` as readily as `[]`; both mean "none".
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}

@@ -1,0 +1,653 @@
+//! The configuration tree: defaults, the TOML file, validation, and credentials.
+//!
+//! Order of precedence: built-in defaults, then the file; validation errors name the
+//! field (`api.per_page`), unknown keys are rejected by serde with the key's name.
+//! Credentials never come from the file (see [`Credentials::from_env`]).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Where the config is looked for when `--config` is not given, after `$ORGMIRROR_CONFIG`.
+pub const DEFAULT_CONFIG_PATHS: &[&str] = &["./orgmirror.toml", "/etc/orgmirror/orgmirror.toml"];
+
+/// Everything the file can say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[api]`: where the upstream is and how to talk to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub base_url: String,
+    pub organization_id: i64,
+    /// Sent where the API asks for one for its permission check (teams, delete group).
+    pub workspace_id: i64,
+    /// Asked for; never relied upon.
+    pub per_page: u32,
+    pub auth_scheme: AuthScheme,
+    pub connect_timeout: Seconds,
+    /// For one whole request, body included.
+    pub request_timeout: Seconds,
+    /// Attempts per request for connection errors, timeouts, 5xx and 429.
+    pub max_attempts: u32,
+    pub initial_backoff: Seconds,
+    pub max_backoff: Seconds,
+    /// The longest a run may spend waiting out retries (not quota) in total.
+    pub max_retry_time: Seconds,
+    /// The longest a run may wait in total for the request quota to reset.
+    pub max_quota_wait: Seconds,
+    /// A response body larger than this fails the request.
+    pub max_body_bytes: u64,
+    /// A paged pull that needs more pages than this is treated as a server that never ends.
+    pub max_pages: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            base_url: "https://focus.toggl.com/api".to_string(),
+            organization_id: 0,
+            workspace_id: 0,
+            per_page: 200,
+            auth_scheme: AuthScheme::Basic,
+            connect_timeout: Seconds(10.0),
+            request_timeout: Seconds(120.0),
+            max_attempts: 5,
+            initial_backoff: Seconds(1.0),
+            max_backoff: Seconds(60.0),
+            max_retry_time: Seconds(600.0),
+            max_quota_wait: Seconds(3900.0),
+            max_body_bytes: 64 * 1024 * 1024,
+            max_pages: 10_000,
+        }
+    }
+}
+
+/// How the credentials are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    /// `Authorization: Basic` with `<token>:api_token` or `<email>:<password>`, as the seed shows.
+    Basic,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+    /// 0640 instead of 0600, so BI users in the service's group can read the files.
+    pub group_readable: bool,
+    pub busy_timeout: Seconds,
+    /// The `-wal` file is truncated to this after a checkpoint.
+    pub journal_size_limit: u64,
+    /// `status` warns when the `-wal` file is larger than this.
+    pub wal_warn_bytes: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            path: PathBuf::from("/var/lib/orgmirror/org.sqlite"),
+            group_readable: false,
+            busy_timeout: Seconds(10.0),
+            journal_size_limit: 64 * 1024 * 1024,
+            wal_warn_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Six fields, seconds first, UTC.
+    pub cron: String,
+    /// Sync once as soon as the daemon starts.
+    pub run_at_start: bool,
+    /// How long a stop waits for a run in progress before abandoning it.
+    pub shutdown_timeout: Seconds,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            cron: "0 */30 * * * *".to_string(),
+            run_at_start: true,
+            shutdown_timeout: Seconds(30.0),
+        }
+    }
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    pub include_rates: bool,
+    pub include_working_hours: bool,
+    /// Refuse a run that would remove more than this share of users or of groups.
+    pub max_delete_fraction: f64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            include_rates: true,
+            include_working_hours: true,
+            max_delete_fraction: 0.5,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter; `RUST_LOG` wins over it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// Human lines or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A duration in the file: a number of seconds (`30`, `0.5`) or a string with a unit
+/// (`"500ms"`, `"30s"`, `"5m"`, `"1h"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub f64);
+
+impl Seconds {
+    /// As a `Duration`.
+    pub fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0.max(0.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let secs = match Raw::deserialize(d)? {
+            Raw::Number(n) => n,
+            Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom)?,
+        };
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(serde::de::Error::custom(format!(
+                "a duration must be a non-negative number of seconds, not {secs}"
+            )));
+        }
+        Ok(Seconds(secs))
+    }
+}
+
+/// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try \"30s\", \"5m\", \"500ms\")"))?;
+    let factor = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{text}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    Ok(n * factor)
+}
+
+/// A config that could not be used; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no config file: pass --config PATH, set ORGMIRROR_CONFIG, or create ./orgmirror.toml or /etc/orgmirror/orgmirror.toml")]
+    NotFound,
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no credentials: set TOGGL_API_TOKEN, or TOGGL_EMAIL and TOGGL_PASSWORD, or provide $CREDENTIALS_DIRECTORY/toggl_api_token (systemd LoadCredential=)")]
+    NoCredentials,
+    #[error("cannot read credential {path}: {source}")]
+    Credential {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid credentials: {0}")]
+    BadCredentials(String),
+}
+
+impl Config {
+    /// Finds the file: the explicit path, `$ORGMIRROR_CONFIG`, then [`DEFAULT_CONFIG_PATHS`].
+    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+        if let Some(p) = explicit {
+            return Ok(p.to_path_buf());
+        }
+        if let Some(p) = std::env::var_os("ORGMIRROR_CONFIG").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        DEFAULT_CONFIG_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or(ConfigError::NotFound)
+    }
+
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                field,
+                message: message.into(),
+            }
+        }
+        validate_base_url(&self.api.base_url).map_err(|m| invalid("api.base_url", m))?;
+        if self.api.organization_id <= 0 {
+            return Err(invalid(
+                "api.organization_id",
+                "must be set to the organization's id (a positive integer)",
+            ));
+        }
+        if self.api.workspace_id <= 0 {
+            return Err(invalid(
+                "api.workspace_id",
+                "must be set to a workspace id of the organization (the teams endpoint needs it for its permission check)",
+            ));
+        }
+        if !(1..=1000).contains(&self.api.per_page) {
+            return Err(invalid(
+                "api.per_page",
+                format!("must be between 1 and 1000, not {}", self.api.per_page),
+            ));
+        }
+        if self.api.max_attempts == 0 {
+            return Err(invalid("api.max_attempts", "must be at least 1"));
+        }
+        if self.api.request_timeout.0 <= 0.0 {
+            return Err(invalid("api.request_timeout", "must be greater than zero"));
+        }
+        if self.api.connect_timeout.0 <= 0.0 {
+            return Err(invalid("api.connect_timeout", "must be greater than zero"));
+        }
+        if self.api.max_body_bytes < 1024 {
+            return Err(invalid("api.max_body_bytes", "must be at least 1024"));
+        }
+        if self.api.max_pages == 0 {
+            return Err(invalid("api.max_pages", "must be at least 1"));
+        }
+        if self.database.path.as_os_str().is_empty() {
+            return Err(invalid("database.path", "must not be empty"));
+        }
+        let f = self.sync.max_delete_fraction;
+        if !(0.0..=1.0).contains(&f) {
+            return Err(invalid(
+                "sync.max_delete_fraction",
+                format!("must be between 0 and 1, not {f}"),
+            ));
+        }
+        validate_cron(&self.schedule.cron).map_err(|m| invalid("schedule.cron", m))?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "`{}` is not a log filter (try \"info\" or \"orgmirror=debug\")",
+                    self.log.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `https://…`, or `http://…` only when the host is loopback.
+pub fn validate_base_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+                None => false,
+            };
+            if !loopback {
+                return Err(format!(
+                    "`{text}` uses plain http to a remote host; credentials would travel in clear text. Use https (plain http is allowed only for loopback hosts)"
+                ));
+            }
+        }
+        other => return Err(format!("`{text}` has scheme `{other}`; use https")),
+    }
+    if url.host().is_none() {
+        return Err(format!("`{text}` has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{text}` must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials must not be written in the URL; use TOGGL_API_TOKEN".to_string());
+    }
+    Ok(url)
+}
+
+/// Six whitespace-separated fields, seconds first (what tokio-cron-scheduler parses).
+pub fn validate_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!(
+            "`{expr}` has {fields} fields; six are needed, seconds first (e.g. \"0 */30 * * * *\")"
+        ));
+    }
+    croner_check(expr)
+}
+
+fn croner_check(expr: &str) -> Result<(), String> {
+    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+        .map(|_| ())
+        .map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))
+}
+
+/// The API credentials; never printed, never logged.
+#[derive(Clone)]
+pub enum Credentials {
+    /// `TOGGL_API_TOKEN` or the systemd credential.
+    Token(SecretString),
+    /// `TOGGL_EMAIL` + `TOGGL_PASSWORD`.
+    Login {
+        email: String,
+        password: SecretString,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Token(_) => f.write_str("Credentials::Token([redacted])"),
+            Credentials::Login { .. } => f.write_str("Credentials::Login([redacted])"),
+        }
+    }
+}
+
+impl Credentials {
+    /// From the process environment, in the documented order of precedence.
+    pub fn from_env() -> Result<Credentials, ConfigError> {
+        Credentials::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The same, reading variables through `var` (testable without touching the environment).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Credentials, ConfigError> {
+        let nonempty = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        if let Some(token) = nonempty("TOGGL_API_TOKEN") {
+            return Credentials::token(token);
+        }
+        match (nonempty("TOGGL_EMAIL"), nonempty("TOGGL_PASSWORD")) {
+            (Some(email), Some(password)) => {
+                if email.contains(':') {
+                    return Err(ConfigError::BadCredentials(
+                        "TOGGL_EMAIL must not contain ':'".into(),
+                    ));
+                }
+                return Ok(Credentials::Login {
+                    email: email.trim().to_string(),
+                    password: SecretString::from(password),
+                });
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::BadCredentials(
+                    "TOGGL_EMAIL is set but TOGGL_PASSWORD is not".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::BadCredentials(
+                    "TOGGL_PASSWORD is set but TOGGL_EMAIL is not".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        if let Some(dir) = nonempty("CREDENTIALS_DIRECTORY") {
+            let path = Path::new(&dir).join("toggl_api_token");
+            if path.exists() {
+                let token =
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::Credential {
+                        path: path.clone(),
+                        source,
+                    })?;
+                return Credentials::token(token);
+            }
+        }
+        Err(ConfigError::NoCredentials)
+    }
+
+    fn token(raw: String) -> Result<Credentials, ConfigError> {
+        let token = raw.trim();
+        if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ConfigError::BadCredentials(
+                "the API token is empty or contains whitespace or control characters".into(),
+            ));
+        }
+        Ok(Credentials::Token(SecretString::from(token.to_string())))
+    }
+
+    /// The `Authorization` header value for `scheme`.
+    pub fn authorization(&self, scheme: AuthScheme) -> SecretString {
+        use base64::Engine as _;
+        let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let value = match (self, scheme) {
+            (Credentials::Token(t), AuthScheme::Bearer) => format!("Bearer {}", t.expose_secret()),
+            (Credentials::Token(t), AuthScheme::Basic) => {
+                format!(
+                    "Basic {}",
+                    encode(&format!("{}:api_token", t.expose_secret()))
+                )
+            }
+            (Credentials::Login { email, password }, _) => {
+                format!(
+                    "Basic {}",
+                    encode(&format!("{email}:{}", password.expose_secret()))
+                )
+            }
+        };
+        SecretString::from(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[api]\norganization_id = 1\nworkspace_id = 2\n";
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../config/orgmirror.example.toml");
+        let c = Config::parse(text).expect("example config parses");
+        assert_eq!(c.api.per_page, 200);
+        assert_eq!(c.schedule.cron, "0 */30 * * * *");
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_ids() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.api.base_url, "https://focus.toggl.com/api");
+        assert!(c.sync.include_rates);
+        assert_eq!(c.sync.max_delete_fraction, 0.5);
+        assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse(&format!("{MINIMAL}per_pages = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("per_pages"), "{err}");
+        let err = Config::parse(&format!("{MINIMAL}[sync]\nmax_delete = 0.2\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_delete"), "{err}");
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let cases = [
+            ("[api]\norganization_id = 1\nworkspace_id = 2\nbase_url = \"http://focus.example.com/api\"\n", "api.base_url"),
+            ("[api]\norganization_id = 0\nworkspace_id = 2\n", "api.organization_id"),
+            ("[api]\norganization_id = 1\n", "api.workspace_id"),
+            ("[api]\norganization_id = 1\nworkspace_id = 2\nper_page = 0\n", "api.per_page"),
+            (&format!("{MINIMAL}[sync]\nmax_delete_fraction = 1.5\n"), "sync.max_delete_fraction"),
+            (&format!("{MINIMAL}[schedule]\ncron = \"*/5 * * * *\"\n"), "schedule.cron"),
+            (&format!("{MINIMAL}[log]\nlevel = \"=[\"\n"), "log.level"),
+        ];
+        for (text, field) in cases {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(field), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        assert!(validate_base_url("http://127.0.0.1:8080/api").is_ok());
+        assert!(validate_base_url("http://localhost/api").is_ok());
+        assert!(validate_base_url("http://[::1]:9/api").is_ok());
+        assert!(validate_base_url("http://10.0.0.1/api").is_err());
+        assert!(validate_base_url("ftp://example.com").is_err());
+        assert!(validate_base_url("https://user:pw@example.com").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), 0.5);
+        assert_eq!(parse_duration("5m").unwrap(), 300.0);
+        assert_eq!(parse_duration("2").unwrap(), 2.0);
+        assert!(parse_duration("5 weeks").is_err());
+    }
+
+    #[test]
+    fn credentials_precedence_and_headers() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c =
+            Credentials::from_lookup(env(&[("TOGGL_API_TOKEN", "tok"), ("TOGGL_EMAIL", "a@b")]))
+                .unwrap();
+        assert_eq!(
+            c.authorization(AuthScheme::Basic).expose_secret(),
+            "Basic dG9rOmFwaV90b2tlbg=="
+        );
+        assert_eq!(
+            c.authorization(AuthScheme::Bearer).expose_secret(),
+            "Bearer tok"
+        );
+        let c =
+            Credentials::from_lookup(env(&[("TOGGL_EMAIL", "a@b.c"), ("TOGGL_PASSWORD", "pw")]))
+                .unwrap();
+        assert_eq!(
+            c.authorization(AuthScheme::Basic).expose_secret(),
+            "Basic YUBiLmM6cHc="
+        );
+        assert!(matches!(
+            Credentials::from_lookup(env(&[("TOGGL_EMAIL", "a@b.c")])),
+            Err(ConfigError::BadCredentials(_))
+        ));
+        assert!(matches!(
+            Credentials::from_lookup(env(&[])),
+            Err(ConfigError::NoCredentials)
+        ));
+        assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn credentials_from_systemd_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("toggl_api_token"), "secret-token\n").unwrap();
+        let d = dir.path().to_string_lossy().to_string();
+        let c =
+            Credentials::from_lookup(move |k| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone()))
+                .unwrap();
+        assert_eq!(
+            c.authorization(AuthScheme::Bearer).expose_secret(),
+            "Bearer secret-token"
+        );
+    }
+}

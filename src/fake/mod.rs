@@ -1,0 +1,1 @@
+//! The built-in fake Focus API (skeleton; filled in by the fake work).

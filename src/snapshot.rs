@@ -1,0 +1,661 @@
+//! The mirror's own picture of an organization: normalised records of every entity,
+//! built from the API models and compared by their canonical JSON.
+//!
+//! Normalisation is what makes "the same data" compare equal: timestamps become UTC
+//! with a `Z`, lists are sorted by id, and the fields that merely repeat another
+//! entity (a group's name inside a user, a user's name inside a membership) are left
+//! out so that a rename is one event on the renamed entity, not one per reference.
+//! Field names are the upstream's, so `changed_fields` speaks the API's language.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::models::{OrganizationUser, Role, Team};
+
+/// The kinds of entity the mirror tracks, named as `change_events.entity` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Role,
+    Group,
+    User,
+    GroupMembership,
+    UserRate,
+}
+
+impl Entity {
+    /// Every kind, in the order a run writes them.
+    pub const ALL: [Entity; 5] = [
+        Entity::Role,
+        Entity::Group,
+        Entity::User,
+        Entity::GroupMembership,
+        Entity::UserRate,
+    ];
+
+    /// The name used in `change_events.entity` and the history table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Role => "role",
+            Entity::Group => "group",
+            Entity::User => "user",
+            Entity::GroupMembership => "group_membership",
+            Entity::UserRate => "user_rate",
+        }
+    }
+
+    /// The inverse of [`Entity::as_str`].
+    pub fn parse(s: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// Identifies one entity: the upstream id, or (group, user) for a membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityKey {
+    pub entity: Entity,
+    /// The upstream id; the group id for a membership; the user id for a rate.
+    pub id: i64,
+    /// The organization user id of a membership; 0 otherwise.
+    pub sub_id: i64,
+}
+
+impl EntityKey {
+    pub fn new(entity: Entity, id: i64) -> EntityKey {
+        EntityKey {
+            entity,
+            id,
+            sub_id: 0,
+        }
+    }
+
+    pub fn membership(group_id: i64, organization_user_id: i64) -> EntityKey {
+        EntityKey {
+            entity: Entity::GroupMembership,
+            id: group_id,
+            sub_id: organization_user_id,
+        }
+    }
+
+    /// `change_events.entity_id`: the upstream id, or `group_id:organization_user_id`.
+    pub fn entity_id(&self) -> String {
+        match self.entity {
+            Entity::GroupMembership => format!("{}:{}", self.id, self.sub_id),
+            _ => self.id.to_string(),
+        }
+    }
+
+    /// The inverse of [`EntityKey::entity_id`].
+    pub fn parse(entity: Entity, entity_id: &str) -> Option<EntityKey> {
+        match entity {
+            Entity::GroupMembership => {
+                let (g, u) = entity_id.split_once(':')?;
+                Some(EntityKey::membership(g.parse().ok()?, u.parse().ok()?))
+            }
+            _ => Some(EntityKey::new(entity, entity_id.parse().ok()?)),
+        }
+    }
+}
+
+/// A normalised organization user (without rate: see [`RateRecord`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: i64,
+    pub user_account_id: Option<i64>,
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub active: Option<bool>,
+    pub admin: Option<bool>,
+    pub owner: Option<bool>,
+    pub joined: Option<bool>,
+    pub invite_sent: Option<bool>,
+    #[serde(rename = "2fa_enabled")]
+    pub two_fa_enabled: Option<bool>,
+    pub can_edit_personal_details: Option<bool>,
+    pub account_locked_at: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub organization_id: Option<i64>,
+    pub working_hours: Option<f64>,
+    /// Canonical JSON (keys sorted) of the seed's untyped `permissions` object.
+    pub permissions: Option<serde_json::Value>,
+    /// Sorted by id.
+    pub tags: Vec<TagRecord>,
+    /// Sorted by workspace id.
+    pub workspaces: Vec<UserWorkspaceRecord>,
+}
+
+/// A tag on a user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagRecord {
+    pub id: i64,
+    pub label: Option<String>,
+    pub color: Option<String>,
+}
+
+/// A user's place in a workspace, with the role ids there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserWorkspaceRecord {
+    pub id: i64,
+    pub workspace_user_id: Option<i64>,
+    pub focus_role_id: Option<i64>,
+    pub track_role_id: Option<i64>,
+    pub work_role_id: Option<i64>,
+    /// Sorted.
+    pub toggl_products: Vec<String>,
+}
+
+/// A user's current rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateRecord {
+    pub organization_user_id: i64,
+    pub hourly_rate: Option<f64>,
+    pub currency: Option<String>,
+    pub start_at: Option<String>,
+    pub end_at: Option<String>,
+    pub workspace_id: Option<i64>,
+    pub workspace_rate_id: Option<i64>,
+    pub workspace_user_rate_id: Option<i64>,
+}
+
+/// A normalised group (its members are [`MembershipRecord`]s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub id: i64,
+    pub name: Option<String>,
+    pub emoji: Option<String>,
+    pub organization_id: Option<i64>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub deleted_at: Option<String>,
+    /// Sorted by workspace id.
+    pub workspaces: Vec<GroupWorkspaceRecord>,
+    /// Sorted by id.
+    pub ghosts: Vec<GhostRecord>,
+}
+
+/// A workspace a group is linked to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupWorkspaceRecord {
+    pub workspace_id: i64,
+    pub workspace_group_id: Option<i64>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+/// A ghost of a team.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GhostRecord {
+    pub id: i64,
+    pub name: Option<String>,
+}
+
+/// One user's membership of one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MembershipRecord {
+    pub group_id: i64,
+    pub organization_user_id: i64,
+    pub user_group_id: Option<i64>,
+    pub user_account_id: Option<i64>,
+    pub focus_role_id: Option<i64>,
+    pub track_role_id: Option<i64>,
+    pub work_role_id: Option<i64>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+/// A role with its permissions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub role_id: i64,
+    pub code: Option<String>,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub privilege_level: Option<i64>,
+    pub entity: Option<String>,
+    pub description: Option<String>,
+    pub organization_id: Option<i64>,
+    /// Sorted by permission id.
+    pub permissions: Vec<PermissionRecord>,
+}
+
+/// A permission of a role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionRecord {
+    pub permission_id: i64,
+    pub name: Option<String>,
+    pub entity: Option<String>,
+    pub condition: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A record with the top-level fields the model did not know, kept verbatim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept<T> {
+    pub record: T,
+    /// Canonical JSON object of unknown top-level fields; `None` when there were none.
+    pub unknown: Option<String>,
+}
+
+/// Everything one pull saw, normalised and keyed. Built only from a complete pull.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrgSnapshot {
+    pub roles: BTreeMap<i64, Kept<RoleRecord>>,
+    pub groups: BTreeMap<i64, Kept<GroupRecord>>,
+    pub users: BTreeMap<i64, Kept<UserRecord>>,
+    pub memberships: BTreeMap<(i64, i64), MembershipRecord>,
+    pub rates: BTreeMap<i64, RateRecord>,
+    /// Workspace names seen in users and groups (not tracked as history).
+    pub workspace_names: BTreeMap<i64, String>,
+}
+
+/// A record the API sent that cannot be mirrored (no id, say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{entity} record {position}: {message}")]
+pub struct RecordError {
+    pub entity: &'static str,
+    /// Where it was, e.g. `#17` or `id 42`.
+    pub position: String,
+    pub message: String,
+}
+
+fn missing(entity: &'static str, position: String, field: &str) -> RecordError {
+    RecordError {
+        entity,
+        position,
+        message: format!("has no `{field}`"),
+    }
+}
+
+impl OrgSnapshot {
+    /// Adds roles as the roles endpoint listed them.
+    pub fn add_roles(&mut self, roles: Vec<(Role, Option<String>)>) -> Result<(), RecordError> {
+        for (i, (role, unknown)) in roles.into_iter().enumerate() {
+            let record = RoleRecord::from_api(role).map_err(|m| RecordError {
+                entity: "role",
+                position: format!("#{}", i + 1),
+                message: m,
+            })?;
+            self.roles.insert(record.role_id, Kept { record, unknown });
+        }
+        Ok(())
+    }
+
+    /// Adds a team: the group, its memberships and workspace names.
+    pub fn add_team(&mut self, team: Team, unknown: Option<String>) -> Result<(), RecordError> {
+        let id = team
+            .id
+            .ok_or_else(|| missing("group", "without id".into(), "id"))?;
+        let pos = || format!("id {id}");
+        let mut members = BTreeMap::new();
+        for u in &team.users {
+            let uid = u
+                .organization_user_id
+                .ok_or_else(|| missing("group", pos(), "users[].organization_user_id"))?;
+            members.insert(
+                (id, uid),
+                MembershipRecord {
+                    group_id: id,
+                    organization_user_id: uid,
+                    user_group_id: u.user_group_id,
+                    user_account_id: u.user_account_id,
+                    focus_role_id: u.focus_role_id,
+                    track_role_id: u.track_role_id,
+                    work_role_id: u.work_role_id,
+                    created_at: utc(u.created_at.as_deref()),
+                    updated_at: utc(u.updated_at.as_deref()),
+                    deleted_at: utc(u.deleted_at.as_deref()),
+                },
+            );
+        }
+        let mut workspaces = Vec::with_capacity(team.workspaces.len());
+        for w in &team.workspaces {
+            let wid = w
+                .workspace_id
+                .ok_or_else(|| missing("group", pos(), "workspaces[].workspace_id"))?;
+            if let Some(name) = &w.name {
+                self.workspace_names.insert(wid, name.clone());
+            }
+            workspaces.push(GroupWorkspaceRecord {
+                workspace_id: wid,
+                workspace_group_id: w.workspace_group_id,
+                created_at: utc(w.created_at.as_deref()),
+                updated_at: utc(w.updated_at.as_deref()),
+                deleted_at: utc(w.deleted_at.as_deref()),
+            });
+        }
+        workspaces.sort_by_key(|w| w.workspace_id);
+        workspaces.dedup_by_key(|w| w.workspace_id);
+        let mut ghosts = Vec::with_capacity(team.ghosts.len());
+        for g in team.ghosts {
+            let gid = g.id.ok_or_else(|| missing("group", pos(), "ghosts[].id"))?;
+            ghosts.push(GhostRecord {
+                id: gid,
+                name: g.name,
+            });
+        }
+        ghosts.sort_by_key(|g| g.id);
+        ghosts.dedup_by_key(|g| g.id);
+        let record = GroupRecord {
+            id,
+            name: team.name,
+            emoji: team.emoji,
+            organization_id: team.organization_id,
+            created_at: utc(team.created_at.as_deref()),
+            updated_at: utc(team.updated_at.as_deref()),
+            deleted_at: utc(team.deleted_at.as_deref()),
+            workspaces,
+            ghosts,
+        };
+        // A team seen twice (paging shifted) replaces its earlier copy whole.
+        self.memberships.retain(|&(g, _), _| g != id);
+        self.memberships.extend(members);
+        self.groups.insert(id, Kept { record, unknown });
+        Ok(())
+    }
+
+    /// Adds a user and, when present, its rate.
+    pub fn add_user(
+        &mut self,
+        user: OrganizationUser,
+        unknown: Option<String>,
+    ) -> Result<(), RecordError> {
+        let id = user
+            .id
+            .ok_or_else(|| missing("user", "without id".into(), "id"))?;
+        let mut tags = Vec::with_capacity(user.tags.len());
+        for t in user.tags {
+            let tid =
+                t.id.ok_or_else(|| missing("user", format!("id {id}"), "tags[].id"))?;
+            tags.push(TagRecord {
+                id: tid,
+                label: t.label,
+                color: t.color,
+            });
+        }
+        tags.sort_by_key(|t| t.id);
+        tags.dedup_by_key(|t| t.id);
+        let mut workspaces = Vec::with_capacity(user.workspaces.len());
+        for w in user.workspaces {
+            let wid =
+                w.id.ok_or_else(|| missing("user", format!("id {id}"), "workspaces[].id"))?;
+            if let Some(name) = w.name {
+                self.workspace_names.insert(wid, name);
+            }
+            let mut products = w.toggl_products;
+            products.sort();
+            products.dedup();
+            workspaces.push(UserWorkspaceRecord {
+                id: wid,
+                workspace_user_id: w.workspace_user_id,
+                focus_role_id: w.focus_role_id,
+                track_role_id: w.track_role_id,
+                work_role_id: w.work_role_id,
+                toggl_products: products,
+            });
+        }
+        workspaces.sort_by_key(|w| w.id);
+        workspaces.dedup_by_key(|w| w.id);
+        match user.rate {
+            Some(rate) => {
+                self.rates.insert(
+                    id,
+                    RateRecord {
+                        organization_user_id: id,
+                        hourly_rate: rate.hourly_rate,
+                        currency: rate.currency,
+                        start_at: utc(rate.start_at.as_deref()),
+                        end_at: utc(rate.end_at.as_deref()),
+                        workspace_id: rate.workspace_id,
+                        workspace_rate_id: rate.workspace_rate_id,
+                        workspace_user_rate_id: rate.workspace_user_rate_id,
+                    },
+                );
+            }
+            None => {
+                self.rates.remove(&id);
+            }
+        }
+        let record = UserRecord {
+            id,
+            user_account_id: user.user_account_id,
+            user_id: user.user_id,
+            name: user.name,
+            email: user.email,
+            active: user.active,
+            admin: user.admin,
+            owner: user.owner,
+            joined: user.joined,
+            invite_sent: user.invite_sent,
+            two_fa_enabled: user.two_fa_enabled,
+            can_edit_personal_details: user.can_edit_personal_details,
+            account_locked_at: utc(user.account_locked_at.as_deref()),
+            created_at: utc(user.created_at.as_deref()),
+            updated_at: utc(user.updated_at.as_deref()),
+            deleted_at: utc(user.deleted_at.as_deref()),
+            organization_id: user.organization_id,
+            working_hours: user.working_hours,
+            permissions: user.permissions.filter(|p| !p.is_null()),
+            tags,
+            workspaces,
+        };
+        self.users.insert(id, Kept { record, unknown });
+        Ok(())
+    }
+
+    /// Removes a user and its rate (memberships come from the groups).
+    pub fn remove_user(&mut self, id: i64) {
+        self.users.remove(&id);
+        self.rates.remove(&id);
+    }
+
+    /// Removes a group and its memberships.
+    pub fn remove_group(&mut self, id: i64) {
+        self.groups.remove(&id);
+        self.memberships.retain(|&(g, _), _| g != id);
+    }
+
+    /// Every entity as (key, canonical JSON, unknown fields), in key order.
+    pub fn rows(&self) -> impl Iterator<Item = SnapshotRow<'_>> + '_ {
+        let roles = self.roles.iter().map(|(&id, k)| SnapshotRow {
+            key: EntityKey::new(Entity::Role, id),
+            value: RecordRef::Role(&k.record),
+            unknown: k.unknown.as_deref(),
+        });
+        let groups = self.groups.iter().map(|(&id, k)| SnapshotRow {
+            key: EntityKey::new(Entity::Group, id),
+            value: RecordRef::Group(&k.record),
+            unknown: k.unknown.as_deref(),
+        });
+        let users = self.users.iter().map(|(&id, k)| SnapshotRow {
+            key: EntityKey::new(Entity::User, id),
+            value: RecordRef::User(&k.record),
+            unknown: k.unknown.as_deref(),
+        });
+        let memberships = self.memberships.iter().map(|(&(g, u), m)| SnapshotRow {
+            key: EntityKey::membership(g, u),
+            value: RecordRef::Membership(m),
+            unknown: None,
+        });
+        let rates = self.rates.iter().map(|(&id, r)| SnapshotRow {
+            key: EntityKey::new(Entity::UserRate, id),
+            value: RecordRef::Rate(r),
+            unknown: None,
+        });
+        roles
+            .chain(groups)
+            .chain(users)
+            .chain(memberships)
+            .chain(rates)
+    }
+
+    /// Number of entities of each kind.
+    pub fn count(&self, entity: Entity) -> usize {
+        match entity {
+            Entity::Role => self.roles.len(),
+            Entity::Group => self.groups.len(),
+            Entity::User => self.users.len(),
+            Entity::GroupMembership => self.memberships.len(),
+            Entity::UserRate => self.rates.len(),
+        }
+    }
+}
+
+/// A borrowed record of any kind.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordRef<'a> {
+    Role(&'a RoleRecord),
+    Group(&'a GroupRecord),
+    User(&'a UserRecord),
+    Membership(&'a MembershipRecord),
+    Rate(&'a RateRecord),
+}
+
+impl RecordRef<'_> {
+    /// The canonical JSON the mirror compares and stores.
+    pub fn canonical_json(&self) -> String {
+        let r = match self {
+            RecordRef::Role(r) => serde_json::to_string(r),
+            RecordRef::Group(r) => serde_json::to_string(r),
+            RecordRef::User(r) => serde_json::to_string(r),
+            RecordRef::Membership(r) => serde_json::to_string(r),
+            RecordRef::Rate(r) => serde_json::to_string(r),
+        };
+        // Serializing these plain structs (strings, numbers, Values) cannot fail.
+        r.unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()))
+    }
+}
+
+/// One entity of a snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotRow<'a> {
+    pub key: EntityKey,
+    pub value: RecordRef<'a>,
+    pub unknown: Option<&'a str>,
+}
+
+impl RoleRecord {
+    fn from_api(role: Role) -> Result<RoleRecord, String> {
+        let role_id = role.role_id.ok_or("has no `role_id`")?;
+        let mut permissions = Vec::with_capacity(role.permissions.len());
+        for p in role.permissions {
+            let permission_id = p.permission_id.ok_or_else(|| {
+                format!("(role_id {role_id}) has a permission without `permission_id`")
+            })?;
+            permissions.push(PermissionRecord {
+                permission_id,
+                name: p.name,
+                entity: p.entity,
+                condition: p.condition,
+                description: p.description,
+            });
+        }
+        permissions.sort_by_key(|p| p.permission_id);
+        permissions.dedup_by_key(|p| p.permission_id);
+        Ok(RoleRecord {
+            role_id,
+            code: role.code,
+            name: role.name,
+            kind: role.kind,
+            privilege_level: role.privilege_level,
+            entity: role.entity,
+            description: role.description,
+            organization_id: role.organization_id,
+            permissions,
+        })
+    }
+}
+
+/// An RFC 3339 timestamp in UTC with a `Z`; text that is not a timestamp is kept as sent.
+pub fn utc(ts: Option<&str>) -> Option<String> {
+    let ts = ts?;
+    match chrono::DateTime::parse_from_rfc3339(ts) {
+        Ok(t) => Some(format_utc(t.with_timezone(&chrono::Utc))),
+        Err(_) => Some(ts.to_string()),
+    }
+}
+
+/// Formats an instant as the mirror stores it: `2026-11-28T12:00:00Z`, with fractional
+/// seconds only when there are some.
+pub fn format_utc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A stable 64-bit FNV-1a hash of canonical JSON (stable across builds, unlike std's hasher).
+pub fn content_hash(text: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in text.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_normalise_to_the_same_instant() {
+        assert_eq!(
+            utc(Some("2026-03-01T14:00:00+02:00")).as_deref(),
+            Some("2026-03-01T12:00:00Z")
+        );
+        assert_eq!(
+            utc(Some("2026-03-01T12:00:00Z")).as_deref(),
+            Some("2026-03-01T12:00:00Z")
+        );
+        assert_eq!(
+            utc(Some("2026-03-01T12:00:00.250Z")).as_deref(),
+            Some("2026-03-01T12:00:00.250Z")
+        );
+        assert_eq!(utc(Some("not a time")).as_deref(), Some("not a time"));
+        assert_eq!(utc(None), None);
+    }
+
+    #[test]
+    fn reordered_lists_give_the_same_json() {
+        let user = |tags: Vec<i64>| OrganizationUser {
+            id: Some(7),
+            tags: tags
+                .into_iter()
+                .map(|id| crate::api::models::Tag {
+                    id: Some(id),
+                    label: Some(format!("t{id}")),
+                    color: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let mut a = OrgSnapshot::default();
+        a.add_user(user(vec![3, 1, 2]), None).unwrap();
+        let mut b = OrgSnapshot::default();
+        b.add_user(user(vec![2, 3, 1]), None).unwrap();
+        let ja: Vec<String> = a.rows().map(|r| r.value.canonical_json()).collect();
+        let jb: Vec<String> = b.rows().map(|r| r.value.canonical_json()).collect();
+        assert_eq!(ja, jb);
+    }
+
+    #[test]
+    fn a_record_without_id_is_an_error() {
+        let mut s = OrgSnapshot::default();
+        let err = s.add_user(OrganizationUser::default(), None).unwrap_err();
+        assert!(err.to_string().contains("`id`"), "{err}");
+    }
+
+    #[test]
+    fn entity_ids_round_trip() {
+        for key in [
+            EntityKey::new(Entity::User, 42),
+            EntityKey::membership(5, 9),
+        ] {
+            assert_eq!(EntityKey::parse(key.entity, &key.entity_id()), Some(key));
+        }
+    }
+}
