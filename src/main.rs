@@ -1,1 +1,93 @@
-fn main() {}
+//! The `orgmirror` command: parse arguments, call the library, map errors to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use orgmirror::commands::{self, CommandError, Exit};
+
+/// Mirrors a Toggl Focus organization into SQLite and keeps the history of every change.
+#[derive(Parser)]
+#[command(name = "orgmirror", version, about)]
+struct Cli {
+    /// The config file (default: $ORGMIRROR_CONFIG, ./orgmirror.toml, /etc/orgmirror/orgmirror.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One complete pull, diff and commit, then exit.
+    Sync {
+        /// Accept a pull that would delete more than sync.max_delete_fraction of users or groups.
+        #[arg(long)]
+        allow_mass_delete: bool,
+    },
+    /// The whole job end to end with no account: a built-in fake organization, two syncs, what changed.
+    Demo {
+        /// Where to write the demo database (replaced if it exists).
+        #[arg(long, default_value = "orgmirror-demo.sqlite")]
+        db: PathBuf,
+        /// Users in the fake organization.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Serve the built-in fake Focus API (for tests, demos and benchmarks).
+    FakeApi {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 500)]
+        users: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The most rows the server returns per page, whatever per_page asks.
+        #[arg(long, default_value_t = 200)]
+        per_page_cap: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("orgmirror: cannot start the async runtime: {e}");
+            return Exit::Failed.into();
+        }
+    };
+    let config = cli.config.as_deref();
+    let result: Result<Exit, CommandError> = runtime.block_on(async {
+        match cli.command {
+            Command::Sync { allow_mass_delete } => commands::sync(config, allow_mass_delete).await,
+            Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
+            Command::FakeApi {
+                listen,
+                users,
+                seed,
+                per_page_cap,
+            } => {
+                let opts = orgmirror::fake::FakeOptions {
+                    users,
+                    seed,
+                    per_page_cap,
+                    ..Default::default()
+                };
+                orgmirror::fake::serve_cli(listen, opts)
+                    .await
+                    .map(|()| Exit::Ok)
+                    .map_err(|e| CommandError::failed(format!("{e:#}")))
+            }
+        }
+    });
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("orgmirror: {}", e.message);
+            e.exit.into()
+        }
+    }
+}

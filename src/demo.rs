@@ -1,0 +1,251 @@
+//! `orgmirror demo`: the whole job with no account. Starts the built-in fake
+//! organization, syncs into a fresh database, changes the organization the way real
+//! ones change, syncs again, and shows what the mirror recorded.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use secrecy::SecretString;
+
+use crate::api::Client;
+use crate::commands::{exit_of, print_report, CommandError, Exit};
+use crate::config::{Config, Credentials, LogFormat};
+use crate::fake::{FakeOptions, FakeServer};
+use crate::store::{Store, StoreOptions};
+use crate::sync::{self, SyncOptions};
+
+/// Runs the demo into `db` (replaced if it exists) with a fake org of `users` users.
+pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandError> {
+    crate::logging::init(LogFormat::Text, "warn");
+    let users = users.max(10);
+    remove_database(db)?;
+    let options = FakeOptions {
+        users,
+        seed,
+        ..Default::default()
+    };
+    let server = FakeServer::start(options.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| CommandError::failed(format!("cannot start the fake organization: {e}")))?;
+    let config = demo_config(&server.base_url(), &options, db)?;
+    let client = Client::new(&config.api, &Credentials::Token(SecretString::from(options.token.clone())))?;
+    let mut store = Store::open(db, &StoreOptions::default())?;
+    let sync_options = SyncOptions::default();
+
+    println!("orgmirror demo: a fake organization of {users} users at {}", server.base_url());
+    println!("mirroring it into {}\n", db.display());
+    println!("1. First sync (every entity is an insert):");
+    let first = sync::run_once(&client, &mut store, &config, &sync_options).await?;
+    print_report(&first);
+    if !first.committed {
+        return Ok(exit_of(&first));
+    }
+    let as_of_first = crate::sync::now_utc();
+
+    let story = change_the_organization(&server);
+    println!("\n2. Meanwhile in the organization:");
+    for line in &story.lines {
+        println!("   - {line}");
+    }
+    // Two runs in the same second would give zero-length history intervals; wait so the
+    // example queries below show distinct times.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    println!("\n3. Second sync (only what changed):");
+    let second = sync::run_once(&client, &mut store, &config, &sync_options).await?;
+    print_report(&second);
+    if !second.committed {
+        return Ok(exit_of(&second));
+    }
+    let conn = store.connection();
+    println!("\n   What the mirror recorded (change_events of run {}):", second.run_id);
+    print_events(conn, second.run_id)?;
+
+    println!("\n4. Three questions answered offline with SQL (sqlite3 {}):", db.display());
+    let group = story.renamed_group;
+    print_query(
+        conn,
+        "Who is in the renamed group now?",
+        &format!(
+            "SELECT g.name AS group_name, u.name, u.email
+             FROM group_members_current m
+             JOIN groups_current g USING (group_id)
+             JOIN users_current u USING (organization_user_id)
+             WHERE m.group_id = {group} ORDER BY u.name LIMIT 8"
+        ),
+    )?;
+    print_query(
+        conn,
+        "Who was in it as of the first sync?",
+        &format!(
+            "SELECT h.organization_user_id, u.name
+             FROM group_membership_history h LEFT JOIN users_current u USING (organization_user_id)
+             WHERE h.group_id = {group}
+               AND h.valid_from <= '{as_of_first}' AND (h.valid_to IS NULL OR h.valid_to > '{as_of_first}')
+             ORDER BY h.organization_user_id LIMIT 8"
+        ),
+    )?;
+    print_query(
+        conn,
+        "How did one person's rate change?",
+        &format!(
+            "SELECT organization_user_id, hourly_rate, currency, valid_from, valid_to
+             FROM rate_history WHERE organization_user_id = {} ORDER BY valid_from",
+            story.rate_user
+        ),
+    )?;
+    println!("The database stays at {}; the README has more queries.", db.display());
+    Ok(Exit::Ok)
+}
+
+fn demo_config(base_url: &str, options: &FakeOptions, db: &Path) -> Result<Config, CommandError> {
+    let text = format!(
+        "[api]\nbase_url = {base_url:?}\norganization_id = {}\nworkspace_id = {}\nmax_attempts = 2\ninitial_backoff = \"100ms\"\n\
+         [database]\npath = {:?}\n",
+        options.organization_id,
+        options.workspace_id,
+        db.display().to_string()
+    );
+    Ok(Config::parse(&text)?)
+}
+
+fn remove_database(db: &Path) -> Result<(), CommandError> {
+    if db.exists() {
+        // Only ever replace a previous demo database, never some other file.
+        if Store::open_read_only(db).is_err() {
+            return Err(CommandError::failed(format!(
+                "{} exists and is not an orgmirror database; choose another --db",
+                db.display()
+            )));
+        }
+    }
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CommandError::failed(format!("cannot remove {}: {e}", Path::new(&p).display()))),
+        }
+    }
+    Ok(())
+}
+
+/// What the demo changed, for the summary and the example queries.
+struct Story {
+    lines: Vec<String>,
+    renamed_group: i64,
+    rate_user: i64,
+}
+
+fn change_the_organization(server: &FakeServer) -> Story {
+    let org = server.handle();
+    let users = org.user_ids();
+    let groups = org.group_ids();
+    let mut lines = Vec::new();
+    let name_of = |id: i64| org.user(id).map(|u| u.name).unwrap_or_default();
+
+    // The busiest group gets renamed, gains a member and loses one.
+    let group = groups
+        .iter()
+        .copied()
+        .max_by_key(|g| org.group_members(*g).len())
+        .unwrap_or_default();
+    let old_name = org.group(group).map(|g| g.name).unwrap_or_default();
+    org.rename_group(group, "Platform Team 🚀");
+    lines.push(format!("group {group} \"{old_name}\" was renamed to \"Platform Team 🚀\""));
+    let members = org.group_members(group);
+    if let Some(&leaver) = members.first() {
+        org.leave_group(group, leaver);
+        lines.push(format!("{} left it", name_of(leaver)));
+    }
+    if let Some(&joiner) = users.iter().find(|u| !members.contains(u)) {
+        org.join_group(group, joiner);
+        lines.push(format!("{} joined it", name_of(joiner)));
+    }
+    // A raise.
+    let rate_user = users.get(users.len() / 2).copied().unwrap_or_default();
+    org.set_rate(rate_user, Some(95.0), "EUR");
+    lines.push(format!("{}'s hourly rate became 95.00 EUR", name_of(rate_user)));
+    // Someone leaves the organization, someone new arrives.
+    if let Some(&gone) = users.last() {
+        lines.push(format!("{} left the organization", name_of(gone)));
+        org.remove_user(gone);
+    }
+    let new_id = org.add_user("Zoë Quinn-O'Brien", "zoe.quinn@example.com");
+    lines.push(format!("Zoë Quinn-O'Brien (id {new_id}) joined the organization"));
+    Story {
+        lines,
+        renamed_group: group,
+        rate_user,
+    }
+}
+
+fn print_events(conn: &Connection, run_id: i64) -> Result<(), CommandError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT entity, entity_id, op, changed_fields FROM change_events
+             WHERE sync_run_id = ?1 ORDER BY event_id",
+        )
+        .map_err(CommandError::failed)?;
+    let rows = stmt
+        .query_map([run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .map_err(CommandError::failed)?;
+    for row in rows {
+        let (entity, id, op, fields) = row.map_err(CommandError::failed)?;
+        let fields = fields.map(|f| format!(" {f}")).unwrap_or_default();
+        println!("   {op:<6} {entity:<16} {id}{fields}");
+    }
+    Ok(())
+}
+
+/// Prints a query, then its answer as a small table.
+fn print_query(conn: &Connection, question: &str, sql: &str) -> Result<(), CommandError> {
+    println!("\n   -- {question}");
+    for line in sql.lines() {
+        println!("   {}", line.trim());
+    }
+    let mut stmt = conn.prepare(sql).map_err(CommandError::failed)?;
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let mut rows = stmt.query([]).map_err(CommandError::failed)?;
+    let mut table = vec![names.clone()];
+    while let Some(row) = rows.next().map_err(CommandError::failed)? {
+        let mut cells = Vec::with_capacity(names.len());
+        for i in 0..names.len() {
+            let cell = match row.get_ref(i).map_err(CommandError::failed)? {
+                ValueRef::Null => "NULL".to_string(),
+                ValueRef::Integer(n) => n.to_string(),
+                ValueRef::Real(f) => format!("{f:.2}"),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Blob(b) => format!("<{} bytes>", b.len()),
+            };
+            cells.push(cell);
+        }
+        table.push(cells);
+    }
+    let widths: Vec<usize> = (0..names.len())
+        .map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    println!();
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        println!("   | {} |", line.join(" | "));
+    }
+    if table.len() == 1 {
+        println!("   (no rows)");
+    }
+    Ok(())
+}

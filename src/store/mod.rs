@@ -1,0 +1,473 @@
+//! The only module that touches SQLite: open (with file modes, pragmas and the schema),
+//! read what a run diffs against, and commit a run in one transaction.
+
+mod write;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::diff::{Diff, StoredHashes, StoredState};
+use crate::snapshot::{Entity, EntityKey};
+
+pub use write::RunTotals;
+
+/// The schema a new database gets.
+pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
+/// `PRAGMA user_version` of [`SCHEMA_SQL`]; raise it with every schema change (and add a migration).
+pub const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA application_id`: "OMIR".
+pub const APPLICATION_ID: i64 = 0x4F4D_4952;
+
+/// The reason written for a run whose process died.
+pub const INTERRUPTED: &str = "interrupted: the process stopped before the run finished";
+
+/// A database that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("database {path} was written by a newer orgmirror (schema version {found}; this one knows up to {supported}); upgrade orgmirror")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{path} is not an orgmirror database (application_id {found:#x})")]
+    Foreign { path: PathBuf, found: i64 },
+    #[error("database {path} is being written by another orgmirror process (lock {lock}); wait for it to finish")]
+    Locked { path: PathBuf, lock: PathBuf },
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// 0640 instead of 0600.
+    pub group_readable: bool,
+    pub busy_timeout: Duration,
+    pub journal_size_limit: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            group_readable: false,
+            busy_timeout: Duration::from_secs(10),
+            journal_size_limit: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// From the `[database]` config.
+    pub fn from_config(db: &crate::config::DatabaseConfig) -> StoreOptions {
+        StoreOptions {
+            group_readable: db.group_readable,
+            busy_timeout: db.busy_timeout.duration(),
+            journal_size_limit: db.journal_size_limit,
+        }
+    }
+
+    fn mode(&self) -> u32 {
+        if self.group_readable {
+            0o640
+        } else {
+            0o600
+        }
+    }
+}
+
+/// An open mirror database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    options: StoreOptions,
+    /// Held while this process is the writer (see [`Store::lock_writer`]).
+    writer_lock: Option<File>,
+}
+
+/// One row of `sync_runs`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SyncRunRow {
+    pub sync_run_id: i64,
+    pub kind: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub requests: i64,
+    pub events_written: i64,
+    pub quota_remaining: Option<i64>,
+    pub quota_resets_at: Option<String>,
+    /// Events by entity and op.
+    pub events: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database at `path` for writing: file modes,
+    /// WAL, `synchronous=FULL`, busy timeout, and the schema.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let mode = options.mode();
+        let io = |message: String| StoreError::Io {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(io(format!("directory {} does not exist", dir.display())));
+            }
+        }
+        // Create the file ourselves so that it never exists with a wider mode, whatever the umask.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| io(format!("cannot create or open: {e}")))?;
+        restrict_modes(path, mode).map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            options: options.clone(),
+            writer_lock: None,
+        };
+        store.configure()?;
+        store.migrate()?;
+        restrict_modes(path, mode).map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
+        Ok(store)
+    }
+
+    /// Opens an existing database read-only (status, export, queries).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                message: "does not exist (has a sync run yet?)".to_string(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+            options: StoreOptions::default(),
+            writer_lock: None,
+        };
+        store.sql(store.conn.busy_timeout(Duration::from_secs(10)))?;
+        store.check_identity()?;
+        Ok(store)
+    }
+
+    /// The path it was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for read-only queries by commands and tests.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
+        r.map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn configure(&self) -> Result<(), StoreError> {
+        self.sql(self.conn.busy_timeout(self.options.busy_timeout))?;
+        let mode: String = self.sql(self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                message: format!("cannot switch to WAL mode (got {mode}); is the file on a network filesystem?"),
+            });
+        }
+        let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
+        self.sql(self.conn.execute_batch(&format!(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit={limit};"
+        )))
+    }
+
+    fn check_identity(&self) -> Result<i64, StoreError> {
+        let app: i64 = self.sql(self.conn.query_row("PRAGMA application_id", [], |r| r.get(0)))?;
+        let version: i64 = self.sql(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
+        if app != APPLICATION_ID && !(app == 0 && version == 0) {
+            return Err(StoreError::Foreign {
+                path: self.path.clone(),
+                found: app,
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(version)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version = self.check_identity()?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tables: i64 = self.sql(self.conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        ))?;
+        if tables > 0 {
+            return Err(StoreError::Foreign {
+                path: self.path.clone(),
+                found: 0,
+            });
+        }
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        tx.execute_batch(SCHEMA_SQL)
+            .and_then(|_| {
+                tx.execute_batch(&format!(
+                    "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
+                ))
+            })
+            .and_then(|_| tx.commit())
+            .map_err(|source| StoreError::Sqlite { path, source })
+    }
+
+    /// Takes the writer lock (`<path>.lock`, flock): one writing process per database.
+    /// While held, any `running` row in `sync_runs` belongs to a process that died.
+    pub fn lock_writer(&mut self) -> Result<(), StoreError> {
+        if self.writer_lock.is_some() {
+            return Ok(());
+        }
+        let lock_path = lock_path(&self.path);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(self.options.mode())
+            .open(&lock_path)
+            .map_err(|e| StoreError::Io {
+                path: lock_path.clone(),
+                message: format!("cannot open the writer lock: {e}"),
+            })?;
+        // SAFETY: flock on a file descriptor we own; it is released when `file` is closed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(StoreError::Locked {
+                path: self.path.clone(),
+                lock: lock_path,
+            });
+        }
+        self.writer_lock = Some(file);
+        Ok(())
+    }
+
+    /// Records the start of a run, after marking runs of dead processes as interrupted.
+    pub fn begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
+        self.lock_writer()?;
+        let pid = i64::from(std::process::id());
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let id = tx
+            .execute(
+                "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
+                params![INTERRUPTED, started_at],
+            )
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO sync_runs (kind, started_at, status, pid) VALUES (?1, ?2, 'running', ?3)",
+                    params![kind, started_at, pid],
+                )
+            })
+            .map(|_| tx.last_insert_rowid())
+            .and_then(|id| tx.commit().map(|_| id))
+            .map_err(|source| StoreError::Sqlite { path, source })?;
+        Ok(id)
+    }
+
+    /// Marks a run failed; nothing else changes.
+    pub fn fail_run(&mut self, run_id: i64, error: &str, finished_at: &str, totals: &RunTotals) -> Result<(), StoreError> {
+        let r = self.conn.execute(
+            "UPDATE sync_runs SET status = 'failed', error = ?2, finished_at = ?3, requests = ?4,
+                 quota_remaining = ?5, quota_resets_at = ?6, events_written = 0
+             WHERE sync_run_id = ?1",
+            params![
+                run_id,
+                error,
+                finished_at,
+                totals.requests,
+                totals.quota_remaining,
+                totals.quota_resets_at
+            ],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// Every current entity's hashes: what a run diffs against.
+    pub fn stored_state(&self) -> Result<StoredState, StoreError> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT entity, id, sub_id, data_hash, unknown_hash FROM entity_history WHERE valid_to IS NULL",
+        ))?;
+        let rows = self.sql(stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        }))?;
+        let mut state = StoredState::new();
+        for row in rows {
+            let (entity, id, sub_id, data, unknown) = self.sql(row)?;
+            let Some(entity) = Entity::parse(&entity) else {
+                continue;
+            };
+            state.insert(EntityKey { entity, id, sub_id }, StoredHashes { data, unknown });
+        }
+        Ok(state)
+    }
+
+    /// Commits a run whole: current tables, history, events and the `sync_runs` row.
+    pub fn commit_run(
+        &mut self,
+        run_id: i64,
+        diff: &Diff<'_>,
+        workspace_names: &BTreeMap<i64, String>,
+        observed_at: &str,
+        totals: &RunTotals,
+    ) -> Result<BTreeMap<(Entity, &'static str), usize>, StoreError> {
+        let path = self.path.clone();
+        write::commit(&mut self.conn, run_id, diff, workspace_names, observed_at, totals)
+            .map_err(|source| StoreError::Sqlite { path, source })
+    }
+
+    /// After a run: fold the WAL back into the database so it does not grow while
+    /// readers come and go. Returns whether the checkpoint completed (a reader holding
+    /// an old snapshot makes it partial; the next run tries again).
+    pub fn checkpoint(&self) -> Result<bool, StoreError> {
+        let busy: i64 = self.sql(self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))?;
+        Ok(busy == 0)
+    }
+
+    /// The newest runs, newest first.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<SyncRunRow>, StoreError> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT sync_run_id, kind, started_at, finished_at, status, error, requests, events_written,
+                    quota_remaining, quota_resets_at, summary_json
+             FROM sync_runs ORDER BY sync_run_id DESC LIMIT ?1",
+        ))?;
+        let rows = self.sql(stmt.query_map([limit as i64], |r| {
+            let summary: Option<String> = r.get(10)?;
+            Ok(SyncRunRow {
+                sync_run_id: r.get(0)?,
+                kind: r.get(1)?,
+                started_at: r.get(2)?,
+                finished_at: r.get(3)?,
+                status: r.get(4)?,
+                error: r.get(5)?,
+                requests: r.get(6)?,
+                events_written: r.get(7)?,
+                quota_remaining: r.get(8)?,
+                quota_resets_at: r.get(9)?,
+                events: summary
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default(),
+            })
+        }))?;
+        rows.map(|r| self.sql(r)).collect()
+    }
+
+    /// The quota the newest run that saw one recorded: (remaining, resets_at).
+    pub fn last_quota(&self) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        self.sql(
+            self.conn
+                .query_row(
+                    "SELECT quota_remaining, quota_resets_at FROM sync_runs
+                     WHERE quota_remaining IS NOT NULL ORDER BY sync_run_id DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional(),
+        )
+    }
+
+    /// Requests the newest successful full run needed: what the next one will likely need.
+    pub fn last_full_run_requests(&self) -> Result<Option<i64>, StoreError> {
+        self.sql(
+            self.conn
+                .query_row(
+                    "SELECT requests FROM sync_runs WHERE kind = 'full' AND status = 'succeeded'
+                     ORDER BY sync_run_id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional(),
+        )
+    }
+
+    /// How many current entities of a kind the mirror holds.
+    pub fn current_count(&self, entity: Entity) -> Result<i64, StoreError> {
+        self.sql(self.conn.query_row(
+            "SELECT count(*) FROM entity_history WHERE valid_to IS NULL AND entity = ?1",
+            [entity.as_str()],
+            |r| r.get(0),
+        ))
+    }
+}
+
+/// `<db>.lock`.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Sets `mode` on the database and its `-wal`/`-shm` files, where they exist.
+fn restrict_modes(db: &Path, mode: u32) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        match std::fs::metadata(&p) {
+            Ok(meta) if meta.permissions().mode() & 0o777 != mode => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::api::models::{GroupUser, OrganizationUser, Team};
+use crate::diff::{diff, Scope};
+use crate::snapshot::OrgSnapshot;
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+fn org(names: &[(i64, &str)], members: &[i64]) -> OrgSnapshot {
+    let mut s = OrgSnapshot::default();
+    for (id, name) in names {
+        s.add_user(
+            OrganizationUser {
+                id: Some(*id),
+                name: Some(name.to_string()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+    }
+    s.add_team(
+        Team {
+            id: Some(9),
+            name: Some("G".into()),
+            users: members
+                .iter()
+                .map(|&u| GroupUser {
+                    organization_user_id: Some(u),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    s
+}
+
+fn run(store: &mut Store, snap: &OrgSnapshot, at: &str) -> usize {
+    let id = store.begin_run("full", at).unwrap();
+    let stored = store.stored_state().unwrap();
+    let d = diff(&stored, snap, &Scope::FULL);
+    let counts = store
+        .commit_run(id, &d, &snap.workspace_names, at, &RunTotals::default())
+        .unwrap();
+    counts.values().sum()
+}
+
+#[test]
+fn files_are_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    for (group_readable, want) in [(false, 0o600), (true, 0o640)] {
+        let db = dir.path().join(format!("m{want:o}.sqlite"));
+        // SAFETY: umask only affects this process's file creation; tests here create files with explicit modes.
+        let old = unsafe { libc::umask(0) };
+        let mut store = Store::open(
+            &db,
+            &StoreOptions {
+                group_readable,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        run(&mut store, &org(&[(1, "a")], &[1]), "2026-01-01T00:00:00Z");
+        unsafe { libc::umask(old) };
+        for suffix in ["", "-wal", "-shm"] {
+            let p = sibling(&db, suffix);
+            assert_eq!(mode_of(&p), want, "{}", p.display());
+        }
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    drop(Store::open(&db, &StoreOptions::default()).unwrap());
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
+    drop(conn);
+    let err = Store::open(&db, &StoreOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("newer orgmirror"), "{err}");
+}
+
+#[test]
+fn a_foreign_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other.sqlite");
+    Connection::open(&db).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+    let err = Store::open(&db, &StoreOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("not an orgmirror database"), "{err}");
+}
+
+#[test]
+fn one_writer_at_a_time_and_stale_runs_are_marked_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    let mut a = Store::open(&db, &StoreOptions::default()).unwrap();
+    let first = a.begin_run("full", "2026-01-01T00:00:00Z").unwrap();
+    let mut b = Store::open(&db, &StoreOptions::default()).unwrap();
+    assert!(matches!(b.lock_writer(), Err(StoreError::Locked { .. })));
+    drop(a); // the process "died" with its run still running
+    b.begin_run("full", "2026-01-01T00:01:00Z").unwrap();
+    let runs = b.recent_runs(5).unwrap();
+    let old = runs.iter().find(|r| r.sync_run_id == first).unwrap();
+    assert_eq!(old.status, "failed");
+    assert_eq!(old.error.as_deref(), Some(INTERRUPTED));
+}
+
+#[test]
+fn history_opens_and_closes_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    let mut store = Store::open(&db, &StoreOptions::default()).unwrap();
+    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "b")], &[1]), "2026-01-01T00:00:00Z"), 4);
+    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "b")], &[1]), "2026-01-02T00:00:00Z"), 0);
+    // 1 leaves the group, 2 is renamed, and then 1 comes back: a new interval, not a reopened one.
+    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "c")], &[]), "2026-01-03T00:00:00Z"), 2);
+    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "c")], &[1]), "2026-01-04T00:00:00Z"), 1);
+    let c = store.connection();
+    let intervals: Vec<(String, Option<String>)> = c
+        .prepare("SELECT valid_from, valid_to FROM group_membership_history WHERE organization_user_id = 1 ORDER BY valid_from")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        intervals,
+        vec![
+            ("2026-01-01T00:00:00Z".to_string(), Some("2026-01-03T00:00:00Z".to_string())),
+            ("2026-01-04T00:00:00Z".to_string(), None),
+        ]
+    );
+    let (fields, before): (String, String) = c
+        .query_row(
+            "SELECT changed_fields, before_json FROM change_events WHERE entity = 'user' AND op = 'update'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(fields, r#"["name"]"#);
+    assert!(before.contains(r#""name":"b""#), "{before}");
+    let name: String = c
+        .query_row("SELECT name FROM users_current WHERE organization_user_id = 2", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "c");
+}

@@ -1,0 +1,385 @@
+//! One run: pull completely -> confirm absences -> guard -> diff -> commit.
+//! `sync`, `run` (the daemon), `demo` and the group commands all go through here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::api::{ApiError, Client, PageProgress, QuotaSeen, RequestStats};
+use crate::config::Config;
+use crate::diff::{self, Scope, StoredState, Targets};
+use crate::snapshot::{format_utc, Entity, OrgSnapshot, RecordError};
+use crate::store::{RunTotals, Store, StoreError};
+
+/// Why a run did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("the API sent a record that cannot be mirrored: {0}")]
+    Record(#[from] RecordError),
+    /// The deletion guard refused the run.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+impl SyncError {
+    /// Whether the deletion guard refused the run (as opposed to a failure).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, SyncError::Refused(_))
+    }
+}
+
+/// What the caller wants of a run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Accept a pull that trips the deletion guard.
+    pub allow_mass_delete: bool,
+    /// Show a progress line per entity on stderr (only when it is a terminal).
+    pub progress: bool,
+}
+
+/// How a run went, committed or not.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub committed: bool,
+    /// Events by (entity, op).
+    pub events: BTreeMap<(Entity, &'static str), usize>,
+    pub requests: u32,
+    pub quota_remaining: Option<i64>,
+    pub duration: Duration,
+    pub error: Option<String>,
+    pub refused: bool,
+}
+
+impl RunReport {
+    /// Total events written.
+    pub fn events_written(&self) -> usize {
+        self.events.values().sum()
+    }
+
+    /// `user: 3 insert, 1 update; group_membership: 2 delete`.
+    pub fn events_line(&self) -> String {
+        if self.events.is_empty() {
+            return "no changes".to_string();
+        }
+        let mut by_entity: BTreeMap<Entity, Vec<String>> = BTreeMap::new();
+        for ((entity, op), n) in &self.events {
+            by_entity.entry(*entity).or_default().push(format!("{n} {op}"));
+        }
+        by_entity
+            .into_iter()
+            .map(|(e, ops)| format!("{}: {}", e.as_str(), ops.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The current time as the mirror writes it (whole seconds, UTC, `Z`).
+pub fn now_utc() -> String {
+    let now = chrono::Utc::now();
+    format_utc(chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
+}
+
+/// Runs one complete sync and records it, whatever happens, in `sync_runs`.
+/// Returns the report of a committed run, or of a failed one with its error.
+pub async fn run_once(client: &Client, store: &mut Store, config: &Config, options: &SyncOptions) -> Result<RunReport, StoreError> {
+    let started = Instant::now();
+    let run_id = store.begin_run("full", &now_utc())?;
+    client.start_run();
+    info!(run_id, "sync started");
+    let result = pull_and_commit(client, store, config, options, run_id).await;
+    finish(client, store, run_id, started, result)
+}
+
+/// Refreshes only the given groups and users (after a group write): a targeted run with
+/// its own `sync_runs` row and events. Ids that no longer exist upstream are recorded as deleted.
+pub async fn refresh(client: &Client, store: &mut Store, config: &Config, targets: Targets) -> Result<RunReport, StoreError> {
+    let started = Instant::now();
+    let run_id = store.begin_run("targeted", &now_utc())?;
+    client.start_run();
+    let result = async {
+        let mut snapshot = OrgSnapshot::default();
+        let groups: Vec<i64> = targets.groups.iter().copied().collect();
+        let users: Vec<i64> = targets.users.iter().copied().collect();
+        if !groups.is_empty() {
+            for (team, unknown) in client.teams_by_ids(&groups).await? {
+                snapshot.add_team(team, unknown)?;
+            }
+        }
+        if !users.is_empty() {
+            let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
+            for (user, unknown) in client.users_by_ids(&users, rates, hours).await? {
+                snapshot.add_user(user, unknown)?;
+            }
+        }
+        // Rows the filters returned beyond what was asked are not this refresh's to judge.
+        snapshot.users.retain(|id, _| targets.users.contains(id));
+        snapshot.rates.retain(|id, _| targets.users.contains(id));
+        snapshot.groups.retain(|id, _| targets.groups.contains(id));
+        snapshot.memberships.retain(|(g, _), _| targets.groups.contains(g));
+        let scope = Scope {
+            only: Some(targets),
+            rates: config.sync.include_rates,
+        };
+        let stored = store.stored_state()?;
+        commit(client, store, run_id, &stored, &snapshot, &scope)
+    }
+    .await;
+    finish(client, store, run_id, started, result)
+}
+
+fn finish(
+    client: &Client,
+    store: &mut Store,
+    run_id: i64,
+    started: Instant,
+    result: Result<BTreeMap<(Entity, &'static str), usize>, SyncError>,
+) -> Result<RunReport, StoreError> {
+    let stats = client.stats();
+    let totals = totals_of(&stats);
+    let mut report = RunReport {
+        run_id,
+        committed: false,
+        events: BTreeMap::new(),
+        requests: stats.requests,
+        quota_remaining: stats.quota.and_then(|q| q.remaining),
+        duration: started.elapsed(),
+        error: None,
+        refused: false,
+    };
+    match result {
+        Ok(events) => {
+            report.committed = true;
+            report.events = events;
+            if let Ok(false) = store.checkpoint() {
+                warn!(run_id, "WAL checkpoint incomplete: a reader holds an old snapshot open; the -wal file keeps its size until it lets go");
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            report.refused = e.is_refusal();
+            store.fail_run(run_id, &message, &now_utc(), &totals)?;
+            report.error = Some(message);
+        }
+    }
+    let events: BTreeMap<String, usize> = report
+        .events
+        .iter()
+        .map(|((e, op), n)| (format!("{}.{op}", e.as_str()), *n))
+        .collect();
+    let status = if report.committed { "succeeded" } else { "failed" };
+    info!(
+        run_id,
+        status,
+        duration_ms = report.duration.as_millis() as u64,
+        requests = report.requests,
+        quota_remaining = report.quota_remaining,
+        events_written = report.events_written(),
+        events = ?events,
+        error = report.error.as_deref(),
+        "sync finished"
+    );
+    Ok(report)
+}
+
+fn totals_of(stats: &RequestStats) -> RunTotals {
+    RunTotals {
+        requests: i64::from(stats.requests),
+        quota_remaining: stats.quota.and_then(|q| q.remaining),
+        quota_resets_at: stats
+            .quota
+            .and_then(|q| q.resets_at_unix)
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(format_utc),
+    }
+}
+
+async fn pull_and_commit(
+    client: &Client,
+    store: &mut Store,
+    config: &Config,
+    options: &SyncOptions,
+    run_id: i64,
+) -> Result<BTreeMap<(Entity, &'static str), usize>, SyncError> {
+    // Before spending any request, make sure the quota can carry the whole run.
+    if let Some((remaining, resets_at)) = store.last_quota()? {
+        let resets_at_unix = resets_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp());
+        client.seed_quota(QuotaSeen {
+            remaining: Some(remaining),
+            resets_at_unix,
+        });
+    }
+    let expected = store.last_full_run_requests()?.unwrap_or(3).clamp(1, i64::from(u32::MAX)) as u32;
+    client.ensure_quota(expected).await?;
+
+    let mut progress = ProgressLine::new(options.progress);
+    let mut snapshot = OrgSnapshot::default();
+    let roles = client.roles().await?;
+    progress.report(&PageProgress {
+        entity: "roles",
+        page: 1,
+        rows: roles.len(),
+        requests: client.stats().requests,
+        quota_remaining: client.stats().quota.and_then(|q| q.remaining),
+    });
+    snapshot.add_roles(roles)?;
+    for (team, unknown) in client.pull_teams(&mut |p| progress.report(p)).await? {
+        snapshot.add_team(team, unknown)?;
+    }
+    let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
+    for (user, unknown) in client.pull_users(rates, hours, &mut |p| progress.report(p)).await? {
+        snapshot.add_user(user, unknown)?;
+    }
+    progress.done();
+
+    let stored = store.stored_state()?;
+    confirm_absences(client, config, &stored, &mut snapshot).await?;
+    let scope = Scope {
+        only: None,
+        rates: config.sync.include_rates,
+    };
+    if !options.allow_mass_delete {
+        guard_deletions(&stored, &snapshot, config.sync.max_delete_fraction)?;
+    }
+    commit(client, store, run_id, &stored, &snapshot, &scope)
+}
+
+fn commit(
+    client: &Client,
+    store: &mut Store,
+    run_id: i64,
+    stored: &StoredState,
+    snapshot: &OrgSnapshot,
+    scope: &Scope,
+) -> Result<BTreeMap<(Entity, &'static str), usize>, SyncError> {
+    let d = diff::diff(stored, snapshot, scope);
+    let totals = totals_of(&client.stats());
+    let observed_at = now_utc();
+    let counts = store.commit_run(run_id, &d, &snapshot.workspace_names, &observed_at, &totals)?;
+    Ok(counts)
+}
+
+/// Users and groups the mirror holds that the pull did not list may have been skipped
+/// by rows shifting between pages. Ask for them by id; only those still missing are gone.
+async fn confirm_absences(client: &Client, config: &Config, stored: &StoredState, snapshot: &mut OrgSnapshot) -> Result<(), SyncError> {
+    let mut missing_users = BTreeSet::new();
+    let mut missing_groups = BTreeSet::new();
+    for key in stored.keys() {
+        match key.entity {
+            Entity::User if !snapshot.users.contains_key(&key.id) => {
+                missing_users.insert(key.id);
+            }
+            Entity::Group if !snapshot.groups.contains_key(&key.id) => {
+                missing_groups.insert(key.id);
+            }
+            _ => {}
+        }
+    }
+    if !missing_groups.is_empty() {
+        let ids: Vec<i64> = missing_groups.into_iter().collect();
+        let found = client.teams_by_ids(&ids).await?;
+        if !found.is_empty() {
+            info!(asked = ids.len(), found = found.len(), "groups missing from the pull were still there");
+        }
+        for (team, unknown) in found {
+            if team.id.is_some_and(|id| ids.contains(&id)) {
+                snapshot.add_team(team, unknown)?;
+            }
+        }
+    }
+    if !missing_users.is_empty() {
+        let ids: Vec<i64> = missing_users.into_iter().collect();
+        let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
+        let found = client.users_by_ids(&ids, rates, hours).await?;
+        if !found.is_empty() {
+            info!(asked = ids.len(), found = found.len(), "users missing from the pull were still there");
+        }
+        for (user, unknown) in found {
+            if user.id.is_some_and(|id| ids.contains(&id)) {
+                snapshot.add_user(user, unknown)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a run that would remove more than `max_fraction` of the users or of the
+/// groups, or every one of them.
+pub fn guard_deletions(stored: &StoredState, pulled: &OrgSnapshot, max_fraction: f64) -> Result<(), SyncError> {
+    for (entity, plural) in [(Entity::User, "users"), (Entity::Group, "groups")] {
+        let held = stored.keys().filter(|k| k.entity == entity).count();
+        if held == 0 {
+            continue;
+        }
+        let kept = stored
+            .keys()
+            .filter(|k| k.entity == entity)
+            .filter(|k| match entity {
+                Entity::User => pulled.users.contains_key(&k.id),
+                _ => pulled.groups.contains_key(&k.id),
+            })
+            .count();
+        let removed = held - kept;
+        let fraction = removed as f64 / held as f64;
+        if removed > 0 && (fraction > max_fraction || removed == held) {
+            return Err(SyncError::Refused(format!(
+                "this run would delete {removed} of {held} {plural} ({:.0}%), more than sync.max_delete_fraction = {max_fraction} allows{}; \
+                 nothing was changed. If the organization really lost them, run `orgmirror sync --allow-mass-delete`",
+                fraction * 100.0,
+                if removed == held { " (all of them)" } else { "" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A progress line per entity on stderr, only on a terminal.
+struct ProgressLine {
+    enabled: bool,
+    current: Option<&'static str>,
+}
+
+impl ProgressLine {
+    fn new(wanted: bool) -> ProgressLine {
+        ProgressLine {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            current: None,
+        }
+    }
+
+    fn report(&mut self, p: &PageProgress) {
+        if !self.enabled {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        if self.current.is_some_and(|c| c != p.entity) {
+            let _ = writeln!(err);
+        }
+        self.current = Some(p.entity);
+        let left = p
+            .quota_remaining
+            .map(|q| format!(", {q} requests left this hour"))
+            .unwrap_or_default();
+        let _ = write!(
+            err,
+            "\r{:<6} page {:>4}, {:>7} rows, {} requests{left}\x1b[K",
+            p.entity, p.page, p.rows, p.requests
+        );
+        let _ = err.flush();
+    }
+
+    fn done(&mut self) {
+        if self.enabled && self.current.is_some() {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}
