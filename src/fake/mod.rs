@@ -346,7 +346,7 @@ impl FakeHandle {
     /// Sets (`Some`) or removes (`None`) a user's rate; a new or changed rate starts now.
     pub fn set_rate(&self, user_id: i64, hourly_rate: Option<f64>, currency: &str) -> bool {
         self.org(|o| {
-            let fresh = 8_000_000 + o.users.len() as i64 + o.now.timestamp();
+            let fresh = o.fresh_id();
             o.edit_user(user_id, |u, now| match hourly_rate {
                 None => u.rate = None,
                 Some(rate) => {
@@ -701,23 +701,31 @@ impl Drop for FakeServer {
 /// `orgmirror fake-api`: serves until Ctrl-C or SIGTERM, after printing the base URL, the
 /// ids and the credentials, one `key=value` a line.
 pub async fn serve_cli(listen: SocketAddr, opts: FakeOptions) -> anyhow::Result<()> {
-    use std::io::Write;
+    // `Stdout`, not a lock held across the wait: the future stays `Send`.
+    serve_until(listen, opts, &mut std::io::stdout(), wait_for_signal()).await
+}
+
+/// The body of [`serve_cli`] with the output and the stop signal as parameters.
+async fn serve_until<W: std::io::Write + Send>(
+    listen: SocketAddr,
+    opts: FakeOptions,
+    out: &mut W,
+    stop: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     let server = FakeServer::start(opts.clone(), listen)
         .await
         .map_err(|e| anyhow::anyhow!("fake-api: cannot listen on {listen}: {e}"))?;
     let users = server.handle().counts().users;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "base_url={}", server.base_url())?;
-        writeln!(out, "organization_id={}", opts.organization_id)?;
-        writeln!(out, "workspace_id={}", opts.workspace_id)?;
-        writeln!(out, "api_token={}", opts.token)?;
-        writeln!(out, "email={}", opts.email)?;
-        writeln!(out, "password={}", opts.password)?;
-        writeln!(out, "users={users}")?;
-        out.flush()?;
-    }
-    wait_for_signal().await?;
+    writeln!(out, "base_url={}", server.base_url())?;
+    writeln!(out, "organization_id={}", opts.organization_id)?;
+    writeln!(out, "workspace_id={}", opts.workspace_id)?;
+    writeln!(out, "api_token={}", opts.token)?;
+    writeln!(out, "email={}", opts.email)?;
+    writeln!(out, "password={}", opts.password)?;
+    writeln!(out, "users={users}")?;
+    // Scripts read these lines before the first request: they must not sit in a buffer.
+    out.flush()?;
+    stop.await?;
     drop(server);
     Ok(())
 }

@@ -546,7 +546,8 @@ impl FakeOrg {
         org
     }
 
-    fn fresh_id(&mut self) -> i64 {
+    /// A new id for records without an id range of their own (links, memberships, rates).
+    pub(crate) fn fresh_id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
     }

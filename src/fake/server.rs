@@ -8,9 +8,9 @@ use std::future::IntoFuture;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use base64::Engine as _;
@@ -301,14 +301,15 @@ fn take_fault(s: &mut FakeState, route: Option<Route>, page: u32) -> Option<Faul
     Some(kind)
 }
 
-async fn handle_request(
-    State(handle): State<FakeHandle>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Request bodies larger than this get a 413 (group writes are tiny).
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> Response {
     let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    // Read here rather than by an extractor, so that a rejected body is logged too.
+    let body: Result<Bytes, _> = axum::body::to_bytes(body, MAX_REQUEST_BODY).await;
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     let mut params = Params::parse(&query);
@@ -398,15 +399,21 @@ async fn handle_request(
             let never_ends = matches!(fault, Some(FaultKind::NeverEnds));
             let reply = {
                 let mut s = handle.lock();
-                dispatch(
-                    &mut s,
-                    &method,
-                    parsed.as_ref(),
-                    &params,
-                    &headers,
-                    &body,
-                    never_ends,
-                )
+                match &body {
+                    Ok(body) => dispatch(
+                        &mut s,
+                        &method,
+                        parsed.as_ref(),
+                        &params,
+                        &headers,
+                        body,
+                        never_ends,
+                    ),
+                    Err(e) => Reply::text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("cannot read the request body: {e}"),
+                    ),
+                }
             };
             let reply = match &fault {
                 Some(kind) if reply.status.is_success() => corrupt(reply, kind),

@@ -1412,3 +1412,106 @@ fn background_server_serves_and_stops_on_drop() {
     let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500));
     assert!(refused.is_err(), "the listener is closed after drop");
 }
+
+/// A writer the test can read while the server still runs.
+#[derive(Clone, Default)]
+struct SharedOut(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn serve_cli_prints_key_value_lines_then_serves_until_stopped() {
+    let out = SharedOut::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut writer = out.clone();
+    let task = tokio::spawn(async move {
+        let addr: SocketAddr = ANY_PORT.parse().expect("literal address");
+        serve_until(addr, opts(7), &mut writer, async move {
+            let _ = stopped.await;
+            Ok(())
+        })
+        .await
+    });
+    let text = loop {
+        let text =
+            String::from_utf8_lossy(&out.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        if text.contains("users=") {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "base_url",
+            "organization_id",
+            "workspace_id",
+            "api_token",
+            "email",
+            "password",
+            "users"
+        ]
+    );
+    for line in [
+        "organization_id=1001",
+        "workspace_id=2001",
+        "api_token=demo-token",
+        "email=demo@example.com",
+        "password=demo-password",
+        "users=7",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in {text}");
+    }
+    let base = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("base_url="))
+        .expect("base_url");
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/api"),
+        "{base}"
+    );
+    let served = client()
+        .get(format!("{base}{ROLES}"))
+        .basic_auth("demo-token", Some("api_token"))
+        .send()
+        .await
+        .expect("serving");
+    assert_eq!(served.status().as_u16(), 200);
+    let _ = stop.send(());
+    task.await.expect("joined").expect("served");
+    assert!(
+        client().get(format!("{base}{ROLES}")).send().await.is_err(),
+        "stopped"
+    );
+}
+
+#[tokio::test]
+async fn oversized_request_bodies_are_refused_and_logged() {
+    let server = start(opts(5)).await;
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let a = client()
+        .post(format!("{}{GROUPS}", server.base_url()))
+        .basic_auth("demo-token", Some("api_token"))
+        .body(big)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(a.status().as_u16(), 413);
+    assert_eq!(server.handle().requests()[0].status, 413);
+}
