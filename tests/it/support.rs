@@ -50,7 +50,7 @@ impl Mirror {
         std::fs::write(&config, text).expect("write config");
         Mirror {
             fake,
-            dir,
+            _dir: dir,
             config,
             db,
         }
