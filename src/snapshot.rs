@@ -354,7 +354,9 @@ impl OrgSnapshot {
             ghosts,
         };
         // A team seen twice (paging shifted) replaces its earlier copy whole.
-        self.memberships.retain(|&(g, _), _| g != id);
+        if self.groups.contains_key(&id) {
+            self.remove_memberships_of(id);
+        }
         self.memberships.extend(members);
         self.groups.insert(id, Kept { record, unknown });
         Ok(())
@@ -458,7 +460,18 @@ impl OrgSnapshot {
     /// Removes a group and its memberships.
     pub fn remove_group(&mut self, id: i64) {
         self.groups.remove(&id);
-        self.memberships.retain(|&(g, _), _| g != id);
+        self.remove_memberships_of(id);
+    }
+
+    fn remove_memberships_of(&mut self, group_id: i64) {
+        let keys: Vec<(i64, i64)> = self
+            .memberships
+            .range((group_id, i64::MIN)..=(group_id, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.memberships.remove(&k);
+        }
     }
 
     /// Every entity as (key, canonical JSON, unknown fields), in key order.
@@ -640,6 +653,29 @@ mod tests {
         let ja: Vec<String> = a.rows().map(|r| r.value.canonical_json()).collect();
         let jb: Vec<String> = b.rows().map(|r| r.value.canonical_json()).collect();
         assert_eq!(ja, jb);
+    }
+
+    #[test]
+    fn a_team_seen_twice_keeps_only_its_later_members() {
+        let team = |members: &[i64]| Team {
+            id: Some(5),
+            users: members
+                .iter()
+                .map(|&u| crate::api::models::GroupUser {
+                    organization_user_id: Some(u),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let mut s = OrgSnapshot::default();
+        s.add_team(team(&[1, 2]), None).unwrap();
+        s.add_team(Team { id: Some(6), ..team(&[1]) }, None).unwrap();
+        s.add_team(team(&[2, 3]), None).unwrap();
+        let keys: Vec<(i64, i64)> = s.memberships.keys().copied().collect();
+        assert_eq!(keys, vec![(5, 2), (5, 3), (6, 1)]);
+        s.remove_group(5);
+        assert_eq!(s.memberships.keys().copied().collect::<Vec<_>>(), vec![(6, 1)]);
     }
 
     #[test]
