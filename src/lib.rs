@@ -11,3 +11,7 @@ pub mod commands;
 pub mod demo;
 pub mod logging;
 pub mod sync;
+pub mod daemon;
+pub mod status;
+pub mod export;
+pub mod check;
