@@ -1,0 +1,130 @@
+//! Helpers shared by the integration tests: a fake organization, a config pointing at
+//! it, the binary, and queries against the resulting database.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use orgmirror::fake::{FakeOptions, FakeServer};
+use rusqlite::Connection;
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_orgmirror")
+}
+
+/// A fake organization and a config + database in a temp dir.
+pub struct Mirror {
+    pub fake: FakeServer,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Mirror {
+    /// A fake org of `users` users and a config with `extra` TOML appended to `[api]`.
+    pub fn new(users: usize) -> Mirror {
+        Mirror::with(FakeOptions { users, ..Default::default() }, "")
+    }
+
+    pub fn with(options: FakeOptions, api_extra: &str) -> Mirror {
+        let fake = FakeServer::start_background(options.clone()).expect("fake starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("org.sqlite");
+        let config = dir.path().join("orgmirror.toml");
+        let text = format!(
+            "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\ninitial_backoff = \"10ms\"\nmax_backoff = \"50ms\"\nrequest_timeout = \"5s\"\n{api_extra}\n\
+             [database]\npath = {:?}\n",
+            fake.base_url(),
+            options.organization_id,
+            options.workspace_id,
+            db.display().to_string()
+        );
+        std::fs::write(&config, text).expect("write config");
+        Mirror { fake, dir, config, db }
+    }
+
+    /// Runs `orgmirror --config … ARGS` with the demo token.
+    pub fn run(&self, args: &[&str]) -> Output {
+        std::process::Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("TOGGL_API_TOKEN", "demo-token")
+            .env_remove("TOGGL_EMAIL")
+            .env_remove("TOGGL_PASSWORD")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("binary runs")
+    }
+
+    /// `sync`, asserting it succeeded.
+    pub fn sync_ok(&self) -> Output {
+        let out = self.run(&["sync"]);
+        assert!(out.status.success(), "sync failed: {}\n{}", text(&out.stdout), text(&out.stderr));
+        out
+    }
+
+    pub fn conn(&self) -> Connection {
+        Connection::open(&self.db).expect("open db")
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Rows of a query as strings, for comparisons.
+pub fn rows(conn: &Connection, sql: &str) -> Vec<Vec<String>> {
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = stmt.column_count();
+    let mut out = Vec::new();
+    let mut q = stmt.query([]).expect("query");
+    while let Some(r) = q.next().expect("row") {
+        let mut row = Vec::with_capacity(n);
+        for i in 0..n {
+            row.push(match r.get_ref(i).expect("cell") {
+                rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                rusqlite::types::ValueRef::Real(v) => format!("{v}"),
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                rusqlite::types::ValueRef::Blob(b) => format!("{b:?}"),
+            });
+        }
+        out.push(row);
+    }
+    out
+}
+
+pub fn scalar(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every current table, dumped in key order: for "nothing changed" comparisons.
+pub fn dump_current(db: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
+    let conn = Connection::open(db).expect("open");
+    let tables = [
+        "users", "user_workspaces", "user_tags", "user_rates", "groups", "group_workspaces", "group_ghosts",
+        "group_members", "roles", "role_permissions", "workspaces", "entity_history", "change_events",
+    ];
+    tables
+        .iter()
+        .map(|t| (t.to_string(), rows(&conn, &format!("SELECT * FROM {t} ORDER BY 1, 2"))))
+        .collect()
+}
+
+/// `(entity, op) -> count` of the events of one run.
+pub fn events_of_run(conn: &Connection, run: i64) -> BTreeMap<(String, String), i64> {
+    rows(
+        conn,
+        &format!("SELECT entity, op, count(*) FROM change_events WHERE sync_run_id = {run} GROUP BY 1, 2"),
+    )
+    .into_iter()
+    .map(|r| ((r[0].clone(), r[1].clone()), r[2].parse().unwrap_or(0)))
+    .collect()
+}
+
+pub fn last_run(conn: &Connection) -> i64 {
+    scalar(conn, "SELECT max(sync_run_id) FROM sync_runs")
+}
