@@ -34,7 +34,8 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     api.max_attempts = api.max_attempts.min(CHECK_MAX_ATTEMPTS);
     api.max_retry_time = Seconds(api.max_retry_time.0.min(10.0));
     let base_url = api.base_url.clone();
-    let client = Client::new(&api, &credentials).map_err(|e| api_problem(&base_url, config.api.organization_id, e))?;
+    let client = Client::new(&api, &credentials)
+        .map_err(|e| api_problem(&base_url, config.api.organization_id, e))?;
     client.start_run();
 
     let groups = client
@@ -62,7 +63,8 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
 /// The database file (or, before the first run, its directory) must be writable.
 fn check_database(config: &Config) -> Result<(), CommandError> {
     let path = &config.database.path;
-    let problem = |message: String| CommandError::failed(format!("check failed: database: {message}"));
+    let problem =
+        |message: String| CommandError::failed(format!("check failed: database: {message}"));
     if path.exists() {
         OpenOptions::new()
             .write(true)

@@ -71,7 +71,10 @@ impl RunGate {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            warn!(trigger = trigger.as_str(), "tick skipped: the previous run is still going");
+            warn!(
+                trigger = trigger.as_str(),
+                "tick skipped: the previous run is still going"
+            );
             return;
         }
         if self.ticks.try_send(trigger).is_err() {
@@ -120,7 +123,10 @@ impl Watchdog {
             let period = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            info!(period_ms = period.as_millis() as u64, "systemd watchdog enabled");
+            info!(
+                period_ms = period.as_millis() as u64,
+                "systemd watchdog enabled"
+            );
             Watchdog(Some(interval))
         } else {
             Watchdog(None)
@@ -161,8 +167,9 @@ enum RunEnd {
 /// `orgmirror run`.
 pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     // First, so that a signal during start-up is handled as a stop, not as death.
-    let mut signals = StopSignals::install()
-        .map_err(|e| CommandError::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}")))?;
+    let mut signals = StopSignals::install().map_err(|e| {
+        CommandError::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
+    })?;
     let (config_file, config) = load_config(config_path)?;
     let client = client_for(&config)?;
     let mut store = open_store(&config)?;
@@ -187,7 +194,9 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     );
     notify(&[
         NotifyState::Ready,
-        NotifyState::Status(&format!("waiting for the first run (schedule \"{cron}\" UTC)")),
+        NotifyState::Status(&format!(
+            "waiting for the first run (schedule \"{cron}\" UTC)"
+        )),
     ]);
     if config.schedule.run_at_start {
         gate.request(Trigger::Start);
@@ -304,7 +313,11 @@ fn report_run(result: Result<RunReport, StoreError>) {
                     report.events_line()
                 )
             } else {
-                let outcome = if report.refused { "was refused" } else { "failed" };
+                let outcome = if report.refused {
+                    "was refused"
+                } else {
+                    "failed"
+                };
                 format!(
                     "last run {} {outcome} at {}: {}",
                     report.run_id,
@@ -337,19 +350,30 @@ fn mark_abandoned(store: &mut crate::store::Store, reason: &str) {
 
 /// Starts the cron schedule (UTC), each tick going through `gate`.
 async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, CommandError> {
-    let scheduler_error =
-        |what: &str, e: tokio_cron_scheduler::JobSchedulerError| CommandError::failed(format!("cannot {what} the schedule: {e}"));
+    let scheduler_error = |what: &str, e: tokio_cron_scheduler::JobSchedulerError| {
+        CommandError::failed(format!("cannot {what} the schedule: {e}"))
+    };
     let job = Job::new_async(cron, move |_id, _scheduler| {
         let gate = gate.clone();
         Box::pin(async move { gate.request(Trigger::Schedule) })
     })
     .map_err(|e| CommandError {
         exit: Exit::Config,
-        message: format!("invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"),
+        message: format!(
+            "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
+        ),
     })?;
-    let scheduler = JobScheduler::new().await.map_err(|e| scheduler_error("create", e))?;
-    scheduler.add(job).await.map_err(|e| scheduler_error("arm", e))?;
-    scheduler.start().await.map_err(|e| scheduler_error("start", e))?;
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| scheduler_error("create", e))?;
+    scheduler
+        .add(job)
+        .await
+        .map_err(|e| scheduler_error("arm", e))?;
+    scheduler
+        .start()
+        .await
+        .map_err(|e| scheduler_error("start", e))?;
     Ok(scheduler)
 }
 

@@ -32,12 +32,21 @@ pub const CSV_VIEWS: &[&str] = &[
 ];
 
 /// `orgmirror export`.
-pub fn run(config_path: Option<&Path>, out: &Path, csv: Option<&Path>, force: bool) -> Result<Exit, CommandError> {
+pub fn run(
+    config_path: Option<&Path>,
+    out: &Path,
+    csv: Option<&Path>,
+    force: bool,
+) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
     let source = Store::open_read_only(&config.database.path)?;
     export_database(&source, out, force)?;
     drop(source);
-    println!("exported {} to {}", config.database.path.display(), out.display());
+    println!(
+        "exported {} to {}",
+        config.database.path.display(),
+        out.display()
+    );
     if let Some(dir) = csv {
         let copy = Store::open_read_only(out)?;
         let written = export_csv(&copy, dir, force)?;
@@ -59,14 +68,28 @@ pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), Co
         .prefix(".orgmirror-export-")
         .suffix(".tmp")
         .tempfile_in(&dir)
-        .map_err(|e| CommandError::failed(format!("cannot create a temporary file in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            CommandError::failed(format!(
+                "cannot create a temporary file in {}: {e}",
+                dir.display()
+            ))
+        })?;
     let tmp_name = tmp.path().to_str().ok_or_else(|| {
-        CommandError::failed(format!("the export path {} is not valid UTF-8", out.display()))
+        CommandError::failed(format!(
+            "the export path {} is not valid UTF-8",
+            out.display()
+        ))
     })?;
     source
         .connection()
         .execute("VACUUM INTO ?1", [tmp_name])
-        .map_err(|e| CommandError::failed(format!("cannot copy {} into {}: {e}", source.path().display(), out.display())))?;
+        .map_err(|e| {
+            CommandError::failed(format!(
+                "cannot copy {} into {}: {e}",
+                source.path().display(),
+                out.display()
+            ))
+        })?;
     let file = tmp.as_file();
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .and_then(|()| file.sync_all())
@@ -77,7 +100,13 @@ pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), Co
         // Refuses atomically if PATH appeared meanwhile.
         tmp.persist_noclobber(out)
     };
-    persisted.map_err(|e| CommandError::failed(format!("cannot move the copy to {}: {}", out.display(), e.error)))?;
+    persisted.map_err(|e| {
+        CommandError::failed(format!(
+            "cannot move the copy to {}: {}",
+            out.display(),
+            e.error
+        ))
+    })?;
     sync_dir(&dir)?;
     info!(source = %source.path().display(), out = %out.display(), "database exported");
     Ok(())
@@ -86,9 +115,16 @@ pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), Co
 /// Writes one CSV per [`CSV_VIEWS`] entry into `dir` (created when missing), each written
 /// atomically. Returns the files written.
 pub fn export_csv(store: &Store, dir: &Path, force: bool) -> Result<Vec<PathBuf>, CommandError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CommandError::failed(format!("cannot create the CSV directory {}: {e}", dir.display())))?;
-    let targets: Vec<PathBuf> = CSV_VIEWS.iter().map(|v| dir.join(format!("{v}.csv"))).collect();
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CommandError::failed(format!(
+            "cannot create the CSV directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let targets: Vec<PathBuf> = CSV_VIEWS
+        .iter()
+        .map(|v| dir.join(format!("{v}.csv")))
+        .collect();
     if !force {
         if let Some(existing) = targets.iter().find(|p| p.exists()) {
             return Err(CommandError::failed(format!(
@@ -102,27 +138,51 @@ pub fn export_csv(store: &Store, dir: &Path, force: bool) -> Result<Vec<PathBuf>
             .prefix(".orgmirror-export-")
             .suffix(".csv.tmp")
             .tempfile_in(dir)
-            .map_err(|e| CommandError::failed(format!("cannot create a temporary file in {}: {e}", dir.display())))?;
-        let io_error = |e: std::io::Error| CommandError::failed(format!("cannot write {}: {e}", target.display()));
+            .map_err(|e| {
+                CommandError::failed(format!(
+                    "cannot create a temporary file in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        let io_error = |e: std::io::Error| {
+            CommandError::failed(format!("cannot write {}: {e}", target.display()))
+        };
         let mut writer = BufWriter::new(tmp.as_file());
         write_view_csv(store, view, &mut writer)?;
         writer.flush().map_err(io_error)?;
         drop(writer);
         tmp.as_file().sync_all().map_err(io_error)?;
-        tmp.persist(target)
-            .map_err(|e| CommandError::failed(format!("cannot move the CSV to {}: {}", target.display(), e.error)))?;
+        tmp.persist(target).map_err(|e| {
+            CommandError::failed(format!(
+                "cannot move the CSV to {}: {}",
+                target.display(),
+                e.error
+            ))
+        })?;
     }
     sync_dir(dir)?;
     Ok(targets)
 }
 
 fn write_view_csv(store: &Store, view: &str, out: &mut impl Write) -> Result<(), CommandError> {
-    let sql_error = |e: rusqlite::Error| CommandError::failed(format!("cannot read {view} from {}: {e}", store.path().display()));
-    let io_error = |e: std::io::Error| CommandError::failed(format!("cannot write {view}.csv: {e}"));
+    let sql_error = |e: rusqlite::Error| {
+        CommandError::failed(format!(
+            "cannot read {view} from {}: {e}",
+            store.path().display()
+        ))
+    };
+    let io_error =
+        |e: std::io::Error| CommandError::failed(format!("cannot write {view}.csv: {e}"));
     let conn = store.connection();
     // Views are names from CSV_VIEWS, never user input. Ordered so exports diff cleanly.
-    let mut stmt = conn.prepare(&format!("SELECT * FROM {view} ORDER BY 1, 2")).map_err(sql_error)?;
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_string).collect();
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM {view} ORDER BY 1, 2"))
+        .map_err(sql_error)?;
+    let columns: Vec<String> = stmt
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     write_record(out, columns.iter().map(|c| c.as_str().into())).map_err(io_error)?;
     let mut rows = stmt.query([]).map_err(sql_error)?;
     while let Some(row) = rows.next().map_err(sql_error)? {
@@ -142,13 +202,20 @@ fn csv_field(value: ValueRef<'_>) -> std::borrow::Cow<'_, str> {
         ValueRef::Integer(i) => i.to_string().into(),
         ValueRef::Real(f) => f.to_string().into(),
         ValueRef::Text(t) => String::from_utf8_lossy(t),
-        ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect::<String>().into(),
+        ValueRef::Blob(b) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+            .into(),
     }
 }
 
 /// One RFC 4180 record: fields quoted when they hold a comma, quote, CR or LF (quotes
 /// doubled), CRLF at the end.
-pub fn write_record<'a>(out: &mut impl Write, fields: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> std::io::Result<()> {
+pub fn write_record<'a>(
+    out: &mut impl Write,
+    fields: impl Iterator<Item = std::borrow::Cow<'a, str>>,
+) -> std::io::Result<()> {
     for (i, field) in fields.enumerate() {
         if i > 0 {
             out.write_all(b",")?;
@@ -173,9 +240,9 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// Makes the renames durable.
 fn sync_dir(dir: &Path) -> Result<(), CommandError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CommandError::failed(format!("cannot sync the directory {}: {e}", dir.display())))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        CommandError::failed(format!("cannot sync the directory {}: {e}", dir.display()))
+    })
 }
 
 #[cfg(test)]
@@ -191,7 +258,10 @@ mod tests {
     #[test]
     fn rfc4180_quoting() {
         assert_eq!(record(&["a", "b"]), "a,b\r\n");
-        assert_eq!(record(&["a,b", "say \"hi\"", ""]), "\"a,b\",\"say \"\"hi\"\"\",\r\n");
+        assert_eq!(
+            record(&["a,b", "say \"hi\"", ""]),
+            "\"a,b\",\"say \"\"hi\"\"\",\r\n"
+        );
         assert_eq!(record(&["two\nlines"]), "\"two\nlines\"\r\n");
     }
 }

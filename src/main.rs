@@ -75,7 +75,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("orgmirror: cannot start the async runtime: {e}");
@@ -88,7 +91,9 @@ fn main() -> ExitCode {
             Command::Sync { allow_mass_delete } => commands::sync(config, allow_mass_delete).await,
             Command::Run => orgmirror::daemon::run(config).await,
             Command::Status { json } => orgmirror::status::run(config, json),
-            Command::Export { out, csv, force } => orgmirror::export::run(config, &out, csv.as_deref(), force),
+            Command::Export { out, csv, force } => {
+                orgmirror::export::run(config, &out, csv.as_deref(), force)
+            }
             Command::Check => orgmirror::check::run(config).await,
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {

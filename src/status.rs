@@ -133,9 +133,18 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         return Ok(report);
     }
     let store = Store::open_read_only(path)?;
-    report.runs = store.recent_runs(RUNS_SHOWN)?.into_iter().map(run_status).collect();
+    report.runs = store
+        .recent_runs(RUNS_SHOWN)?
+        .into_iter()
+        .map(run_status)
+        .collect();
     report.last_failure = store.last_failed_run()?.map(run_status);
-    report.quota = store.last_quota()?.map(|(remaining, resets_at)| QuotaStatus { remaining, resets_at });
+    report.quota = store
+        .last_quota()?
+        .map(|(remaining, resets_at)| QuotaStatus {
+            remaining,
+            resets_at,
+        });
     if report.runs.is_empty() {
         report.note = Some("no runs yet".to_string());
     }
@@ -206,7 +215,11 @@ pub fn render(report: &StatusReport) -> String {
                 .as_deref()
                 .map(|t| format!(", resets at {t}"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "quota     {} requests left{resets} (as last seen)", q.remaining);
+            let _ = writeln!(
+                out,
+                "quota     {} requests left{resets} (as last seen)",
+                q.remaining
+            );
         }
         None => {
             let _ = writeln!(out, "quota     not seen yet");
@@ -294,8 +307,14 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-11-28T12:10:05Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(format_utc(next_run("0 */30 * * * *", at).unwrap()), "2026-11-28T12:30:00Z");
-        assert_eq!(format_utc(next_run("*/2 * * * * *", at).unwrap()), "2026-11-28T12:10:06Z");
+        assert_eq!(
+            format_utc(next_run("0 */30 * * * *", at).unwrap()),
+            "2026-11-28T12:30:00Z"
+        );
+        assert_eq!(
+            format_utc(next_run("*/2 * * * * *", at).unwrap()),
+            "2026-11-28T12:10:06Z"
+        );
         assert!(next_run("*/5 * * * *", at).is_err());
     }
 

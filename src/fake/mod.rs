@@ -33,17 +33,39 @@ impl FakeServer {
     }
 }
 impl FakeHandle {
-    pub fn user_ids(&self) -> Vec<i64> { todo!() }
-    pub fn group_ids(&self) -> Vec<i64> { todo!() }
-    pub fn group_members(&self, _: i64) -> Vec<i64> { todo!() }
-    pub fn user(&self, _: i64) -> Option<Named> { todo!() }
-    pub fn group(&self, _: i64) -> Option<Named> { todo!() }
-    pub fn rename_group(&self, _: i64, _: &str) { todo!() }
-    pub fn leave_group(&self, _: i64, _: i64) { todo!() }
-    pub fn join_group(&self, _: i64, _: i64) { todo!() }
-    pub fn set_rate(&self, _: i64, _: Option<f64>, _: &str) { todo!() }
-    pub fn remove_user(&self, _: i64) -> bool { todo!() }
-    pub fn add_user(&self, _: &str, _: &str) -> i64 { todo!() }
+    pub fn user_ids(&self) -> Vec<i64> {
+        todo!()
+    }
+    pub fn group_ids(&self) -> Vec<i64> {
+        todo!()
+    }
+    pub fn group_members(&self, _: i64) -> Vec<i64> {
+        todo!()
+    }
+    pub fn user(&self, _: i64) -> Option<Named> {
+        todo!()
+    }
+    pub fn group(&self, _: i64) -> Option<Named> {
+        todo!()
+    }
+    pub fn rename_group(&self, _: i64, _: &str) {
+        todo!()
+    }
+    pub fn leave_group(&self, _: i64, _: i64) {
+        todo!()
+    }
+    pub fn join_group(&self, _: i64, _: i64) {
+        todo!()
+    }
+    pub fn set_rate(&self, _: i64, _: Option<f64>, _: &str) {
+        todo!()
+    }
+    pub fn remove_user(&self, _: i64) -> bool {
+        todo!()
+    }
+    pub fn add_user(&self, _: &str, _: &str) -> i64 {
+        todo!()
+    }
 }
 pub async fn serve_cli(_: std::net::SocketAddr, _: FakeOptions) -> anyhow::Result<()> {
     todo!()
