@@ -16,7 +16,8 @@ pub fn bin() -> &'static str {
 /// A fake organization and a config + database in a temp dir.
 pub struct Mirror {
     pub fake: FakeServer,
-    pub dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the mirror.
+    pub _dir: tempfile::TempDir,
     pub config: PathBuf,
     pub db: PathBuf,
 }
@@ -49,7 +50,7 @@ impl Mirror {
         std::fs::write(&config, text).expect("write config");
         Mirror {
             fake,
-            dir,
+            _dir: dir,
             config,
             db,
         }
