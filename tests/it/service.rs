@@ -15,6 +15,12 @@ use crate::support::{bin, rows, scalar, text, Mirror};
 // ---------------------------------------------------------------------------------------
 // Helpers
 
+/// The mirror's temp dir (the database's directory).
+fn dir_of(m: &Mirror) -> &Path {
+    m.db.parent()
+        .expect("the database is in the mirror's temp dir")
+}
+
 /// Appends TOML to the mirror's config (its last section is `[database]`).
 fn append_config(m: &Mirror, toml: &str) {
     let mut f = std::fs::OpenOptions::new()
@@ -55,7 +61,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(m: &Mirror) -> Daemon {
-        let log = m.dir.path().join("daemon.log");
+        let log = dir_of(m).join("daemon.log");
         let child = command(&m.config, &["run"], Some("demo-token"))
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("log file"))
@@ -422,7 +428,7 @@ fn export_while_a_sync_writes_is_one_committed_state() {
     m.sync_ok();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let exports: Vec<PathBuf> = (0..6)
-        .map(|i| m.dir.path().join(format!("export-{i}.sqlite")))
+        .map(|i| dir_of(&m).join(format!("export-{i}.sqlite")))
         .collect();
     std::thread::scope(|s| {
         let writer = s.spawn(|| sync_loop(&m, &stop));
@@ -446,7 +452,7 @@ fn export_while_a_sync_writes_is_one_committed_state() {
         );
         assert_eq!(mode & 0o777, 0o600, "{}", path.display());
     }
-    let leftovers: Vec<_> = std::fs::read_dir(m.dir.path())
+    let leftovers: Vec<_> = std::fs::read_dir(dir_of(&m))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
@@ -458,7 +464,7 @@ fn export_while_a_sync_writes_is_one_committed_state() {
 fn export_refuses_to_overwrite_without_force_and_writes_csv() {
     let m = Mirror::new(12);
     m.sync_ok();
-    let out_path = m.dir.path().join("copy.sqlite");
+    let out_path = dir_of(&m).join("copy.sqlite");
     std::fs::write(&out_path, b"precious").unwrap();
     let refused = output(
         &m.config,
@@ -473,7 +479,7 @@ fn export_refuses_to_overwrite_without_force_and_writes_csv() {
     );
     assert_eq!(std::fs::read(&out_path).unwrap(), b"precious");
 
-    let csv_dir = m.dir.path().join("csv");
+    let csv_dir = dir_of(&m).join("csv");
     let done = output(
         &m.config,
         &[
@@ -505,7 +511,7 @@ fn export_refuses_to_overwrite_without_force_and_writes_csv() {
         &[
             "export",
             "--out",
-            m.dir.path().join("other.sqlite").to_str().unwrap(),
+            dir_of(&m).join("other.sqlite").to_str().unwrap(),
             "--csv",
             csv_dir.to_str().unwrap(),
         ],
@@ -537,8 +543,8 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
     );
 
     let config_with = |name: &str, api: &str| {
-        let path = m.dir.path().join(name);
-        let db = m.dir.path().join("check.sqlite");
+        let path = dir_of(&m).join(name);
+        let db = dir_of(&m).join("check.sqlite");
         std::fs::write(
             &path,
             format!(
@@ -830,9 +836,9 @@ if duck is None:
 fn bi_clients_reading_the_live_file_never_see_an_error_or_a_half_applied_run() {
     let m = Mirror::new(300);
     m.sync_ok();
-    let script = m.dir.path().join("bi_reader.py");
+    let script = dir_of(&m).join("bi_reader.py");
     std::fs::write(&script, BI_READER).unwrap();
-    let export = m.dir.path().join("for-duckdb.sqlite");
+    let export = dir_of(&m).join("for-duckdb.sqlite");
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (reader, runs) = std::thread::scope(|s| {
         let writer = s.spawn(|| sync_loop(&m, &stop));
