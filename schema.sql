@@ -169,7 +169,7 @@ CREATE TABLE group_members (
     updated_at           TEXT,
     deleted_at           TEXT,
     PRIMARY KEY (group_id, organization_user_id)
-) WITHOUT ROWID;
+);
 CREATE INDEX group_members_by_user ON group_members (organization_user_id);
 
 CREATE TABLE roles (
@@ -192,7 +192,7 @@ CREATE TABLE role_permissions (
     condition     TEXT,
     description   TEXT,
     PRIMARY KEY (role_id, permission_id)
-) WITHOUT ROWID;
+);
 
 -- Names of the workspaces seen in users and groups (not history-tracked).
 CREATE TABLE workspaces (

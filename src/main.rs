@@ -25,6 +25,29 @@ enum Command {
         #[arg(long)]
         allow_mass_delete: bool,
     },
+    /// The daemon: syncs on schedule.cron until SIGTERM/SIGINT (exit 0 after a clean stop;
+    /// a second signal abandons a run in progress and exits 1).
+    Run,
+    /// The last runs, what they changed, the quota seen, the database size, the next scheduled run.
+    Status {
+        /// One JSON document for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A consistent, self-contained copy of the database for BI tools, written atomically.
+    Export {
+        /// Where to write the copy.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// Also write one CSV file per contract view into this directory.
+        #[arg(long, value_name = "DIR")]
+        csv: Option<PathBuf>,
+        /// Replace PATH (and the CSV files) if they exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validates the config, reaches the API, confirms credentials and organization access.
+    Check,
     /// The whole job end to end with no account: a built-in fake organization, two syncs, what changed.
     Demo {
         /// Where to write the demo database (replaced if it exists).
@@ -66,6 +89,12 @@ fn main() -> ExitCode {
     let result: Result<Exit, CommandError> = runtime.block_on(async {
         match cli.command {
             Command::Sync { allow_mass_delete } => commands::sync(config, allow_mass_delete).await,
+            Command::Run => orgmirror::daemon::run(config).await,
+            Command::Status { json } => orgmirror::status::run(config, json),
+            Command::Export { out, csv, force } => {
+                orgmirror::export::run(config, &out, csv.as_deref(), force)
+            }
+            Command::Check => orgmirror::check::run(config).await,
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,

@@ -356,6 +356,20 @@ impl Store {
         self.sql(r).map(|_| ())
     }
 
+    /// Marks every `running` row failed with `reason` (a run abandoned at shutdown; its
+    /// commit is one transaction, so nothing of it was half-written). Returns the rows marked.
+    pub fn abandon_running(
+        &mut self,
+        reason: &str,
+        finished_at: &str,
+    ) -> Result<usize, StoreError> {
+        let r = self.conn.execute(
+            "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
+            params![reason, finished_at],
+        );
+        self.sql(r)
+    }
+
     /// Every current entity's hashes: what a run diffs against.
     pub fn stored_state(&self) -> Result<StoredState, StoreError> {
         let mut stmt = self.sql(self.conn.prepare(
@@ -419,11 +433,24 @@ impl Store {
 
     /// The newest runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<SyncRunRow>, StoreError> {
-        let mut stmt = self.sql(self.conn.prepare(
+        self.runs_where("1", limit)
+    }
+
+    /// The newest failed (or refused) run.
+    pub fn last_failed_run(&self) -> Result<Option<SyncRunRow>, StoreError> {
+        Ok(self.runs_where("status = 'failed'", 1)?.into_iter().next())
+    }
+
+    fn runs_where(
+        &self,
+        condition: &'static str,
+        limit: usize,
+    ) -> Result<Vec<SyncRunRow>, StoreError> {
+        let mut stmt = self.sql(self.conn.prepare(&format!(
             "SELECT sync_run_id, kind, started_at, finished_at, status, error, requests, events_written,
                     quota_remaining, quota_resets_at, summary_json
-             FROM sync_runs ORDER BY sync_run_id DESC LIMIT ?1",
-        ))?;
+             FROM sync_runs WHERE {condition} ORDER BY sync_run_id DESC LIMIT ?1"
+        )))?;
         let rows = self.sql(stmt.query_map([limit as i64], |r| {
             let summary: Option<String> = r.get(10)?;
             Ok(SyncRunRow {

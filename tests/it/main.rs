@@ -2,4 +2,5 @@
 //! the built-in fake Focus API on 127.0.0.1, with real SQLite files.
 
 mod mirror;
+mod service;
 mod support;

@@ -1,0 +1,385 @@
+//! `orgmirror run`: the daemon. Syncs on `schedule.cron` until SIGTERM or SIGINT, never
+//! two runs at once, every run through [`sync::run_once`] (the path `sync` takes), and
+//! tells systemd how it is doing (`Type=notify`: READY, STATUS, WATCHDOG, STOPPING).
+//!
+//! How it fits together:
+//! - The cron job only *asks* for a run: it flips `pending` from false to true and sends a
+//!   tick to the loop. **A tick that finds `pending` already true (a run queued or going) is
+//!   skipped and logged**, so runs never overlap and never pile up.
+//! - The loop owns the `Store` and the `Client` and runs one sync at a time; a failed run
+//!   is recorded by `run_once` and the daemon carries on.
+//! - The first stop signal stops the schedule. A run in progress gets
+//!   `schedule.shutdown_timeout` to finish; after that its future is dropped (it can only be
+//!   parked at an HTTP await: the commit is one synchronous transaction, so nothing is ever
+//!   half-written) and its `sync_runs` row is marked failed with [`SHUTDOWN_REASON`]. The
+//!   database is closed and the process exits 0.
+//! - A second signal while waiting for the run abandons it at once, marks it failed with
+//!   [`SECOND_SIGNAL_REASON`] and exits 1.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::{debug, error, info, warn};
+
+use crate::commands::{client_for, load_config, open_store, CommandError, Exit};
+use crate::store::StoreError;
+use crate::sync::{self, now_utc, RunReport, SyncOptions};
+
+/// The `sync_runs.error` of a run abandoned because it outlived `schedule.shutdown_timeout`.
+pub const SHUTDOWN_REASON: &str =
+    "interrupted: shutdown (the run did not finish within schedule.shutdown_timeout)";
+/// The `sync_runs.error` of a run abandoned by a second stop signal.
+pub const SECOND_SIGNAL_REASON: &str = "interrupted: shutdown (a second stop signal)";
+
+/// Why a run was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// `schedule.run_at_start`.
+    Start,
+    /// A cron tick.
+    Schedule,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Schedule => "schedule",
+        }
+    }
+}
+
+/// Asks the loop for a run unless one is queued or going; the single gate against overlap.
+#[derive(Clone)]
+struct RunGate {
+    pending: Arc<AtomicBool>,
+    ticks: mpsc::Sender<Trigger>,
+}
+
+impl RunGate {
+    fn request(&self, trigger: Trigger) {
+        if self
+            .pending
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            warn!(
+                trigger = trigger.as_str(),
+                "tick skipped: the previous run is still going"
+            );
+            return;
+        }
+        if self.ticks.try_send(trigger).is_err() {
+            // The loop has stopped taking ticks: the daemon is shutting down.
+            self.pending.store(false, Ordering::Release);
+            debug!(trigger = trigger.as_str(), "tick dropped: shutting down");
+        }
+    }
+
+    fn done(&self) {
+        self.pending.store(false, Ordering::Release);
+    }
+}
+
+/// SIGTERM and SIGINT.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The name of the next stop signal.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// `WATCHDOG=1` at half of `WATCHDOG_USEC`, when systemd asks for it.
+struct Watchdog(Option<tokio::time::Interval>);
+
+impl Watchdog {
+    fn from_env() -> Watchdog {
+        let mut usec = 0;
+        // Keep the variables: unsetting them races with other threads reading the environment.
+        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+            let period = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            info!(
+                period_ms = period.as_millis() as u64,
+                "systemd watchdog enabled"
+            );
+            Watchdog(Some(interval))
+        } else {
+            Watchdog(None)
+        }
+    }
+
+    /// Waits for the next ping time and pings; never returns when there is no watchdog.
+    async fn tick(&mut self) {
+        match &mut self.0 {
+            Some(interval) => {
+                interval.tick().await;
+                notify(&[NotifyState::Watchdog]);
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Sends to systemd's notify socket; a no-op outside systemd.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// How a run the loop started ended.
+enum RunEnd {
+    /// It finished (committed, failed or refused: `run_once` recorded it).
+    Finished(Result<RunReport, StoreError>),
+    /// It finished after a stop signal arrived: record it, then stop.
+    FinishedThenStop(Result<RunReport, StoreError>),
+    /// It outlived `schedule.shutdown_timeout` after a stop signal and was dropped.
+    Abandoned,
+    /// A second stop signal arrived while waiting for it; it was dropped.
+    Killed,
+}
+
+/// `orgmirror run`.
+pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
+    // First, so that a signal during start-up is handled as a stop, not as death.
+    let mut signals = StopSignals::install().map_err(|e| {
+        CommandError::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
+    })?;
+    let (config_file, config) = load_config(config_path)?;
+    let client = client_for(&config)?;
+    let mut store = open_store(&config)?;
+    // One daemon per database, from the start (not only from the first run).
+    store.lock_writer()?;
+
+    let (ticks_tx, mut ticks) = mpsc::channel::<Trigger>(1);
+    let gate = RunGate {
+        pending: Arc::new(AtomicBool::new(false)),
+        ticks: ticks_tx,
+    };
+    let mut scheduler = arm_schedule(&config.schedule.cron, gate.clone()).await?;
+    let cron = config.schedule.cron.as_str();
+    let shutdown_timeout = config.schedule.shutdown_timeout.duration();
+    info!(
+        config = %config_file.display(),
+        database = %config.database.path.display(),
+        cron,
+        run_at_start = config.schedule.run_at_start,
+        shutdown_timeout_s = shutdown_timeout.as_secs_f64(),
+        "daemon started"
+    );
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!(
+            "waiting for the first run (schedule \"{cron}\" UTC)"
+        )),
+    ]);
+    if config.schedule.run_at_start {
+        gate.request(Trigger::Start);
+    }
+
+    let mut watchdog = Watchdog::from_env();
+    let options = SyncOptions {
+        allow_mass_delete: false,
+        progress: false,
+    };
+    let exit = loop {
+        let trigger = tokio::select! {
+            signal = signals.recv() => {
+                info!(signal, "stop signal received; no run in progress");
+                break Exit::Ok;
+            }
+            _ = watchdog.tick() => continue,
+            trigger = ticks.recv() => match trigger {
+                Some(t) => t,
+                None => break Exit::Ok,
+            },
+        };
+        debug!(trigger = trigger.as_str(), "run starting");
+        let end = {
+            let run = sync::run_once(&client, &mut store, &config, &options);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    result = &mut run => break RunEnd::Finished(result),
+                    _ = watchdog.tick() => {}
+                    signal = signals.recv() => {
+                        info!(
+                            signal,
+                            shutdown_timeout_s = shutdown_timeout.as_secs_f64(),
+                            "stop signal received; letting the run in progress finish"
+                        );
+                        stop_schedule(&mut scheduler).await;
+                        notify(&[
+                            NotifyState::Stopping,
+                            NotifyState::Status("stopping: waiting for the run in progress"),
+                        ]);
+                        break finish_or_abandon(run.as_mut(), &mut signals, &mut watchdog, shutdown_timeout).await;
+                    }
+                }
+            }
+        };
+        gate.done();
+        match end {
+            RunEnd::Finished(result) => report_run(result),
+            RunEnd::FinishedThenStop(result) => {
+                report_run(result);
+                break Exit::Ok;
+            }
+            RunEnd::Abandoned => {
+                mark_abandoned(&mut store, SHUTDOWN_REASON);
+                break Exit::Ok;
+            }
+            RunEnd::Killed => {
+                mark_abandoned(&mut store, SECOND_SIGNAL_REASON);
+                break Exit::Failed;
+            }
+        }
+    };
+
+    stop_schedule(&mut scheduler).await;
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopped")]);
+    drop(store);
+    info!(exit_status = exit as u8, "daemon stopped; database closed");
+    Ok(exit)
+}
+
+/// Waits up to `timeout` for the run to finish; a second signal gives up at once.
+async fn finish_or_abandon<F>(
+    mut run: Pin<&mut F>,
+    signals: &mut StopSignals,
+    watchdog: &mut Watchdog,
+    timeout: Duration,
+) -> RunEnd
+where
+    F: Future<Output = Result<RunReport, StoreError>>,
+{
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            result = &mut run => return RunEnd::FinishedThenStop(result),
+            _ = &mut deadline => {
+                warn!(
+                    shutdown_timeout_s = timeout.as_secs_f64(),
+                    "the run in progress did not finish within schedule.shutdown_timeout; abandoning it"
+                );
+                return RunEnd::Abandoned;
+            }
+            signal = signals.recv() => {
+                warn!(signal, "second stop signal; abandoning the run in progress and exiting now");
+                return RunEnd::Killed;
+            }
+            _ = watchdog.tick() => {}
+        }
+    }
+}
+
+/// Logs what the loop needs to know of a run and tells systemd (the run's own summary
+/// event is logged by `sync`).
+fn report_run(result: Result<RunReport, StoreError>) {
+    match result {
+        Ok(report) => {
+            let status = if report.committed {
+                format!(
+                    "last run {} succeeded at {}: {} events ({})",
+                    report.run_id,
+                    now_utc(),
+                    report.events_written(),
+                    report.events_line()
+                )
+            } else {
+                let outcome = if report.refused {
+                    "was refused"
+                } else {
+                    "failed"
+                };
+                format!(
+                    "last run {} {outcome} at {}: {}",
+                    report.run_id,
+                    now_utc(),
+                    report.error.as_deref().unwrap_or("unknown error")
+                )
+            };
+            notify(&[NotifyState::Status(&status)]);
+        }
+        Err(e) => {
+            error!(error = %e, "the run could not be recorded in the database; the daemon carries on");
+            notify(&[NotifyState::Status(&format!(
+                "last run could not be recorded at {}: {e}",
+                now_utc()
+            ))]);
+        }
+    }
+}
+
+/// Marks the abandoned run's `sync_runs` row failed.
+fn mark_abandoned(store: &mut crate::store::Store, reason: &str) {
+    match store.abandon_running(reason, &now_utc()) {
+        Ok(rows) => warn!(rows, reason, "abandoned run marked failed"),
+        Err(e) => error!(
+            error = %e,
+            "cannot mark the abandoned run failed; the next run will mark it interrupted"
+        ),
+    }
+}
+
+/// Starts the cron schedule (UTC), each tick going through `gate`.
+async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, CommandError> {
+    let scheduler_error = |what: &str, e: tokio_cron_scheduler::JobSchedulerError| {
+        CommandError::failed(format!("cannot {what} the schedule: {e}"))
+    };
+    let job = Job::new_async(cron, move |_id, _scheduler| {
+        let gate = gate.clone();
+        Box::pin(async move { gate.request(Trigger::Schedule) })
+    })
+    .map_err(|e| CommandError {
+        exit: Exit::Config,
+        message: format!(
+            "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
+        ),
+    })?;
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| scheduler_error("create", e))?;
+    scheduler
+        .add(job)
+        .await
+        .map_err(|e| scheduler_error("arm", e))?;
+    scheduler
+        .start()
+        .await
+        .map_err(|e| scheduler_error("start", e))?;
+    Ok(scheduler)
+}
+
+/// Stops taking ticks.
+async fn stop_schedule(scheduler: &mut JobScheduler) {
+    if let Err(e) = scheduler.shutdown().await {
+        warn!(error = %e, "the schedule did not stop cleanly");
+    }
+}

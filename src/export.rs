@@ -1,0 +1,267 @@
+//! `orgmirror export --out PATH [--csv DIR] [--force]`: a consistent, self-contained copy of
+//! the mirror for BI tools, safe while the daemon writes.
+//!
+//! **The copy is one committed state**: `VACUUM INTO` reads inside one read transaction of
+//! a read-only connection. It is written to a temporary file beside PATH, fsynced, and
+//! renamed over PATH, so PATH is never half-written. The copy is in rollback-journal mode
+//! (no `-wal` beside it) and mode 0600. The CSV files are written from the copy, so they
+//! show the same state.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::ValueRef;
+use tracing::info;
+
+use crate::commands::{load_config, CommandError, Exit};
+use crate::store::Store;
+
+/// The contract views and tables `--csv` writes, one `<name>.csv` each.
+pub const CSV_VIEWS: &[&str] = &[
+    "users_current",
+    "groups_current",
+    "group_members_current",
+    "roles_current",
+    "role_permissions_current",
+    "group_membership_history",
+    "rate_history",
+    "change_events",
+    "sync_runs",
+];
+
+/// `orgmirror export`.
+pub fn run(
+    config_path: Option<&Path>,
+    out: &Path,
+    csv: Option<&Path>,
+    force: bool,
+) -> Result<Exit, CommandError> {
+    let (_, config) = load_config(config_path)?;
+    let source = Store::open_read_only(&config.database.path)?;
+    export_database(&source, out, force)?;
+    drop(source);
+    println!(
+        "exported {} to {}",
+        config.database.path.display(),
+        out.display()
+    );
+    if let Some(dir) = csv {
+        let copy = Store::open_read_only(out)?;
+        let written = export_csv(&copy, dir, force)?;
+        println!("wrote {} CSV files to {}", written.len(), dir.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// Copies the database behind `source` to `out` atomically (see the module docs).
+pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), CommandError> {
+    if out.exists() && !force {
+        return Err(CommandError::failed(format!(
+            "{} already exists; pass --force to replace it",
+            out.display()
+        )));
+    }
+    let dir = parent_dir(out);
+    let tmp = tempfile::Builder::new()
+        .prefix(".orgmirror-export-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            CommandError::failed(format!(
+                "cannot create a temporary file in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    let tmp_name = tmp.path().to_str().ok_or_else(|| {
+        CommandError::failed(format!(
+            "the export path {} is not valid UTF-8",
+            out.display()
+        ))
+    })?;
+    source
+        .connection()
+        .execute("VACUUM INTO ?1", [tmp_name])
+        .map_err(|e| {
+            CommandError::failed(format!(
+                "cannot copy {} into {}: {e}",
+                source.path().display(),
+                out.display()
+            ))
+        })?;
+    let file = tmp.as_file();
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| CommandError::failed(format!("cannot write {}: {e}", tmp.path().display())))?;
+    let persisted = if force {
+        tmp.persist(out)
+    } else {
+        // Refuses atomically if PATH appeared meanwhile.
+        tmp.persist_noclobber(out)
+    };
+    persisted.map_err(|e| {
+        CommandError::failed(format!(
+            "cannot move the copy to {}: {}",
+            out.display(),
+            e.error
+        ))
+    })?;
+    sync_dir(&dir)?;
+    info!(source = %source.path().display(), out = %out.display(), "database exported");
+    Ok(())
+}
+
+/// Writes one CSV per [`CSV_VIEWS`] entry into `dir` (created when missing), each written
+/// atomically. Returns the files written.
+pub fn export_csv(store: &Store, dir: &Path, force: bool) -> Result<Vec<PathBuf>, CommandError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CommandError::failed(format!(
+            "cannot create the CSV directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let targets: Vec<PathBuf> = CSV_VIEWS
+        .iter()
+        .map(|v| dir.join(format!("{v}.csv")))
+        .collect();
+    if !force {
+        if let Some(existing) = targets.iter().find(|p| p.exists()) {
+            return Err(CommandError::failed(format!(
+                "{} already exists; pass --force to replace the CSV files",
+                existing.display()
+            )));
+        }
+    }
+    for (view, target) in CSV_VIEWS.iter().zip(&targets) {
+        let tmp = tempfile::Builder::new()
+            .prefix(".orgmirror-export-")
+            .suffix(".csv.tmp")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                CommandError::failed(format!(
+                    "cannot create a temporary file in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        let io_error = |e: std::io::Error| {
+            CommandError::failed(format!("cannot write {}: {e}", target.display()))
+        };
+        let mut writer = BufWriter::new(tmp.as_file());
+        write_view_csv(store, view, &mut writer)?;
+        writer.flush().map_err(io_error)?;
+        drop(writer);
+        tmp.as_file().sync_all().map_err(io_error)?;
+        tmp.persist(target).map_err(|e| {
+            CommandError::failed(format!(
+                "cannot move the CSV to {}: {}",
+                target.display(),
+                e.error
+            ))
+        })?;
+    }
+    sync_dir(dir)?;
+    Ok(targets)
+}
+
+fn write_view_csv(store: &Store, view: &str, out: &mut impl Write) -> Result<(), CommandError> {
+    let sql_error = |e: rusqlite::Error| {
+        CommandError::failed(format!(
+            "cannot read {view} from {}: {e}",
+            store.path().display()
+        ))
+    };
+    let io_error =
+        |e: std::io::Error| CommandError::failed(format!("cannot write {view}.csv: {e}"));
+    let conn = store.connection();
+    // Views are names from CSV_VIEWS, never user input. Ordered so exports diff cleanly.
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM {view} ORDER BY 1, 2"))
+        .map_err(sql_error)?;
+    let columns: Vec<String> = stmt
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    write_record(out, columns.iter().map(|c| c.as_str().into())).map_err(io_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let mut fields = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            fields.push(csv_field(row.get_ref(i).map_err(sql_error)?));
+        }
+        write_record(out, fields.into_iter()).map_err(io_error)?;
+    }
+    Ok(())
+}
+
+/// A SQL value as CSV text: NULL is an empty field, blobs are hex.
+fn csv_field(value: ValueRef<'_>) -> std::borrow::Cow<'_, str> {
+    match value {
+        ValueRef::Null => "".into(),
+        ValueRef::Integer(i) => i.to_string().into(),
+        ValueRef::Real(f) => f.to_string().into(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t),
+        ValueRef::Blob(b) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+            .into(),
+    }
+}
+
+/// One RFC 4180 record: fields quoted when they hold a comma, quote, CR or LF (quotes
+/// doubled), CRLF at the end.
+pub fn write_record<'a>(
+    out: &mut impl Write,
+    fields: impl Iterator<Item = std::borrow::Cow<'a, str>>,
+) -> std::io::Result<()> {
+    for (i, field) in fields.enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        if field.contains([',', '"', '\r', '\n']) {
+            out.write_all(b"\"")?;
+            out.write_all(field.replace('"', "\"\"").as_bytes())?;
+            out.write_all(b"\"")?;
+        } else {
+            out.write_all(field.as_bytes())?;
+        }
+    }
+    out.write_all(b"\r\n")
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Makes the renames durable.
+fn sync_dir(dir: &Path) -> Result<(), CommandError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        CommandError::failed(format!("cannot sync the directory {}: {e}", dir.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fields: &[&str]) -> String {
+        let mut out = Vec::new();
+        write_record(&mut out, fields.iter().map(|f| (*f).into())).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rfc4180_quoting() {
+        assert_eq!(record(&["a", "b"]), "a,b\r\n");
+        assert_eq!(
+            record(&["a,b", "say \"hi\"", ""]),
+            "\"a,b\",\"say \"\"hi\"\"\",\r\n"
+        );
+        assert_eq!(record(&["two\nlines"]), "\"two\nlines\"\r\n");
+    }
+}
