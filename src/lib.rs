@@ -11,3 +11,4 @@ pub mod commands;
 pub mod demo;
 pub mod logging;
 pub mod sync;
+pub mod groups;
