@@ -1,18 +1,47 @@
 //! The upstream: a typed client for every endpoint of the seed, with auth, paging,
 //! retries and quota accounting.
 //!
-//! INTERFACE SKELETON — the bodies are filled in by the client work (issue 2/4).
+//! Every request goes through one private path (`transport::Client::send`): it
+//! waits while the quota is known to be spent, counts the attempt, reads the quota
+//! headers of every answer, reads the body under `api.max_body_bytes`, retries 5xx,
+//! timeouts and connection errors with capped, jittered backoff within
+//! `api.max_retry_time`, honours 429 `Retry-After`, and waits out 402 (quota spent)
+//! within `api.max_quota_wait`. Paged lists follow the stop rules in [`paging`].
+//!
+//! Writes: POST and DELETE are never repeated after a 5xx, timeout or connection error
+//! (the server may have applied them; a repeated DELETE would answer 404 for a group it
+//! did delete), PUT is (it replaces the group with the same body). All of them wait out
+//! 402 and 429, which the server answers without processing the request.
+//!
+//! **Secrets never leave this module**: the `Authorization` header is marked sensitive,
+//! and error texts built from server answers are scrubbed of the credentials.
 
+mod decode;
 pub mod models;
+pub mod paging;
+mod transport;
 
-use std::time::Duration;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
 use crate::config::{ApiConfig, Credentials};
-use models::{Group, GroupRef, GroupWrite, OrganizationUser, Role, Team};
+pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
+use models::{Group, GroupRef, GroupWrite, KnownFields, OrganizationUser, Role, Team};
+use paging::{HasId, Next, PageError, Pager};
+use transport::{Query, Request};
 
 /// Where a request went, for error messages: `GET /organizations/1/users page 3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// `GET`, `POST`, …
     pub method: &'static str,
     /// Path below the base URL, e.g. `/organizations/1001/users`.
     pub path: String,
@@ -92,6 +121,7 @@ pub enum ApiError {
 /// The request quota as the last response announced it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaSeen {
+    /// Requests left in the current window.
     pub remaining: Option<i64>,
     /// When the window resets, as a Unix timestamp (seconds).
     pub resets_at_unix: Option<i64>,
@@ -102,18 +132,26 @@ pub struct QuotaSeen {
 pub struct RequestStats {
     /// HTTP requests sent (every attempt counts).
     pub requests: u32,
+    /// The quota as the last answer announced it (kept across runs).
     pub quota: Option<QuotaSeen>,
+    /// Retries after a 5xx, 429, timeout or connection error.
     pub retries: u32,
+    /// Time spent waiting for the quota to reset.
     pub quota_wait: Duration,
 }
 
 /// What a paged pull reports after each page (for progress lines).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageProgress {
+    /// `users` or `teams`.
     pub entity: &'static str,
+    /// The page just received (from 1).
     pub page: u32,
+    /// Distinct rows collected so far, this page included.
     pub rows: usize,
+    /// Requests sent in this run so far.
     pub requests: u32,
+    /// The quota left as the last answer announced it.
     pub quota_remaining: Option<i64>,
 }
 
@@ -121,68 +159,480 @@ pub struct PageProgress {
 pub type WithUnknown<T> = (T, Option<String>);
 
 /// The client. One per process; [`Client::start_run`] resets the per-run counters.
+/// `Send + Sync`, used through `&self`.
 pub struct Client {
-    _private: (),
+    http: reqwest::Client,
+    /// `api.base_url` without a trailing `/`.
+    base_url: String,
+    organization_id: i64,
+    workspace_id: i64,
+    per_page: u32,
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_retry_time: Duration,
+    max_quota_wait: Duration,
+    request_timeout: Duration,
+    max_body_bytes: u64,
+    max_pages: u32,
+    /// Added to every quota wait: the reset time is the server's, in whole seconds.
+    quota_margin: Duration,
+    /// Credential strings scrubbed from error texts.
+    secrets: Vec<SecretString>,
+    state: Mutex<State>,
 }
 
+/// Per-run counters and what the client has learned about the server.
+#[derive(Debug, Default)]
+struct State {
+    requests: u32,
+    retries: u32,
+    quota_wait: Duration,
+    retry_wait: Duration,
+    quota: Option<QuotaSeen>,
+    /// The precise reset time behind `quota.resets_at_unix`.
+    reset_at: Option<SystemTime>,
+    users: PageSizes,
+    teams: PageSizes,
+}
+
+/// What the pulls of one entity have shown about the server's page size.
+#[derive(Debug, Default, Clone, Copy)]
+struct PageSizes {
+    /// The largest page of a pull that needed more than one page: the server's cap.
+    cap: Option<usize>,
+    /// The largest page ever returned: the server honours at least this.
+    largest: usize,
+}
+
+impl PageSizes {
+    fn learn<T: HasId>(&mut self, pager: &Pager<T>) {
+        if let Some(cap) = pager.cap_seen() {
+            self.cap = Some(cap);
+        }
+        self.largest = self.largest.max(pager.largest());
+    }
+
+    /// Ids per by-id request: at most 100, and no more than the server's cap.
+    fn batch(&self) -> usize {
+        self.cap
+            .unwrap_or(MAX_IDS_PER_REQUEST)
+            .clamp(1, MAX_IDS_PER_REQUEST)
+    }
+
+    /// For a by-id request of `n` ids: the size below which a first page is final.
+    fn final_below(&self, n: usize) -> usize {
+        if n <= self.largest {
+            n
+        } else {
+            0
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("organization_id", &self.organization_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ids asked for in one by-id request at most.
+const MAX_IDS_PER_REQUEST: usize = 100;
+
 impl Client {
-    pub fn new(_api: &ApiConfig, _credentials: &Credentials) -> Result<Client, ApiError> {
-        todo!()
+    /// Builds the HTTP client: rustls with certificate checks, connect and whole-request
+    /// timeouts, no redirects, the `Authorization` header marked sensitive.
+    pub fn new(api: &ApiConfig, credentials: &Credentials) -> Result<Client, ApiError> {
+        let setup_error = |message: String| ApiError::Transport {
+            endpoint: Endpoint {
+                method: "SETUP",
+                path: format!("/organizations/{}", api.organization_id),
+                page: None,
+            },
+            message,
+        };
+        let authorization = credentials.authorization(api.auth_scheme);
+        let mut auth = HeaderValue::from_str(authorization.expose_secret()).map_err(|_| {
+            setup_error(
+                "the credentials contain characters that cannot be sent in an HTTP header"
+                    .to_string(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .default_headers(headers)
+            .user_agent(concat!("orgmirror/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(api.connect_timeout.duration())
+            .timeout(api.request_timeout.duration())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| setup_error(format!("cannot build the HTTP client: {e}")))?;
+        let mut secrets = vec![authorization.clone()];
+        if let Some((_, credential)) = authorization.expose_secret().split_once(' ') {
+            secrets.push(SecretString::from(credential.to_string()));
+        }
+        match credentials {
+            Credentials::Token(token) => secrets.push(token.clone()),
+            Credentials::Login { password, .. } => secrets.push(password.clone()),
+        }
+        Ok(Client {
+            http,
+            base_url: api.base_url.trim_end_matches('/').to_string(),
+            organization_id: api.organization_id,
+            workspace_id: api.workspace_id,
+            per_page: api.per_page.max(1),
+            max_attempts: api.max_attempts.max(1),
+            initial_backoff: api.initial_backoff.duration(),
+            max_backoff: api.max_backoff.duration(),
+            max_retry_time: api.max_retry_time.duration(),
+            max_quota_wait: api.max_quota_wait.duration(),
+            request_timeout: api.request_timeout.duration(),
+            max_body_bytes: api.max_body_bytes,
+            max_pages: api.max_pages.max(1),
+            quota_margin: Duration::from_secs(1),
+            secrets,
+            state: Mutex::new(State::default()),
+        })
     }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the state under the lock (never held across an await).
+    fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// Resets the per-run counters and budgets (requests, retries, quota and retry
+    /// waiting) and what pulls showed about page sizes: a by-id re-check trusts only
+    /// the pulls of its own run. The last quota seen is kept.
     pub fn start_run(&self) {
-        todo!()
+        self.with_state(|s| {
+            s.requests = 0;
+            s.retries = 0;
+            s.quota_wait = Duration::ZERO;
+            s.retry_wait = Duration::ZERO;
+            s.users = PageSizes::default();
+            s.teams = PageSizes::default();
+        });
     }
+
+    /// The counters of the current run and the last quota seen.
     pub fn stats(&self) -> RequestStats {
-        todo!()
+        self.with_state(|s| RequestStats {
+            requests: s.requests,
+            quota: s.quota,
+            retries: s.retries,
+            quota_wait: s.quota_wait,
+        })
     }
-    pub fn seed_quota(&self, _seen: QuotaSeen) {
-        todo!()
+
+    /// Primes the last known quota (from the database at start), so that a spent window
+    /// is respected across restarts. A later answer's headers replace it.
+    pub fn seed_quota(&self, seen: QuotaSeen) {
+        let reset_at = seen
+            .resets_at_unix
+            .and_then(|t| u64::try_from(t).ok())
+            .map(|t| UNIX_EPOCH + Duration::from_secs(t));
+        self.with_state(|s| {
+            s.quota = Some(seen);
+            s.reset_at = reset_at;
+        });
     }
-    pub async fn ensure_quota(&self, _expected_requests: u32) -> Result<(), ApiError> {
-        todo!()
+
+    /// Before a run that needs about `expected_requests`: when the last known quota is
+    /// smaller and its window resets in the future, waits for the reset (within
+    /// `api.max_quota_wait`, else [`ApiError::QuotaExhausted`]).
+    pub async fn ensure_quota(&self, expected_requests: u32) -> Result<(), ApiError> {
+        match self.until_reset(expected_requests) {
+            Some(wait) => {
+                let endpoint = Endpoint {
+                    method: "QUOTA",
+                    path: self.org_path(""),
+                    page: None,
+                };
+                self.quota_sleep(&endpoint, wait).await
+            }
+            None => Ok(()),
+        }
     }
+
+    /// `GET /organizations/{id}/roles`.
     pub async fn roles(&self) -> Result<Vec<WithUnknown<Role>>, ApiError> {
-        todo!()
+        let req = self.request(Method::GET, "GET", "/roles", Query::default(), None);
+        let body = self.send(&req).await?;
+        self.decode_list::<Role>(&req, &body, Envelope::Items)
+            .map(|p| p.items)
     }
+
+    /// `GET /organizations/{id}/groups/me`: the groups the credentials' user belongs to.
     pub async fn my_groups(&self) -> Result<Vec<GroupRef>, ApiError> {
-        todo!()
+        let req = self.request(Method::GET, "GET", "/groups/me", Query::default(), None);
+        let body = self.send(&req).await?;
+        let page = self.decode_list::<GroupRef>(&req, &body, Envelope::Items)?;
+        Ok(page.items.into_iter().map(|(group, _)| group).collect())
     }
-    pub async fn create_group(&self, _body: &GroupWrite) -> Result<Option<Group>, ApiError> {
-        todo!()
+
+    /// `POST /organizations/{id}/groups`. The page documents no 201 body, so the group
+    /// is returned only when the body parses as one. Not repeated after a 5xx, timeout
+    /// or connection error.
+    pub async fn create_group(&self, body: &GroupWrite) -> Result<Option<Group>, ApiError> {
+        let mut req = self.request(Method::POST, "POST", "/groups", Query::default(), None);
+        req.body = Some(encode_body(&req, body)?);
+        req.retry_failures = false;
+        let answer = self.send(&req).await?;
+        Ok(serde_json::from_slice::<Group>(&answer).ok())
     }
-    pub async fn update_group(
-        &self,
-        _group_id: i64,
-        _body: &GroupWrite,
-    ) -> Result<Group, ApiError> {
-        todo!()
+
+    /// `PUT /organizations/{id}/groups/{group_id}`: the updated group.
+    pub async fn update_group(&self, group_id: i64, body: &GroupWrite) -> Result<Group, ApiError> {
+        let path = format!("/groups/{group_id}");
+        let mut req = self.request(Method::PUT, "PUT", &path, Query::default(), None);
+        req.body = Some(encode_body(&req, body)?);
+        let answer = self.send(&req).await?;
+        serde_json::from_slice::<Group>(&answer).map_err(|e| ApiError::Decode {
+            endpoint: req.endpoint(),
+            message: self.redact(format!(
+                "{e}; the body starts with: {}",
+                transport::body_excerpt(&answer, 120)
+            )),
+        })
     }
-    pub async fn delete_group(&self, _group_id: i64) -> Result<(), ApiError> {
-        todo!()
+
+    /// `DELETE /organizations/{id}/groups/{group_id}?workspace_id=…`. Not repeated
+    /// after a 5xx, timeout or connection error.
+    pub async fn delete_group(&self, group_id: i64) -> Result<(), ApiError> {
+        let path = format!("/groups/{group_id}");
+        let mut query = Query::default();
+        query.push("workspace_id", self.workspace_id);
+        let mut req = self.request(Method::DELETE, "DELETE", &path, query, None);
+        req.retry_failures = false;
+        self.send(&req).await.map(|_| ())
     }
+
+    /// Every team (group) of the organization: `GET …/teams?workspace_id=…`, paged, and
+    /// ended by the announced `total` where possible.
     pub async fn pull_teams(
         &self,
-        _progress: &mut dyn FnMut(&PageProgress),
+        progress: &mut dyn FnMut(&PageProgress),
     ) -> Result<Vec<WithUnknown<Team>>, ApiError> {
-        todo!()
+        let spec = self.teams_spec(&[]);
+        let mut pager = Pager::new();
+        self.pull(&spec, self.per_page, &mut pager, progress)
+            .await?;
+        self.with_state(|s| s.teams.learn(&pager));
+        Ok(pager.finish())
     }
+
+    /// Every user of the organization: `GET …/users`, paged.
     pub async fn pull_users(
         &self,
-        _include_rates: bool,
-        _include_working_hours: bool,
-        _progress: &mut dyn FnMut(&PageProgress),
+        include_rates: bool,
+        include_working_hours: bool,
+        progress: &mut dyn FnMut(&PageProgress),
     ) -> Result<Vec<WithUnknown<OrganizationUser>>, ApiError> {
-        todo!()
+        let spec = self.users_spec(Query::default(), include_rates, include_working_hours);
+        let mut pager = Pager::new();
+        self.pull(&spec, self.per_page, &mut pager, progress)
+            .await?;
+        self.with_state(|s| s.users.learn(&pager));
+        Ok(pager.finish())
     }
+
+    /// Re-reads specific users through the `org_user_ids[]` filter, in batches (at most
+    /// 100 ids, or the server's page cap when a pull has shown one). Ids that do not come
+    /// back are gone (or invisible to these credentials).
     pub async fn users_by_ids(
         &self,
-        _ids: &[i64],
-        _include_rates: bool,
-        _include_working_hours: bool,
+        ids: &[i64],
+        include_rates: bool,
+        include_working_hours: bool,
     ) -> Result<Vec<WithUnknown<OrganizationUser>>, ApiError> {
-        todo!()
+        let sizes = self.with_state(|s| s.users);
+        let mut found = Vec::new();
+        for batch in batches(ids, sizes.batch()) {
+            let mut query = Query::default();
+            for id in &batch {
+                query.push("org_user_ids[]", id);
+            }
+            let spec = self.users_spec(query, include_rates, include_working_hours);
+            let final_below = sizes.final_below(batch.len());
+            let mut pager = Pager::for_ids(&batch, "org_user_ids[]", final_below);
+            self.pull(&spec, batch.len() as u32, &mut pager, &mut |_| {})
+                .await?;
+            found.extend(pager.finish());
+        }
+        Ok(found)
     }
-    pub async fn teams_by_ids(&self, _ids: &[i64]) -> Result<Vec<WithUnknown<Team>>, ApiError> {
-        todo!()
+
+    /// Re-reads specific teams through the `group_ids[]` filter, batched like
+    /// [`Client::users_by_ids`].
+    pub async fn teams_by_ids(&self, ids: &[i64]) -> Result<Vec<WithUnknown<Team>>, ApiError> {
+        let sizes = self.with_state(|s| s.teams);
+        let mut found = Vec::new();
+        for batch in batches(ids, sizes.batch()) {
+            let spec = self.teams_spec(&batch);
+            let final_below = sizes.final_below(batch.len());
+            let mut pager = Pager::for_ids(&batch, "group_ids[]", final_below);
+            self.pull(&spec, batch.len() as u32, &mut pager, &mut |_| {})
+                .await?;
+            found.extend(pager.finish());
+        }
+        Ok(found)
     }
+
+    fn users_spec(&self, mut query: Query, rates: bool, working_hours: bool) -> ListSpec {
+        if rates {
+            query.push("include_rates", "true");
+        }
+        if working_hours {
+            query.push("include_working_hours", "true");
+        }
+        ListSpec {
+            entity: "users",
+            path: "/users",
+            query,
+            envelope: Envelope::Items,
+        }
+    }
+
+    fn teams_spec(&self, ids: &[i64]) -> ListSpec {
+        let mut query = Query::default();
+        query.push("workspace_id", self.workspace_id);
+        for id in ids {
+            query.push("group_ids[]", id);
+        }
+        ListSpec {
+            entity: "teams",
+            path: "/teams",
+            query,
+            envelope: Envelope::Data,
+        }
+    }
+
+    /// Pages through one list until the pager's stop rules say done.
+    async fn pull<T>(
+        &self,
+        spec: &ListSpec,
+        per_page: u32,
+        pager: &mut Pager<T>,
+        progress: &mut dyn FnMut(&PageProgress),
+    ) -> Result<(), ApiError>
+    where
+        T: DeserializeOwned + KnownFields + HasId,
+    {
+        let mut page: u32 = 0;
+        loop {
+            page += 1;
+            let mut query = spec.query.clone();
+            query.push("page", page).push("per_page", per_page);
+            let mut req = self.request(Method::GET, "GET", spec.path, query, Some(page));
+            if page > self.max_pages {
+                req.page = None;
+                return Err(ApiError::Paging {
+                    endpoint: req.endpoint(),
+                    message: format!(
+                        "still not at the end after {} pages (api.max_pages): the server never ends",
+                        self.max_pages
+                    ),
+                });
+            }
+            let body = self.send(&req).await?;
+            let decoded = self.decode_list::<T>(&req, &body, spec.envelope)?;
+            let next = pager
+                .accept(page, decoded.items, decoded.total)
+                .map_err(|e| match e {
+                    PageError::Decode(message) => ApiError::Decode {
+                        endpoint: req.endpoint(),
+                        message,
+                    },
+                    PageError::Paging(message) => ApiError::Paging {
+                        endpoint: req.endpoint(),
+                        message,
+                    },
+                })?;
+            let stats = self.stats();
+            progress(&PageProgress {
+                entity: spec.entity,
+                page,
+                rows: pager.collected(),
+                requests: stats.requests,
+                quota_remaining: stats.quota.and_then(|q| q.remaining),
+            });
+            if next == Next::Done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Decodes a list body; the error names the endpoint, page and item.
+    fn decode_list<T>(
+        &self,
+        req: &Request,
+        body: &[u8],
+        envelope: Envelope,
+    ) -> Result<DecodedPage<T>, ApiError>
+    where
+        T: DeserializeOwned + KnownFields,
+    {
+        decode_page::<T>(body, envelope).map_err(|message| ApiError::Decode {
+            endpoint: req.endpoint(),
+            message: self.redact(message),
+        })
+    }
+
+    fn org_path(&self, suffix: &str) -> String {
+        format!("/organizations/{}{suffix}", self.organization_id)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        method_name: &'static str,
+        suffix: &str,
+        query: Query,
+        page: Option<u32>,
+    ) -> Request {
+        Request {
+            method,
+            method_name,
+            path: self.org_path(suffix),
+            query,
+            body: None,
+            page,
+            retry_failures: true,
+        }
+    }
+}
+
+/// A paged list endpoint with its fixed query.
+struct ListSpec {
+    entity: &'static str,
+    path: &'static str,
+    query: Query,
+    envelope: Envelope,
+}
+
+/// Splits `ids` (sorted, deduplicated) into requests of `size` ids.
+fn batches(ids: &[i64], size: usize) -> Vec<Vec<i64>> {
+    let size = size.max(1);
+    let mut unique = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    unique.chunks(size).map(<[i64]>::to_vec).collect()
+}
+
+fn encode_body(req: &Request, body: &GroupWrite) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(body).map_err(|e| ApiError::Decode {
+        endpoint: req.endpoint(),
+        message: format!("cannot encode the request body: {e}"),
+    })
 }

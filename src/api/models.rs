@@ -291,3 +291,7 @@ where
 {
     Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
+
+impl KnownFields for GroupRef {
+    const FIELDS: &'static [&'static str] = &["emoji", "id", "name"];
+}

@@ -1,50 +1,745 @@
-//! The built-in fake Focus API. PLACEHOLDER so the crate compiles; replaced by the fake work.
-#![allow(missing_docs, clippy::all, unused)]
+//! The built-in fake Focus API: a deterministic organization served over HTTP with the
+//! seed's endpoints, auth, paging and quota headers, plus a control surface
+//! ([`FakeHandle`]) to change the organization, inject faults and read the request log.
+//!
+//! Used by the tests, `orgmirror demo`, `orgmirror fake-api` and the benchmarks.
+//!
+//! Choices where the seed is silent (documented here so the client work can rely on them):
+//! - `DELETE …/groups/{id}` answers 200 with an **empty body**.
+//! - `GET …/teams` does not filter by `workspace_id`: the parameter is only the seed's
+//!   "permission check" (an id that is not a workspace of the organization gives 403).
+//! - Error bodies are always `text/plain`; unknown paths give 404, wrong methods 405.
+//! - `GET …/users` ignores `pinned_ids[]`.
+//! - Group membership changes bump the group's `updated_at`, not the user's.
 
-#[derive(Clone, Default)]
+mod org;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+pub use org::{
+    FakeGroup, FakeGroupWorkspace, FakeMember, FakePermission, FakeRate, FakeRole, FakeTag,
+    FakeUser, FakeUserWorkspace, FakeWorkspace, FIRST_GROUP_ID, FIRST_USER_ID,
+};
+use org::{FakeOrg, GenParams};
+
+/// How the fake is generated and what it accepts.
+#[derive(Debug, Clone)]
 pub struct FakeOptions {
+    /// Number of organization users (at least 1: the owner).
     pub users: usize,
+    /// Seed of the deterministic generator.
     pub seed: u64,
     pub organization_id: i64,
+    /// The first workspace's id; further workspaces follow it.
     pub workspace_id: i64,
+    /// The most rows a page holds, whatever `per_page` asks.
     pub per_page_cap: usize,
+    /// Accepted as Basic `<token>:api_token` and as `Bearer <token>`.
     pub token: String,
+    /// Login e-mail; also the owner's e-mail, the "current user" of `groups/me`.
     pub email: String,
     pub password: String,
+    /// The request quota; `None` sends no quota headers and never answers 402.
+    pub quota: Option<QuotaConfig>,
 }
-pub struct FakeServer;
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        FakeOptions {
+            users: 50,
+            seed: 1,
+            organization_id: 1001,
+            workspace_id: 2001,
+            per_page_cap: 200,
+            token: "demo-token".to_string(),
+            email: "demo@example.com".to_string(),
+            password: "demo-password".to_string(),
+            quota: None,
+        }
+    }
+}
+
+/// A request quota: `limit` requests per `window`, announced in the `X-Toggl-Quota-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaConfig {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub at: Instant,
+    pub method: String,
+    /// The path as requested, e.g. `/api/organizations/1001/users`.
+    pub path: String,
+    /// The raw query string (empty when none).
+    pub query: String,
+    pub status: u16,
+}
+
+/// Which endpoint a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Any,
+    Users,
+    Teams,
+    Roles,
+    MyGroups,
+    CreateGroup,
+    UpdateGroup,
+    DeleteGroup,
+}
+
+/// A misbehaviour to inject into matching requests.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub route: Route,
+    /// The `page` query parameter (1 when absent) a request must ask for; `None` = any.
+    pub page: Option<u32>,
+    /// `Some(n)`: the next `n` matching requests; `None`: every matching request.
+    pub times: Option<u32>,
+    pub kind: FaultKind,
+}
+
+impl Fault {
+    /// A fault on every matching request of `route`.
+    pub fn new(route: Route, kind: FaultKind) -> Fault {
+        Fault {
+            route,
+            page: None,
+            times: None,
+            kind,
+        }
+    }
+
+    /// Restricts the fault to one page.
+    pub fn on_page(mut self, page: u32) -> Fault {
+        self.page = Some(page);
+        self
+    }
+
+    /// Restricts the fault to the next `n` matching requests.
+    pub fn times(mut self, n: u32) -> Fault {
+        self.times = Some(n);
+        self
+    }
+}
+
+/// A mutation run after a response was built (see [`FaultKind::MutateAfter`]).
+pub type Mutation = Arc<dyn Fn(&FakeHandle) + Send + Sync>;
+
+/// What a fault does. Faults are checked after quota accounting and before auth.
 #[derive(Clone)]
-pub struct FakeHandle;
-pub struct Named {
+pub enum FaultKind {
+    /// This status with this plain-text body (e.g. 500 "internal error", 503).
+    Status(u16, String),
+    /// An HTML error page (`text/html`) with this status.
+    Html(u16),
+    /// 429, with `Retry-After` sent verbatim (seconds or an HTTP date); `None` = no header.
+    TooManyRequests { retry_after: Option<String> },
+    /// 402 with `X-Toggl-Quota-Remaining: 0` and `X-Toggl-Quota-Resets-In: resets_in`.
+    QuotaSpent { resets_in: u64 },
+    /// Waits, then answers normally.
+    Delay(Duration),
+    /// A 200 whose JSON body is cut in half.
+    Truncated,
+    /// A 200 whose body is not JSON (still labelled `application/json`).
+    Malformed,
+    /// A 200 whose first record has `"id": "abc"` (`role_id` for roles).
+    WrongType,
+    /// A 200 of valid JSON at least this many bytes long (a `padding` string field).
+    Huge(usize),
+    /// A 200 whose headers and first bytes arrive, and the rest never does.
+    Hang,
+    /// 302 to this `Location`.
+    Redirect(String),
+    /// Answers as if the request had asked for this page (the `page` field says so too).
+    RepeatPage(u32),
+    /// Users and teams: every page is full of fresh made-up ids and `total` always runs ahead.
+    NeverEnds,
+    /// Serves normally, then runs this with the fake's handle, after the response body was
+    /// built (so e.g. "remove a user after serving page 1" shifts the later pages).
+    MutateAfter(Mutation),
+}
+
+impl std::fmt::Debug for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultKind::Status(code, body) => write!(f, "Status({code}, {body:?})"),
+            FaultKind::Html(code) => write!(f, "Html({code})"),
+            FaultKind::TooManyRequests { retry_after } => {
+                write!(f, "TooManyRequests {{ retry_after: {retry_after:?} }}")
+            }
+            FaultKind::QuotaSpent { resets_in } => {
+                write!(f, "QuotaSpent {{ resets_in: {resets_in} }}")
+            }
+            FaultKind::Delay(d) => write!(f, "Delay({d:?})"),
+            FaultKind::Truncated => f.write_str("Truncated"),
+            FaultKind::Malformed => f.write_str("Malformed"),
+            FaultKind::WrongType => f.write_str("WrongType"),
+            FaultKind::Huge(n) => write!(f, "Huge({n})"),
+            FaultKind::Hang => f.write_str("Hang"),
+            FaultKind::Redirect(to) => write!(f, "Redirect({to:?})"),
+            FaultKind::RepeatPage(p) => write!(f, "RepeatPage({p})"),
+            FaultKind::NeverEnds => f.write_str("NeverEnds"),
+            FaultKind::MutateAfter(_) => f.write_str("MutateAfter(..)"),
+        }
+    }
+}
+
+/// A group as [`FakeHandle::group`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupInfo {
+    pub id: i64,
     pub name: String,
+    pub emoji: Option<String>,
+    pub members: Vec<i64>,
+    pub workspaces: Vec<i64>,
 }
-impl FakeServer {
-    pub async fn start(_: FakeOptions, _: std::net::SocketAddr) -> std::io::Result<FakeServer> {
-        todo!()
-    }
-    pub fn start_background(_: FakeOptions) -> std::io::Result<FakeServer> {
-        todo!()
-    }
-    pub fn base_url(&self) -> String {
-        todo!()
-    }
-    pub fn handle(&self) -> FakeHandle {
-        todo!()
-    }
+
+/// A user as [`FakeHandle::user`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserInfo {
+    pub id: i64,
+    pub user_account_id: i64,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+    pub hourly_rate: Option<f64>,
+    pub currency: Option<String>,
+    pub working_hours: Option<f64>,
+    pub groups: Vec<i64>,
 }
+
+/// How big the organization is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgCounts {
+    pub users: usize,
+    pub groups: usize,
+    pub roles: usize,
+    /// Group memberships in total.
+    pub memberships: usize,
+    pub workspaces: usize,
+}
+
+/// Everything the server and the handle share.
+pub(crate) struct FakeState {
+    pub(crate) org: FakeOrg,
+    pub(crate) per_page_cap: usize,
+    pub(crate) utc_offset: Option<FixedOffset>,
+    pub(crate) quota: Option<QuotaConfig>,
+    /// Start of the current quota window and the requests counted in it.
+    pub(crate) quota_window: Option<(Instant, u32)>,
+    pub(crate) token: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
+    pub(crate) requests: Vec<LoggedRequest>,
+    /// Active faults with their remaining counts.
+    pub(crate) faults: Vec<Fault>,
+}
+
+/// The control surface of a running (or not yet started) fake. Cheap to clone; every
+/// method is synchronous and may be called from any thread.
+#[derive(Clone)]
+pub struct FakeHandle {
+    pub(crate) state: Arc<Mutex<FakeState>>,
+}
+
 impl FakeHandle {
-    pub fn user_ids(&self) -> Vec<i64> { todo!() }
-    pub fn group_ids(&self) -> Vec<i64> { todo!() }
-    pub fn group_members(&self, _: i64) -> Vec<i64> { todo!() }
-    pub fn user(&self, _: i64) -> Option<Named> { todo!() }
-    pub fn group(&self, _: i64) -> Option<Named> { todo!() }
-    pub fn rename_group(&self, _: i64, _: &str) { todo!() }
-    pub fn leave_group(&self, _: i64, _: i64) { todo!() }
-    pub fn join_group(&self, _: i64, _: i64) { todo!() }
-    pub fn set_rate(&self, _: i64, _: Option<f64>, _: &str) { todo!() }
-    pub fn remove_user(&self, _: i64) -> bool { todo!() }
-    pub fn add_user(&self, _: &str, _: &str) -> i64 { todo!() }
+    /// A fake organization without a server (the server takes a handle).
+    pub fn new(opts: &FakeOptions) -> FakeHandle {
+        let org = FakeOrg::generate(&GenParams {
+            users: opts.users,
+            seed: opts.seed,
+            organization_id: opts.organization_id,
+            workspace_id: opts.workspace_id,
+            owner_email: opts.email.clone(),
+        });
+        FakeHandle {
+            state: Arc::new(Mutex::new(FakeState {
+                org,
+                per_page_cap: opts.per_page_cap.max(1),
+                utc_offset: None,
+                quota: opts.quota,
+                quota_window: None,
+                token: opts.token.clone(),
+                email: opts.email.clone(),
+                password: opts.password.clone(),
+                requests: Vec::new(),
+                faults: Vec::new(),
+            })),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, FakeState> {
+        // A panicking test thread must not take the fake down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn org<R>(&self, f: impl FnOnce(&mut FakeOrg) -> R) -> R {
+        f(&mut self.lock().org)
+    }
+
+    // ----- organization mutations -----
+
+    /// Adds an active, joined user in the first workspace, with no rate; returns its id.
+    pub fn add_user(&self, name: &str, email: &str) -> i64 {
+        self.org(|o| o.add_user(name, email))
+    }
+
+    /// Removes a user; they leave every group. False when unknown.
+    pub fn remove_user(&self, id: i64) -> bool {
+        self.org(|o| o.remove_user(id))
+    }
+
+    /// Renames a user. False when unknown.
+    pub fn rename_user(&self, id: i64, name: &str) -> bool {
+        self.org(|o| o.edit_user(id, |u, _| u.name = name.to_string()))
+    }
+
+    /// Changes a user's e-mail. False when unknown.
+    pub fn set_email(&self, id: i64, email: &str) -> bool {
+        self.org(|o| o.edit_user(id, |u, _| u.email = email.to_string()))
+    }
+
+    /// Activates or deactivates a user. False when unknown.
+    pub fn set_active(&self, id: i64, active: bool) -> bool {
+        self.org(|o| o.edit_user(id, |u, _| u.active = active))
+    }
+
+    /// Makes a user an admin or not. False when unknown.
+    pub fn set_admin(&self, id: i64, admin: bool) -> bool {
+        self.org(|o| o.edit_user(id, |u, _| u.admin = admin))
+    }
+
+    /// Adds a user to a group. False when either is unknown or the user is already in it.
+    pub fn join_group(&self, group_id: i64, user_id: i64) -> bool {
+        self.org(|o| {
+            let now = o.now;
+            let done = o.add_member(group_id, user_id, now);
+            if done {
+                bump_group(o, group_id);
+            }
+            done
+        })
+    }
+
+    /// Removes a user from a group. False when they were not in it.
+    pub fn leave_group(&self, group_id: i64, user_id: i64) -> bool {
+        self.org(|o| {
+            let done = o.remove_member(group_id, user_id);
+            if done {
+                bump_group(o, group_id);
+            }
+            done
+        })
+    }
+
+    /// Sets (`Some`) or removes (`None`) a user's rate; a new or changed rate starts now.
+    pub fn set_rate(&self, user_id: i64, hourly_rate: Option<f64>, currency: &str) -> bool {
+        self.org(|o| {
+            let fresh = o.fresh_id();
+            o.edit_user(user_id, |u, now| match hourly_rate {
+                None => u.rate = None,
+                Some(rate) => {
+                    let ws = u.workspaces.first().map(|w| w.workspace_id).unwrap_or(0);
+                    u.rate = Some(FakeRate {
+                        hourly_rate: rate,
+                        currency: currency.to_string(),
+                        start_at: now,
+                        workspace_id: ws,
+                        workspace_rate_id: 60_000 + ws,
+                        workspace_user_rate_id: fresh,
+                    });
+                }
+            })
+        })
+    }
+
+    /// Sets or clears a user's working hours.
+    pub fn set_working_hours(&self, user_id: i64, hours: Option<f64>) -> bool {
+        self.org(|o| o.edit_user(user_id, |u, _| u.working_hours = hours))
+    }
+
+    /// Applies any change to a user (bumps `updated_at`). False when unknown.
+    pub fn edit_user(&self, user_id: i64, f: impl FnOnce(&mut FakeUser)) -> bool {
+        self.org(|o| o.edit_user(user_id, |u, _| f(u)))
+    }
+
+    /// Adds an empty group linked to the first workspace; returns its id. An empty emoji
+    /// means none.
+    pub fn add_group(&self, name: &str, emoji: &str) -> i64 {
+        self.org(|o| {
+            let ws: Vec<i64> = o.workspaces.first().map(|w| w.id).into_iter().collect();
+            let emoji = (!emoji.is_empty()).then_some(emoji);
+            o.create_group(name, emoji, &[], &ws)
+        })
+    }
+
+    /// Renames a group. False when unknown.
+    pub fn rename_group(&self, id: i64, name: &str) -> bool {
+        self.org(|o| match o.groups.get_mut(&id) {
+            Some(g) => {
+                g.name = name.to_string();
+                true
+            }
+            None => false,
+        }) && self.org(|o| bump_group(o, id))
+    }
+
+    /// Removes a group; its members leave it. False when unknown.
+    pub fn remove_group(&self, id: i64) -> bool {
+        self.org(|o| o.remove_group(id))
+    }
+
+    /// Applies any change to a role. False when unknown.
+    pub fn edit_role(&self, role_id: i64, f: impl FnOnce(&mut FakeRole)) -> bool {
+        self.org(
+            |o| match o.roles.iter_mut().find(|r| r.role_id == role_id) {
+                Some(r) => {
+                    f(r);
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
+    /// Renames a role. False when unknown.
+    pub fn rename_role(&self, role_id: i64, name: &str) -> bool {
+        self.edit_role(role_id, |r| r.name = name.to_string())
+    }
+
+    /// Adds a permission to a role; returns the new permission's id.
+    pub fn add_role_permission(&self, role_id: i64, name: &str) -> Option<i64> {
+        self.org(|o| o.add_role_permission(role_id, name))
+    }
+
+    /// Removes a permission from a role. False when either is unknown.
+    pub fn remove_role_permission(&self, role_id: i64, permission_id: i64) -> bool {
+        let mut removed = false;
+        self.edit_role(role_id, |r| {
+            let before = r.permissions.len();
+            r.permissions.retain(|p| p.permission_id != permission_id);
+            removed = r.permissions.len() != before;
+        });
+        removed
+    }
+
+    /// Makes every record of `entity` (`"user"`, `"group"` or `"role"`) carry an extra
+    /// top-level field the models do not know.
+    pub fn add_unknown_field(&self, entity: &str, key: &str, value: serde_json::Value) {
+        self.org(|o| {
+            o.extra
+                .entry(entity.to_string())
+                .or_default()
+                .insert(key.to_string(), value);
+        })
+    }
+
+    /// Removes all extra fields again.
+    pub fn clear_unknown_fields(&self) {
+        self.org(|o| o.extra.clear())
+    }
+
+    /// Sets the fake clock that mutations stamp `updated_at` with.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.org(|o| o.now = now)
+    }
+
+    /// Moves the fake clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.org(|o| o.now += by)
+    }
+
+    /// The fake clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.org(|o| o.now)
+    }
+
+    // ----- inspection -----
+
+    /// The organization id served.
+    pub fn organization_id(&self) -> i64 {
+        self.org(|o| o.organization_id)
+    }
+
+    /// All user ids, ascending.
+    pub fn user_ids(&self) -> Vec<i64> {
+        self.org(|o| o.users.iter().map(|u| u.id).collect())
+    }
+
+    /// All group ids, ascending.
+    pub fn group_ids(&self) -> Vec<i64> {
+        self.org(|o| o.groups.keys().copied().collect())
+    }
+
+    /// All workspace ids, ascending.
+    pub fn workspace_ids(&self) -> Vec<i64> {
+        self.org(|o| o.workspaces.iter().map(|w| w.id).collect())
+    }
+
+    /// All role ids, ascending.
+    pub fn role_ids(&self) -> Vec<i64> {
+        self.org(|o| o.roles.iter().map(|r| r.role_id).collect())
+    }
+
+    /// The members of a group, ascending (empty when unknown).
+    pub fn group_members(&self, group_id: i64) -> Vec<i64> {
+        self.org(|o| {
+            o.groups
+                .get(&group_id)
+                .map(|g| g.members.keys().copied().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// A group's name, emoji, members and workspaces.
+    pub fn group(&self, id: i64) -> Option<GroupInfo> {
+        self.org(|o| {
+            o.groups.get(&id).map(|g| GroupInfo {
+                id: g.id,
+                name: g.name.clone(),
+                emoji: g.emoji.clone(),
+                members: g.members.keys().copied().collect(),
+                workspaces: g.workspaces.iter().map(|w| w.workspace_id).collect(),
+            })
+        })
+    }
+
+    /// The main facts of a user.
+    pub fn user(&self, id: i64) -> Option<UserInfo> {
+        self.org(|o| {
+            o.user(id).map(|u| UserInfo {
+                id: u.id,
+                user_account_id: u.user_account_id,
+                name: u.name.clone(),
+                email: u.email.clone(),
+                active: u.active,
+                hourly_rate: u.rate.as_ref().map(|r| r.hourly_rate),
+                currency: u.rate.as_ref().map(|r| r.currency.clone()),
+                working_hours: u.working_hours,
+                groups: u.groups.iter().copied().collect(),
+            })
+        })
+    }
+
+    /// A full copy of a user record.
+    pub fn user_record(&self, id: i64) -> Option<FakeUser> {
+        self.org(|o| o.user(id).cloned())
+    }
+
+    /// A full copy of a role.
+    pub fn role(&self, role_id: i64) -> Option<FakeRole> {
+        self.org(|o| o.roles.iter().find(|r| r.role_id == role_id).cloned())
+    }
+
+    /// How many users, groups, roles, memberships and workspaces there are.
+    pub fn counts(&self) -> OrgCounts {
+        self.org(|o| OrgCounts {
+            users: o.users.len(),
+            groups: o.groups.len(),
+            roles: o.roles.len(),
+            memberships: o.groups.values().map(|g| g.members.len()).sum(),
+            workspaces: o.workspaces.len(),
+        })
+    }
+
+    // ----- server configuration -----
+
+    /// Changes the most rows a page holds (at least 1).
+    pub fn set_per_page_cap(&self, cap: usize) {
+        self.lock().per_page_cap = cap.max(1);
+    }
+
+    /// Renders every timestamp in this offset (`None`: UTC with `Z`); instants are unchanged.
+    pub fn set_utc_offset(&self, offset: Option<FixedOffset>) {
+        self.lock().utc_offset = offset;
+    }
+
+    /// Turns the request quota on or off; a new quota starts a fresh window.
+    pub fn set_quota(&self, quota: Option<QuotaConfig>) {
+        let mut s = self.lock();
+        s.quota = quota;
+        s.quota_window = None;
+    }
+
+    /// Changes the accepted token and login.
+    pub fn set_credentials(&self, token: &str, email: &str, password: &str) {
+        let mut s = self.lock();
+        s.token = token.to_string();
+        s.email = email.to_string();
+        s.password = password.to_string();
+    }
+
+    // ----- request log -----
+
+    /// Every request served so far, oldest first.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// How many requests were served.
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    // ----- faults -----
+
+    /// Adds a fault; the first matching fault in injection order applies to a request.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
 }
-pub async fn serve_cli(_: std::net::SocketAddr, _: FakeOptions) -> anyhow::Result<()> {
-    todo!()
+
+fn bump_group(o: &mut FakeOrg, id: i64) -> bool {
+    let now = o.now;
+    match o.groups.get_mut(&id) {
+        Some(g) => {
+            g.updated_at = now;
+            true
+        }
+        None => false,
+    }
+}
+
+/// A running fake. Dropping it stops the server.
+pub struct FakeServer {
+    addr: SocketAddr,
+    handle: FakeHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeServer {
+    /// Starts serving on `listen` inside the current tokio runtime.
+    pub async fn start(opts: FakeOptions, listen: SocketAddr) -> std::io::Result<FakeServer> {
+        let handle = FakeHandle::new(&opts);
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(server::serve(listener, handle.clone(), stopped));
+        Ok(FakeServer {
+            addr,
+            handle,
+            stop: Some(stop),
+            thread: None,
+        })
+    }
+
+    /// Starts serving on `127.0.0.1:0` on a thread of its own with its own runtime, for
+    /// blocking tests (e.g. ones driving the binary as a subprocess).
+    pub fn start_background(opts: FakeOptions) -> std::io::Result<FakeServer> {
+        let handle = FakeHandle::new(&opts);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let served = handle.clone();
+        let thread = std::thread::Builder::new()
+            .name("orgmirror-fake-api".to_string())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, served, stopped));
+                // Dropping the runtime ends every connection task, hanging ones included.
+                runtime.shutdown_background();
+            })?;
+        Ok(FakeServer {
+            addr,
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/api`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// The control surface.
+    pub fn handle(&self) -> FakeHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `orgmirror fake-api`: serves until Ctrl-C or SIGTERM, after printing the base URL, the
+/// ids and the credentials, one `key=value` a line.
+pub async fn serve_cli(listen: SocketAddr, opts: FakeOptions) -> anyhow::Result<()> {
+    // `Stdout`, not a lock held across the wait: the future stays `Send`.
+    serve_until(listen, opts, &mut std::io::stdout(), wait_for_signal()).await
+}
+
+/// The body of [`serve_cli`] with the output and the stop signal as parameters.
+async fn serve_until<W: std::io::Write + Send>(
+    listen: SocketAddr,
+    opts: FakeOptions,
+    out: &mut W,
+    stop: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let server = FakeServer::start(opts.clone(), listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("fake-api: cannot listen on {listen}: {e}"))?;
+    let users = server.handle().counts().users;
+    writeln!(out, "base_url={}", server.base_url())?;
+    writeln!(out, "organization_id={}", opts.organization_id)?;
+    writeln!(out, "workspace_id={}", opts.workspace_id)?;
+    writeln!(out, "api_token={}", opts.token)?;
+    writeln!(out, "email={}", opts.email)?;
+    writeln!(out, "password={}", opts.password)?;
+    writeln!(out, "users={users}")?;
+    // Scripts read these lines before the first request: they must not sit in a buffer.
+    out.flush()?;
+    stop.await?;
+    drop(server);
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }

@@ -1,0 +1,302 @@
+//! The stop rules of a page-number pull, without IO: feed it pages, it says whether to
+//! ask for the next one.
+//!
+//! Page-number paging over a list that changes while it is read can skip or repeat
+//! rows, and a server may cap `per_page` silently. So:
+//! - an empty page ends the list;
+//! - a page shorter than the largest page before it ends the list (an unambiguous
+//!   short page). A short *first* page is ambiguous (a server cap, or the end), so one
+//!   more page is asked for — the only request beyond the minimum — unless the server
+//!   has already returned pages that large (by-id re-checks);
+//! - when the server announces a `total` (teams), the pull ends as soon as that many
+//!   distinct ids are collected, and in a by-id re-check as soon as every asked id is
+//!   found;
+//! - an id seen twice keeps its later copy (rows shift while paging);
+//! - a non-empty page that brings no new id is an error (a server that ignores `page`
+//!   or repeats a page would otherwise loop or silently lose rows);
+//! - a row without an id is an error naming page and index: nothing can be
+//!   de-duplicated, re-checked or mirrored without it.
+
+use std::collections::{HashMap, HashSet};
+
+use super::models::{GroupRef, OrganizationUser, Team};
+use super::WithUnknown;
+
+/// What a list row is identified by.
+pub trait HasId {
+    /// The upstream id, if the row has one.
+    fn id(&self) -> Option<i64>;
+}
+
+impl HasId for OrganizationUser {
+    fn id(&self) -> Option<i64> {
+        self.id
+    }
+}
+
+impl HasId for Team {
+    fn id(&self) -> Option<i64> {
+        self.id
+    }
+}
+
+impl HasId for GroupRef {
+    fn id(&self) -> Option<i64> {
+        self.id
+    }
+}
+
+/// Whether to ask for another page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    More,
+    Done,
+}
+
+/// Why a page was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageError {
+    /// A row the mirror cannot use (no id).
+    Decode(String),
+    /// The server's paging cannot be trusted.
+    Paging(String),
+}
+
+/// The rows collected so far and the state the stop rules need.
+#[derive(Debug)]
+pub struct Pager<T> {
+    rows: Vec<WithUnknown<T>>,
+    index: HashMap<i64, usize>,
+    largest: usize,
+    non_empty_pages: u32,
+    wanted: Option<HashSet<i64>>,
+    filter_name: &'static str,
+    /// A page shorter than this is the last even when it is the first.
+    final_below: usize,
+}
+
+impl<T: HasId> Default for Pager<T> {
+    fn default() -> Self {
+        Pager::new()
+    }
+}
+
+impl<T: HasId> Pager<T> {
+    /// A pull of a whole list.
+    pub fn new() -> Pager<T> {
+        Pager {
+            rows: Vec::new(),
+            index: HashMap::new(),
+            largest: 0,
+            non_empty_pages: 0,
+            wanted: None,
+            filter_name: "",
+            final_below: 0,
+        }
+    }
+
+    /// A re-check of `ids` through the filter `filter_name`: a row that was not asked
+    /// for means the server ignored the filter, which is an error. `final_below`: the
+    /// page size the server is known to honour (it has returned pages that large), so a
+    /// shorter first page is the end rather than a cap; 0 when unknown.
+    pub fn for_ids(ids: &[i64], filter_name: &'static str, final_below: usize) -> Pager<T> {
+        Pager {
+            wanted: Some(ids.iter().copied().collect()),
+            filter_name,
+            final_below,
+            ..Pager::new()
+        }
+    }
+
+    /// The largest page seen.
+    pub fn largest(&self) -> usize {
+        self.largest
+    }
+
+    /// Distinct rows collected so far.
+    pub fn collected(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The largest page seen, if the list needed more than one non-empty page (so that
+    /// it says something about the server's cap rather than the list's length).
+    pub fn cap_seen(&self) -> Option<usize> {
+        (self.non_empty_pages > 1).then_some(self.largest)
+    }
+
+    /// Takes in one page (`page` counts from 1) and applies the stop rules.
+    pub fn accept(
+        &mut self,
+        page: u32,
+        items: Vec<WithUnknown<T>>,
+        total: Option<i64>,
+    ) -> Result<Next, PageError> {
+        let n = items.len();
+        if n == 0 {
+            return Ok(Next::Done);
+        }
+        let mut new_rows = 0usize;
+        for (i, (item, unknown)) in items.into_iter().enumerate() {
+            let id = item
+                .id()
+                .ok_or_else(|| PageError::Decode(format!("item {i}: the row has no `id`")))?;
+            if let Some(wanted) = &self.wanted {
+                if !wanted.contains(&id) {
+                    return Err(PageError::Paging(format!(
+                        "item {i} has id {id}, which was not asked for: the server ignored the `{}` filter",
+                        self.filter_name
+                    )));
+                }
+            }
+            match self.index.get(&id) {
+                Some(&at) => self.rows[at] = (item, unknown),
+                None => {
+                    self.index.insert(id, self.rows.len());
+                    self.rows.push((item, unknown));
+                    new_rows += 1;
+                }
+            }
+        }
+        if new_rows == 0 {
+            return Err(PageError::Paging(format!(
+                "page {page} holds only rows already seen on earlier pages: the server ignores `page` or repeats pages"
+            )));
+        }
+        self.non_empty_pages += 1;
+        let largest_before = self.largest;
+        self.largest = self.largest.max(n);
+        if let Some(total) = total {
+            if usize::try_from(total).is_ok_and(|t| self.rows.len() >= t) {
+                return Ok(Next::Done);
+            }
+        }
+        if let Some(wanted) = &self.wanted {
+            if self.rows.len() >= wanted.len() {
+                return Ok(Next::Done);
+            }
+        }
+        if n < largest_before.max(self.final_below) {
+            return Ok(Next::Done);
+        }
+        Ok(Next::More)
+    }
+
+    /// The collected rows, in first-seen order.
+    pub fn finish(self) -> Vec<WithUnknown<T>> {
+        self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(ids: impl IntoIterator<Item = i64>) -> Vec<WithUnknown<Team>> {
+        ids.into_iter()
+            .map(|id| {
+                (
+                    Team {
+                        id: Some(id),
+                        ..Team::default()
+                    },
+                    None,
+                )
+            })
+            .collect()
+    }
+
+    /// Runs a pager over a list of `len` rows served `cap` at a time; returns the
+    /// number of requests and the ids collected.
+    fn run(len: i64, cap: i64, total: Option<i64>) -> (u32, Vec<i64>) {
+        let mut pager = Pager::new();
+        let mut page_no = 0;
+        loop {
+            page_no += 1;
+            let start = (page_no as i64 - 1) * cap;
+            let ids = (start..(start + cap).min(len)).map(|i| i + 1);
+            if pager.accept(page_no, page(ids), total).unwrap() == Next::Done {
+                break;
+            }
+            assert!(page_no < 1000);
+        }
+        let ids = pager
+            .finish()
+            .into_iter()
+            .map(|(t, _)| t.id.unwrap())
+            .collect();
+        (page_no, ids)
+    }
+
+    #[test]
+    fn short_page_after_full_pages_ends() {
+        let (requests, ids) = run(50, 7, None);
+        assert_eq!(requests, 8);
+        assert_eq!(ids, (1..=50).collect::<Vec<_>>());
+        // An exact multiple needs the empty page to know the end.
+        assert_eq!(run(49, 7, None).0, 8);
+        // A short first page is ambiguous: one more request.
+        assert_eq!(run(3, 200, None).0, 2);
+        assert_eq!(run(0, 200, None).0, 1);
+    }
+
+    #[test]
+    fn total_ends_without_an_extra_request() {
+        assert_eq!(run(49, 7, Some(49)).0, 7);
+        assert_eq!(run(3, 200, Some(3)).0, 1);
+    }
+
+    #[test]
+    fn duplicates_keep_the_later_copy() {
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(pager.accept(1, page([1, 2, 3]), None), Ok(Next::More));
+        let mut second = page([3, 4, 5]);
+        second[0].0.name = Some("later".into());
+        assert_eq!(pager.accept(2, second, None), Ok(Next::More));
+        assert_eq!(pager.accept(3, page([]), None), Ok(Next::Done));
+        let rows = pager.finish();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[2].0.name.as_deref(), Some("later"));
+    }
+
+    #[test]
+    fn a_repeated_page_is_an_error() {
+        let mut pager: Pager<Team> = Pager::new();
+        pager.accept(1, page([1, 2]), None).unwrap();
+        let err = pager.accept(2, page([2, 1]), None).unwrap_err();
+        assert!(
+            matches!(&err, PageError::Paging(m) if m.contains("page 2")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_row_without_id_is_refused() {
+        let mut pager: Pager<Team> = Pager::new();
+        let mut rows = page([1, 2]);
+        rows[1].0.id = None;
+        let err = pager.accept(1, rows, None).unwrap_err();
+        assert_eq!(err, PageError::Decode("item 1: the row has no `id`".into()));
+    }
+
+    #[test]
+    fn by_ids_stops_when_all_found_and_refuses_strangers() {
+        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]", 0);
+        assert_eq!(pager.accept(1, page([1, 2]), None), Ok(Next::More));
+        assert_eq!(pager.accept(2, page([3]), None), Ok(Next::Done));
+        // A known page size makes a short first page final: id 3 is gone.
+        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]", 3);
+        assert_eq!(pager.accept(1, page([1, 2]), None), Ok(Next::Done));
+        let mut pager: Pager<Team> = Pager::for_ids(&[1], "group_ids[]", 0);
+        let err = pager.accept(1, page([1, 9]), None).unwrap_err();
+        assert!(matches!(&err, PageError::Paging(m) if m.contains("group_ids[]")));
+    }
+
+    #[test]
+    fn cap_is_known_only_after_two_pages() {
+        let mut pager: Pager<Team> = Pager::new();
+        pager.accept(1, page([1, 2, 3]), None).unwrap();
+        assert_eq!(pager.cap_seen(), None);
+        pager.accept(2, page([4, 5, 6]), None).unwrap();
+        assert_eq!(pager.cap_seen(), Some(3));
+    }
+}

@@ -1,0 +1,602 @@
+//! The one path every request takes: quota check, send, read the quota headers, read the
+//! body under a size cap, and map the outcome (retry, wait for the quota, or fail).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::{Method, Response, StatusCode};
+use secrecy::ExposeSecret;
+use tracing::{debug, warn};
+
+use super::{ApiError, Client, Endpoint, QuotaSeen};
+
+/// Header with the requests left in the current quota window.
+pub const QUOTA_REMAINING: &str = "x-toggl-quota-remaining";
+/// Header with the seconds until the quota window resets.
+pub const QUOTA_RESETS_IN: &str = "x-toggl-quota-resets-in";
+
+/// How long to wait after a 402 that does not say when the quota resets.
+const DEFAULT_QUOTA_WAIT: Duration = Duration::from_secs(60);
+/// How much of an error body is read, and how much of it is quoted in an error.
+const ERROR_BODY_READ: usize = 64 * 1024;
+const ERROR_BODY_QUOTE: usize = 512;
+
+/// One request as the endpoints describe it.
+#[derive(Debug, Clone)]
+pub(super) struct Request {
+    pub method: Method,
+    pub method_name: &'static str,
+    /// Below the base URL, e.g. `/organizations/1001/users`.
+    pub path: String,
+    /// Already encoded, without the `?`.
+    pub query: Query,
+    pub body: Option<Vec<u8>>,
+    pub page: Option<u32>,
+    /// Whether 5xx, timeouts and connection errors are retried (false for writes that
+    /// may have been applied). 402 and 429 are always waited out: the server refused
+    /// the request without processing it.
+    pub retry_failures: bool,
+}
+
+impl Request {
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            method: self.method_name,
+            path: self.path.clone(),
+            page: self.page,
+        }
+    }
+}
+
+/// A query string built pair by pair. Names are written as given, so array parameters
+/// go out exactly as the reference page names them (`org_user_ids[]=1&org_user_ids[]=2`);
+/// values are form-encoded.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Query(String);
+
+impl Query {
+    /// Appends `name=value`.
+    pub fn push(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Query {
+        if !self.0.is_empty() {
+            self.0.push('&');
+        }
+        self.0.push_str(name);
+        self.0.push('=');
+        self.0.extend(url::form_urlencoded::byte_serialize(
+            value.to_string().as_bytes(),
+        ));
+        self
+    }
+
+    /// The encoded text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How one attempt ended, when it did not give a body.
+enum Failure {
+    /// Not retried.
+    Fatal(ApiError),
+    /// 5xx, timeout, connection error (`rate_limited == false`) or 429.
+    Retry {
+        error: ApiError,
+        after: Option<Duration>,
+        rate_limited: bool,
+    },
+    /// 402: the quota is spent; the request was not processed.
+    Quota {
+        error: ApiError,
+        resets_in: Option<Duration>,
+    },
+}
+
+impl Client {
+    /// Sends `req`, retrying and waiting as the configuration allows; returns the body
+    /// of a 2xx answer.
+    pub(super) async fn send(&self, req: &Request) -> Result<Vec<u8>, ApiError> {
+        let endpoint = req.endpoint();
+        let mut attempts: u32 = 0;
+        let mut quota_answers: u32 = 0;
+        loop {
+            self.wait_for_spent_quota(&endpoint).await?;
+            attempts += 1;
+            self.with_state(|s| s.requests += 1);
+            let failure = match self.attempt(req, &endpoint).await {
+                Ok(body) => return Ok(body),
+                Err(failure) => failure,
+            };
+            match failure {
+                Failure::Fatal(error) => return Err(error),
+                Failure::Quota { error, resets_in } => {
+                    // A 402 is not a failed attempt: the server did not process the
+                    // request. Only a server that keeps answering 402 after its own
+                    // reset time is cut off, by the attempt limit.
+                    attempts -= 1;
+                    quota_answers += 1;
+                    if quota_answers > self.max_attempts {
+                        return Err(ApiError::GaveUp {
+                            endpoint,
+                            attempts: quota_answers,
+                            last: format!(
+                                "{error} (still refused after waiting for the quota to reset)"
+                            ),
+                        });
+                    }
+                    let resets_in = resets_in.unwrap_or(DEFAULT_QUOTA_WAIT);
+                    self.quota_sleep(&endpoint, resets_in).await?;
+                }
+                Failure::Retry {
+                    error,
+                    after,
+                    rate_limited,
+                } => {
+                    if !req.retry_failures && !rate_limited {
+                        return Err(error);
+                    }
+                    if attempts >= self.max_attempts {
+                        return Err(if attempts == 1 {
+                            error
+                        } else {
+                            let last = without_endpoint(&error, &endpoint);
+                            ApiError::GaveUp {
+                                endpoint,
+                                attempts,
+                                last,
+                            }
+                        });
+                    }
+                    let wait = after.unwrap_or_else(|| self.backoff(attempts - 1));
+                    self.retry_sleep(&endpoint, attempts, wait, &error).await?;
+                }
+            }
+        }
+    }
+
+    /// One HTTP exchange.
+    async fn attempt(&self, req: &Request, endpoint: &Endpoint) -> Result<Vec<u8>, Failure> {
+        let mut url = format!("{}{}", self.base_url, req.path);
+        if !req.query.as_str().is_empty() {
+            url.push('?');
+            url.push_str(req.query.as_str());
+        }
+        let mut builder = self.http.request(req.method.clone(), &url);
+        if let Some(body) = &req.body {
+            builder = builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let mut response = builder.send().await.map_err(|e| Failure::Retry {
+            error: self.transport_error(endpoint, e),
+            after: None,
+            rate_limited: false,
+        })?;
+        self.note_quota(response.headers());
+        let status = response.status();
+        debug!(endpoint = %endpoint, status = status.as_u16(), "response");
+        if status.is_success() {
+            return self.read_body(endpoint, &mut response).await;
+        }
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            return Err(Failure::Fatal(ApiError::Redirect {
+                endpoint: endpoint.clone(),
+                status: status.as_u16(),
+                location: self.redact(location),
+            }));
+        }
+        let headers = response.headers().clone();
+        let body = self.error_text(&mut response).await;
+        let code = status.as_u16();
+        let status_error = || ApiError::Status {
+            endpoint: endpoint.clone(),
+            status: code,
+            body: body.clone(),
+        };
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Failure::Fatal(ApiError::Auth {
+                endpoint: endpoint.clone(),
+                status: code,
+                body: body.clone(),
+            }),
+            StatusCode::PAYMENT_REQUIRED => Failure::Quota {
+                error: status_error(),
+                resets_in: header_seconds(&headers, QUOTA_RESETS_IN),
+            },
+            StatusCode::TOO_MANY_REQUESTS => Failure::Retry {
+                error: status_error(),
+                after: retry_after(&headers, SystemTime::now()),
+                rate_limited: true,
+            },
+            s if s.is_server_error() => Failure::Retry {
+                error: status_error(),
+                // A 503 may say when to come back.
+                after: retry_after(&headers, SystemTime::now()),
+                rate_limited: false,
+            },
+            _ => Failure::Fatal(status_error()),
+        })
+    }
+
+    /// Reads a 2xx body, refusing to hold more than `api.max_body_bytes`.
+    async fn read_body(
+        &self,
+        endpoint: &Endpoint,
+        response: &mut Response,
+    ) -> Result<Vec<u8>, Failure> {
+        let limit = self.max_body_bytes;
+        let too_large = || {
+            Failure::Fatal(ApiError::BodyTooLarge {
+                endpoint: endpoint.clone(),
+                limit,
+            })
+        };
+        let announced = response.content_length();
+        if announced.is_some_and(|len| len > limit) {
+            return Err(too_large());
+        }
+        let capacity = announced.unwrap_or(0).min(limit).min(16 * 1024 * 1024);
+        let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() as u64 + chunk.len() as u64 > limit {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(Failure::Retry {
+                        error: self.transport_error(endpoint, e),
+                        after: None,
+                        rate_limited: false,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The start of an error body as text a person can read: HTML reduced to its text,
+    /// truncated, and with the credentials blanked should the server echo them.
+    async fn error_text(&self, response: &mut Response) -> String {
+        let html = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("html"));
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_READ {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&body);
+        let html = html || text.trim_start().starts_with('<');
+        let text = if html {
+            strip_tags(&text)
+        } else {
+            collapse_space(&text)
+        };
+        self.redact(truncate(&text, ERROR_BODY_QUOTE))
+    }
+
+    /// Blanks any credential in `text`.
+    pub(super) fn redact(&self, text: String) -> String {
+        let mut text = text;
+        for secret in &self.secrets {
+            let secret = secret.expose_secret();
+            if secret.len() >= 4 && text.contains(secret) {
+                text = text.replace(secret, "[redacted]");
+            }
+        }
+        text
+    }
+
+    fn transport_error(&self, endpoint: &Endpoint, error: reqwest::Error) -> ApiError {
+        if error.is_timeout() {
+            return ApiError::Timeout {
+                endpoint: endpoint.clone(),
+                after: self.request_timeout,
+            };
+        }
+        // The endpoint already names the request; the URL adds nothing secret but noise.
+        let error = error.without_url();
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        ApiError::Transport {
+            endpoint: endpoint.clone(),
+            message: self.redact(message),
+        }
+    }
+
+    /// Records the quota headers of any response.
+    fn note_quota(&self, headers: &HeaderMap) {
+        let remaining = headers
+            .get(QUOTA_REMAINING)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        let resets_in = header_seconds(headers, QUOTA_RESETS_IN);
+        if remaining.is_none() && resets_in.is_none() {
+            return;
+        }
+        let now = SystemTime::now();
+        self.with_state(|s| {
+            let mut seen = s.quota.unwrap_or(QuotaSeen {
+                remaining: None,
+                resets_at_unix: None,
+            });
+            if remaining.is_some() {
+                seen.remaining = remaining;
+            }
+            if let Some(resets_in) = resets_in {
+                let at = now + resets_in;
+                s.reset_at = Some(at);
+                seen.resets_at_unix = Some(unix_ceil(at));
+            }
+            s.quota = Some(seen);
+        });
+    }
+
+    /// When the last answer said the quota is spent and its window has not reset yet,
+    /// waits for the reset: a request sent now would only be refused.
+    async fn wait_for_spent_quota(&self, endpoint: &Endpoint) -> Result<(), ApiError> {
+        if let Some(wait) = self.until_reset(1) {
+            self.quota_sleep(endpoint, wait).await?;
+        }
+        Ok(())
+    }
+
+    /// The time until the quota window resets, when fewer than `needed` requests are left
+    /// in it and the reset is in the future.
+    pub(super) fn until_reset(&self, needed: u32) -> Option<Duration> {
+        self.with_state(|s| {
+            let remaining = s.quota.and_then(|q| q.remaining)?;
+            if remaining >= i64::from(needed) {
+                return None;
+            }
+            s.reset_at?.duration_since(SystemTime::now()).ok()
+        })
+    }
+
+    /// Waits `resets_in` plus a margin for the quota to reset, within what is left of
+    /// `api.max_quota_wait` for this run.
+    pub(super) async fn quota_sleep(
+        &self,
+        endpoint: &Endpoint,
+        resets_in: Duration,
+    ) -> Result<(), ApiError> {
+        let wait = resets_in + self.quota_margin;
+        let budget = self.max_quota_wait;
+        let granted = self.with_state(|s| {
+            let left = budget.saturating_sub(s.quota_wait);
+            if wait > left {
+                Err(left)
+            } else {
+                s.quota_wait += wait;
+                Ok(())
+            }
+        });
+        if let Err(left) = granted {
+            return Err(ApiError::QuotaExhausted {
+                endpoint: endpoint.clone(),
+                resets_in,
+                budget: left,
+            });
+        }
+        warn!(
+            endpoint = %endpoint,
+            wait_ms = wait.as_millis() as u64,
+            "request quota spent; waiting for it to reset"
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Sleeps before retry number `attempt`, within what is left of `api.max_retry_time`.
+    async fn retry_sleep(
+        &self,
+        endpoint: &Endpoint,
+        attempt: u32,
+        wait: Duration,
+        error: &ApiError,
+    ) -> Result<(), ApiError> {
+        let budget = self.max_retry_time;
+        let granted = self.with_state(|s| {
+            let left = budget.saturating_sub(s.retry_wait);
+            if wait > left {
+                Err(left)
+            } else {
+                s.retry_wait += wait;
+                s.retries += 1;
+                Ok(())
+            }
+        });
+        if let Err(left) = granted {
+            return Err(ApiError::GaveUp {
+                endpoint: endpoint.clone(),
+                attempts: attempt,
+                last: format!(
+                    "{} (waiting {wait:?} more would exceed the {left:?} left of api.max_retry_time)",
+                    without_endpoint(error, endpoint)
+                ),
+            });
+        }
+        warn!(
+            endpoint = %endpoint,
+            attempt,
+            wait_ms = wait.as_millis() as u64,
+            error = %error,
+            "retrying"
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Capped exponential backoff with full jitter: uniform in
+    /// `[0, min(max_backoff, initial_backoff * 2^retry)]`.
+    fn backoff(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry).unwrap_or(u32::MAX);
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
+        ceiling.mul_f64(fastrand::f64())
+    }
+}
+
+/// An error's text without the `GET /path: ` its wrapper repeats.
+fn without_endpoint(error: &ApiError, endpoint: &Endpoint) -> String {
+    let text = error.to_string();
+    let prefix = format!("{endpoint}: ");
+    match text.strip_prefix(&prefix) {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
+/// A header holding a number of seconds (fractions allowed; negative means now).
+fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    let secs: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
+    if !secs.is_finite() {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9)))
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Seconds since the epoch, rounded up so that a stored reset time is never early.
+fn unix_ceil(at: SystemTime) -> i64 {
+    let d = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// Removes tags (and the contents of `script`/`style`) and collapses whitespace.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len().min(4096));
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        let after = &rest[open..];
+        let lower: String = after
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let skip_to = if lower.starts_with("<script") {
+            Some("</script")
+        } else if lower.starts_with("<style") {
+            Some("</style")
+        } else {
+            None
+        };
+        let after = match skip_to {
+            Some(end) => match after.to_ascii_lowercase().find(end) {
+                Some(i) => &after[i..],
+                None => "",
+            },
+            None => after,
+        };
+        rest = match after.find('>') {
+            Some(close) => &after[close + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    collapse_space(&out)
+}
+
+fn collapse_space(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// At most `max` characters, on a char boundary, with `…` when cut.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// A short, printable excerpt of a body for decode errors.
+pub(super) fn body_excerpt(body: &[u8], max: usize) -> String {
+    let head = &body[..body.len().min(max * 4)];
+    let text = String::from_utf8_lossy(head);
+    let text = if text.trim_start().starts_with('<') {
+        strip_tags(&text)
+    } else {
+        collapse_space(&text)
+    };
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    truncate(&text, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn html_is_reduced_to_text() {
+        let html = "<html><head><style>p{color:red}</style><script>var x='<b>';</script></head>\n<body><h1>502  Bad Gateway</h1><p>nginx</p></body></html>";
+        assert_eq!(strip_tags(html), "502 Bad Gateway nginx");
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("hé", 2), "hé");
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::now();
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let d = retry_after(&h, now).unwrap();
+        assert!(
+            d > Duration::from_secs(28) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&past).unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn query_keeps_array_names_and_encodes_values() {
+        let mut q = Query::default();
+        q.push("org_user_ids[]", 1)
+            .push("org_user_ids[]", 2)
+            .push("filter", "a b&c");
+        assert_eq!(
+            q.as_str(),
+            "org_user_ids[]=1&org_user_ids[]=2&filter=a+b%26c"
+        );
+    }
+}

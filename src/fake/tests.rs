@@ -1,0 +1,1514 @@
+//! Unit tests of the fake, against the real server on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use serde_json::Value;
+
+use super::*;
+use crate::api::models::{Group, GroupRef, Items, OrganizationUser, Role, Team, TeamsPage};
+
+const ANY_PORT: &str = "127.0.0.1:0";
+
+fn opts(users: usize) -> FakeOptions {
+    FakeOptions {
+        users,
+        ..FakeOptions::default()
+    }
+}
+
+async fn start(opts: FakeOptions) -> FakeServer {
+    let addr: SocketAddr = ANY_PORT.parse().expect("literal address");
+    FakeServer::start(opts, addr).await.expect("fake starts")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    fn content_type(&self) -> String {
+        self.header("content-type").unwrap_or_default()
+    }
+}
+
+enum Auth {
+    Token,
+    Login,
+    Bearer,
+    None,
+    Raw(&'static str),
+}
+
+async fn call(
+    server: &FakeServer,
+    method: reqwest::Method,
+    path_and_query: &str,
+    auth: Auth,
+    body: Option<&str>,
+) -> Answer {
+    let url = format!("{}{}", server.base_url(), path_and_query);
+    let mut req = client().request(method, url);
+    req = match auth {
+        Auth::Token => req.basic_auth("demo-token", Some("api_token")),
+        Auth::Login => req.basic_auth("demo@example.com", Some("demo-password")),
+        Auth::Bearer => req.bearer_auth("demo-token"),
+        Auth::None => req,
+        Auth::Raw(v) => req.header("authorization", v),
+    };
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.text().await.expect("body read");
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(server: &FakeServer, path_and_query: &str) -> Answer {
+    call(
+        server,
+        reqwest::Method::GET,
+        path_and_query,
+        Auth::Token,
+        None,
+    )
+    .await
+}
+
+const USERS: &str = "/organizations/1001/users";
+const TEAMS: &str = "/organizations/1001/teams?workspace_id=2001";
+const ROLES: &str = "/organizations/1001/roles";
+const MY_GROUPS: &str = "/organizations/1001/groups/me";
+const GROUPS: &str = "/organizations/1001/groups";
+
+fn ids(v: &Value, list: &str) -> Vec<i64> {
+    v[list]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+// ----- the seed's field lists, copied from the reference page -----
+
+const SEED_USER: &[&str] = &[
+    "2fa_enabled",
+    "account_locked_at",
+    "active",
+    "admin",
+    "can_edit_personal_details",
+    "created_at",
+    "deleted_at",
+    "email",
+    "groups",
+    "id",
+    "invite_sent",
+    "joined",
+    "name",
+    "organization_id",
+    "owner",
+    "permissions",
+    "rate",
+    "tags",
+    "updated_at",
+    "user_account_id",
+    "user_id",
+    "working_hours",
+    "workspaces",
+];
+const SEED_USER_GROUP: &[&str] = &["emoji", "id", "name", "workspace_ids"];
+const SEED_RATE: &[&str] = &[
+    "currency",
+    "end_at",
+    "hourly_rate",
+    "start_at",
+    "workspace_id",
+    "workspace_rate_id",
+    "workspace_user_rate_id",
+];
+const SEED_TAG: &[&str] = &["color", "id", "label"];
+const SEED_USER_WORKSPACE: &[&str] = &[
+    "focus_role_id",
+    "groups",
+    "id",
+    "name",
+    "toggl_products",
+    "track_role_id",
+    "work_role_id",
+    "workspace_user_id",
+];
+const SEED_USER_WORKSPACE_GROUP: &[&str] = &["emoji", "id", "name"];
+const SEED_TEAM: &[&str] = &[
+    "created_at",
+    "deleted_at",
+    "emoji",
+    "ghosts",
+    "id",
+    "name",
+    "organization_id",
+    "updated_at",
+    "users",
+    "workspaces",
+];
+const SEED_TEAMS_PAGE: &[&str] = &["data", "page", "rows", "total"];
+const SEED_GHOST: &[&str] = &["id", "name"];
+const SEED_GROUP_USER: &[&str] = &[
+    "created_at",
+    "deleted_at",
+    "display_name",
+    "focus_role_id",
+    "organization_user_id",
+    "track_role_id",
+    "updated_at",
+    "user_account_id",
+    "user_group_id",
+    "work_role_id",
+];
+const SEED_GROUP_WORKSPACE: &[&str] = &[
+    "created_at",
+    "deleted_at",
+    "name",
+    "updated_at",
+    "workspace_group_id",
+    "workspace_id",
+];
+const SEED_GROUP: &[&str] = &[
+    "created_at",
+    "deleted_at",
+    "emoji",
+    "id",
+    "name",
+    "organization_id",
+    "updated_at",
+    "users",
+    "workspaces",
+];
+const SEED_ROLE: &[&str] = &[
+    "code",
+    "description",
+    "entity",
+    "name",
+    "organization_id",
+    "permissions",
+    "privilege_level",
+    "role_id",
+    "type",
+];
+const SEED_PERMISSION: &[&str] = &[
+    "condition",
+    "description",
+    "entity",
+    "name",
+    "permission_id",
+];
+const SEED_GROUP_REF: &[&str] = &["emoji", "id", "name"];
+
+/// Every record has every field, and there is at least one record (so the check bites).
+fn assert_fields<'a>(records: impl IntoIterator<Item = &'a Value>, fields: &[&str], what: &str) {
+    let mut seen = 0;
+    for r in records {
+        seen += 1;
+        let obj = r
+            .as_object()
+            .unwrap_or_else(|| panic!("{what}: not an object: {r}"));
+        for f in fields {
+            assert!(obj.contains_key(*f), "{what}: field {f:?} missing in {r}");
+        }
+    }
+    assert!(seen > 0, "{what}: no record to check");
+}
+
+fn arr(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+#[tokio::test]
+async fn every_field_the_seed_lists_is_present() {
+    let server = start(opts(200)).await;
+    let users = get(
+        &server,
+        &format!("{USERS}?per_page=200&include_rates=true&include_working_hours=true"),
+    )
+    .await
+    .json();
+    let items = arr(&users["items"]);
+    assert_fields(items, SEED_USER, "users.items");
+    assert_fields(
+        items.iter().flat_map(|u| arr(&u["groups"])),
+        SEED_USER_GROUP,
+        "users.groups",
+    );
+    assert_fields(
+        items.iter().map(|u| &u["rate"]).filter(|r| !r.is_null()),
+        SEED_RATE,
+        "users.rate",
+    );
+    assert!(items.iter().all(|u| u["permissions"].is_object()));
+    assert_fields(
+        items.iter().flat_map(|u| arr(&u["tags"])),
+        SEED_TAG,
+        "users.tags",
+    );
+    let workspaces: Vec<&Value> = items.iter().flat_map(|u| arr(&u["workspaces"])).collect();
+    assert_fields(
+        workspaces.iter().copied(),
+        SEED_USER_WORKSPACE,
+        "users.workspaces",
+    );
+    assert_fields(
+        workspaces.iter().flat_map(|w| arr(&w["groups"])),
+        SEED_USER_WORKSPACE_GROUP,
+        "users.workspaces.groups",
+    );
+
+    let teams = get(&server, &format!("{TEAMS}&per_page=200")).await.json();
+    assert_fields([&teams], SEED_TEAMS_PAGE, "teams");
+    let data = arr(&teams["data"]);
+    assert_fields(data, SEED_TEAM, "teams.data");
+    assert_fields(
+        data.iter().flat_map(|t| arr(&t["ghosts"])),
+        SEED_GHOST,
+        "teams.ghosts",
+    );
+    assert_fields(
+        data.iter().flat_map(|t| arr(&t["users"])),
+        SEED_GROUP_USER,
+        "teams.users",
+    );
+    assert_fields(
+        data.iter().flat_map(|t| arr(&t["workspaces"])),
+        SEED_GROUP_WORKSPACE,
+        "teams.workspaces",
+    );
+
+    let roles = get(&server, ROLES).await.json();
+    assert_fields(arr(&roles["items"]), SEED_ROLE, "roles.items");
+    assert_fields(
+        arr(&roles["items"])
+            .iter()
+            .flat_map(|r| arr(&r["permissions"])),
+        SEED_PERMISSION,
+        "roles.permissions",
+    );
+
+    let mine = get(&server, MY_GROUPS).await.json();
+    assert_fields(arr(&mine["items"]), SEED_GROUP_REF, "groups/me.items");
+
+    let put = call(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{GROUPS}/{FIRST_GROUP_ID}"),
+        Auth::Token,
+        Some(r#"{"name":"Renamed ✨","organization_users":[100001,100002]}"#),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let put = put.json();
+    assert_fields([&put], SEED_GROUP, "PUT group");
+    assert_fields(arr(&put["users"]), SEED_GROUP_USER, "PUT group.users");
+    assert_fields(
+        arr(&put["workspaces"]),
+        SEED_GROUP_WORKSPACE,
+        "PUT group.workspaces",
+    );
+}
+
+#[tokio::test]
+async fn every_response_deserializes_into_the_models() {
+    let server = start(opts(120)).await;
+    let users: Items<OrganizationUser> = serde_json::from_str(
+        &get(
+            &server,
+            &format!("{USERS}?include_rates=true&include_working_hours=true"),
+        )
+        .await
+        .body,
+    )
+    .expect("users parse");
+    assert_eq!(users.items.len(), 50);
+    assert!(users.items.iter().any(|u| u.rate.is_some()));
+    assert!(users.items.iter().any(|u| u.working_hours.is_some()));
+    let teams: TeamsPage<Team> =
+        serde_json::from_str(&get(&server, TEAMS).await.body).expect("teams parse");
+    assert_eq!(teams.total, Some(12));
+    let roles: Items<Role> =
+        serde_json::from_str(&get(&server, ROLES).await.body).expect("roles parse");
+    assert!(roles.items.len() >= 5);
+    let mine: Items<GroupRef> =
+        serde_json::from_str(&get(&server, MY_GROUPS).await.body).expect("groups/me parse");
+    assert!(!mine.items.is_empty());
+    let created = call(
+        &server,
+        reqwest::Method::POST,
+        GROUPS,
+        Auth::Token,
+        Some(r#"{"name":"Nouvelle équipe","emoji":"🧪","organization_users":[100003],"workspaces":[2001]}"#),
+    )
+    .await;
+    let created: Group = serde_json::from_str(&created.body).expect("created group parse");
+    assert_eq!(created.name.as_deref(), Some("Nouvelle équipe"));
+    let updated = call(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{GROUPS}/{}", created.id.unwrap_or_default()),
+        Auth::Token,
+        Some(r#"{"emoji":"🎯"}"#),
+    )
+    .await;
+    let updated: Group = serde_json::from_str(&updated.body).expect("updated group parse");
+    assert_eq!(updated.emoji.as_deref(), Some("🎯"));
+    assert_eq!(updated.name.as_deref(), Some("Nouvelle équipe"));
+    assert_eq!(updated.users.len(), 1);
+}
+
+async fn snapshot_bytes(server: &FakeServer) -> Vec<String> {
+    let mut out = Vec::new();
+    for q in [
+        format!("{USERS}?per_page=200&include_rates=true&include_working_hours=true"),
+        format!("{USERS}?per_page=200&page=2&include_rates=true"),
+        format!("{TEAMS}&per_page=200"),
+        ROLES.to_string(),
+        MY_GROUPS.to_string(),
+    ] {
+        out.push(get(server, &q).await.body);
+    }
+    out
+}
+
+#[tokio::test]
+async fn same_seed_same_bytes_different_seed_different_bytes() {
+    let a = start(opts(300)).await;
+    let b = start(opts(300)).await;
+    let c = start(FakeOptions {
+        seed: 2,
+        ..opts(300)
+    })
+    .await;
+    let (sa, sb, sc) = (
+        snapshot_bytes(&a).await,
+        snapshot_bytes(&b).await,
+        snapshot_bytes(&c).await,
+    );
+    assert_eq!(sa, sb);
+    assert_ne!(sa[0], sc[0]);
+    assert_ne!(sa[2], sc[2]);
+}
+
+#[tokio::test]
+async fn auth_variants() {
+    let server = start(opts(10)).await;
+    for auth in [Auth::Token, Auth::Login, Auth::Bearer] {
+        assert_eq!(
+            call(&server, reqwest::Method::GET, ROLES, auth, None)
+                .await
+                .status,
+            200
+        );
+    }
+    for auth in [
+        Auth::None,
+        Auth::Raw("Bearer nope"),
+        Auth::Raw("Basic !!!notbase64"),
+        Auth::Raw("Basic ZGVtby10b2tlbjp3cm9uZw=="), // demo-token:wrong
+        Auth::Raw("Digest whatever"),
+    ] {
+        let a = call(&server, reqwest::Method::GET, ROLES, auth, None).await;
+        assert_eq!(a.status, 403);
+        assert!(
+            a.content_type().starts_with("text/plain"),
+            "{}",
+            a.content_type()
+        );
+    }
+    // A wrong password for the login.
+    let wrong = client()
+        .get(format!("{}{ROLES}", server.base_url()))
+        .basic_auth("demo@example.com", Some("nope"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(wrong.status().as_u16(), 403);
+    // A wrong organization.
+    assert_eq!(get(&server, "/organizations/999/roles").await.status, 403);
+    assert_eq!(get(&server, "/organizations/abc/roles").await.status, 400);
+
+    server
+        .handle()
+        .set_credentials("new-token", "x@example.com", "pw");
+    assert_eq!(get(&server, ROLES).await.status, 403);
+    let ok = client()
+        .get(format!("{}{ROLES}", server.base_url()))
+        .basic_auth("new-token", Some("api_token"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ok.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn status_codes_of_every_endpoint() {
+    let server = start(opts(30)).await;
+    let post = |body: &'static str| {
+        let server = &server;
+        async move {
+            call(
+                server,
+                reqwest::Method::POST,
+                GROUPS,
+                Auth::Token,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let created = post(r#"{"name":"A","organization_users":[100001],"workspaces":[2001]}"#).await;
+    assert_eq!(created.status, 201);
+    assert!(created.content_type().starts_with("application/json"));
+    let new_id = created.json()["id"].as_i64().expect("id");
+    for bad in [
+        r#"{"emoji":"🚀"}"#,
+        r#"{"name":"   "}"#,
+        "not json",
+        r#"["name"]"#,
+        r#"{"name":5}"#,
+        r#"{"name":"B","organization_users":[42]}"#,
+        r#"{"name":"B","workspaces":[9]}"#,
+    ] {
+        let a = post(bad).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert!(a.content_type().starts_with("text/plain"));
+    }
+    let no_auth = call(
+        &server,
+        reqwest::Method::POST,
+        GROUPS,
+        Auth::None,
+        Some(r#"{"name":"A"}"#),
+    )
+    .await;
+    assert_eq!(no_auth.status, 403);
+
+    let put = |path: String, body: &'static str| {
+        let server = &server;
+        async move { call(server, reqwest::Method::PUT, &path, Auth::Token, Some(body)).await }
+    };
+    assert_eq!(
+        put(format!("{GROUPS}/{new_id}"), r#"{"name":"A2"}"#)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        put(format!("{GROUPS}/{new_id}"), r#"{"name":""}"#)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(put(format!("{GROUPS}/{new_id}"), "{").await.status, 400);
+    assert_eq!(
+        put(format!("{GROUPS}/424242"), r#"{"name":"x"}"#)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        put(format!("{GROUPS}/abc"), r#"{"name":"x"}"#).await.status,
+        404
+    );
+
+    let del = |q: String| {
+        let server = &server;
+        async move { call(server, reqwest::Method::DELETE, &q, Auth::Token, None).await }
+    };
+    assert_eq!(del(format!("{GROUPS}/{new_id}")).await.status, 400);
+    assert_eq!(
+        del(format!("{GROUPS}/{new_id}?workspace_id=x"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        del(format!("{GROUPS}/{new_id}?workspace_id=77"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        del(format!("{GROUPS}/424242?workspace_id=2001"))
+            .await
+            .status,
+        404
+    );
+    let deleted = del(format!("{GROUPS}/{new_id}?workspace_id=2001")).await;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(deleted.body, "", "delete answers an empty body");
+    assert!(server.handle().group(new_id).is_none());
+    assert_eq!(
+        del(format!("{GROUPS}/{new_id}?workspace_id=2001"))
+            .await
+            .status,
+        404
+    );
+
+    assert_eq!(get(&server, "/organizations/1001/teams").await.status, 400);
+    assert_eq!(
+        get(&server, "/organizations/1001/teams?workspace_id=1")
+            .await
+            .status,
+        403
+    );
+    assert_eq!(get(&server, &format!("{USERS}?page=0")).await.status, 400);
+    assert_eq!(
+        get(&server, &format!("{USERS}?per_page=x")).await.status,
+        400
+    );
+    assert_eq!(
+        get(&server, &format!("{USERS}?org_user_ids[]=x"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        get(&server, &format!("{USERS}?sort_dir=up")).await.status,
+        400
+    );
+    assert_eq!(
+        get(&server, &format!("{USERS}?include_rates=maybe"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        get(&server, "/organizations/1001/nothing").await.status,
+        404
+    );
+    assert_eq!(get(&server, "/elsewhere").await.status, 404);
+    let wrong_method = call(&server, reqwest::Method::DELETE, USERS, Auth::Token, None).await;
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.content_type().starts_with("text/plain"));
+}
+
+#[tokio::test]
+async fn paging_is_capped_sorted_and_ends() {
+    let server = start(opts(120)).await;
+    let h = server.handle();
+    h.set_per_page_cap(50);
+    let page1 = get(&server, &format!("{USERS}?per_page=500")).await.json();
+    let got = ids(&page1, "items");
+    assert_eq!(got.len(), 50);
+    assert!(got.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(got[0], FIRST_USER_ID);
+    let page3 = ids(
+        &get(&server, &format!("{USERS}?per_page=500&page=3"))
+            .await
+            .json(),
+        "items",
+    );
+    assert_eq!(page3.len(), 20);
+    let past = ids(
+        &get(&server, &format!("{USERS}?page=4&per_page=50"))
+            .await
+            .json(),
+        "items",
+    );
+    assert!(past.is_empty());
+    let far = ids(
+        &get(&server, &format!("{USERS}?page=99999999999"))
+            .await
+            .json(),
+        "items",
+    );
+    assert!(far.is_empty());
+    let desc = ids(
+        &get(&server, &format!("{USERS}?per_page=10&sort_dir=desc"))
+            .await
+            .json(),
+        "items",
+    );
+    assert_eq!(desc.first().copied(), h.user_ids().last().copied());
+    assert!(desc.windows(2).all(|w| w[0] > w[1]));
+    // No `total` on users: the seed has none.
+    assert!(page1.get("total").is_none());
+    // Default per_page is 50.
+    h.set_per_page_cap(200);
+    assert_eq!(ids(&get(&server, USERS).await.json(), "items").len(), 50);
+
+    let teams = get(&server, &format!("{TEAMS}&per_page=5&page=3"))
+        .await
+        .json();
+    assert_eq!(teams["page"], 3);
+    assert_eq!(teams["rows"], 2);
+    assert_eq!(teams["total"], 12);
+    let teams_desc = get(&server, &format!("{TEAMS}&per_page=3&sort_dir=desc"))
+        .await
+        .json();
+    assert_eq!(
+        ids(&teams_desc, "data")[0],
+        *h.group_ids().last().expect("groups")
+    );
+}
+
+#[tokio::test]
+async fn array_filters_use_the_repeated_form() {
+    let server = start(opts(80)).await;
+    let h = server.handle();
+    let users = get(
+        &server,
+        &format!("{USERS}?org_user_ids[]=100005&org_user_ids[]=100002&org_user_ids[]=999"),
+    )
+    .await
+    .json();
+    assert_eq!(ids(&users, "items"), vec![100002, 100005]);
+    // Percent-encoded brackets are the same parameter.
+    let encoded = get(&server, &format!("{USERS}?org_user_ids%5B%5D=100003"))
+        .await
+        .json();
+    assert_eq!(ids(&encoded, "items"), vec![100003]);
+    let groups = h.group_ids();
+    let teams = get(
+        &server,
+        &format!(
+            "{TEAMS}&group_ids[]={}&group_ids[]={}",
+            groups[2], groups[0]
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(ids(&teams, "data"), vec![groups[0], groups[2]]);
+    assert_eq!(teams["total"], 2);
+
+    let members = h.group_members(groups[0]);
+    let member = members[0];
+    let by_member = get(&server, &format!("{TEAMS}&organization_user_id={member}"))
+        .await
+        .json();
+    let expected: Vec<i64> = h.user(member).expect("user").groups;
+    assert_eq!(ids(&by_member, "data"), expected);
+
+    let in_group = get(
+        &server,
+        &format!("{USERS}?groups[]={}&per_page=200", groups[0]),
+    )
+    .await
+    .json();
+    assert_eq!(ids(&in_group, "items"), members);
+
+    h.rename_user(100010, "Ünïqué Nâme 🦄");
+    let found = get(&server, &format!("{USERS}?filter=%C3%BCn%C3%AFqu%C3%A9"))
+        .await
+        .json();
+    assert_eq!(ids(&found, "items"), vec![100010]);
+    let admins = get(&server, &format!("{USERS}?only_admins=true&per_page=200"))
+        .await
+        .json();
+    assert!(arr(&admins["items"]).iter().all(|u| u["admin"] == true));
+    assert!(!arr(&admins["items"]).is_empty());
+}
+
+#[tokio::test]
+async fn rates_and_working_hours_only_when_asked() {
+    let server = start(opts(40)).await;
+    let plain = get(&server, USERS).await.json();
+    assert!(arr(&plain["items"])
+        .iter()
+        .all(|u| u["rate"].is_null() && u["working_hours"].is_null()));
+    let full = get(
+        &server,
+        &format!("{USERS}?include_rates=true&include_working_hours=1"),
+    )
+    .await
+    .json();
+    assert!(arr(&full["items"]).iter().any(|u| u["rate"].is_object()));
+    assert!(
+        arr(&full["items"]).iter().any(|u| u["rate"].is_null()),
+        "some users have no rate"
+    );
+    assert!(arr(&full["items"])
+        .iter()
+        .any(|u| u["working_hours"].is_number()));
+}
+
+#[tokio::test]
+async fn utc_offset_changes_the_rendering_not_the_instant() {
+    let server = start(opts(10)).await;
+    let utc = get(&server, USERS).await.json();
+    let plus2 = FixedOffset::east_opt(2 * 3600).expect("valid offset");
+    server.handle().set_utc_offset(Some(plus2));
+    let shifted = get(&server, USERS).await.json();
+    let a = utc["items"][0]["created_at"].as_str().expect("created_at");
+    let b = shifted["items"][0]["created_at"]
+        .as_str()
+        .expect("created_at");
+    assert!(a.ends_with('Z'), "{a}");
+    assert!(b.ends_with("+02:00"), "{b}");
+    assert_eq!(
+        DateTime::parse_from_rfc3339(a).expect("rfc3339"),
+        DateTime::parse_from_rfc3339(b).expect("rfc3339")
+    );
+    let teams = get(&server, TEAMS).await.json();
+    assert!(teams["data"][0]["updated_at"]
+        .as_str()
+        .expect("updated_at")
+        .ends_with("+02:00"));
+}
+
+#[tokio::test]
+async fn quota_headers_and_402_until_the_window_resets() {
+    let server = start(FakeOptions {
+        quota: Some(QuotaConfig {
+            limit: 3,
+            window: Duration::from_secs(1),
+        }),
+        ..opts(10)
+    })
+    .await;
+    for expected in ["2", "1", "0"] {
+        let a = get(&server, ROLES).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(
+            a.header("x-toggl-quota-remaining").as_deref(),
+            Some(expected)
+        );
+        assert_eq!(a.header("x-toggl-quota-resets-in").as_deref(), Some("1"));
+    }
+    let spent = get(&server, ROLES).await;
+    assert_eq!(spent.status, 402);
+    assert!(spent.content_type().starts_with("text/plain"));
+    assert_eq!(
+        spent.header("x-toggl-quota-remaining").as_deref(),
+        Some("0")
+    );
+    assert!(spent.header("x-toggl-quota-resets-in").is_some());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = get(&server, ROLES).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.header("x-toggl-quota-remaining").as_deref(),
+        Some("2")
+    );
+
+    server.handle().set_quota(None);
+    assert!(get(&server, ROLES)
+        .await
+        .header("x-toggl-quota-remaining")
+        .is_none());
+}
+
+#[tokio::test]
+async fn status_html_429_402_and_redirect_faults() {
+    let server = start(opts(120)).await;
+    let h = server.handle();
+    h.inject(
+        Fault::new(Route::Users, FaultKind::Status(503, "try later".into()))
+            .on_page(2)
+            .times(2),
+    );
+    assert_eq!(get(&server, USERS).await.status, 200);
+    for _ in 0..2 {
+        let a = get(&server, &format!("{USERS}?page=2")).await;
+        assert_eq!(a.status, 503);
+        assert_eq!(a.body.trim(), "try later");
+        assert!(a.content_type().starts_with("text/plain"));
+    }
+    assert_eq!(get(&server, &format!("{USERS}?page=2")).await.status, 200);
+
+    h.inject(Fault::new(Route::Roles, FaultKind::Html(502)).times(1));
+    let html = get(&server, ROLES).await;
+    assert_eq!(html.status, 502);
+    assert!(html.content_type().starts_with("text/html"));
+    assert!(html.body.contains("<html>"));
+
+    h.inject(
+        Fault::new(
+            Route::Teams,
+            FaultKind::TooManyRequests {
+                retry_after: Some("2".into()),
+            },
+        )
+        .times(1),
+    );
+    h.inject(
+        Fault::new(
+            Route::Teams,
+            FaultKind::TooManyRequests { retry_after: None },
+        )
+        .times(1),
+    );
+    let with = get(&server, TEAMS).await;
+    assert_eq!(
+        (with.status, with.header("retry-after").as_deref()),
+        (429, Some("2"))
+    );
+    let without = get(&server, TEAMS).await;
+    assert_eq!((without.status, without.header("retry-after")), (429, None));
+    let date = "Wed, 21 Oct 2026 07:28:00 GMT";
+    h.inject(
+        Fault::new(
+            Route::Any,
+            FaultKind::TooManyRequests {
+                retry_after: Some(date.into()),
+            },
+        )
+        .times(1),
+    );
+    assert_eq!(
+        get(&server, TEAMS).await.header("retry-after").as_deref(),
+        Some(date)
+    );
+
+    h.inject(Fault::new(Route::MyGroups, FaultKind::QuotaSpent { resets_in: 42 }).times(1));
+    let spent = get(&server, MY_GROUPS).await;
+    assert_eq!(spent.status, 402);
+    assert_eq!(
+        spent.header("x-toggl-quota-remaining").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        spent.header("x-toggl-quota-resets-in").as_deref(),
+        Some("42")
+    );
+    assert_eq!(get(&server, MY_GROUPS).await.status, 200);
+
+    h.inject(
+        Fault::new(
+            Route::Any,
+            FaultKind::Redirect("https://elsewhere.example/api".into()),
+        )
+        .times(1),
+    );
+    let moved = get(&server, ROLES).await;
+    assert_eq!(moved.status, 302);
+    assert_eq!(
+        moved.header("location").as_deref(),
+        Some("https://elsewhere.example/api")
+    );
+
+    // Write routes are matched too, and clear_faults ends a fault that never runs out.
+    h.inject(Fault::new(
+        Route::CreateGroup,
+        FaultKind::Status(500, "boom".into()),
+    ));
+    for _ in 0..2 {
+        let a = call(
+            &server,
+            reqwest::Method::POST,
+            GROUPS,
+            Auth::Token,
+            Some(r#"{"name":"x"}"#),
+        )
+        .await;
+        assert_eq!(a.status, 500);
+    }
+    h.clear_faults();
+    let a = call(
+        &server,
+        reqwest::Method::POST,
+        GROUPS,
+        Auth::Token,
+        Some(r#"{"name":"x"}"#),
+    )
+    .await;
+    assert_eq!(a.status, 201);
+}
+
+#[tokio::test]
+async fn body_faults() {
+    let server = start(opts(60)).await;
+    let h = server.handle();
+    h.inject(Fault::new(Route::Users, FaultKind::Truncated).times(1));
+    let cut = get(&server, USERS).await;
+    assert_eq!(cut.status, 200);
+    assert!(serde_json::from_str::<Value>(&cut.body).is_err());
+    assert!(cut.body.starts_with("{\"items\":["));
+
+    h.inject(Fault::new(Route::Teams, FaultKind::Malformed).times(1));
+    let junk = get(&server, TEAMS).await;
+    assert_eq!(junk.status, 200);
+    assert!(serde_json::from_str::<Value>(&junk.body).is_err());
+
+    h.inject(Fault::new(Route::Users, FaultKind::WrongType).times(1));
+    let wrong = get(&server, USERS).await;
+    assert_eq!(wrong.json()["items"][0]["id"], "abc");
+    assert!(serde_json::from_str::<Items<OrganizationUser>>(&wrong.body).is_err());
+    h.inject(Fault::new(Route::Roles, FaultKind::WrongType).times(1));
+    let wrong = get(&server, ROLES).await;
+    assert!(serde_json::from_str::<Items<Role>>(&wrong.body).is_err());
+    h.inject(Fault::new(Route::Teams, FaultKind::WrongType).times(1));
+    assert_eq!(get(&server, TEAMS).await.json()["data"][0]["id"], "abc");
+
+    h.inject(Fault::new(Route::Roles, FaultKind::Huge(300_000)).times(1));
+    let huge = get(&server, ROLES).await;
+    assert!(huge.body.len() >= 300_000);
+    let parsed: Items<Role> = serde_json::from_str(&huge.body).expect("still valid JSON");
+    assert!(!parsed.items.is_empty());
+
+    // The next request is normal again.
+    let fine: Items<OrganizationUser> =
+        serde_json::from_str(&get(&server, USERS).await.body).expect("parse");
+    assert_eq!(fine.items.len(), 50);
+}
+
+#[tokio::test]
+async fn delay_and_hang_faults() {
+    let server = start(opts(10)).await;
+    let h = server.handle();
+    h.inject(Fault::new(Route::Roles, FaultKind::Delay(Duration::from_millis(300))).times(1));
+    let started = std::time::Instant::now();
+    assert_eq!(get(&server, ROLES).await.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    h.inject(Fault::new(Route::Users, FaultKind::Hang).times(1));
+    let resp = client()
+        .get(format!("{}{USERS}", server.base_url()))
+        .basic_auth("demo-token", Some("api_token"))
+        .send()
+        .await
+        .expect("headers arrive");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = tokio::time::timeout(Duration::from_millis(500), resp.text()).await;
+    assert!(body.is_err(), "the body never finishes");
+    // The server still serves others.
+    assert_eq!(get(&server, USERS).await.status, 200);
+}
+
+#[tokio::test]
+async fn paging_faults_repeat_never_end_and_mutate() {
+    let server = start(opts(100)).await;
+    let h = server.handle();
+    let page1 = ids(
+        &get(&server, &format!("{USERS}?per_page=20")).await.json(),
+        "items",
+    );
+
+    h.inject(
+        Fault::new(Route::Users, FaultKind::RepeatPage(1))
+            .on_page(2)
+            .times(1),
+    );
+    let repeated = ids(
+        &get(&server, &format!("{USERS}?per_page=20&page=2"))
+            .await
+            .json(),
+        "items",
+    );
+    assert_eq!(repeated, page1);
+
+    h.inject(Fault::new(Route::Users, FaultKind::NeverEnds));
+    let far = ids(
+        &get(&server, &format!("{USERS}?per_page=20&page=1000"))
+            .await
+            .json(),
+        "items",
+    );
+    assert_eq!(far.len(), 20);
+    let next = ids(
+        &get(&server, &format!("{USERS}?per_page=20&page=1001"))
+            .await
+            .json(),
+        "items",
+    );
+    assert!(next.iter().all(|id| !far.contains(id)));
+    h.clear_faults();
+    h.inject(Fault::new(Route::Teams, FaultKind::NeverEnds));
+    let teams = get(&server, &format!("{TEAMS}&per_page=5&page=50"))
+        .await
+        .json();
+    assert_eq!(ids(&teams, "data").len(), 5);
+    assert!(teams["total"].as_i64().unwrap_or(0) > 50 * 5);
+    h.clear_faults();
+
+    // After page 1 is served, a user of page 1 disappears: page 2 starts one row later.
+    let victim = page1[3];
+    h.inject(
+        Fault::new(
+            Route::Users,
+            FaultKind::MutateAfter(Arc::new(move |h: &FakeHandle| {
+                h.remove_user(victim);
+            })),
+        )
+        .on_page(1)
+        .times(1),
+    );
+    let first = ids(
+        &get(&server, &format!("{USERS}?per_page=20")).await.json(),
+        "items",
+    );
+    assert!(
+        first.contains(&victim),
+        "the page was built before the mutation"
+    );
+    let second = ids(
+        &get(&server, &format!("{USERS}?per_page=20&page=2"))
+            .await
+            .json(),
+        "items",
+    );
+    assert_eq!(second[0], page1[19] + 2, "rows shifted by one");
+    assert!(h.user(victim).is_none());
+}
+
+#[tokio::test]
+async fn request_log_records_every_request() {
+    let server = start(opts(10)).await;
+    let h = server.handle();
+    get(&server, &format!("{USERS}?page=1&per_page=5")).await;
+    call(&server, reqwest::Method::GET, ROLES, Auth::None, None).await;
+    let log = h.requests();
+    assert_eq!(h.request_count(), 2);
+    assert_eq!(log[0].method, "GET");
+    assert_eq!(log[0].path, "/api/organizations/1001/users");
+    assert_eq!(log[0].query, "page=1&per_page=5");
+    assert_eq!(log[0].status, 200);
+    assert_eq!(log[1].status, 403);
+    assert!(log[0].at <= log[1].at);
+    h.clear_requests();
+    assert_eq!(h.request_count(), 0);
+}
+
+#[tokio::test]
+async fn mutations_show_in_every_endpoint_consistently() {
+    let server = start(opts(60)).await;
+    let h = server.handle();
+    let t0 = h.now();
+    h.advance(chrono::Duration::hours(1));
+    assert_eq!(h.now(), t0 + chrono::Duration::hours(1));
+
+    let id = h.add_user("Élodie Nouvelle", "elodie@example.com");
+    assert_eq!(h.user_ids().last().copied(), Some(id));
+    let group = h.add_group("Neu 🆕", "🆕");
+    assert!(h.join_group(group, id));
+    assert!(!h.join_group(group, id), "already a member");
+    assert!(h.join_group(group, FIRST_USER_ID + 1));
+    assert_eq!(h.group_members(group), vec![FIRST_USER_ID + 1, id]);
+    assert!(h.rename_user(id, "Élodie Renamed"));
+    assert!(h.set_email(id, "elodie2@example.com"));
+    assert!(h.set_active(id, false));
+    assert!(h.set_rate(id, Some(99.5), "EUR"));
+    assert!(h.set_working_hours(id, Some(32.0)));
+
+    let user = get(
+        &server,
+        &format!("{USERS}?org_user_ids[]={id}&include_rates=true&include_working_hours=true"),
+    )
+    .await
+    .json();
+    let u = &user["items"][0];
+    assert_eq!(u["name"], "Élodie Renamed");
+    assert_eq!(u["email"], "elodie2@example.com");
+    assert_eq!(u["active"], false);
+    assert_eq!(u["rate"]["hourly_rate"], 99.5);
+    assert_eq!(u["rate"]["currency"], "EUR");
+    assert_eq!(u["working_hours"], 32.0);
+    assert_eq!(u["groups"][0]["id"], group);
+    assert_eq!(u["groups"][0]["name"], "Neu 🆕");
+    assert_eq!(u["workspaces"][0]["groups"][0]["id"], group);
+    let stamp = render_stamp(h.now());
+    assert_eq!(u["updated_at"], stamp.as_str());
+    assert_eq!(u["rate"]["start_at"], stamp.as_str());
+
+    // A changed rate starts at the (advanced) clock.
+    h.advance(chrono::Duration::days(1));
+    h.set_rate(id, Some(120.0), "USD");
+    let info = h.user(id).expect("user");
+    assert_eq!(
+        (info.hourly_rate, info.currency.as_deref()),
+        (Some(120.0), Some("USD"))
+    );
+    assert_eq!(
+        h.user_record(id).and_then(|u| u.rate).map(|r| r.start_at),
+        Some(h.now())
+    );
+    h.set_rate(id, None, "EUR");
+    assert_eq!(h.user(id).and_then(|u| u.hourly_rate), None);
+
+    let team = get(&server, &format!("{TEAMS}&group_ids[]={group}"))
+        .await
+        .json();
+    let names: Vec<&str> = arr(&team["data"][0]["users"])
+        .iter()
+        .filter_map(|u| u["display_name"].as_str())
+        .collect();
+    assert!(names.contains(&"Élodie Renamed"));
+    assert_eq!(
+        team["data"][0]["updated_at"],
+        render_stamp(t0 + chrono::Duration::hours(1)).as_str()
+    );
+
+    assert!(h.rename_group(group, "Umbenannt"));
+    assert_eq!(
+        h.group(group).map(|g| g.name),
+        Some("Umbenannt".to_string())
+    );
+    assert!(h.leave_group(group, FIRST_USER_ID + 1));
+    assert_eq!(h.group_members(group), vec![id]);
+
+    // Removing a user takes them out of every group.
+    let before = h.counts();
+    assert!(h.remove_user(id));
+    assert!(!h.remove_user(id));
+    assert!(h.group_members(group).is_empty());
+    assert_eq!(h.counts().users, before.users - 1);
+    assert_eq!(h.counts().memberships, before.memberships - 1);
+
+    assert!(h.remove_group(group));
+    assert!(!h.remove_group(group));
+    assert!(h.group(group).is_none());
+    assert!(!h.rename_user(424242, "x"));
+
+    // Roles.
+    let role = h.role_ids()[0];
+    assert!(h.rename_role(role, "Eigentümer"));
+    let pid = h
+        .add_role_permission(role, "export_data")
+        .expect("role exists");
+    let roles = get(&server, ROLES).await.json();
+    let r = arr(&roles["items"])
+        .iter()
+        .find(|r| r["role_id"] == role)
+        .expect("role")
+        .clone();
+    assert_eq!(r["name"], "Eigentümer");
+    assert!(arr(&r["permissions"])
+        .iter()
+        .any(|p| p["permission_id"] == pid && p["name"] == "export_data"));
+    assert!(h.remove_role_permission(role, pid));
+    assert!(!h.remove_role_permission(role, pid));
+    assert!(h
+        .role(role)
+        .expect("role")
+        .permissions
+        .iter()
+        .all(|p| p.permission_id != pid));
+    assert!(h.edit_role(role, |r| r.privilege_level = 7));
+    assert_eq!(h.role(role).map(|r| r.privilege_level), Some(7));
+    assert_eq!(h.add_role_permission(999, "x"), None);
+
+    assert_org_consistent(&server).await;
+}
+
+fn render_stamp(at: DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[tokio::test]
+async fn unknown_fields_reach_every_record_and_models_ignore_them() {
+    let server = start(opts(20)).await;
+    let h = server.handle();
+    h.add_unknown_field("user", "pronouns", Value::String("they/them".into()));
+    h.add_unknown_field("group", "color", serde_json::json!({"hex": "#fff"}));
+    h.add_unknown_field("role", "scope", Value::from(3));
+    let users = get(&server, USERS).await;
+    assert!(arr(&users.json()["items"])
+        .iter()
+        .all(|u| u["pronouns"] == "they/them"));
+    let parsed: Items<OrganizationUser> =
+        serde_json::from_str(&users.body).expect("models ignore it");
+    assert_eq!(parsed.items.len(), 20);
+    assert!(arr(&get(&server, TEAMS).await.json()["data"])
+        .iter()
+        .all(|t| t["color"]["hex"] == "#fff"));
+    assert!(arr(&get(&server, ROLES).await.json()["items"])
+        .iter()
+        .all(|r| r["scope"] == 3));
+    let put = call(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{GROUPS}/{FIRST_GROUP_ID}"),
+        Auth::Token,
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(put.json()["color"]["hex"], "#fff");
+    h.clear_unknown_fields();
+    assert!(get(&server, USERS).await.json()["items"][0]
+        .get("pronouns")
+        .is_none());
+}
+
+#[tokio::test]
+async fn put_replaces_only_the_fields_present() {
+    let server = start(opts(50)).await;
+    let h = server.handle();
+    let id = FIRST_GROUP_ID + 1;
+    let before = h.group(id).expect("group");
+    let a = call(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{GROUPS}/{id}"),
+        Auth::Token,
+        Some(r#"{"workspaces":[2001,2002]}"#),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let after = h.group(id).expect("group");
+    assert_eq!(after.name, before.name);
+    assert_eq!(after.members, before.members);
+    assert_eq!(after.workspaces, vec![2001, 2002]);
+    let a = call(
+        &server,
+        reqwest::Method::PUT,
+        &format!("{GROUPS}/{id}"),
+        Auth::Token,
+        Some(r#"{"organization_users":[100004,100003]}"#),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(h.group_members(id), vec![100003, 100004]);
+    let body = a.json();
+    let listed: Vec<i64> = arr(&body["users"])
+        .iter()
+        .filter_map(|u| u["organization_user_id"].as_i64())
+        .collect();
+    assert_eq!(listed, vec![100003, 100004]);
+    for old in before.members {
+        if old != 100003 && old != 100004 {
+            assert!(!h.user(old).expect("user").groups.contains(&id));
+        }
+    }
+    assert_org_consistent(&server).await;
+}
+
+/// Users' `groups` (and their workspaces' `groups`) agree with the teams' member lists.
+async fn assert_org_consistent(server: &FakeServer) {
+    let users = get(server, &format!("{USERS}?per_page=200")).await.json();
+    let teams = get(server, &format!("{TEAMS}&per_page=200")).await.json();
+    let mut from_teams: Vec<(i64, i64)> = Vec::new();
+    for t in arr(&teams["data"]) {
+        let gid = t["id"].as_i64().expect("id");
+        let ws: Vec<i64> = arr(&t["workspaces"])
+            .iter()
+            .filter_map(|w| w["workspace_id"].as_i64())
+            .collect();
+        for m in arr(&t["users"]) {
+            from_teams.push((gid, m["organization_user_id"].as_i64().expect("member")));
+        }
+        // The same group seen from each member's workspaces.
+        for u in arr(&users["items"]) {
+            for w in arr(&u["workspaces"]) {
+                let in_ws_groups = arr(&w["groups"]).iter().any(|g| g["id"] == gid);
+                let wid = w["id"].as_i64().expect("workspace id");
+                let member = arr(&t["users"])
+                    .iter()
+                    .any(|m| m["organization_user_id"] == u["id"]);
+                assert_eq!(
+                    in_ws_groups,
+                    member && ws.contains(&wid),
+                    "group {gid}, user {}, ws {wid}",
+                    u["id"]
+                );
+            }
+        }
+    }
+    let mut from_users: Vec<(i64, i64)> = Vec::new();
+    for u in arr(&users["items"]) {
+        for g in arr(&u["groups"]) {
+            from_users.push((g["id"].as_i64().expect("id"), u["id"].as_i64().expect("id")));
+        }
+    }
+    from_teams.sort_unstable();
+    from_users.sort_unstable();
+    assert_eq!(from_teams, from_users);
+}
+
+#[tokio::test]
+async fn generated_org_is_consistent() {
+    let server = start(opts(150)).await;
+    assert_org_consistent(&server).await;
+    let h = server.handle();
+    let c = h.counts();
+    assert_eq!((c.users, c.groups, c.workspaces), (150, 15, 2));
+    assert!(c.roles >= 5);
+    assert!(h.user(FIRST_USER_ID).expect("owner").email == "demo@example.com");
+    let mine = get(&server, MY_GROUPS).await.json();
+    assert_eq!(
+        ids(&mine, "items"),
+        h.user(FIRST_USER_ID).expect("owner").groups
+    );
+}
+
+#[test]
+fn large_org_generates_with_unique_ids_and_emails() {
+    let h = FakeHandle::new(&opts(20_000));
+    let c = h.counts();
+    assert_eq!((c.users, c.groups, c.workspaces), (20_000, 2_000, 40));
+    let state = h.lock();
+    let mut emails: Vec<&str> = state.org.users.iter().map(|u| u.email.as_str()).collect();
+    emails.sort_unstable();
+    emails.dedup();
+    assert_eq!(emails.len(), 20_000);
+    let mut accounts: Vec<i64> = state.org.users.iter().map(|u| u.user_account_id).collect();
+    accounts.dedup();
+    assert_eq!(accounts.len(), 20_000, "account ids grow strictly");
+    assert!(state.org.users.iter().any(|u| !u.active));
+    assert!(state.org.users.iter().any(|u| u.rate.is_none()));
+    assert!(
+        state
+            .org
+            .users
+            .iter()
+            .any(|u| u.name.chars().any(|ch| ch as u32 > 0x1F000)),
+        "some names carry emoji"
+    );
+    assert!(state
+        .org
+        .groups
+        .values()
+        .all(|g| g.members.len() <= 31 && !g.workspaces.is_empty()));
+}
+
+#[test]
+fn background_server_serves_and_stops_on_drop() {
+    let server = FakeServer::start_background(opts(5)).expect("starts");
+    let addr = server.addr();
+    let url = format!("{}{ROLES}", server.base_url());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = rt.block_on(async {
+        client()
+            .get(&url)
+            .bearer_auth("demo-token")
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(status.ok(), Some(200));
+    assert_eq!(server.handle().request_count(), 1);
+    drop(server);
+    let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500));
+    assert!(refused.is_err(), "the listener is closed after drop");
+}
+
+/// A writer the test can read while the server still runs.
+#[derive(Clone, Default)]
+struct SharedOut(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn serve_cli_prints_key_value_lines_then_serves_until_stopped() {
+    let out = SharedOut::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut writer = out.clone();
+    let task = tokio::spawn(async move {
+        let addr: SocketAddr = ANY_PORT.parse().expect("literal address");
+        serve_until(addr, opts(7), &mut writer, async move {
+            let _ = stopped.await;
+            Ok(())
+        })
+        .await
+    });
+    let text = loop {
+        let text =
+            String::from_utf8_lossy(&out.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        if text.contains("users=") {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "base_url",
+            "organization_id",
+            "workspace_id",
+            "api_token",
+            "email",
+            "password",
+            "users"
+        ]
+    );
+    for line in [
+        "organization_id=1001",
+        "workspace_id=2001",
+        "api_token=demo-token",
+        "email=demo@example.com",
+        "password=demo-password",
+        "users=7",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in {text}");
+    }
+    let base = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("base_url="))
+        .expect("base_url");
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/api"),
+        "{base}"
+    );
+    let served = client()
+        .get(format!("{base}{ROLES}"))
+        .basic_auth("demo-token", Some("api_token"))
+        .send()
+        .await
+        .expect("serving");
+    assert_eq!(served.status().as_u16(), 200);
+    let _ = stop.send(());
+    task.await.expect("joined").expect("served");
+    assert!(
+        client().get(format!("{base}{ROLES}")).send().await.is_err(),
+        "stopped"
+    );
+}
+
+#[tokio::test]
+async fn oversized_request_bodies_are_refused_and_logged() {
+    let server = start(opts(5)).await;
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let a = client()
+        .post(format!("{}{GROUPS}", server.base_url()))
+        .basic_auth("demo-token", Some("api_token"))
+        .body(big)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(a.status().as_u16(), 413);
+    assert_eq!(server.handle().requests()[0].status, 413);
+}
