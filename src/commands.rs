@@ -83,11 +83,17 @@ pub fn client_for(config: &Config) -> Result<Client, CommandError> {
 
 /// Opens the database for writing.
 pub fn open_store(config: &Config) -> Result<Store, CommandError> {
-    Ok(Store::open(&config.database.path, &StoreOptions::from_config(&config.database))?)
+    Ok(Store::open(
+        &config.database.path,
+        &StoreOptions::from_config(&config.database),
+    )?)
 }
 
 /// `orgmirror sync`.
-pub async fn sync(config_path: Option<&Path>, allow_mass_delete: bool) -> Result<Exit, CommandError> {
+pub async fn sync(
+    config_path: Option<&Path>,
+    allow_mass_delete: bool,
+) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
     let client = client_for(&config)?;
     let mut store = open_store(&config)?;

@@ -30,11 +30,17 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
         .await
         .map_err(|e| CommandError::failed(format!("cannot start the fake organization: {e}")))?;
     let config = demo_config(&server.base_url(), &options, db)?;
-    let client = Client::new(&config.api, &Credentials::Token(SecretString::from(options.token.clone())))?;
+    let client = Client::new(
+        &config.api,
+        &Credentials::Token(SecretString::from(options.token.clone())),
+    )?;
     let mut store = Store::open(db, &StoreOptions::default())?;
     let sync_options = SyncOptions::default();
 
-    println!("orgmirror demo: a fake organization of {users} users at {}", server.base_url());
+    println!(
+        "orgmirror demo: a fake organization of {users} users at {}",
+        server.base_url()
+    );
     println!("mirroring it into {}\n", db.display());
     println!("1. First sync (every entity is an insert):");
     let first = sync::run_once(&client, &mut store, &config, &sync_options).await?;
@@ -60,10 +66,16 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
         return Ok(exit_of(&second));
     }
     let conn = store.connection();
-    println!("\n   What the mirror recorded (change_events of run {}):", second.run_id);
+    println!(
+        "\n   What the mirror recorded (change_events of run {}):",
+        second.run_id
+    );
     print_events(conn, second.run_id)?;
 
-    println!("\n4. Three questions answered offline with SQL (sqlite3 {}):", db.display());
+    println!(
+        "\n4. Three questions answered offline with SQL (sqlite3 {}):",
+        db.display()
+    );
     let group = story.renamed_group;
     print_query(
         conn,
@@ -96,7 +108,10 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
             story.rate_user
         ),
     )?;
-    println!("The database stays at {}; the README has more queries.", db.display());
+    println!(
+        "The database stays at {}; the README has more queries.",
+        db.display()
+    );
     Ok(Exit::Ok)
 }
 
@@ -127,7 +142,12 @@ fn remove_database(db: &Path) -> Result<(), CommandError> {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(CommandError::failed(format!("cannot remove {}: {e}", Path::new(&p).display()))),
+            Err(e) => {
+                return Err(CommandError::failed(format!(
+                    "cannot remove {}: {e}",
+                    Path::new(&p).display()
+                )))
+            }
         }
     }
     Ok(())
@@ -155,7 +175,9 @@ fn change_the_organization(server: &FakeServer) -> Story {
         .unwrap_or_default();
     let old_name = org.group(group).map(|g| g.name).unwrap_or_default();
     org.rename_group(group, "Platform Team 🚀");
-    lines.push(format!("group {group} \"{old_name}\" was renamed to \"Platform Team 🚀\""));
+    lines.push(format!(
+        "group {group} \"{old_name}\" was renamed to \"Platform Team 🚀\""
+    ));
     let members = org.group_members(group);
     if let Some(&leaver) = members.first() {
         org.leave_group(group, leaver);
@@ -168,14 +190,19 @@ fn change_the_organization(server: &FakeServer) -> Story {
     // A raise.
     let rate_user = users.get(users.len() / 2).copied().unwrap_or_default();
     org.set_rate(rate_user, Some(95.0), "EUR");
-    lines.push(format!("{}'s hourly rate became 95.00 EUR", name_of(rate_user)));
+    lines.push(format!(
+        "{}'s hourly rate became 95.00 EUR",
+        name_of(rate_user)
+    ));
     // Someone leaves the organization, someone new arrives.
     if let Some(&gone) = users.last() {
         lines.push(format!("{} left the organization", name_of(gone)));
         org.remove_user(gone);
     }
     let new_id = org.add_user("Zoë Quinn-O'Brien", "zoe.quinn@example.com");
-    lines.push(format!("Zoë Quinn-O'Brien (id {new_id}) joined the organization"));
+    lines.push(format!(
+        "Zoë Quinn-O'Brien (id {new_id}) joined the organization"
+    ));
     Story {
         lines,
         renamed_group: group,
@@ -233,7 +260,13 @@ fn print_query(conn: &Connection, question: &str, sql: &str) -> Result<(), Comma
         table.push(cells);
     }
     let widths: Vec<usize> = (0..names.len())
-        .map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     println!();
     for row in &table {

@@ -81,7 +81,10 @@ pub struct Targets {
 
 impl Scope {
     /// A complete pull, rates included.
-    pub const FULL: Scope = Scope { only: None, rates: true };
+    pub const FULL: Scope = Scope {
+        only: None,
+        rates: true,
+    };
 
     /// Whether the pull is authoritative for `key`.
     pub fn covers(&self, key: &EntityKey) -> bool {
@@ -215,7 +218,11 @@ pub fn changed_fields(before: &str, after: &str) -> Vec<String> {
         serde_json::from_str::<Value>(before),
         serde_json::from_str::<Value>(after),
     ) else {
-        return if before == after { Vec::new() } else { vec!["*".to_string()] };
+        return if before == after {
+            Vec::new()
+        } else {
+            vec!["*".to_string()]
+        };
     };
     let names: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
     names
@@ -290,11 +297,25 @@ mod tests {
     }
 
     fn org_strategy() -> impl Strategy<Value = Org> {
-        let users = prop::collection::btree_map(1i64..20, ("[a-c]{1,2}", prop::option::of(prop::sample::select(vec![10.0, 20.0]))), 0..8);
-        let groups = prop::collection::btree_map(100i64..105, ("[x-z]", prop::collection::btree_set(1i64..20, 0..4)), 0..4);
+        let users = prop::collection::btree_map(
+            1i64..20,
+            (
+                "[a-c]{1,2}",
+                prop::option::of(prop::sample::select(vec![10.0, 20.0])),
+            ),
+            0..8,
+        );
+        let groups = prop::collection::btree_map(
+            100i64..105,
+            ("[x-z]", prop::collection::btree_set(1i64..20, 0..4)),
+            0..4,
+        );
         (users, groups).prop_map(|(u, g)| Org {
             users: u.into_iter().map(|(id, (n, r))| (id, n, r)).collect(),
-            groups: g.into_iter().map(|(id, (n, m))| (id, n, m.into_iter().collect())).collect(),
+            groups: g
+                .into_iter()
+                .map(|(id, (n, m))| (id, n, m.into_iter().collect()))
+                .collect(),
         })
     }
 
@@ -320,17 +341,29 @@ mod tests {
     #[test]
     fn each_kind_of_change_is_one_change() {
         let before = Org {
-            users: vec![(1, "Ann".into(), Some(10.0)), (2, "Bob".into(), None), (3, "Cy".into(), Some(5.0))],
+            users: vec![
+                (1, "Ann".into(), Some(10.0)),
+                (2, "Bob".into(), None),
+                (3, "Cy".into(), Some(5.0)),
+            ],
             groups: vec![(100, "Ops".into(), vec![1, 2])],
         };
         let after = Org {
-            users: vec![(1, "Ann".into(), Some(12.0)), (2, "Bobby".into(), None), (4, "Di".into(), None)],
+            users: vec![
+                (1, "Ann".into(), Some(12.0)),
+                (2, "Bobby".into(), None),
+                (4, "Di".into(), None),
+            ],
             groups: vec![(100, "Ops".into(), vec![2, 4])],
         };
         let stored = state_of(&snapshot(&before));
         let pulled = snapshot(&after);
         let d = diff(&stored, &pulled, &Scope::FULL);
-        let got: Vec<(Entity, String, Op)> = d.changes.iter().map(|c| (c.key.entity, c.key.entity_id(), c.op)).collect();
+        let got: Vec<(Entity, String, Op)> = d
+            .changes
+            .iter()
+            .map(|c| (c.key.entity, c.key.entity_id(), c.op))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -351,7 +384,8 @@ mod tests {
         s.add_user(user(1, "Ann", None), None).unwrap();
         let stored = state_of(&s);
         let mut t = OrgSnapshot::default();
-        t.add_user(user(1, "Ann", None), Some("{\"new_field\":1}".into())).unwrap();
+        t.add_user(user(1, "Ann", None), Some("{\"new_field\":1}".into()))
+            .unwrap();
         let d = diff(&stored, &t, &Scope::FULL);
         assert_eq!(d.changes.len(), 1);
         assert_eq!(d.changes[0].op, Op::UnknownOnly);
@@ -378,14 +412,24 @@ mod tests {
             rates: true,
         };
         let d = diff(&stored, &pulled, &scope);
-        let got: Vec<(String, Op)> = d.changes.iter().map(|c| (c.key.entity_id(), c.op)).collect();
-        assert_eq!(got, vec![("100:2".into(), Op::Insert), ("100:1".into(), Op::Delete)]);
+        let got: Vec<(String, Op)> = d
+            .changes
+            .iter()
+            .map(|c| (c.key.entity_id(), c.op))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("100:2".into(), Op::Insert), ("100:1".into(), Op::Delete)]
+        );
     }
 
     #[test]
     fn changed_fields_names_top_level_keys() {
         assert_eq!(
-            changed_fields(r#"{"a":1,"b":[1,2],"c":"x"}"#, r#"{"a":1,"b":[2,1],"d":null}"#),
+            changed_fields(
+                r#"{"a":1,"b":[1,2],"c":"x"}"#,
+                r#"{"a":1,"b":[2,1],"d":null}"#
+            ),
             vec!["b", "c", "d"]
         );
         assert!(changed_fields(r#"{"a":1}"#, r#"{"a":1}"#).is_empty());

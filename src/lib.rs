@@ -2,13 +2,13 @@
 //! every change. See ARCHITECTURE.md for the map of this crate.
 
 pub mod api;
-pub mod config;
-pub mod fake;
-pub mod snapshot;
-pub mod diff;
-pub mod store;
 pub mod commands;
+pub mod config;
 pub mod demo;
+pub mod diff;
+pub mod fake;
 pub mod logging;
+pub mod snapshot;
+pub mod store;
 pub mod sync;
 pub mod groups;

@@ -70,7 +70,10 @@ impl RunReport {
         }
         let mut by_entity: BTreeMap<Entity, Vec<String>> = BTreeMap::new();
         for ((entity, op), n) in &self.events {
-            by_entity.entry(*entity).or_default().push(format!("{n} {op}"));
+            by_entity
+                .entry(*entity)
+                .or_default()
+                .push(format!("{n} {op}"));
         }
         by_entity
             .into_iter()
@@ -88,7 +91,12 @@ pub fn now_utc() -> String {
 
 /// Runs one complete sync and records it, whatever happens, in `sync_runs`.
 /// Returns the report of a committed run, or of a failed one with its error.
-pub async fn run_once(client: &Client, store: &mut Store, config: &Config, options: &SyncOptions) -> Result<RunReport, StoreError> {
+pub async fn run_once(
+    client: &Client,
+    store: &mut Store,
+    config: &Config,
+    options: &SyncOptions,
+) -> Result<RunReport, StoreError> {
     let started = Instant::now();
     let run_id = store.begin_run("full", &now_utc())?;
     client.start_run();
@@ -99,7 +107,12 @@ pub async fn run_once(client: &Client, store: &mut Store, config: &Config, optio
 
 /// Refreshes only the given groups and users (after a group write): a targeted run with
 /// its own `sync_runs` row and events. Ids that no longer exist upstream are recorded as deleted.
-pub async fn refresh(client: &Client, store: &mut Store, config: &Config, targets: Targets) -> Result<RunReport, StoreError> {
+pub async fn refresh(
+    client: &Client,
+    store: &mut Store,
+    config: &Config,
+    targets: Targets,
+) -> Result<RunReport, StoreError> {
     let started = Instant::now();
     let run_id = store.begin_run("targeted", &now_utc())?;
     client.start_run();
@@ -122,7 +135,9 @@ pub async fn refresh(client: &Client, store: &mut Store, config: &Config, target
         snapshot.users.retain(|id, _| targets.users.contains(id));
         snapshot.rates.retain(|id, _| targets.users.contains(id));
         snapshot.groups.retain(|id, _| targets.groups.contains(id));
-        snapshot.memberships.retain(|(g, _), _| targets.groups.contains(g));
+        snapshot
+            .memberships
+            .retain(|(g, _), _| targets.groups.contains(g));
         let scope = Scope {
             only: Some(targets),
             rates: config.sync.include_rates,
@@ -173,7 +188,11 @@ fn finish(
         .iter()
         .map(|((e, op), n)| (format!("{}.{op}", e.as_str()), *n))
         .collect();
-    let status = if report.committed { "succeeded" } else { "failed" };
+    let status = if report.committed {
+        "succeeded"
+    } else {
+        "failed"
+    };
     info!(
         run_id,
         status,
@@ -218,7 +237,10 @@ async fn pull_and_commit(
             resets_at_unix,
         });
     }
-    let expected = store.last_full_run_requests()?.unwrap_or(3).clamp(1, i64::from(u32::MAX)) as u32;
+    let expected = store
+        .last_full_run_requests()?
+        .unwrap_or(3)
+        .clamp(1, i64::from(u32::MAX)) as u32;
     client.ensure_quota(expected).await?;
 
     let mut progress = ProgressLine::new(options.progress);
@@ -236,7 +258,10 @@ async fn pull_and_commit(
         snapshot.add_team(team, unknown)?;
     }
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
-    for (user, unknown) in client.pull_users(rates, hours, &mut |p| progress.report(p)).await? {
+    for (user, unknown) in client
+        .pull_users(rates, hours, &mut |p| progress.report(p))
+        .await?
+    {
         snapshot.add_user(user, unknown)?;
     }
     progress.done();
@@ -270,7 +295,12 @@ fn commit(
 
 /// Users and groups the mirror holds that the pull did not list may have been skipped
 /// by rows shifting between pages. Ask for them by id; only those still missing are gone.
-async fn confirm_absences(client: &Client, config: &Config, stored: &StoredState, snapshot: &mut OrgSnapshot) -> Result<(), SyncError> {
+async fn confirm_absences(
+    client: &Client,
+    config: &Config,
+    stored: &StoredState,
+    snapshot: &mut OrgSnapshot,
+) -> Result<(), SyncError> {
     let mut missing_users = BTreeSet::new();
     let mut missing_groups = BTreeSet::new();
     for key in stored.keys() {
@@ -288,7 +318,11 @@ async fn confirm_absences(client: &Client, config: &Config, stored: &StoredState
         let ids: Vec<i64> = missing_groups.into_iter().collect();
         let found = client.teams_by_ids(&ids).await?;
         if !found.is_empty() {
-            info!(asked = ids.len(), found = found.len(), "groups missing from the pull were still there");
+            info!(
+                asked = ids.len(),
+                found = found.len(),
+                "groups missing from the pull were still there"
+            );
         }
         for (team, unknown) in found {
             if team.id.is_some_and(|id| ids.contains(&id)) {
@@ -301,7 +335,11 @@ async fn confirm_absences(client: &Client, config: &Config, stored: &StoredState
         let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
         let found = client.users_by_ids(&ids, rates, hours).await?;
         if !found.is_empty() {
-            info!(asked = ids.len(), found = found.len(), "users missing from the pull were still there");
+            info!(
+                asked = ids.len(),
+                found = found.len(),
+                "users missing from the pull were still there"
+            );
         }
         for (user, unknown) in found {
             if user.id.is_some_and(|id| ids.contains(&id)) {
@@ -314,7 +352,11 @@ async fn confirm_absences(client: &Client, config: &Config, stored: &StoredState
 
 /// Refuses a run that would remove more than `max_fraction` of the users or of the
 /// groups, or every one of them.
-pub fn guard_deletions(stored: &StoredState, pulled: &OrgSnapshot, max_fraction: f64) -> Result<(), SyncError> {
+pub fn guard_deletions(
+    stored: &StoredState,
+    pulled: &OrgSnapshot,
+    max_fraction: f64,
+) -> Result<(), SyncError> {
     for (entity, plural) in [(Entity::User, "users"), (Entity::Group, "groups")] {
         let held = stored.keys().filter(|k| k.entity == entity).count();
         if held == 0 {

@@ -134,12 +134,14 @@ impl Store {
             .mode(mode)
             .open(path)
             .map_err(|e| io(format!("cannot create or open: {e}")))?;
-        restrict_modes(path, mode).map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
+        restrict_modes(path, mode)
+            .map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -148,7 +150,8 @@ impl Store {
         };
         store.configure()?;
         store.migrate()?;
-        restrict_modes(path, mode).map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
+        restrict_modes(path, mode)
+            .map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
         Ok(store)
     }
 
@@ -161,10 +164,11 @@ impl Store {
             });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -195,11 +199,16 @@ impl Store {
 
     fn configure(&self) -> Result<(), StoreError> {
         self.sql(self.conn.busy_timeout(self.options.busy_timeout))?;
-        let mode: String = self.sql(self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)))?;
+        let mode: String = self.sql(
+            self.conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)),
+        )?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Io {
                 path: self.path.clone(),
-                message: format!("cannot switch to WAL mode (got {mode}); is the file on a network filesystem?"),
+                message: format!(
+                    "cannot switch to WAL mode (got {mode}); is the file on a network filesystem?"
+                ),
             });
         }
         let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
@@ -209,8 +218,12 @@ impl Store {
     }
 
     fn check_identity(&self) -> Result<i64, StoreError> {
-        let app: i64 = self.sql(self.conn.query_row("PRAGMA application_id", [], |r| r.get(0)))?;
-        let version: i64 = self.sql(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
+        let app: i64 = self.sql(
+            self.conn
+                .query_row("PRAGMA application_id", [], |r| r.get(0)),
+        )?;
+        let version: i64 =
+            self.sql(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
         if app != APPLICATION_ID && !(app == 0 && version == 0) {
             return Err(StoreError::Foreign {
                 path: self.path.clone(),
@@ -244,10 +257,13 @@ impl Store {
             });
         }
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         tx.execute_batch(SCHEMA_SQL)
             .and_then(|_| {
                 tx.execute_batch(&format!(
@@ -292,10 +308,13 @@ impl Store {
         self.lock_writer()?;
         let pid = i64::from(std::process::id());
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         let id = tx
             .execute(
                 "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
@@ -314,7 +333,13 @@ impl Store {
     }
 
     /// Marks a run failed; nothing else changes.
-    pub fn fail_run(&mut self, run_id: i64, error: &str, finished_at: &str, totals: &RunTotals) -> Result<(), StoreError> {
+    pub fn fail_run(
+        &mut self,
+        run_id: i64,
+        error: &str,
+        finished_at: &str,
+        totals: &RunTotals,
+    ) -> Result<(), StoreError> {
         let r = self.conn.execute(
             "UPDATE sync_runs SET status = 'failed', error = ?2, finished_at = ?3, requests = ?4,
                  quota_remaining = ?5, quota_resets_at = ?6, events_written = 0
@@ -351,7 +376,10 @@ impl Store {
             let Some(entity) = Entity::parse(&entity) else {
                 continue;
             };
-            state.insert(EntityKey { entity, id, sub_id }, StoredHashes { data, unknown });
+            state.insert(
+                EntityKey { entity, id, sub_id },
+                StoredHashes { data, unknown },
+            );
         }
         Ok(state)
     }
@@ -366,15 +394,26 @@ impl Store {
         totals: &RunTotals,
     ) -> Result<BTreeMap<(Entity, &'static str), usize>, StoreError> {
         let path = self.path.clone();
-        write::commit(&mut self.conn, run_id, diff, workspace_names, observed_at, totals)
-            .map_err(|source| StoreError::Sqlite { path, source })
+        write::commit(
+            &mut self.conn,
+            run_id,
+            diff,
+            workspace_names,
+            observed_at,
+            totals,
+        )
+        .map_err(|source| StoreError::Sqlite { path, source })
     }
 
     /// After a run: fold the WAL back into the database so it does not grow while
     /// readers come and go. Returns whether the checkpoint completed (a reader holding
     /// an old snapshot makes it partial; the next run tries again).
     pub fn checkpoint(&self) -> Result<bool, StoreError> {
-        let busy: i64 = self.sql(self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))?;
+        let busy: i64 = self.sql(self.conn.query_row(
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+            [],
+            |r| r.get(0),
+        ))?;
         Ok(busy == 0)
     }
 

@@ -87,9 +87,13 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     let db = dir.path().join("m.sqlite");
     drop(Store::open(&db, &StoreOptions::default()).unwrap());
     let conn = Connection::open(&db).unwrap();
-    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+        .unwrap();
     drop(conn);
-    let err = Store::open(&db, &StoreOptions::default()).err().unwrap().to_string();
+    let err = Store::open(&db, &StoreOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("newer orgmirror"), "{err}");
 }
 
@@ -97,8 +101,14 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
 fn a_foreign_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("other.sqlite");
-    Connection::open(&db).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
-    let err = Store::open(&db, &StoreOptions::default()).err().unwrap().to_string();
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = Store::open(&db, &StoreOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("not an orgmirror database"), "{err}");
 }
 
@@ -123,11 +133,39 @@ fn history_opens_and_closes_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.sqlite");
     let mut store = Store::open(&db, &StoreOptions::default()).unwrap();
-    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "b")], &[1]), "2026-01-01T00:00:00Z"), 4);
-    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "b")], &[1]), "2026-01-02T00:00:00Z"), 0);
+    assert_eq!(
+        run(
+            &mut store,
+            &org(&[(1, "a"), (2, "b")], &[1]),
+            "2026-01-01T00:00:00Z"
+        ),
+        4
+    );
+    assert_eq!(
+        run(
+            &mut store,
+            &org(&[(1, "a"), (2, "b")], &[1]),
+            "2026-01-02T00:00:00Z"
+        ),
+        0
+    );
     // 1 leaves the group, 2 is renamed, and then 1 comes back: a new interval, not a reopened one.
-    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "c")], &[]), "2026-01-03T00:00:00Z"), 2);
-    assert_eq!(run(&mut store, &org(&[(1, "a"), (2, "c")], &[1]), "2026-01-04T00:00:00Z"), 1);
+    assert_eq!(
+        run(
+            &mut store,
+            &org(&[(1, "a"), (2, "c")], &[]),
+            "2026-01-03T00:00:00Z"
+        ),
+        2
+    );
+    assert_eq!(
+        run(
+            &mut store,
+            &org(&[(1, "a"), (2, "c")], &[1]),
+            "2026-01-04T00:00:00Z"
+        ),
+        1
+    );
     let c = store.connection();
     let intervals: Vec<(String, Option<String>)> = c
         .prepare("SELECT valid_from, valid_to FROM group_membership_history WHERE organization_user_id = 1 ORDER BY valid_from")
@@ -139,7 +177,10 @@ fn history_opens_and_closes_intervals() {
     assert_eq!(
         intervals,
         vec![
-            ("2026-01-01T00:00:00Z".to_string(), Some("2026-01-03T00:00:00Z".to_string())),
+            (
+                "2026-01-01T00:00:00Z".to_string(),
+                Some("2026-01-03T00:00:00Z".to_string())
+            ),
             ("2026-01-04T00:00:00Z".to_string(), None),
         ]
     );
@@ -153,7 +194,11 @@ fn history_opens_and_closes_intervals() {
     assert_eq!(fields, r#"["name"]"#);
     assert!(before.contains(r#""name":"b""#), "{before}");
     let name: String = c
-        .query_row("SELECT name FROM users_current WHERE organization_user_id = 2", [], |r| r.get(0))
+        .query_row(
+            "SELECT name FROM users_current WHERE organization_user_id = 2",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(name, "c");
 }

@@ -57,28 +57,84 @@ pub(super) fn commit(
     Ok(counts)
 }
 
-fn apply_change(tx: &Transaction<'_>, run_id: i64, at: &str, change: &Change<'_>) -> rusqlite::Result<()> {
+fn apply_change(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    at: &str,
+    change: &Change<'_>,
+) -> rusqlite::Result<()> {
     let key = change.key;
     let entity_id = key.entity_id();
     match (change.op, &change.after) {
         (Op::Insert, Some(after)) => {
-            open_interval(tx, run_id, at, &key, &entity_id, &after.json, after.hashes.data, after.hashes.unknown)?;
+            open_interval(
+                tx,
+                run_id,
+                at,
+                &key,
+                &entity_id,
+                &after.json,
+                after.hashes.data,
+                after.hashes.unknown,
+            )?;
             write_current(tx, after.record, after.unknown)?;
-            event(tx, run_id, at, &key, &entity_id, "insert", None, None, Some(&after.json))
+            event(
+                tx,
+                run_id,
+                at,
+                &key,
+                &entity_id,
+                "insert",
+                None,
+                None,
+                Some(&after.json),
+            )
         }
         (Op::Update, Some(after)) => {
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
-            open_interval(tx, run_id, at, &key, &entity_id, &after.json, after.hashes.data, after.hashes.unknown)?;
+            open_interval(
+                tx,
+                run_id,
+                at,
+                &key,
+                &entity_id,
+                &after.json,
+                after.hashes.data,
+                after.hashes.unknown,
+            )?;
             delete_current(tx, &key)?;
             write_current(tx, after.record, after.unknown)?;
-            let fields = before.as_deref().map(|b| changed_fields(b, &after.json)).unwrap_or_default();
+            let fields = before
+                .as_deref()
+                .map(|b| changed_fields(b, &after.json))
+                .unwrap_or_default();
             let fields = serde_json::to_string(&fields).unwrap_or_else(|_| "[]".to_string());
-            event(tx, run_id, at, &key, &entity_id, "update", Some(&fields), before.as_deref(), Some(&after.json))
+            event(
+                tx,
+                run_id,
+                at,
+                &key,
+                &entity_id,
+                "update",
+                Some(&fields),
+                before.as_deref(),
+                Some(&after.json),
+            )
         }
         (Op::Delete, _) => {
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
             delete_current(tx, &key)?;
-            event(tx, run_id, at, &key, &entity_id, "delete", None, before.as_deref(), None)
+            event(
+                tx,
+                run_id,
+                at,
+                &key,
+                &entity_id,
+                "delete",
+                None,
+                before.as_deref(),
+                None,
+            )
         }
         (Op::UnknownOnly, Some(after)) => {
             tx.prepare_cached(
@@ -86,12 +142,15 @@ fn apply_change(tx: &Transaction<'_>, run_id: i64, at: &str, change: &Change<'_>
             )?
             .execute(params![key.entity.as_str(), entity_id, after.hashes.unknown])?;
             let table = match key.entity {
-                Entity::User => "UPDATE users SET unknown_json = ?2 WHERE organization_user_id = ?1",
+                Entity::User => {
+                    "UPDATE users SET unknown_json = ?2 WHERE organization_user_id = ?1"
+                }
                 Entity::Group => "UPDATE groups SET unknown_json = ?2 WHERE group_id = ?1",
                 Entity::Role => "UPDATE roles SET unknown_json = ?2 WHERE role_id = ?1",
                 Entity::GroupMembership | Entity::UserRate => return Ok(()),
             };
-            tx.prepare_cached(table)?.execute(params![key.id, after.unknown])?;
+            tx.prepare_cached(table)?
+                .execute(params![key.id, after.unknown])?;
             Ok(())
         }
         (_, None) => Ok(()),
@@ -185,8 +244,10 @@ fn delete_current(tx: &Transaction<'_>, key: &EntityKey) -> rusqlite::Result<()>
         ],
         Entity::UserRate => &["DELETE FROM user_rates WHERE organization_user_id = ?1"],
         Entity::GroupMembership => {
-            tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1 AND organization_user_id = ?2")?
-                .execute(params![key.id, key.sub_id])?;
+            tx.prepare_cached(
+                "DELETE FROM group_members WHERE group_id = ?1 AND organization_user_id = ?2",
+            )?
+            .execute(params![key.id, key.sub_id])?;
             return Ok(());
         }
     };
@@ -196,7 +257,11 @@ fn delete_current(tx: &Transaction<'_>, key: &EntityKey) -> rusqlite::Result<()>
     Ok(())
 }
 
-fn write_current(tx: &Transaction<'_>, record: RecordRef<'_>, unknown: Option<&str>) -> rusqlite::Result<()> {
+fn write_current(
+    tx: &Transaction<'_>,
+    record: RecordRef<'_>,
+    unknown: Option<&str>,
+) -> rusqlite::Result<()> {
     match record {
         RecordRef::User(u) => {
             tx.prepare_cached(
@@ -233,7 +298,8 @@ fn write_current(tx: &Transaction<'_>, record: RecordRef<'_>, unknown: Option<&s
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for w in &u.workspaces {
-                let products = serde_json::to_string(&w.toggl_products).unwrap_or_else(|_| "[]".to_string());
+                let products =
+                    serde_json::to_string(&w.toggl_products).unwrap_or_else(|_| "[]".to_string());
                 ws.execute(params![
                     u.id,
                     w.id,
@@ -296,7 +362,9 @@ fn write_current(tx: &Transaction<'_>, record: RecordRef<'_>, unknown: Option<&s
                     w.deleted_at
                 ])?;
             }
-            let mut ghosts = tx.prepare_cached("INSERT INTO group_ghosts (group_id, ghost_id, name) VALUES (?1, ?2, ?3)")?;
+            let mut ghosts = tx.prepare_cached(
+                "INSERT INTO group_ghosts (group_id, ghost_id, name) VALUES (?1, ?2, ?3)",
+            )?;
             for gh in &g.ghosts {
                 ghosts.execute(params![g.id, gh.id, gh.name])?;
             }
@@ -341,7 +409,14 @@ fn write_current(tx: &Transaction<'_>, record: RecordRef<'_>, unknown: Option<&s
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for p in &r.permissions {
-                perms.execute(params![r.role_id, p.permission_id, p.name, p.entity, p.condition, p.description])?;
+                perms.execute(params![
+                    r.role_id,
+                    p.permission_id,
+                    p.name,
+                    p.entity,
+                    p.condition,
+                    p.description
+                ])?;
             }
         }
     }
@@ -349,7 +424,10 @@ fn write_current(tx: &Transaction<'_>, record: RecordRef<'_>, unknown: Option<&s
 }
 
 /// Upserts workspace names; unchanged names write nothing.
-fn write_workspace_names(tx: &Transaction<'_>, names: &BTreeMap<i64, String>) -> rusqlite::Result<()> {
+fn write_workspace_names(
+    tx: &Transaction<'_>,
+    names: &BTreeMap<i64, String>,
+) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO workspaces (workspace_id, name) VALUES (?1, ?2)
          ON CONFLICT (workspace_id) DO UPDATE SET name = excluded.name WHERE name IS NOT excluded.name",

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orgmirror::fake::{Fault, FaultKind, FakeOptions, Route};
+use orgmirror::fake::{FakeOptions, Fault, FaultKind, Route};
 use proptest::prelude::*;
 use rusqlite::Connection;
 
@@ -17,7 +17,11 @@ fn set(conn: &Connection, sql: &str) -> BTreeSet<Vec<String>> {
 fn first_sync_reproduces_the_fake_org() {
     let m = Mirror::new(120);
     let out = m.sync_ok();
-    assert!(text(&out.stdout).contains("succeeded"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("succeeded"),
+        "{}",
+        text(&out.stdout)
+    );
     let conn = m.conn();
     let org = m.fake.handle();
 
@@ -30,14 +34,24 @@ fn first_sync_reproduces_the_fake_org() {
         })
         .collect();
     assert_eq!(users.len(), 120);
-    assert_eq!(set(&conn, "SELECT organization_user_id, name, email FROM users_current"), users);
+    assert_eq!(
+        set(
+            &conn,
+            "SELECT organization_user_id, name, email FROM users_current"
+        ),
+        users
+    );
 
     let rates: BTreeSet<Vec<String>> = org
         .user_ids()
         .into_iter()
         .filter_map(|id| {
             let u = org.user(id)?;
-            Some(vec![id.to_string(), format!("{}", u.hourly_rate?), u.currency.clone()?])
+            Some(vec![
+                id.to_string(),
+                format!("{}", u.hourly_rate?),
+                u.currency.clone()?,
+            ])
         })
         .collect();
     assert!(!rates.is_empty());
@@ -51,17 +65,34 @@ fn first_sync_reproduces_the_fake_org() {
         .into_iter()
         .map(|id| vec![id.to_string(), org.group(id).expect("group").name])
         .collect();
-    assert_eq!(set(&conn, "SELECT group_id, name FROM groups_current"), groups);
+    assert_eq!(
+        set(&conn, "SELECT group_id, name FROM groups_current"),
+        groups
+    );
 
     let members: BTreeSet<Vec<String>> = org
         .group_ids()
         .into_iter()
-        .flat_map(|g| org.group_members(g).into_iter().map(move |u| vec![g.to_string(), u.to_string()]))
+        .flat_map(|g| {
+            org.group_members(g)
+                .into_iter()
+                .map(move |u| vec![g.to_string(), u.to_string()])
+        })
         .collect();
     assert!(!members.is_empty());
-    assert_eq!(set(&conn, "SELECT group_id, organization_user_id FROM group_members_current"), members);
+    assert_eq!(
+        set(
+            &conn,
+            "SELECT group_id, organization_user_id FROM group_members_current"
+        ),
+        members
+    );
 
-    let roles: BTreeSet<Vec<String>> = org.role_ids().into_iter().map(|r| vec![r.to_string()]).collect();
+    let roles: BTreeSet<Vec<String>> = org
+        .role_ids()
+        .into_iter()
+        .map(|r| vec![r.to_string()])
+        .collect();
     assert_eq!(set(&conn, "SELECT role_id FROM roles_current"), roles);
     assert!(scalar(&conn, "SELECT count(*) FROM role_permissions_current") > 0);
 
@@ -70,16 +101,35 @@ fn first_sync_reproduces_the_fake_org() {
     let events = events_of_run(&conn, run);
     assert!(events.keys().all(|(_, op)| op == "insert"), "{events:?}");
     assert_eq!(events[&("user".into(), "insert".into())], 120);
-    assert_eq!(events[&("group_membership".into(), "insert".into())], members.len() as i64);
-    assert_eq!(events[&("user_rate".into(), "insert".into())], rates.len() as i64);
-    assert_eq!(scalar(&conn, "SELECT count(*) FROM sync_runs WHERE status = 'succeeded'"), 1);
+    assert_eq!(
+        events[&("group_membership".into(), "insert".into())],
+        members.len() as i64
+    );
+    assert_eq!(
+        events[&("user_rate".into(), "insert".into())],
+        rates.len() as i64
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT count(*) FROM sync_runs WHERE status = 'succeeded'"
+        ),
+        1
+    );
     assert!(scalar(&conn, "SELECT requests FROM sync_runs") >= 3);
     assert_eq!(scalar(&conn, "PRAGMA application_id"), 0x4F4D_4952);
 }
 
 /// One mutation, one sync: exactly these events, and nothing else.
-fn check_change(m: &Mirror, what: &str, mutate: impl FnOnce(), expected: &[(&str, &str, i64)]) {
-    mutate();
+fn check_change(
+    m: &Mirror,
+    what: &str,
+    mutate: impl FnOnce() -> bool,
+    expected: &[(&str, &str, i64)],
+) {
+    // Time passes upstream between changes, so `updated_at` moves with every one.
+    m.fake.handle().advance(chrono::Duration::minutes(5));
+    assert!(mutate(), "{what}: the fake did not find the record");
     m.sync_ok();
     let conn = m.conn();
     let got = events_of_run(&conn, last_run(&conn));
@@ -90,11 +140,29 @@ fn check_change(m: &Mirror, what: &str, mutate: impl FnOnce(), expected: &[(&str
     assert_eq!(got, want, "{what}");
     // Each event opened and/or closed exactly one history interval.
     let run = last_run(&conn);
-    let opened = scalar(&conn, &format!("SELECT count(*) FROM entity_history WHERE opened_by = {run}"));
-    let closed = scalar(&conn, &format!("SELECT count(*) FROM entity_history WHERE closed_by = {run}"));
-    let inserts_updates: i64 = expected.iter().filter(|(_, op, _)| *op != "delete").map(|(_, _, n)| n).sum();
-    let updates_deletes: i64 = expected.iter().filter(|(_, op, _)| *op != "insert").map(|(_, _, n)| n).sum();
-    assert_eq!((opened, closed), (inserts_updates, updates_deletes), "{what}: history rows");
+    let opened = scalar(
+        &conn,
+        &format!("SELECT count(*) FROM entity_history WHERE opened_by = {run}"),
+    );
+    let closed = scalar(
+        &conn,
+        &format!("SELECT count(*) FROM entity_history WHERE closed_by = {run}"),
+    );
+    let inserts_updates: i64 = expected
+        .iter()
+        .filter(|(_, op, _)| *op != "delete")
+        .map(|(_, _, n)| n)
+        .sum();
+    let updates_deletes: i64 = expected
+        .iter()
+        .filter(|(_, op, _)| *op != "insert")
+        .map(|(_, _, n)| n)
+        .sum();
+    assert_eq!(
+        (opened, closed),
+        (inserts_updates, updates_deletes),
+        "{what}: history rows"
+    );
     assert_eq!(
         scalar(&conn, "SELECT count(*) FROM (SELECT entity, entity_id FROM entity_history WHERE valid_to IS NULL GROUP BY 1, 2 HAVING count(*) > 1)"),
         0
@@ -108,52 +176,100 @@ fn each_kind_of_change_produces_exactly_its_events() {
     let org = m.fake.handle();
     let users = org.user_ids();
     let groups = org.group_ids();
-    let (u1, u2) = (users[3], users[4]);
+    let u1 = users[3];
+    let u2 = *users[4..]
+        .iter()
+        .find(|u| org.user(**u).and_then(|x| x.hourly_rate).is_some())
+        .expect("someone with a rate");
     let g = groups[0];
-    let outsider = *users.iter().find(|u| !org.group_members(g).contains(u)).expect("someone outside g");
+    let outsider = *users
+        .iter()
+        .find(|u| !org.group_members(g).contains(u))
+        .expect("someone outside g");
     let member = *org.group_members(g).first().expect("g has members");
     let role = org.role_ids()[0];
 
-    check_change(&m, "rename user", || org.rename_user(u1, "Renamed Person"), &[("user", "update", 1)]);
-    let fields = scalar_text(&m.conn(), "SELECT changed_fields FROM change_events ORDER BY event_id DESC LIMIT 1");
+    check_change(
+        &m,
+        "rename user",
+        || org.rename_user(u1, "Renamed Person"),
+        &[("user", "update", 1)],
+    );
+    let fields = scalar_text(
+        &m.conn(),
+        "SELECT changed_fields FROM change_events ORDER BY event_id DESC LIMIT 1",
+    );
     assert!(fields.contains("\"name\""), "{fields}");
-    check_change(&m, "join group", || org.join_group(g, outsider), &[("group_membership", "insert", 1)]);
-    check_change(&m, "leave group", || org.leave_group(g, member), &[("group_membership", "delete", 1)]);
-    check_change(&m, "rate change", || org.set_rate(u2, Some(123.5), "EUR"), &[("user_rate", "update", 1)]);
-    let fields = scalar_text(&m.conn(), "SELECT changed_fields FROM change_events ORDER BY event_id DESC LIMIT 1");
+    // The fake, like the API, bumps the group's updated_at when its members change.
+    check_change(
+        &m,
+        "join group",
+        || org.join_group(g, outsider),
+        &[("group", "update", 1), ("group_membership", "insert", 1)],
+    );
+    check_change(
+        &m,
+        "leave group",
+        || org.leave_group(g, member),
+        &[("group", "update", 1), ("group_membership", "delete", 1)],
+    );
+    // The fake, like the API, bumps the user's updated_at with the rate.
+    check_change(
+        &m,
+        "rate change",
+        || org.set_rate(u2, Some(123.5), "EUR"),
+        &[("user", "update", 1), ("user_rate", "update", 1)],
+    );
+    let fields = scalar_text(
+        &m.conn(),
+        "SELECT changed_fields FROM change_events ORDER BY event_id DESC LIMIT 1",
+    );
     assert!(fields.contains("hourly_rate"), "{fields}");
-    check_change(&m, "rename group", || org.rename_group(g, "Renamed ✨"), &[("group", "update", 1)]);
-    check_change(&m, "role edit", || org.rename_role(role, "Renamed role"), &[("role", "update", 1)]);
+    check_change(
+        &m,
+        "rename group",
+        || org.rename_group(g, "Renamed ✨"),
+        &[("group", "update", 1)],
+    );
+    check_change(
+        &m,
+        "role edit",
+        || org.rename_role(role, "Renamed role"),
+        &[("role", "update", 1)],
+    );
     let new_group = std::cell::Cell::new(0);
-    check_change(&m, "add group", || new_group.set(org.add_group("Brand new", "🆕")), &[("group", "insert", 1)]);
+    check_change(
+        &m,
+        "add group",
+        || {
+            new_group.set(org.add_group("Brand new", "🆕"));
+            true
+        },
+        &[("group", "insert", 1)],
+    );
     check_change(
         &m,
         "remove group",
-        || {
-            org.remove_group(new_group.get());
-        },
+        || org.remove_group(new_group.get()),
         &[("group", "delete", 1)],
     );
     let had_rate = org.user(u2).and_then(|u| u.hourly_rate).is_some();
     assert!(had_rate);
-    let groups_of_u2 = groups.iter().filter(|g| org.group_members(**g).contains(&u2)).count() as i64;
+    let groups_of_u2 = groups
+        .iter()
+        .filter(|g| org.group_members(**g).contains(&u2))
+        .count() as i64;
     let mut expected = vec![("user", "delete", 1), ("user_rate", "delete", 1)];
     if groups_of_u2 > 0 {
         expected.push(("group_membership", "delete", groups_of_u2));
     }
-    check_change(
-        &m,
-        "user leaves the org",
-        || {
-            org.remove_user(u2);
-        },
-        &expected,
-    );
+    check_change(&m, "user leaves the org", || org.remove_user(u2), &expected);
     check_change(
         &m,
         "user joins the org",
         || {
             org.add_user("New Person", "new.person@example.com");
+            true
         },
         &[("user", "insert", 1)],
     );
@@ -172,7 +288,8 @@ fn each_kind_of_change_produces_exactly_its_events() {
 }
 
 fn scalar_text(conn: &Connection, sql: &str) -> String {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 #[test]
@@ -181,19 +298,27 @@ fn an_unchanged_org_writes_nothing_even_in_another_utc_offset() {
     m.sync_ok();
     let before = dump_current(&m.db);
     m.sync_ok();
-    m.fake
-        .handle()
-        .set_utc_offset(Some(chrono::FixedOffset::east_opt(2 * 3600).expect("offset")));
+    m.fake.handle().set_utc_offset(Some(
+        chrono::FixedOffset::east_opt(2 * 3600).expect("offset"),
+    ));
     m.sync_ok();
-    m.fake
-        .handle()
-        .set_utc_offset(Some(chrono::FixedOffset::west_opt(5 * 3600 + 1800).expect("offset")));
+    m.fake.handle().set_utc_offset(Some(
+        chrono::FixedOffset::west_opt(5 * 3600 + 1800).expect("offset"),
+    ));
     m.sync_ok();
     assert_eq!(dump_current(&m.db), before);
     let conn = m.conn();
     assert_eq!(
-        rows(&conn, "SELECT events_written FROM sync_runs ORDER BY sync_run_id"),
-        vec![vec![scalar(&conn, "SELECT count(*) FROM change_events").to_string()], vec!["0".into()], vec!["0".into()], vec!["0".into()]]
+        rows(
+            &conn,
+            "SELECT events_written FROM sync_runs ORDER BY sync_run_id"
+        ),
+        vec![
+            vec![scalar(&conn, "SELECT count(*) FROM change_events").to_string()],
+            vec!["0".into()],
+            vec!["0".into()],
+            vec!["0".into()]
+        ]
     );
 }
 
@@ -205,7 +330,13 @@ fn a_field_the_api_added_is_kept_but_is_not_a_change() {
     org.add_unknown_field("user", "favourite_colour", serde_json::json!("teal"));
     m.sync_ok();
     let conn = m.conn();
-    assert_eq!(scalar(&conn, "SELECT events_written FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1"), 0);
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT events_written FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1"
+        ),
+        0
+    );
     assert_eq!(
         scalar(&conn, "SELECT count(*) FROM users WHERE json_extract(unknown_json, '$.favourite_colour') = 'teal'"),
         scalar(&conn, "SELECT count(*) FROM users")
@@ -240,7 +371,10 @@ fn a_run_that_fails_halfway_changes_nothing() {
     assert!(err.contains("page 3") && err.contains("500"), "{err}");
     assert_eq!(dump_current(&m.db), before);
     let conn = m.conn();
-    let last = rows(&conn, "SELECT status, error, events_written FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1");
+    let last = rows(
+        &conn,
+        "SELECT status, error, events_written FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1",
+    );
     assert_eq!(last[0][0], "failed");
     assert!(last[0][1].contains("page 3"), "{:?}", last[0]);
     assert_eq!(last[0][2], "0");
@@ -267,12 +401,20 @@ fn hostile_strings_are_stored_verbatim() {
     let conn = m.conn();
     for (id, name) in ids.iter().zip(&names) {
         let stored: String = conn
-            .query_row("SELECT name FROM users_current WHERE organization_user_id = ?1", [id], |r| r.get(0))
+            .query_row(
+                "SELECT name FROM users_current WHERE organization_user_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
             .expect("user stored");
         assert_eq!(&stored, name);
     }
     let stored: String = conn
-        .query_row("SELECT name FROM groups_current WHERE group_id = ?1", [g], |r| r.get(0))
+        .query_row(
+            "SELECT name FROM groups_current WHERE group_id = ?1",
+            [g],
+            |r| r.get(0),
+        )
         .expect("group stored");
     assert_eq!(stored, "'; DELETE FROM groups; -- 🔥");
 }
@@ -347,10 +489,16 @@ fn apply(m: &Mirror, mutation: &Mutation, n: usize) {
 /// Replays change_events in event_id order into (entity, entity_id) -> after_json.
 fn replay(conn: &Connection) -> BTreeMap<(String, String), String> {
     let mut state = BTreeMap::new();
-    for r in rows(conn, "SELECT entity, entity_id, op, after_json FROM change_events ORDER BY event_id") {
+    for r in rows(
+        conn,
+        "SELECT entity, entity_id, op, after_json FROM change_events ORDER BY event_id",
+    ) {
         let key = (r[0].clone(), r[1].clone());
         if r[2] == "delete" {
-            assert!(state.remove(&key).is_some(), "delete of something never inserted: {key:?}");
+            assert!(
+                state.remove(&key).is_some(),
+                "delete of something never inserted: {key:?}"
+            );
         } else {
             state.insert(key, r[3].clone());
         }
@@ -359,10 +507,13 @@ fn replay(conn: &Connection) -> BTreeMap<(String, String), String> {
 }
 
 fn current_from_history(conn: &Connection) -> BTreeMap<(String, String), String> {
-    rows(conn, "SELECT entity, entity_id, data_json FROM entity_history WHERE valid_to IS NULL")
-        .into_iter()
-        .map(|r| ((r[0].clone(), r[1].clone()), r[2].clone()))
-        .collect()
+    rows(
+        conn,
+        "SELECT entity, entity_id, data_json FROM entity_history WHERE valid_to IS NULL",
+    )
+    .into_iter()
+    .map(|r| ((r[0].clone(), r[1].clone()), r[2].clone()))
+    .collect()
 }
 
 proptest! {

@@ -16,7 +16,8 @@ pub fn bin() -> &'static str {
 /// A fake organization and a config + database in a temp dir.
 pub struct Mirror {
     pub fake: FakeServer,
-    pub dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the mirror.
+    pub _dir: tempfile::TempDir,
     pub config: PathBuf,
     pub db: PathBuf,
 }
@@ -24,7 +25,13 @@ pub struct Mirror {
 impl Mirror {
     /// A fake org of `users` users and a config with `extra` TOML appended to `[api]`.
     pub fn new(users: usize) -> Mirror {
-        Mirror::with(FakeOptions { users, ..Default::default() }, "")
+        Mirror::with(
+            FakeOptions {
+                users,
+                ..Default::default()
+            },
+            "",
+        )
     }
 
     pub fn with(options: FakeOptions, api_extra: &str) -> Mirror {
@@ -41,7 +48,12 @@ impl Mirror {
             db.display().to_string()
         );
         std::fs::write(&config, text).expect("write config");
-        Mirror { fake, dir, config, db }
+        Mirror {
+            fake,
+            _dir: dir,
+            config,
+            db,
+        }
     }
 
     /// Runs `orgmirror --config … ARGS` with the demo token.
@@ -62,7 +74,12 @@ impl Mirror {
     /// `sync`, asserting it succeeded.
     pub fn sync_ok(&self) -> Output {
         let out = self.run(&["sync"]);
-        assert!(out.status.success(), "sync failed: {}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sync failed: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         out
     }
 
@@ -98,19 +115,36 @@ pub fn rows(conn: &Connection, sql: &str) -> Vec<Vec<String>> {
 }
 
 pub fn scalar(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Every current table, dumped in key order: for "nothing changed" comparisons.
 pub fn dump_current(db: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
     let conn = Connection::open(db).expect("open");
     let tables = [
-        "users", "user_workspaces", "user_tags", "user_rates", "groups", "group_workspaces", "group_ghosts",
-        "group_members", "roles", "role_permissions", "workspaces", "entity_history", "change_events",
+        "users",
+        "user_workspaces",
+        "user_tags",
+        "user_rates",
+        "groups",
+        "group_workspaces",
+        "group_ghosts",
+        "group_members",
+        "roles",
+        "role_permissions",
+        "workspaces",
+        "entity_history",
+        "change_events",
     ];
     tables
         .iter()
-        .map(|t| (t.to_string(), rows(&conn, &format!("SELECT * FROM {t} ORDER BY 1, 2"))))
+        .map(|t| {
+            (
+                t.to_string(),
+                rows(&conn, &format!("SELECT * FROM {t} ORDER BY 1, 2")),
+            )
+        })
         .collect()
 }
 
