@@ -381,7 +381,7 @@ fn mine_lists_the_groups_of_the_current_user() {
 #[test]
 fn export_then_plan_is_empty() {
     let m = synced();
-    let file = m.dir.path().join("groups.toml");
+    let file = tempdir_of(&m).join("groups.toml");
     ok(&m.run(&["groups", "export", file.to_str().expect("utf-8")]));
     let exported = std::fs::read_to_string(&file).expect("exported");
     assert!(
@@ -394,8 +394,16 @@ fn export_then_plan_is_empty() {
     assert_eq!(writes(&m), Vec::<String>::new());
 }
 
+/// The mirror's temp dir (where its config lives).
+fn tempdir_of(m: &Mirror) -> std::path::PathBuf {
+    m.config
+        .parent()
+        .expect("the config is in a dir")
+        .to_path_buf()
+}
+
 fn groups_file(m: &Mirror, body: &str) -> String {
-    let file = m.dir.path().join("desired.toml");
+    let file = tempdir_of(m).join("desired.toml");
     std::fs::write(&file, body).expect("write file");
     file.to_str().expect("utf-8").to_string()
 }
