@@ -543,3 +543,27 @@ fn apply_without_a_terminal_needs_yes() {
     assert_eq!(writes(&m), Vec::<String>::new());
     assert!(group_named(&m, "Nope").is_none());
 }
+
+#[test]
+fn create_finds_the_new_id_by_name_when_the_201_body_has_none() {
+    let m = synced();
+    m.fake.handle().inject(Fault {
+        route: Route::CreateGroup,
+        page: None,
+        times: Some(1),
+        kind: FaultKind::Malformed,
+    });
+    m.fake.handle().clear_requests();
+    let stdout = ok(&m.run(&["group", "create", "--name", "Bodiless"]));
+    // The fallback: a teams pull (not by id) right after the POST.
+    let log = m.fake.handle().requests();
+    let post = log.iter().position(|r| r.method == "POST").expect("a POST");
+    let next = &log[post + 1];
+    assert!(
+        next.path.ends_with("/teams") && !next.query.contains("group_ids"),
+        "{log:?}"
+    );
+    let id = group_named(&m, "Bodiless").expect("created upstream");
+    assert!(stdout.contains(&format!("created group {id}")), "{stdout}");
+    check_targeted_run(&m, &[("group", "insert", 1)]);
+}
