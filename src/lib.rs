@@ -10,6 +10,7 @@ pub mod demo;
 pub mod diff;
 pub mod export;
 pub mod fake;
+pub mod groups;
 pub mod logging;
 pub mod snapshot;
 pub mod status;

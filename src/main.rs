@@ -71,6 +71,12 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         per_page_cap: usize,
     },
+    /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
+    #[command(subcommand)]
+    Group(orgmirror::groups::GroupCmd),
+    /// Groups as code: plan, apply or export a TOML file of the organization's groups.
+    #[command(subcommand)]
+    Groups(orgmirror::groups::file::GroupsCmd),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +101,8 @@ fn main() -> ExitCode {
                 orgmirror::export::run(config, &out, csv.as_deref(), force)
             }
             Command::Check => orgmirror::check::run(config).await,
+            Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
+            Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,

@@ -1,0 +1,749 @@
+//! Groups as code: a TOML file of desired groups, planned and applied against the live
+//! organization.
+//!
+//! **The live organization is the truth**: `plan` and `apply` pull every team and every
+//! user fresh (e-mails are mapped to ids with that pull, not with the mirror). Groups are
+//! matched by exact name. A group not named in the file is left alone unless `prune = true`.
+//! Within a group, a key left out (`emoji`, `members`, `workspaces`) is left as it is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use serde::Deserialize;
+
+use super::{bad_input, describe_change, find_created, join_ids, refresh_after, Labels, LiveGroup};
+use crate::api::models::{GroupWrite, OrganizationUser, Team};
+use crate::api::Client;
+use crate::commands::{self, CommandError, Exit};
+use crate::config::Config;
+use crate::diff::Targets;
+
+/// `orgmirror groups …`.
+#[derive(Debug, Subcommand)]
+pub enum GroupsCmd {
+    /// Show what `apply` would change to make the organization match FILE.
+    Plan { file: PathBuf },
+    /// Apply FILE: creates, then updates, then deletes; asks first unless --yes.
+    Apply {
+        file: PathBuf,
+        /// Apply without asking (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write the organization's current groups to FILE in the same format.
+    Export { file: PathBuf },
+}
+
+/// The file: `prune` and the `[[group]]` tables.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsFile {
+    /// Delete groups of the organization not named in the file.
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupSpec>,
+}
+
+/// One desired group.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub name: String,
+    pub emoji: Option<String>,
+    /// E-mails (strings) or organization user ids (integers).
+    pub members: Option<Vec<Ref>>,
+    /// Workspace names (strings) or ids (integers).
+    pub workspaces: Option<Vec<Ref>>,
+}
+
+/// An id or a name in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Ref {
+    Id(i64),
+    Name(String),
+}
+
+impl std::fmt::Display for Ref {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ref::Id(i) => write!(f, "{i}"),
+            Ref::Name(n) => write!(f, "{n:?}"),
+        }
+    }
+}
+
+impl GroupsFile {
+    /// Parses and checks a groups file; errors name the file and what is wrong.
+    pub fn parse(text: &str, origin: &Path) -> Result<GroupsFile, CommandError> {
+        let file: GroupsFile =
+            toml::from_str(text).map_err(|e| bad_input(format!("{}: {e}", origin.display())))?;
+        let mut seen = BTreeSet::new();
+        for g in &file.groups {
+            if g.name.trim().is_empty() {
+                return Err(bad_input(format!(
+                    "{}: a [[group]] has an empty name",
+                    origin.display()
+                )));
+            }
+            if !seen.insert(g.name.as_str()) {
+                return Err(bad_input(format!(
+                    "{}: group {:?} is named twice; groups are matched by name",
+                    origin.display(),
+                    g.name
+                )));
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// The organization as one fresh pull sees it, with what maps names to ids.
+#[derive(Debug, Clone, Default)]
+pub struct LiveOrg {
+    pub groups: Vec<LiveGroup>,
+    /// Lower-cased e-mail -> users with it.
+    pub emails: BTreeMap<String, Vec<i64>>,
+    pub user_ids: BTreeSet<i64>,
+    pub labels: Labels,
+    /// Workspace name -> ids with it.
+    pub workspace_names: BTreeMap<String, BTreeSet<i64>>,
+}
+
+impl LiveOrg {
+    /// Builds it from pulled teams and users.
+    pub fn new(teams: &[Team], users: &[OrganizationUser]) -> LiveOrg {
+        let mut org = LiveOrg {
+            groups: teams.iter().filter_map(LiveGroup::from_team).collect(),
+            ..LiveOrg::default()
+        };
+        org.groups
+            .sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        let mut workspaces: BTreeMap<i64, String> = BTreeMap::new();
+        for u in users {
+            let Some(id) = u.id else { continue };
+            org.user_ids.insert(id);
+            if let Some(email) = u.email.as_deref().filter(|e| !e.is_empty()) {
+                org.emails.entry(email.to_lowercase()).or_default().push(id);
+                org.labels.users.insert(id, email.to_string());
+            }
+            for w in &u.workspaces {
+                if let (Some(wid), Some(name)) = (w.id, &w.name) {
+                    workspaces.insert(wid, name.clone());
+                }
+            }
+        }
+        for t in teams {
+            for w in &t.workspaces {
+                if let (Some(wid), Some(name)) = (w.workspace_id, &w.name) {
+                    workspaces.insert(wid, name.clone());
+                }
+            }
+        }
+        for (id, name) in &workspaces {
+            org.workspace_names
+                .entry(name.clone())
+                .or_default()
+                .insert(*id);
+        }
+        org.labels.workspaces = workspaces;
+        org
+    }
+
+    fn member(&self, group: &str, r: &Ref) -> Result<i64, CommandError> {
+        match r {
+            Ref::Id(id) if self.user_ids.contains(id) => Ok(*id),
+            Ref::Id(id) => Err(bad_input(format!(
+                "group {group:?}: member {id} is not a user of the organization"
+            ))),
+            Ref::Name(email) => match self.emails.get(&email.trim().to_lowercase()).map(Vec::as_slice) {
+                Some([id]) => Ok(*id),
+                None | Some([]) => Err(bad_input(format!(
+                    "group {group:?}: unknown member e-mail {email:?}: no user of the organization has it"
+                ))),
+                Some(many) => Err(bad_input(format!(
+                    "group {group:?}: ambiguous member e-mail {email:?}: users {} have it; give the id instead",
+                    join_ids(many)
+                ))),
+            },
+        }
+    }
+
+    fn workspace(&self, group: &str, r: &Ref) -> Result<i64, CommandError> {
+        match r {
+            Ref::Id(id) => Ok(*id),
+            Ref::Name(name) => {
+                let ids: Vec<i64> = self
+                    .workspace_names
+                    .get(name)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                match ids.as_slice() {
+                    [id] => Ok(*id),
+                    [] => Err(bad_input(format!("group {group:?}: unknown workspace {name:?}"))),
+                    many => Err(bad_input(format!(
+                        "group {group:?}: ambiguous workspace {name:?}: workspaces {} have that name; give the id",
+                        join_ids(many)
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Create {
+        name: String,
+        body: GroupWrite,
+        members: Vec<i64>,
+    },
+    Update {
+        before: LiveGroup,
+        after: LiveGroup,
+    },
+    Delete {
+        group: LiveGroup,
+    },
+}
+
+impl Action {
+    /// The reviewable diff line: `+ create "X" …`, `~ update "Y": …`, `- delete "Z"`.
+    pub fn line(&self, labels: &Labels) -> String {
+        match self {
+            Action::Create { name, body, .. } => {
+                let mut parts = Vec::new();
+                if let Some(e) = &body.emoji {
+                    parts.push(format!("emoji: {e}"));
+                }
+                let members: Vec<String> = body
+                    .organization_users
+                    .iter()
+                    .flatten()
+                    .map(|u| labels.user(*u))
+                    .collect();
+                parts.push(format!(
+                    "members: {}",
+                    if members.is_empty() {
+                        "(none)".into()
+                    } else {
+                        members.join(", ")
+                    }
+                ));
+                let ws: Vec<String> = body
+                    .workspaces
+                    .iter()
+                    .flatten()
+                    .map(|w| labels.workspace(*w))
+                    .collect();
+                parts.push(format!(
+                    "workspaces: {}",
+                    if ws.is_empty() {
+                        "(none)".into()
+                    } else {
+                        ws.join(", ")
+                    }
+                ));
+                format!("+ create {name:?} {}", parts.join("; "))
+            }
+            Action::Update { before, after } => {
+                let changes =
+                    describe_change(before, after, &|u| labels.user(u), &|w| labels.workspace(w));
+                format!(
+                    "~ update {:?} (id {}): {}",
+                    before.name,
+                    before.id,
+                    changes.join(", ")
+                )
+            }
+            Action::Delete { group } => format!(
+                "- delete {:?} (id {}, {} members)",
+                group.name,
+                group.id,
+                group.members.len()
+            ),
+        }
+    }
+
+    fn order(&self) -> u8 {
+        match self {
+            Action::Create { .. } => 0,
+            Action::Update { .. } => 1,
+            Action::Delete { .. } => 2,
+        }
+    }
+}
+
+/// Pure: what to do to make `org` match `file`, in the safe order (creates, updates, deletes).
+pub fn plan(
+    file: &GroupsFile,
+    org: &LiveOrg,
+    default_workspace: i64,
+) -> Result<Vec<Action>, CommandError> {
+    let mut by_name: BTreeMap<&str, Vec<&LiveGroup>> = BTreeMap::new();
+    for g in &org.groups {
+        by_name.entry(g.name.as_str()).or_default().push(g);
+    }
+    let mut actions = Vec::new();
+    for spec in &file.groups {
+        let members = spec
+            .members
+            .as_ref()
+            .map(|m| {
+                m.iter()
+                    .map(|r| org.member(&spec.name, r))
+                    .collect::<Result<BTreeSet<i64>, _>>()
+            })
+            .transpose()?;
+        let workspaces = spec
+            .workspaces
+            .as_ref()
+            .map(|w| {
+                w.iter()
+                    .map(|r| org.workspace(&spec.name, r))
+                    .collect::<Result<BTreeSet<i64>, _>>()
+            })
+            .transpose()?;
+        match by_name.get(spec.name.as_str()).map(Vec::as_slice) {
+            None | Some([]) => {
+                let members: Vec<i64> = members.unwrap_or_default().into_iter().collect();
+                let workspaces: Vec<i64> = match workspaces {
+                    Some(w) => w.into_iter().collect(),
+                    None => vec![default_workspace],
+                };
+                actions.push(Action::Create {
+                    name: spec.name.clone(),
+                    body: GroupWrite {
+                        emoji: spec.emoji.clone(),
+                        name: Some(spec.name.clone()),
+                        organization_users: Some(members.clone()),
+                        workspaces: Some(workspaces),
+                    },
+                    members,
+                });
+            }
+            Some([current]) => {
+                let mut after = (*current).clone();
+                if let Some(e) = &spec.emoji {
+                    after.emoji = Some(e.clone());
+                }
+                if let Some(m) = members {
+                    after.members = m;
+                }
+                if let Some(w) = workspaces {
+                    after.workspaces = w;
+                }
+                if after != **current {
+                    actions.push(Action::Update {
+                        before: (*current).clone(),
+                        after,
+                    });
+                }
+            }
+            Some(many) => {
+                let ids: Vec<i64> = many.iter().map(|g| g.id).collect();
+                return Err(CommandError::failed(format!(
+                    "the organization has {} groups named {:?} (ids {}); groups are matched by name, so rename all but one first",
+                    ids.len(),
+                    spec.name,
+                    join_ids(&ids)
+                )));
+            }
+        }
+    }
+    if file.prune {
+        let named: BTreeSet<&str> = file.groups.iter().map(|g| g.name.as_str()).collect();
+        for g in &org.groups {
+            if !named.contains(g.name.as_str()) {
+                actions.push(Action::Delete { group: g.clone() });
+            }
+        }
+    }
+    actions.sort_by_key(Action::order);
+    Ok(actions)
+}
+
+/// Runs one `groups` subcommand.
+pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, CommandError> {
+    let (_, config) = commands::load_config(config_path)?;
+    let client = commands::client_for(&config)?;
+    client.start_run();
+    match cmd {
+        GroupsCmd::Plan { file } => {
+            let desired = read_file(&file)?;
+            let org = pull_live(&client).await?;
+            let actions = plan(&desired, &org, config.api.workspace_id)?;
+            print_plan(&actions, &org.labels, &file);
+            Ok(Exit::Ok)
+        }
+        GroupsCmd::Apply { file, yes } => apply(&client, &config, &file, yes).await,
+        GroupsCmd::Export { file } => {
+            let org = pull_live(&client).await?;
+            let text = export_text(&org);
+            write_atomically(&file, &text)?;
+            println!("wrote {} groups to {}", org.groups.len(), file.display());
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<GroupsFile, CommandError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_input(format!("cannot read {}: {e}", path.display())))?;
+    GroupsFile::parse(&text, path)
+}
+
+async fn pull_live(client: &Client) -> Result<LiveOrg, CommandError> {
+    let teams = client.pull_teams(&mut |_| {}).await?;
+    let users = client.pull_users(false, false, &mut |_| {}).await?;
+    let teams: Vec<Team> = teams.into_iter().map(|(t, _)| t).collect();
+    let users: Vec<OrganizationUser> = users.into_iter().map(|(u, _)| u).collect();
+    Ok(LiveOrg::new(&teams, &users))
+}
+
+fn print_plan(actions: &[Action], labels: &Labels, file: &Path) {
+    if actions.is_empty() {
+        println!(
+            "no changes: the organization's groups match {}",
+            file.display()
+        );
+        return;
+    }
+    for a in actions {
+        println!("{}", a.line(labels));
+    }
+    let count = |o: u8| actions.iter().filter(|a| a.order() == o).count();
+    println!(
+        "plan: {} to create, {} to update, {} to delete",
+        count(0),
+        count(1),
+        count(2)
+    );
+}
+
+async fn apply(
+    client: &Client,
+    config: &Config,
+    file: &Path,
+    yes: bool,
+) -> Result<Exit, CommandError> {
+    let desired = read_file(file)?;
+    let org = pull_live(client).await?;
+    let actions = plan(&desired, &org, config.api.workspace_id)?;
+    print_plan(&actions, &org.labels, file);
+    if actions.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(bad_input(
+                "not applying: stdin is not a terminal to confirm on; pass --yes to apply without asking",
+            ));
+        }
+        eprint!("apply these {} changes? [y/N] ", actions.len());
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+            println!("not applied; nothing was changed");
+            return Err(CommandError::failed("declined; nothing was changed"));
+        }
+    }
+    client
+        .ensure_quota(u32::try_from(actions.len()).unwrap_or(u32::MAX))
+        .await?;
+
+    let known: Vec<i64> = org.groups.iter().map(|g| g.id).collect();
+    let mut targets = Targets::default();
+    let mut applied: Vec<String> = Vec::new();
+    let mut failure: Option<(usize, String)> = None;
+    for (i, action) in actions.iter().enumerate() {
+        let line = action.line(&org.labels);
+        let result: Result<(), CommandError> = match action {
+            Action::Create {
+                name,
+                body,
+                members,
+            } => match client.create_group(body).await {
+                Ok(created) => {
+                    let id = match created.and_then(|g| g.id) {
+                        Some(id) => Ok(id),
+                        None => find_created(client, name, &known).await,
+                    };
+                    id.map(|id| {
+                        targets.groups.insert(id);
+                        targets.users.extend(members.iter().copied());
+                    })
+                }
+                Err(e) => Err(e.into()),
+            },
+            Action::Update { before, after } => {
+                match client.update_group(before.id, &after.as_write()).await {
+                    Ok(_) => {
+                        targets.groups.insert(before.id);
+                        targets
+                            .users
+                            .extend(before.members.symmetric_difference(&after.members).copied());
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Action::Delete { group } => match client.delete_group(group.id).await {
+                Ok(()) => {
+                    targets.groups.insert(group.id);
+                    targets.users.extend(group.members.iter().copied());
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+        };
+        match result {
+            Ok(()) => {
+                println!("applied: {line}");
+                applied.push(line);
+            }
+            Err(e) => {
+                failure = Some((i, format!("{line}: {}", e.message)));
+                break;
+            }
+        }
+    }
+    let refreshed = if targets.groups.is_empty() {
+        Ok(Exit::Ok)
+    } else {
+        let done = format!("{} changes were applied", applied.len());
+        refresh_after(client, config, targets, &done).await
+    };
+    match failure {
+        None => {
+            println!("applied all {} changes", applied.len());
+            refreshed
+        }
+        Some((i, error)) => {
+            if let Err(e) = refreshed {
+                eprintln!("orgmirror: {}", e.message);
+            }
+            let mut message = format!("failed: {error}\n");
+            message.push_str(&format!("already applied ({}):\n", applied.len()));
+            for a in &applied {
+                message.push_str(&format!("  {a}\n"));
+            }
+            let rest: Vec<String> = actions[i..].iter().map(|a| a.line(&org.labels)).collect();
+            message.push_str(&format!("not applied ({}):\n", rest.len()));
+            for a in &rest {
+                message.push_str(&format!("  {a}\n"));
+            }
+            Err(CommandError::failed(message.trim_end()))
+        }
+    }
+}
+
+/// The file that describes `org`'s groups exactly: members by e-mail (by id when a
+/// member has no e-mail or shares it), workspaces by name (by id when the name is unknown or shared).
+pub fn export_text(org: &LiveOrg) -> String {
+    let mut out = String::from(
+        "# Groups of the organization, as `orgmirror groups export` saw them.\n\
+         # Edit, then `orgmirror groups plan FILE` / `orgmirror groups apply FILE`.\n\
+         prune = false\n",
+    );
+    for g in &org.groups {
+        out.push_str("\n[[group]]\n");
+        out.push_str(&format!("name = {}\n", toml_string(&g.name)));
+        if let Some(e) = &g.emoji {
+            out.push_str(&format!("emoji = {}\n", toml_string(e)));
+        }
+        let mut members: Vec<String> = g
+            .members
+            .iter()
+            .map(|id| match org.labels.users.get(id) {
+                Some(email)
+                    if org
+                        .emails
+                        .get(&email.to_lowercase())
+                        .is_some_and(|ids| ids.len() == 1) =>
+                {
+                    toml_string(email)
+                }
+                _ => id.to_string(),
+            })
+            .collect();
+        members.sort();
+        out.push_str(&format!("members = [{}]\n", members.join(", ")));
+        let workspaces: Vec<String> = g
+            .workspaces
+            .iter()
+            .map(|id| match org.labels.workspaces.get(id) {
+                Some(name)
+                    if org
+                        .workspace_names
+                        .get(name)
+                        .is_some_and(|ids| ids.len() == 1) =>
+                {
+                    toml_string(name)
+                }
+                _ => id.to_string(),
+            })
+            .collect();
+        out.push_str(&format!("workspaces = [{}]\n", workspaces.join(", ")));
+    }
+    out
+}
+
+/// A TOML basic string: quotes, backslashes and control characters escaped.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), CommandError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fail = |e: &dyn std::fmt::Display| {
+        CommandError::failed(format!("cannot write {}: {e}", path.display()))
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+    tmp.write_all(text.as_bytes()).map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> LiveOrg {
+        let groups = vec![
+            LiveGroup {
+                id: 1,
+                name: "Platform".into(),
+                emoji: Some("🚀".into()),
+                members: [10, 11].into(),
+                workspaces: [2001].into(),
+            },
+            LiveGroup {
+                id: 2,
+                name: "Sales \"EU\"\u{7f}".into(),
+                emoji: None,
+                members: [12].into(),
+                workspaces: [2001].into(),
+            },
+        ];
+        let mut org = LiveOrg {
+            groups,
+            ..LiveOrg::default()
+        };
+        for (id, email) in [
+            (10, "ann@example.com"),
+            (11, "bob@example.com"),
+            (13, "dup@example.com"),
+            (14, "DUP@example.com"),
+        ] {
+            org.user_ids.insert(id);
+            org.emails.entry(email.to_lowercase()).or_default().push(id);
+            org.labels.users.insert(id, email.into());
+        }
+        org.user_ids.insert(12);
+        org.labels.workspaces.insert(2001, "Main workspace".into());
+        org.workspace_names
+            .insert("Main workspace".into(), [2001].into());
+        org
+    }
+
+    fn parse(text: &str) -> Result<GroupsFile, CommandError> {
+        GroupsFile::parse(text, Path::new("groups.toml"))
+    }
+
+    #[test]
+    fn export_then_plan_is_empty() {
+        let org = org();
+        let text = export_text(&org);
+        let file = parse(&text).expect(&text);
+        assert_eq!(plan(&file, &org, 2001).expect("plan"), vec![], "{text}");
+    }
+
+    #[test]
+    fn plan_creates_updates_and_prunes_in_order() {
+        let org = org();
+        let file = parse(
+            "prune = true\n[[group]]\nname = \"Platform\"\nmembers = [\"ANN@example.com\", 12]\n\
+             [[group]]\nname = \"New\"\nemoji = \"x\"\nmembers = [\"bob@example.com\"]\nworkspaces = [\"Main workspace\"]\n",
+        )
+        .expect("parses");
+        let actions = plan(&file, &org, 2001).expect("plan");
+        let lines: Vec<String> = actions.iter().map(|a| a.line(&org.labels)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "+ create \"New\" emoji: x; members: bob@example.com; workspaces: Main workspace"
+                    .to_string(),
+                "~ update \"Platform\" (id 1): +member 12, -member bob@example.com".to_string(),
+                "- delete \"Sales \\\"EU\\\"\\u{7f}\" (id 2, 1 members)".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_emails_are_named() {
+        let org = org();
+        let e = plan(
+            &parse("[[group]]\nname = \"X\"\nmembers = [\"nobody@example.com\"]\n").expect("p"),
+            &org,
+            1,
+        )
+        .expect_err("unknown");
+        assert!(
+            e.message
+                .contains("unknown member e-mail \"nobody@example.com\""),
+            "{}",
+            e.message
+        );
+        let e = plan(
+            &parse("[[group]]\nname = \"X\"\nmembers = [\"dup@example.com\"]\n").expect("p"),
+            &org,
+            1,
+        )
+        .expect_err("ambiguous");
+        assert!(
+            e.message.contains("ambiguous") && e.message.contains("13, 14"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_errors() {
+        assert!(parse("[[group]]\nname = \"A\"\n[[group]]\nname = \"A\"\n").is_err());
+        assert!(parse("[[group]]\nname = \"A\"\nbogus = 1\n").is_err());
+        let mut org = org();
+        let mut twin = org.groups[0].clone();
+        twin.id = 9;
+        org.groups.push(twin);
+        let e = plan(
+            &parse("[[group]]\nname = \"Platform\"\n").expect("p"),
+            &org,
+            1,
+        )
+        .expect_err("dup");
+        assert!(e.message.contains("ids 1, 9"), "{}", e.message);
+    }
+}

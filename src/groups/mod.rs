@@ -1,0 +1,706 @@
+//! Managing groups from the mirror: `group create/update/delete/mine` and groups as code
+//! (`groups plan/apply/export`, in [`file`]).
+//!
+//! Every write goes through the one [`Client`] (retries, quota) and is followed by a
+//! targeted [`sync::refresh`] of what it touched, recorded as its own `sync_runs` row.
+//! **An update never drops data it was not asked to change**: the PUT body is built
+//! from a fresh read of the group right before it is sent.
+//! **`--dry-run` reads but never writes**: it may GET the group to print the exact body.
+
+pub mod file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use crate::api::models::{GroupWrite, Team};
+use crate::api::{ApiError, Client};
+use crate::commands::{self, CommandError, Exit};
+use crate::config::Config;
+use crate::diff::Targets;
+use crate::store::Store;
+use crate::sync;
+
+/// `orgmirror group …`: one write (or read) of the organization's groups.
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Create a group (POST), then refresh the mirror.
+    Create {
+        /// The new group's name.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        emoji: Option<String>,
+        /// A member: organization user id or e-mail (repeatable).
+        #[arg(long = "member", value_name = "ORG_USER_ID_OR_EMAIL")]
+        members: Vec<String>,
+        /// A workspace: id or name (repeatable; default: the configured api.workspace_id).
+        #[arg(long = "workspace", value_name = "ID_OR_NAME")]
+        workspaces: Vec<String>,
+        #[command(flatten)]
+        dry: DryRun,
+    },
+    /// Update a group (PUT); what is not asked to change is sent back as it is now.
+    Update {
+        /// The group: id, or its exact name when unambiguous.
+        group: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        emoji: Option<String>,
+        /// Add a member: id or e-mail (repeatable).
+        #[arg(long = "add-member", value_name = "X", conflicts_with = "members")]
+        add_members: Vec<String>,
+        /// Remove a member: id or e-mail (repeatable).
+        #[arg(long = "remove-member", value_name = "X", conflicts_with = "members")]
+        remove_members: Vec<String>,
+        /// Replace the members with exactly these (comma-separated; "" for none).
+        #[arg(long, value_name = "X,...", value_delimiter = ',')]
+        members: Option<Vec<String>>,
+        /// Replace the workspaces with exactly these ids or names (comma-separated).
+        #[arg(long, value_name = "X,...", value_delimiter = ',')]
+        workspaces: Option<Vec<String>>,
+        #[command(flatten)]
+        dry: DryRun,
+    },
+    /// Delete a group (DELETE, with the configured api.workspace_id).
+    Delete {
+        /// The group: id, or its exact name when unambiguous.
+        group: String,
+        #[command(flatten)]
+        dry: DryRun,
+    },
+    /// List the groups the credentials' user belongs to (GET groups/me).
+    Mine,
+}
+
+/// `--dry-run`: print the request that would be sent, send no write.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DryRun {
+    /// Print the request (method, path, JSON body) instead of sending it. Reads may still happen.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A command-line value that is wrong (exit 2), naming the value.
+pub(crate) fn bad_input(message: impl std::fmt::Display) -> CommandError {
+    CommandError {
+        exit: Exit::Config,
+        message: message.to_string(),
+    }
+}
+
+/// Runs one `group` subcommand.
+pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, CommandError> {
+    let (_, config) = commands::load_config(config_path)?;
+    let client = commands::client_for(&config)?;
+    client.start_run();
+    match cmd {
+        GroupCmd::Create {
+            name,
+            emoji,
+            members,
+            workspaces,
+            dry,
+        } => {
+            create(
+                &client,
+                &config,
+                name,
+                emoji,
+                &members,
+                &workspaces,
+                dry.dry_run,
+            )
+            .await
+        }
+        GroupCmd::Update {
+            group,
+            name,
+            emoji,
+            add_members,
+            remove_members,
+            members,
+            workspaces,
+            dry,
+        } => {
+            let change = UpdateRequest {
+                name,
+                emoji,
+                add_members,
+                remove_members,
+                members,
+                workspaces,
+            };
+            update(&client, &config, &group, change, dry.dry_run).await
+        }
+        GroupCmd::Delete { group, dry } => delete(&client, &config, &group, dry.dry_run).await,
+        GroupCmd::Mine => {
+            let groups = client.my_groups().await?;
+            if groups.is_empty() {
+                println!("you belong to no group");
+            }
+            for g in groups {
+                let id = g.id.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
+                let emoji = g
+                    .emoji
+                    .filter(|e| !e.is_empty())
+                    .map(|e| format!("{e} "))
+                    .unwrap_or_default();
+                println!("{id}\t{emoji}{}", g.name.unwrap_or_default());
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// Resolves e-mails, workspace names and group names to ids through the mirror database.
+pub struct MirrorNames {
+    store: Option<Store>,
+    path: std::path::PathBuf,
+}
+
+impl MirrorNames {
+    /// Opens the mirror read-only if it exists; a missing mirror only matters once a name needs it.
+    pub fn open(config: &Config) -> MirrorNames {
+        let path = config.database.path.clone();
+        let store = if path.exists() {
+            Store::open_read_only(&path).ok()
+        } else {
+            None
+        };
+        MirrorNames { store, path }
+    }
+
+    fn ids(&self, what: &str, value: &str, sql: &str) -> Result<Vec<i64>, CommandError> {
+        let Some(store) = &self.store else {
+            return Err(bad_input(format!(
+                "cannot look up {what} {value:?}: the mirror database {} does not exist yet; run `orgmirror sync` first or give the id",
+                self.path.display()
+            )));
+        };
+        let conn = store.connection();
+        let mut stmt = conn.prepare(sql).map_err(|e| {
+            CommandError::failed(format!("looking up {what} {value:?} in the mirror: {e}"))
+        })?;
+        let rows = stmt
+            .query_map([value], |r| r.get::<_, i64>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<i64>, _>>())
+            .map_err(|e| {
+                CommandError::failed(format!("looking up {what} {value:?} in the mirror: {e}"))
+            })?;
+        Ok(rows)
+    }
+
+    fn one(&self, what: &str, value: &str, sql: &str) -> Result<i64, CommandError> {
+        let ids = self.ids(what, value, sql)?;
+        match ids.as_slice() {
+            [id] => Ok(*id),
+            [] => Err(bad_input(format!(
+                "unknown {what} {value:?}: no such {what} in the mirror (run `orgmirror sync` if it is new, or give the id)"
+            ))),
+            many => Err(bad_input(format!(
+                "ambiguous {what} {value:?}: it matches ids {}; give the id instead",
+                join_ids(many)
+            ))),
+        }
+    }
+
+    /// An organization user id, or the user with this e-mail (case-insensitive).
+    pub fn member(&self, value: &str) -> Result<i64, CommandError> {
+        let value = value.trim();
+        if let Ok(id) = value.parse::<i64>() {
+            return Ok(id);
+        }
+        if !value.contains('@') {
+            return Err(bad_input(format!(
+                "member {value:?} is neither an organization user id nor an e-mail address"
+            )));
+        }
+        self.one(
+            "member e-mail",
+            value,
+            "SELECT organization_user_id FROM users_current WHERE lower(email) = lower(?1) ORDER BY 1",
+        )
+    }
+
+    /// A workspace id, or the workspace with this exact name.
+    pub fn workspace(&self, value: &str) -> Result<i64, CommandError> {
+        let value = value.trim();
+        if let Ok(id) = value.parse::<i64>() {
+            return Ok(id);
+        }
+        self.one(
+            "workspace",
+            value,
+            "SELECT workspace_id FROM workspaces WHERE name = ?1 ORDER BY 1",
+        )
+    }
+
+    /// A group id, or the group with this exact name.
+    pub fn group(&self, value: &str) -> Result<i64, CommandError> {
+        let value = value.trim();
+        if let Ok(id) = value.parse::<i64>() {
+            return Ok(id);
+        }
+        self.one(
+            "group",
+            value,
+            "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1",
+        )
+    }
+
+    fn members(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
+        let mut ids: Vec<i64> = Vec::new();
+        for v in values.iter().filter(|v| !v.trim().is_empty()) {
+            let id = self.member(v)?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn workspaces(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
+        let mut ids: Vec<i64> = Vec::new();
+        for v in values.iter().filter(|v| !v.trim().is_empty()) {
+            let id = self.workspace(v)?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+pub(crate) fn join_ids(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The request a write would send, for `--dry-run` and messages.
+pub(crate) fn request_line(method: &str, path: &str, body: Option<&GroupWrite>) -> String {
+    let mut out = format!("{method} {path}");
+    if let Some(body) = body {
+        let json = serde_json::to_string_pretty(body)
+            .unwrap_or_else(|e| format!("<unprintable body: {e}>"));
+        out.push('\n');
+        out.push_str(&json);
+    }
+    out
+}
+
+pub(crate) fn groups_path(config: &Config) -> String {
+    format!("/organizations/{}/groups", config.api.organization_id)
+}
+
+fn print_dry_run(
+    method: &str,
+    path: &str,
+    body: Option<&GroupWrite>,
+) -> Result<Exit, CommandError> {
+    println!("dry run: would send\n{}", request_line(method, path, body));
+    println!("dry run: nothing was written (a dry run may read, never writes)");
+    Ok(Exit::Ok)
+}
+
+/// The group as the API has it now (members and workspaces as sorted ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveGroup {
+    pub id: i64,
+    pub name: String,
+    pub emoji: Option<String>,
+    pub members: BTreeSet<i64>,
+    pub workspaces: BTreeSet<i64>,
+}
+
+impl LiveGroup {
+    /// From a teams row; `None` when it has no id.
+    pub fn from_team(team: &Team) -> Option<LiveGroup> {
+        Some(LiveGroup {
+            id: team.id?,
+            name: team.name.clone().unwrap_or_default(),
+            emoji: team.emoji.clone(),
+            members: team
+                .users
+                .iter()
+                .filter_map(|u| u.organization_user_id)
+                .collect(),
+            workspaces: team
+                .workspaces
+                .iter()
+                .filter_map(|w| w.workspace_id)
+                .collect(),
+        })
+    }
+
+    /// The PUT body that leaves this group exactly as it is.
+    pub fn as_write(&self) -> GroupWrite {
+        GroupWrite {
+            emoji: self.emoji.clone(),
+            name: Some(self.name.clone()),
+            organization_users: Some(self.members.iter().copied().collect()),
+            workspaces: Some(self.workspaces.iter().copied().collect()),
+        }
+    }
+}
+
+/// Reads one group fresh from the API; `Ok(None)` when it does not exist.
+pub async fn fetch_group(client: &Client, id: i64) -> Result<Option<LiveGroup>, ApiError> {
+    let teams = client.teams_by_ids(&[id]).await?;
+    Ok(teams
+        .iter()
+        .filter_map(|(t, _)| LiveGroup::from_team(t))
+        .find(|g| g.id == id))
+}
+
+fn is_not_found(e: &ApiError) -> bool {
+    matches!(e, ApiError::Status { status: 404, .. })
+}
+
+fn not_found(id: i64) -> CommandError {
+    CommandError::failed(format!("group {id} does not exist"))
+}
+
+/// Refreshes the mirror for `targets` after a write and prints the run; a failed
+/// refresh is an error that says the write itself went through.
+pub(crate) async fn refresh_after(
+    client: &Client,
+    config: &Config,
+    targets: Targets,
+    done: &str,
+) -> Result<Exit, CommandError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        CommandError::failed(format!(
+            "{done}, but the mirror was not refreshed: {e}; the next `orgmirror sync` will record the change"
+        ))
+    };
+    let mut store = commands::open_store(config).map_err(|e| failed(&e.message))?;
+    let report = sync::refresh(client, &mut store, config, targets)
+        .await
+        .map_err(|e| failed(&e))?;
+    commands::print_report(&report);
+    if report.committed {
+        Ok(Exit::Ok)
+    } else {
+        Err(failed(
+            &report.error.unwrap_or_else(|| "unknown error".into()),
+        ))
+    }
+}
+
+async fn create(
+    client: &Client,
+    config: &Config,
+    name: String,
+    emoji: Option<String>,
+    members: &[String],
+    workspaces: &[String],
+    dry_run: bool,
+) -> Result<Exit, CommandError> {
+    if name.trim().is_empty() {
+        return Err(bad_input("--name must not be empty"));
+    }
+    let names = MirrorNames::open(config);
+    let members = names.members(members)?;
+    let mut workspaces = names.workspaces(workspaces)?;
+    if workspaces.is_empty() {
+        workspaces.push(config.api.workspace_id);
+    }
+    let body = GroupWrite {
+        emoji,
+        name: Some(name.clone()),
+        organization_users: Some(members.clone()),
+        workspaces: Some(workspaces),
+    };
+    let path = groups_path(config);
+    if dry_run {
+        return print_dry_run("POST", &path, Some(&body));
+    }
+    let created = client.create_group(&body).await?;
+    let id = match created.and_then(|g| g.id) {
+        Some(id) => id,
+        None => find_created(client, &name, &[]).await?,
+    };
+    println!("created group {id} {name:?} with {} members", members.len());
+    let targets = Targets {
+        groups: [id].into(),
+        users: members.into_iter().collect(),
+    };
+    refresh_after(client, config, targets, &format!("group {id} was created")).await
+}
+
+/// The id of a group just created whose 201 body carried none: a fresh pull of the
+/// teams, the one with this exact name that is not in `known` (ids that existed before).
+pub(crate) async fn find_created(
+    client: &Client,
+    name: &str,
+    known: &[i64],
+) -> Result<i64, CommandError> {
+    let teams = client.pull_teams(&mut |_| {}).await.map_err(|e| {
+        CommandError::failed(format!(
+            "group {name:?} was created, but finding its id failed: {e}"
+        ))
+    })?;
+    let ids: Vec<i64> = teams
+        .iter()
+        .filter(|(t, _)| t.name.as_deref() == Some(name))
+        .filter_map(|(t, _)| t.id)
+        .filter(|id| !known.contains(id))
+        .collect();
+    match ids.as_slice() {
+        [id] => Ok(*id),
+        [] => Err(CommandError::failed(format!(
+            "group {name:?} was created, but no group of that name is listed; run `orgmirror sync`"
+        ))),
+        many => Err(CommandError::failed(format!(
+            "group {name:?} was created, but groups {} all have that name, so its id is unknown; run `orgmirror sync`",
+            join_ids(many)
+        ))),
+    }
+}
+
+/// What `group update` was asked to change.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateRequest {
+    pub name: Option<String>,
+    pub emoji: Option<String>,
+    pub add_members: Vec<String>,
+    pub remove_members: Vec<String>,
+    pub members: Option<Vec<String>>,
+    pub workspaces: Option<Vec<String>>,
+}
+
+impl UpdateRequest {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.emoji.is_none()
+            && self.add_members.is_empty()
+            && self.remove_members.is_empty()
+            && self.members.is_none()
+            && self.workspaces.is_none()
+    }
+}
+
+/// The desired state of a group, given its current state and the ids asked for.
+pub fn apply_change(
+    current: &LiveGroup,
+    name: Option<&str>,
+    emoji: Option<&str>,
+    add: &[i64],
+    remove: &[i64],
+    members: Option<&[i64]>,
+    workspaces: Option<&[i64]>,
+) -> LiveGroup {
+    let mut next = current.clone();
+    if let Some(n) = name {
+        next.name = n.to_string();
+    }
+    if let Some(e) = emoji {
+        next.emoji = Some(e.to_string());
+    }
+    if let Some(m) = members {
+        next.members = m.iter().copied().collect();
+    }
+    next.members.extend(add.iter().copied());
+    for r in remove {
+        next.members.remove(r);
+    }
+    if let Some(w) = workspaces {
+        next.workspaces = w.iter().copied().collect();
+    }
+    next
+}
+
+/// A one-line description of what changes from `a` to `b`, with labels for ids.
+pub fn describe_change(
+    a: &LiveGroup,
+    b: &LiveGroup,
+    user: &dyn Fn(i64) -> String,
+    ws: &dyn Fn(i64) -> String,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.name != b.name {
+        out.push(format!("name {:?} -> {:?}", a.name, b.name));
+    }
+    if a.emoji != b.emoji {
+        out.push(format!(
+            "emoji {} -> {}",
+            a.emoji.as_deref().unwrap_or("(none)"),
+            b.emoji.as_deref().unwrap_or("(none)")
+        ));
+    }
+    out.extend(
+        b.members
+            .difference(&a.members)
+            .map(|u| format!("+member {}", user(*u))),
+    );
+    out.extend(
+        a.members
+            .difference(&b.members)
+            .map(|u| format!("-member {}", user(*u))),
+    );
+    out.extend(
+        b.workspaces
+            .difference(&a.workspaces)
+            .map(|w| format!("+workspace {}", ws(*w))),
+    );
+    out.extend(
+        a.workspaces
+            .difference(&b.workspaces)
+            .map(|w| format!("-workspace {}", ws(*w))),
+    );
+    out
+}
+
+async fn update(
+    client: &Client,
+    config: &Config,
+    group: &str,
+    change: UpdateRequest,
+    dry_run: bool,
+) -> Result<Exit, CommandError> {
+    if change.is_empty() {
+        return Err(bad_input(
+            "nothing to update: give --name, --emoji, --add-member, --remove-member, --members or --workspaces",
+        ));
+    }
+    if change.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(bad_input("--name must not be empty"));
+    }
+    let names = MirrorNames::open(config);
+    let id = names.group(group)?;
+    let add = names.members(&change.add_members)?;
+    let remove = names.members(&change.remove_members)?;
+    let members = change
+        .members
+        .as_deref()
+        .map(|m| names.members(m))
+        .transpose()?;
+    let workspaces = change
+        .workspaces
+        .as_deref()
+        .map(|w| names.workspaces(w))
+        .transpose()?;
+
+    // The fresh read: the body sends back what is not asked to change, as it is now upstream.
+    let current = fetch_group(client, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let next = apply_change(
+        &current,
+        change.name.as_deref(),
+        change.emoji.as_deref(),
+        &add,
+        &remove,
+        members.as_deref(),
+        workspaces.as_deref(),
+    );
+    for r in &remove {
+        if !current.members.contains(r) {
+            eprintln!("note: user {r} is not a member of group {id}; nothing to remove");
+        }
+    }
+    let changes = describe_change(&current, &next, &|u| u.to_string(), &|w| w.to_string());
+    let body = next.as_write();
+    let path = format!("{}/{id}", groups_path(config));
+    if dry_run {
+        if changes.is_empty() {
+            println!("dry run: group {id} is already as asked");
+        }
+        return print_dry_run("PUT", &path, Some(&body));
+    }
+    if changes.is_empty() {
+        println!(
+            "group {id} {:?} is already as asked; nothing was sent",
+            current.name
+        );
+        return Ok(Exit::Ok);
+    }
+    client.update_group(id, &body).await.map_err(|e| {
+        if is_not_found(&e) {
+            not_found(id)
+        } else {
+            e.into()
+        }
+    })?;
+    println!("updated group {id} {:?}: {}", next.name, changes.join(", "));
+    let users = current
+        .members
+        .symmetric_difference(&next.members)
+        .copied()
+        .collect();
+    let targets = Targets {
+        groups: [id].into(),
+        users,
+    };
+    refresh_after(client, config, targets, &format!("group {id} was updated")).await
+}
+
+async fn delete(
+    client: &Client,
+    config: &Config,
+    group: &str,
+    dry_run: bool,
+) -> Result<Exit, CommandError> {
+    let names = MirrorNames::open(config);
+    let id = names.group(group)?;
+    let path = format!(
+        "{}/{id}?workspace_id={}",
+        groups_path(config),
+        config.api.workspace_id
+    );
+    if dry_run {
+        return print_dry_run("DELETE", &path, None);
+    }
+    // Read it first: to say what goes, and to refresh its former members afterwards.
+    let current = fetch_group(client, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    client.delete_group(id).await.map_err(|e| {
+        if is_not_found(&e) {
+            not_found(id)
+        } else {
+            e.into()
+        }
+    })?;
+    println!(
+        "deleted group {id} {:?} ({} members, {} workspaces)",
+        current.name,
+        current.members.len(),
+        current.workspaces.len()
+    );
+    let targets = Targets {
+        groups: [id].into(),
+        users: current.members.iter().copied().collect(),
+    };
+    refresh_after(client, config, targets, &format!("group {id} was deleted")).await
+}
+
+/// Labels for ids in messages: e-mail (or name) for users, name for workspaces.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    pub users: BTreeMap<i64, String>,
+    pub workspaces: BTreeMap<i64, String>,
+}
+
+impl Labels {
+    /// `ann@example.com`, or the id when unknown.
+    pub fn user(&self, id: i64) -> String {
+        self.users
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// `Main workspace`, or the id when unknown.
+    pub fn workspace(&self, id: i64) -> String {
+        self.workspaces
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+}

@@ -1,0 +1,569 @@
+//! Managing groups from the mirror: each write against the fake, the fake's state after
+//! it, and the targeted run that refreshed the mirror.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use orgmirror::fake::{Fault, FaultKind, Route};
+
+use crate::support::*;
+
+/// A synced mirror of a small org.
+fn synced() -> Mirror {
+    let m = Mirror::new(40);
+    m.sync_ok();
+    m
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn email(m: &Mirror, id: i64) -> String {
+    m.fake.handle().user(id).expect("user").email
+}
+
+/// A group with at least `n` members.
+fn group_with_members(m: &Mirror, n: usize) -> i64 {
+    let org = m.fake.handle();
+    org.group_ids()
+        .into_iter()
+        .find(|g| org.group_members(*g).len() >= n)
+        .expect("a group with members")
+}
+
+fn group_named(m: &Mirror, name: &str) -> Option<i64> {
+    let org = m.fake.handle();
+    org.group_ids()
+        .into_iter()
+        .find(|g| org.group(*g).is_some_and(|i| i.name == name))
+}
+
+/// The last run is a succeeded `targeted` run with exactly these events.
+fn check_targeted_run(m: &Mirror, expected: &[(&str, &str, i64)]) {
+    let conn = m.conn();
+    let run = last_run(&conn);
+    let (kind, status) = {
+        let r = rows(
+            &conn,
+            &format!("SELECT kind, status FROM sync_runs WHERE sync_run_id = {run}"),
+        );
+        (r[0][0].clone(), r[0][1].clone())
+    };
+    assert_eq!((kind.as_str(), status.as_str()), ("targeted", "succeeded"));
+    let want: BTreeMap<(String, String), i64> = expected
+        .iter()
+        .map(|(e, o, n)| ((e.to_string(), o.to_string()), *n))
+        .collect();
+    assert_eq!(events_of_run(&conn, run), want);
+}
+
+fn writes(m: &Mirror) -> Vec<String> {
+    m.fake
+        .handle()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect()
+}
+
+fn main_workspace_name(m: &Mirror) -> String {
+    rows(
+        &m.conn(),
+        "SELECT name FROM workspaces WHERE workspace_id = 2001",
+    )[0][0]
+        .clone()
+}
+
+#[test]
+fn create_resolves_emails_and_workspace_names_and_refreshes_the_mirror() {
+    let m = synced();
+    let users = m.fake.handle().user_ids();
+    let (a, b) = (users[1], users[2]);
+    let ws = main_workspace_name(&m);
+    let out = m.run(&[
+        "group",
+        "create",
+        "--name",
+        "Platform",
+        "--emoji",
+        "🚀",
+        "--member",
+        &email(&m, a).to_uppercase(),
+        "--member",
+        &b.to_string(),
+        "--workspace",
+        &ws,
+    ]);
+    let stdout = ok(&out);
+    let id = group_named(&m, "Platform").expect("created upstream");
+    assert!(stdout.contains(&format!("created group {id}")), "{stdout}");
+    let g = m.fake.handle().group(id).expect("group");
+    assert_eq!(g.emoji.as_deref(), Some("🚀"));
+    assert_eq!(
+        g.members.iter().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([a, b])
+    );
+    assert_eq!(g.workspaces, vec![2001]);
+    check_targeted_run(
+        &m,
+        &[("group", "insert", 1), ("group_membership", "insert", 2)],
+    );
+    assert_eq!(
+        rows(
+            &m.conn(),
+            &format!("SELECT name, emoji FROM groups_current WHERE group_id = {id}")
+        ),
+        vec![vec!["Platform".to_string(), "🚀".to_string()]]
+    );
+}
+
+#[test]
+fn a_rename_keeps_the_members_and_workspaces() {
+    let m = synced();
+    let g = group_with_members(&m, 2);
+    let before = m.fake.handle().group(g).expect("group");
+    m.fake.handle().clear_requests();
+    let stdout = ok(&m.run(&["group", "update", &g.to_string(), "--name", "Renamed"]));
+    assert!(stdout.contains("name"), "{stdout}");
+    let after = m.fake.handle().group(g).expect("group");
+    assert_eq!(after.name, "Renamed");
+    assert_eq!(
+        (after.members, after.workspaces),
+        (before.members, before.workspaces)
+    );
+    // The fresh read came before the write.
+    let log = m.fake.handle().requests();
+    let put = log.iter().position(|r| r.method == "PUT").expect("a PUT");
+    assert!(
+        log[..put]
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with("/teams")),
+        "{log:?}"
+    );
+    check_targeted_run(&m, &[("group", "update", 1)]);
+    // A group may be named by its exact name.
+    ok(&m.run(&["group", "update", "Renamed", "--emoji", "🧪"]));
+    assert_eq!(
+        m.fake.handle().group(g).expect("group").emoji.as_deref(),
+        Some("🧪")
+    );
+    check_targeted_run(&m, &[("group", "update", 1)]);
+}
+
+#[test]
+fn add_and_remove_members_change_exactly_those() {
+    let m = synced();
+    let g = group_with_members(&m, 2);
+    let members = m.fake.handle().group_members(g);
+    let gone = members[0];
+    let new = m
+        .fake
+        .handle()
+        .user_ids()
+        .into_iter()
+        .find(|u| !members.contains(u))
+        .expect("a non-member");
+    ok(&m.run(&[
+        "group",
+        "update",
+        &g.to_string(),
+        "--add-member",
+        &email(&m, new),
+        "--remove-member",
+        &gone.to_string(),
+    ]));
+    let mut expected: BTreeSet<i64> = members.iter().copied().collect();
+    expected.remove(&gone);
+    expected.insert(new);
+    assert_eq!(
+        m.fake
+            .handle()
+            .group_members(g)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+    let conn = m.conn();
+    let run = last_run(&conn);
+    let events = events_of_run(&conn, run);
+    assert_eq!(
+        events.get(&("group_membership".into(), "insert".into())),
+        Some(&1),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.get(&("group_membership".into(), "delete".into())),
+        Some(&1),
+        "{events:?}"
+    );
+    assert_eq!(
+        scalar(&conn, &format!("SELECT count(*) FROM group_members_current WHERE group_id = {g} AND organization_user_id = {new}")),
+        1
+    );
+}
+
+#[test]
+fn delete_sends_the_workspace_and_records_the_deletion() {
+    let m = synced();
+    let g = group_with_members(&m, 1);
+    let n = m.fake.handle().group_members(g).len() as i64;
+    m.fake.handle().clear_requests();
+    ok(&m.run(&["group", "delete", &g.to_string()]));
+    assert!(m.fake.handle().group(g).is_none());
+    let w = writes(&m);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("DELETE ")
+            && w[0].contains(&format!("/groups/{g}?"))
+            && w[0].contains("workspace_id=2001"),
+        "{w:?}"
+    );
+    check_targeted_run(
+        &m,
+        &[("group", "delete", 1), ("group_membership", "delete", n)],
+    );
+    assert_eq!(
+        scalar(
+            &m.conn(),
+            &format!("SELECT count(*) FROM groups_current WHERE group_id = {g}")
+        ),
+        0
+    );
+}
+
+#[test]
+fn dry_run_prints_the_request_and_writes_nothing() {
+    let m = synced();
+    let g = group_with_members(&m, 2);
+    let before = m.fake.handle().group(g).expect("group");
+    let runs = scalar(&m.conn(), "SELECT count(*) FROM sync_runs");
+    m.fake.handle().clear_requests();
+    let out = ok(&m.run(&[
+        "group",
+        "update",
+        &g.to_string(),
+        "--name",
+        "Dry",
+        "--dry-run",
+    ]));
+    assert!(
+        out.contains(&format!("PUT /organizations/1001/groups/{g}")),
+        "{out}"
+    );
+    assert!(out.contains("\"name\": \"Dry\""), "{out}");
+    // The printed body carries the current members, as the real PUT would.
+    for u in &before.members {
+        assert!(out.contains(&u.to_string()), "{out}");
+    }
+    let out = ok(&m.run(&["group", "create", "--name", "Dry new", "--dry-run"]));
+    assert!(
+        out.contains("POST /organizations/1001/groups") && out.contains("\"workspaces\""),
+        "{out}"
+    );
+    let out = ok(&m.run(&["group", "delete", &g.to_string(), "--dry-run"]));
+    assert!(
+        out.contains(&format!(
+            "DELETE /organizations/1001/groups/{g}?workspace_id=2001"
+        )),
+        "{out}"
+    );
+    assert_eq!(writes(&m), Vec::<String>::new());
+    assert_eq!(m.fake.handle().group(g), Some(before));
+    assert!(group_named(&m, "Dry new").is_none());
+    assert_eq!(
+        scalar(&m.conn(), "SELECT count(*) FROM sync_runs"),
+        runs,
+        "a dry run records no run"
+    );
+}
+
+#[test]
+fn unknown_groups_emails_and_workspaces_are_named() {
+    let m = synced();
+    let owner = m.fake.handle().user_ids()[0];
+    let twin = m.fake.handle().add_user("Twin", "twin@example.com");
+    let twin2 = m.fake.handle().add_user("Twin Two", "TWIN@example.com");
+    m.sync_ok();
+    m.fake.handle().clear_requests();
+    let check = |args: &[&str], code: i32, needle: &str| {
+        let out = m.run(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    check(
+        &["group", "update", "99999", "--name", "X"],
+        1,
+        "group 99999 does not exist",
+    );
+    check(
+        &["group", "delete", "99999"],
+        1,
+        "group 99999 does not exist",
+    );
+    check(
+        &[
+            "group",
+            "create",
+            "--name",
+            "X",
+            "--member",
+            "nobody@example.com",
+        ],
+        2,
+        "\"nobody@example.com\"",
+    );
+    check(
+        &[
+            "group",
+            "create",
+            "--name",
+            "X",
+            "--member",
+            "twin@example.com",
+        ],
+        2,
+        &format!("ambiguous member e-mail \"twin@example.com\": it matches ids {twin}, {twin2}"),
+    );
+    check(
+        &[
+            "group",
+            "create",
+            "--name",
+            "X",
+            "--workspace",
+            "No such workspace",
+        ],
+        2,
+        "\"No such workspace\"",
+    );
+    check(
+        &["group", "update", "No such group", "--name", "X"],
+        2,
+        "unknown group \"No such group\"",
+    );
+    check(
+        &["group", "update", &owner.to_string()],
+        2,
+        "nothing to update",
+    );
+    assert_eq!(writes(&m), Vec::<String>::new());
+}
+
+#[test]
+fn mine_lists_the_groups_of_the_current_user() {
+    let m = synced();
+    let org = m.fake.handle();
+    let owner = org
+        .user_ids()
+        .into_iter()
+        .find(|u| email(&m, *u) == "demo@example.com")
+        .expect("owner");
+    let g = org.group_ids()[0];
+    org.join_group(g, owner);
+    let out = ok(&m.run(&["group", "mine"]));
+    let name = org.group(g).expect("group").name;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("{g}\t")) && l.ends_with(&name)),
+        "{out}"
+    );
+}
+
+#[test]
+fn export_then_plan_is_empty() {
+    let m = synced();
+    let file = tempdir_of(&m).join("groups.toml");
+    ok(&m.run(&["groups", "export", file.to_str().expect("utf-8")]));
+    let exported = std::fs::read_to_string(&file).expect("exported");
+    assert!(
+        exported.contains("[[group]]") && exported.contains("@"),
+        "{exported}"
+    );
+    m.fake.handle().clear_requests();
+    let out = ok(&m.run(&["groups", "plan", file.to_str().expect("utf-8")]));
+    assert!(out.starts_with("no changes"), "{out}");
+    assert_eq!(writes(&m), Vec::<String>::new());
+}
+
+/// The mirror's temp dir (where its config lives).
+fn tempdir_of(m: &Mirror) -> std::path::PathBuf {
+    m.config
+        .parent()
+        .expect("the config is in a dir")
+        .to_path_buf()
+}
+
+fn groups_file(m: &Mirror, body: &str) -> String {
+    let file = tempdir_of(m).join("desired.toml");
+    std::fs::write(&file, body).expect("write file");
+    file.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn apply_creates_then_updates_then_deletes_and_refreshes() {
+    let m = synced();
+    let org = m.fake.handle();
+    let keep = group_with_members(&m, 2);
+    let keep_name = org.group(keep).expect("group").name;
+    let users = org.user_ids();
+    let (a, b) = (users[3], users[4]);
+    let ws = main_workspace_name(&m);
+    let file = groups_file(
+        &m,
+        &format!(
+            "prune = true\n[[group]]\nname = {keep_name:?}\nmembers = [{:?}]\n\n[[group]]\nname = \"Brand new\"\nemoji = \"🆕\"\nmembers = [{:?}, {b}]\nworkspaces = [{ws:?}]\n",
+            email(&m, a),
+            email(&m, a)
+        ),
+    );
+    let others: Vec<i64> = org.group_ids().into_iter().filter(|g| *g != keep).collect();
+    assert!(!others.is_empty());
+    let plan = ok(&m.run(&["groups", "plan", &file]));
+    let lines: Vec<&str> = plan.lines().collect();
+    assert!(lines[0].starts_with("+ create \"Brand new\""), "{plan}");
+    assert!(
+        lines[1].starts_with(&format!("~ update {keep_name:?}"))
+            && lines[1].contains(&format!("+member {}", email(&m, a))),
+        "{plan}"
+    );
+    assert!(lines[2].starts_with("- delete "), "{plan}");
+    assert_eq!(writes(&m), Vec::<String>::new(), "plan writes nothing");
+
+    let out = ok(&m.run(&["groups", "apply", &file, "--yes"]));
+    assert!(
+        out.contains(&format!("applied all {} changes", 2 + others.len())),
+        "{out}"
+    );
+    let created = group_named(&m, "Brand new").expect("created");
+    assert_eq!(
+        org.group_members(created)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([a, b])
+    );
+    assert_eq!(org.group_members(keep), vec![a]);
+    assert_eq!(
+        org.group_ids().into_iter().collect::<BTreeSet<_>>(),
+        BTreeSet::from([keep, created])
+    );
+    // Writes in the safe order: creates, updates, deletes.
+    let methods: Vec<String> = writes(&m)
+        .iter()
+        .map(|w| w.split(' ').next().unwrap_or("").to_string())
+        .collect();
+    let mut sorted = methods.clone();
+    sorted.sort_by_key(|m| ["POST", "PUT", "DELETE"].iter().position(|x| x == m));
+    assert_eq!(methods, sorted);
+    let conn = m.conn();
+    let events = events_of_run(&conn, last_run(&conn));
+    assert_eq!(
+        events.get(&("group".into(), "insert".into())),
+        Some(&1),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.get(&("group".into(), "delete".into())),
+        Some(&(others.len() as i64)),
+        "{events:?}"
+    );
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM groups_current"), 2);
+    // Applied, the file now describes the org.
+    assert!(ok(&m.run(&["groups", "plan", &file])).starts_with("no changes"));
+}
+
+#[test]
+fn apply_stops_at_the_first_error_and_says_what_was_applied() {
+    let m = synced();
+    let org = m.fake.handle();
+    let keep = group_with_members(&m, 2);
+    let keep_name = org.group(keep).expect("group").name;
+    let a = org.user_ids()[5];
+    let file = groups_file(
+        &m,
+        &format!("prune = true\n[[group]]\nname = {keep_name:?}\nmembers = [{a}]\n[[group]]\nname = \"First\"\n"),
+    );
+    let groups_before = org.group_ids().len();
+    org.inject(Fault {
+        route: Route::UpdateGroup,
+        page: None,
+        times: None,
+        kind: FaultKind::Status(500, "internal error".into()),
+    });
+    let out = m.run(&["groups", "apply", &file, "--yes"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("already applied (1):\n  + create \"First\""),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("failed: ~ update {keep_name:?}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("not applied ({}):", groups_before)),
+        "{err}"
+    );
+    // The create happened, nothing after it did.
+    let first = group_named(&m, "First").expect("created");
+    assert_eq!(org.group_ids().len(), groups_before + 1);
+    assert_ne!(org.group_members(keep), vec![a]);
+    // The mirror shows what was applied.
+    check_targeted_run(&m, &[("group", "insert", 1)]);
+    assert_eq!(
+        scalar(
+            &m.conn(),
+            &format!("SELECT count(*) FROM groups_current WHERE group_id = {first}")
+        ),
+        1
+    );
+}
+
+#[test]
+fn apply_without_a_terminal_needs_yes() {
+    let m = synced();
+    let file = groups_file(&m, "[[group]]\nname = \"Nope\"\n");
+    m.fake.handle().clear_requests();
+    let out = m.run(&["groups", "apply", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("pass --yes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(writes(&m), Vec::<String>::new());
+    assert!(group_named(&m, "Nope").is_none());
+}
+
+#[test]
+fn create_finds_the_new_id_by_name_when_the_201_body_has_none() {
+    let m = synced();
+    m.fake.handle().inject(Fault {
+        route: Route::CreateGroup,
+        page: None,
+        times: Some(1),
+        kind: FaultKind::Malformed,
+    });
+    m.fake.handle().clear_requests();
+    let stdout = ok(&m.run(&["group", "create", "--name", "Bodiless"]));
+    // The fallback: a teams pull (not by id) right after the POST.
+    let log = m.fake.handle().requests();
+    let post = log.iter().position(|r| r.method == "POST").expect("a POST");
+    let next = &log[post + 1];
+    assert!(
+        next.path.ends_with("/teams") && !next.query.contains("group_ids"),
+        "{log:?}"
+    );
+    let id = group_named(&m, "Bodiless").expect("created upstream");
+    assert!(stdout.contains(&format!("created group {id}")), "{stdout}");
+    check_targeted_run(&m, &[("group", "insert", 1)]);
+}
