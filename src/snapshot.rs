@@ -670,12 +670,22 @@ mod tests {
         };
         let mut s = OrgSnapshot::default();
         s.add_team(team(&[1, 2]), None).unwrap();
-        s.add_team(Team { id: Some(6), ..team(&[1]) }, None).unwrap();
+        s.add_team(
+            Team {
+                id: Some(6),
+                ..team(&[1])
+            },
+            None,
+        )
+        .unwrap();
         s.add_team(team(&[2, 3]), None).unwrap();
         let keys: Vec<(i64, i64)> = s.memberships.keys().copied().collect();
         assert_eq!(keys, vec![(5, 2), (5, 3), (6, 1)]);
         s.remove_group(5);
-        assert_eq!(s.memberships.keys().copied().collect::<Vec<_>>(), vec![(6, 1)]);
+        assert_eq!(
+            s.memberships.keys().copied().collect::<Vec<_>>(),
+            vec![(6, 1)]
+        );
     }
 
     #[test]

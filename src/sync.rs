@@ -254,16 +254,22 @@ async fn pull_and_commit(
         quota_remaining: client.stats().quota.and_then(|q| q.remaining),
     });
     snapshot.add_roles(roles)?;
-    for (team, unknown) in client.pull_teams(&mut |p| progress.report(p)).await? {
-        snapshot.add_team(team, unknown)?;
-    }
+    // Pages go straight into the snapshot: the raw rows of the whole org are never held.
+    client
+        .pull_teams_each(&mut |p| progress.report(p), &mut |page| {
+            page.into_iter()
+                .try_for_each(|(team, unknown)| snapshot.add_team(team, unknown))
+                .map_err(|e| e.to_string())
+        })
+        .await?;
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
-    for (user, unknown) in client
-        .pull_users(rates, hours, &mut |p| progress.report(p))
-        .await?
-    {
-        snapshot.add_user(user, unknown)?;
-    }
+    client
+        .pull_users_each(rates, hours, &mut |p| progress.report(p), &mut |page| {
+            page.into_iter()
+                .try_for_each(|(user, unknown)| snapshot.add_user(user, unknown))
+                .map_err(|e| e.to_string())
+        })
+        .await?;
     progress.done();
 
     let stored = store.stored_state()?;

@@ -424,12 +424,29 @@ impl Client {
         &self,
         progress: &mut dyn FnMut(&PageProgress),
     ) -> Result<Vec<WithUnknown<Team>>, ApiError> {
+        let mut rows = Distinct::default();
+        self.pull_teams_each(progress, &mut |page| {
+            rows.extend(page);
+            Ok(())
+        })
+        .await?;
+        Ok(rows.rows)
+    }
+
+    /// Every team, handed to `each` a page at a time, so that a pull never holds the
+    /// raw rows of the whole list. A team seen on two pages comes twice; the later copy
+    /// is the fresher. An error from `each` fails the pull, naming the page.
+    pub async fn pull_teams_each(
+        &self,
+        progress: &mut dyn FnMut(&PageProgress),
+        each: &mut dyn FnMut(Vec<WithUnknown<Team>>) -> Result<(), String>,
+    ) -> Result<(), ApiError> {
         let spec = self.teams_spec(&[]);
-        let mut pager = Pager::new();
-        self.pull(&spec, self.per_page, &mut pager, progress)
+        let mut pager = Pager::streaming();
+        self.pull(&spec, self.per_page, &mut pager, progress, each)
             .await?;
         self.with_state(|s| s.teams.learn(&pager));
-        Ok(pager.finish())
+        Ok(())
     }
 
     /// Every user of the organization: `GET …/users`, paged.
@@ -439,12 +456,34 @@ impl Client {
         include_working_hours: bool,
         progress: &mut dyn FnMut(&PageProgress),
     ) -> Result<Vec<WithUnknown<OrganizationUser>>, ApiError> {
+        let mut rows = Distinct::default();
+        self.pull_users_each(
+            include_rates,
+            include_working_hours,
+            progress,
+            &mut |page| {
+                rows.extend(page);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(rows.rows)
+    }
+
+    /// Every user, handed to `each` a page at a time (see [`Client::pull_teams_each`]).
+    pub async fn pull_users_each(
+        &self,
+        include_rates: bool,
+        include_working_hours: bool,
+        progress: &mut dyn FnMut(&PageProgress),
+        each: &mut dyn FnMut(Vec<WithUnknown<OrganizationUser>>) -> Result<(), String>,
+    ) -> Result<(), ApiError> {
         let spec = self.users_spec(Query::default(), include_rates, include_working_hours);
-        let mut pager = Pager::new();
-        self.pull(&spec, self.per_page, &mut pager, progress)
+        let mut pager = Pager::streaming();
+        self.pull(&spec, self.per_page, &mut pager, progress, each)
             .await?;
         self.with_state(|s| s.users.learn(&pager));
-        Ok(pager.finish())
+        Ok(())
     }
 
     /// Re-reads specific users through the `org_user_ids[]` filter, in batches (at most
@@ -466,8 +505,14 @@ impl Client {
             let spec = self.users_spec(query, include_rates, include_working_hours);
             let final_below = sizes.final_below(batch.len());
             let mut pager = Pager::for_ids(&batch, "org_user_ids[]", final_below);
-            self.pull(&spec, batch.len() as u32, &mut pager, &mut |_| {})
-                .await?;
+            self.pull(
+                &spec,
+                batch.len() as u32,
+                &mut pager,
+                &mut |_| {},
+                &mut |_| Ok(()),
+            )
+            .await?;
             found.extend(pager.finish());
         }
         Ok(found)
@@ -482,8 +527,14 @@ impl Client {
             let spec = self.teams_spec(&batch);
             let final_below = sizes.final_below(batch.len());
             let mut pager = Pager::for_ids(&batch, "group_ids[]", final_below);
-            self.pull(&spec, batch.len() as u32, &mut pager, &mut |_| {})
-                .await?;
+            self.pull(
+                &spec,
+                batch.len() as u32,
+                &mut pager,
+                &mut |_| {},
+                &mut |_| Ok(()),
+            )
+            .await?;
             found.extend(pager.finish());
         }
         Ok(found)
@@ -525,6 +576,7 @@ impl Client {
         per_page: u32,
         pager: &mut Pager<T>,
         progress: &mut dyn FnMut(&PageProgress),
+        each: &mut dyn FnMut(Vec<WithUnknown<T>>) -> Result<(), String>,
     ) -> Result<(), ApiError>
     where
         T: DeserializeOwned + KnownFields + HasId,
@@ -559,6 +611,12 @@ impl Client {
                         message,
                     },
                 })?;
+            if pager.is_streaming() {
+                each(pager.take_page()).map_err(|message| ApiError::Decode {
+                    endpoint: req.endpoint(),
+                    message,
+                })?;
+            }
             let stats = self.stats();
             progress(&PageProgress {
                 entity: spec.entity,
@@ -635,4 +693,36 @@ fn encode_body(req: &Request, body: &GroupWrite) -> Result<Vec<u8>, ApiError> {
         endpoint: req.endpoint(),
         message: format!("cannot encode the request body: {e}"),
     })
+}
+
+/// Rows of a streamed pull, one per id in first-seen order; a later copy replaces an
+/// earlier one (rows shift while paging, and the later copy is the fresher).
+struct Distinct<T> {
+    rows: Vec<WithUnknown<T>>,
+    at: std::collections::HashMap<i64, usize>,
+}
+
+impl<T> Default for Distinct<T> {
+    fn default() -> Self {
+        Distinct {
+            rows: Vec::new(),
+            at: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<T: HasId> Distinct<T> {
+    fn extend(&mut self, page: Vec<WithUnknown<T>>) {
+        for row in page {
+            // The pager has already rejected rows without an id.
+            let id = row.0.id().unwrap_or_default();
+            match self.at.get(&id) {
+                Some(&i) => self.rows[i] = row,
+                None => {
+                    self.at.insert(id, self.rows.len());
+                    self.rows.push(row);
+                }
+            }
+        }
+    }
 }

@@ -65,7 +65,10 @@ pub enum PageError {
 /// The rows collected so far and the state the stop rules need.
 #[derive(Debug)]
 pub struct Pager<T> {
+    /// Every distinct row (collecting), or only the last page's rows (streaming).
     rows: Vec<WithUnknown<T>>,
+    /// Hand each page to the caller instead of keeping every row.
+    streaming: bool,
     index: HashMap<i64, usize>,
     largest: usize,
     non_empty_pages: u32,
@@ -86,6 +89,7 @@ impl<T: HasId> Pager<T> {
     pub fn new() -> Pager<T> {
         Pager {
             rows: Vec::new(),
+            streaming: false,
             index: HashMap::new(),
             largest: 0,
             non_empty_pages: 0,
@@ -93,6 +97,25 @@ impl<T: HasId> Pager<T> {
             filter_name: "",
             final_below: 0,
         }
+    }
+
+    /// A pull of a whole list that keeps only the ids: the caller takes each page's
+    /// rows with [`Pager::take_page`] (a repeated id comes again; the later copy wins).
+    pub fn streaming() -> Pager<T> {
+        Pager {
+            streaming: true,
+            ..Pager::new()
+        }
+    }
+
+    /// Whether pages go to the caller rather than being kept.
+    pub fn is_streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// The rows of the page just accepted (streaming pulls).
+    pub fn take_page(&mut self) -> Vec<WithUnknown<T>> {
+        std::mem::take(&mut self.rows)
     }
 
     /// A re-check of `ids` through the filter `filter_name`: a row that was not asked
@@ -113,9 +136,9 @@ impl<T: HasId> Pager<T> {
         self.largest
     }
 
-    /// Distinct rows collected so far.
+    /// Distinct rows seen so far.
     pub fn collected(&self) -> usize {
-        self.rows.len()
+        self.index.len()
     }
 
     /// The largest page seen, if the list needed more than one non-empty page (so that
@@ -149,7 +172,8 @@ impl<T: HasId> Pager<T> {
                 }
             }
             match self.index.get(&id) {
-                Some(&at) => self.rows[at] = (item, unknown),
+                Some(&at) if !self.streaming => self.rows[at] = (item, unknown),
+                Some(_) => self.rows.push((item, unknown)),
                 None => {
                     self.index.insert(id, self.rows.len());
                     self.rows.push((item, unknown));
@@ -166,12 +190,12 @@ impl<T: HasId> Pager<T> {
         let largest_before = self.largest;
         self.largest = self.largest.max(n);
         if let Some(total) = total {
-            if usize::try_from(total).is_ok_and(|t| self.rows.len() >= t) {
+            if usize::try_from(total).is_ok_and(|t| self.index.len() >= t) {
                 return Ok(Next::Done);
             }
         }
         if let Some(wanted) = &self.wanted {
-            if self.rows.len() >= wanted.len() {
+            if self.index.len() >= wanted.len() {
                 return Ok(Next::Done);
             }
         }
