@@ -2,10 +2,12 @@
 //!
 //! The stored side is only a hash per entity (the canonical JSON's [`content_hash`]),
 //! so a run never holds two full copies of the organization in memory; the pulled
-//! side is the complete [`OrgSnapshot`]. A change carries the pulled canonical JSON,
-//! which is what the store writes as `after_json` and as the new history row.
+//! side is the complete [`OrgSnapshot`]. A change points at the pulled record; its
+//! canonical JSON (what the store writes as `after_json` and as the new history row)
+//! is made again when it is written, so that a first sync does not hold a second copy
+//! of the organization as text.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::snapshot::{content_hash, Entity, EntityKey, OrgSnapshot, RecordRef};
 
@@ -17,8 +19,70 @@ pub struct StoredHashes {
     pub unknown: Option<i64>,
 }
 
-/// What the mirror holds now: every current entity's hashes.
-pub type StoredState = HashMap<EntityKey, StoredHashes>;
+/// What the mirror holds now: every current entity's hashes, sorted by key. A sorted
+/// vector takes a third of the memory of a hash map, and the store reads it in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredState {
+    rows: Vec<(EntityKey, StoredHashes)>,
+}
+
+impl StoredState {
+    /// An empty state.
+    pub fn new() -> StoredState {
+        StoredState::default()
+    }
+
+    /// The hashes stored for `key`.
+    pub fn get(&self, key: &EntityKey) -> Option<&StoredHashes> {
+        self.rows
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .ok()
+            .map(|i| &self.rows[i].1)
+    }
+
+    /// Every stored key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &EntityKey> + '_ {
+        self.rows.iter().map(|(k, _)| k)
+    }
+
+    /// Number of stored entities.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Sets the hashes of `key`.
+    pub fn insert(&mut self, key: EntityKey, hashes: StoredHashes) {
+        match self.rows.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.rows[i].1 = hashes,
+            Err(i) => self.rows.insert(i, (key, hashes)),
+        }
+    }
+
+    /// Forgets `key`.
+    pub fn remove(&mut self, key: &EntityKey) {
+        if let Ok(i) = self.rows.binary_search_by(|(k, _)| k.cmp(key)) {
+            self.rows.remove(i);
+        }
+    }
+}
+
+impl FromIterator<(EntityKey, StoredHashes)> for StoredState {
+    fn from_iter<I: IntoIterator<Item = (EntityKey, StoredHashes)>>(iter: I) -> Self {
+        let mut rows: Vec<(EntityKey, StoredHashes)> = iter.into_iter().collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        // A key given twice keeps its last hashes, like a map.
+        rows.reverse();
+        rows.dedup_by(|a, b| a.0 == b.0);
+        rows.reverse();
+        rows.shrink_to_fit();
+        StoredState { rows }
+    }
+}
 
 /// What kind of change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,7 +120,6 @@ pub struct Change<'a> {
 #[derive(Debug, Clone)]
 pub struct After<'a> {
     pub record: RecordRef<'a>,
-    pub json: String,
     pub hashes: StoredHashes,
     pub unknown: Option<&'a str>,
 }
@@ -160,7 +223,6 @@ pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) ->
             op,
             after: Some(After {
                 record: row.value,
-                json,
                 hashes,
                 unknown: row.unknown,
             }),

@@ -120,12 +120,54 @@ pub struct UserRecord {
     pub deleted_at: Option<String>,
     pub organization_id: Option<i64>,
     pub working_hours: Option<f64>,
-    /// Canonical JSON (keys sorted) of the seed's untyped `permissions` object.
-    pub permissions: Option<serde_json::Value>,
+    /// The seed's untyped `permissions` object, as canonical JSON.
+    pub permissions: Option<CanonicalJson>,
     /// Sorted by id.
     pub tags: Vec<TagRecord>,
     /// Sorted by workspace id.
     pub workspaces: Vec<UserWorkspaceRecord>,
+}
+
+/// JSON text in canonical form (object keys sorted), kept as text: far smaller than a
+/// `serde_json::Value` and serialized verbatim into the record's JSON.
+#[derive(Debug, Clone)]
+pub struct CanonicalJson(Box<serde_json::value::RawValue>);
+
+impl CanonicalJson {
+    /// The canonical text of `value` (serde_json's map keeps keys sorted: see the test
+    /// `json_objects_serialize_with_sorted_keys`).
+    pub fn from_value(value: &serde_json::Value) -> CanonicalJson {
+        let text = value.to_string();
+        match serde_json::value::RawValue::from_string(text) {
+            Ok(raw) => CanonicalJson(raw),
+            // `Value::to_string` always yields valid JSON; keep a valid fallback anyway.
+            Err(_) => CanonicalJson(serde_json::value::RawValue::NULL.to_owned()),
+        }
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for CanonicalJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Serialize for CanonicalJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CanonicalJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(CanonicalJson::from_value(&value))
+    }
 }
 
 /// A tag on a user.
@@ -443,7 +485,10 @@ impl OrgSnapshot {
             deleted_at: utc(user.deleted_at.as_deref()),
             organization_id: user.organization_id,
             working_hours: user.working_hours,
-            permissions: user.permissions.filter(|p| !p.is_null()),
+            permissions: user
+                .permissions
+                .filter(|p| !p.is_null())
+                .map(|p| CanonicalJson::from_value(&p)),
             tags,
             workspaces,
         };
@@ -686,6 +731,14 @@ mod tests {
             s.memberships.keys().copied().collect::<Vec<_>>(),
             vec![(6, 1)]
         );
+    }
+
+    #[test]
+    fn json_objects_serialize_with_sorted_keys() {
+        // Canonical JSON relies on serde_json's map being sorted (no `preserve_order`
+        // feature anywhere in the build). If a dependency ever turns it on, this fails.
+        let v: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":3}}"#).unwrap();
+        assert_eq!(CanonicalJson::from_value(&v).as_str(), r#"{"a":{"c":3,"d":2},"b":1}"#);
     }
 
     #[test]

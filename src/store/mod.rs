@@ -213,7 +213,7 @@ impl Store {
         }
         let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
         self.sql(self.conn.execute_batch(&format!(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit={limit};"
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768; PRAGMA journal_size_limit={limit};"
         )))
     }
 
@@ -376,26 +376,28 @@ impl Store {
             "SELECT entity, id, sub_id, data_hash, unknown_hash FROM entity_history WHERE valid_to IS NULL",
         ))?;
         let rows = self.sql(stmt.query_map([], |r| {
+            let entity = Entity::parse(r.get_ref(0)?.as_str()?);
+            let key = entity.map(|entity| EntityKey {
+                entity,
+                id: 0,
+                sub_id: 0,
+            });
             Ok((
-                r.get::<_, String>(0)?,
+                key,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, Option<i64>>(4)?,
             ))
         }))?;
-        let mut state = StoredState::new();
+        let mut pairs = Vec::new();
         for row in rows {
-            let (entity, id, sub_id, data, unknown) = self.sql(row)?;
-            let Some(entity) = Entity::parse(&entity) else {
-                continue;
-            };
-            state.insert(
-                EntityKey { entity, id, sub_id },
-                StoredHashes { data, unknown },
-            );
+            // Rows of an entity kind this version does not know are left alone.
+            if let (Some(key), id, sub_id, data, unknown) = self.sql(row)? {
+                pairs.push((EntityKey { id, sub_id, ..key }, StoredHashes { data, unknown }));
+            }
         }
-        Ok(state)
+        Ok(pairs.into_iter().collect())
     }
 
     /// Commits a run whole: current tables, history, events and the `sync_runs` row.

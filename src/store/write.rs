@@ -65,6 +65,10 @@ fn apply_change(
 ) -> rusqlite::Result<()> {
     let key = change.key;
     let entity_id = key.entity_id();
+    let json = match (change.op, &change.after) {
+        (Op::Insert | Op::Update, Some(after)) => after.record.canonical_json(),
+        _ => String::new(),
+    };
     match (change.op, &change.after) {
         (Op::Insert, Some(after)) => {
             open_interval(
@@ -73,7 +77,7 @@ fn apply_change(
                 at,
                 &key,
                 &entity_id,
-                &after.json,
+                &json,
                 after.hashes.data,
                 after.hashes.unknown,
             )?;
@@ -87,7 +91,7 @@ fn apply_change(
                 "insert",
                 None,
                 None,
-                Some(&after.json),
+                Some(&json),
             )
         }
         (Op::Update, Some(after)) => {
@@ -98,7 +102,7 @@ fn apply_change(
                 at,
                 &key,
                 &entity_id,
-                &after.json,
+                &json,
                 after.hashes.data,
                 after.hashes.unknown,
             )?;
@@ -106,7 +110,7 @@ fn apply_change(
             write_current(tx, after.record, after.unknown)?;
             let fields = before
                 .as_deref()
-                .map(|b| changed_fields(b, &after.json))
+                .map(|b| changed_fields(b, &json))
                 .unwrap_or_default();
             let fields = serde_json::to_string(&fields).unwrap_or_else(|_| "[]".to_string());
             event(
@@ -118,7 +122,7 @@ fn apply_change(
                 "update",
                 Some(&fields),
                 before.as_deref(),
-                Some(&after.json),
+                Some(&json),
             )
         }
         (Op::Delete, _) => {
@@ -289,7 +293,7 @@ fn write_current(
                 u.deleted_at,
                 u.organization_id,
                 u.working_hours,
-                u.permissions.as_ref().map(|p| p.to_string()),
+                u.permissions.as_ref().map(|p| p.as_str()),
                 unknown
             ])?;
             let mut ws = tx.prepare_cached(
