@@ -63,7 +63,7 @@ impl std::fmt::Display for Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 401/403: the credentials are wrong or lack access. Never retried.
-    #[error("{endpoint}: HTTP {status}: access denied — check the API token (or e-mail and password) and that this user may see organization data: {body}")]
+    #[error("{endpoint}: HTTP {status}: access denied — the credentials were refused or may not see this organization; check the API token (or e-mail and password) and that this user may see organization data: {body}")]
     Auth {
         endpoint: Endpoint,
         status: u16,
@@ -201,8 +201,6 @@ struct State {
 struct PageSizes {
     /// The largest page of a pull that needed more than one page: the server's cap.
     cap: Option<usize>,
-    /// The largest page ever returned: the server honours at least this.
-    largest: usize,
 }
 
 impl PageSizes {
@@ -210,7 +208,6 @@ impl PageSizes {
         if let Some(cap) = pager.cap_seen() {
             self.cap = Some(cap);
         }
-        self.largest = self.largest.max(pager.largest());
     }
 
     /// Ids per by-id request: at most 100, and no more than the server's cap.
@@ -218,15 +215,6 @@ impl PageSizes {
         self.cap
             .unwrap_or(MAX_IDS_PER_REQUEST)
             .clamp(1, MAX_IDS_PER_REQUEST)
-    }
-
-    /// For a by-id request of `n` ids: the size below which a first page is final.
-    fn final_below(&self, n: usize) -> usize {
-        if n <= self.largest {
-            n
-        } else {
-            0
-        }
     }
 }
 
@@ -503,8 +491,7 @@ impl Client {
                 query.push("org_user_ids[]", id);
             }
             let spec = self.users_spec(query, include_rates, include_working_hours);
-            let final_below = sizes.final_below(batch.len());
-            let mut pager = Pager::for_ids(&batch, "org_user_ids[]", final_below);
+            let mut pager = Pager::for_ids(&batch, "org_user_ids[]");
             self.pull(
                 &spec,
                 batch.len() as u32,
@@ -525,8 +512,7 @@ impl Client {
         let mut found = Vec::new();
         for batch in batches(ids, sizes.batch()) {
             let spec = self.teams_spec(&batch);
-            let final_below = sizes.final_below(batch.len());
-            let mut pager = Pager::for_ids(&batch, "group_ids[]", final_below);
+            let mut pager = Pager::for_ids(&batch, "group_ids[]");
             self.pull(
                 &spec,
                 batch.len() as u32,

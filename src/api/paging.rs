@@ -6,8 +6,10 @@
 //! - an empty page ends the list;
 //! - a page shorter than the largest page before it ends the list (an unambiguous
 //!   short page). A short *first* page is ambiguous (a server cap, or the end), so one
-//!   more page is asked for — the only request beyond the minimum — unless the server
-//!   has already returned pages that large (by-id re-checks);
+//!   more page is asked for — the only request beyond the minimum. By-id re-checks
+//!   follow the same rule, whatever page sizes the server returned before: its cap may
+//!   shrink between requests, and an incomplete answer taken as final would turn the
+//!   ids cut off into deletions that did not happen;
 //! - when the server announces a `total` (teams), the pull ends as soon as that many
 //!   distinct ids are collected, and in a by-id re-check as soon as every asked id is
 //!   found;
@@ -74,8 +76,6 @@ pub struct Pager<T> {
     non_empty_pages: u32,
     wanted: Option<HashSet<i64>>,
     filter_name: &'static str,
-    /// A page shorter than this is the last even when it is the first.
-    final_below: usize,
 }
 
 impl<T: HasId> Default for Pager<T> {
@@ -95,7 +95,6 @@ impl<T: HasId> Pager<T> {
             non_empty_pages: 0,
             wanted: None,
             filter_name: "",
-            final_below: 0,
         }
     }
 
@@ -119,21 +118,13 @@ impl<T: HasId> Pager<T> {
     }
 
     /// A re-check of `ids` through the filter `filter_name`: a row that was not asked
-    /// for means the server ignored the filter, which is an error. `final_below`: the
-    /// page size the server is known to honour (it has returned pages that large), so a
-    /// shorter first page is the end rather than a cap; 0 when unknown.
-    pub fn for_ids(ids: &[i64], filter_name: &'static str, final_below: usize) -> Pager<T> {
+    /// for means the server ignored the filter, which is an error.
+    pub fn for_ids(ids: &[i64], filter_name: &'static str) -> Pager<T> {
         Pager {
             wanted: Some(ids.iter().copied().collect()),
             filter_name,
-            final_below,
             ..Pager::new()
         }
-    }
-
-    /// The largest page seen.
-    pub fn largest(&self) -> usize {
-        self.largest
     }
 
     /// Distinct rows seen so far.
@@ -199,7 +190,7 @@ impl<T: HasId> Pager<T> {
                 return Ok(Next::Done);
             }
         }
-        if n < largest_before.max(self.final_below) {
+        if n < largest_before {
             return Ok(Next::Done);
         }
         Ok(Next::More)
@@ -304,13 +295,14 @@ mod tests {
 
     #[test]
     fn by_ids_stops_when_all_found_and_refuses_strangers() {
-        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]", 0);
+        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]");
         assert_eq!(pager.accept(1, page([1, 2]), None), Ok(Next::More));
         assert_eq!(pager.accept(2, page([3]), None), Ok(Next::Done));
-        // A known page size makes a short first page final: id 3 is gone.
-        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]", 3);
-        assert_eq!(pager.accept(1, page([1, 2]), None), Ok(Next::Done));
-        let mut pager: Pager<Team> = Pager::for_ids(&[1], "group_ids[]", 0);
+        // An incomplete first answer is not final: only an empty or short page ends it.
+        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]");
+        assert_eq!(pager.accept(1, page([1, 2]), None), Ok(Next::More));
+        assert_eq!(pager.accept(2, page([]), None), Ok(Next::Done));
+        let mut pager: Pager<Team> = Pager::for_ids(&[1], "group_ids[]");
         let err = pager.accept(1, page([1, 9]), None).unwrap_err();
         assert!(matches!(&err, PageError::Paging(m) if m.contains("group_ids[]")));
     }

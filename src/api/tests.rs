@@ -361,9 +361,9 @@ async fn a_capped_server_still_gives_every_row() {
     ids_asked.push(100);
     let again = client.users_by_ids(&ids_asked, false, false).await.unwrap();
     assert_eq!(ids(&again), (1..=10).collect::<Vec<_>>());
-    // Two batches of at most the cap (7 and 4); the second's short answer is final
-    // because the server has returned pages of 7: id 100 is gone.
-    assert_eq!(client.stats().requests, 8 + 2);
+    // Two batches of at most the cap (7 and 4); the second's answer lacks id 100, so
+    // one more page confirms that it is gone rather than cut off by a smaller cap.
+    assert_eq!(client.stats().requests, 8 + 3);
     let log = server.requests();
     assert!(
         log[8].query.ends_with("page=1&per_page=7"),
@@ -374,6 +374,11 @@ async fn a_capped_server_still_gives_every_row() {
         log[9].query.ends_with("page=1&per_page=4"),
         "{}",
         log[9].query
+    );
+    assert!(
+        log[10].query.ends_with("page=2&per_page=4"),
+        "{}",
+        log[10].query
     );
 }
 

@@ -5,3 +5,4 @@ mod groups;
 mod mirror;
 mod service;
 mod support;
+mod trust;

@@ -39,8 +39,18 @@ impl Mirror {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("org.sqlite");
         let config = dir.path().join("orgmirror.toml");
+        // Fast retries unless `api_extra` sets its own (a key may appear only once).
+        let fast: String = [
+            ("initial_backoff", "\"10ms\""),
+            ("max_backoff", "\"50ms\""),
+            ("request_timeout", "\"5s\""),
+        ]
+        .iter()
+        .filter(|(key, _)| !api_extra.lines().any(|l| l.trim_start().starts_with(key)))
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
         let text = format!(
-            "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\ninitial_backoff = \"10ms\"\nmax_backoff = \"50ms\"\nrequest_timeout = \"5s\"\n{api_extra}\n\
+            "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\n{fast}{api_extra}\n\
              [database]\npath = {:?}\n",
             fake.base_url(),
             options.organization_id,
