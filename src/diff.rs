@@ -74,7 +74,7 @@ impl StoredState {
 impl FromIterator<(EntityKey, StoredHashes)> for StoredState {
     fn from_iter<I: IntoIterator<Item = (EntityKey, StoredHashes)>>(iter: I) -> Self {
         let mut rows: Vec<(EntityKey, StoredHashes)> = iter.into_iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_by_key(|r| r.0);
         // A key given twice keeps its last hashes, like a map.
         rows.reverse();
         rows.dedup_by(|a, b| a.0 == b.0);

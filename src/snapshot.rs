@@ -738,7 +738,10 @@ mod tests {
         // Canonical JSON relies on serde_json's map being sorted (no `preserve_order`
         // feature anywhere in the build). If a dependency ever turns it on, this fails.
         let v: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":3}}"#).unwrap();
-        assert_eq!(CanonicalJson::from_value(&v).as_str(), r#"{"a":{"c":3,"d":2},"b":1}"#);
+        assert_eq!(
+            CanonicalJson::from_value(&v).as_str(),
+            r#"{"a":{"c":3,"d":2},"b":1}"#
+        );
     }
 
     #[test]

@@ -394,7 +394,10 @@ impl Store {
         for row in rows {
             // Rows of an entity kind this version does not know are left alone.
             if let (Some(key), id, sub_id, data, unknown) = self.sql(row)? {
-                pairs.push((EntityKey { id, sub_id, ..key }, StoredHashes { data, unknown }));
+                pairs.push((
+                    EntityKey { id, sub_id, ..key },
+                    StoredHashes { data, unknown },
+                ));
             }
         }
         Ok(pairs.into_iter().collect())
