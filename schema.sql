@@ -27,8 +27,10 @@ CREATE TABLE sync_runs (
 );
 CREATE INDEX sync_runs_by_status ON sync_runs (status, sync_run_id);
 
--- Every change every run observed. Replaying them in event_id order rebuilds the current state.
-CREATE TABLE change_events (
+-- Every change every run observed (read it through the view change_events). The JSON of the
+-- versions before and after lives once, in entity_history; an event points at those rows.
+-- Replaying the events in event_id order rebuilds the current state.
+CREATE TABLE change_log (
     event_id       INTEGER PRIMARY KEY AUTOINCREMENT,
     sync_run_id    INTEGER NOT NULL REFERENCES sync_runs (sync_run_id),
     observed_at    TEXT    NOT NULL,
@@ -36,18 +38,20 @@ CREATE TABLE change_events (
     entity_id      TEXT    NOT NULL,
     op             TEXT    NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
     changed_fields TEXT,
-    before_json    TEXT,
-    after_json     TEXT
+    before_history INTEGER REFERENCES entity_history (history_id),
+    after_history  INTEGER REFERENCES entity_history (history_id)
 );
-CREATE INDEX change_events_by_run ON change_events (sync_run_id);
-CREATE INDEX change_events_by_entity ON change_events (entity, entity_id, event_id);
-CREATE INDEX change_events_by_time ON change_events (observed_at);
+CREATE INDEX change_log_by_run ON change_log (sync_run_id);
+CREATE INDEX change_log_by_entity ON change_log (entity, entity_id, event_id);
+CREATE INDEX change_log_by_time ON change_log (observed_at);
 
 -- SCD-2 history of every entity: one row per version, half-open [valid_from, valid_to).
 -- `id` is the upstream id (the group id for a membership), `sub_id` the member's
 -- organization user id for a membership and 0 otherwise. A closed interval is never
 -- reopened: an entity that comes back opens a new row.
 CREATE TABLE entity_history (
+    -- Explicit, so that VACUUM (and export's VACUUM INTO) keep the ids change_log points at.
+    history_id   INTEGER PRIMARY KEY,
     entity       TEXT    NOT NULL,
     entity_id    TEXT    NOT NULL,
     id           INTEGER NOT NULL,
@@ -201,6 +205,13 @@ CREATE TABLE workspaces (
 );
 
 -- The SQL contract.
+CREATE VIEW change_events AS
+SELECT e.event_id, e.sync_run_id, e.observed_at, e.entity, e.entity_id, e.op, e.changed_fields,
+       b.data_json AS before_json, a.data_json AS after_json
+FROM change_log e
+LEFT JOIN entity_history b ON b.history_id = e.before_history
+LEFT JOIN entity_history a ON a.history_id = e.after_history;
+
 CREATE VIEW users_current AS
 SELECT u.organization_user_id, u.user_account_id, u.user_id, u.name, u.email, u.active, u.admin,
        u.owner, u.joined, u.invite_sent, u.two_fa_enabled, u.can_edit_personal_details,

@@ -271,6 +271,15 @@ async fn pull_and_commit(
         })
         .await?;
     progress.done();
+    info!(
+        run_id,
+        roles = snapshot.roles.len(),
+        groups = snapshot.groups.len(),
+        users = snapshot.users.len(),
+        memberships = snapshot.memberships.len(),
+        requests = client.stats().requests,
+        "pulled the organization"
+    );
 
     let stored = store.stored_state()?;
     confirm_absences(client, config, &stored, &mut snapshot).await?;

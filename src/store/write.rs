@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, Transaction};
 
-use crate::diff::{changed_fields, Change, Diff, Op};
+use crate::diff::{changed_fields, After, Change, Diff, Op};
 use crate::snapshot::{Entity, EntityKey, RecordRef};
 
 /// The request accounting a run row records.
@@ -65,80 +65,38 @@ fn apply_change(
 ) -> rusqlite::Result<()> {
     let key = change.key;
     let entity_id = key.entity_id();
-    let json = match (change.op, &change.after) {
-        (Op::Insert | Op::Update, Some(after)) => after.record.canonical_json(),
-        _ => String::new(),
+    let event = |op: &str, fields: Option<&str>, before: Option<i64>, after: Option<i64>| {
+        tx.prepare_cached(
+            "INSERT INTO change_log (sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_history, after_history)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![run_id, at, key.entity.as_str(), entity_id, op, fields, before, after])
+        .map(|_| ())
     };
     match (change.op, &change.after) {
         (Op::Insert, Some(after)) => {
-            open_interval(
-                tx,
-                run_id,
-                at,
-                &key,
-                &entity_id,
-                &json,
-                after.hashes.data,
-                after.hashes.unknown,
-            )?;
+            let json = after.record.canonical_json();
+            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, after)?;
             write_current(tx, after.record, after.unknown)?;
-            event(
-                tx,
-                run_id,
-                at,
-                &key,
-                &entity_id,
-                "insert",
-                None,
-                None,
-                Some(&json),
-            )
+            event("insert", None, None, Some(opened))
         }
         (Op::Update, Some(after)) => {
+            let json = after.record.canonical_json();
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
-            open_interval(
-                tx,
-                run_id,
-                at,
-                &key,
-                &entity_id,
-                &json,
-                after.hashes.data,
-                after.hashes.unknown,
-            )?;
+            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, after)?;
             delete_current(tx, &key)?;
             write_current(tx, after.record, after.unknown)?;
             let fields = before
-                .as_deref()
-                .map(|b| changed_fields(b, &json))
+                .as_ref()
+                .map(|(_, b)| changed_fields(b, &json))
                 .unwrap_or_default();
             let fields = serde_json::to_string(&fields).unwrap_or_else(|_| "[]".to_string());
-            event(
-                tx,
-                run_id,
-                at,
-                &key,
-                &entity_id,
-                "update",
-                Some(&fields),
-                before.as_deref(),
-                Some(&json),
-            )
+            event("update", Some(&fields), before.map(|(id, _)| id), Some(opened))
         }
         (Op::Delete, _) => {
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
             delete_current(tx, &key)?;
-            event(
-                tx,
-                run_id,
-                at,
-                &key,
-                &entity_id,
-                "delete",
-                None,
-                before.as_deref(),
-                None,
-            )
+            event("delete", None, before.map(|(id, _)| id), None)
         }
         (Op::UnknownOnly, Some(after)) => {
             tx.prepare_cached(
@@ -146,22 +104,19 @@ fn apply_change(
             )?
             .execute(params![key.entity.as_str(), entity_id, after.hashes.unknown])?;
             let table = match key.entity {
-                Entity::User => {
-                    "UPDATE users SET unknown_json = ?2 WHERE organization_user_id = ?1"
-                }
+                Entity::User => "UPDATE users SET unknown_json = ?2 WHERE organization_user_id = ?1",
                 Entity::Group => "UPDATE groups SET unknown_json = ?2 WHERE group_id = ?1",
                 Entity::Role => "UPDATE roles SET unknown_json = ?2 WHERE role_id = ?1",
                 Entity::GroupMembership | Entity::UserRate => return Ok(()),
             };
-            tx.prepare_cached(table)?
-                .execute(params![key.id, after.unknown])?;
+            tx.prepare_cached(table)?.execute(params![key.id, after.unknown])?;
             Ok(())
         }
         (_, None) => Ok(()),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Opens a new current interval; returns its `history_id`.
 fn open_interval(
     tx: &Transaction<'_>,
     run_id: i64,
@@ -169,9 +124,8 @@ fn open_interval(
     key: &EntityKey,
     entity_id: &str,
     json: &str,
-    hash: i64,
-    unknown_hash: Option<i64>,
-) -> rusqlite::Result<()> {
+    after: &After<'_>,
+) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO entity_history (entity, entity_id, id, sub_id, valid_from, data_json, data_hash, unknown_hash, opened_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -183,51 +137,31 @@ fn open_interval(
         key.sub_id,
         at,
         json,
-        hash,
-        unknown_hash,
+        after.hashes.data,
+        after.hashes.unknown,
         run_id
     ])?;
-    Ok(())
+    Ok(tx.last_insert_rowid())
 }
 
-/// Closes the current interval and returns its JSON (the `before` of the change).
+/// Closes the current interval; returns its `history_id` and JSON (the `before` of the change).
 fn close_interval(
     tx: &Transaction<'_>,
     run_id: i64,
     at: &str,
     key: &EntityKey,
     entity_id: &str,
-) -> rusqlite::Result<Option<String>> {
+) -> rusqlite::Result<Option<(i64, String)>> {
     let mut stmt = tx.prepare_cached(
         "UPDATE entity_history SET valid_to = ?3, closed_by = ?4
          WHERE entity = ?1 AND entity_id = ?2 AND valid_to IS NULL
-         RETURNING data_json",
+         RETURNING history_id, data_json",
     )?;
     let mut rows = stmt.query(params![key.entity.as_str(), entity_id, at, run_id])?;
     match rows.next()? {
-        Some(row) => row.get(0),
+        Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
         None => Ok(None),
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn event(
-    tx: &Transaction<'_>,
-    run_id: i64,
-    at: &str,
-    key: &EntityKey,
-    entity_id: &str,
-    op: &str,
-    changed: Option<&str>,
-    before: Option<&str>,
-    after: Option<&str>,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO change_events (sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_json, after_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![run_id, at, key.entity.as_str(), entity_id, op, changed, before, after])?;
-    Ok(())
 }
 
 fn delete_current(tx: &Transaction<'_>, key: &EntityKey) -> rusqlite::Result<()> {
