@@ -114,10 +114,10 @@ pub struct UserRecord {
     #[serde(rename = "2fa_enabled")]
     pub two_fa_enabled: Option<bool>,
     pub can_edit_personal_details: Option<bool>,
-    pub account_locked_at: Option<String>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub deleted_at: Option<String>,
+    pub account_locked_at: Option<Timestamp>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub deleted_at: Option<Timestamp>,
     pub organization_id: Option<i64>,
     pub working_hours: Option<f64>,
     /// The seed's untyped `permissions` object, as canonical JSON.
@@ -196,8 +196,8 @@ pub struct RateRecord {
     pub organization_user_id: i64,
     pub hourly_rate: Option<f64>,
     pub currency: Option<String>,
-    pub start_at: Option<String>,
-    pub end_at: Option<String>,
+    pub start_at: Option<Timestamp>,
+    pub end_at: Option<Timestamp>,
     pub workspace_id: Option<i64>,
     pub workspace_rate_id: Option<i64>,
     pub workspace_user_rate_id: Option<i64>,
@@ -210,9 +210,9 @@ pub struct GroupRecord {
     pub name: Option<String>,
     pub emoji: Option<String>,
     pub organization_id: Option<i64>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub deleted_at: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub deleted_at: Option<Timestamp>,
     /// Sorted by workspace id.
     pub workspaces: Vec<GroupWorkspaceRecord>,
     /// Sorted by id.
@@ -224,9 +224,9 @@ pub struct GroupRecord {
 pub struct GroupWorkspaceRecord {
     pub workspace_id: i64,
     pub workspace_group_id: Option<i64>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub deleted_at: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 /// A ghost of a team.
@@ -246,9 +246,9 @@ pub struct MembershipRecord {
     pub focus_role_id: Option<i64>,
     pub track_role_id: Option<i64>,
     pub work_role_id: Option<i64>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub deleted_at: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 /// A role with its permissions.
@@ -631,11 +631,63 @@ impl RoleRecord {
 }
 
 /// An RFC 3339 timestamp in UTC with a `Z`; text that is not a timestamp is kept as sent.
-pub fn utc(ts: Option<&str>) -> Option<String> {
-    let ts = ts?;
-    match chrono::DateTime::parse_from_rfc3339(ts) {
-        Ok(t) => Some(format_utc(t.with_timezone(&chrono::Utc))),
-        Err(_) => Some(ts.to_string()),
+pub fn utc(ts: Option<&str>) -> Option<Timestamp> {
+    ts.map(Timestamp::parse)
+}
+
+/// An upstream timestamp, normalised: an instant, written RFC 3339 in UTC with a `Z`, or —
+/// when the API sent something that is not RFC 3339 — its text as sent. Twelve bytes
+/// instead of a heap string for every timestamp of every record a run holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Timestamp {
+    Instant { secs: i64, nanos: u32 },
+    Text(Box<str>),
+}
+
+impl Timestamp {
+    /// Parses RFC 3339 in any UTC offset; anything else is kept as text.
+    pub fn parse(text: &str) -> Timestamp {
+        match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(t) => Timestamp::Instant {
+                secs: t.timestamp(),
+                nanos: t.timestamp_subsec_nanos(),
+            },
+            Err(_) => Timestamp::Text(text.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Timestamp::Instant { secs, nanos } => {
+                match chrono::DateTime::from_timestamp(*secs, *nanos) {
+                    Some(t) => f.write_str(&format_utc(t)),
+                    None => write!(f, "{secs}"),
+                }
+            }
+            Timestamp::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Timestamp::parse(&String::deserialize(d)?))
+    }
+}
+
+impl rusqlite::ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Owned(
+            rusqlite::types::Value::Text(self.to_string()),
+        ))
     }
 }
 
@@ -659,22 +711,27 @@ pub fn content_hash(text: &str) -> i64 {
 mod tests {
     use super::*;
 
+    fn utc_text(ts: &str) -> String {
+        utc(Some(ts)).map(|t| t.to_string()).unwrap_or_default()
+    }
+
     #[test]
     fn offsets_normalise_to_the_same_instant() {
         assert_eq!(
-            utc(Some("2026-03-01T14:00:00+02:00")).as_deref(),
-            Some("2026-03-01T12:00:00Z")
+            utc_text("2026-03-01T14:00:00+02:00"),
+            "2026-03-01T12:00:00Z"
         );
+        assert_eq!(utc_text("2026-03-01T12:00:00Z"), "2026-03-01T12:00:00Z");
         assert_eq!(
-            utc(Some("2026-03-01T12:00:00Z")).as_deref(),
-            Some("2026-03-01T12:00:00Z")
+            utc_text("2026-03-01T07:30:00.250-04:30"),
+            "2026-03-01T12:00:00.250Z"
         );
-        assert_eq!(
-            utc(Some("2026-03-01T12:00:00.250Z")).as_deref(),
-            Some("2026-03-01T12:00:00.250Z")
-        );
-        assert_eq!(utc(Some("not a time")).as_deref(), Some("not a time"));
+        assert_eq!(utc_text("not a time"), "not a time");
         assert_eq!(utc(None), None);
+        let json = serde_json::to_string(&utc(Some("2026-03-01T14:00:00+02:00"))).unwrap();
+        assert_eq!(json, "\"2026-03-01T12:00:00Z\"");
+        let back: Timestamp = serde_json::from_str(&json).unwrap();
+        assert_eq!(Some(back), utc(Some("2026-03-01T12:00:00Z")));
     }
 
     #[test]

@@ -91,7 +91,12 @@ fn apply_change(
                 .map(|(_, b)| changed_fields(b, &json))
                 .unwrap_or_default();
             let fields = serde_json::to_string(&fields).unwrap_or_else(|_| "[]".to_string());
-            event("update", Some(&fields), before.map(|(id, _)| id), Some(opened))
+            event(
+                "update",
+                Some(&fields),
+                before.map(|(id, _)| id),
+                Some(opened),
+            )
         }
         (Op::Delete, _) => {
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
@@ -104,12 +109,15 @@ fn apply_change(
             )?
             .execute(params![key.entity.as_str(), entity_id, after.hashes.unknown])?;
             let table = match key.entity {
-                Entity::User => "UPDATE users SET unknown_json = ?2 WHERE organization_user_id = ?1",
+                Entity::User => {
+                    "UPDATE users SET unknown_json = ?2 WHERE organization_user_id = ?1"
+                }
                 Entity::Group => "UPDATE groups SET unknown_json = ?2 WHERE group_id = ?1",
                 Entity::Role => "UPDATE roles SET unknown_json = ?2 WHERE role_id = ?1",
                 Entity::GroupMembership | Entity::UserRate => return Ok(()),
             };
-            tx.prepare_cached(table)?.execute(params![key.id, after.unknown])?;
+            tx.prepare_cached(table)?
+                .execute(params![key.id, after.unknown])?;
             Ok(())
         }
         (_, None) => Ok(()),
