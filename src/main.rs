@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use orgmirror::commands::{self, CommandError, Exit};
 
+mod bench;
+
 /// Mirrors a Toggl Focus organization into SQLite and keeps the history of every change.
 #[derive(Parser)]
 #[command(name = "orgmirror", version, about)]
@@ -77,6 +79,8 @@ enum Command {
     /// Groups as code: plan, apply or export a TOML file of the organization's groups.
     #[command(subcommand)]
     Groups(orgmirror::groups::file::GroupsCmd),
+    /// Benchmark: sync vs. a bare fetch-and-parse floor against the built-in fake, as JSON.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
             Command::Check => orgmirror::check::run(config).await,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,

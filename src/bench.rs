@@ -1,0 +1,690 @@
+//! `orgmirror bench`: the speed, the frugality and the memory of a sync, side by side with
+//! the floor — what fetching and parsing the same pages costs with nothing else.
+//!
+//! For each organization size, in a fresh temp dir, with the built-in fake served over
+//! loopback from THIS process (its own thread), four scenarios run as child processes of
+//! this binary, so that wall time, CPU time and peak RSS (`wait4` rusage) are those of the
+//! child alone and the fake's cost is the same for all of them:
+//!
+//! - `floor`: `orgmirror bench --floor-only URL`: roles, every teams page, every users page
+//!   (rates and working hours), the same `per_page`, typed into [`orgmirror::api::models`] with
+//!   a bare `reqwest` + `serde_json` client; no retries, no storage;
+//! - `initial`: `orgmirror --config … sync` into an empty database;
+//! - `unchanged`: the same sync again, nothing changed upstream;
+//! - `churn`: 1% of the users changed upstream (rates, group joins and leaves, renames,
+//!   leavers, joiners, in turn), then a sync.
+//!
+//! Requests are counted by the fake (every request it served), and set against the
+//! minimum: one roles call, `ceil(groups / page)` pages of teams (they announce a total)
+//! and `floor(users / page) + 1` pages of users (only a short page ends them), where
+//! `page = min(api.per_page, the fake's cap)`. Rows written are counted in the database:
+//! the run's `change_events` rows plus the `entity_history` rows it opened or closed
+//! (exact, by `sync_run_id` / `opened_by` / `closed_by`); the net change of the row count
+//! of every other table but `sync_runs` is reported beside them as a cross-check.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use orgmirror::api::models::{Items, OrganizationUser, Role, Team, TeamsPage};
+use orgmirror::commands::{CommandError, Exit};
+use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
+use orgmirror::store::Store;
+
+/// The sizes `--quick` runs (a CI smoke test, not a measurement).
+const QUICK_SIZES: [usize; 2] = [200, 1000];
+
+/// What `per_page` every client asks for (the config default).
+const PER_PAGE: u32 = 200;
+
+/// Options of `orgmirror bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Organization sizes (users), comma-separated; groups are a tenth of them.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    pub sizes: Vec<usize>,
+    /// Where to write the results as JSON.
+    #[arg(long, value_name = "PATH", default_value = "bench-results/bench.json")]
+    pub out: PathBuf,
+    /// The most rows the fake returns per page, whatever per_page asks.
+    #[arg(long, default_value_t = 200)]
+    pub per_page_cap: usize,
+    /// Sizes 200 and 1000 only (a smoke test for CI).
+    #[arg(long)]
+    pub quick: bool,
+    /// Internal: fetch and parse every page from this base URL, print counts, exit.
+    #[arg(long, hide = true, value_name = "BASE_URL")]
+    pub floor_only: Option<String>,
+    /// Internal (with --floor-only): the organization id.
+    #[arg(long, hide = true, default_value_t = 1001)]
+    pub organization_id: i64,
+    /// Internal (with --floor-only): the workspace id.
+    #[arg(long, hide = true, default_value_t = 2001)]
+    pub workspace_id: i64,
+    /// Internal: run the command after `--`, wait for it, write its cost here as JSON.
+    #[arg(long, hide = true, value_name = "PATH", requires = "command")]
+    pub measure_into: Option<PathBuf>,
+    /// Internal (with --measure-into): the command to measure.
+    #[arg(last = true, hide = true)]
+    pub command: Vec<String>,
+}
+
+/// `orgmirror bench`: runs every scenario at every size, prints a table, writes the JSON.
+pub async fn run(args: BenchArgs) -> Result<Exit, CommandError> {
+    if let Some(base_url) = args.floor_only.clone() {
+        return floor(&base_url, args.organization_id, args.workspace_id).await;
+    }
+    if let Some(into) = args.measure_into.clone() {
+        return tokio::task::spawn_blocking(move || measure_command(&into, &args.command))
+            .await
+            .map_err(|e| CommandError::failed(format!("bench: {e}")))?;
+    }
+    // Children are waited for with blocking calls; keep them off the runtime's workers.
+    tokio::task::spawn_blocking(move || measure_all(&args))
+        .await
+        .map_err(|e| CommandError::failed(format!("bench: {e}")))?
+}
+
+/// The floor: the same pages with a bare typed client. Prints one JSON line of counts.
+async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, CommandError> {
+    let http = reqwest::Client::new();
+    let base = format!("{}/organizations/{org}", base_url.trim_end_matches('/'));
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let resp = http
+                .get(&path)
+                .basic_auth("demo-token", Some("api_token"))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| CommandError::failed(format!("floor: GET {path}: {e}")))?;
+            resp.bytes()
+                .await
+                .map_err(|e| CommandError::failed(format!("floor: GET {path}: {e}")))
+        }
+    };
+    let parse_error = |what: &str, e: serde_json::Error| {
+        CommandError::failed(format!("floor: cannot parse {what}: {e}"))
+    };
+    let mut requests = 0u32;
+
+    let body = get(format!("{base}/roles")).await?;
+    requests += 1;
+    let roles: Items<Role> = serde_json::from_slice(&body).map_err(|e| parse_error("roles", e))?;
+
+    let mut teams = 0usize;
+    for page in 1.. {
+        let body = get(format!(
+            "{base}/teams?workspace_id={workspace}&page={page}&per_page={PER_PAGE}"
+        ))
+        .await?;
+        requests += 1;
+        let parsed: TeamsPage<Team> =
+            serde_json::from_slice(&body).map_err(|e| parse_error("teams", e))?;
+        teams += parsed.data.len();
+        let total = parsed.total.and_then(|t| usize::try_from(t).ok());
+        if parsed.data.is_empty() || total.is_some_and(|t| teams >= t) {
+            break;
+        }
+    }
+
+    // No total for users: a page shorter than the largest one, or an empty one, ends it.
+    let (mut users, mut largest) = (0usize, 0usize);
+    for page in 1.. {
+        let body = get(format!(
+            "{base}/users?page={page}&per_page={PER_PAGE}&include_rates=true&include_working_hours=true"
+        ))
+        .await?;
+        requests += 1;
+        let parsed: Items<OrganizationUser> =
+            serde_json::from_slice(&body).map_err(|e| parse_error("users", e))?;
+        let n = parsed.items.len();
+        users += n;
+        if n == 0 || n < largest {
+            break;
+        }
+        largest = largest.max(n);
+    }
+    println!(
+        "{}",
+        json!({"requests": requests, "roles": roles.items.len(), "teams": teams, "users": users})
+    );
+    Ok(Exit::Ok)
+}
+
+/// What one child process cost.
+struct ChildCost {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: i64,
+    /// RSS of the intermediate that spawned it: the most the peak can be inflated by.
+    spawner_rss_kib: i64,
+}
+
+/// One measured (size, scenario).
+struct Measurement {
+    size: usize,
+    scenario: &'static str,
+    cost: ChildCost,
+    requests: usize,
+    min_requests: usize,
+    /// `change_events` rows of the run (None for the floor).
+    events: Option<i64>,
+    /// `entity_history` rows the run opened or closed.
+    history_rows: Option<i64>,
+    /// Net change of the row count of every table but `sync_runs`.
+    row_count_delta: Option<i64>,
+    db_bytes: Option<u64>,
+    wal_bytes: Option<u64>,
+    users: usize,
+    groups: usize,
+    memberships: usize,
+    /// What the churn changed upstream.
+    churn: Option<Value>,
+}
+
+impl Measurement {
+    fn rows_written(&self) -> Option<i64> {
+        Some(self.events? + self.history_rows?)
+    }
+}
+
+fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
+    let sizes: Vec<usize> = if args.quick {
+        QUICK_SIZES.to_vec()
+    } else {
+        args.sizes.clone()
+    };
+    if sizes.is_empty() || sizes.contains(&0) {
+        return Err(CommandError {
+            exit: Exit::Config,
+            message: "--sizes: give one or more sizes of at least 1".to_string(),
+        });
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| CommandError::failed(format!("bench: cannot find this binary: {e}")))?;
+    let machine = machine_info();
+    eprintln!(
+        "orgmirror bench: sizes {sizes:?}, per_page {PER_PAGE}, fake page cap {}",
+        args.per_page_cap
+    );
+    let mut results = Vec::new();
+    for &size in &sizes {
+        results.extend(measure_size(&exe, size, args.per_page_cap)?);
+    }
+    print_table(&results);
+    let document = json!({
+        "machine": machine,
+        "per_page": PER_PAGE,
+        "per_page_cap": args.per_page_cap,
+        "rows_written_means": "change_events rows of the run + entity_history rows it opened or closed (exact); row_count_delta = net change of the row count of every table but sync_runs",
+        "wall_means": "from spawning the child process to its exit",
+        "peak_rss_means": "ru_maxrss of the child (wait4); Linux folds in the RSS of the process that spawned it, a small intermediate whose RSS is spawner_rss_kib",
+        "results": results.iter().map(|m| to_json(m, &results)).collect::<Vec<_>>(),
+    });
+    write_json(&args.out, &document)?;
+    println!("\nwritten to {}", args.out.display());
+    Ok(Exit::Ok)
+}
+
+fn measure_size(
+    exe: &Path,
+    size: usize,
+    per_page_cap: usize,
+) -> Result<Vec<Measurement>, CommandError> {
+    let failed = |what: String| CommandError::failed(format!("bench ({size} users): {what}"));
+    let dir = tempfile::tempdir().map_err(|e| failed(format!("cannot make a temp dir: {e}")))?;
+    let options = FakeOptions {
+        users: size,
+        per_page_cap,
+        ..Default::default()
+    };
+    let server = FakeServer::start_background(options.clone())
+        .map_err(|e| failed(format!("cannot start the fake: {e}")))?;
+    let fake = server.handle();
+    let db = dir.path().join("org.sqlite");
+    let config = dir.path().join("orgmirror.toml");
+    let text = format!(
+        "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
+         [database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
+        server.base_url(),
+        options.organization_id,
+        options.workspace_id,
+        db.display().to_string()
+    );
+    std::fs::write(&config, text).map_err(|e| failed(format!("cannot write the config: {e}")))?;
+
+    let mut out = Vec::new();
+    let page = (PER_PAGE as usize).min(per_page_cap).max(1);
+
+    // floor
+    let counts = fake.counts();
+    let before = fake.request_count();
+    let mut floor_cmd = Command::new(exe);
+    floor_cmd
+        .args(["bench", "--floor-only", &server.base_url()])
+        .args(["--organization-id", &options.organization_id.to_string()])
+        .args(["--workspace-id", &options.workspace_id.to_string()]);
+    let cost = run_child(exe, floor_cmd, dir.path(), "floor").map_err(failed)?;
+    out.push(Measurement {
+        size,
+        scenario: "floor",
+        cost,
+        requests: fake.request_count() - before,
+        min_requests: min_requests(&fake, page),
+        events: None,
+        history_rows: None,
+        row_count_delta: None,
+        db_bytes: None,
+        wal_bytes: None,
+        users: counts.users,
+        groups: counts.groups,
+        memberships: counts.memberships,
+        churn: None,
+    });
+    eprintln!("  {size:>7} floor     done");
+
+    for scenario in ["initial", "unchanged", "churn"] {
+        let churn = if scenario == "churn" {
+            Some(apply_churn(&fake, size))
+        } else {
+            None
+        };
+        let counts = fake.counts();
+        let min = min_requests(&fake, page);
+        let rows_before = row_count(&db).map_err(failed)?;
+        let before = fake.request_count();
+        let mut sync_cmd = Command::new(exe);
+        sync_cmd
+            .arg("--config")
+            .arg(&config)
+            .arg("sync")
+            .env("TOGGL_API_TOKEN", "demo-token");
+        let cost = run_child(exe, sync_cmd, dir.path(), scenario).map_err(failed)?;
+        let requests = fake.request_count() - before;
+        let written = written_by_last_run(&db).map_err(failed)?;
+        let rows_after = row_count(&db).map_err(failed)?;
+        out.push(Measurement {
+            size,
+            scenario,
+            cost,
+            requests,
+            min_requests: min,
+            events: Some(written.0),
+            history_rows: Some(written.1),
+            row_count_delta: Some(rows_after - rows_before),
+            db_bytes: Some(file_size(&db)),
+            wal_bytes: Some(file_size(&with_suffix(&db, "-wal"))),
+            users: counts.users,
+            groups: counts.groups,
+            memberships: counts.memberships,
+            churn,
+        });
+        eprintln!("  {size:>7} {scenario:<9} done");
+        // Runs in the same second would give zero-length history intervals: not what a
+        // scheduled mirror sees. Outside the timed part.
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    drop(server);
+    Ok(out)
+}
+
+/// One roles call plus the pages of teams and of users at `page` rows a page. Teams
+/// announce their `total`, so `ceil(groups / page)` pages do; users do not, so only a
+/// short (or empty) page ends the list: `floor(users / page) + 1`.
+fn min_requests(fake: &FakeHandle, page: usize) -> usize {
+    let counts = fake.counts();
+    1 + counts.groups.div_ceil(page).max(1) + counts.users / page + 1
+}
+
+/// Changes 1% of the users (at least 6), one kind of change after another: a rate, a group
+/// join, a group leave, a rename, a leaver, a joiner. Returns what it did, by kind.
+fn apply_churn(fake: &FakeHandle, size: usize) -> Value {
+    fake.advance(chrono::Duration::hours(1));
+    let target = size.div_ceil(100).max(6);
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut users = fake.user_ids();
+    // Not the owner: the deletion guard and `groups/me` lean on them.
+    users.retain(|&id| id != orgmirror::fake::FIRST_USER_ID);
+    rng.shuffle(&mut users);
+    let groups = fake.group_ids();
+    let mut done = [0usize; 6];
+    let mut picks = users.into_iter();
+    let mut changed = 0usize;
+    while changed < target {
+        let Some(user) = picks.next() else { break };
+        let kind = changed % 6;
+        let ok = match kind {
+            0 => fake.set_rate(user, Some(40.0 + rng.f64() * 100.0), "EUR"),
+            1 => (0..8).any(|_| match rng.choice(&groups) {
+                Some(&g) => fake.join_group(g, user),
+                None => false,
+            }),
+            2 => match fake.user(user).and_then(|u| u.groups.first().copied()) {
+                Some(g) => fake.leave_group(g, user),
+                None => false,
+            },
+            3 => fake.rename_user(user, &format!("Renamed Person {user}")),
+            4 => fake.remove_user(user),
+            _ => {
+                fake.add_user(
+                    &format!("New Joiner {changed}"),
+                    &format!("joiner.{changed}@example.com"),
+                );
+                true
+            }
+        };
+        if ok {
+            done[kind] += 1;
+            changed += 1;
+        }
+    }
+    json!({
+        "users_changed": changed,
+        "rate": done[0], "join_group": done[1], "leave_group": done[2],
+        "rename": done[3], "leaver": done[4], "joiner": done[5],
+    })
+}
+
+/// Runs `cmd` to completion with stdout and stderr in `dir`, and returns what it cost.
+///
+/// Linux carries the RSS of the process that spawns a child into the child's `ru_maxrss`
+/// (fork and vfork alike, through exec), and this process holds the whole fake
+/// organization. So the child is started by a small intermediate, `orgmirror bench
+/// --measure-into PATH -- CMD…`, a fresh process a few MiB large: that is the most its
+/// own RSS can add, and it is recorded as `spawner_rss_kib`.
+fn run_child(exe: &Path, cmd: Command, dir: &Path, name: &str) -> Result<ChildCost, String> {
+    let stdout_path = dir.join(format!("{name}.stdout"));
+    let stderr_path = dir.join(format!("{name}.stderr"));
+    let cost_path = dir.join(format!("{name}.cost.json"));
+    let open = |p: &Path| File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut spawner = Command::new(exe);
+    spawner
+        .args(["bench", "--measure-into"])
+        .arg(&cost_path)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => spawner.env(key, v),
+            None => spawner.env_remove(key),
+        };
+    }
+    spawner
+        .stdin(Stdio::null())
+        .stdout(open(&stdout_path)?)
+        .stderr(open(&stderr_path)?)
+        .env_remove("TOGGL_EMAIL")
+        .env_remove("TOGGL_PASSWORD")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RUST_LOG")
+        .env_remove("ORGMIRROR_CONFIG");
+    let status = spawner
+        .status()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    if !status.success() {
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        return Err(format!("{name} failed ({status}): {}", stderr.trim()));
+    }
+    let cost: Value = std::fs::read_to_string(&cost_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{name}: cannot read {}: {e}", cost_path.display()))?;
+    let micros = |k: &str| Duration::from_micros(cost[k].as_u64().unwrap_or(0));
+    Ok(ChildCost {
+        wall: micros("wall_us"),
+        cpu: micros("cpu_us"),
+        peak_rss_kib: cost["peak_rss_kib"].as_i64().unwrap_or(0),
+        spawner_rss_kib: cost["spawner_rss_kib"].as_i64().unwrap_or(0),
+    })
+}
+
+/// `bench --measure-into PATH -- CMD…`: runs CMD (stdio inherited), reads its wall time,
+/// CPU time and peak RSS with `wait4`, writes them to PATH, and exits as CMD did.
+fn measure_command(into: &Path, command: &[String]) -> Result<Exit, CommandError> {
+    let failed = |m: String| CommandError::failed(format!("bench --measure-into: {m}"));
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| failed("no command after --".to_string()))?;
+    let spawner_rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<i64>().ok())
+        });
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .spawn()
+        .map_err(|e| failed(format!("cannot start {program}: {e}")))?;
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| failed(format!("pid: {e}")))?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not yet reaped (std's `Child` is never waited on);
+        // `status` and `usage` are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(failed(format!("wait4: {err}")));
+        }
+    }
+    let wall = started.elapsed();
+    drop(child);
+    let micros = |t: libc::timeval| t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64;
+    let cost = json!({
+        "wall_us": wall.as_micros() as u64,
+        "cpu_us": micros(usage.ru_utime) + micros(usage.ru_stime),
+        // Linux reports kilobytes.
+        "peak_rss_kib": usage.ru_maxrss,
+        "spawner_rss_kib": spawner_rss_kib,
+        "wait_status": status,
+    });
+    std::fs::write(into, cost.to_string())
+        .map_err(|e| failed(format!("{}: {e}", into.display())))?;
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(Exit::Ok)
+    } else {
+        Err(failed(format!("{program} ended with wait status {status}")))
+    }
+}
+
+/// Rows in every table but `sync_runs` (0 when there is no database yet).
+fn row_count(db: &Path) -> Result<i64, String> {
+    if !db.exists() {
+        return Ok(0);
+    }
+    let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
+    let conn = store.connection();
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> 'sync_runs' ORDER BY name",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(|e| e.to_string())?;
+    let mut total = 0i64;
+    for t in tables {
+        let n: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
+            .map_err(|e| format!("{t}: {e}"))?;
+        total += n;
+    }
+    Ok(total)
+}
+
+/// `(change_events rows, entity_history rows opened or closed)` of the last run, which
+/// must have succeeded.
+fn written_by_last_run(db: &Path) -> Result<(i64, i64), String> {
+    let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
+    let conn = store.connection();
+    let (run, status): (i64, String) = conn
+        .query_row(
+            "SELECT sync_run_id, status FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| e.to_string())?;
+    if status != "succeeded" {
+        return Err(format!("run {run} is {status}"));
+    }
+    let events: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM change_events WHERE sync_run_id = ?1",
+            [run],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    let history: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM entity_history WHERE opened_by = ?1) \
+                  + (SELECT count(*) FROM entity_history WHERE closed_by = ?1)",
+            [run],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((events, history))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The floor wall time at the same size.
+fn floor_of<'a>(m: &Measurement, all: &'a [Measurement]) -> Option<&'a Measurement> {
+    all.iter()
+        .find(|f| f.size == m.size && f.scenario == "floor")
+}
+
+fn ratio(m: &Measurement, all: &[Measurement]) -> Option<f64> {
+    floor_of(m, all).map(|f| m.cost.wall.as_secs_f64() / f.cost.wall.as_secs_f64().max(1e-9))
+}
+
+fn to_json(m: &Measurement, all: &[Measurement]) -> Value {
+    json!({
+        "size": m.size,
+        "scenario": m.scenario,
+        "users": m.users,
+        "groups": m.groups,
+        "memberships": m.memberships,
+        "wall_ms": m.cost.wall.as_secs_f64() * 1e3,
+        "cpu_ms": m.cost.cpu.as_secs_f64() * 1e3,
+        "peak_rss_kib": m.cost.peak_rss_kib,
+        "spawner_rss_kib": m.cost.spawner_rss_kib,
+        "requests": m.requests,
+        "min_requests": m.min_requests,
+        "rows_written": m.rows_written(),
+        "events_written": m.events,
+        "history_rows_written": m.history_rows,
+        "row_count_delta": m.row_count_delta,
+        "db_bytes": m.db_bytes,
+        "wal_bytes": m.wal_bytes,
+        "wall_vs_floor": ratio(m, all),
+        "churn": m.churn,
+    })
+}
+
+fn print_table(results: &[Measurement]) {
+    println!(
+        "\n{:>7} {:<9} {:>8} {:>7} {:>8} {:>8} {:>11} {:>9} {:>8} {:>8} {:>8}",
+        "users",
+        "scenario",
+        "wall s",
+        "×floor",
+        "cpu s",
+        "RSS MiB",
+        "req/min",
+        "rows",
+        "events",
+        "Δrows",
+        "db MiB"
+    );
+    let opt = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+    for m in results {
+        let mib = |b: u64| format!("{:.1}", b as f64 / 1_048_576.0);
+        println!(
+            "{:>7} {:<9} {:>8.2} {:>7} {:>8.2} {:>8.1} {:>11} {:>9} {:>8} {:>8} {:>8}",
+            m.size,
+            m.scenario,
+            m.cost.wall.as_secs_f64(),
+            ratio(m, results).map_or("-".to_string(), |r| format!("{r:.2}")),
+            m.cost.cpu.as_secs_f64(),
+            m.cost.peak_rss_kib as f64 / 1024.0,
+            format!("{}/{}", m.requests, m.min_requests),
+            opt(m.rows_written()),
+            opt(m.events),
+            opt(m.row_count_delta),
+            m.db_bytes
+                .map_or("-".to_string(), |b| mib(b + m.wal_bytes.unwrap_or(0))),
+        );
+    }
+}
+
+fn write_json(out: &Path, document: &Value) -> Result<(), CommandError> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CommandError::failed(format!("--out: {}: {e}", parent.display())))?;
+    }
+    let text = serde_json::to_string_pretty(document)
+        .map_err(|e| CommandError::failed(format!("bench: cannot encode the results: {e}")))?;
+    std::fs::write(out, text + "\n")
+        .map_err(|e| CommandError::failed(format!("--out: {}: {e}", out.display())))
+}
+
+/// nproc, CPU model, total memory, git commit and the date.
+fn machine_info() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_total_kib = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok());
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"]);
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "cpu_model": cpu_model,
+        "mem_total_kib": mem_total_kib,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "date": orgmirror::sync::now_utc(),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}

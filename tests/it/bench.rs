@@ -1,0 +1,65 @@
+//! `orgmirror bench --quick`: the benchmark runs end to end and its JSON says what it must.
+
+use std::collections::BTreeSet;
+
+use crate::support::{bin, text};
+
+#[test]
+fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bench.json");
+    let run = std::process::Command::new(bin())
+        .args(["bench", "--quick", "--out"])
+        .arg(&out)
+        .env("TOGGL_API_TOKEN", "demo-token")
+        .output()
+        .expect("binary runs");
+    assert!(
+        run.status.success(),
+        "bench failed: {}\n{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("json written"))
+            .expect("valid JSON");
+    assert!(doc["machine"]["nproc"].as_u64().is_some_and(|n| n >= 1));
+    let results = doc["results"].as_array().expect("results");
+    let seen: BTreeSet<(u64, String)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["size"].as_u64().unwrap_or(0),
+                r["scenario"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for size in [200, 1000] {
+        for scenario in ["floor", "initial", "unchanged", "churn"] {
+            assert!(
+                seen.contains(&(size, scenario.to_string())),
+                "{size} {scenario} missing from {seen:?}"
+            );
+        }
+    }
+    for r in results {
+        let (requests, min) = (r["requests"].as_u64(), r["min_requests"].as_u64());
+        assert!(
+            requests >= min && min >= Some(3),
+            "requests below the minimum: {r}"
+        );
+        assert!(r["peak_rss_kib"].as_u64().is_some_and(|k| k > 0), "{r}");
+        assert!(r["wall_ms"].as_f64().is_some_and(|w| w > 0.0), "{r}");
+        match r["scenario"].as_str() {
+            Some("unchanged") => {
+                assert_eq!(r["rows_written"], 0, "an unchanged sync wrote rows: {r}");
+                assert_eq!(r["row_count_delta"], 0, "{r}");
+            }
+            Some("initial") | Some("churn") => {
+                assert!(r["rows_written"].as_i64().is_some_and(|n| n > 0), "{r}");
+                assert!(r["wall_vs_floor"].as_f64().is_some(), "{r}");
+            }
+            _ => {}
+        }
+    }
+}
