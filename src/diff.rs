@@ -112,7 +112,7 @@ impl Op {
 pub struct Change<'a> {
     pub key: EntityKey,
     pub op: Op,
-    /// The pulled record (insert, update, unknown-only), with its canonical JSON and hashes.
+    /// The pulled record (insert, update, unknown-only).
     pub after: Option<After<'a>>,
 }
 
@@ -120,8 +120,17 @@ pub struct Change<'a> {
 #[derive(Debug, Clone)]
 pub struct After<'a> {
     pub record: RecordRef<'a>,
-    pub hashes: StoredHashes,
     pub unknown: Option<&'a str>,
+}
+
+impl After<'_> {
+    /// The canonical JSON and the hashes the store keeps for it (made again at write
+    /// time rather than held for every change of a large diff).
+    pub fn json_and_hashes(&self) -> (String, StoredHashes) {
+        let json = self.record.canonical_json();
+        let hashes = hashes_of(&json, self.unknown);
+        (json, hashes)
+    }
 }
 
 /// Which stored entities a pull speaks for. A full pull speaks for all of them; a
@@ -203,12 +212,11 @@ pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) ->
         if !scope.covers(&row.key) {
             continue;
         }
-        let json = row.value.canonical_json();
-        let hashes = hashes_of(&json, row.unknown);
         let op = match stored.get(&row.key) {
             None => Op::Insert,
             Some(s) => {
                 seen += 1;
+                let hashes = hashes_of(&row.value.canonical_json(), row.unknown);
                 if s.data != hashes.data {
                     Op::Update
                 } else if s.unknown != hashes.unknown {
@@ -223,7 +231,6 @@ pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) ->
             op,
             after: Some(After {
                 record: row.value,
-                hashes,
                 unknown: row.unknown,
             }),
         });
@@ -265,7 +272,7 @@ pub fn apply(stored: &mut StoredState, diff: &Diff<'_>) {
                 stored.remove(&c.key);
             }
             (_, Some(after)) => {
-                stored.insert(c.key, after.hashes);
+                stored.insert(c.key, after.json_and_hashes().1);
             }
             (_, None) => {}
         }

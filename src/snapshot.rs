@@ -186,8 +186,8 @@ pub struct UserWorkspaceRecord {
     pub focus_role_id: Option<i64>,
     pub track_role_id: Option<i64>,
     pub work_role_id: Option<i64>,
-    /// Sorted.
-    pub toggl_products: Vec<String>,
+    /// Sorted, as a JSON array (one small allocation instead of one per product).
+    pub toggl_products: CanonicalJson,
 }
 
 /// A user's current rate.
@@ -435,6 +435,7 @@ impl OrgSnapshot {
             let mut products = w.toggl_products;
             products.sort();
             products.dedup();
+            let products = CanonicalJson::from_value(&serde_json::Value::from(products));
             workspaces.push(UserWorkspaceRecord {
                 id: wid,
                 workspace_user_id: w.workspace_user_id,

@@ -213,7 +213,7 @@ impl Store {
         }
         let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
         self.sql(self.conn.execute_batch(&format!(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768; PRAGMA journal_size_limit={limit};"
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-49152; PRAGMA journal_size_limit={limit};"
         )))
     }
 

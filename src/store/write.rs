@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, Transaction};
 
-use crate::diff::{changed_fields, After, Change, Diff, Op};
+use crate::diff::{changed_fields, Change, Diff, Op, StoredHashes};
 use crate::snapshot::{Entity, EntityKey, RecordRef};
 
 /// The request accounting a run row records.
@@ -75,15 +75,15 @@ fn apply_change(
     };
     match (change.op, &change.after) {
         (Op::Insert, Some(after)) => {
-            let json = after.record.canonical_json();
-            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, after)?;
+            let (json, hashes) = after.json_and_hashes();
+            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, &hashes)?;
             write_current(tx, after.record, after.unknown)?;
             event("insert", None, None, Some(opened))
         }
         (Op::Update, Some(after)) => {
-            let json = after.record.canonical_json();
+            let (json, hashes) = after.json_and_hashes();
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
-            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, after)?;
+            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, &hashes)?;
             delete_current(tx, &key)?;
             write_current(tx, after.record, after.unknown)?;
             let fields = before
@@ -107,7 +107,7 @@ fn apply_change(
             tx.prepare_cached(
                 "UPDATE entity_history SET unknown_hash = ?3 WHERE entity = ?1 AND entity_id = ?2 AND valid_to IS NULL",
             )?
-            .execute(params![key.entity.as_str(), entity_id, after.hashes.unknown])?;
+            .execute(params![key.entity.as_str(), entity_id, after.json_and_hashes().1.unknown])?;
             let table = match key.entity {
                 Entity::User => {
                     "UPDATE users SET unknown_json = ?2 WHERE organization_user_id = ?1"
@@ -132,7 +132,7 @@ fn open_interval(
     key: &EntityKey,
     entity_id: &str,
     json: &str,
-    after: &After<'_>,
+    hashes: &StoredHashes,
 ) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO entity_history (entity, entity_id, id, sub_id, valid_from, data_json, data_hash, unknown_hash, opened_by)
@@ -145,8 +145,8 @@ fn open_interval(
         key.sub_id,
         at,
         json,
-        after.hashes.data,
-        after.hashes.unknown,
+        hashes.data,
+        hashes.unknown,
         run_id
     ])?;
     Ok(tx.last_insert_rowid())
@@ -244,8 +244,7 @@ fn write_current(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for w in &u.workspaces {
-                let products =
-                    serde_json::to_string(&w.toggl_products).unwrap_or_else(|_| "[]".to_string());
+                let products = w.toggl_products.as_str();
                 ws.execute(params![
                     u.id,
                     w.id,
