@@ -484,35 +484,39 @@ impl Client {
         include_working_hours: bool,
     ) -> Result<Vec<WithUnknown<OrganizationUser>>, ApiError> {
         let sizes = self.with_state(|s| s.users);
-        let mut found = Vec::new();
-        for batch in batches(ids, sizes.batch()) {
+        self.by_ids(ids, sizes, "org_user_ids[]", |batch| {
             let mut query = Query::default();
-            for id in &batch {
+            for id in batch {
                 query.push("org_user_ids[]", id);
             }
-            let spec = self.users_spec(query, include_rates, include_working_hours);
-            let mut pager = Pager::for_ids(&batch, "org_user_ids[]");
-            self.pull(
-                &spec,
-                batch.len() as u32,
-                &mut pager,
-                &mut |_| {},
-                &mut |_| Ok(()),
-            )
-            .await?;
-            found.extend(pager.finish());
-        }
-        Ok(found)
+            self.users_spec(query, include_rates, include_working_hours)
+        })
+        .await
     }
 
     /// Re-reads specific teams through the `group_ids[]` filter, batched like
     /// [`Client::users_by_ids`].
     pub async fn teams_by_ids(&self, ids: &[i64]) -> Result<Vec<WithUnknown<Team>>, ApiError> {
         let sizes = self.with_state(|s| s.teams);
+        self.by_ids(ids, sizes, "group_ids[]", |batch| self.teams_spec(batch))
+            .await
+    }
+
+    /// Asks for `ids` in batches through the list whose filter `spec_for` builds.
+    async fn by_ids<T>(
+        &self,
+        ids: &[i64],
+        sizes: PageSizes,
+        filter: &'static str,
+        spec_for: impl Fn(&[i64]) -> ListSpec,
+    ) -> Result<Vec<WithUnknown<T>>, ApiError>
+    where
+        T: DeserializeOwned + KnownFields + HasId,
+    {
         let mut found = Vec::new();
         for batch in batches(ids, sizes.batch()) {
-            let spec = self.teams_spec(&batch);
-            let mut pager = Pager::for_ids(&batch, "group_ids[]");
+            let spec = spec_for(&batch);
+            let mut pager = Pager::for_ids(&batch, filter);
             self.pull(
                 &spec,
                 batch.len() as u32,

@@ -137,11 +137,7 @@ impl Store {
         restrict_modes(path, mode)
             .map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn =
-            Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -164,11 +160,7 @@ impl Store {
             });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn =
-            Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -191,10 +183,7 @@ impl Store {
     }
 
     fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
-        r.map_err(|source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        r.map_err(sqlite_error(&self.path))
     }
 
     fn configure(&self) -> Result<(), StoreError> {
@@ -257,13 +246,7 @@ impl Store {
             });
         }
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
+        let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
         tx.execute_batch(SCHEMA_SQL)
             .and_then(|_| {
                 tx.execute_batch(&format!(
@@ -271,7 +254,7 @@ impl Store {
                 ))
             })
             .and_then(|_| tx.commit())
-            .map_err(|source| StoreError::Sqlite { path, source })
+            .map_err(sqlite_error(&path))
     }
 
     /// Takes the writer lock (`<path>.lock`, flock): one writing process per database.
@@ -308,13 +291,7 @@ impl Store {
         self.lock_writer()?;
         let pid = i64::from(std::process::id());
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
+        let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
         let id = tx
             .execute(
                 "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
@@ -328,7 +305,7 @@ impl Store {
             })
             .map(|_| tx.last_insert_rowid())
             .and_then(|id| tx.commit().map(|_| id))
-            .map_err(|source| StoreError::Sqlite { path, source })?;
+            .map_err(sqlite_error(&path))?;
         Ok(id)
     }
 
@@ -421,7 +398,7 @@ impl Store {
             observed_at,
             totals,
         )
-        .map_err(|source| StoreError::Sqlite { path, source })
+        .map_err(sqlite_error(&path))
     }
 
     /// After a run: fold the WAL back into the database so it does not grow while
@@ -512,6 +489,14 @@ impl Store {
             [entity.as_str()],
             |r| r.get(0),
         ))
+    }
+}
+
+/// Wraps a SQLite error with the database's path.
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
