@@ -7,11 +7,13 @@
 //! out so that a rename is one event on the renamed entity, not one per reference.
 //! Field names are the upstream's, so `changed_fields` speaks the API's language.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::api::models::{OrganizationUser, Role, Team};
+use crate::diff::{hashes_of, StoredState};
 
 /// The kinds of entity the mirror tracks, named as `change_events.entity` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -286,7 +288,13 @@ pub struct Kept<T> {
 }
 
 /// Everything one pull saw, normalised and keyed. Built only from a complete pull.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Built [`OrgSnapshot::against`] what the mirror holds, a record whose canonical JSON
+/// hashes to the stored version is not kept: only its key goes into `unchanged`. A
+/// re-sync then holds the keys of the organization plus what changed, not a copy of
+/// all of it. What changed, and what is gone, is still decided only by `diff` once
+/// every page has arrived.
+#[derive(Debug, Clone, Default)]
 pub struct OrgSnapshot {
     pub roles: BTreeMap<i64, Kept<RoleRecord>>,
     pub groups: BTreeMap<i64, Kept<GroupRecord>>,
@@ -295,6 +303,9 @@ pub struct OrgSnapshot {
     pub rates: BTreeMap<i64, RateRecord>,
     /// Workspace names seen in users and groups (not tracked as history).
     pub workspace_names: BTreeMap<i64, String>,
+    /// Entities the pull saw unchanged (only with a baseline).
+    pub unchanged: BTreeSet<EntityKey>,
+    baseline: Option<Arc<StoredState>>,
 }
 
 /// A record the API sent that cannot be mirrored (no id, say).
@@ -324,9 +335,59 @@ impl OrgSnapshot {
                 position: format!("#{}", i + 1),
                 message: m,
             })?;
-            self.roles.insert(record.role_id, Kept { record, unknown });
+            let key = EntityKey::new(Entity::Role, record.role_id);
+            if !self.is_unchanged(key, RecordRef::Role(&record), unknown.as_deref()) {
+                self.roles.insert(record.role_id, Kept { record, unknown });
+            }
         }
         Ok(())
+    }
+
+    /// A snapshot that keeps only what differs from `baseline` (see the type's docs).
+    pub fn against(baseline: Arc<StoredState>) -> OrgSnapshot {
+        OrgSnapshot {
+            baseline: Some(baseline),
+            ..OrgSnapshot::default()
+        }
+    }
+
+    /// Whether the record is the stored version; if so only its key is kept. Either way
+    /// an earlier copy of the same entity is forgotten by the caller's insert or here.
+    fn is_unchanged(
+        &mut self,
+        key: EntityKey,
+        record: RecordRef<'_>,
+        unknown: Option<&str>,
+    ) -> bool {
+        let same = self.baseline.as_ref().is_some_and(|b| {
+            b.get(&key)
+                .is_some_and(|stored| *stored == hashes_of(&record.canonical_json(), unknown))
+        });
+        if same {
+            self.unchanged.insert(key);
+            match key.entity {
+                Entity::Role => drop(self.roles.remove(&key.id)),
+                Entity::Group => drop(self.groups.remove(&key.id)),
+                Entity::User => drop(self.users.remove(&key.id)),
+                Entity::GroupMembership => drop(self.memberships.remove(&(key.id, key.sub_id))),
+                Entity::UserRate => drop(self.rates.remove(&key.id)),
+            }
+        } else {
+            self.unchanged.remove(&key);
+        }
+        same
+    }
+
+    /// Whether the pull saw this entity (changed or not).
+    pub fn has(&self, key: &EntityKey) -> bool {
+        self.unchanged.contains(key)
+            || match key.entity {
+                Entity::Role => self.roles.contains_key(&key.id),
+                Entity::Group => self.groups.contains_key(&key.id),
+                Entity::User => self.users.contains_key(&key.id),
+                Entity::GroupMembership => self.memberships.contains_key(&(key.id, key.sub_id)),
+                Entity::UserRate => self.rates.contains_key(&key.id),
+            }
     }
 
     /// Adds a team: the group, its memberships and workspace names.
@@ -396,11 +457,19 @@ impl OrgSnapshot {
             ghosts,
         };
         // A team seen twice (paging shifted) replaces its earlier copy whole.
-        if self.groups.contains_key(&id) {
+        if self.has(&EntityKey::new(Entity::Group, id)) {
             self.remove_memberships_of(id);
         }
-        self.memberships.extend(members);
-        self.groups.insert(id, Kept { record, unknown });
+        for (k, m) in members {
+            let key = EntityKey::membership(k.0, k.1);
+            if !self.is_unchanged(key, RecordRef::Membership(&m), None) {
+                self.memberships.insert(k, m);
+            }
+        }
+        let key = EntityKey::new(Entity::Group, id);
+        if !self.is_unchanged(key, RecordRef::Group(&record), unknown.as_deref()) {
+            self.groups.insert(id, Kept { record, unknown });
+        }
         Ok(())
     }
 
@@ -449,22 +518,24 @@ impl OrgSnapshot {
         workspaces.dedup_by_key(|w| w.id);
         match user.rate {
             Some(rate) => {
-                self.rates.insert(
-                    id,
-                    RateRecord {
-                        organization_user_id: id,
-                        hourly_rate: rate.hourly_rate,
-                        currency: rate.currency,
-                        start_at: utc(rate.start_at.as_deref()),
-                        end_at: utc(rate.end_at.as_deref()),
-                        workspace_id: rate.workspace_id,
-                        workspace_rate_id: rate.workspace_rate_id,
-                        workspace_user_rate_id: rate.workspace_user_rate_id,
-                    },
-                );
+                let record = RateRecord {
+                    organization_user_id: id,
+                    hourly_rate: rate.hourly_rate,
+                    currency: rate.currency,
+                    start_at: utc(rate.start_at.as_deref()),
+                    end_at: utc(rate.end_at.as_deref()),
+                    workspace_id: rate.workspace_id,
+                    workspace_rate_id: rate.workspace_rate_id,
+                    workspace_user_rate_id: rate.workspace_user_rate_id,
+                };
+                let key = EntityKey::new(Entity::UserRate, id);
+                if !self.is_unchanged(key, RecordRef::Rate(&record), None) {
+                    self.rates.insert(id, record);
+                }
             }
             None => {
                 self.rates.remove(&id);
+                self.unchanged.remove(&EntityKey::new(Entity::UserRate, id));
             }
         }
         let record = UserRecord {
@@ -493,7 +564,10 @@ impl OrgSnapshot {
             tags,
             workspaces,
         };
-        self.users.insert(id, Kept { record, unknown });
+        let key = EntityKey::new(Entity::User, id);
+        if !self.is_unchanged(key, RecordRef::User(&record), unknown.as_deref()) {
+            self.users.insert(id, Kept { record, unknown });
+        }
         Ok(())
     }
 
@@ -501,11 +575,14 @@ impl OrgSnapshot {
     pub fn remove_user(&mut self, id: i64) {
         self.users.remove(&id);
         self.rates.remove(&id);
+        self.unchanged.remove(&EntityKey::new(Entity::User, id));
+        self.unchanged.remove(&EntityKey::new(Entity::UserRate, id));
     }
 
     /// Removes a group and its memberships.
     pub fn remove_group(&mut self, id: i64) {
         self.groups.remove(&id);
+        self.unchanged.remove(&EntityKey::new(Entity::Group, id));
         self.remove_memberships_of(id);
     }
 
@@ -517,6 +594,17 @@ impl OrgSnapshot {
             .collect();
         for k in keys {
             self.memberships.remove(&k);
+        }
+        let unchanged: Vec<EntityKey> = self
+            .unchanged
+            .range(
+                EntityKey::membership(group_id, i64::MIN)
+                    ..=EntityKey::membership(group_id, i64::MAX),
+            )
+            .copied()
+            .collect();
+        for k in unchanged {
+            self.unchanged.remove(&k);
         }
     }
 
@@ -556,13 +644,15 @@ impl OrgSnapshot {
 
     /// Number of entities of each kind.
     pub fn count(&self, entity: Entity) -> usize {
-        match entity {
-            Entity::Role => self.roles.len(),
-            Entity::Group => self.groups.len(),
-            Entity::User => self.users.len(),
-            Entity::GroupMembership => self.memberships.len(),
-            Entity::UserRate => self.rates.len(),
-        }
+        let unchanged = self.unchanged.iter().filter(|k| k.entity == entity).count();
+        unchanged
+            + match entity {
+                Entity::Role => self.roles.len(),
+                Entity::Group => self.groups.len(),
+                Entity::User => self.users.len(),
+                Entity::GroupMembership => self.memberships.len(),
+                Entity::UserRate => self.rates.len(),
+            }
     }
 }
 

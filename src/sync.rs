@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -244,7 +245,10 @@ async fn pull_and_commit(
     client.ensure_quota(expected).await?;
 
     let mut progress = ProgressLine::new(options.progress);
-    let mut snapshot = OrgSnapshot::default();
+    // This process holds the writer lock: what the mirror holds cannot change during the
+    // pull, so records that match it can be dropped as they arrive.
+    let stored = Arc::new(store.stored_state()?);
+    let mut snapshot = OrgSnapshot::against(Arc::clone(&stored));
     let roles = client.roles().await?;
     progress.report(&PageProgress {
         entity: "roles",
@@ -273,15 +277,15 @@ async fn pull_and_commit(
     progress.done();
     info!(
         run_id,
-        roles = snapshot.roles.len(),
-        groups = snapshot.groups.len(),
-        users = snapshot.users.len(),
-        memberships = snapshot.memberships.len(),
+        roles = snapshot.count(Entity::Role),
+        groups = snapshot.count(Entity::Group),
+        users = snapshot.count(Entity::User),
+        memberships = snapshot.count(Entity::GroupMembership),
+        unchanged = snapshot.unchanged.len(),
         requests = client.stats().requests,
         "pulled the organization"
     );
 
-    let stored = store.stored_state()?;
     confirm_absences(client, config, &stored, &mut snapshot).await?;
     let scope = Scope {
         only: None,
@@ -320,10 +324,10 @@ async fn confirm_absences(
     let mut missing_groups = BTreeSet::new();
     for key in stored.keys() {
         match key.entity {
-            Entity::User if !snapshot.users.contains_key(&key.id) => {
+            Entity::User if !snapshot.has(key) => {
                 missing_users.insert(key.id);
             }
-            Entity::Group if !snapshot.groups.contains_key(&key.id) => {
+            Entity::Group if !snapshot.has(key) => {
                 missing_groups.insert(key.id);
             }
             _ => {}
@@ -380,10 +384,7 @@ pub fn guard_deletions(
         let kept = stored
             .keys()
             .filter(|k| k.entity == entity)
-            .filter(|k| match entity {
-                Entity::User => pulled.users.contains_key(&k.id),
-                _ => pulled.groups.contains_key(&k.id),
-            })
+            .filter(|k| pulled.has(k))
             .count();
         let removed = held - kept;
         let fraction = removed as f64 / held as f64;
