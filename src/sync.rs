@@ -180,7 +180,10 @@ fn finish(
         Err(e) => {
             let message = e.to_string();
             report.refused = e.is_refusal();
-            store.fail_run(run_id, &message, &now_utc(), &totals)?;
+            if let Err(e) = store.fail_run(run_id, &message, &now_utc(), &totals) {
+                store.release_writer();
+                return Err(e);
+            }
             report.error = Some(message);
         }
     }
@@ -205,6 +208,7 @@ fn finish(
         error = report.error.as_deref(),
         "sync finished"
     );
+    store.release_writer();
     Ok(report)
 }
 

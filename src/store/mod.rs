@@ -286,6 +286,12 @@ impl Store {
         Ok(())
     }
 
+    /// Lets go of the writer lock (after a run), so that other writers — a manual `sync`,
+    /// a group command's refresh — can run between the daemon's runs.
+    pub fn release_writer(&mut self) {
+        self.writer_lock = None;
+    }
+
     /// Records the start of a run, after marking runs of dead processes as interrupted.
     pub fn begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
         self.lock_writer()?;

@@ -198,6 +198,48 @@ fn daemon_syncs_on_schedule_picks_up_changes_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn other_writers_can_run_between_the_daemons_runs() {
+    // A daily schedule: after its first run the daemon sits idle, and a manual sync or a
+    // group command's refresh must not be locked out of the database meanwhile.
+    let m = Mirror::new(20);
+    append_config(
+        &m,
+        "[schedule]\ncron = \"0 0 3 * * *\"\nrun_at_start = true",
+    );
+    let _daemon = Daemon::start(&m);
+    wait_until(Duration::from_secs(20), "the first run", || {
+        succeeded_runs(&m.db) >= 1
+    });
+    let out = output(&m.config, &["sync"], Some("demo-token"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let group = m.fake.handle().group_ids()[0];
+    let out = output(
+        &m.config,
+        &[
+            "group",
+            "update",
+            &group.to_string(),
+            "--name",
+            "Renamed while the daemon idles",
+        ],
+        Some("demo-token"),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        live_scalar(
+            &m.db,
+            &format!("SELECT count(*) FROM groups_current WHERE group_id = {group} AND name = 'Renamed while the daemon idles'")
+        ),
+        1
+    );
+}
+
+#[test]
 fn runs_never_overlap_and_busy_ticks_are_skipped() {
     let m = Mirror::new(20);
     m.fake.handle().inject(Fault::new(
