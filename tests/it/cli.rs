@@ -1,0 +1,146 @@
+//! The README's commands that are not covered elsewhere: `demo` and `fake-api` with the
+//! `curl` the README shows.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::support::{bin, rows, scalar, text};
+
+#[test]
+fn demo_syncs_changes_the_org_and_shows_what_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("demo.sqlite");
+    let out = Command::new(bin())
+        .args(["demo", "--users", "60", "--db"])
+        .arg(&db)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("demo runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for expected in [
+        "First sync",
+        "Second sync",
+        "renamed",
+        "Who is in the renamed group now?",
+        "rate_history",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    let conn = rusqlite::Connection::open(&db).expect("open demo db");
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT count(*) FROM sync_runs WHERE status = 'succeeded'"
+        ),
+        2
+    );
+    let second: Vec<Vec<String>> = rows(
+        &conn,
+        "SELECT DISTINCT entity, op FROM change_events WHERE sync_run_id = 2 ORDER BY 1, 2",
+    );
+    for (entity, op) in [
+        ("group", "update"),
+        ("group_membership", "delete"),
+        ("group_membership", "insert"),
+        ("user", "delete"),
+        ("user", "insert"),
+        ("user_rate", "update"),
+    ] {
+        assert!(
+            second.contains(&vec![entity.to_string(), op.to_string()]),
+            "no {entity} {op} in run 2: {second:?}"
+        );
+    }
+    // A second demo replaces the first database rather than adding to it.
+    let again = Command::new(bin())
+        .args(["demo", "--users", "20", "--db"])
+        .arg(&db)
+        .output()
+        .expect("demo runs");
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let conn = rusqlite::Connection::open(&db).expect("open demo db");
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM sync_runs"), 2);
+}
+
+#[test]
+fn demo_refuses_to_replace_a_file_that_is_not_a_mirror() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let precious = dir.path().join("precious.sqlite");
+    std::fs::write(&precious, "not a database").expect("write");
+    let out = Command::new(bin())
+        .args(["demo", "--db"])
+        .arg(&precious)
+        .output()
+        .expect("demo runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not an orgmirror database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).expect("still there"),
+        "not a database"
+    );
+}
+
+#[test]
+fn fake_api_prints_its_settings_and_answers_the_readme_curl() {
+    let mut child = Command::new(bin())
+        .args(["fake-api", "--listen", "127.0.0.1:0", "--users", "25"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fake-api starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut settings = std::collections::BTreeMap::new();
+    for line in BufReader::new(stdout).lines().take(7) {
+        let line = line.expect("line");
+        if let Some((k, v)) = line.split_once('=') {
+            settings.insert(k.to_string(), v.to_string());
+        }
+    }
+    let base = settings.get("base_url").cloned().unwrap_or_default();
+    let curl = Command::new("curl")
+        .args(["-s", "-u", "demo-token:api_token"])
+        .arg(format!(
+            "{base}/organizations/1001/users?page=1&per_page=2&include_rates=true"
+        ))
+        .output();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        settings.get("organization_id").map(String::as_str),
+        Some("1001"),
+        "{settings:?}"
+    );
+    assert_eq!(
+        settings.get("workspace_id").map(String::as_str),
+        Some("2001")
+    );
+    assert_eq!(
+        settings.get("api_token").map(String::as_str),
+        Some("demo-token")
+    );
+    assert_eq!(
+        settings.get("email").map(String::as_str),
+        Some("demo@example.com")
+    );
+    assert_eq!(
+        settings.get("password").map(String::as_str),
+        Some("demo-password")
+    );
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/api"),
+        "{base}"
+    );
+    let curl = curl.expect("curl is installed (the README's example uses it)");
+    let body: serde_json::Value = serde_json::from_slice(&curl.stdout).expect("JSON from the fake");
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert!(items[0]["rate"].is_object(), "{}", items[0]);
+}
