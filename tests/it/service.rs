@@ -734,6 +734,8 @@ fn systemd_analyze() -> Option<&'static str> {
     if Path::new(path).exists() {
         Some(path)
     } else {
+        // .ci/run installs systemd: in CI a missing systemd-analyze is a failure, not a skip.
+        assert!(std::env::var_os("CI").is_none(), "{path} is missing in CI");
         println!(
             "SKIPPED: {path} is missing (install the `systemd` package to verify the unit file)"
         );
@@ -927,9 +929,16 @@ fn bi_clients_reading_the_live_file_never_see_an_error_or_a_half_applied_run() {
         .lines()
         .find_map(|l| l.strip_prefix("duckdb_skipped="))
     {
-        Some(why) => println!(
-            "SKIPPED the DuckDB half: {why} (pip install duckdb duckdb-extension-sqlite-scanner)"
-        ),
+        Some(why) => {
+            // .ci/run installs DuckDB: in CI a missing DuckDB is a failure, not a skip.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "DuckDB is missing in CI: {why}"
+            );
+            println!(
+                "SKIPPED the DuckDB half: {why} (pip install duckdb duckdb-extension-sqlite-scanner)"
+            )
+        }
         None => assert!(stdout.contains("duckdb_export_consistent=1"), "{stdout}"),
     }
 }
