@@ -144,3 +144,36 @@ fn fake_api_prints_its_settings_and_answers_the_readme_curl() {
     assert_eq!(items.len(), 2);
     assert!(items[0]["rate"].is_object(), "{}", items[0]);
 }
+
+#[test]
+fn sync_shows_progress_per_entity_on_a_terminal_only() {
+    let m = crate::support::Mirror::new(30);
+    // Not a terminal: no progress line on stderr.
+    let plain = m.run(&["sync"]);
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    assert!(
+        !text(&plain.stderr).contains(" page "),
+        "{}",
+        text(&plain.stderr)
+    );
+    // A terminal (util-linux `script` gives the command a pseudo-terminal).
+    let command = format!(
+        "TOGGL_API_TOKEN=demo-token {} --config {} sync",
+        bin(),
+        m.config.display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = text(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    for entity in ["roles", "teams", "users"] {
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.contains(entity) && l.contains(" page ") && l.contains("requests")),
+            "no progress line for {entity} in:\n{screen}"
+        );
+    }
+}
