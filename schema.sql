@@ -59,7 +59,7 @@ CREATE TABLE entity_history (
     valid_from   TEXT    NOT NULL,
     valid_to     TEXT,
     data_json    TEXT    NOT NULL,
-    -- FNV-1a 64 of data_json, and of the unknown upstream fields (kept in the current tables).
+    -- XXH3-64 of data_json, and of the unknown upstream fields (kept in the current tables).
     data_hash    INTEGER NOT NULL,
     unknown_hash INTEGER,
     opened_by    INTEGER NOT NULL REFERENCES sync_runs (sync_run_id),

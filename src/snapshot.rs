@@ -788,14 +788,11 @@ pub fn format_utc(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// A stable 64-bit FNV-1a hash of canonical JSON (stable across builds, unlike std's hasher).
+/// A stable 64-bit hash (XXH3, seed 0) of canonical JSON: stored in the database, so it
+/// must not change between builds or platforms, unlike std's hasher. (FNV-1a, byte by
+/// byte, cost a tenth of an unchanged re-sync.)
 pub fn content_hash(text: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in text.as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h as i64
+    twox_hash::XxHash3_64::oneshot(text.as_bytes()) as i64
 }
 
 #[cfg(test)]
@@ -890,6 +887,13 @@ mod tests {
             CanonicalJson::from_value(&v).as_str(),
             r#"{"a":{"c":3,"d":2},"b":1}"#
         );
+    }
+
+    #[test]
+    fn the_content_hash_is_xxh3_of_the_text() {
+        // Stored hashes must stay what they are: pin the algorithm with known values.
+        assert_eq!(content_hash("") as u64, 0x2d06_8005_38d3_94c2);
+        assert_ne!(content_hash("{\"a\":1}"), content_hash("{\"a\":2}"));
     }
 
     #[test]
