@@ -112,6 +112,11 @@ const ROLES: &str = "/organizations/1001/roles";
 const MY_GROUPS: &str = "/organizations/1001/groups/me";
 const GROUPS: &str = "/organizations/1001/groups";
 
+/// The ids of the `list` (`items` or `data`) that a GET answers with.
+async fn list_ids(server: &FakeServer, path_and_query: &str, list: &str) -> Vec<i64> {
+    ids(&get(server, path_and_query).await.json(), list)
+}
+
 fn ids(v: &Value, list: &str) -> Vec<i64> {
     v[list]
         .as_array()
@@ -628,33 +633,18 @@ async fn paging_is_capped_sorted_and_ends() {
     assert_eq!(got.len(), 50);
     assert!(got.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(got[0], FIRST_USER_ID);
-    let page3 = ids(
-        &get(&server, &format!("{USERS}?per_page=500&page=3"))
-            .await
-            .json(),
-        "items",
-    );
+    let page3 = list_ids(&server, &format!("{USERS}?per_page=500&page=3"), "items").await;
     assert_eq!(page3.len(), 20);
-    let past = ids(
-        &get(&server, &format!("{USERS}?page=4&per_page=50"))
-            .await
-            .json(),
-        "items",
-    );
+    let past = list_ids(&server, &format!("{USERS}?page=4&per_page=50"), "items").await;
     assert!(past.is_empty());
-    let far = ids(
-        &get(&server, &format!("{USERS}?page=99999999999"))
-            .await
-            .json(),
-        "items",
-    );
+    let far = list_ids(&server, &format!("{USERS}?page=99999999999"), "items").await;
     assert!(far.is_empty());
-    let desc = ids(
-        &get(&server, &format!("{USERS}?per_page=10&sort_dir=desc"))
-            .await
-            .json(),
+    let desc = list_ids(
+        &server,
+        &format!("{USERS}?per_page=10&sort_dir=desc"),
         "items",
-    );
+    )
+    .await;
     assert_eq!(desc.first().copied(), h.user_ids().last().copied());
     assert!(desc.windows(2).all(|w| w[0] > w[1]));
     // No `total` on users: the seed has none.
@@ -1015,28 +1005,13 @@ async fn paging_faults_repeat_never_end_and_mutate() {
             .on_page(2)
             .times(1),
     );
-    let repeated = ids(
-        &get(&server, &format!("{USERS}?per_page=20&page=2"))
-            .await
-            .json(),
-        "items",
-    );
+    let repeated = list_ids(&server, &format!("{USERS}?per_page=20&page=2"), "items").await;
     assert_eq!(repeated, page1);
 
     h.inject(Fault::new(Route::Users, FaultKind::NeverEnds));
-    let far = ids(
-        &get(&server, &format!("{USERS}?per_page=20&page=1000"))
-            .await
-            .json(),
-        "items",
-    );
+    let far = list_ids(&server, &format!("{USERS}?per_page=20&page=1000"), "items").await;
     assert_eq!(far.len(), 20);
-    let next = ids(
-        &get(&server, &format!("{USERS}?per_page=20&page=1001"))
-            .await
-            .json(),
-        "items",
-    );
+    let next = list_ids(&server, &format!("{USERS}?per_page=20&page=1001"), "items").await;
     assert!(next.iter().all(|id| !far.contains(id)));
     h.clear_faults();
     h.inject(Fault::new(Route::Teams, FaultKind::NeverEnds));
@@ -1067,12 +1042,7 @@ async fn paging_faults_repeat_never_end_and_mutate() {
         first.contains(&victim),
         "the page was built before the mutation"
     );
-    let second = ids(
-        &get(&server, &format!("{USERS}?per_page=20&page=2"))
-            .await
-            .json(),
-        "items",
-    );
+    let second = list_ids(&server, &format!("{USERS}?per_page=20&page=2"), "items").await;
     assert_eq!(second[0], page1[19] + 2, "rows shifted by one");
     assert!(h.user(victim).is_none());
 }
