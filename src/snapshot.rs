@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::api::models::{OrganizationUser, Role, Team};
-use crate::diff::{hashes_of, StoredState};
+use crate::diff::{hashes_of, StoredHashes, StoredState};
 
 /// The kinds of entity the mirror tracks, named as `change_events.entity` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -303,9 +303,13 @@ pub struct OrgSnapshot {
     pub rates: BTreeMap<i64, RateRecord>,
     /// Workspace names seen in users and groups (not tracked as history).
     pub workspace_names: BTreeMap<i64, String>,
-    /// Entities the pull saw unchanged (only with a baseline).
+    /// Entities the pull saw unchanged (only with a baseline), and those handed over
+    /// early by [`OrgSnapshot::take_new`] while the pull still sees them.
     pub unchanged: BTreeSet<EntityKey>,
     baseline: Option<Arc<StoredState>>,
+    /// Entities new to the baseline that [`OrgSnapshot::take_new`] handed over, with the
+    /// hashes of what was handed over: this run's own "stored" version of them.
+    settled: BTreeMap<EntityKey, StoredHashes>,
 }
 
 /// A record the API sent that cannot be mirrored (no id, say).
@@ -359,9 +363,16 @@ impl OrgSnapshot {
         record: RecordRef<'_>,
         unknown: Option<&str>,
     ) -> bool {
-        let same = self.baseline.as_ref().is_some_and(|b| {
-            b.get(&key)
-                .is_some_and(|stored| *stored == hashes_of(&record.canonical_json(), unknown))
+        let stored = match self.settled.get(&key) {
+            Some(settled) => Some(settled),
+            None => self.baseline.as_ref().and_then(|b| b.get(&key)),
+        };
+        let same = stored.is_some_and(|stored| {
+            *stored
+                == StoredHashes {
+                    data: record.content_hash(),
+                    unknown: unknown.map(content_hash),
+                }
         });
         if same {
             self.unchanged.insert(key);
@@ -376,6 +387,62 @@ impl OrgSnapshot {
             self.unchanged.remove(&key);
         }
         same
+    }
+
+    /// Hands over, whole, the records of entities the baseline does not hold and that
+    /// were not handed over before: a run writes these inserts while it still pulls.
+    /// What is handed over stays seen (in `unchanged`) and becomes this run's stored
+    /// version of the entity ([`OrgSnapshot::settled`]): a later copy that differs is
+    /// kept as a change against it, and one the pull takes back (a team seen again
+    /// without a member) is no longer seen, so the final diff undoes it.
+    /// Without a baseline nothing is known to be new, and nothing is handed over.
+    pub fn take_new(&mut self) -> Vec<NewRow> {
+        let Some(baseline) = self.baseline.clone() else {
+            return Vec::new();
+        };
+        let settled = &self.settled;
+        let fresh = |key: &EntityKey| !settled.contains_key(key) && baseline.get(key).is_none();
+        let mut out = Vec::new();
+        drain_where(
+            &mut self.roles,
+            |&id| EntityKey::new(Entity::Role, id),
+            fresh,
+            |key, k| out.push(NewRow::new(key, Record::Role(k.record), k.unknown)),
+        );
+        drain_where(
+            &mut self.groups,
+            |&id| EntityKey::new(Entity::Group, id),
+            fresh,
+            |key, k| out.push(NewRow::new(key, Record::Group(k.record), k.unknown)),
+        );
+        drain_where(
+            &mut self.users,
+            |&id| EntityKey::new(Entity::User, id),
+            fresh,
+            |key, k| out.push(NewRow::new(key, Record::User(k.record), k.unknown)),
+        );
+        drain_where(
+            &mut self.memberships,
+            |&(g, u)| EntityKey::membership(g, u),
+            fresh,
+            |key, m| out.push(NewRow::new(key, Record::Membership(m), None)),
+        );
+        drain_where(
+            &mut self.rates,
+            |&id| EntityKey::new(Entity::UserRate, id),
+            fresh,
+            |key, r| out.push(NewRow::new(key, Record::Rate(r), None)),
+        );
+        for row in &out {
+            self.settled.insert(row.key, row.hashes);
+            self.unchanged.insert(row.key);
+        }
+        out
+    }
+
+    /// What [`OrgSnapshot::take_new`] handed over this run, with its hashes.
+    pub fn settled(&self) -> &BTreeMap<EntityKey, StoredHashes> {
+        &self.settled
     }
 
     /// Whether the pull saw this entity (changed or not).
@@ -667,6 +734,24 @@ pub enum RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
+    /// [`content_hash`] of [`RecordRef::canonical_json`], without making the text: a
+    /// re-sync compares every record it pulls by this.
+    pub fn content_hash(&self) -> i64 {
+        let mut hasher = HashWriter(twox_hash::XxHash3_64::default());
+        let r = match self {
+            RecordRef::Role(r) => serde_json::to_writer(&mut hasher, r),
+            RecordRef::Group(r) => serde_json::to_writer(&mut hasher, r),
+            RecordRef::User(r) => serde_json::to_writer(&mut hasher, r),
+            RecordRef::Membership(r) => serde_json::to_writer(&mut hasher, r),
+            RecordRef::Rate(r) => serde_json::to_writer(&mut hasher, r),
+        };
+        match r {
+            Ok(()) => std::hash::Hasher::finish(&hasher.0) as i64,
+            // Cannot happen (see `canonical_json`); hash the text that method makes then.
+            Err(_) => content_hash(&self.canonical_json()),
+        }
+    }
+
     /// The canonical JSON the mirror compares and stores.
     pub fn canonical_json(&self) -> String {
         let r = match self {
@@ -678,6 +763,82 @@ impl RecordRef<'_> {
         };
         // Serializing these plain structs (strings, numbers, Values) cannot fail.
         r.unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()))
+    }
+}
+
+/// Feeds written bytes to a hasher.
+struct HashWriter(twox_hash::XxHash3_64);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Moves the entries whose key is `fresh` out of `map`, in key order.
+fn drain_where<K: Ord + Copy, V>(
+    map: &mut BTreeMap<K, V>,
+    key_of: impl Fn(&K) -> EntityKey,
+    fresh: impl Fn(&EntityKey) -> bool,
+    mut take: impl FnMut(EntityKey, V),
+) {
+    let keys: Vec<K> = map.keys().filter(|k| fresh(&key_of(k))).copied().collect();
+    for k in keys {
+        if let Some(v) = map.remove(&k) {
+            take(key_of(&k), v);
+        }
+    }
+}
+
+/// An owned record of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Role(RoleRecord),
+    Group(GroupRecord),
+    User(UserRecord),
+    Membership(MembershipRecord),
+    Rate(RateRecord),
+}
+
+impl Record {
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        match self {
+            Record::Role(r) => RecordRef::Role(r),
+            Record::Group(r) => RecordRef::Group(r),
+            Record::User(r) => RecordRef::User(r),
+            Record::Membership(r) => RecordRef::Membership(r),
+            Record::Rate(r) => RecordRef::Rate(r),
+        }
+    }
+}
+
+/// A new entity handed over by [`OrgSnapshot::take_new`], with what the store writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRow {
+    pub key: EntityKey,
+    pub record: Record,
+    pub unknown: Option<String>,
+    /// The canonical JSON and its hashes.
+    pub json: String,
+    pub hashes: StoredHashes,
+}
+
+impl NewRow {
+    fn new(key: EntityKey, record: Record, unknown: Option<String>) -> NewRow {
+        let json = record.as_ref().canonical_json();
+        let hashes = hashes_of(&json, unknown.as_deref());
+        NewRow {
+            key,
+            record,
+            unknown,
+            json,
+            hashes,
+        }
     }
 }
 
@@ -771,6 +932,19 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(Timestamp::parse(&String::deserialize(d)?))
+    }
+}
+
+impl rusqlite::ToSql for CanonicalJson {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// Stored as [`Entity::as_str`].
+impl rusqlite::ToSql for Entity {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
     }
 }
 
@@ -887,6 +1061,26 @@ mod tests {
             CanonicalJson::from_value(&v).as_str(),
             r#"{"a":{"c":3,"d":2},"b":1}"#
         );
+    }
+
+    #[test]
+    fn a_record_hashes_as_its_canonical_json() {
+        let mut s = OrgSnapshot::default();
+        let user = OrganizationUser {
+            id: Some(7),
+            name: Some("Zoë \"quoted\" 🙂".into()),
+            permissions: Some(serde_json::json!({"b": 1, "a": [true, null]})),
+            ..Default::default()
+        };
+        s.add_user(user, None).unwrap();
+        let rows: Vec<_> = s.rows().collect();
+        assert!(!rows.is_empty());
+        for row in rows {
+            assert_eq!(
+                row.value.content_hash(),
+                content_hash(&row.value.canonical_json())
+            );
+        }
     }
 
     #[test]

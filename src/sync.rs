@@ -12,7 +12,7 @@ use crate::api::{ApiError, Client, PageProgress, QuotaSeen, RequestStats};
 use crate::config::Config;
 use crate::diff::{self, Scope, StoredState, Targets};
 use crate::snapshot::{format_utc, Entity, OrgSnapshot, RecordError};
-use crate::store::{RunTotals, Store, StoreError};
+use crate::store::{EarlyWriter, RunTotals, Store, StoreError};
 
 /// Why a run did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -250,9 +250,59 @@ async fn pull_and_commit(
 
     let mut progress = ProgressLine::new(options.progress);
     // This process holds the writer lock: what the mirror holds cannot change during the
-    // pull, so records that match it can be dropped as they arrive.
+    // pull, so records that match it can be dropped as they arrive, and entities new to
+    // it can be written (inside the run's one transaction) while later pages arrive.
     let stored = Arc::new(store.stored_state()?);
     let mut snapshot = OrgSnapshot::against(Arc::clone(&stored));
+    let writer = store.early_writer(run_id, &now_utc())?;
+    let pulled = pull(client, config, &mut progress, &mut snapshot, &writer).await;
+    if let Err(e) = pulled {
+        // A pull that stopped because the writer did fails with the writer's reason.
+        return Err(writer.error().map(SyncError::from).unwrap_or(e));
+    }
+    progress.done();
+    let settled = snapshot.settled();
+    info!(
+        run_id,
+        roles = snapshot.count(Entity::Role),
+        groups = snapshot.count(Entity::Group),
+        users = snapshot.count(Entity::User),
+        memberships = snapshot.count(Entity::GroupMembership),
+        unchanged = snapshot
+            .unchanged
+            .iter()
+            .filter(|k| !settled.contains_key(k))
+            .count(),
+        written_early = settled.len(),
+        requests = client.stats().requests,
+        "pulled the organization"
+    );
+
+    confirm_absences(client, config, &stored, &mut snapshot).await?;
+    let scope = Scope {
+        only: None,
+        rates: config.sync.include_rates,
+    };
+    if !options.allow_mass_delete {
+        guard_deletions(&stored, &snapshot, config.sync.max_delete_fraction)?;
+    }
+    // What the run wrote early is, to the final diff, what the mirror holds.
+    let held = stored.overlaid(snapshot.settled());
+    let d = diff::diff(&held, &snapshot, &scope);
+    let totals = totals_of(&client.stats());
+    let counts = writer.finish(&d, snapshot.settled(), &snapshot.workspace_names, &totals)?;
+    Ok(counts)
+}
+
+/// Pulls roles, teams and users into `snapshot`, handing what is new to the mirror to
+/// `writer` page by page.
+async fn pull(
+    client: &Client,
+    config: &Config,
+    progress: &mut ProgressLine,
+    snapshot: &mut OrgSnapshot,
+    writer: &EarlyWriter,
+) -> Result<(), SyncError> {
     let roles = client.roles().await?;
     progress.report(&PageProgress {
         entity: "roles",
@@ -267,7 +317,8 @@ async fn pull_and_commit(
         .pull_teams_each(&mut |p| progress.report(p), &mut |page| {
             page.into_iter()
                 .try_for_each(|(team, unknown)| snapshot.add_team(team, unknown))
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            writer.send(snapshot.take_new()).map_err(|e| e.to_string())
         })
         .await?;
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
@@ -275,30 +326,11 @@ async fn pull_and_commit(
         .pull_users_each(rates, hours, &mut |p| progress.report(p), &mut |page| {
             page.into_iter()
                 .try_for_each(|(user, unknown)| snapshot.add_user(user, unknown))
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            writer.send(snapshot.take_new()).map_err(|e| e.to_string())
         })
         .await?;
-    progress.done();
-    info!(
-        run_id,
-        roles = snapshot.count(Entity::Role),
-        groups = snapshot.count(Entity::Group),
-        users = snapshot.count(Entity::User),
-        memberships = snapshot.count(Entity::GroupMembership),
-        unchanged = snapshot.unchanged.len(),
-        requests = client.stats().requests,
-        "pulled the organization"
-    );
-
-    confirm_absences(client, config, &stored, &mut snapshot).await?;
-    let scope = Scope {
-        only: None,
-        rates: config.sync.include_rates,
-    };
-    if !options.allow_mass_delete {
-        guard_deletions(&stored, &snapshot, config.sync.max_delete_fraction)?;
-    }
-    commit(client, store, run_id, &stored, &snapshot, &scope)
+    Ok(())
 }
 
 fn commit(

@@ -24,7 +24,10 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
@@ -571,23 +574,10 @@ impl Client {
     where
         T: DeserializeOwned + KnownFields + HasId,
     {
-        let mut page: u32 = 0;
+        let mut page: u32 = 1;
+        let mut req = self.page_request(spec, per_page, page)?;
+        let mut body = self.send(&req).await?;
         loop {
-            page += 1;
-            let mut query = spec.query.clone();
-            query.push("page", page).push("per_page", per_page);
-            let mut req = self.request(Method::GET, "GET", spec.path, query, Some(page));
-            if page > self.max_pages {
-                req.page = None;
-                return Err(ApiError::Paging {
-                    endpoint: req.endpoint(),
-                    message: format!(
-                        "still not at the end after {} pages (api.max_pages): the server never ends",
-                        self.max_pages
-                    ),
-                });
-            }
-            let body = self.send(&req).await?;
             let decoded = self.decode_list::<T>(&req, &body, spec.envelope)?;
             let next = pager
                 .accept(page, decoded.items, decoded.total)
@@ -601,24 +591,69 @@ impl Client {
                         message,
                     },
                 })?;
-            if pager.is_streaming() {
-                each(pager.take_page()).map_err(|message| ApiError::Decode {
-                    endpoint: req.endpoint(),
-                    message,
-                })?;
-            }
-            let stats = self.stats();
-            progress(&PageProgress {
-                entity: spec.entity,
-                page,
-                rows: pager.collected(),
-                requests: stats.requests,
-                quota_remaining: stats.quota.and_then(|q| q.remaining),
-            });
             if next == Next::Done {
-                return Ok(());
+                return self.hand_over(spec, &req, page, pager, progress, each);
             }
+            // The next page is needed whatever this one holds: ask for it first, so the
+            // server builds it while this one is handed over.
+            let next_req = self.page_request(spec, per_page, page + 1)?;
+            body = {
+                let mut fetch = std::pin::pin!(self.send(&next_req));
+                let early = start(&mut fetch).await;
+                self.hand_over(spec, &req, page, pager, progress, each)?;
+                match early {
+                    Some(answer) => answer?,
+                    None => fetch.await?,
+                }
+            };
+            req = next_req;
+            page += 1;
         }
+    }
+
+    /// The request for page `page` of a list; refused beyond `api.max_pages`.
+    fn page_request(&self, spec: &ListSpec, per_page: u32, page: u32) -> Result<Request, ApiError> {
+        let mut query = spec.query.clone();
+        query.push("page", page).push("per_page", per_page);
+        let mut req = self.request(Method::GET, "GET", spec.path, query, Some(page));
+        if page > self.max_pages {
+            req.page = None;
+            return Err(ApiError::Paging {
+                endpoint: req.endpoint(),
+                message: format!(
+                    "still not at the end after {} pages (api.max_pages): the server never ends",
+                    self.max_pages
+                ),
+            });
+        }
+        Ok(req)
+    }
+
+    /// Gives a streaming pull's page to `each` and reports progress.
+    fn hand_over<T: HasId>(
+        &self,
+        spec: &ListSpec,
+        req: &Request,
+        page: u32,
+        pager: &mut Pager<T>,
+        progress: &mut dyn FnMut(&PageProgress),
+        each: &mut dyn FnMut(Vec<WithUnknown<T>>) -> Result<(), String>,
+    ) -> Result<(), ApiError> {
+        if pager.is_streaming() {
+            each(pager.take_page()).map_err(|message| ApiError::Decode {
+                endpoint: req.endpoint(),
+                message,
+            })?;
+        }
+        let stats = self.stats();
+        progress(&PageProgress {
+            entity: spec.entity,
+            page,
+            rows: pager.collected(),
+            requests: stats.requests,
+            quota_remaining: stats.quota.and_then(|q| q.remaining),
+        });
+        Ok(())
     }
 
     /// Decodes a list body; the error names the endpoint, page and item.
@@ -715,4 +750,14 @@ impl<T: HasId> Distinct<T> {
             }
         }
     }
+}
+
+/// Polls `fut` once, so that a request goes out now and proceeds (on the runtime's other
+/// threads) while the caller works; its answer if it already has one.
+async fn start<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *fut).poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }

@@ -1,6 +1,7 @@
 //! The only module that touches SQLite: open (with file modes, pragmas and the schema),
 //! read what a run diffs against, and commit a run in one transaction.
 
+mod early;
 mod write;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::diff::{Diff, StoredHashes, StoredState};
 use crate::snapshot::{Entity, EntityKey};
 
+pub use early::{EarlyWriter, WriterStopped};
 pub use write::RunTotals;
 
 /// The schema a new database gets.
@@ -188,6 +190,8 @@ impl Store {
 
     fn configure(&self) -> Result<(), StoreError> {
         self.sql(self.conn.busy_timeout(self.options.busy_timeout))?;
+        // Room for every statement a run writes with, so none is prepared twice.
+        self.conn.set_prepared_statement_cache_capacity(64);
         let mode: String = self.sql(
             self.conn
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)),
@@ -383,6 +387,9 @@ impl Store {
                 ));
             }
         }
+        drop(stmt);
+        // The index pages just read are not needed again this run: give the cache back.
+        self.sql(self.conn.execute_batch("PRAGMA shrink_memory"))?;
         Ok(pairs.into_iter().collect())
     }
 
@@ -405,6 +412,30 @@ impl Store {
             totals,
         )
         .map_err(sqlite_error(&path))
+    }
+
+    /// Starts writing full run `run_id` while it pulls (see [`EarlyWriter`]), on a
+    /// connection of its own configured like this one. Needs the writer lock.
+    pub fn early_writer(&self, run_id: i64, observed_at: &str) -> Result<EarlyWriter, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(sqlite_error(&self.path))?;
+        let writer = Store {
+            conn,
+            path: self.path.clone(),
+            options: self.options.clone(),
+            writer_lock: None,
+        };
+        writer.configure()?;
+        // The foreign keys stay declared, and every test run checks them
+        // (`PRAGMA foreign_key_check`); enforcing them here costs a third of each event's insert.
+        writer.sql(writer.conn.execute_batch("PRAGMA foreign_keys=OFF"))?;
+        EarlyWriter::start(
+            writer.conn,
+            self.path.clone(),
+            run_id,
+            observed_at.to_string(),
+        )
     }
 
     /// After a run: fold the WAL back into the database so it does not grow while

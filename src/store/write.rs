@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, ToSql};
 
 use crate::diff::{changed_fields, Change, Diff, Op, StoredHashes};
-use crate::snapshot::{Entity, EntityKey, RecordRef};
+use crate::snapshot::{Entity, EntityKey, NewRow, RecordRef};
 
 /// The request accounting a run row records.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,6 +15,9 @@ pub struct RunTotals {
     pub quota_resets_at: Option<String>,
 }
 
+/// Events by (entity, op).
+pub(super) type Counts = BTreeMap<(Entity, &'static str), usize>;
+
 /// Writes `diff` and marks the run succeeded, all in one transaction.
 pub(super) fn commit(
     conn: &mut Connection,
@@ -23,29 +26,62 @@ pub(super) fn commit(
     workspace_names: &BTreeMap<i64, String>,
     observed_at: &str,
     totals: &RunTotals,
-) -> rusqlite::Result<BTreeMap<(Entity, &'static str), usize>> {
+) -> rusqlite::Result<Counts> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut counts: BTreeMap<(Entity, &'static str), usize> = BTreeMap::new();
+    let end = RunEnd {
+        run_id,
+        observed_at,
+        workspace_names,
+        totals,
+    };
+    let counts = finish(&tx, &end, diff, &BTreeMap::new(), Counts::new())?;
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// What the end of a run writes besides its changes.
+pub(super) struct RunEnd<'a> {
+    pub run_id: i64,
+    pub observed_at: &'a str,
+    pub workspace_names: &'a BTreeMap<i64, String>,
+    pub totals: &'a RunTotals,
+}
+
+/// Writes the changes of a run's final diff and marks the run succeeded, inside the
+/// caller's transaction. `written` are the entities the run already inserted (with
+/// `counts` their events): a change to one of them revises that insert.
+pub(super) fn finish(
+    conn: &Connection,
+    end: &RunEnd<'_>,
+    diff: &Diff<'_>,
+    written: &BTreeMap<EntityKey, StoredHashes>,
+    mut counts: Counts,
+) -> rusqlite::Result<Counts> {
     for change in &diff.changes {
-        apply_change(&tx, run_id, observed_at, change)?;
+        if written.contains_key(&change.key) {
+            revise_written(conn, end.run_id, change, &mut counts)?;
+            continue;
+        }
+        apply_change(conn, end.run_id, end.observed_at, change)?;
         if let Some(op) = change.op.event_name() {
             *counts.entry((change.key.entity, op)).or_default() += 1;
         }
     }
-    write_workspace_names(&tx, workspace_names)?;
+    write_workspace_names(conn, end.workspace_names)?;
     let events: usize = counts.values().sum();
     let mut summary: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for ((entity, op), n) in &counts {
         summary.entry(entity.as_str()).or_default().insert(op, *n);
     }
     let summary = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".to_string());
-    tx.execute(
+    let totals = end.totals;
+    conn.execute(
         "UPDATE sync_runs SET status = 'succeeded', finished_at = ?2, requests = ?3, events_written = ?4,
              quota_remaining = ?5, quota_resets_at = ?6, summary_json = ?7, error = NULL
          WHERE sync_run_id = ?1",
         params![
-            run_id,
-            observed_at,
+            end.run_id,
+            end.observed_at,
             totals.requests,
             events as i64,
             totals.quota_remaining,
@@ -53,12 +89,92 @@ pub(super) fn commit(
             summary
         ],
     )?;
-    tx.commit()?;
     Ok(counts)
 }
 
+/// A change to an entity this run already inserted: a later copy from the pull replaces
+/// the insert in place (still one insert event), and one the pull took back (a team seen
+/// again without a member) undoes it, event and all.
+fn revise_written(
+    conn: &Connection,
+    run_id: i64,
+    change: &Change<'_>,
+    counts: &mut Counts,
+) -> rusqlite::Result<()> {
+    let key = change.key;
+    let entity_id = key.entity_id();
+    let one = |changed: usize| match changed {
+        1 => Ok(()),
+        n => Err(rusqlite::Error::StatementChangedRows(n)),
+    };
+    match (change.op, &change.after) {
+        (Op::Update | Op::UnknownOnly, Some(after)) => {
+            let (json, hashes) = after.json_and_hashes();
+            one(conn
+                .prepare_cached(
+                    "UPDATE entity_history SET data_json = ?4, data_hash = ?5, unknown_hash = ?6
+                     WHERE entity = ?1 AND entity_id = ?2 AND valid_to IS NULL AND opened_by = ?3",
+                )?
+                .execute(params![
+                    key.entity.as_str(),
+                    entity_id,
+                    run_id,
+                    json,
+                    hashes.data,
+                    hashes.unknown
+                ])?)?;
+            delete_current(conn, &key)?;
+            write_current(conn, after.record, &after.unknown)
+        }
+        (Op::Delete, _) => {
+            let undo = params![key.entity.as_str(), entity_id, run_id];
+            one(conn
+                .prepare_cached(
+                    "DELETE FROM change_log WHERE entity = ?1 AND entity_id = ?2 AND sync_run_id = ?3",
+                )?
+                .execute(undo)?)?;
+            one(conn
+                .prepare_cached(
+                    "DELETE FROM entity_history
+                     WHERE entity = ?1 AND entity_id = ?2 AND valid_to IS NULL AND opened_by = ?3",
+                )?
+                .execute(undo)?)?;
+            delete_current(conn, &key)?;
+            if let Some(n) = counts.get_mut(&(key.entity, "insert")) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&(key.entity, "insert"));
+                }
+            }
+            Ok(())
+        }
+        // An insert cannot be: the entity is in what the diff compared with.
+        _ => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    conn: &Connection,
+    run_id: i64,
+    at: &str,
+    key: &EntityKey,
+    entity_id: &str,
+    op: &str,
+    fields: Option<&str>,
+    before: Option<i64>,
+    after: Option<i64>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO change_log (sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_history, after_history)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![run_id, at, key.entity.as_str(), entity_id, op, fields, before, after])
+    .map(|_| ())
+}
+
 fn apply_change(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: i64,
     at: &str,
     change: &Change<'_>,
@@ -66,18 +182,13 @@ fn apply_change(
     let key = change.key;
     let entity_id = key.entity_id();
     let event = |op: &str, fields: Option<&str>, before: Option<i64>, after: Option<i64>| {
-        tx.prepare_cached(
-            "INSERT INTO change_log (sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_history, after_history)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![run_id, at, key.entity.as_str(), entity_id, op, fields, before, after])
-        .map(|_| ())
+        event(tx, run_id, at, &key, &entity_id, op, fields, before, after)
     };
     match (change.op, &change.after) {
         (Op::Insert, Some(after)) => {
             let (json, hashes) = after.json_and_hashes();
             let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, &hashes)?;
-            write_current(tx, after.record, after.unknown)?;
+            write_current(tx, after.record, &after.unknown)?;
             event("insert", None, None, Some(opened))
         }
         (Op::Update, Some(after)) => {
@@ -85,7 +196,7 @@ fn apply_change(
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
             let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, &hashes)?;
             delete_current(tx, &key)?;
-            write_current(tx, after.record, after.unknown)?;
+            write_current(tx, after.record, &after.unknown)?;
             let fields = before
                 .as_ref()
                 .map(|(_, b)| changed_fields(b, &json))
@@ -126,7 +237,7 @@ fn apply_change(
 
 /// Opens a new current interval; returns its `history_id`.
 fn open_interval(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: i64,
     at: &str,
     key: &EntityKey,
@@ -154,7 +265,7 @@ fn open_interval(
 
 /// Closes the current interval; returns its `history_id` and JSON (the `before` of the change).
 fn close_interval(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: i64,
     at: &str,
     key: &EntityKey,
@@ -172,7 +283,7 @@ fn close_interval(
     }
 }
 
-fn delete_current(tx: &Transaction<'_>, key: &EntityKey) -> rusqlite::Result<()> {
+fn delete_current(tx: &Connection, key: &EntityKey) -> rusqlite::Result<()> {
     let statements: &[&str] = match key.entity {
         Entity::User => &[
             "DELETE FROM users WHERE organization_user_id = ?1",
@@ -204,175 +315,301 @@ fn delete_current(tx: &Transaction<'_>, key: &EntityKey) -> rusqlite::Result<()>
 }
 
 fn write_current(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     record: RecordRef<'_>,
-    unknown: Option<&str>,
+    unknown: &Option<&str>,
 ) -> rusqlite::Result<()> {
-    match record {
-        RecordRef::User(u) => {
-            tx.prepare_cached(
-                "INSERT INTO users (organization_user_id, user_account_id, user_id, name, email, active, admin, owner,
-                     joined, invite_sent, two_fa_enabled, can_edit_personal_details, account_locked_at, created_at,
-                     updated_at, deleted_at, organization_id, working_hours, permissions_json, unknown_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-            )?
-            .execute(params![
-                u.id,
-                u.user_account_id,
-                u.user_id,
-                u.name,
-                u.email,
-                u.active,
-                u.admin,
-                u.owner,
-                u.joined,
-                u.invite_sent,
-                u.two_fa_enabled,
-                u.can_edit_personal_details,
-                u.account_locked_at,
-                u.created_at,
-                u.updated_at,
-                u.deleted_at,
-                u.organization_id,
-                u.working_hours,
-                u.permissions.as_ref().map(|p| p.as_str()),
-                unknown
-            ])?;
-            let mut ws = tx.prepare_cached(
-                "INSERT INTO user_workspaces (organization_user_id, workspace_id, workspace_user_id, focus_role_id,
-                     track_role_id, work_role_id, toggl_products_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for w in &u.workspaces {
-                let products = w.toggl_products.as_str();
-                ws.execute(params![
-                    u.id,
-                    w.id,
-                    w.workspace_user_id,
-                    w.focus_role_id,
-                    w.track_role_id,
-                    w.work_role_id,
-                    products
-                ])?;
+    let mut rows = CurrentRows::default();
+    rows.add(record, unknown);
+    rows.write(conn)
+}
+
+/// A value to bind.
+type Value<'a> = &'a dyn ToSql;
+
+const NO_ID: Option<i64> = None;
+const NO_TEXT: Option<&str> = None;
+
+/// The current-table rows of some records, gathered to be written a table at a time.
+#[derive(Default)]
+struct CurrentRows<'a> {
+    users: Vec<[Value<'a>; 20]>,
+    user_workspaces: Vec<[Value<'a>; 7]>,
+    user_tags: Vec<[Value<'a>; 4]>,
+    user_rates: Vec<[Value<'a>; 8]>,
+    groups: Vec<[Value<'a>; 8]>,
+    group_workspaces: Vec<[Value<'a>; 6]>,
+    group_ghosts: Vec<[Value<'a>; 3]>,
+    group_members: Vec<[Value<'a>; 10]>,
+    roles: Vec<[Value<'a>; 9]>,
+    role_permissions: Vec<[Value<'a>; 6]>,
+}
+
+impl<'a> CurrentRows<'a> {
+    fn add(&mut self, record: RecordRef<'a>, unknown: Value<'a>) {
+        match record {
+            RecordRef::User(u) => {
+                self.users.push([
+                    &u.id,
+                    &u.user_account_id,
+                    &u.user_id,
+                    &u.name,
+                    &u.email,
+                    &u.active,
+                    &u.admin,
+                    &u.owner,
+                    &u.joined,
+                    &u.invite_sent,
+                    &u.two_fa_enabled,
+                    &u.can_edit_personal_details,
+                    &u.account_locked_at,
+                    &u.created_at,
+                    &u.updated_at,
+                    &u.deleted_at,
+                    &u.organization_id,
+                    &u.working_hours,
+                    &u.permissions,
+                    unknown,
+                ]);
+                for w in &u.workspaces {
+                    self.user_workspaces.push([
+                        &u.id,
+                        &w.id,
+                        &w.workspace_user_id,
+                        &w.focus_role_id,
+                        &w.track_role_id,
+                        &w.work_role_id,
+                        &w.toggl_products,
+                    ]);
+                }
+                for t in &u.tags {
+                    self.user_tags.push([&u.id, &t.id, &t.label, &t.color]);
+                }
             }
-            let mut tags =
-                tx.prepare_cached("INSERT INTO user_tags (organization_user_id, tag_id, label, color) VALUES (?1, ?2, ?3, ?4)")?;
-            for t in &u.tags {
-                tags.execute(params![u.id, t.id, t.label, t.color])?;
+            RecordRef::Rate(r) => self.user_rates.push([
+                &r.organization_user_id,
+                &r.hourly_rate,
+                &r.currency,
+                &r.start_at,
+                &r.end_at,
+                &r.workspace_id,
+                &r.workspace_rate_id,
+                &r.workspace_user_rate_id,
+            ]),
+            RecordRef::Group(g) => {
+                self.groups.push([
+                    &g.id,
+                    &g.name,
+                    &g.emoji,
+                    &g.organization_id,
+                    &g.created_at,
+                    &g.updated_at,
+                    &g.deleted_at,
+                    unknown,
+                ]);
+                for w in &g.workspaces {
+                    self.group_workspaces.push([
+                        &g.id,
+                        &w.workspace_id,
+                        &w.workspace_group_id,
+                        &w.created_at,
+                        &w.updated_at,
+                        &w.deleted_at,
+                    ]);
+                }
+                for gh in &g.ghosts {
+                    self.group_ghosts.push([&g.id, &gh.id, &gh.name]);
+                }
             }
-        }
-        RecordRef::Rate(r) => {
-            tx.prepare_cached(
-                "INSERT INTO user_rates (organization_user_id, hourly_rate, currency, start_at, end_at, workspace_id,
-                     workspace_rate_id, workspace_user_rate_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                r.organization_user_id,
-                r.hourly_rate,
-                r.currency,
-                r.start_at,
-                r.end_at,
-                r.workspace_id,
-                r.workspace_rate_id,
-                r.workspace_user_rate_id
-            ])?;
-        }
-        RecordRef::Group(g) => {
-            tx.prepare_cached(
-                "INSERT INTO groups (group_id, name, emoji, organization_id, created_at, updated_at, deleted_at, unknown_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                g.id,
-                g.name,
-                g.emoji,
-                g.organization_id,
-                g.created_at,
-                g.updated_at,
-                g.deleted_at,
-                unknown
-            ])?;
-            let mut ws = tx.prepare_cached(
-                "INSERT INTO group_workspaces (group_id, workspace_id, workspace_group_id, created_at, updated_at, deleted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for w in &g.workspaces {
-                ws.execute(params![
-                    g.id,
-                    w.workspace_id,
-                    w.workspace_group_id,
-                    w.created_at,
-                    w.updated_at,
-                    w.deleted_at
-                ])?;
-            }
-            let mut ghosts = tx.prepare_cached(
-                "INSERT INTO group_ghosts (group_id, ghost_id, name) VALUES (?1, ?2, ?3)",
-            )?;
-            for gh in &g.ghosts {
-                ghosts.execute(params![g.id, gh.id, gh.name])?;
-            }
-        }
-        RecordRef::Membership(m) => {
-            tx.prepare_cached(
-                "INSERT INTO group_members (group_id, organization_user_id, user_group_id, user_account_id, focus_role_id,
-                     track_role_id, work_role_id, created_at, updated_at, deleted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                m.group_id,
-                m.organization_user_id,
-                m.user_group_id,
-                m.user_account_id,
-                m.focus_role_id,
-                m.track_role_id,
-                m.work_role_id,
-                m.created_at,
-                m.updated_at,
-                m.deleted_at
-            ])?;
-        }
-        RecordRef::Role(r) => {
-            tx.prepare_cached(
-                "INSERT INTO roles (role_id, code, name, type, privilege_level, entity, description, organization_id, unknown_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                r.role_id,
-                r.code,
-                r.name,
-                r.kind,
-                r.privilege_level,
-                r.entity,
-                r.description,
-                r.organization_id,
-                unknown
-            ])?;
-            let mut perms = tx.prepare_cached(
-                "INSERT INTO role_permissions (role_id, permission_id, name, entity, condition, description)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for p in &r.permissions {
-                perms.execute(params![
-                    r.role_id,
-                    p.permission_id,
-                    p.name,
-                    p.entity,
-                    p.condition,
-                    p.description
-                ])?;
+            RecordRef::Membership(m) => self.group_members.push([
+                &m.group_id,
+                &m.organization_user_id,
+                &m.user_group_id,
+                &m.user_account_id,
+                &m.focus_role_id,
+                &m.track_role_id,
+                &m.work_role_id,
+                &m.created_at,
+                &m.updated_at,
+                &m.deleted_at,
+            ]),
+            RecordRef::Role(r) => {
+                self.roles.push([
+                    &r.role_id,
+                    &r.code,
+                    &r.name,
+                    &r.kind,
+                    &r.privilege_level,
+                    &r.entity,
+                    &r.description,
+                    &r.organization_id,
+                    unknown,
+                ]);
+                for p in &r.permissions {
+                    self.role_permissions.push([
+                        &r.role_id,
+                        &p.permission_id,
+                        &p.name,
+                        &p.entity,
+                        &p.condition,
+                        &p.description,
+                    ]);
+                }
             }
         }
+    }
+
+    fn write(&self, conn: &Connection) -> rusqlite::Result<()> {
+        insert_rows(
+            conn,
+            "users (organization_user_id, user_account_id, user_id, name, email, active, admin, owner,
+                 joined, invite_sent, two_fa_enabled, can_edit_personal_details, account_locked_at, created_at,
+                 updated_at, deleted_at, organization_id, working_hours, permissions_json, unknown_json)",
+            &self.users,
+        )?;
+        insert_rows(
+            conn,
+            "user_workspaces (organization_user_id, workspace_id, workspace_user_id, focus_role_id,
+                 track_role_id, work_role_id, toggl_products_json)",
+            &self.user_workspaces,
+        )?;
+        insert_rows(
+            conn,
+            "user_tags (organization_user_id, tag_id, label, color)",
+            &self.user_tags,
+        )?;
+        insert_rows(
+            conn,
+            "user_rates (organization_user_id, hourly_rate, currency, start_at, end_at, workspace_id,
+                 workspace_rate_id, workspace_user_rate_id)",
+            &self.user_rates,
+        )?;
+        insert_rows(
+            conn,
+            "groups (group_id, name, emoji, organization_id, created_at, updated_at, deleted_at, unknown_json)",
+            &self.groups,
+        )?;
+        insert_rows(
+            conn,
+            "group_workspaces (group_id, workspace_id, workspace_group_id, created_at, updated_at, deleted_at)",
+            &self.group_workspaces,
+        )?;
+        insert_rows(
+            conn,
+            "group_ghosts (group_id, ghost_id, name)",
+            &self.group_ghosts,
+        )?;
+        insert_rows(
+            conn,
+            "group_members (group_id, organization_user_id, user_group_id, user_account_id, focus_role_id,
+                 track_role_id, work_role_id, created_at, updated_at, deleted_at)",
+            &self.group_members,
+        )?;
+        insert_rows(
+            conn,
+            "roles (role_id, code, name, type, privilege_level, entity, description, organization_id, unknown_json)",
+            &self.roles,
+        )?;
+        insert_rows(
+            conn,
+            "role_permissions (role_id, permission_id, name, entity, condition, description)",
+            &self.role_permissions,
+        )
+    }
+}
+
+/// Rows per multi-row `INSERT`: each statement execution costs about as much as
+/// inserting several rows, so a page of new entities goes in by the dozen.
+const ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT INTO <table> VALUES` all of `rows`, [`ROWS_PER_INSERT`] to a statement.
+fn insert_rows<const N: usize>(
+    conn: &Connection,
+    table: &str,
+    rows: &[[Value<'_>; N]],
+) -> rusqlite::Result<()> {
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    let write = |chunk: &[[Value<'_>; N]]| -> rusqlite::Result<()> {
+        let row = format!("({})", vec!["?"; N].join(","));
+        // OR FAIL: a failing row ends the statement without undoing the rows before it, so
+        // SQLite keeps no statement journal (the caller rolls the whole run back anyway).
+        let sql = format!(
+            "INSERT OR FAIL INTO {table} VALUES {}",
+            vec![row; chunk.len()].join(",")
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        for (i, value) in chunk.iter().flatten().enumerate() {
+            stmt.raw_bind_parameter(i + 1, value)?;
+        }
+        stmt.raw_execute().map(|_| ())
+    };
+    for chunk in &mut chunks {
+        write(chunk)?;
+    }
+    for row in chunks.remainder() {
+        write(std::slice::from_ref(row))?;
     }
     Ok(())
 }
 
-/// Upserts workspace names; unchanged names write nothing.
-fn write_workspace_names(
-    tx: &Transaction<'_>,
-    names: &BTreeMap<i64, String>,
+/// Writes entities new to the mirror that a run hands over while it still pulls: their
+/// history rows (ids from `next_history_id` on), current rows and insert events.
+pub(super) fn insert_new(
+    conn: &Connection,
+    run_id: i64,
+    at: &str,
+    batch: &[NewRow],
+    next_history_id: &mut i64,
 ) -> rusqlite::Result<()> {
+    let first = *next_history_id;
+    let ids: Vec<i64> = (first..).take(batch.len()).collect();
+    *next_history_id = first + batch.len() as i64;
+    let entity_ids: Vec<String> = batch.iter().map(|r| r.key.entity_id()).collect();
+    let mut history: Vec<[Value<'_>; 10]> = Vec::with_capacity(batch.len());
+    let mut events: Vec<[Value<'_>; 8]> = Vec::with_capacity(batch.len());
+    let mut current = CurrentRows::default();
+    for ((row, id), entity_id) in batch.iter().zip(&ids).zip(&entity_ids) {
+        history.push([
+            id,
+            &row.key.entity,
+            entity_id,
+            &row.key.id,
+            &row.key.sub_id,
+            &at,
+            &row.json,
+            &row.hashes.data,
+            &row.hashes.unknown,
+            &run_id,
+        ]);
+        events.push([
+            &run_id,
+            &at,
+            &row.key.entity,
+            entity_id,
+            &"insert",
+            &NO_TEXT,
+            &NO_ID,
+            id,
+        ]);
+        current.add(row.record.as_ref(), &row.unknown);
+    }
+    insert_rows(
+        conn,
+        "entity_history (history_id, entity, entity_id, id, sub_id, valid_from, data_json, data_hash,
+             unknown_hash, opened_by)",
+        &history,
+    )?;
+    insert_rows(
+        conn,
+        "change_log (sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_history,
+             after_history)",
+        &events,
+    )?;
+    current.write(conn)
+}
+
+/// Upserts workspace names; unchanged names write nothing.
+fn write_workspace_names(tx: &Connection, names: &BTreeMap<i64, String>) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO workspaces (workspace_id, name) VALUES (?1, ?2)
          ON CONFLICT (workspace_id) DO UPDATE SET name = excluded.name WHERE name IS NOT excluded.name",

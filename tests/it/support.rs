@@ -90,6 +90,7 @@ impl Mirror {
             text(&out.stdout),
             text(&out.stderr)
         );
+        assert_references_hold(&self.db);
         out
     }
 
@@ -127,6 +128,15 @@ pub fn rows(conn: &Connection, sql: &str) -> Vec<Vec<String>> {
 pub fn scalar(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The declared foreign keys hold (the writer does not have SQLite enforce them).
+pub fn assert_references_hold(db: &Path) {
+    let broken = rows(
+        &Connection::open(db).expect("open"),
+        "PRAGMA foreign_key_check",
+    );
+    assert!(broken.is_empty(), "foreign keys broken: {broken:?}");
 }
 
 /// Every current table, dumped in key order: for "nothing changed" comparisons.

@@ -714,6 +714,92 @@ fn a_page_cap_that_shrinks_mid_pull_deletes_nobody() {
     );
 }
 
+/// A first sync writes what it pulls while later pages arrive. A group seen twice because
+/// the rows moved (here: the page cap shrank after page 1) counts in its later copy: a
+/// rename between the copies leaves one insert with the new name, and a member who left
+/// in between is not in the mirror at all (no event, no history row).
+#[test]
+fn a_group_seen_twice_in_a_first_sync_is_mirrored_as_its_later_copy() {
+    let m = capped(200, 10, "");
+    let fake = m.fake.handle();
+    let groups = fake.group_ids();
+    let (renamed, left) = (groups[8], groups[9]);
+    let leaver = *fake.group_members(left).first().expect("a member");
+    let between = move |fake: &FakeHandle| {
+        assert!(fake.rename_group(renamed, "Renamed between pages"));
+        assert!(fake.leave_group(left, leaver));
+        // Page 2 now starts at the 8th group: the 8th to 10th come again.
+        fake.set_per_page_cap(7);
+    };
+    fake.inject(
+        Fault::new(Route::Teams, FaultKind::MutateAfter(Arc::new(between)))
+            .on_page(1)
+            .times(1),
+    );
+    m.sync_ok();
+    let conn = m.conn();
+    let run = last_run(&conn);
+    let teams_served = served(&fake, "/teams");
+    assert!(
+        teams_served.iter().any(|r| page_of(r) == 2),
+        "page 2 was never served: {teams_served:?}"
+    );
+    let group_events = rows(
+        &conn,
+        &format!(
+            "SELECT op, json_extract(after_json, '$.name') FROM change_events
+             WHERE sync_run_id = {run} AND entity = 'group' AND entity_id = '{renamed}'"
+        ),
+    );
+    assert_eq!(group_events, [["insert", "Renamed between pages"]]);
+    assert_eq!(
+        scalar(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM entity_history WHERE entity = 'group' AND id = {renamed}"
+            )
+        ),
+        1
+    );
+    let name: String = conn
+        .query_row(
+            &format!("SELECT name FROM groups_current WHERE group_id = {renamed}"),
+            [],
+            |r| r.get(0),
+        )
+        .expect("the renamed group is mirrored");
+    assert_eq!(name, "Renamed between pages");
+    let membership = format!("{left}:{leaver}");
+    for sql in [
+        format!("SELECT count(*) FROM change_events WHERE entity = 'group_membership' AND entity_id = '{membership}'"),
+        format!("SELECT count(*) FROM entity_history WHERE entity = 'group_membership' AND id = {left} AND sub_id = {leaver}"),
+        format!("SELECT count(*) FROM group_members WHERE group_id = {left} AND organization_user_id = {leaver}"),
+    ] {
+        assert_eq!(scalar(&conn, &sql), 0, "{sql}");
+    }
+    // The other members of that group are there, each inserted once.
+    let others = fake.group_members(left).len() as i64;
+    assert!(others > 0);
+    assert_eq!(
+        scalar(
+            &conn,
+            &format!("SELECT count(*) FROM change_events WHERE sync_run_id = {run} AND entity = 'group_membership' AND entity_id LIKE '{left}:%'")
+        ),
+        others
+    );
+    // The run's event count matches its events.
+    assert_eq!(
+        scalar(
+            &conn,
+            &format!("SELECT events_written FROM sync_runs WHERE sync_run_id = {run}")
+        ),
+        scalar(
+            &conn,
+            &format!("SELECT count(*) FROM change_events WHERE sync_run_id = {run}")
+        )
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 6. The deletion guard
 

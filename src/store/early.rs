@@ -1,0 +1,163 @@
+//! Writing a full run while it still pulls: a thread with its own connection opens the
+//! run's one transaction, inserts the entities new to the mirror as pages hand them
+//! over, and gives the connection back for the final diff and the commit. Nothing is
+//! visible to readers before that commit; a run that fails or is refused rolls back.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+
+use super::write::{self, Counts, RunEnd, RunTotals};
+use super::{sqlite_error, StoreError};
+use crate::diff::{Diff, StoredHashes};
+use crate::snapshot::{EntityKey, NewRow};
+
+/// Batches in flight between the pull and the writer: the pull waits when the writer
+/// is this far behind, so a slow disk bounds memory instead of growing it.
+const QUEUE: usize = 4;
+
+type Outcome = rusqlite::Result<(Connection, Counts)>;
+
+/// The writing side of a full run (see the module docs).
+pub struct EarlyWriter {
+    sender: Option<SyncSender<Vec<NewRow>>>,
+    thread: Option<JoinHandle<Outcome>>,
+    path: PathBuf,
+    run_id: i64,
+    observed_at: String,
+}
+
+impl EarlyWriter {
+    /// Starts the writer on `conn` (a connection of its own) for run `run_id`, whose
+    /// history rows and events carry `observed_at`.
+    pub(super) fn start(
+        conn: Connection,
+        path: PathBuf,
+        run_id: i64,
+        observed_at: String,
+    ) -> Result<EarlyWriter, StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(sqlite_error(&path))?;
+        // The writer numbers the history rows it inserts itself, so that their events can
+        // point at them from the same multi-row statements; it holds the write lock.
+        let mut next_history_id: i64 = conn
+            .query_row(
+                "SELECT coalesce(max(history_id), 0) + 1 FROM entity_history",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite_error(&path))?;
+        let (sender, batches) = sync_channel::<Vec<NewRow>>(QUEUE);
+        let at = observed_at.clone();
+        let thread = std::thread::Builder::new()
+            .name("orgmirror-writer".into())
+            .spawn(move || {
+                let mut counts = Counts::new();
+                for batch in batches {
+                    if let Err(e) =
+                        write::insert_new(&conn, run_id, &at, &batch, &mut next_history_id)
+                    {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        return Err(e);
+                    }
+                    for row in &batch {
+                        *counts.entry((row.key.entity, "insert")).or_default() += 1;
+                    }
+                }
+                Ok((conn, counts))
+            })
+            .map_err(|e| StoreError::Io {
+                path: path.clone(),
+                message: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(EarlyWriter {
+            sender: Some(sender),
+            thread: Some(thread),
+            path,
+            run_id,
+            observed_at,
+        })
+    }
+
+    /// When the run's history rows and events say it observed the organization.
+    pub fn observed_at(&self) -> &str {
+        &self.observed_at
+    }
+
+    /// Queues entities new to the mirror for insertion. Waits while the writer is
+    /// [`QUEUE`] batches behind. Fails when the writer stopped; [`EarlyWriter::finish`]
+    /// or [`EarlyWriter::error`] then says why.
+    pub fn send(&self, rows: Vec<NewRow>) -> Result<(), WriterStopped> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match &self.sender {
+            Some(sender) => sender.send(rows).map_err(|_| WriterStopped),
+            None => Err(WriterStopped),
+        }
+    }
+
+    /// Why the writer stopped, if it did (it is stopped either way afterwards).
+    pub fn error(mut self) -> Option<StoreError> {
+        self.join().err()
+    }
+
+    /// Writes the final diff (its changes to entities in `written` revise what the
+    /// writer inserted), marks the run succeeded, and commits everything at once.
+    pub fn finish(
+        mut self,
+        diff: &Diff<'_>,
+        written: &BTreeMap<EntityKey, StoredHashes>,
+        workspace_names: &BTreeMap<i64, String>,
+        totals: &RunTotals,
+    ) -> Result<Counts, StoreError> {
+        let (conn, counts) = self.join()?;
+        let end = RunEnd {
+            run_id: self.run_id,
+            observed_at: &self.observed_at,
+            workspace_names,
+            totals,
+        };
+        let result = write::finish(&conn, &end, diff, written, counts)
+            .and_then(|counts| conn.execute_batch("COMMIT").map(|_| counts));
+        if result.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result.map_err(sqlite_error(&self.path))
+    }
+
+    /// Stops the writer and takes its connection back, the transaction still open.
+    fn join(&mut self) -> Result<(Connection, Counts), StoreError> {
+        self.sender = None;
+        let thread = self.thread.take().ok_or_else(|| StoreError::Io {
+            path: self.path.clone(),
+            message: "the writer thread was already stopped".to_string(),
+        })?;
+        match thread.join() {
+            Ok(outcome) => outcome.map_err(sqlite_error(&self.path)),
+            Err(_) => Err(StoreError::Io {
+                path: self.path.clone(),
+                message: "the writer thread panicked; nothing was committed".to_string(),
+            }),
+        }
+    }
+}
+
+impl Drop for EarlyWriter {
+    /// A run that ends without [`EarlyWriter::finish`] leaves no trace: roll back.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            if let Ok((conn, _)) = self.join() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+}
+
+/// The writer thread is no longer taking rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the database writer stopped")]
+pub struct WriterStopped;
