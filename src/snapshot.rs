@@ -310,6 +310,8 @@ pub struct OrgSnapshot {
     /// Entities new to the baseline that [`OrgSnapshot::take_new`] handed over, with the
     /// hashes of what was handed over: this run's own "stored" version of them.
     settled: BTreeMap<EntityKey, StoredHashes>,
+    /// Reused for the canonical JSON of each record compared.
+    scratch: Vec<u8>,
 }
 
 /// A record the API sent that cannot be mirrored (no id, say).
@@ -367,10 +369,11 @@ impl OrgSnapshot {
             Some(settled) => Some(settled),
             None => self.baseline.as_ref().and_then(|b| b.get(&key)),
         };
+        let scratch = &mut self.scratch;
         let same = stored.is_some_and(|stored| {
             *stored
                 == StoredHashes {
-                    data: record.content_hash(),
+                    data: record.content_hash_in(scratch),
                     unknown: unknown.map(content_hash),
                 }
         });
@@ -734,19 +737,19 @@ pub enum RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
-    /// [`content_hash`] of [`RecordRef::canonical_json`], without making the text: a
-    /// re-sync compares every record it pulls by this.
-    pub fn content_hash(&self) -> i64 {
-        let mut hasher = HashWriter(twox_hash::XxHash3_64::default());
+    /// [`content_hash`] of [`RecordRef::canonical_json`], made in `scratch` (cleared
+    /// first) instead of a new string: a re-sync hashes every record it pulls.
+    pub fn content_hash_in(&self, scratch: &mut Vec<u8>) -> i64 {
+        scratch.clear();
         let r = match self {
-            RecordRef::Role(r) => serde_json::to_writer(&mut hasher, r),
-            RecordRef::Group(r) => serde_json::to_writer(&mut hasher, r),
-            RecordRef::User(r) => serde_json::to_writer(&mut hasher, r),
-            RecordRef::Membership(r) => serde_json::to_writer(&mut hasher, r),
-            RecordRef::Rate(r) => serde_json::to_writer(&mut hasher, r),
+            RecordRef::Role(r) => serde_json::to_writer(&mut *scratch, r),
+            RecordRef::Group(r) => serde_json::to_writer(&mut *scratch, r),
+            RecordRef::User(r) => serde_json::to_writer(&mut *scratch, r),
+            RecordRef::Membership(r) => serde_json::to_writer(&mut *scratch, r),
+            RecordRef::Rate(r) => serde_json::to_writer(&mut *scratch, r),
         };
         match r {
-            Ok(()) => std::hash::Hasher::finish(&hasher.0) as i64,
+            Ok(()) => twox_hash::XxHash3_64::oneshot(scratch) as i64,
             // Cannot happen (see `canonical_json`); hash the text that method makes then.
             Err(_) => content_hash(&self.canonical_json()),
         }
@@ -763,20 +766,6 @@ impl RecordRef<'_> {
         };
         // Serializing these plain structs (strings, numbers, Values) cannot fail.
         r.unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()))
-    }
-}
-
-/// Feeds written bytes to a hasher.
-struct HashWriter(twox_hash::XxHash3_64);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        std::hash::Hasher::write(&mut self.0, buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -1076,8 +1065,9 @@ mod tests {
         let rows: Vec<_> = s.rows().collect();
         assert!(!rows.is_empty());
         for row in rows {
+            let mut scratch = b"left over".to_vec();
             assert_eq!(
-                row.value.content_hash(),
+                row.value.content_hash_in(&mut scratch),
                 content_hash(&row.value.canonical_json())
             );
         }

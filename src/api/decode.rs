@@ -1,13 +1,14 @@
 //! Turning response bodies into models: never panics, names the item that failed, and
 //! keeps the top-level fields a model does not know as canonical JSON.
 //!
-//! Lists are decoded in two cheap passes over borrowed text: the envelope is parsed
-//! with each item kept as a [`RawValue`] (no allocation per field), then every item is
-//! parsed into its model and scanned once more for unknown keys.
+//! Lists are decoded in two passes over borrowed text: the envelope is parsed with each
+//! item kept as a [`RawValue`] (no allocation per field, and errors can name the item),
+//! then every item is parsed into its model, its unknown top-level keys kept on the way.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -78,15 +79,153 @@ where
 
 /// Parses one list item into its model, and returns the top-level fields the model does
 /// not know (see [`KnownFields`]) as canonical JSON: keys sorted at every level, or
-/// `None` when there are none.
+/// `None` when there are none. One pass: the model's own deserializer reads the item
+/// through [`Capture`], which keeps the unknown fields as they go by.
 pub fn split_unknown_fields<T>(item: &RawValue) -> Result<WithUnknown<T>, serde_json::Error>
 where
     T: DeserializeOwned + KnownFields,
 {
-    let value: T = serde_json::from_str(item.get())?;
+    let mut unknown = serde_json::Map::new();
     let mut de = serde_json::Deserializer::from_str(item.get());
-    let unknown = UnknownScan(T::FIELDS).deserialize(&mut de)?;
-    Ok((value, unknown))
+    let value = T::deserialize(Capture {
+        de: &mut de,
+        known: T::FIELDS,
+        unknown: &mut unknown,
+    })?;
+    de.end()?;
+    if unknown.is_empty() {
+        return Ok((value, None));
+    }
+    Ok((
+        value,
+        Some(canonical_json(&serde_json::Value::Object(unknown))),
+    ))
+}
+
+/// A deserializer for one item that hands the model its fields and keeps, beside, the
+/// top-level ones not in `known`.
+struct Capture<'a, D> {
+    de: D,
+    known: &'static [&'static str],
+    unknown: &'a mut serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capture<'_, D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.de.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        let visitor = CaptureVisitor {
+            inner: visitor,
+            known: self.known,
+            unknown: self.unknown,
+        };
+        self.de.deserialize_struct(name, fields, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+struct CaptureVisitor<'a, V> {
+    inner: V,
+    known: &'static [&'static str],
+    unknown: &'a mut serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for CaptureVisitor<'_, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_map(CaptureMap {
+            map,
+            known: self.known,
+            unknown: self.unknown,
+            pending: None,
+        })
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_seq(seq)
+    }
+}
+
+struct CaptureMap<'a, A> {
+    map: A,
+    known: &'static [&'static str],
+    unknown: &'a mut serde_json::Map<String, serde_json::Value>,
+    /// The name of the unknown field whose value comes next.
+    pending: Option<String>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for CaptureMap<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let Some(key) = self.map.next_key_seed(KeyText)? else {
+            return Ok(None);
+        };
+        self.pending = (!self.known.contains(&key.as_ref())).then(|| key.clone().into_owned());
+        seed.deserialize(de::value::CowStrDeserializer::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        match self.pending.take() {
+            None => self.map.next_value_seed(seed),
+            Some(name) => {
+                let value: serde_json::Value = self.map.next_value()?;
+                let out = seed.deserialize(value.clone()).map_err(de::Error::custom)?;
+                self.unknown.insert(name, value);
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A map key as text, borrowed from the input where it has no escapes.
+struct KeyText;
+
+impl<'de> DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
 }
 
 fn envelope_error(body: &[u8], error: &serde_json::Error) -> String {
@@ -97,69 +236,6 @@ fn envelope_error(body: &[u8], error: &serde_json::Error) -> String {
         )
     } else {
         error.to_string()
-    }
-}
-
-/// Walks the keys of one JSON object, skipping known fields without building them and
-/// collecting the unknown ones as [`serde_json::Value`]s.
-struct UnknownScan<'k>(&'k [&'k str]);
-
-impl<'de> DeserializeSeed<'de> for UnknownScan<'_> {
-    type Value = Option<String>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for UnknownScan<'_> {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut unknown = serde_json::Map::new();
-        while let Some(key) = map.next_key_seed(KeyKind(self.0))? {
-            match key {
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Some(name) => {
-                    let value = map.next_value::<serde_json::Value>()?;
-                    unknown.insert(name, value);
-                }
-            }
-        }
-        if unknown.is_empty() {
-            return Ok(None);
-        }
-        let value = serde_json::Value::Object(unknown);
-        Ok(Some(canonical_json(&value)))
-    }
-}
-
-/// A key: `None` when the model knows it (no allocation), else its owned name.
-struct KeyKind<'k>(&'k [&'k str]);
-
-impl<'de> DeserializeSeed<'de> for KeyKind<'_> {
-    type Value = Option<String>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyKind<'_> {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok((!self.0.contains(&v)).then(|| v.to_owned()))
     }
 }
 
@@ -190,7 +266,7 @@ fn canonical_json(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::models::{OrganizationUser, Team};
+    use crate::api::models::{KnownFields, OrganizationUser, Team};
     use proptest::prelude::*;
 
     #[test]
@@ -274,6 +350,38 @@ mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_page::<OrganizationUser>(&bytes, Envelope::Items);
             let _ = decode_page::<Team>(&bytes, Envelope::Data);
+        }
+
+        /// Whatever the mix of keys, the unknown fields kept are exactly the top-level keys
+        /// the model does not know (with their values), and the model reads the rest.
+        #[test]
+        fn the_unknown_fields_are_exactly_the_unknown_keys(
+            extra in proptest::collection::btree_map("[a-z_]{1,8}", json_value(), 0..6),
+            id in any::<i64>(),
+            name in proptest::option::of("[a-zé ]{0,6}"),
+        ) {
+            let mut object = serde_json::Map::new();
+            object.insert("id".into(), id.into());
+            object.insert("name".into(), name.clone().into());
+            for (k, v) in &extra {
+                if !OrganizationUser::FIELDS.contains(&k.as_str()) {
+                    object.insert(k.clone(), v.clone());
+                }
+            }
+            let text = serde_json::to_string(&serde_json::Value::Object(object)).unwrap();
+            // As parsed (serde_json's float parsing need not give back the same bits).
+            let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(&text) else {
+                panic!("an object");
+            };
+            let raw = RawValue::from_string(text).unwrap();
+            let (user, unknown) = split_unknown_fields::<OrganizationUser>(&raw).unwrap();
+            prop_assert_eq!(user.id, Some(id));
+            prop_assert_eq!(user.name, name);
+            object.remove("id");
+            object.remove("name");
+            let expected = (!object.is_empty())
+                .then(|| canonical_json(&serde_json::Value::Object(object)));
+            prop_assert_eq!(unknown, expected);
         }
 
         #[test]
