@@ -147,6 +147,15 @@ impl CanonicalJson {
         }
     }
 
+    /// A JSON array of these strings (the caller sorts them), made without a `Value`.
+    pub fn from_strings(items: &[String]) -> CanonicalJson {
+        let text = serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string());
+        match serde_json::value::RawValue::from_string(text) {
+            Ok(raw) => CanonicalJson(raw),
+            Err(_) => CanonicalJson(serde_json::value::RawValue::NULL.to_owned()),
+        }
+    }
+
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         self.0.get()
@@ -574,7 +583,7 @@ impl OrgSnapshot {
             let mut products = w.toggl_products;
             products.sort();
             products.dedup();
-            let products = CanonicalJson::from_value(&serde_json::Value::from(products));
+            let products = CanonicalJson::from_strings(&products);
             workspaces.push(UserWorkspaceRecord {
                 id: wid,
                 workspace_user_id: w.workspace_user_id,
@@ -1070,6 +1079,19 @@ mod tests {
                 row.value.content_hash_in(&mut scratch),
                 content_hash(&row.value.canonical_json())
             );
+        }
+    }
+
+    #[test]
+    fn a_list_of_strings_is_the_json_of_its_value() {
+        for items in [
+            vec![],
+            vec!["focus".to_string()],
+            vec!["a\"b".into(), "é🙂".into()],
+        ] {
+            let direct = CanonicalJson::from_strings(&items);
+            let via_value = CanonicalJson::from_value(&serde_json::Value::from(items.clone()));
+            assert_eq!(direct, via_value, "{items:?}");
         }
     }
 
