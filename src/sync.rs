@@ -173,7 +173,14 @@ fn finish(
         Ok(events) => {
             report.committed = true;
             report.events = events;
-            if let Ok(false) = store.checkpoint() {
+            let checkpoint = Instant::now();
+            let complete = store.checkpoint();
+            tracing::debug!(
+                run_id,
+                checkpoint_ms = checkpoint.elapsed().as_millis() as u64,
+                "WAL checkpoint"
+            );
+            if let Ok(false) = complete {
                 warn!(run_id, "WAL checkpoint incomplete: a reader holds an old snapshot open; the -wal file keeps its size until it lets go");
             }
         }

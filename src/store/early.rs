@@ -114,15 +114,27 @@ impl EarlyWriter {
         workspace_names: &BTreeMap<i64, String>,
         totals: &RunTotals,
     ) -> Result<Counts, StoreError> {
+        let started = std::time::Instant::now();
         let (conn, counts) = self.join()?;
+        let drained = started.elapsed();
         let end = RunEnd {
             run_id: self.run_id,
             observed_at: &self.observed_at,
             workspace_names,
             totals,
         };
-        let result = write::finish(&conn, &end, diff, written, counts)
-            .and_then(|counts| conn.execute_batch("COMMIT").map(|_| counts));
+        let result = write::finish(&conn, &end, diff, written, counts).and_then(|counts| {
+            let written = started.elapsed();
+            conn.execute_batch("COMMIT")?;
+            tracing::debug!(
+                run_id = self.run_id,
+                drain_ms = drained.as_millis() as u64,
+                final_changes_ms = (written - drained).as_millis() as u64,
+                commit_ms = (started.elapsed() - written).as_millis() as u64,
+                "run written"
+            );
+            Ok(counts)
+        });
         if result.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
