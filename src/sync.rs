@@ -117,6 +117,7 @@ pub async fn refresh(
     let started = Instant::now();
     let run_id = store.begin_run("targeted", &now_utc())?;
     client.start_run();
+    let observed_at = now_utc();
     let result = async {
         let mut snapshot = OrgSnapshot::default();
         let groups: Vec<i64> = targets.groups.iter().copied().collect();
@@ -144,7 +145,11 @@ pub async fn refresh(
             rates: config.sync.include_rates,
         };
         let stored = store.stored_state()?;
-        commit(client, store, run_id, &stored, &snapshot, &scope)
+        let d = diff::diff(&stored, &snapshot, &scope);
+        let totals = totals_of(&client.stats());
+        let counts =
+            store.commit_run(run_id, &d, &snapshot.workspace_names, &observed_at, &totals)?;
+        Ok(counts)
     }
     .await;
     finish(client, store, run_id, started, result)
@@ -338,21 +343,6 @@ async fn pull(
         })
         .await?;
     Ok(())
-}
-
-fn commit(
-    client: &Client,
-    store: &mut Store,
-    run_id: i64,
-    stored: &StoredState,
-    snapshot: &OrgSnapshot,
-    scope: &Scope,
-) -> Result<BTreeMap<(Entity, &'static str), usize>, SyncError> {
-    let d = diff::diff(stored, snapshot, scope);
-    let totals = totals_of(&client.stats());
-    let observed_at = now_utc();
-    let counts = store.commit_run(run_id, &d, &snapshot.workspace_names, &observed_at, &totals)?;
-    Ok(counts)
 }
 
 /// Users and groups the mirror holds that the pull did not list may have been skipped

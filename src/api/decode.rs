@@ -177,7 +177,7 @@ where
 {
     let mut unknown = serde_json::Map::new();
     let value = T::deserialize(Capture {
-        de: deserializer,
+        inner: deserializer,
         known: T::FIELDS,
         unknown: &mut unknown,
     })?;
@@ -205,10 +205,11 @@ where
     Ok(value)
 }
 
-/// A deserializer for one item that hands the model its fields and keeps, beside, the
-/// top-level ones not in `known`.
-struct Capture<'a, D> {
-    de: D,
+/// Wrapped around the deserializer of one item, it hands the model its fields and keeps,
+/// beside, the top-level ones not in `known`; wrapped around the model's visitor, it does
+/// the same for the item's map.
+struct Capture<'a, T> {
+    inner: T,
     known: &'static [&'static str],
     unknown: &'a mut serde_json::Map<String, serde_json::Value>,
 }
@@ -217,7 +218,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capture<'_, D> {
     type Error = D::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.de.deserialize_any(visitor)
+        self.inner.deserialize_any(visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -226,12 +227,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capture<'_, D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = CaptureVisitor {
+        let visitor = Capture {
             inner: visitor,
             known: self.known,
             unknown: self.unknown,
         };
-        self.de.deserialize_struct(name, fields, visitor)
+        self.inner.deserialize_struct(name, fields, visitor)
     }
 
     serde::forward_to_deserialize_any! {
@@ -241,13 +242,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capture<'_, D> {
     }
 }
 
-struct CaptureVisitor<'a, V> {
-    inner: V,
-    known: &'static [&'static str],
-    unknown: &'a mut serde_json::Map<String, serde_json::Value>,
-}
-
-impl<'de, V: Visitor<'de>> Visitor<'de> for CaptureVisitor<'_, V> {
+impl<'de, V: Visitor<'de>> Visitor<'de> for Capture<'_, V> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
