@@ -10,8 +10,8 @@
 //!   is recorded by `run_once` and the daemon carries on.
 //! - The first stop signal stops the schedule. A run in progress gets
 //!   `schedule.shutdown_timeout` to finish; after that its future is dropped (it can only be
-//!   parked at an HTTP await: the commit is one synchronous transaction, so nothing is ever
-//!   half-written) and its `sync_runs` row is marked failed with [`SHUTDOWN_REASON`]. The
+//!   parked at an HTTP await; dropping it rolls back the run's one transaction, so nothing
+//!   is ever half-written) and its `sync_runs` row is marked failed with [`SHUTDOWN_REASON`]. The
 //!   database is closed and the process exits 0.
 //! - A second signal while waiting for the run abandons it at once, marks it failed with
 //!   [`SECOND_SIGNAL_REASON`] and exits 1.

@@ -100,9 +100,15 @@ impl EarlyWriter {
         }
     }
 
-    /// Why the writer stopped, if it did (it is stopped either way afterwards).
+    /// Why the writer stopped, if it did. Either way the run's transaction is rolled back.
     pub fn error(mut self) -> Option<StoreError> {
-        self.join().err()
+        match self.join() {
+            Ok((conn, _)) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                None
+            }
+            Err(e) => Some(e),
+        }
     }
 
     /// Writes the final diff (its changes to entities in `written` revise what the

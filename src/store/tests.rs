@@ -202,3 +202,59 @@ fn history_opens_and_closes_intervals() {
         .unwrap();
     assert_eq!(name, "c");
 }
+
+/// A writer thread that fails part-way (here: a user the mirror already holds, which the
+/// one-current-row index refuses) stops taking rows, says why, and leaves the mirror as
+/// it was, its transaction released.
+#[test]
+fn a_failing_early_writer_says_why_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    let mut store = Store::open(&db, &StoreOptions::default()).unwrap();
+    run(
+        &mut store,
+        &org(&[(1, "Ann"), (2, "Bo")], &[1]),
+        "2026-01-01T00:00:00Z",
+    );
+    let count = |store: &Store, table: &str| -> i64 {
+        store
+            .connection()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let tables = ["entity_history", "change_log", "users", "group_members"];
+    let before: Vec<i64> = tables.iter().map(|t| count(&store, t)).collect();
+
+    // Against an empty baseline, user 1 looks new and is handed over again.
+    let mut again = OrgSnapshot::against(std::sync::Arc::new(StoredState::new()));
+    again
+        .add_user(
+            OrganizationUser {
+                id: Some(1),
+                name: Some("Ann".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+    let rows = again.take_new();
+    assert_eq!(rows.len(), 1);
+    let at = "2026-01-02T00:00:00Z";
+    let run_id = store.begin_run("full", at).unwrap();
+    let writer = store.early_writer(run_id, at).unwrap();
+    let stopped = (0..200).any(|_| {
+        let refused = writer.send(rows.clone()).is_err();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        refused
+    });
+    assert!(stopped, "the writer kept taking rows after failing");
+    let error = writer.error().expect("the writer says why").to_string();
+    assert!(error.contains("UNIQUE constraint failed"), "{error}");
+
+    let after: Vec<i64> = tables.iter().map(|t| count(&store, t)).collect();
+    assert_eq!(after, before);
+    // The write lock is free again: the run can be recorded as failed.
+    store
+        .fail_run(run_id, &error, at, &RunTotals::default())
+        .unwrap();
+}
