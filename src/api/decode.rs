@@ -1,17 +1,16 @@
 //! Turning response bodies into models: never panics, names the item that failed, and
 //! keeps the top-level fields a model does not know as canonical JSON.
 //!
-//! A list page is decoded in one pass: the envelope's visitor reads each item straight
-//! into its model, keeping the item's unknown top-level keys on the way and noting which
-//! item an error came from.
+//! A list page is decoded in two passes over borrowed text: the envelope is parsed with
+//! each item kept as a [`RawValue`] (no allocation per field), then every item is read into
+//! its model, its unknown top-level keys kept on the way; a large page's items by two
+//! threads at once.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde::Deserializer;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::models::KnownFields;
@@ -35,137 +34,76 @@ pub struct DecodedPage<T> {
     pub total: Option<i64>,
 }
 
-/// Decodes one page of a list endpoint in one pass over the body. The error text names
-/// the failing item by its index on the page (`item 17: invalid type: …`); the caller adds
-/// endpoint and page. A body that is not JSON says so and shows how it starts.
+#[derive(Deserialize)]
+struct ItemsEnvelope<'a> {
+    #[serde(borrow, deserialize_with = "nullable_list")]
+    items: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct DataEnvelope<'a> {
+    #[serde(borrow, deserialize_with = "nullable_list")]
+    data: Vec<&'a RawValue>,
+    #[serde(default)]
+    total: Option<i64>,
+}
+
+/// The list field must be present; `null` means an empty list (the page promises nothing).
+fn nullable_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Pages with at least this many items are decoded by two threads.
+const SPLIT_FROM: usize = 64;
+
+/// Decodes one page of a list endpoint. The error text names the failing item by its
+/// index on the page (`item 17: invalid type: …`); the caller adds endpoint and page.
+/// A large page's items are decoded in two halves at once (a re-sync is CPU-bound on
+/// decoding, and the pull has the machine's other core to itself between writes).
 pub fn decode_page<T>(body: &[u8], envelope: Envelope) -> Result<DecodedPage<T>, String>
 where
-    T: DeserializeOwned + KnownFields,
+    T: DeserializeOwned + KnownFields + Send,
 {
-    let failed_item = Cell::new(None);
-    let seed = PageSeed::<T> {
-        list: match envelope {
-            Envelope::Items => "items",
-            Envelope::Data => "data",
-        },
-        with_total: envelope == Envelope::Data,
-        failed_item: &failed_item,
-        model: PhantomData,
+    let (raw, total) = match envelope {
+        Envelope::Items => serde_json::from_slice::<ItemsEnvelope>(body)
+            .map(|e| (e.items, None))
+            .map_err(|e| envelope_error(body, &e))?,
+        Envelope::Data => serde_json::from_slice::<DataEnvelope>(body)
+            .map(|e| (e.data, e.total))
+            .map_err(|e| envelope_error(body, &e))?,
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let decoded = seed
-        .deserialize(&mut de)
-        .and_then(|page| de.end().map(|()| page));
-    decoded.map_err(|e| match failed_item.get() {
-        Some(index) if !(e.is_syntax() || e.is_eof()) => format!("item {index}: {e}"),
-        _ => envelope_error(body, &e),
-    })
-}
-
-/// The envelope of a page: the list under `list` (`null` is an empty list, a missing one
-/// an error), the `total` when the envelope has one, and whatever else ignored.
-struct PageSeed<'a, T> {
-    list: &'static str,
-    with_total: bool,
-    /// Set while an item is read: the index of the item an error came from.
-    failed_item: &'a Cell<Option<usize>>,
-    model: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned + KnownFields> DeserializeSeed<'de> for PageSeed<'_, T> {
-    type Value = DecodedPage<T>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
+    let decode = |first: usize, items: &[&RawValue]| -> Result<Vec<WithUnknown<T>>, String> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                split_unknown_fields::<T>(item).map_err(|e| format!("item {}: {e}", first + i))
+            })
+            .collect()
+    };
+    if raw.len() < SPLIT_FROM {
+        return Ok(DecodedPage {
+            items: decode(0, &raw)?,
+            total,
+        });
     }
-}
-
-impl<'de, T: DeserializeOwned + KnownFields> Visitor<'de> for PageSeed<'_, T> {
-    type Value = DecodedPage<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "an object with `{}`", self.list)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut items = None;
-        let mut total = None;
-        while let Some(key) = map.next_key_seed(KeyText)? {
-            if key == self.list {
-                if items.is_some() {
-                    return Err(de::Error::duplicate_field(self.list));
-                }
-                items = Some(map.next_value_seed(ListSeed {
-                    failed_item: self.failed_item,
-                    model: PhantomData::<T>,
-                })?);
-            } else if self.with_total && key == "total" {
-                total = map.next_value::<Option<i64>>()?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        let items = items.ok_or_else(|| de::Error::missing_field(self.list))?;
-        Ok(DecodedPage { items, total })
-    }
-}
-
-/// The list of a page, `null` as empty.
-struct ListSeed<'a, T> {
-    failed_item: &'a Cell<Option<usize>>,
-    model: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned + KnownFields> DeserializeSeed<'de> for ListSeed<'_, T> {
-    type Value = Vec<WithUnknown<T>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_option(self)
-    }
-}
-
-impl<'de, T: DeserializeOwned + KnownFields> Visitor<'de> for ListSeed<'_, T> {
-    type Value = Vec<WithUnknown<T>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list or null")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        loop {
-            self.failed_item.set(Some(items.len()));
-            match seq.next_element_seed(ItemSeed(PhantomData::<T>))? {
-                Some(item) => items.push(item),
-                None => break,
-            }
-        }
-        self.failed_item.set(None);
-        Ok(items)
-    }
-}
-
-/// One item of a list: its model and its unknown top-level fields.
-struct ItemSeed<T>(PhantomData<T>);
-
-impl<'de, T: DeserializeOwned + KnownFields> DeserializeSeed<'de> for ItemSeed<T> {
-    type Value = WithUnknown<T>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        with_unknown_fields(deserializer)
-    }
+    let (front, back) = raw.split_at(raw.len() / 2);
+    let (front, back) = std::thread::scope(|s| {
+        let back = s.spawn(|| decode(front.len(), back));
+        let front = decode(0, front);
+        let back = back
+            .join()
+            .unwrap_or_else(|_| Err("decoding the page failed (a thread panicked)".to_string()));
+        (front, back)
+    });
+    // The first failing item is the one reported.
+    let mut items = front?;
+    items.extend(back?);
+    Ok(DecodedPage { items, total })
 }
 
 /// Reads a `T` from `deserializer`, keeping the top-level fields it does not know as
@@ -193,8 +131,7 @@ where
 /// Parses one list item into its model, and returns the top-level fields the model does
 /// not know (see [`KnownFields`]) as canonical JSON: keys sorted at every level, or
 /// `None` when there are none. One pass: the model's own deserializer reads the item
-/// through [`Capture`], which keeps the unknown fields as they go by. (List pages do the
-/// same for every item while they parse the envelope: [`decode_page`].)
+/// through [`Capture`], which keeps the unknown fields as they go by.
 pub fn split_unknown_fields<T>(item: &RawValue) -> Result<WithUnknown<T>, serde_json::Error>
 where
     T: DeserializeOwned + KnownFields,
@@ -408,6 +345,28 @@ mod tests {
         );
         let err = decode_page::<OrganizationUser>(b"{}", Envelope::Items).unwrap_err();
         assert!(err.contains("missing field `items`"), "{err}");
+    }
+
+    #[test]
+    fn a_large_page_keeps_its_order_and_names_the_first_bad_item() {
+        let items: Vec<String> = (0..150)
+            .map(|i| format!(r#"{{"id":{i},"x{i}":1}}"#))
+            .collect();
+        let body = |items: &[String]| format!(r#"{{"items":[{}]}}"#, items.join(","));
+        let page =
+            decode_page::<OrganizationUser>(body(&items).as_bytes(), Envelope::Items).unwrap();
+        let ids: Vec<i64> = page.items.iter().filter_map(|(u, _)| u.id).collect();
+        assert_eq!(ids, (0..150).collect::<Vec<i64>>());
+        assert_eq!(page.items[120].1.as_deref(), Some(r#"{"x120":1}"#));
+        let mut bad = items.clone();
+        bad[130] = r#"{"id":"x"}"#.to_string();
+        let err =
+            decode_page::<OrganizationUser>(body(&bad).as_bytes(), Envelope::Items).unwrap_err();
+        assert!(err.starts_with("item 130: invalid type"), "{err}");
+        bad[10] = r#"{"id":[]}"#.to_string();
+        let err =
+            decode_page::<OrganizationUser>(body(&bad).as_bytes(), Envelope::Items).unwrap_err();
+        assert!(err.starts_with("item 10: invalid type"), "{err}");
     }
 
     #[test]

@@ -514,7 +514,7 @@ impl Client {
         spec_for: impl Fn(&[i64]) -> ListSpec,
     ) -> Result<Vec<WithUnknown<T>>, ApiError>
     where
-        T: DeserializeOwned + KnownFields + HasId,
+        T: DeserializeOwned + KnownFields + HasId + Send,
     {
         let mut found = Vec::new();
         for batch in batches(ids, sizes.batch()) {
@@ -572,7 +572,7 @@ impl Client {
         each: &mut dyn FnMut(Vec<WithUnknown<T>>) -> Result<(), String>,
     ) -> Result<(), ApiError>
     where
-        T: DeserializeOwned + KnownFields + HasId,
+        T: DeserializeOwned + KnownFields + HasId + Send,
     {
         let mut page: u32 = 1;
         let mut req = self.page_request(spec, per_page, page)?;
@@ -664,7 +664,7 @@ impl Client {
         envelope: Envelope,
     ) -> Result<DecodedPage<T>, ApiError>
     where
-        T: DeserializeOwned + KnownFields,
+        T: DeserializeOwned + KnownFields + Send,
     {
         decode_page::<T>(body, envelope).map_err(|message| ApiError::Decode {
             endpoint: req.endpoint(),
