@@ -319,6 +319,9 @@ pub struct OrgSnapshot {
     /// Entities new to the baseline that [`OrgSnapshot::take_new`] handed over, with the
     /// hashes of what was handed over: this run's own "stored" version of them.
     settled: BTreeMap<EntityKey, StoredHashes>,
+    /// Keys of records kept since the last [`OrgSnapshot::take_new`] that no stored
+    /// version matched: the candidates it hands over (so it never scans the whole maps).
+    pending_new: Vec<EntityKey>,
     /// Reused for the canonical JSON of each record compared.
     scratch: Vec<u8>,
 }
@@ -378,6 +381,9 @@ impl OrgSnapshot {
             Some(settled) => Some(settled),
             None => self.baseline.as_ref().and_then(|b| b.get(&key)),
         };
+        if stored.is_none() && self.baseline.is_some() {
+            self.pending_new.push(key);
+        }
         let scratch = &mut self.scratch;
         let same = stored.is_some_and(|stored| {
             *stored
@@ -412,43 +418,42 @@ impl OrgSnapshot {
         let Some(baseline) = self.baseline.clone() else {
             return Vec::new();
         };
-        let settled = &self.settled;
-        let fresh = |key: &EntityKey| !settled.contains_key(key) && baseline.get(key).is_none();
         let mut out = Vec::new();
-        drain_where(
-            &mut self.roles,
-            |&id| EntityKey::new(Entity::Role, id),
-            fresh,
-            |key, k| out.push(NewRow::new(key, Record::Role(k.record), k.unknown)),
-        );
-        drain_where(
-            &mut self.groups,
-            |&id| EntityKey::new(Entity::Group, id),
-            fresh,
-            |key, k| out.push(NewRow::new(key, Record::Group(k.record), k.unknown)),
-        );
-        drain_where(
-            &mut self.users,
-            |&id| EntityKey::new(Entity::User, id),
-            fresh,
-            |key, k| out.push(NewRow::new(key, Record::User(k.record), k.unknown)),
-        );
-        drain_where(
-            &mut self.memberships,
-            |&(g, u)| EntityKey::membership(g, u),
-            fresh,
-            |key, m| out.push(NewRow::new(key, Record::Membership(m), None)),
-        );
-        drain_where(
-            &mut self.rates,
-            |&id| EntityKey::new(Entity::UserRate, id),
-            fresh,
-            |key, r| out.push(NewRow::new(key, Record::Rate(r), None)),
-        );
-        for row in &out {
-            self.settled.insert(row.key, row.hashes);
-            self.unchanged.insert(row.key);
+        for key in std::mem::take(&mut self.pending_new) {
+            // A key can be pending twice, or have been handed over, taken back, or stored.
+            if self.settled.contains_key(&key) || baseline.get(&key).is_some() {
+                continue;
+            }
+            let row = match key.entity {
+                Entity::Role => self
+                    .roles
+                    .remove(&key.id)
+                    .map(|k| NewRow::new(key, Record::Role(k.record), k.unknown)),
+                Entity::Group => self
+                    .groups
+                    .remove(&key.id)
+                    .map(|k| NewRow::new(key, Record::Group(k.record), k.unknown)),
+                Entity::User => self
+                    .users
+                    .remove(&key.id)
+                    .map(|k| NewRow::new(key, Record::User(k.record), k.unknown)),
+                Entity::GroupMembership => self
+                    .memberships
+                    .remove(&(key.id, key.sub_id))
+                    .map(|m| NewRow::new(key, Record::Membership(m), None)),
+                Entity::UserRate => self
+                    .rates
+                    .remove(&key.id)
+                    .map(|r| NewRow::new(key, Record::Rate(r), None)),
+            };
+            if let Some(row) = row {
+                self.settled.insert(row.key, row.hashes);
+                self.unchanged.insert(row.key);
+                out.push(row);
+            }
         }
+        // In key order, as a diff writes: each table and index then grows at one end.
+        out.sort_by_key(|row| row.key);
         out
     }
 
@@ -775,21 +780,6 @@ impl RecordRef<'_> {
         };
         // Serializing these plain structs (strings, numbers, Values) cannot fail.
         r.unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()))
-    }
-}
-
-/// Moves the entries whose key is `fresh` out of `map`, in key order.
-fn drain_where<K: Ord + Copy, V>(
-    map: &mut BTreeMap<K, V>,
-    key_of: impl Fn(&K) -> EntityKey,
-    fresh: impl Fn(&EntityKey) -> bool,
-    mut take: impl FnMut(EntityKey, V),
-) {
-    let keys: Vec<K> = map.keys().filter(|k| fresh(&key_of(k))).copied().collect();
-    for k in keys {
-        if let Some(v) = map.remove(&k) {
-            take(key_of(&k), v);
-        }
     }
 }
 
