@@ -755,31 +755,33 @@ impl RecordRef<'_> {
     /// first) instead of a new string: a re-sync hashes every record it pulls.
     pub fn content_hash_in(&self, scratch: &mut Vec<u8>) -> i64 {
         scratch.clear();
-        let r = match self {
-            RecordRef::Role(r) => serde_json::to_writer(&mut *scratch, r),
-            RecordRef::Group(r) => serde_json::to_writer(&mut *scratch, r),
-            RecordRef::User(r) => serde_json::to_writer(&mut *scratch, r),
-            RecordRef::Membership(r) => serde_json::to_writer(&mut *scratch, r),
-            RecordRef::Rate(r) => serde_json::to_writer(&mut *scratch, r),
-        };
-        match r {
-            Ok(()) => twox_hash::XxHash3_64::oneshot(scratch) as i64,
-            // Cannot happen (see `canonical_json`); hash the text that method makes then.
-            Err(_) => content_hash(&self.canonical_json()),
-        }
+        self.write_json(scratch);
+        twox_hash::XxHash3_64::oneshot(scratch) as i64
     }
 
     /// The canonical JSON the mirror compares and stores.
     pub fn canonical_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
         let r = match self {
-            RecordRef::Role(r) => serde_json::to_string(r),
-            RecordRef::Group(r) => serde_json::to_string(r),
-            RecordRef::User(r) => serde_json::to_string(r),
-            RecordRef::Membership(r) => serde_json::to_string(r),
-            RecordRef::Rate(r) => serde_json::to_string(r),
+            RecordRef::Role(r) => serde_json::to_writer(&mut *out, r),
+            RecordRef::Group(r) => serde_json::to_writer(&mut *out, r),
+            RecordRef::User(r) => serde_json::to_writer(&mut *out, r),
+            RecordRef::Membership(r) => serde_json::to_writer(&mut *out, r),
+            RecordRef::Rate(r) => serde_json::to_writer(&mut *out, r),
         };
         // Serializing these plain structs (strings, numbers, Values) cannot fail.
-        r.unwrap_or_else(|e| format!("{{\"serialization_error\":{:?}}}", e.to_string()))
+        if let Err(e) = r {
+            out.clear();
+            out.extend_from_slice(
+                format!("{{\"serialization_error\":{:?}}}", e.to_string()).as_bytes(),
+            );
+        }
     }
 }
 

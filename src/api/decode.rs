@@ -106,28 +106,6 @@ where
     Ok(DecodedPage { items, total })
 }
 
-/// Reads a `T` from `deserializer`, keeping the top-level fields it does not know as
-/// canonical JSON (`None` when there are none).
-fn with_unknown_fields<'de, T, D>(deserializer: D) -> Result<WithUnknown<T>, D::Error>
-where
-    T: DeserializeOwned + KnownFields,
-    D: Deserializer<'de>,
-{
-    let mut unknown = serde_json::Map::new();
-    let value = T::deserialize(Capture {
-        inner: deserializer,
-        known: T::FIELDS,
-        unknown: &mut unknown,
-    })?;
-    if unknown.is_empty() {
-        return Ok((value, None));
-    }
-    Ok((
-        value,
-        Some(canonical_json(&serde_json::Value::Object(unknown))),
-    ))
-}
-
 /// Parses one list item into its model, and returns the top-level fields the model does
 /// not know (see [`KnownFields`]) as canonical JSON: keys sorted at every level, or
 /// `None` when there are none. One pass: the model's own deserializer reads the item
@@ -136,10 +114,21 @@ pub fn split_unknown_fields<T>(item: &RawValue) -> Result<WithUnknown<T>, serde_
 where
     T: DeserializeOwned + KnownFields,
 {
+    let mut unknown = serde_json::Map::new();
     let mut de = serde_json::Deserializer::from_str(item.get());
-    let value = with_unknown_fields(&mut de)?;
+    let value = T::deserialize(Capture {
+        inner: &mut de,
+        known: T::FIELDS,
+        unknown: &mut unknown,
+    })?;
     de.end()?;
-    Ok(value)
+    if unknown.is_empty() {
+        return Ok((value, None));
+    }
+    Ok((
+        value,
+        Some(canonical_json(&serde_json::Value::Object(unknown))),
+    ))
 }
 
 /// Wrapped around the deserializer of one item, it hands the model its fields and keeps,

@@ -165,12 +165,20 @@ fn event(
     before: Option<i64>,
     after: Option<i64>,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO change_log (sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_history, after_history)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![run_id, at, key.entity.as_str(), entity_id, op, fields, before, after])
-    .map(|_| ())
+    insert_rows(
+        conn,
+        EVENT_COLUMNS,
+        &[[
+            &run_id,
+            &at,
+            &key.entity,
+            &entity_id,
+            &op,
+            &fields,
+            &before,
+            &after,
+        ]],
+    )
 }
 
 fn apply_change(
@@ -245,21 +253,23 @@ fn open_interval(
     json: &str,
     hashes: &StoredHashes,
 ) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO entity_history (entity, entity_id, id, sub_id, valid_from, data_json, data_hash, unknown_hash, opened_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        key.entity.as_str(),
-        entity_id,
-        key.id,
-        key.sub_id,
-        at,
-        json,
-        hashes.data,
-        hashes.unknown,
-        run_id
-    ])?;
+    // A NULL history_id: SQLite numbers it.
+    insert_rows(
+        tx,
+        HISTORY_COLUMNS,
+        &[[
+            &NO_ID,
+            &key.entity,
+            &entity_id,
+            &key.id,
+            &key.sub_id,
+            &at,
+            &json,
+            &hashes.data,
+            &hashes.unknown,
+            &run_id,
+        ]],
+    )?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -328,6 +338,12 @@ fn write_current(
 type Value<'a> = &'a dyn ToSql;
 
 const NO_ID: Option<i64> = None;
+
+const HISTORY_COLUMNS: &str =
+    "entity_history (history_id, entity, entity_id, id, sub_id, valid_from,
+    data_json, data_hash, unknown_hash, opened_by)";
+const EVENT_COLUMNS: &str = "change_log (sync_run_id, observed_at, entity, entity_id, op,
+    changed_fields, before_history, after_history)";
 const NO_TEXT: Option<&str> = None;
 
 /// The current-table rows of some records, gathered to be written a table at a time.
@@ -593,18 +609,8 @@ pub(super) fn insert_new(
         ]);
         current.add(row.record.as_ref(), &row.unknown);
     }
-    insert_rows(
-        conn,
-        "entity_history (history_id, entity, entity_id, id, sub_id, valid_from, data_json, data_hash,
-             unknown_hash, opened_by)",
-        &history,
-    )?;
-    insert_rows(
-        conn,
-        "change_log (sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_history,
-             after_history)",
-        &events,
-    )?;
+    insert_rows(conn, HISTORY_COLUMNS, &history)?;
+    insert_rows(conn, EVENT_COLUMNS, &events)?;
     current.write(conn)
 }
 
