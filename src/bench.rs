@@ -10,6 +10,11 @@
 //!   (rates and working hours), the same `per_page`, typed into [`orgmirror::api::models`] with
 //!   a bare `reqwest` + `serde_json` client; no retries, no storage;
 //! - `initial`: `orgmirror --config … sync` into an empty database;
+//! - `store`: the store floor, what SQLite alone needs to store what `initial` stored:
+//!   `orgmirror bench --store-floor-from DB --store-into NEW` makes NEW as a sync would (the
+//!   same schema, WAL, `synchronous=FULL`, cache) and copies every row of DB into it with
+//!   `INSERT … SELECT` in one transaction, then checkpoints — no HTTP, no JSON, no Rust
+//!   values, so no sync can store those rows in less time on this machine;
 //! - `unchanged`: the same sync again, nothing changed upstream;
 //! - `churn`: 1% of the users changed upstream (rates, group joins and leaves, renames,
 //!   leavers, joiners, in turn), then a sync.
@@ -32,7 +37,7 @@ use serde_json::{json, Value};
 use orgmirror::api::models::{Items, OrganizationUser, Role, Team, TeamsPage};
 use orgmirror::commands::{CommandError, Exit};
 use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
-use orgmirror::store::Store;
+use orgmirror::store::{Store, StoreOptions};
 
 /// The sizes `--quick` runs (a CI smoke test, not a measurement).
 const QUICK_SIZES: [usize; 2] = [200, 1000];
@@ -64,6 +69,12 @@ pub struct BenchArgs {
     /// Internal (with --floor-only): the workspace id.
     #[arg(long, hide = true, default_value_t = 2001)]
     pub workspace_id: i64,
+    /// Internal: copy every row of the mirror at this path into a new one (--store-into).
+    #[arg(long, hide = true, value_name = "PATH", requires = "store_into")]
+    pub store_floor_from: Option<PathBuf>,
+    /// Internal (with --store-floor-from): the new database.
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub store_into: Option<PathBuf>,
     /// Internal: run the command after `--`, wait for it, write its cost here as JSON.
     #[arg(long, hide = true, value_name = "PATH", requires = "command")]
     pub measure_into: Option<PathBuf>,
@@ -76,6 +87,11 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> Result<Exit, CommandError> {
     if let Some(base_url) = args.floor_only.clone() {
         return floor(&base_url, args.organization_id, args.workspace_id).await;
+    }
+    if let (Some(from), Some(into)) = (args.store_floor_from.clone(), args.store_into.clone()) {
+        return tokio::task::spawn_blocking(move || store_floor(&from, &into))
+            .await
+            .map_err(|e| CommandError::failed(format!("bench: {e}")))?;
     }
     if let Some(into) = args.measure_into.clone() {
         return tokio::task::spawn_blocking(move || measure_command(&into, &args.command))
@@ -156,6 +172,40 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
     Ok(Exit::Ok)
 }
 
+/// The store floor: a new database made as a sync makes it, filled with every row of
+/// `from` by SQLite alone, in one transaction, then checkpointed like a sync.
+fn store_floor(from: &Path, into: &Path) -> Result<Exit, CommandError> {
+    let failed = |e: String| CommandError::failed(format!("bench --store-floor-from: {e}"));
+    let store = Store::open(into, &StoreOptions::default()).map_err(|e| failed(e.to_string()))?;
+    let conn = store.connection();
+    let sql = |e: rusqlite::Error| failed(e.to_string());
+    // As the sync's writer connection has it.
+    conn.execute_batch("PRAGMA foreign_keys=OFF").map_err(sql)?;
+    conn.execute("ATTACH DATABASE ?1 AS src", [from.display().to_string()])
+        .map_err(sql)?;
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM src.sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(sql)?;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
+    for t in &tables {
+        conn.execute(
+            &format!("INSERT INTO main.\"{t}\" SELECT * FROM src.\"{t}\" WHERE true"),
+            [],
+        )
+        .map_err(|e| failed(format!("{t}: {e}")))?;
+    }
+    conn.execute_batch("COMMIT; DETACH DATABASE src; PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(sql)?;
+    Ok(Exit::Ok)
+}
+
 /// What one child process cost.
 struct ChildCost {
     wall: Duration,
@@ -223,6 +273,7 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
         "per_page_cap": args.per_page_cap,
         "rows_written_means": "change_events rows of the run + entity_history rows it opened or closed (exact); row_count_delta = net change of the row count of every table but sync_runs",
         "wall_means": "from spawning the child process to its exit",
+        "store_floor_means": "scenario store: SQLite alone copying every row the initial sync stored into a new database made as a sync makes it (schema, WAL, synchronous=FULL), one transaction and a checkpoint; wall_vs_store_floor is a run's wall time over it",
         "peak_rss_means": "ru_maxrss of the child (wait4); Linux folds in the RSS of the process that spawned it, a small intermediate whose RSS is spawner_rss_kib",
         "results": results.iter().map(|m| to_json(m, &results)).collect::<Vec<_>>(),
     });
@@ -325,12 +376,60 @@ fn measure_size(
             churn,
         });
         eprintln!("  {size:>7} {scenario:<9} done");
+        if scenario == "initial" {
+            // Second in the table, next to the floor it bounds from the other side.
+            out.insert(
+                1,
+                measure_store_floor(exe, &db, dir.path(), size, &counts).map_err(failed)?,
+            );
+            eprintln!("  {size:>7} store     done");
+        }
         // Runs in the same second would give zero-length history intervals: not what a
         // scheduled mirror sees. Outside the timed part.
         std::thread::sleep(Duration::from_millis(1000));
     }
     drop(server);
     Ok(out)
+}
+
+/// Runs the store floor on the mirror `initial` made; `row_count_delta` is the rows it
+/// copied. The copy is deleted afterwards.
+fn measure_store_floor(
+    exe: &Path,
+    db: &Path,
+    dir: &Path,
+    size: usize,
+    counts: &orgmirror::fake::OrgCounts,
+) -> Result<Measurement, String> {
+    let copy = dir.join("store-floor.sqlite");
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "--store-floor-from"])
+        .arg(db)
+        .arg("--store-into")
+        .arg(&copy);
+    let cost = run_child(exe, cmd, dir, "store")?;
+    let rows = row_count(&copy)?;
+    let db_bytes = file_size(&copy);
+    let wal_bytes = file_size(&with_suffix(&copy, "-wal"));
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(with_suffix(&copy, suffix));
+    }
+    Ok(Measurement {
+        size,
+        scenario: "store",
+        cost,
+        requests: 0,
+        min_requests: 0,
+        events: None,
+        history_rows: None,
+        row_count_delta: Some(rows),
+        db_bytes: Some(db_bytes),
+        wal_bytes: Some(wal_bytes),
+        users: counts.users,
+        groups: counts.groups,
+        memberships: counts.memberships,
+        churn: None,
+    })
 }
 
 /// One roles call plus the pages of teams and of users at `page` rows a page. Teams
@@ -570,14 +669,11 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-/// The floor wall time at the same size.
-fn floor_of<'a>(m: &Measurement, all: &'a [Measurement]) -> Option<&'a Measurement> {
+/// `m`'s wall time over that of `reference` (`floor` or `store`) at the same size.
+fn ratio(m: &Measurement, all: &[Measurement], reference: &str) -> Option<f64> {
     all.iter()
-        .find(|f| f.size == m.size && f.scenario == "floor")
-}
-
-fn ratio(m: &Measurement, all: &[Measurement]) -> Option<f64> {
-    floor_of(m, all).map(|f| m.cost.wall.as_secs_f64() / f.cost.wall.as_secs_f64().max(1e-9))
+        .find(|f| f.size == m.size && f.scenario == reference)
+        .map(|f| m.cost.wall.as_secs_f64() / f.cost.wall.as_secs_f64().max(1e-9))
 }
 
 fn to_json(m: &Measurement, all: &[Measurement]) -> Value {
@@ -599,18 +695,20 @@ fn to_json(m: &Measurement, all: &[Measurement]) -> Value {
         "row_count_delta": m.row_count_delta,
         "db_bytes": m.db_bytes,
         "wal_bytes": m.wal_bytes,
-        "wall_vs_floor": ratio(m, all),
+        "wall_vs_floor": ratio(m, all, "floor"),
+        "wall_vs_store_floor": ratio(m, all, "store"),
         "churn": m.churn,
     })
 }
 
 fn print_table(results: &[Measurement]) {
     println!(
-        "\n{:>7} {:<9} {:>8} {:>7} {:>8} {:>8} {:>11} {:>9} {:>8} {:>8} {:>8}",
+        "\n{:>7} {:<9} {:>8} {:>7} {:>7} {:>8} {:>8} {:>11} {:>9} {:>8} {:>8} {:>8}",
         "users",
         "scenario",
         "wall s",
         "×floor",
+        "×store",
         "cpu s",
         "RSS MiB",
         "req/min",
@@ -620,14 +718,16 @@ fn print_table(results: &[Measurement]) {
         "db MiB"
     );
     let opt = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+    let times = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
     for m in results {
         let mib = |b: u64| format!("{:.1}", b as f64 / 1_048_576.0);
         println!(
-            "{:>7} {:<9} {:>8.2} {:>7} {:>8.2} {:>8.1} {:>11} {:>9} {:>8} {:>8} {:>8}",
+            "{:>7} {:<9} {:>8.2} {:>7} {:>7} {:>8.2} {:>8.1} {:>11} {:>9} {:>8} {:>8} {:>8}",
             m.size,
             m.scenario,
             m.cost.wall.as_secs_f64(),
-            ratio(m, results).map_or("-".to_string(), |r| format!("{r:.2}")),
+            times(ratio(m, results, "floor")),
+            times(ratio(m, results, "store")),
             m.cost.cpu.as_secs_f64(),
             m.cost.peak_rss_kib as f64 / 1024.0,
             format!("{}/{}", m.requests, m.min_requests),

@@ -35,14 +35,14 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
         })
         .collect();
     for size in [200, 1000] {
-        for scenario in ["floor", "initial", "unchanged", "churn"] {
+        for scenario in ["floor", "store", "initial", "unchanged", "churn"] {
             assert!(
                 seen.contains(&(size, scenario.to_string())),
                 "{size} {scenario} missing from {seen:?}"
             );
         }
     }
-    for r in results {
+    for r in results.iter().filter(|r| r["scenario"] != "store") {
         let (requests, min) = (r["requests"].as_u64(), r["min_requests"].as_u64());
         assert!(
             requests >= min && min >= Some(3),
@@ -61,5 +61,31 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
             }
             _ => {}
         }
+    }
+    // The store floor copied exactly what the initial sync stored, and took time doing it.
+    for size in [200, 1000] {
+        let row = |scenario: &str| {
+            results
+                .iter()
+                .find(|r| r["size"] == size && r["scenario"] == scenario)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (store, initial) = (row("store"), row("initial"));
+        assert!(initial["row_count_delta"]
+            .as_i64()
+            .is_some_and(|n| n > size));
+        assert_eq!(
+            store["row_count_delta"], initial["row_count_delta"],
+            "{store}"
+        );
+        assert!(
+            store["wall_ms"].as_f64().is_some_and(|w| w > 0.0),
+            "{store}"
+        );
+        assert!(
+            initial["wall_vs_store_floor"].as_f64().is_some(),
+            "{initial}"
+        );
     }
 }
