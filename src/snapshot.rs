@@ -7,6 +7,7 @@
 //! out so that a rename is one event on the renamed entity, not one per reference.
 //! Field names are the upstream's, so `changed_fields` speaks the API's language.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -322,8 +323,6 @@ pub struct OrgSnapshot {
     /// Keys of records kept since the last [`OrgSnapshot::take_new`] that no stored
     /// version matched: the candidates it hands over (so it never scans the whole maps).
     pending_new: Vec<EntityKey>,
-    /// Reused for the canonical JSON of each record compared.
-    scratch: Vec<u8>,
 }
 
 /// A record the API sent that cannot be mirrored (no id, say).
@@ -384,11 +383,10 @@ impl OrgSnapshot {
         if stored.is_none() && self.baseline.is_some() {
             self.pending_new.push(key);
         }
-        let scratch = &mut self.scratch;
         let same = stored.is_some_and(|stored| {
             *stored
                 == StoredHashes {
-                    data: record.content_hash_in(scratch),
+                    data: record.content_hash(),
                     unknown: unknown.map(content_hash),
                 }
         });
@@ -740,6 +738,11 @@ impl OrgSnapshot {
     }
 }
 
+thread_local! {
+    /// Where [`RecordRef::with_json`] writes a record's JSON (kept at the largest size seen).
+    static JSON_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A borrowed record of any kind.
 #[derive(Debug, Clone, Copy)]
 pub enum RecordRef<'a> {
@@ -751,20 +754,26 @@ pub enum RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
-    /// [`content_hash`] of [`RecordRef::canonical_json`], made in `scratch` (cleared
-    /// first) instead of a new string: a re-sync hashes every record it pulls.
-    pub fn content_hash_in(&self, scratch: &mut Vec<u8>) -> i64 {
-        scratch.clear();
-        self.write_json(scratch);
-        twox_hash::XxHash3_64::oneshot(scratch) as i64
+    /// [`content_hash`] of [`RecordRef::canonical_json`], without making the string: a
+    /// re-sync hashes every record it pulls.
+    pub fn content_hash(&self) -> i64 {
+        self.with_json(|json| twox_hash::XxHash3_64::oneshot(json) as i64)
     }
 
     /// The canonical JSON the mirror compares and stores.
     pub fn canonical_json(&self) -> String {
-        let mut out = Vec::new();
-        self.write_json(&mut out);
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        self.with_json(|json| String::from_utf8_lossy(json).into_owned())
+    }
+
+    /// Calls `f` with the record's canonical JSON, written into this thread's
+    /// [`JSON_BUFFER`]: a string is then allocated once at its size, or not at all,
+    /// instead of being grown (and copied) from empty for every record.
+    fn with_json<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        JSON_BUFFER.with_borrow_mut(|buffer| {
+            buffer.clear();
+            self.write_json(buffer);
+            f(buffer)
+        })
     }
 
     fn write_json(&self, out: &mut Vec<u8>) {
@@ -1065,11 +1074,29 @@ mod tests {
         s.add_user(user, None).unwrap();
         let rows: Vec<_> = s.rows().collect();
         assert!(!rows.is_empty());
+        // The buffer holds the previous record's JSON (longer, then shorter) when the next is written.
+        let long_rate = RateRecord {
+            organization_user_id: 1,
+            hourly_rate: None,
+            currency: Some("x".repeat(4096)),
+            start_at: None,
+            end_at: None,
+            workspace_id: None,
+            workspace_rate_id: None,
+            workspace_user_rate_id: None,
+        };
+        let long = RecordRef::Rate(&long_rate);
         for row in rows {
-            let mut scratch = b"left over".to_vec();
+            assert!(long.canonical_json().len() > 4096);
             assert_eq!(
-                row.value.content_hash_in(&mut scratch),
+                row.value.content_hash(),
                 content_hash(&row.value.canonical_json())
+            );
+            let json = row.value.canonical_json();
+            assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&json).is_ok_and(|v| v.is_object()),
+                "{json}"
             );
         }
     }
