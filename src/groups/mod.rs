@@ -653,13 +653,20 @@ async fn delete(
         groups_path(config),
         config.api.workspace_id
     );
-    if dry_run {
-        return print_dry_run("DELETE", &path, None);
-    }
-    // Read it first: to say what goes, and to refresh its former members afterwards.
+    // Read it first: to say what goes (a dry run too, and a group already gone is an
+    // error either way), and to refresh its former members afterwards.
     let current = fetch_group(client, id)
         .await?
         .ok_or_else(|| not_found(id))?;
+    if dry_run {
+        println!(
+            "dry run: group {id} {:?} has {} members and {} workspaces",
+            current.name,
+            current.members.len(),
+            current.workspaces.len()
+        );
+        return print_dry_run("DELETE", &path, None);
+    }
     client.delete_group(id).await.map_err(|e| {
         if is_not_found(&e) {
             not_found(id)

@@ -275,6 +275,14 @@ fn dry_run_prints_the_request_and_writes_nothing() {
         )),
         "{out}"
     );
+    assert!(
+        out.contains(&format!(
+            "group {g} {:?} has {} members",
+            before.name,
+            before.members.len()
+        )),
+        "{out}"
+    );
     assert_eq!(writes(&m), Vec::<String>::new());
     assert_eq!(m.fake.handle().group(g), Some(before));
     assert!(group_named(&m, "Dry new").is_none());
@@ -309,6 +317,15 @@ fn unknown_groups_emails_and_workspaces_are_named() {
         1,
         "group 99999 does not exist",
     );
+    // Gone upstream but still in the mirror: a dry run says so, as the delete would.
+    let gone = m.fake.handle().group_ids()[0];
+    assert!(m.fake.handle().remove_group(gone));
+    for dry in [true, false] {
+        let mut args = vec!["group".to_string(), "delete".into(), gone.to_string()];
+        args.extend(dry.then(|| "--dry-run".to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        check(&args, 1, &format!("group {gone} does not exist"));
+    }
     check(
         &[
             "group",
