@@ -683,6 +683,26 @@ async fn a_reset_beyond_the_budget_fails_at_once() {
 }
 
 #[tokio::test]
+async fn a_402_that_does_not_say_when_the_quota_resets_is_waited_out_for_a_minute() {
+    // No quota headers at all, an HTML body: the client assumes a minute, which is more
+    // than this budget (10 s), so it gives up at once instead of asking again.
+    let server = serve(|_, _| reply(402, &[], "<html><body>Payment Required</body></html>")).await;
+    let client = client(&server);
+    let started = Instant::now();
+    let err = client.roles().await.unwrap_err();
+    match &err {
+        ApiError::QuotaExhausted { resets_in, .. } => {
+            assert_eq!(*resets_in, Duration::from_secs(60), "{err}")
+        }
+        other => panic!("not a quota error: {other}"),
+    }
+    assert!(err.to_string().contains("request quota spent"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(server.count(), 1);
+    assert_eq!(client.stats().quota_wait, Duration::ZERO);
+}
+
+#[tokio::test]
 async fn nothing_is_sent_while_the_window_is_known_to_be_spent() {
     let server = serve(|_, i| {
         let remaining = if i == 0 { "0" } else { "10" };
