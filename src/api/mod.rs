@@ -5,7 +5,8 @@
 //! waits while the quota is known to be spent, counts the attempt, reads the quota
 //! headers of every answer, reads the body under `api.max_body_bytes`, retries 5xx,
 //! timeouts and connection errors with capped, jittered backoff within
-//! `api.max_retry_time`, honours 429 `Retry-After`, and waits out 402 (quota spent)
+//! `api.max_retry_time` (but not a server certificate rustls refused: asking again will
+//! not make it trusted), honours 429 `Retry-After`, and waits out 402 (quota spent)
 //! within `api.max_quota_wait`. Paged lists follow the stop rules in [`paging`].
 //!
 //! Writes: POST and DELETE are never repeated after a 5xx, timeout or connection error

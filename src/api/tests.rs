@@ -916,3 +916,108 @@ async fn the_client_is_send_and_sync() {
         .unwrap()
         .unwrap();
 }
+
+/// What [`serve_untrusted_tls`] saw.
+#[derive(Debug, Clone, Default)]
+struct TlsSeen {
+    connections: usize,
+    handshakes: usize,
+    /// Read after a handshake.
+    bytes: Vec<u8>,
+}
+
+/// A TLS server on 127.0.0.1:0 with a self-signed certificate for `localhost`, which no
+/// trust store has.
+async fn serve_untrusted_tls() -> (u16, Arc<Mutex<TlsSeen>>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+
+    let cert = CertificateDer::from_pem_slice(include_bytes!(
+        "../../tests/fixtures/untrusted-localhost.crt"
+    ))
+    .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!(
+        "../../tests/fixtures/untrusted-localhost.key"
+    ))
+    .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<TlsSeen>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            log.lock().unwrap().connections += 1;
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                log.lock().unwrap().handshakes += 1;
+                let mut buf = vec![0u8; 4096];
+                let n = tls.read(&mut buf).await.unwrap_or(0);
+                log.lock().unwrap().bytes.extend_from_slice(&buf[..n]);
+                let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"items\":[]}";
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn a_server_whose_certificate_is_not_trusted_is_refused_before_anything_is_sent() {
+    let (port, seen) = serve_untrusted_tls().await;
+    let base = format!("https://localhost:{port}/api");
+
+    // The server works: a client told to trust its certificate gets an answer.
+    let trusting = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(include_bytes!(
+                "../../tests/fixtures/untrusted-localhost.crt"
+            ))
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let answer = trusting
+        .get(format!("{base}/organizations/1001/roles"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let control = seen.lock().unwrap().clone();
+    assert_eq!(control.handshakes, 1);
+    assert!(String::from_utf8_lossy(&control.bytes).contains("GET /api/organizations/1001/roles"));
+
+    // orgmirror's client trusts only the public roots: no handshake, so no request and no
+    // token, and no second try (max_attempts is 3): the certificate will not change.
+    let client = client_with(&config(&base));
+    let err = client.roles().await.unwrap_err();
+    assert!(matches!(err, ApiError::Transport { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(message.contains("certificate is not trusted"), "{message}");
+    assert!(
+        !message.contains("localhost:"),
+        "the URL is left out: {message}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.connections, 2, "retried: {seen:?}");
+    assert_eq!(
+        seen.handshakes, 1,
+        "a handshake with the untrusted server completed"
+    );
+    assert_eq!(
+        seen.bytes, control.bytes,
+        "a request reached the untrusted server"
+    );
+    assert_eq!(client.stats().retries, 0);
+}

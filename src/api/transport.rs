@@ -166,10 +166,24 @@ impl Client {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let mut response = builder.send().await.map_err(|e| Failure::Retry {
-            error: self.transport_error(endpoint, e),
-            after: None,
-            rate_limited: false,
+        let mut response = builder.send().await.map_err(|e| {
+            // The endpoint already names the request; the URL adds nothing but noise.
+            let e = e.without_url();
+            if is_certificate_error(&e) {
+                // Asking again will not make the certificate trusted.
+                return Failure::Fatal(ApiError::Transport {
+                    endpoint: endpoint.clone(),
+                    message: self.redact(format!(
+                        "{}; the server's TLS certificate is not trusted (is api.base_url right?)",
+                        transport_message(&e)
+                    )),
+                });
+            }
+            Failure::Retry {
+                error: self.transport_error(endpoint, e),
+                after: None,
+                rate_limited: false,
+            }
         })?;
         self.note_quota(response.headers());
         let status = response.status();
@@ -305,18 +319,9 @@ impl Client {
                 after: self.request_timeout,
             };
         }
-        // The endpoint already names the request; the URL adds nothing secret but noise.
-        let error = error.without_url();
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
         ApiError::Transport {
             endpoint: endpoint.clone(),
-            message: self.redact(message),
+            message: self.redact(transport_message(&error.without_url())),
         }
     }
 
@@ -553,6 +558,37 @@ pub(super) fn body_excerpt(body: &[u8], max: usize) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     truncate(&text, max)
+}
+
+/// A transport error with its chain of causes.
+fn transport_message(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// Whether rustls refused the server's certificate, somewhere in `error`'s causes
+/// (hyper wraps it in I/O errors, whose `source` skips the error they carry).
+fn is_certificate_error(error: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        let carried = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(e), carried].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(_)) = candidate.downcast_ref() {
+                return true;
+            }
+        }
+        next = carried.or_else(|| e.source());
+    }
+    false
 }
 
 #[cfg(test)]
