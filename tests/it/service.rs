@@ -305,6 +305,111 @@ fn a_run_that_outlives_the_shutdown_timeout_is_abandoned_and_marked_failed() {
     assert_eq!(scalar(&conn, "SELECT count(*) FROM change_events"), 0);
 }
 
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping_and_a_second_signal_exits_at_once() {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::{Arc, Mutex};
+
+    let m = Mirror::new(10);
+    // The first run hangs on the users list until well after any bound below.
+    m.fake.handle().inject(Fault::new(
+        Route::Users,
+        FaultKind::Delay(Duration::from_secs(60)),
+    ));
+    append_config(
+        &m,
+        "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\nshutdown_timeout = \"30s\"",
+    );
+    // systemd's side of Type=notify: a datagram socket, and the watchdog variables, whose
+    // WATCHDOG_PID must be the daemon's own pid (the shell's, which exec keeps).
+    let socket_path = dir_of(&m).join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let heard: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = {
+        let heard = heard.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(40) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+                    let done = text.contains("STATUS=stopped");
+                    heard.lock().unwrap().push(text);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let heard_so_far = || heard.lock().unwrap().join("\n");
+    let log = dir_of(&m).join("daemon.log");
+    let inner = command(&m.config, &["run"], Some("demo-token"));
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).expect("log file"));
+    let mut daemon = Daemon {
+        child: sh.spawn().expect("daemon starts"),
+        log,
+    };
+
+    wait_until(Duration::from_secs(15), "the run to start", || {
+        live_scalar(
+            &m.db,
+            "SELECT count(*) FROM sync_runs WHERE status = 'running'",
+        ) == 1
+    });
+    // Pinged at half of WATCHDOG_USEC while the run hangs.
+    wait_until(Duration::from_secs(5), "two watchdog pings", || {
+        heard_so_far().matches("WATCHDOG=1").count() >= 2
+    });
+    daemon.signal(libc::SIGTERM);
+    wait_until(Duration::from_secs(5), "STOPPING=1", || {
+        heard_so_far().contains("STOPPING=1")
+    });
+    let second = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait(Duration::from_secs(10));
+    let log = daemon.log();
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "the second signal did not cut the 30 s shutdown_timeout short; log:\n{log}"
+    );
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(log.contains("second stop signal"), "{log}");
+    listener.join().expect("listener");
+    let heard = heard_so_far();
+    assert!(
+        heard.starts_with("READY=1\nSTATUS=waiting for the first run"),
+        "{heard}"
+    );
+    assert!(
+        heard.contains("STATUS=stopping: waiting for the run in progress"),
+        "{heard}"
+    );
+    assert!(heard.ends_with("STOPPING=1\nSTATUS=stopped"), "{heard}");
+    let run = rows(&m.conn(), "SELECT status, error FROM sync_runs");
+    assert_eq!(
+        run,
+        vec![vec![
+            "failed".to_string(),
+            orgmirror::daemon::SECOND_SIGNAL_REASON.to_string()
+        ]]
+    );
+    assert_eq!(scalar(&m.conn(), "SELECT count(*) FROM change_events"), 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // status
 
