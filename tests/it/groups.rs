@@ -562,6 +562,54 @@ fn apply_without_a_terminal_needs_yes() {
 }
 
 #[test]
+fn apply_on_a_terminal_asks_and_applies_only_on_yes() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let m = synced();
+    let file = groups_file(&m, "[[group]]\nname = \"Prompted\"\n");
+    // util-linux `script` runs the command on a pseudo-terminal and types our stdin into it.
+    let on_terminal = |answer: &str| {
+        let command = format!(
+            "TOGGL_API_TOKEN=demo-token {} --config {} groups apply {file}",
+            bin(),
+            m.config.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(answer.as_bytes())
+            .expect("answer");
+        child.wait_with_output().expect("script ends")
+    };
+    m.fake.handle().clear_requests();
+    for answer in ["\n", "n\n", "yess\n"] {
+        let out = on_terminal(answer);
+        let screen = text(&out.stdout);
+        assert!(!out.status.success(), "{answer:?} applied:\n{screen}");
+        assert!(screen.contains("apply these 1 changes? [y/N]"), "{screen}");
+        assert!(screen.contains("declined; nothing was changed"), "{screen}");
+    }
+    assert_eq!(writes(&m), Vec::<String>::new());
+    assert!(group_named(&m, "Prompted").is_none());
+
+    let out = on_terminal("y\n");
+    let screen = text(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("applied all 1 changes"), "{screen}");
+    assert!(group_named(&m, "Prompted").is_some());
+    assert_eq!(writes(&m).len(), 1, "{:?}", writes(&m));
+}
+
+#[test]
 fn create_finds_the_new_id_by_name_when_the_201_body_has_none() {
     let m = synced();
     m.fake.handle().inject(Fault {
