@@ -183,16 +183,7 @@ fn store_floor(from: &Path, into: &Path) -> Result<Exit, CommandError> {
     conn.execute_batch("PRAGMA foreign_keys=OFF").map_err(sql)?;
     conn.execute("ATTACH DATABASE ?1 AS src", [from.display().to_string()])
         .map_err(sql)?;
-    let tables: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM src.sqlite_schema WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .and_then(|mut s| {
-            s.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()
-        })
-        .map_err(sql)?;
+    let tables = table_names(conn, "src").map_err(sql)?;
     conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
     for t in &tables {
         conn.execute(
@@ -273,7 +264,7 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
         "per_page_cap": args.per_page_cap,
         "rows_written_means": "change_events rows of the run + entity_history rows it opened or closed (exact); row_count_delta = net change of the row count of every table but sync_runs",
         "wall_means": "from spawning the child process to its exit",
-        "store_floor_means": "scenario store: SQLite alone copying every row the initial sync stored into a new database made as a sync makes it (schema, WAL, synchronous=FULL), one transaction and a checkpoint; wall_vs_store_floor is a run's wall time over it",
+        "store_floor_means": "scenario store: SQLite alone copying every row the initial sync stored into a new database made as a sync makes it (schema, WAL, synchronous=FULL), row by row (no transfer optimisation), one transaction and a checkpoint; wall_vs_store_floor is a run's wall time over it",
         "peak_rss_means": "ru_maxrss of the child (wait4); Linux folds in the RSS of the process that spawned it, a small intermediate whose RSS is spawner_rss_kib",
         "results": results.iter().map(|m| to_json(m, &results)).collect::<Vec<_>>(),
     });
@@ -606,24 +597,25 @@ fn row_count(db: &Path) -> Result<i64, String> {
     }
     let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
     let conn = store.connection();
-    let tables: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite_%' AND name <> 'sync_runs' ORDER BY name",
-        )
-        .and_then(|mut s| {
-            s.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()
-        })
-        .map_err(|e| e.to_string())?;
+    let tables = table_names(conn, "main").map_err(|e| e.to_string())?;
     let mut total = 0i64;
-    for t in tables {
+    for t in tables.into_iter().filter(|t| t != "sync_runs") {
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
             .map_err(|e| format!("{t}: {e}"))?;
         total += n;
     }
     Ok(total)
+}
+
+/// The tables of database `schema` (`main`, or an attached one), SQLite's own left out.
+fn table_names(conn: &rusqlite::Connection, schema: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare(&format!(
+        "SELECT name FROM \"{schema}\".sqlite_schema WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ))?
+    .query_map([], |r| r.get(0))?
+    .collect()
 }
 
 /// `(change_events rows, entity_history rows opened or closed)` of the last run, which

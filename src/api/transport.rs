@@ -167,15 +167,13 @@ impl Client {
                 .body(body.clone());
         }
         let mut response = builder.send().await.map_err(|e| {
-            // The endpoint already names the request; the URL adds nothing but noise.
-            let e = e.without_url();
             if is_certificate_error(&e) {
                 // Asking again will not make the certificate trusted.
                 return Failure::Fatal(ApiError::Transport {
                     endpoint: endpoint.clone(),
                     message: self.redact(format!(
                         "{}; the server's TLS certificate is not trusted (is api.base_url right?)",
-                        transport_message(&e)
+                        transport_message(&e.without_url())
                     )),
                 });
             }
@@ -319,6 +317,7 @@ impl Client {
                 after: self.request_timeout,
             };
         }
+        // The endpoint already names the request; the URL adds nothing but noise.
         ApiError::Transport {
             endpoint: endpoint.clone(),
             message: self.redact(transport_message(&error.without_url())),

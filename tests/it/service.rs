@@ -61,8 +61,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(m: &Mirror) -> Daemon {
+        Daemon::spawn(m, command(&m.config, &["run"], Some("demo-token")))
+    }
+
+    /// Spawns `cmd` (an `orgmirror run`, however wrapped) with its stderr in the log.
+    fn spawn(m: &Mirror, mut cmd: Command) -> Daemon {
         let log = dir_of(m).join("daemon.log");
-        let child = command(&m.config, &["run"], Some("demo-token"))
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("log file"))
             .spawn()
@@ -346,7 +351,6 @@ fn systemd_hears_ready_watchdog_and_stopping_and_a_second_signal_exits_at_once()
         })
     };
     let heard_so_far = || heard.lock().unwrap().join("\n");
-    let log = dir_of(&m).join("daemon.log");
     let inner = command(&m.config, &["run"], Some("demo-token"));
     let mut sh = Command::new("sh");
     sh.args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""])
@@ -356,13 +360,8 @@ fn systemd_hears_ready_watchdog_and_stopping_and_a_second_signal_exits_at_once()
         .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::null())
-        .stderr(File::create(&log).expect("log file"));
-    let mut daemon = Daemon {
-        child: sh.spawn().expect("daemon starts"),
-        log,
-    };
+        .env("WATCHDOG_USEC", "400000");
+    let mut daemon = Daemon::spawn(&m, sh);
 
     wait_until(Duration::from_secs(15), "the run to start", || {
         live_scalar(
