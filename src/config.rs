@@ -83,7 +83,8 @@ impl Default for ApiConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthScheme {
-    /// `Authorization: Basic` with `<token>:api_token` or `<email>:<password>`, as the seed shows.
+    /// `Authorization: Basic` with `<email>:<password>` (as the seed shows) or `<token>:api_token`
+    /// (Toggl's convention for API tokens, as the interface promises).
     Basic,
     /// `Authorization: Bearer <token>`.
     Bearer,

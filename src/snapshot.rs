@@ -479,7 +479,11 @@ impl OrgSnapshot {
             .ok_or_else(|| missing("group", "without id".into(), "id"))?;
         let pos = || format!("id {id}");
         let mut members = BTreeMap::new();
-        for u in &team.users {
+        for u in team
+            .users
+            .iter()
+            .filter(|u| !is_soft_deleted(u.deleted_at.as_deref()))
+        {
             let uid = u
                 .organization_user_id
                 .ok_or_else(|| missing("group", pos(), "users[].organization_user_id"))?;
@@ -886,6 +890,17 @@ pub fn utc(ts: Option<&str>) -> Option<Timestamp> {
     ts.map(Timestamp::parse)
 }
 
+/// Whether a row's `deleted_at` says it was removed: an RFC 3339 instant from 1970 on.
+/// A null, text that is not a timestamp, or a zero-value date such as `0001-01-01T00:00:00Z`
+/// (how some APIs render "never") leaves the row in place: taken for a removal, it would
+/// end memberships that did not end.
+pub fn is_soft_deleted(deleted_at: Option<&str>) -> bool {
+    matches!(
+        deleted_at.map(Timestamp::parse),
+        Some(Timestamp::Instant { secs, .. }) if secs >= 0
+    )
+}
+
 /// An upstream timestamp, normalised: an instant, written RFC 3339 in UTC with a `Z`, or —
 /// when the API sent something that is not RFC 3339 — its text as sent. Twelve bytes
 /// instead of a heap string for every timestamp of every record a run holds.
@@ -993,6 +1008,16 @@ mod tests {
         assert_eq!(json, "\"2026-03-01T12:00:00Z\"");
         let back: Timestamp = serde_json::from_str(&json).unwrap();
         assert_eq!(Some(back), utc(Some("2026-03-01T12:00:00Z")));
+    }
+
+    #[test]
+    fn only_a_real_instant_in_deleted_at_is_a_removal() {
+        assert!(is_soft_deleted(Some("2026-03-01T14:00:00+02:00")));
+        assert!(is_soft_deleted(Some("1970-01-01T00:00:00Z")));
+        assert!(!is_soft_deleted(None));
+        assert!(!is_soft_deleted(Some("0001-01-01T00:00:00Z")));
+        assert!(!is_soft_deleted(Some("")));
+        assert!(!is_soft_deleted(Some("yesterday")));
     }
 
     #[test]

@@ -4,15 +4,16 @@
 //! Page-number paging over a list that changes while it is read can skip or repeat
 //! rows, and a server may cap `per_page` silently. So:
 //! - an empty page ends the list;
-//! - a page shorter than the largest page before it ends the list (an unambiguous
-//!   short page). A short *first* page is ambiguous (a server cap, or the end), so one
+//! - in a list without a `total` (users), a page shorter than the largest page before
+//!   it ends the list (an unambiguous short page). A short *first* page is ambiguous (a server cap, or the end), so one
 //!   more page is asked for — the only request beyond the minimum. By-id re-checks
 //!   follow the same rule, whatever page sizes the server returned before: its cap may
 //!   shrink between requests, and an incomplete answer taken as final would turn the
 //!   ids cut off into deletions that did not happen;
 //! - when the server announces a `total` (teams), the pull ends as soon as that many
 //!   distinct ids are collected, and in a by-id re-check as soon as every asked id is
-//!   found;
+//!   found; a short page before that does not end it (a server may return fewer rows
+//!   than asked on any page), only an empty one;
 //! - an id seen twice keeps its later copy (rows shift while paging);
 //! - a non-empty page that brings no new id is an error (a server that ignores `page`
 //!   or repeats a page would otherwise loop or silently lose rows);
@@ -180,17 +181,18 @@ impl<T: HasId> Pager<T> {
         self.non_empty_pages += 1;
         let largest_before = self.largest;
         self.largest = self.largest.max(n);
-        if let Some(total) = total {
-            if usize::try_from(total).is_ok_and(|t| self.index.len() >= t) {
-                return Ok(Next::Done);
-            }
+        let total = total.and_then(|t| usize::try_from(t).ok());
+        if total.is_some_and(|t| self.index.len() >= t) {
+            return Ok(Next::Done);
         }
         if let Some(wanted) = &self.wanted {
             if self.index.len() >= wanted.len() {
                 return Ok(Next::Done);
             }
         }
-        if n < largest_before {
+        // A short page ends a list that announces no total; one that announces more rows
+        // goes on (a server may return fewer rows than asked anywhere), to an empty page.
+        if n < largest_before && total.is_none() {
             return Ok(Next::Done);
         }
         Ok(Next::More)
@@ -258,6 +260,21 @@ mod tests {
     fn total_ends_without_an_extra_request() {
         assert_eq!(run(49, 7, Some(49)).0, 7);
         assert_eq!(run(3, 200, Some(3)).0, 1);
+    }
+
+    #[test]
+    fn a_short_page_before_the_total_is_reached_does_not_end_the_list() {
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(pager.accept(1, page(1..=4), Some(9)), Ok(Next::More));
+        // Fewer rows than the pages before, with rows still to come.
+        assert_eq!(pager.accept(2, page(5..=6), Some(9)), Ok(Next::More));
+        assert_eq!(pager.accept(3, page(7..=9), Some(9)), Ok(Next::Done));
+        assert_eq!(pager.finish().len(), 9);
+        // Rows that vanished meanwhile: an empty page ends it, one request later.
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(pager.accept(1, page(1..=4), Some(9)), Ok(Next::More));
+        assert_eq!(pager.accept(2, page(5..=6), Some(9)), Ok(Next::More));
+        assert_eq!(pager.accept(3, page([]), Some(9)), Ok(Next::Done));
     }
 
     #[test]

@@ -343,6 +343,19 @@ impl FakeHandle {
         })
     }
 
+    /// Removes a user from a group softly: the teams list still lists them, with
+    /// `deleted_at` set to now. False when they were not in it.
+    pub fn soft_leave_group(&self, group_id: i64, user_id: i64) -> bool {
+        self.org(|o| {
+            let now = o.now;
+            let done = o.soft_remove_member(group_id, user_id, now);
+            if done {
+                bump_group(o, group_id);
+            }
+            done
+        })
+    }
+
     /// Sets (`Some`) or removes (`None`) a user's rate; a new or changed rate starts now.
     pub fn set_rate(&self, user_id: i64, hourly_rate: Option<f64>, currency: &str) -> bool {
         self.org(|o| {

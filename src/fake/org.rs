@@ -168,6 +168,8 @@ pub struct FakeGroup {
     pub workspaces: Vec<FakeGroupWorkspace>,
     /// Local ghosts: `(id, name)`.
     pub ghosts: Vec<(i64, String)>,
+    /// Members removed softly: still listed, with `deleted_at` set (the seed has the field).
+    pub departed: BTreeMap<i64, (FakeMember, DateTime<Utc>)>,
 }
 
 /// A permission inside a role.
@@ -525,6 +527,7 @@ impl FakeOrg {
                     members: BTreeMap::new(),
                     workspaces,
                     ghosts,
+                    departed: BTreeMap::new(),
                 },
             );
             // The owner is in the first two groups so "my groups" is never empty.
@@ -578,6 +581,7 @@ impl FakeOrg {
         if group.members.contains_key(&user_id) {
             return false;
         }
+        group.departed.remove(&user_id);
         group.members.insert(
             user_id,
             FakeMember {
@@ -588,6 +592,24 @@ impl FakeOrg {
         );
         if let Some(u) = self.user_mut(user_id) {
             u.groups.insert(group_id);
+        }
+        true
+    }
+
+    /// Removes `user_id` from `group_id` softly: the teams list goes on listing the
+    /// membership, with `deleted_at` set to `at`.
+    pub fn soft_remove_member(&mut self, group_id: i64, user_id: i64, at: DateTime<Utc>) -> bool {
+        let Some(member) = self
+            .groups
+            .get(&group_id)
+            .and_then(|g| g.members.get(&user_id))
+            .cloned()
+        else {
+            return false;
+        };
+        self.remove_member(group_id, user_id);
+        if let Some(g) = self.groups.get_mut(&group_id) {
+            g.departed.insert(user_id, (member, at));
         }
         true
     }
@@ -700,6 +722,7 @@ impl FakeOrg {
                 members: BTreeMap::new(),
                 workspaces: Vec::new(),
                 ghosts: Vec::new(),
+                departed: BTreeMap::new(),
             },
         );
         self.set_group_workspaces(id, workspaces);
@@ -893,9 +916,12 @@ impl FakeOrg {
     }
 
     fn render_group_users(&self, g: &FakeGroup, offset: Option<FixedOffset>) -> Vec<GroupUser> {
+        let departed = g.departed.iter().map(|(uid, (m, at))| (uid, m, Some(*at)));
         g.members
             .iter()
-            .filter_map(|(uid, m)| {
+            .map(|(uid, m)| (uid, m, None))
+            .chain(departed)
+            .filter_map(|(uid, m, deleted_at)| {
                 let u = self.user(*uid)?;
                 // The role ids of the user in the group's workspace, else their first one.
                 let uw = u
@@ -909,7 +935,7 @@ impl FakeOrg {
                     .or_else(|| u.workspaces.first());
                 Some(GroupUser {
                     created_at: Some(render_time(m.created_at, offset)),
-                    deleted_at: None,
+                    deleted_at: deleted_at.map(|at| render_time(at, offset)),
                     display_name: Some(u.name.clone()),
                     focus_role_id: uw.map(|w| w.focus_role_id),
                     organization_user_id: Some(u.id),

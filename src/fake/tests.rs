@@ -1482,3 +1482,36 @@ async fn oversized_request_bodies_are_refused_and_logged() {
     assert_eq!(a.status().as_u16(), 413);
     assert_eq!(server.handle().requests()[0].status, 413);
 }
+
+#[tokio::test]
+async fn a_soft_removed_member_stays_listed_with_deleted_at_until_added_again() {
+    let server = start(opts(60)).await;
+    let h = server.handle();
+    let (group, user) = h
+        .group_ids()
+        .into_iter()
+        .find_map(|g| h.group_members(g).first().map(|&u| (g, u)))
+        .expect("a group with a member");
+    assert!(h.soft_leave_group(group, user));
+    assert!(!h.soft_leave_group(group, user), "no longer a member");
+    assert!(!h.group_members(group).contains(&user));
+    let listed = |teams: &Value| -> Option<Value> {
+        teams["data"]
+            .as_array()?
+            .iter()
+            .find(|t| t["id"] == group)?["users"]
+            .as_array()?
+            .iter()
+            .find(|u| u["organization_user_id"] == user)
+            .map(|u| u["deleted_at"].clone())
+    };
+    let teams = get(&server, &format!("{TEAMS}&per_page=200")).await.json();
+    let deleted_at = listed(&teams).expect("still listed");
+    assert!(
+        deleted_at.as_str().is_some_and(|t| t.contains('T')),
+        "{deleted_at}"
+    );
+    assert!(h.join_group(group, user));
+    let teams = get(&server, &format!("{TEAMS}&per_page=200")).await.json();
+    assert_eq!(listed(&teams), Some(Value::Null));
+}

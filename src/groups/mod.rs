@@ -19,6 +19,7 @@ use crate::api::{ApiError, Client};
 use crate::commands::{self, CommandError, Exit};
 use crate::config::Config;
 use crate::diff::Targets;
+use crate::snapshot::is_soft_deleted;
 use crate::store::Store;
 use crate::sync;
 
@@ -251,6 +252,18 @@ impl MirrorNames {
         )
     }
 
+    /// The ids of the groups the mirror knows by exactly this name (none without a mirror).
+    fn groups_named(&self, name: &str) -> Result<Vec<i64>, CommandError> {
+        if self.store.is_none() {
+            return Ok(Vec::new());
+        }
+        self.ids(
+            "group",
+            name,
+            "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1",
+        )
+    }
+
     fn members(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
         let mut ids: Vec<i64> = Vec::new();
         for v in values.iter().filter(|v| !v.trim().is_empty()) {
@@ -324,14 +337,17 @@ impl LiveGroup {
             id: team.id?,
             name: team.name.clone().unwrap_or_default(),
             emoji: team.emoji.clone(),
+            // Rows listed as deleted are not sent back: a PUT would restore them.
             members: team
                 .users
                 .iter()
+                .filter(|u| !is_soft_deleted(u.deleted_at.as_deref()))
                 .filter_map(|u| u.organization_user_id)
                 .collect(),
             workspaces: team
                 .workspaces
                 .iter()
+                .filter(|w| !is_soft_deleted(w.deleted_at.as_deref()))
                 .filter_map(|w| w.workspace_id)
                 .collect(),
         })
@@ -420,10 +436,12 @@ async fn create(
     if dry_run {
         return print_dry_run("POST", &path, Some(&body));
     }
+    // Groups of the same name that exist already, should the 201 carry no body.
+    let known = names.groups_named(&name)?;
     let created = client.create_group(&body).await?;
     let id = match created.and_then(|g| g.id) {
         Some(id) => id,
-        None => find_created(client, &name, &[]).await?,
+        None => find_created(client, &name, &known).await?,
     };
     println!("created group {id} {name:?} with {} members", members.len());
     let targets = Targets {

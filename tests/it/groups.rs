@@ -632,3 +632,70 @@ fn create_finds_the_new_id_by_name_when_the_201_body_has_none() {
     assert!(stdout.contains(&format!("created group {id}")), "{stdout}");
     check_targeted_run(&m, &[("group", "insert", 1)]);
 }
+
+#[test]
+fn create_of_a_name_the_mirror_knows_finds_the_new_id_when_the_201_body_has_none() {
+    let m = synced();
+    let org = m.fake.handle();
+    let existing = org.group_ids()[0];
+    let name = org.group(existing).expect("a group").name;
+    org.inject(Fault {
+        route: Route::CreateGroup,
+        page: None,
+        times: Some(1),
+        kind: FaultKind::Malformed,
+    });
+    let stdout = ok(&m.run(&["group", "create", "--name", &name]));
+    let created: Vec<i64> = org
+        .group_ids()
+        .into_iter()
+        .filter(|g| *g != existing && org.group(*g).is_some_and(|i| i.name == name))
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert!(
+        stdout.contains(&format!("created group {} ", created[0])),
+        "{stdout}"
+    );
+    check_targeted_run(&m, &[("group", "insert", 1)]);
+}
+
+#[test]
+fn a_member_listed_as_deleted_has_left_and_a_rename_does_not_bring_them_back() {
+    let m = synced();
+    let g = group_with_members(&m, 2);
+    let org = m.fake.handle();
+    let gone = org.group_members(g)[0];
+    assert!(org.soft_leave_group(g, gone));
+    m.sync_ok();
+    let conn = m.conn();
+    let membership = format!("{g}:{gone}");
+    assert_eq!(
+        rows(
+            &conn,
+            &format!(
+                "SELECT op FROM change_events WHERE entity = 'group_membership' AND entity_id = '{membership}' ORDER BY event_id"
+            )
+        ),
+        vec![vec!["insert".to_string()], vec!["delete".to_string()]]
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            &format!("SELECT count(*) FROM group_members_current WHERE group_id = {g} AND organization_user_id = {gone}")
+        ),
+        0
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            &format!("SELECT count(*) FROM group_membership_history WHERE group_id = {g} AND organization_user_id = {gone} AND valid_to IS NOT NULL")
+        ),
+        1
+    );
+    // The PUT of a rename carries the members as listed, but not the deleted one.
+    ok(&m.run(&["group", "update", &g.to_string(), "--name", "Softly left"]));
+    let after = org.group(g).expect("group");
+    assert_eq!(after.name, "Softly left");
+    assert!(!after.members.contains(&gone), "{:?}", after.members);
+    check_targeted_run(&m, &[("group", "update", 1)]);
+}
