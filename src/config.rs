@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -189,28 +191,47 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seconds(pub f64);
 
+/// The longest duration a config key takes: a year and a day.
+const MAX_DURATION_SECS: f64 = 366.0 * 24.0 * 3600.0;
+
 impl Seconds {
-    /// As a `Duration`.
+    /// As a `Duration` (the file's values are checked to fit; a value built in code that
+    /// does not saturates).
     pub fn duration(self) -> Duration {
-        Duration::from_secs_f64(self.0.max(0.0))
+        Duration::try_from_secs_f64(self.0.max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = f64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration: a number of seconds or a string such as \"30s\", \"5m\", \"500ms\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+                Ok(v)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+                parse_duration(v).map_err(E::custom)
+            }
         }
-        let secs = match Raw::deserialize(d)? {
-            Raw::Number(n) => n,
-            Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom)?,
-        };
+        let secs = d.deserialize_any(Visitor)?;
         if !secs.is_finite() || secs < 0.0 {
             return Err(serde::de::Error::custom(format!(
                 "a duration must be a non-negative number of seconds, not {secs}"
+            )));
+        }
+        if secs > MAX_DURATION_SECS {
+            return Err(serde::de::Error::custom(format!(
+                "a duration must be at most 366 days ({MAX_DURATION_SECS} s), not {secs} s"
             )));
         }
         Ok(Seconds(secs))
@@ -355,6 +376,16 @@ impl Config {
         if self.database.path.as_os_str().is_empty() {
             return Err(invalid("database.path", "must not be empty"));
         }
+        // SQLite takes it in milliseconds, as a 32-bit int.
+        if self.database.busy_timeout.0 * 1000.0 > f64::from(i32::MAX) {
+            return Err(invalid(
+                "database.busy_timeout",
+                format!(
+                    "must be at most 24 days (\"576h\"), not {} s",
+                    self.database.busy_timeout.0
+                ),
+            ));
+        }
         let f = self.sync.max_delete_fraction;
         if !(0.0..=1.0).contains(&f) {
             return Err(invalid(
@@ -422,7 +453,23 @@ pub fn validate_cron(expr: &str) -> Result<(), String> {
 fn croner_check(expr: &str) -> Result<(), String> {
     tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
         .map(|_| ())
-        .map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))
+        .map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))?;
+    // A schedule that never fires ("0 0 0 31 2 *") would leave the daemon idle for good.
+    next_run(expr, Utc::now()).map(|_| ())
+}
+
+/// The first time after `after` that `cron` (six fields, seconds first, UTC) fires;
+/// the same parser settings as the scheduler's.
+pub fn next_run(cron: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(cron)
+        .map_err(|e| format!("`{cron}` is not a valid cron expression: {e}"))?;
+    parsed
+        .find_next_occurrence(&after, false)
+        .map_err(|e| format!("`{cron}` never fires after {after}: {e}"))
 }
 
 /// The API credentials; never printed, never logged.
@@ -574,6 +621,9 @@ mod tests {
             (&format!("{MINIMAL}[sync]\nmax_delete_fraction = 1.5\n"), "sync.max_delete_fraction"),
             (&format!("{MINIMAL}[schedule]\ncron = \"*/5 * * * *\"\n"), "schedule.cron"),
             (&format!("{MINIMAL}[log]\nlevel = \"=[\"\n"), "log.level"),
+            (&format!("{MINIMAL}[database]\nbusy_timeout = \"600h\"\n"), "database.busy_timeout"),
+            // February 31st: a valid expression that never fires.
+            (&format!("{MINIMAL}[schedule]\ncron = \"0 0 0 31 2 *\"\n"), "schedule.cron"),
         ];
         for (text, field) in cases {
             let err = Config::parse(text).unwrap_err().to_string();
@@ -589,6 +639,34 @@ mod tests {
         assert!(validate_base_url("http://10.0.0.1/api").is_err());
         assert!(validate_base_url("ftp://example.com").is_err());
         assert!(validate_base_url("https://user:pw@example.com").is_err());
+    }
+
+    #[test]
+    fn durations_too_long_for_any_timer_are_refused_where_they_are_written() {
+        for (key, value) in [
+            ("request_timeout", "1e20"),
+            ("max_quota_wait", "\"99999999999999999999h\""),
+            ("initial_backoff", "31622401"),
+        ] {
+            let err = Config::parse(&format!("{MINIMAL}{key} = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(key) && err.contains("at most 366 days"),
+                "{err}"
+            );
+        }
+        let c = Config::parse(&format!("{MINIMAL}max_quota_wait = \"366d\"\n"));
+        assert!(c.is_err(), "no day unit");
+        assert!(Config::parse(&format!("{MINIMAL}max_quota_wait = \"8784h\"\n")).is_ok());
+        assert_eq!(Seconds(f64::MAX).duration(), Duration::MAX);
+        let err = Config::parse(&format!("{MINIMAL}request_timeout = true\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("request_timeout") && err.contains("\"30s\""),
+            "{err}"
+        );
     }
 
     #[test]

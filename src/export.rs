@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
@@ -39,6 +39,10 @@ pub fn run(
     force: bool,
 ) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
+    // Refused before anything is written, so that a refusal leaves no half of an export.
+    if let (Some(dir), false) = (csv, force) {
+        refuse_existing_csv(&csv_targets(dir))?;
+    }
     let source = Store::open_read_only(&config.database.path)?;
     export_database(&source, out, force)?;
     drop(source);
@@ -57,11 +61,17 @@ pub fn run(
 
 /// Copies the database behind `source` to `out` atomically (see the module docs).
 pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), CommandError> {
+    if let Some(file) = mirror_file_at(source.path(), out) {
+        return Err(CommandError {
+            exit: Exit::Config,
+            message: format!(
+                "--out {} is {file}; export writes a copy elsewhere",
+                out.display()
+            ),
+        });
+    }
     if out.exists() && !force {
-        return Err(CommandError::failed(format!(
-            "{} already exists; pass --force to replace it",
-            out.display()
-        )));
+        return Err(exists(out, "it"));
     }
     let dir = parent_dir(out);
     let tmp = tempfile::Builder::new()
@@ -112,6 +122,62 @@ pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), Co
     Ok(())
 }
 
+/// Which of the mirror's own files (the database at `db`, its `-wal`, `-shm`, `-journal`
+/// or `.lock`) `out` names, if any: replacing one under a running daemon corrupts the
+/// mirror or breaks its writer lock.
+fn mirror_file_at(db: &Path, out: &Path) -> Option<String> {
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        let name = p.file_name()?;
+        let parent = parent_dir(p).canonicalize().ok()?;
+        Some(parent.join(name))
+    };
+    let inode = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let db = db.canonicalize().ok().or_else(|| resolve(db))?;
+    let out_path = resolve(out)?;
+    let out_inode = inode(out);
+    for (suffix, what) in [
+        ("", "the mirror's database"),
+        ("-wal", "the mirror's -wal file"),
+        ("-shm", "the mirror's -shm file"),
+        ("-journal", "the mirror's -journal file"),
+        (".lock", "the mirror's writer lock"),
+    ] {
+        let mut own = db.clone().into_os_string();
+        own.push(suffix);
+        let own = PathBuf::from(own);
+        let same_inode = out_inode.is_some() && out_inode == inode(&own);
+        if own == out_path || same_inode {
+            return Some(what.to_string());
+        }
+    }
+    None
+}
+
+fn csv_targets(dir: &Path) -> Vec<PathBuf> {
+    CSV_VIEWS
+        .iter()
+        .map(|v| dir.join(format!("{v}.csv")))
+        .collect()
+}
+
+fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), CommandError> {
+    match targets.iter().find(|p| p.exists()) {
+        Some(existing) => Err(exists(existing, "the CSV files")),
+        None => Ok(()),
+    }
+}
+
+/// A file in the way without `--force`: the command line's to fix (exit 2).
+fn exists(path: &Path, what: &str) -> CommandError {
+    CommandError {
+        exit: Exit::Config,
+        message: format!(
+            "{} already exists; pass --force to replace {what}",
+            path.display()
+        ),
+    }
+}
+
 /// Writes one CSV per [`CSV_VIEWS`] entry into `dir` (created when missing), each written
 /// atomically. Returns the files written.
 pub fn export_csv(store: &Store, dir: &Path, force: bool) -> Result<Vec<PathBuf>, CommandError> {
@@ -121,17 +187,9 @@ pub fn export_csv(store: &Store, dir: &Path, force: bool) -> Result<Vec<PathBuf>
             dir.display()
         ))
     })?;
-    let targets: Vec<PathBuf> = CSV_VIEWS
-        .iter()
-        .map(|v| dir.join(format!("{v}.csv")))
-        .collect();
+    let targets = csv_targets(dir);
     if !force {
-        if let Some(existing) = targets.iter().find(|p| p.exists()) {
-            return Err(CommandError::failed(format!(
-                "{} already exists; pass --force to replace the CSV files",
-                existing.display()
-            )));
-        }
+        refuse_existing_csv(&targets)?;
     }
     for (view, target) in CSV_VIEWS.iter().zip(&targets) {
         let tmp = tempfile::Builder::new()

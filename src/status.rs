@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::commands::{load_config, CommandError, Exit};
-use crate::config::Config;
+use crate::config::{next_run, Config};
 use crate::snapshot::format_utc;
 use crate::store::{Store, SyncRunRow};
 
@@ -149,20 +149,6 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         report.note = Some("no runs yet".to_string());
     }
     Ok(report)
-}
-
-/// The first time after `after` that `cron` (six fields, seconds first, UTC) fires;
-/// the same parser settings as the scheduler's.
-pub fn next_run(cron: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let parsed = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(cron)
-        .map_err(|e| format!("`{cron}` is not a valid cron expression: {e}"))?;
-    parsed
-        .find_next_occurrence(&after, false)
-        .map_err(|e| format!("`{cron}` never fires after {after}: {e}"))
 }
 
 fn run_status(row: SyncRunRow) -> RunStatus {

@@ -2,8 +2,9 @@
 //! organization.
 //!
 //! **The live organization is the truth**: `plan` and `apply` pull every team and every
-//! user fresh (e-mails are mapped to ids with that pull, not with the mirror). Groups are
-//! matched by exact name. A group not named in the file is left alone unless `prune = true`.
+//! user fresh (e-mails are mapped to ids with that pull, not with the mirror). A `[[group]]`
+//! is matched by its `id` when it has one (its `name` is then the desired name), otherwise by
+//! exact name. A group the file does not describe is left alone unless `prune = true`.
 //! Within a group, a key left out (`emoji`, `members`, `workspaces`) is left as it is.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +34,12 @@ pub enum GroupsCmd {
         yes: bool,
     },
     /// Write the organization's current groups to FILE in the same format.
-    Export { file: PathBuf },
+    Export {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// The file: `prune` and the `[[group]]` tables.
@@ -51,6 +57,8 @@ pub struct GroupsFile {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
+    /// The group of this id (then `name` is its desired name); without it, the group of this name.
+    pub id: Option<i64>,
     pub name: String,
     pub emoji: Option<String>,
     /// E-mails (strings) or organization user ids (integers).
@@ -81,7 +89,8 @@ impl GroupsFile {
     pub fn parse(text: &str, origin: &Path) -> Result<GroupsFile, CommandError> {
         let file: GroupsFile =
             toml::from_str(text).map_err(|e| bad_input(format!("{}: {e}", origin.display())))?;
-        let mut seen = BTreeSet::new();
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut ids = BTreeSet::new();
         for g in &file.groups {
             if g.name.trim().is_empty() {
                 return Err(bad_input(format!(
@@ -89,13 +98,27 @@ impl GroupsFile {
                     origin.display()
                 )));
             }
-            if !seen.insert(g.name.as_str()) {
-                return Err(bad_input(format!(
-                    "{}: group {:?} is named twice; groups are matched by name",
-                    origin.display(),
-                    g.name
-                )));
+            *names.entry(g.name.as_str()).or_default() += 1;
+            if let Some(id) = g.id {
+                if !ids.insert(id) {
+                    return Err(bad_input(format!(
+                        "{}: group id {id} is given twice",
+                        origin.display()
+                    )));
+                }
             }
+        }
+        // A name may repeat only where every group of that name carries its id.
+        let ambiguous = file
+            .groups
+            .iter()
+            .find(|g| g.id.is_none() && names[g.name.as_str()] > 1);
+        if let Some(g) = ambiguous {
+            return Err(bad_input(format!(
+                "{}: group {:?} is named twice; groups are matched by name, so give each of them its `id`",
+                origin.display(),
+                g.name
+            )));
         }
         Ok(file)
     }
@@ -288,6 +311,8 @@ pub fn plan(
     for g in &org.groups {
         by_name.entry(g.name.as_str()).or_default().push(g);
     }
+    // Live group id -> the name of the [[group]] that describes it.
+    let mut described: BTreeMap<i64, &str> = BTreeMap::new();
     let mut actions = Vec::new();
     for spec in &file.groups {
         let members = spec
@@ -308,8 +333,29 @@ pub fn plan(
                     .collect::<Result<BTreeSet<i64>, _>>()
             })
             .transpose()?;
-        match by_name.get(spec.name.as_str()).map(Vec::as_slice) {
-            None | Some([]) => {
+        let current: Option<&LiveGroup> = match spec.id {
+            Some(id) => Some(org.groups.iter().find(|g| g.id == id).ok_or_else(|| {
+                bad_input(format!(
+                    "group {:?}: id {id} is not a group of the organization",
+                    spec.name
+                ))
+            })?),
+            None => match by_name.get(spec.name.as_str()).map(Vec::as_slice) {
+                None | Some([]) => None,
+                Some([current]) => Some(*current),
+                Some(many) => {
+                    let ids: Vec<i64> = many.iter().map(|g| g.id).collect();
+                    return Err(CommandError::failed(format!(
+                        "the organization has {} groups named {:?} (ids {}); give the group's `id` in the file, or rename all but one first",
+                        ids.len(),
+                        spec.name,
+                        join_ids(&ids)
+                    )));
+                }
+            },
+        };
+        match current {
+            None => {
                 let members: Vec<i64> = members.unwrap_or_default().into_iter().collect();
                 let workspaces: Vec<i64> = match workspaces {
                     Some(w) => w.into_iter().collect(),
@@ -326,8 +372,16 @@ pub fn plan(
                     members,
                 });
             }
-            Some([current]) => {
-                let mut after = (*current).clone();
+            Some(current) => {
+                if let Some(other) = described.insert(current.id, spec.name.as_str()) {
+                    return Err(bad_input(format!(
+                        "groups {other:?} and {:?} of the file both describe group {} {:?}; give its `id` to one of them only",
+                        spec.name, current.id, current.name
+                    )));
+                }
+                let mut after = current.clone();
+                // The same name, unless an `id` picked the group: then a rename.
+                after.name = spec.name.clone();
                 if let Some(e) = &spec.emoji {
                     after.emoji = Some(e.clone());
                 }
@@ -337,28 +391,18 @@ pub fn plan(
                 if let Some(w) = workspaces {
                     after.workspaces = w;
                 }
-                if after != **current {
+                if after != *current {
                     actions.push(Action::Update {
-                        before: (*current).clone(),
+                        before: current.clone(),
                         after,
                     });
                 }
             }
-            Some(many) => {
-                let ids: Vec<i64> = many.iter().map(|g| g.id).collect();
-                return Err(CommandError::failed(format!(
-                    "the organization has {} groups named {:?} (ids {}); groups are matched by name, so rename all but one first",
-                    ids.len(),
-                    spec.name,
-                    join_ids(&ids)
-                )));
-            }
         }
     }
     if file.prune {
-        let named: BTreeSet<&str> = file.groups.iter().map(|g| g.name.as_str()).collect();
         for g in &org.groups {
-            if !named.contains(g.name.as_str()) {
+            if !described.contains_key(&g.id) {
                 actions.push(Action::Delete { group: g.clone() });
             }
         }
@@ -381,10 +425,13 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, Com
             Ok(Exit::Ok)
         }
         GroupsCmd::Apply { file, yes } => apply(&client, &config, &file, yes).await,
-        GroupsCmd::Export { file } => {
+        GroupsCmd::Export { file, force } => {
+            if file.exists() && !force {
+                return Err(already_exists(&file));
+            }
             let org = pull_live(&client).await?;
             let text = export_text(&org);
-            write_atomically(&file, &text)?;
+            write_atomically(&file, &text, force)?;
             println!("wrote {} groups to {}", org.groups.len(), file.display());
             Ok(Exit::Ok)
         }
@@ -544,15 +591,24 @@ async fn apply(
 }
 
 /// The file that describes `org`'s groups exactly: members by e-mail (by id when a
-/// member has no e-mail or shares it), workspaces by name (by id when the name is unknown or shared).
+/// member has no e-mail or shares it), workspaces by name (by id when the name is unknown or
+/// shared), and the group's `id` when another group has its name.
 pub fn export_text(org: &LiveOrg) -> String {
     let mut out = String::from(
         "# Groups of the organization, as `orgmirror groups export` saw them.\n\
          # Edit, then `orgmirror groups plan FILE` / `orgmirror groups apply FILE`.\n\
          prune = false\n",
     );
+    let mut named: BTreeMap<&str, usize> = BTreeMap::new();
+    for g in &org.groups {
+        *named.entry(g.name.as_str()).or_default() += 1;
+    }
     for g in &org.groups {
         out.push_str("\n[[group]]\n");
+        // The file matches groups by name; a name the organization shares needs the id.
+        if named[g.name.as_str()] > 1 {
+            out.push_str(&format!("id = {}\n", g.id));
+        }
         out.push_str(&format!("name = {}\n", toml_string(&g.name)));
         if let Some(e) = &g.emoji {
             out.push_str(&format!("emoji = {}\n", toml_string(e)));
@@ -613,7 +669,16 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<(), CommandError> {
+fn already_exists(path: &Path) -> CommandError {
+    bad_input(format!(
+        "{} already exists; pass --force to replace it",
+        path.display()
+    ))
+}
+
+/// Writes `text` to `path` through a temporary file; without `force`, refuses (atomically)
+/// a `path` that exists.
+fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), CommandError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -623,7 +688,18 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), CommandError> {
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
     tmp.write_all(text.as_bytes()).map_err(|e| fail(&e))?;
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    let persisted = if force {
+        tmp.persist(path)
+    } else {
+        tmp.persist_noclobber(path)
+    };
+    persisted.map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            already_exists(path)
+        } else {
+            fail(&e.error)
+        }
+    })?;
     Ok(())
 }
 
@@ -745,5 +821,77 @@ mod tests {
         )
         .expect_err("dup");
         assert!(e.message.contains("ids 1, 9"), "{}", e.message);
+    }
+
+    #[test]
+    fn groups_of_the_same_name_are_told_apart_by_id() {
+        let mut org = org();
+        let mut twin = org.groups[0].clone();
+        twin.id = 9;
+        twin.members = [12].into();
+        org.groups.push(twin);
+        let text = export_text(&org);
+        assert!(
+            text.contains("id = 1\nname = \"Platform\"") && text.contains("id = 9\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("id = 2\n"),
+            "a unique name needs no id: {text}"
+        );
+        let file = parse(&text).expect(&text);
+        assert_eq!(plan(&file, &org, 2001).expect("plan"), vec![], "{text}");
+
+        // The id picks the group; the name is what it should be called.
+        let file = parse("prune = true\n[[group]]\nid = 9\nname = \"Platform 2\"\n").expect("p");
+        let lines: Vec<String> = plan(&file, &org, 2001)
+            .expect("plan")
+            .iter()
+            .map(|a| a.line(&org.labels))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "~ update \"Platform\" (id 9): name \"Platform\" -> \"Platform 2\"".to_string(),
+                "- delete \"Platform\" (id 1, 2 members)".to_string(),
+                "- delete \"Sales \\\"EU\\\"\\u{7f}\" (id 2, 1 members)".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_in_the_file_are_checked() {
+        let org = org();
+        let e = parse("[[group]]\nid = 1\nname = \"A\"\n[[group]]\nid = 1\nname = \"B\"\n")
+            .expect_err("id twice");
+        assert!(
+            e.message.contains("group id 1 is given twice"),
+            "{}",
+            e.message
+        );
+        let e = parse("[[group]]\nid = 1\nname = \"A\"\n[[group]]\nname = \"A\"\n")
+            .expect_err("a repeated name without its id");
+        assert!(e.message.contains("\"A\" is named twice"), "{}", e.message);
+        let e = plan(
+            &parse("[[group]]\nid = 77\nname = \"A\"\n").expect("p"),
+            &org,
+            1,
+        )
+        .expect_err("unknown id");
+        assert!(
+            e.message
+                .contains("id 77 is not a group of the organization"),
+            "{}",
+            e.message
+        );
+        // One group described twice: by its id and by its (current) name.
+        let e = plan(
+            &parse("[[group]]\nid = 1\nname = \"Renamed\"\n[[group]]\nname = \"Platform\"\n")
+                .expect("p"),
+            &org,
+            1,
+        )
+        .expect_err("described twice");
+        assert!(e.message.contains("both describe group 1"), "{}", e.message);
     }
 }

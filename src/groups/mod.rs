@@ -158,28 +158,49 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, Comm
 
 /// Resolves e-mails, workspace names and group names to ids through the mirror database.
 pub struct MirrorNames {
-    store: Option<Store>,
+    mirror: MirrorState,
     path: std::path::PathBuf,
 }
 
+/// The mirror as `MirrorNames` found it.
+enum MirrorState {
+    Open(Store),
+    Missing,
+    /// The file exists but cannot be used; the error says why.
+    Unusable(crate::store::StoreError),
+}
+
 impl MirrorNames {
-    /// Opens the mirror read-only if it exists; a missing mirror only matters once a name needs it.
+    /// Opens the mirror read-only if it exists; a missing or unusable mirror only matters
+    /// once a name needs it.
     pub fn open(config: &Config) -> MirrorNames {
         let path = config.database.path.clone();
-        let store = if path.exists() {
-            Store::open_read_only(&path).ok()
+        let mirror = if path.exists() {
+            match Store::open_read_only(&path) {
+                Ok(store) => MirrorState::Open(store),
+                Err(e) => MirrorState::Unusable(e),
+            }
         } else {
-            None
+            MirrorState::Missing
         };
-        MirrorNames { store, path }
+        MirrorNames { mirror, path }
     }
 
     fn ids(&self, what: &str, value: &str, sql: &str) -> Result<Vec<i64>, CommandError> {
-        let Some(store) = &self.store else {
-            return Err(bad_input(format!(
-                "cannot look up {what} {value:?}: the mirror database {} does not exist yet; run `orgmirror sync` first or give the id",
-                self.path.display()
-            )));
+        let store = match &self.mirror {
+            MirrorState::Open(store) => store,
+            MirrorState::Missing => {
+                return Err(bad_input(format!(
+                    "cannot look up {what} {value:?}: the mirror database {} does not exist yet; run `orgmirror sync` first or give the id",
+                    self.path.display()
+                )))
+            }
+            // The error names the path (`database PATH: …`).
+            MirrorState::Unusable(e) => {
+                return Err(CommandError::failed(format!(
+                    "cannot look up {what} {value:?} in the mirror: {e}"
+                )))
+            }
         };
         let conn = store.connection();
         let mut stmt = conn.prepare(sql).map_err(|e| {
@@ -252,9 +273,10 @@ impl MirrorNames {
         )
     }
 
-    /// The ids of the groups the mirror knows by exactly this name (none without a mirror).
+    /// The ids of the groups the mirror knows by exactly this name (none without a usable
+    /// mirror: this only helps find a created group, and `find_created` refuses to guess).
     fn groups_named(&self, name: &str) -> Result<Vec<i64>, CommandError> {
-        if self.store.is_none() {
+        if !matches!(self.mirror, MirrorState::Open(_)) {
             return Ok(Vec::new());
         }
         self.ids(
@@ -266,13 +288,24 @@ impl MirrorNames {
 
     fn members(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
         let mut ids: Vec<i64> = Vec::new();
-        for v in values.iter().filter(|v| !v.trim().is_empty()) {
-            let id = self.member(v)?;
+        for (_, id) in self.members_as_given(values)? {
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
         Ok(ids)
+    }
+
+    /// Each non-empty value with the user id it names, in order (not deduplicated).
+    fn members_as_given<'v>(
+        &self,
+        values: &'v [String],
+    ) -> Result<Vec<(&'v str, i64)>, CommandError> {
+        values
+            .iter()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Ok((v.as_str(), self.member(v)?)))
+            .collect()
     }
 
     fn workspaces(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
@@ -591,8 +624,18 @@ async fn update(
     }
     let names = MirrorNames::open(config);
     let id = names.group(group)?;
-    let add = names.members(&change.add_members)?;
-    let remove = names.members(&change.remove_members)?;
+    let add = names.members_as_given(&change.add_members)?;
+    let remove = names.members_as_given(&change.remove_members)?;
+    // Removal would win silently (see `apply_change`); the command line contradicts itself.
+    for (added, user) in &add {
+        if let Some((removed, _)) = remove.iter().find(|(_, r)| r == user) {
+            return Err(bad_input(format!(
+                "user {user} is both added and removed (--add-member {added:?}, --remove-member {removed:?}); keep only one of the two"
+            )));
+        }
+    }
+    let add: Vec<i64> = add.into_iter().map(|(_, u)| u).collect();
+    let remove: Vec<i64> = remove.into_iter().map(|(_, u)| u).collect();
     let members = change
         .members
         .as_deref()
@@ -627,7 +670,11 @@ async fn update(
     let path = format!("{}/{id}", groups_path(config));
     if dry_run {
         if changes.is_empty() {
-            println!("dry run: group {id} is already as asked");
+            println!(
+                "dry run: group {id} {:?} is already as asked; nothing would be sent",
+                current.name
+            );
+            return Ok(Exit::Ok);
         }
         return print_dry_run("PUT", &path, Some(&body));
     }

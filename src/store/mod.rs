@@ -136,8 +136,6 @@ impl Store {
             .mode(mode)
             .open(path)
             .map_err(|e| io(format!("cannot create or open: {e}")))?;
-        restrict_modes(path, mode)
-            .map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
         let mut store = Store {
@@ -146,6 +144,10 @@ impl Store {
             options: options.clone(),
             writer_lock: None,
         };
+        // Before any mode, pragma or schema is changed: a file that is not ours stays as it was.
+        store.check_identity()?;
+        restrict_modes(path, mode)
+            .map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
         store.configure()?;
         store.migrate()?;
         restrict_modes(path, mode)
@@ -170,7 +172,12 @@ impl Store {
             writer_lock: None,
         };
         store.sql(store.conn.busy_timeout(Duration::from_secs(10)))?;
-        store.check_identity()?;
+        if store.check_identity()? == 0 {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                message: "is an empty database, not a mirror yet (has a sync run?)".to_string(),
+            });
+        }
         Ok(store)
     }
 
@@ -189,7 +196,12 @@ impl Store {
     }
 
     fn configure(&self) -> Result<(), StoreError> {
-        self.sql(self.conn.busy_timeout(self.options.busy_timeout))?;
+        // rusqlite refuses (panics on) more milliseconds than an i32 holds.
+        let busy = self
+            .options
+            .busy_timeout
+            .min(Duration::from_millis(i32::MAX as u64));
+        self.sql(self.conn.busy_timeout(busy))?;
         // Room for every statement a run writes with, so none is prepared twice.
         self.conn.set_prepared_statement_cache_capacity(64);
         let mode: String = self.sql(
@@ -217,7 +229,17 @@ impl Store {
         )?;
         let version: i64 =
             self.sql(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
-        if app != APPLICATION_ID && !(app == 0 && version == 0) {
+        // application_id 0 and user_version 0 is a new, empty database — or another
+        // program's that sets neither: only one without tables is ours to fill.
+        let empty = || -> Result<bool, StoreError> {
+            let tables: i64 = self.sql(self.conn.query_row(
+                "SELECT count(*) FROM sqlite_schema",
+                [],
+                |r| r.get(0),
+            ))?;
+            Ok(tables == 0)
+        };
+        if app != APPLICATION_ID && !(app == 0 && version == 0 && empty()?) {
             return Err(StoreError::Foreign {
                 path: self.path.clone(),
                 found: app,
@@ -237,17 +259,6 @@ impl Store {
         let version = self.check_identity()?;
         if version == SCHEMA_VERSION {
             return Ok(());
-        }
-        let tables: i64 = self.sql(self.conn.query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        ))?;
-        if tables > 0 {
-            return Err(StoreError::Foreign {
-                path: self.path.clone(),
-                found: 0,
-            });
         }
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;

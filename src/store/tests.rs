@@ -113,6 +113,41 @@ fn a_foreign_database_is_refused() {
 }
 
 #[test]
+fn a_foreign_database_is_left_exactly_as_it_was_and_refused_for_reading_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other.sqlite");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE users (id, foo); INSERT INTO users VALUES (1, 'x');")
+        .unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = std::fs::read(&db).unwrap();
+    for err in [
+        Store::open(&db, &StoreOptions::default()).err(),
+        Store::open_read_only(&db).err(),
+    ] {
+        let err = err.expect("refused").to_string();
+        assert!(err.contains("not an orgmirror database"), "{err}");
+    }
+    // Not switched to WAL, not chmodded, no schema added.
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert_eq!(mode_of(&db), 0o644);
+    for suffix in ["-wal", "-shm"] {
+        assert!(!sibling(&db, suffix).exists(), "{suffix} left behind");
+    }
+    // An empty file is a mirror to be, but nothing to read yet.
+    let empty = dir.path().join("empty.sqlite");
+    std::fs::write(&empty, b"").unwrap();
+    let err = Store::open_read_only(&empty)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("empty database"), "{err}");
+    drop(Store::open(&empty, &StoreOptions::default()).expect("filled"));
+    assert!(Store::open_read_only(&empty).is_ok());
+}
+
+#[test]
 fn one_writer_at_a_time_and_stale_runs_are_marked_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.sqlite");

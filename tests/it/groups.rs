@@ -699,3 +699,162 @@ fn a_member_listed_as_deleted_has_left_and_a_rename_does_not_bring_them_back() {
     assert!(!after.members.contains(&gone), "{:?}", after.members);
     check_targeted_run(&m, &[("group", "update", 1)]);
 }
+
+/// A user of the organization who is not a member of group `g`.
+fn non_member(m: &Mirror, g: i64) -> i64 {
+    let members = m.fake.handle().group_members(g);
+    m.fake
+        .handle()
+        .user_ids()
+        .into_iter()
+        .find(|u| !members.contains(u))
+        .expect("a non-member")
+}
+
+#[test]
+fn adding_and_removing_the_same_member_is_refused() {
+    let m = synced();
+    let g = group_with_members(&m, 2);
+    let before = m.fake.handle().group(g).expect("group");
+    let outsider = non_member(&m, g);
+    let member = before.members[0];
+    m.fake.handle().clear_requests();
+    let check = |add: String, remove: String, id: i64| {
+        let out = m.run(&[
+            "group",
+            "update",
+            &g.to_string(),
+            "--add-member",
+            &add,
+            "--remove-member",
+            &remove,
+        ]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{add} / {remove}: {err}");
+        assert!(
+            err.contains(&format!("{add:?}"))
+                && err.contains(&format!("{remove:?}"))
+                && err.contains(&id.to_string()),
+            "{add} / {remove}: {err}"
+        );
+    };
+    check(outsider.to_string(), outsider.to_string(), outsider);
+    // An e-mail and an id of the same user are the same member.
+    check(
+        email(&m, outsider).to_uppercase(),
+        outsider.to_string(),
+        outsider,
+    );
+    check(member.to_string(), email(&m, member), member);
+    assert_eq!(m.fake.handle().requests(), vec![], "nothing was sent");
+    assert_eq!(m.fake.handle().group(g), Some(before));
+}
+
+#[test]
+fn a_dry_run_that_would_change_nothing_says_nothing_would_be_sent() {
+    let m = synced();
+    let g = group_with_members(&m, 2);
+    let before = m.fake.handle().group(g).expect("group");
+    let outsider = non_member(&m, g);
+    m.fake.handle().clear_requests();
+    for args in [
+        vec!["--remove-member".to_string(), outsider.to_string()],
+        vec!["--add-member".into(), before.members[0].to_string()],
+        vec!["--name".into(), before.name.clone()],
+    ] {
+        let mut all = vec!["group".to_string(), "update".into(), g.to_string()];
+        all.extend(args);
+        all.push("--dry-run".into());
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = ok(&m.run(&all));
+        assert!(out.contains("nothing would be sent"), "{all:?}: {out}");
+        assert!(
+            !out.contains("PUT") && !out.contains("would send"),
+            "{all:?}: {out}"
+        );
+    }
+    assert_eq!(writes(&m), Vec::<String>::new());
+    assert_eq!(m.fake.handle().group(g), Some(before));
+}
+
+#[test]
+fn an_unusable_mirror_is_reported_as_it_is_when_a_name_needs_it() {
+    let m = Mirror::new(10);
+    std::fs::write(
+        &m.db,
+        "this is not a database, but it is long enough to be read as one\n".repeat(20),
+    )
+    .expect("write");
+    let someone = email(&m, m.fake.handle().user_ids()[1]);
+    for args in [
+        vec!["group", "create", "--name", "X", "--member", &someone],
+        vec!["group", "update", "Some group", "--name", "Y"],
+    ] {
+        let out = m.run(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&m.db.display().to_string()) && !err.contains("does not exist"),
+            "{args:?}: {err}"
+        );
+    }
+    // Ids need no mirror, so a missing one is no error until the refresh.
+    assert_eq!(writes(&m), Vec::<String>::new());
+}
+
+#[test]
+fn export_refuses_an_existing_file_unless_forced() {
+    let m = synced();
+    let file = tempdir_of(&m).join("groups.toml");
+    std::fs::write(&file, "# mine\n").expect("write");
+    let path = file.to_str().expect("utf-8");
+    let out = m.run(&["groups", "export", path]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(path) && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "# mine\n");
+    ok(&m.run(&["groups", "export", path, "--force"]));
+    assert!(std::fs::read_to_string(&file)
+        .expect("read")
+        .contains("[[group]]"));
+}
+
+#[test]
+fn export_then_plan_is_empty_with_groups_of_the_same_name() {
+    let m = synced();
+    let org = m.fake.handle();
+    let users = org.user_ids();
+    let (d1, d2) = (org.add_group("Dup", "🅰"), org.add_group("Dup", ""));
+    org.join_group(d1, users[1]);
+    org.join_group(d2, users[2]);
+    let file = tempdir_of(&m).join("groups.toml");
+    let path = file.to_str().expect("utf-8");
+    ok(&m.run(&["groups", "export", path]));
+    let exported = std::fs::read_to_string(&file).expect("exported");
+    assert!(
+        exported.contains(&format!("id = {d1}\n")) && exported.contains(&format!("id = {d2}\n")),
+        "{exported}"
+    );
+    m.fake.handle().clear_requests();
+    let out = ok(&m.run(&["groups", "plan", path]));
+    assert!(out.starts_with("no changes"), "{out}");
+
+    // The id picks the one group: rename the second and give it a member.
+    let edited = exported.replace(
+        &format!("id = {d2}\nname = \"Dup\"\n"),
+        &format!("id = {d2}\nname = \"Dup two\"\n"),
+    );
+    assert_ne!(edited, exported, "{exported}");
+    std::fs::write(&file, edited).expect("write");
+    let out = ok(&m.run(&["groups", "plan", path]));
+    assert_eq!(
+        out.lines().next(),
+        Some(format!("~ update \"Dup\" (id {d2}): name \"Dup\" -> \"Dup two\"").as_str()),
+        "{out}"
+    );
+    ok(&m.run(&["groups", "apply", path, "--yes"]));
+    assert_eq!(org.group(d1).expect("d1").name, "Dup");
+    assert_eq!(org.group(d2).expect("d2").name, "Dup two");
+    assert_eq!(org.group_members(d2), vec![users[2]]);
+    assert!(ok(&m.run(&["groups", "plan", path])).starts_with("no changes"));
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use orgmirror::fake::{FakeOptions, Fault, FaultKind, Route};
 use rusqlite::Connection;
 
-use crate::support::{bin, rows, scalar, text, Mirror};
+use crate::support::{bin, dump_current, rows, scalar, text, Mirror};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -617,7 +617,7 @@ fn export_refuses_to_overwrite_without_force_and_writes_csv() {
         &["export", "--out", out_path.to_str().unwrap()],
         None,
     );
-    assert!(!refused.status.success());
+    assert_eq!(refused.status.code(), Some(2));
     assert!(
         text(&refused.stderr).contains("--force"),
         "{}",
@@ -663,10 +663,45 @@ fn export_refuses_to_overwrite_without_force_and_writes_csv() {
         ],
         None,
     );
-    assert!(
-        !again.status.success(),
+    assert_eq!(
+        again.status.code(),
+        Some(2),
         "CSV files overwritten without --force"
     );
+    // Refused before the database copy was written: no half of an export.
+    assert!(!dir_of(&m).join("other.sqlite").exists());
+}
+
+#[test]
+fn export_refuses_to_write_over_the_mirror_or_its_own_files_even_with_force() {
+    let m = Mirror::new(12);
+    m.sync_ok();
+    let before = dump_current(&m.db);
+    let dir = dir_of(&m);
+    let name = m.db.file_name().unwrap().to_str().unwrap().to_string();
+    // The same file by another spelling, and the files SQLite and orgmirror keep beside it.
+    let targets = [
+        dir.join("..").join(dir.file_name().unwrap()).join(&name),
+        dir.join(format!("{name}-wal")),
+        dir.join(format!("{name}.lock")),
+    ];
+    for out in &targets {
+        let refused = output(
+            &m.config,
+            &["export", "--out", out.to_str().unwrap(), "--force"],
+            None,
+        );
+        let stderr = text(&refused.stderr);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{}: {stderr}",
+            out.display()
+        );
+        assert!(stderr.contains("the mirror's"), "{stderr}");
+    }
+    assert_eq!(dump_current(&m.db), before);
+    m.sync_ok();
 }
 
 // ---------------------------------------------------------------------------------------
