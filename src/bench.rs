@@ -240,10 +240,11 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
     } else {
         args.sizes.clone()
     };
-    if sizes.is_empty() || sizes.contains(&0) {
+    let max = orgmirror::fake::MAX_USERS;
+    if sizes.is_empty() || sizes.iter().any(|&n| n == 0 || n > max) {
         return Err(CommandError {
             exit: Exit::Config,
-            message: "--sizes: give one or more sizes of at least 1".to_string(),
+            message: format!("--sizes: give one or more sizes from 1 to {max}"),
         });
     }
     let exe = std::env::current_exe()

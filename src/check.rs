@@ -1,7 +1,8 @@
 //! `orgmirror check`: is everything in place for a sync? The config is valid, the
 //! database can be written, the credentials are there and accepted, the organization is
-//! readable. Each kind of problem gets its own message (and the config and credential
-//! problems exit 2, the others 1); nothing is written anywhere.
+//! readable, the groups can be listed through `api.workspace_id`. Each kind of problem gets
+//! its own message (config and credential problems, and credentials or ids the API refuses,
+//! exit 2; the others 1); nothing is written anywhere.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -55,6 +56,19 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         config.api.organization_id,
         roles.len()
     );
+    let total = client.teams_probe().await.map_err(|e| {
+        let mut problem = api_problem(&base_url, config.api.organization_id, e);
+        problem.message = format!(
+            "{} (the groups are listed through api.workspace_id = {}: is it a workspace of the organization this user may see?)",
+            problem.message, config.api.workspace_id
+        );
+        problem
+    })?;
+    println!(
+        "ok: the groups are listed through workspace {}{}",
+        config.api.workspace_id,
+        total.map(|t| format!(" ({t} groups)")).unwrap_or_default()
+    );
     print_quota(&client);
     println!("all good");
     Ok(Exit::Ok)
@@ -65,11 +79,22 @@ fn check_database(config: &Config) -> Result<(), CommandError> {
     let path = &config.database.path;
     let problem =
         |message: String| CommandError::failed(format!("check failed: database: {message}"));
+    let lock = crate::store::lock_path(path);
+    if lock.exists() && !lock.is_file() {
+        return Err(problem(format!(
+            "{} (the writer lock) is not a file",
+            lock.display()
+        )));
+    }
     if path.exists() {
         OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(|e| problem(format!("{} is not writable: {e}", path.display())))?;
+        // An empty file is a mirror to be; anything else must be one.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            crate::store::Store::open_read_only(path).map_err(|e| problem(e.to_string()))?;
+        }
         println!("ok: database {} is writable", path.display());
         return Ok(());
     }
@@ -119,7 +144,11 @@ fn api_problem(base_url: &str, organization_id: i64, e: ApiError) -> CommandErro
         }
         _ => format!("check failed: the API at {base_url} did not give a usable answer: {e}"),
     };
-    CommandError::failed(message)
+    let exit = match e {
+        ApiError::Auth { .. } => Exit::Config,
+        _ => Exit::Failed,
+    };
+    CommandError { exit, message }
 }
 
 fn print_quota(client: &Client) {

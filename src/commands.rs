@@ -62,7 +62,15 @@ impl From<crate::store::StoreError> for CommandError {
 
 impl From<crate::api::ApiError> for CommandError {
     fn from(e: crate::api::ApiError) -> Self {
-        CommandError::failed(e)
+        let exit = match e {
+            // Credentials or ids the API refused: the configuration's to fix.
+            crate::api::ApiError::Auth { .. } => Exit::Config,
+            _ => Exit::Failed,
+        };
+        CommandError {
+            exit,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -112,6 +120,8 @@ pub fn exit_of(report: &RunReport) -> Exit {
         Exit::Ok
     } else if report.refused {
         Exit::Refused
+    } else if report.access_denied {
+        Exit::Config
     } else {
         Exit::Failed
     }

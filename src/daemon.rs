@@ -173,8 +173,8 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     let (config_file, config) = load_config(config_path)?;
     let client = client_for(&config)?;
     let mut store = open_store(&config)?;
-    // One daemon per database, from the start (not only from the first run).
-    store.lock_writer()?;
+    // One daemon per database, for its whole life (the writer lock is only held by runs).
+    store.lock_daemon()?;
 
     let (ticks_tx, mut ticks) = mpsc::channel::<Trigger>(1);
     let gate = RunGate {

@@ -19,7 +19,12 @@ use crate::sync::{self, SyncOptions};
 /// Runs the demo into `db` (replaced if it exists) with a fake org of `users` users.
 pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandError> {
     crate::logging::init(LogFormat::Text, "warn");
-    let users = users.max(10);
+    if users < 10 {
+        return Err(CommandError {
+            exit: Exit::Config,
+            message: format!("--users {users}: the demo needs at least 10 users"),
+        });
+    }
     remove_database(db)?;
     let options = FakeOptions {
         users,

@@ -55,8 +55,8 @@ enum Command {
         /// Where to write the demo database (replaced if it exists).
         #[arg(long, default_value = "orgmirror-demo.sqlite")]
         db: PathBuf,
-        /// Users in the fake organization.
-        #[arg(long, default_value_t = 200)]
+        /// Users in the fake organization (10 to 1,000,000).
+        #[arg(long, default_value_t = 200, value_parser = users_between::<10>)]
         users: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -65,7 +65,8 @@ enum Command {
     FakeApi {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        #[arg(long, default_value_t = 500)]
+        /// Users in the fake organization (1 to 1,000,000).
+        #[arg(long, default_value_t = 500, value_parser = users_between::<1>)]
         users: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -134,5 +135,20 @@ fn main() -> ExitCode {
             eprintln!("orgmirror: {}", e.message);
             e.exit.into()
         }
+    }
+}
+
+/// A number of fake users from `MIN` to [`orgmirror::fake::MAX_USERS`] (more would not fit
+/// in memory: the fake holds its organization whole).
+fn users_between<const MIN: usize>(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of users"))?;
+    let max = orgmirror::fake::MAX_USERS;
+    if (MIN..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} users: give {MIN} to {max}"))
     }
 }

@@ -67,6 +67,8 @@ pub struct RunStatus {
     /// Events by entity and op.
     pub events: BTreeMap<String, BTreeMap<String, i64>>,
     pub error: Option<String>,
+    /// A `running` run whose process is gone (killed): the next run marks it failed.
+    pub interrupted: bool,
 }
 
 /// The request quota last seen.
@@ -159,7 +161,10 @@ fn run_status(row: SyncRunRow) -> RunStatus {
         .and_then(parse)
         .zip(parse(&row.started_at))
         .map(|(end, start)| (end - start).num_seconds());
+    // Only a process of this host can be asked; status runs where the database is.
+    let interrupted = row.status == "running" && row.pid.is_some_and(|pid| !process_exists(pid));
     RunStatus {
+        interrupted,
         sync_run_id: row.sync_run_id,
         kind: row.kind,
         started_at: row.started_at,
@@ -171,6 +176,20 @@ fn run_status(row: SyncRunRow) -> RunStatus {
         events: row.events,
         error: row.error,
     }
+}
+
+/// Whether process `pid` exists (signal 0 checks without sending anything).
+fn process_exists(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    // EPERM: it exists, as another user's.
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The human-readable form.
@@ -223,6 +242,9 @@ pub fn render(report: &StatusReport) -> String {
             .unwrap_or_else(|| "-".to_string());
         let what = match (&run.error, run.status.as_str()) {
             (Some(e), _) => format!("error: {e}"),
+            (None, "running") if run.interrupted => {
+                "interrupted: its process is gone (the next run marks it failed)".to_string()
+            }
             (None, "running") => "in progress".to_string(),
             (None, _) => events_line(&run.events),
         };

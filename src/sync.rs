@@ -33,6 +33,12 @@ impl SyncError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, SyncError::Refused(_))
     }
+
+    /// Whether the API refused the credentials or the configured ids (401/403): nothing
+    /// a retry fixes, the configuration's to change.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, SyncError::Api(ApiError::Auth { .. }))
+    }
 }
 
 /// What the caller wants of a run.
@@ -55,7 +61,10 @@ pub struct RunReport {
     pub quota_remaining: Option<i64>,
     pub duration: Duration,
     pub error: Option<String>,
+    /// The deletion guard refused it.
     pub refused: bool,
+    /// The API refused the credentials or the configured ids (exit 2).
+    pub access_denied: bool,
 }
 
 impl RunReport {
@@ -173,6 +182,7 @@ fn finish(
         duration: started.elapsed(),
         error: None,
         refused: false,
+        access_denied: false,
     };
     match result {
         Ok(events) => {
@@ -192,6 +202,7 @@ fn finish(
         Err(e) => {
             let message = e.to_string();
             report.refused = e.is_refusal();
+            report.access_denied = e.is_access_denied();
             if let Err(e) = store.fail_run(run_id, &message, &now_utc(), &totals) {
                 store.release_writer();
                 return Err(e);

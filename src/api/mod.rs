@@ -67,7 +67,7 @@ impl std::fmt::Display for Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 401/403: the credentials are wrong or lack access. Never retried.
-    #[error("{endpoint}: HTTP {status}: access denied — the credentials were refused or may not see this organization; check the API token (or e-mail and password) and that this user may see organization data: {body}")]
+    #[error("{endpoint}: HTTP {status}: access denied — the credentials were refused or may not see this organization; check the API token (or e-mail and password), api.organization_id and api.workspace_id, and that this user may see organization data: {body}")]
     Auth {
         endpoint: Endpoint,
         status: u16,
@@ -504,6 +504,16 @@ impl Client {
         let sizes = self.with_state(|s| s.teams);
         self.by_ids(ids, sizes, "group_ids[]", |batch| self.teams_spec(batch))
             .await
+    }
+
+    /// The first row of the teams list, one request: whether `api.workspace_id` lets this
+    /// user list the groups (`check`). Returns the `total` the server announced.
+    pub async fn teams_probe(&self) -> Result<Option<i64>, ApiError> {
+        let spec = self.teams_spec(&[]);
+        let req = self.page_request(&spec, 1, 1)?;
+        let body = self.send(&req).await?;
+        let decoded = self.decode_list::<Team>(&req, &body, spec.envelope)?;
+        Ok(decoded.total)
     }
 
     /// Asks for `ids` in batches through the list whose filter `spec_for` builds.

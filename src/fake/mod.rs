@@ -29,6 +29,9 @@ pub use org::{
 };
 use org::{FakeOrg, GenParams};
 
+/// The most users a fake organization holds (it lives in memory, whole).
+pub const MAX_USERS: usize = 1_000_000;
+
 /// How the fake is generated and what it accepts.
 #[derive(Debug, Clone)]
 pub struct FakeOptions {

@@ -49,6 +49,8 @@ pub enum StoreError {
     Foreign { path: PathBuf, found: i64 },
     #[error("database {path} is being written by another orgmirror process (lock {lock}); wait for it to finish")]
     Locked { path: PathBuf, lock: PathBuf },
+    #[error("another orgmirror daemon (`orgmirror run`) already serves database {path} (lock {lock}); stop it first")]
+    DaemonRunning { path: PathBuf, lock: PathBuf },
 }
 
 /// How to open the database.
@@ -96,6 +98,8 @@ pub struct Store {
     options: StoreOptions,
     /// Held while this process is the writer (see [`Store::lock_writer`]).
     writer_lock: Option<File>,
+    /// Held for a daemon's life (see [`Store::lock_daemon`]).
+    daemon_lock: Option<File>,
 }
 
 /// One row of `sync_runs`.
@@ -113,6 +117,8 @@ pub struct SyncRunRow {
     pub quota_resets_at: Option<String>,
     /// Events by entity and op.
     pub events: BTreeMap<String, BTreeMap<String, i64>>,
+    /// The process that ran it.
+    pub pid: Option<i64>,
 }
 
 impl Store {
@@ -143,6 +149,7 @@ impl Store {
             path: path.to_path_buf(),
             options: options.clone(),
             writer_lock: None,
+            daemon_lock: None,
         };
         // Before any mode, pragma or schema is changed: a file that is not ours stays as it was.
         store.check_identity()?;
@@ -170,6 +177,7 @@ impl Store {
             path: path.to_path_buf(),
             options: StoreOptions::default(),
             writer_lock: None,
+            daemon_lock: None,
         };
         store.sql(store.conn.busy_timeout(Duration::from_secs(10)))?;
         if store.check_identity()? == 0 {
@@ -214,6 +222,27 @@ impl Store {
                 message: format!(
                     "cannot switch to WAL mode (got {mode}); is the file on a network filesystem?"
                 ),
+            });
+        }
+        // Keep `-wal` and `-shm` when the last connection closes (the WAL truncated): a
+        // reader that may read them but not create files in the directory — a BI user in
+        // the service's group, `StateDirectoryMode=0750` — can then open the mirror
+        // read-only while no orgmirror process runs.
+        let mut persist: std::ffi::c_int = 1;
+        // SAFETY: the handle is this connection's own and open; PERSIST_WAL reads and
+        // writes the one int behind the pointer, which outlives the call.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_file_control(
+                self.conn.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+                (&raw mut persist).cast(),
+            )
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                message: format!("cannot keep the -wal file between runs (SQLite code {rc})"),
             });
         }
         let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
@@ -279,16 +308,7 @@ impl Store {
             return Ok(());
         }
         let lock_path = lock_path(&self.path);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(self.options.mode())
-            .open(&lock_path)
-            .map_err(|e| StoreError::Io {
-                path: lock_path.clone(),
-                message: format!("cannot open the writer lock: {e}"),
-            })?;
+        let file = self.open_lock_file(&lock_path)?;
         // SAFETY: flock on a file descriptor we own; it is released when `file` is closed.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -298,6 +318,55 @@ impl Store {
             });
         }
         self.writer_lock = Some(file);
+        Ok(())
+    }
+
+    fn open_lock_file(&self, lock_path: &Path) -> Result<File, StoreError> {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(self.options.mode())
+            .open(lock_path)
+            .map_err(|e| StoreError::Io {
+                path: lock_path.to_path_buf(),
+                message: format!("cannot open the lock file: {e}"),
+            })
+    }
+
+    /// Takes the daemon lock for as long as this store lives: one `orgmirror run` per
+    /// database. It is an open-file-description lock on byte 1 of `<path>.lock`, apart from
+    /// the writer lock (a `flock` of the same file, released between runs), so a manual
+    /// `sync` still runs between the daemon's runs while a second daemon is refused.
+    pub fn lock_daemon(&mut self) -> Result<(), StoreError> {
+        if self.daemon_lock.is_some() {
+            return Ok(());
+        }
+        let lock_path = lock_path(&self.path);
+        let file = self.open_lock_file(&lock_path)?;
+        // SAFETY: an all-zero flock is a valid value of this plain C struct.
+        let mut range: libc::flock = unsafe { std::mem::zeroed() };
+        range.l_type = libc::F_WRLCK as libc::c_short;
+        range.l_whence = libc::SEEK_SET as libc::c_short;
+        range.l_start = 1;
+        range.l_len = 1;
+        // SAFETY: F_OFD_SETLK on a descriptor we own, with a valid flock; the lock goes
+        // with the open file description, released when `file` is closed.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(match err.raw_os_error() {
+                Some(libc::EAGAIN | libc::EACCES) => StoreError::DaemonRunning {
+                    path: self.path.clone(),
+                    lock: lock_path,
+                },
+                _ => StoreError::Io {
+                    path: lock_path,
+                    message: format!("cannot lock: {err}"),
+                },
+            });
+        }
+        self.daemon_lock = Some(file);
         Ok(())
     }
 
@@ -436,6 +505,7 @@ impl Store {
             path: self.path.clone(),
             options: self.options.clone(),
             writer_lock: None,
+            daemon_lock: None,
         };
         writer.configure()?;
         // The foreign keys stay declared, and every test run checks them
@@ -478,7 +548,7 @@ impl Store {
     ) -> Result<Vec<SyncRunRow>, StoreError> {
         let mut stmt = self.sql(self.conn.prepare(&format!(
             "SELECT sync_run_id, kind, started_at, finished_at, status, error, requests, events_written,
-                    quota_remaining, quota_resets_at, summary_json
+                    quota_remaining, quota_resets_at, summary_json, pid
              FROM sync_runs WHERE {condition} ORDER BY sync_run_id DESC LIMIT ?1"
         )))?;
         let rows = self.sql(stmt.query_map([limit as i64], |r| {
@@ -497,6 +567,7 @@ impl Store {
                 events: summary
                     .and_then(|s| serde_json::from_str(&s).ok())
                     .unwrap_or_default(),
+                pid: r.get(11)?,
             })
         }))?;
         rows.map(|r| self.sql(r)).collect()

@@ -86,6 +86,41 @@ fn demo_refuses_to_replace_a_file_that_is_not_a_mirror() {
         std::fs::read_to_string(&precious).expect("still there"),
         "not a database"
     );
+    // Nor another program's SQLite database, which sets no application id.
+    let other = dir.path().join("other.sqlite");
+    rusqlite::Connection::open(&other)
+        .expect("create")
+        .execute_batch("CREATE TABLE users (id, foo); INSERT INTO users VALUES (1, 'keep me');")
+        .expect("fill");
+    let out = Command::new(bin())
+        .args(["demo", "--db"])
+        .arg(&other)
+        .output()
+        .expect("demo runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let conn = rusqlite::Connection::open(&other).expect("open");
+    assert_eq!(
+        scalar(&conn, "SELECT count(*) FROM users WHERE foo = 'keep me'"),
+        1
+    );
+}
+
+#[test]
+fn fake_organizations_too_large_to_hold_are_refused_by_name() {
+    for args in [
+        &["demo", "--users", "18446744073709551615"][..],
+        &["demo", "--users", "9"],
+        &["fake-api", "--users", "1000001"],
+        &["bench", "--sizes", "1000,2000000"],
+    ] {
+        let out = Command::new(bin()).args(args).output().expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("users") || stderr.contains("--sizes"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -217,6 +218,15 @@ fn other_writers_can_run_between_the_daemons_runs() {
     });
     let out = output(&m.config, &["sync"], Some("demo-token"));
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // But not a second daemon, between runs as at the start.
+    let mut second = Daemon::start(&m);
+    let status = second.wait(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{}", second.log());
+    assert!(
+        second.log().contains("another orgmirror daemon"),
+        "{}",
+        second.log()
+    );
     let group = m.fake.handle().group_ids()[0];
     let out = output(
         &m.config,
@@ -456,6 +466,39 @@ fn status_json_reflects_a_failed_run_and_says_when_there_are_none() {
     let human = text(&human.stdout);
     assert!(human.contains("last failure: run"), "{human}");
     assert!(human.contains("next run at"), "{human}");
+}
+
+#[test]
+fn status_tells_a_run_in_progress_from_one_whose_process_was_killed() {
+    let m = Mirror::new(5);
+    m.sync_ok();
+    // Rows as a live run and a killed one leave them (no pid is that high: pid_max < 2^22).
+    let alive = std::process::id();
+    m.conn()
+        .execute_batch(&format!(
+            "INSERT INTO sync_runs (kind, started_at, status, pid)
+             VALUES ('full', '2026-11-28T10:00:00Z', 'running', 2147483646),
+                    ('full', '2026-11-28T11:00:00Z', 'running', {alive});"
+        ))
+        .unwrap();
+    let out = output(&m.config, &["status", "--json"], None);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let runs = doc["runs"].as_array().expect("runs");
+    assert_eq!(runs[0]["interrupted"], false, "{doc:#}");
+    assert_eq!(runs[1]["interrupted"], true, "{doc:#}");
+    let human = text(&output(&m.config, &["status"], None).stdout);
+    let line = |started: &str| {
+        human
+            .lines()
+            .find(|l| l.contains(started))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("T11:00:00Z").contains("in progress"), "{human}");
+    assert!(
+        line("T10:00:00Z").contains("its process is gone"),
+        "{human}"
+    );
 }
 
 #[test]
@@ -704,6 +747,57 @@ fn export_refuses_to_write_over_the_mirror_or_its_own_files_even_with_force() {
     m.sync_ok();
 }
 
+#[test]
+fn a_reader_in_the_group_reads_the_mirror_while_no_orgmirror_process_runs() {
+    let m = Mirror::new(12);
+    let mut config = std::fs::read_to_string(&m.config).unwrap();
+    config.push_str("group_readable = true\n");
+    std::fs::write(&m.config, config).unwrap();
+    // Not `sync_ok`: its read-write check connection, closing last, would remove the files.
+    let out = m.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The -wal and -shm files outlive the process, in the database's mode.
+    for suffix in ["-wal", "-shm"] {
+        let mut p = m.db.clone().into_os_string();
+        p.push(suffix);
+        let meta = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{suffix}: {e}"));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640, "{suffix}");
+    }
+    // The system's Python (a user's pyenv shim is not for another user to run).
+    let python = Path::new("/usr/bin/python3");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !python.exists() {
+        eprintln!("not root or no /usr/bin/python3: cannot read as another user; the files' presence was checked");
+        return;
+    }
+    // As the unit has it: the directory 0750, a reader in its group who may read the files
+    // but not create any beside them.
+    let dir = dir_of(&m);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let gid = std::fs::metadata(&m.db).unwrap().gid();
+    let read = |script: &str| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", &format!("--regid={gid}"), "--clear-groups"])
+            .arg(python)
+            .args(["-c", script, m.db.to_str().unwrap()])
+            .output()
+            .expect("setpriv runs")
+    };
+    let cannot_write = read(
+        "import os,sys; sys.exit(0 if not os.access(os.path.dirname(sys.argv[1]), os.W_OK) else 1)",
+    );
+    assert!(
+        cannot_write.status.success(),
+        "the reader could write the directory"
+    );
+    let out = read(
+        "import sqlite3,sys; c=sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True); \
+         print(c.execute('SELECT count(*) FROM users_current').fetchone()[0])",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "12");
+}
+
 // ---------------------------------------------------------------------------------------
 // check
 
@@ -723,19 +817,29 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
         "{stdout}"
     );
 
-    let config_with = |name: &str, api: &str| {
+    let config_in = |name: &str, api: &str, db: &str| {
         let path = dir_of(&m).join(name);
-        let db = dir_of(&m).join("check.sqlite");
+        let db = dir_of(&m).join(db);
+        let workspace = if api.contains("workspace_id") {
+            ""
+        } else {
+            "workspace_id = 2001\n"
+        };
         std::fs::write(
             &path,
             format!(
-                "[api]\norganization_id = 1001\nworkspace_id = 2001\nmax_attempts = 1\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
+                "[api]\norganization_id = 1001\n{workspace}max_attempts = 1\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
                 db.display().to_string()
             ),
         )
         .unwrap();
         path
     };
+    let config_with = |name: &str, api: &str| config_in(name, api, "check.sqlite");
+    Connection::open(dir_of(&m).join("foreign.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (body TEXT)")
+        .unwrap();
     let base = format!("base_url = {:?}", m.fake.base_url());
     let closed_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -770,8 +874,25 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
             what: "wrong token",
             config: config_with("wrong-token.toml", &base),
             token: Some("not-the-token"),
-            exit: 1,
+            exit: 2,
             says: &["refused the credentials", "403"],
+        },
+        Case {
+            what: "a workspace the user may not list groups through",
+            config: config_with(
+                "wrong-workspace.toml",
+                &format!("{base}\nworkspace_id = 999"),
+            ),
+            token: Some("demo-token"),
+            exit: 2,
+            says: &["api.workspace_id = 999", "403"],
+        },
+        Case {
+            what: "another program's database",
+            config: config_in("foreign-db.toml", &base, "foreign.sqlite"),
+            token: Some("demo-token"),
+            exit: 1,
+            says: &["not an orgmirror database"],
         },
         Case {
             what: "plain http to a remote host",

@@ -957,7 +957,8 @@ fn wrong_credentials_fail_at_once_with_one_request_and_no_secret() {
         .expect("binary runs");
     let took = started.elapsed();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The configuration's to fix (README: exit 2 for wrong credentials).
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(m.fake.handle().request_count(), 1, "401 is not retried");
     assert!(stderr.contains("the credentials were refused"), "{stderr}");
