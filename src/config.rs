@@ -588,6 +588,11 @@ mod tests {
         let c = Config::parse(text).expect("example config parses");
         assert_eq!(c.api.per_page, 200);
         assert_eq!(c.schedule.cron, "0 */30 * * * *");
+        // Every value it shows is the default (the README says it lists every key with its
+        // default), but the ids, which have none.
+        let defaults =
+            Config::parse("[api]\norganization_id = 4242\nworkspace_id = 900\n").expect("parses");
+        assert_eq!(format!("{c:?}"), format!("{defaults:?}"));
     }
 
     #[test]

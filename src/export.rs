@@ -4,7 +4,8 @@
 //! **The copy is one committed state**: `VACUUM INTO` reads inside one read transaction of
 //! a read-only connection. It is written to a temporary file beside PATH, fsynced, and
 //! renamed over PATH, so PATH is never half-written. The copy is in rollback-journal mode
-//! (no `-wal` beside it) and mode 0600. The CSV files are written from the copy, so they
+//! (no `-wal` beside it) and has the mirror's mode: 0600, or 0640 with
+//! `database.group_readable`. The CSV files are written from the copy, so they
 //! show the same state.
 
 use std::fs::File;
@@ -16,7 +17,7 @@ use rusqlite::types::ValueRef;
 use tracing::info;
 
 use crate::commands::{load_config, CommandError, Exit};
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 /// The contract views and tables `--csv` writes, one `<name>.csv` each.
 pub const CSV_VIEWS: &[&str] = &[
@@ -44,7 +45,9 @@ pub fn run(
         refuse_existing_csv(&csv_targets(dir))?;
     }
     let source = Store::open_read_only(&config.database.path)?;
-    export_database(&source, out, force)?;
+    // The mirror's own mode: 0640 when its group (BI readers) may read it, else 0600.
+    let mode = StoreOptions::from_config(&config.database).mode();
+    export_database(&source, out, force, mode)?;
     drop(source);
     println!(
         "exported {} to {}",
@@ -53,14 +56,20 @@ pub fn run(
     );
     if let Some(dir) = csv {
         let copy = Store::open_read_only(out)?;
-        let written = export_csv(&copy, dir, force)?;
+        let written = export_csv(&copy, dir, force, mode)?;
         println!("wrote {} CSV files to {}", written.len(), dir.display());
     }
     Ok(Exit::Ok)
 }
 
-/// Copies the database behind `source` to `out` atomically (see the module docs).
-pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), CommandError> {
+/// Copies the database behind `source` to `out` atomically (see the module docs), in
+/// file mode `mode`.
+pub fn export_database(
+    source: &Store,
+    out: &Path,
+    force: bool,
+    mode: u32,
+) -> Result<(), CommandError> {
     if let Some(file) = mirror_file_at(source.path(), out) {
         return Err(CommandError {
             exit: Exit::Config,
@@ -101,7 +110,7 @@ pub fn export_database(source: &Store, out: &Path, force: bool) -> Result<(), Co
             ))
         })?;
     let file = tmp.as_file();
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
         .and_then(|()| file.sync_all())
         .map_err(|e| CommandError::failed(format!("cannot write {}: {e}", tmp.path().display())))?;
     let persisted = if force {
@@ -179,8 +188,13 @@ fn exists(path: &Path, what: &str) -> CommandError {
 }
 
 /// Writes one CSV per [`CSV_VIEWS`] entry into `dir` (created when missing), each written
-/// atomically. Returns the files written.
-pub fn export_csv(store: &Store, dir: &Path, force: bool) -> Result<Vec<PathBuf>, CommandError> {
+/// atomically in file mode `mode`. Returns the files written.
+pub fn export_csv(
+    store: &Store,
+    dir: &Path,
+    force: bool,
+    mode: u32,
+) -> Result<Vec<PathBuf>, CommandError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         CommandError::failed(format!(
             "cannot create the CSV directory {}: {e}",
@@ -209,7 +223,10 @@ pub fn export_csv(store: &Store, dir: &Path, force: bool) -> Result<Vec<PathBuf>
         write_view_csv(store, view, &mut writer)?;
         writer.flush().map_err(io_error)?;
         drop(writer);
-        tmp.as_file().sync_all().map_err(io_error)?;
+        let file = tmp.as_file();
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .and_then(|()| file.sync_all())
+            .map_err(io_error)?;
         tmp.persist(target).map_err(|e| {
             CommandError::failed(format!(
                 "cannot move the CSV to {}: {}",

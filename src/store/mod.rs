@@ -82,7 +82,7 @@ impl StoreOptions {
         }
     }
 
-    fn mode(&self) -> u32 {
+    pub fn mode(&self) -> u32 {
         if self.group_readable {
             0o640
         } else {

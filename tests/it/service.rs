@@ -756,6 +756,20 @@ fn a_reader_in_the_group_reads_the_mirror_while_no_orgmirror_process_runs() {
     // Not `sync_ok`: its read-write check connection, closing last, would remove the files.
     let out = m.run(&["sync"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Copies for BI tools are for the group too.
+    let (copy, csv) = (dir_of(&m).join("copy.sqlite"), dir_of(&m).join("csv"));
+    let out = m.run(&[
+        "export",
+        "--out",
+        copy.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for file in [copy, csv.join("users_current.csv")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{}", file.display());
+    }
     // The -wal and -shm files outlive the process, in the database's mode.
     for suffix in ["-wal", "-shm"] {
         let mut p = m.db.clone().into_os_string();
@@ -805,6 +819,9 @@ fn a_reader_in_the_group_reads_the_mirror_while_no_orgmirror_process_runs() {
 fn check_passes_and_reports_each_kind_of_problem_distinctly() {
     let m = Mirror::new(5);
     let ok = output(&m.config, &["check"], Some("demo-token"));
+    // My groups, the roles and one row of the teams list: three requests, nothing written.
+    assert_eq!(m.fake.handle().request_count(), 3);
+    assert!(!m.db.exists(), "check created the database");
     assert!(
         ok.status.success(),
         "{}\n{}",

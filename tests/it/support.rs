@@ -91,6 +91,7 @@ impl Mirror {
             text(&out.stderr)
         );
         assert_references_hold(&self.db);
+        assert_one_time_per_run(&self.db);
         out
     }
 
@@ -137,6 +138,23 @@ pub fn assert_references_hold(db: &Path) {
         "PRAGMA foreign_key_check",
     );
     assert!(broken.is_empty(), "foreign keys broken: {broken:?}");
+}
+
+/// Each run's events and the history rows it opened or closed carry one time, its
+/// `observed_at` (ARCHITECTURE.md, invariants).
+pub fn assert_one_time_per_run(db: &Path) {
+    let runs_with_two_times = rows(
+        &Connection::open(db).expect("open"),
+        "SELECT run FROM (
+             SELECT sync_run_id AS run, observed_at AS at FROM change_events
+             UNION SELECT opened_by, valid_from FROM entity_history
+             UNION SELECT closed_by, valid_to FROM entity_history WHERE closed_by IS NOT NULL)
+         GROUP BY run HAVING count(*) > 1",
+    );
+    assert!(
+        runs_with_two_times.is_empty(),
+        "runs with more than one time: {runs_with_two_times:?}"
+    );
 }
 
 /// Every current table, dumped in key order: for "nothing changed" comparisons.

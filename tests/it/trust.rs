@@ -860,6 +860,34 @@ fn a_mass_deletion_is_refused_with_exit_3_until_allowed() {
     assert!(events.iter().all(|(op, _)| op == "delete"));
 }
 
+#[test]
+fn a_mass_deletion_of_groups_is_refused_as_one_of_users_is() {
+    let m = capped(80, 200, "");
+    m.sync_ok();
+    let fake = m.fake.handle();
+    let groups = fake.group_ids();
+    let gone = groups.len() / 2 + 1;
+    for id in &groups[..gone] {
+        assert!(fake.remove_group(*id));
+    }
+    let before = dump_current(&m.db);
+    let out = m.run(&["sync"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let says = format!("{gone} of {} groups", groups.len());
+    assert!(stderr.contains(&says), "{says:?} not in {stderr}");
+    assert!(
+        dump_current(&m.db) == before,
+        "a refused run changed the mirror"
+    );
+    let out = m.run(&["sync", "--allow-mass-delete"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        scalar(&m.conn(), "SELECT count(*) FROM groups_current") as usize,
+        groups.len() - gone
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 7. Bad bodies
 
