@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use orgmirror::fake::{FakeOptions, Fault, FaultKind, Route};
 use rusqlite::Connection;
 
-use crate::support::{bin, dump_current, rows, scalar, text, Mirror};
+use crate::support::{base64_of, bin, dump_current, rows, scalar, text, Mirror};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -797,6 +797,15 @@ fn a_reader_in_the_group_reads_the_mirror_while_no_orgmirror_process_runs() {
             .output()
             .expect("setpriv runs")
     };
+    // The temp dir's parents must let another user through (they do under /tmp).
+    let reachable = read("import os,sys; sys.exit(0 if os.access(sys.argv[1], os.R_OK) else 1)");
+    if !reachable.status.success() {
+        eprintln!(
+            "another user cannot reach {}: the read was not tried",
+            dir.display()
+        );
+        return;
+    }
     let cannot_write = read(
         "import os,sys; sys.exit(0 if not os.access(os.path.dirname(sys.argv[1]), os.W_OK) else 1)",
     );
@@ -971,16 +980,21 @@ fn json_logs_are_one_object_per_line_and_never_show_the_token() {
         },
         "",
     );
-    append_config(&m, "[log]\nformat = \"json\"\nlevel = \"debug\"");
+    // Every level of every crate that logs (HTTP, TLS, SQLite bindings included).
+    append_config(&m, "[log]\nformat = \"json\"\nlevel = \"trace\"");
     let out = output(&m.config, &["sync"], Some(TOKEN));
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    let basic = base64_of(&format!("{TOKEN}:api_token"));
     let mut summaries = 0;
     for line in stderr.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(v.is_object(), "{line}");
-        assert!(!line.contains(TOKEN), "the token is in a log line: {line}");
+        assert!(
+            !line.contains(TOKEN) && !line.contains(&basic),
+            "the token is in a log line: {line}"
+        );
         if v["message"] == "sync finished" {
             summaries += 1;
             assert_eq!(v["status"], "succeeded", "{line}");

@@ -200,3 +200,9 @@ pub fn events_of_run(conn: &Connection, run: i64) -> BTreeMap<(String, String), 
 pub fn last_run(conn: &Connection) -> i64 {
     scalar(conn, "SELECT max(sync_run_id) FROM sync_runs")
 }
+
+/// Standard base64, as HTTP Basic sends the credentials.
+pub fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}

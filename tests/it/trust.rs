@@ -1004,12 +1004,6 @@ fn wrong_credentials_fail_at_once_with_one_request_and_no_secret() {
     }
 }
 
-/// Standard base64, as HTTP Basic sends the credentials.
-fn base64_of(text: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
 // ---------------------------------------------------------------------------------------
 // 9. kill -9
 
