@@ -165,7 +165,7 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
         }
         largest = largest.max(n);
     }
-    println!(
+    orgmirror::outln!(
         "{}",
         json!({"requests": requests, "roles": roles.items.len(), "teams": teams, "users": users})
     );
@@ -250,7 +250,7 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
     let exe = std::env::current_exe()
         .map_err(|e| CommandError::failed(format!("bench: cannot find this binary: {e}")))?;
     let machine = machine_info();
-    eprintln!(
+    orgmirror::errln!(
         "orgmirror bench: sizes {sizes:?}, per_page {PER_PAGE}, fake page cap {}",
         args.per_page_cap
     );
@@ -270,7 +270,7 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
         "results": results.iter().map(|m| to_json(m, &results)).collect::<Vec<_>>(),
     });
     write_json(&args.out, &document)?;
-    println!("\nwritten to {}", args.out.display());
+    orgmirror::outln!("\nwritten to {}", args.out.display());
     Ok(Exit::Ok)
 }
 
@@ -329,7 +329,7 @@ fn measure_size(
         memberships: counts.memberships,
         churn: None,
     });
-    eprintln!("  {size:>7} floor     done");
+    orgmirror::errln!("  {size:>7} floor     done");
 
     for scenario in ["initial", "unchanged", "churn"] {
         let churn = if scenario == "churn" {
@@ -367,14 +367,14 @@ fn measure_size(
             memberships: counts.memberships,
             churn,
         });
-        eprintln!("  {size:>7} {scenario:<9} done");
+        orgmirror::errln!("  {size:>7} {scenario:<9} done");
         if scenario == "initial" {
             // Second in the table, next to the floor it bounds from the other side.
             out.insert(
                 1,
                 measure_store_floor(exe, &db, dir.path(), size, &counts).map_err(failed)?,
             );
-            eprintln!("  {size:>7} store     done");
+            orgmirror::errln!("  {size:>7} store     done");
         }
         // Runs in the same second would give zero-length history intervals: not what a
         // scheduled mirror sees. Outside the timed part.
@@ -695,7 +695,7 @@ fn to_json(m: &Measurement, all: &[Measurement]) -> Value {
 }
 
 fn print_table(results: &[Measurement]) {
-    println!(
+    orgmirror::outln!(
         "\n{:>7} {:<9} {:>8} {:>7} {:>7} {:>8} {:>8} {:>11} {:>9} {:>8} {:>8} {:>8}",
         "users",
         "scenario",
@@ -714,7 +714,7 @@ fn print_table(results: &[Measurement]) {
     let times = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
     for m in results {
         let mib = |b: u64| format!("{:.1}", b as f64 / 1_048_576.0);
-        println!(
+        orgmirror::outln!(
             "{:>7} {:<9} {:>8.2} {:>7} {:>7} {:>8.2} {:>8.1} {:>11} {:>9} {:>8} {:>8} {:>8}",
             m.size,
             m.scenario,

@@ -21,7 +21,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         exit: e.exit,
         message: format!("check failed: the config is not valid: {}", e.message),
     })?;
-    println!("ok: config {} is valid", path.display());
+    crate::outln!("ok: config {} is valid", path.display());
 
     check_database(&config)?;
 
@@ -29,7 +29,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         exit: Exit::Config,
         message: format!("check failed: credentials: {e}"),
     })?;
-    println!("ok: credentials found");
+    crate::outln!("ok: credentials found");
 
     let mut api = config.api.clone();
     api.max_attempts = api.max_attempts.min(CHECK_MAX_ATTEMPTS);
@@ -43,7 +43,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         .my_groups()
         .await
         .map_err(|e| api_problem(&base_url, config.api.organization_id, e))?;
-    println!(
+    crate::outln!(
         "ok: {base_url} accepted the credentials (the user is in {} groups)",
         groups.len()
     );
@@ -51,7 +51,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         .roles()
         .await
         .map_err(|e| api_problem(&base_url, config.api.organization_id, e))?;
-    println!(
+    crate::outln!(
         "ok: organization {} is readable ({} roles)",
         config.api.organization_id,
         roles.len()
@@ -64,13 +64,13 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         );
         problem
     })?;
-    println!(
+    crate::outln!(
         "ok: the groups are listed through workspace {}{}",
         config.api.workspace_id,
         total.map(|t| format!(" ({t} groups)")).unwrap_or_default()
     );
     print_quota(&client);
-    println!("all good");
+    crate::outln!("all good");
     Ok(Exit::Ok)
 }
 
@@ -95,7 +95,7 @@ fn check_database(config: &Config) -> Result<(), CommandError> {
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             crate::store::Store::open_read_only(path).map_err(|e| problem(e.to_string()))?;
         }
-        println!("ok: database {} is writable", path.display());
+        crate::outln!("ok: database {} is writable", path.display());
         return Ok(());
     }
     let dir = match path.parent() {
@@ -114,7 +114,7 @@ fn check_database(config: &Config) -> Result<(), CommandError> {
             dir.display()
         ))
     })?;
-    println!(
+    crate::outln!(
         "ok: database directory {} is writable ({} will be created by the first run)",
         dir.display(),
         path.display()
@@ -163,8 +163,8 @@ fn print_quota(client: &Client) {
                 .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
                 .map(|t| format!(", resets at {}", crate::snapshot::format_utc(t)))
                 .unwrap_or_default();
-            println!("quota: {remaining} requests left{resets}");
+            crate::outln!("quota: {remaining} requests left{resets}");
         }
-        None => println!("quota: the API sent no quota headers"),
+        None => crate::outln!("quota: the API sent no quota headers"),
     }
 }

@@ -134,7 +134,7 @@ pub fn print_report(report: &RunReport) {
         .map(|q| format!(", {q} requests left this hour"))
         .unwrap_or_default();
     if report.committed {
-        println!(
+        crate::outln!(
             "run {} succeeded in {:.1}s: {} requests{quota}; {} events ({})",
             report.run_id,
             report.duration.as_secs_f64(),
@@ -143,7 +143,7 @@ pub fn print_report(report: &RunReport) {
             report.events_line()
         );
     } else {
-        eprintln!(
+        crate::errln!(
             "run {} failed after {:.1}s ({} requests{quota}); the mirror is unchanged: {}",
             report.run_id,
             report.duration.as_secs_f64(),

@@ -42,12 +42,12 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
     let mut store = Store::open(db, &StoreOptions::default())?;
     let sync_options = SyncOptions::default();
 
-    println!(
+    crate::outln!(
         "orgmirror demo: a fake organization of {users} users at {}",
         server.base_url()
     );
-    println!("mirroring it into {}\n", db.display());
-    println!("1. First sync (every entity is an insert):");
+    crate::outln!("mirroring it into {}\n", db.display());
+    crate::outln!("1. First sync (every entity is an insert):");
     let first = sync::run_once(&client, &mut store, &config, &sync_options).await?;
     print_report(&first);
     if !first.committed {
@@ -56,28 +56,28 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
     let as_of_first = crate::sync::now_utc();
 
     let story = change_the_organization(&server);
-    println!("\n2. Meanwhile in the organization:");
+    crate::outln!("\n2. Meanwhile in the organization:");
     for line in &story.lines {
-        println!("   - {line}");
+        crate::outln!("   - {line}");
     }
     // Two runs in the same second would give zero-length history intervals; wait so the
     // example queries below show distinct times.
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    println!("\n3. Second sync (only what changed):");
+    crate::outln!("\n3. Second sync (only what changed):");
     let second = sync::run_once(&client, &mut store, &config, &sync_options).await?;
     print_report(&second);
     if !second.committed {
         return Ok(exit_of(&second));
     }
     let conn = store.connection();
-    println!(
+    crate::outln!(
         "\n   What the mirror recorded (change_events of run {}):",
         second.run_id
     );
     print_events(conn, second.run_id)?;
 
-    println!(
+    crate::outln!(
         "\n4. Three questions answered offline with SQL (sqlite3 {}):",
         db.display()
     );
@@ -113,7 +113,7 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
             story.rate_user
         ),
     )?;
-    println!(
+    crate::outln!(
         "The database stays at {}; the README has more queries.",
         db.display()
     );
@@ -133,13 +133,27 @@ fn demo_config(base_url: &str, options: &FakeOptions, db: &Path) -> Result<Confi
 
 fn remove_database(db: &Path) -> Result<(), CommandError> {
     if db.exists() {
-        // Only ever replace a previous demo database, never some other file.
-        if Store::open_read_only(db).is_err() {
-            return Err(CommandError::failed(format!(
+        // Only ever replace a previous demo database, never some other file, nor the
+        // mirror of a real organization (the fake's owner is the demo's mark).
+        let store = Store::open_read_only(db).map_err(|_| {
+            CommandError::failed(format!(
                 "{} exists and is not an orgmirror database; choose another --db",
+                db.display()
+            ))
+        })?;
+        let demo: rusqlite::Result<bool> = store.connection().query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM users)
+                 OR EXISTS (SELECT 1 FROM users WHERE organization_user_id = ?1 AND email = ?2)",
+            rusqlite::params![crate::fake::FIRST_USER_ID, crate::fake::DEMO_EMAIL],
+            |r| r.get(0),
+        );
+        if !demo.unwrap_or(false) {
+            return Err(CommandError::failed(format!(
+                "{} is the mirror of an organization, not a demo database; choose another --db",
                 db.display()
             )));
         }
+        drop(store);
     }
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let mut p = db.as_os_str().to_owned();
@@ -235,16 +249,16 @@ fn print_events(conn: &Connection, run_id: i64) -> Result<(), CommandError> {
     for row in rows {
         let (entity, id, op, fields) = row.map_err(CommandError::failed)?;
         let fields = fields.map(|f| format!(" {f}")).unwrap_or_default();
-        println!("   {op:<6} {entity:<16} {id}{fields}");
+        crate::outln!("   {op:<6} {entity:<16} {id}{fields}");
     }
     Ok(())
 }
 
 /// Prints a query, then its answer as a small table.
 fn print_query(conn: &Connection, question: &str, sql: &str) -> Result<(), CommandError> {
-    println!("\n   -- {question}");
+    crate::outln!("\n   -- {question}");
     for line in sql.lines() {
-        println!("   {}", line.trim());
+        crate::outln!("   {}", line.trim());
     }
     let mut stmt = conn.prepare(sql).map_err(CommandError::failed)?;
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
@@ -273,17 +287,17 @@ fn print_query(conn: &Connection, question: &str, sql: &str) -> Result<(), Comma
                 .unwrap_or(0)
         })
         .collect();
-    println!();
+    crate::outln!();
     for row in &table {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
             .collect();
-        println!("   | {} |", line.join(" | "));
+        crate::outln!("   | {} |", line.join(" | "));
     }
     if table.len() == 1 {
-        println!("   (no rows)");
+        crate::outln!("   (no rows)");
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub fn run(
     let mode = StoreOptions::from_config(&config.database).mode();
     export_database(&source, out, force, mode)?;
     drop(source);
-    println!(
+    crate::outln!(
         "exported {} to {}",
         config.database.path.display(),
         out.display()
@@ -57,7 +57,7 @@ pub fn run(
     if let Some(dir) = csv {
         let copy = Store::open_read_only(out)?;
         let written = export_csv(&copy, dir, force, mode)?;
-        println!("wrote {} CSV files to {}", written.len(), dir.display());
+        crate::outln!("wrote {} CSV files to {}", written.len(), dir.display());
     }
     Ok(Exit::Ok)
 }

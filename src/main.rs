@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("orgmirror: cannot start the async runtime: {e}");
+            orgmirror::errln!("orgmirror: cannot start the async runtime: {e}");
             return Exit::Failed.into();
         }
     };
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("orgmirror: {}", e.message);
+            orgmirror::errln!("orgmirror: {}", e.message);
             e.exit.into()
         }
     }

@@ -694,6 +694,18 @@ impl OrgSnapshot {
         }
     }
 
+    /// Removes every membership of these users (users confirmed gone: the teams that listed
+    /// them were read before they left).
+    pub fn remove_memberships_of_users(&mut self, users: &BTreeSet<i64>) {
+        if users.is_empty() {
+            return;
+        }
+        self.memberships
+            .retain(|&(_, user), _| !users.contains(&user));
+        self.unchanged
+            .retain(|k| !(k.entity == Entity::GroupMembership && users.contains(&k.sub_id)));
+    }
+
     /// Every entity as (key, canonical JSON, unknown fields), in key order.
     pub fn rows(&self) -> impl Iterator<Item = SnapshotRow<'_>> + '_ {
         let roles = self.roles.iter().map(|(&id, k)| SnapshotRow {

@@ -85,9 +85,9 @@ pub fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, CommandError>
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| CommandError::failed(format!("cannot encode the status as JSON: {e}")))?;
-        println!("{text}");
+        crate::outln!("{text}");
     } else {
-        print!("{}", render(&report));
+        crate::out!("{}", render(&report));
     }
     Ok(Exit::Ok)
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::api::{ApiError, Client, PageProgress, QuotaSeen, RequestStats};
+use crate::api::{ApiError, Client, PageProgress, QuotaSeen, RequestStats, MAX_QUOTA_RESET};
 use crate::config::Config;
 use crate::diff::{self, Scope, StoredState, Targets};
 use crate::snapshot::{format_utc, Entity, OrgSnapshot, RecordError};
@@ -260,10 +260,15 @@ async fn pull_and_commit(
             .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp());
-        client.seed_quota(QuotaSeen {
-            remaining: Some(remaining),
-            resets_at_unix,
-        });
+        // A reset further away than any hourly quota can be (recorded by an older build, or
+        // a clock that jumped) is not honoured: the next answer says where the quota stands.
+        let horizon = chrono::Utc::now().timestamp() + MAX_QUOTA_RESET.as_secs() as i64;
+        if resets_at_unix.is_none_or(|at| at <= horizon) {
+            client.seed_quota(QuotaSeen {
+                remaining: Some(remaining),
+                resets_at_unix,
+            });
+        }
     }
     let expected = store
         .last_full_run_requests()?
@@ -404,11 +409,16 @@ async fn confirm_absences(
                 "users missing from the pull were still there"
             );
         }
+        let mut gone: BTreeSet<i64> = ids.iter().copied().collect();
         for (user, unknown) in found {
-            if user.id.is_some_and(|id| ids.contains(&id)) {
+            if let Some(id) = user.id.filter(|id| ids.contains(id)) {
+                gone.remove(&id);
                 snapshot.add_user(user, unknown)?;
             }
         }
+        // The teams were read before the users: a member who left in between is still
+        // listed there. Gone from the organization is gone from its groups, in this run.
+        snapshot.remove_memberships_of_users(&gone);
     }
     Ok(())
 }

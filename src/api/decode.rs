@@ -93,12 +93,17 @@ where
     }
     let (front, back) = raw.split_at(raw.len() / 2);
     let (front, back) = std::thread::scope(|s| {
-        let back = s.spawn(|| decode(front.len(), back));
-        let front = decode(0, front);
-        let back = back
-            .join()
-            .unwrap_or_else(|_| Err("decoding the page failed (a thread panicked)".to_string()));
-        (front, back)
+        // A thread the system will not give (a tasks or pids limit) is no reason to fail:
+        // the second half is then decoded here, after the first.
+        let spawned = std::thread::Builder::new().spawn_scoped(s, || decode(front.len(), back));
+        let first = decode(0, front);
+        let second = match spawned {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err("decoding the page failed (a thread panicked)".to_string())
+            }),
+            Err(_) => decode(front.len(), back),
+        };
+        (first, second)
     });
     // The first failing item is the one reported.
     let mut items = front?;

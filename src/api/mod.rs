@@ -40,6 +40,7 @@ use crate::config::{ApiConfig, Credentials};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
 use models::{Group, GroupRef, GroupWrite, KnownFields, OrganizationUser, Role, Team};
 use paging::{HasId, Next, PageError, Pager};
+pub use transport::MAX_QUOTA_RESET;
 use transport::{Query, Request};
 
 /// Where a request went, for error messages: `GET /organizations/1/users page 3`.

@@ -5,7 +5,9 @@
 //! rows, and a server may cap `per_page` silently. So:
 //! - an empty page ends the list;
 //! - in a list without a `total` (users), a page shorter than the largest page before
-//!   it ends the list (an unambiguous short page). A short *first* page is ambiguous (a server cap, or the end), so one
+//!   it ends the list (an unambiguous short page) — unless it repeats rows read before:
+//!   then the server's cap shrank (or rows were inserted before it) and the list goes on,
+//!   its page size now that page's, to a short page of new rows or an empty one. A short *first* page is ambiguous (a server cap, or the end), so one
 //!   more page is asked for — the only request beyond the minimum. By-id re-checks
 //!   follow the same rule, whatever page sizes the server returned before: its cap may
 //!   shrink between requests, and an incomplete answer taken as final would turn the
@@ -193,7 +195,13 @@ impl<T: HasId> Pager<T> {
         // A short page ends a list that announces no total; one that announces more rows
         // goes on (a server may return fewer rows than asked anywhere), to an empty page.
         if n < largest_before && total.is_none() {
-            return Ok(Next::Done);
+            if new_rows == n {
+                return Ok(Next::Done);
+            }
+            // A short page that repeats rows read before is a window that moved back: the
+            // server's cap shrank (page k now starts at (k-1) × the new cap) or rows were
+            // inserted before it. Not the end: go on, with this page's size as the page size.
+            self.largest = n;
         }
         Ok(Next::More)
     }
@@ -275,6 +283,18 @@ mod tests {
         assert_eq!(pager.accept(1, page(1..=4), Some(9)), Ok(Next::More));
         assert_eq!(pager.accept(2, page(5..=6), Some(9)), Ok(Next::More));
         assert_eq!(pager.accept(3, page([]), Some(9)), Ok(Next::Done));
+    }
+
+    #[test]
+    fn a_cap_that_shrinks_mid_list_does_not_end_a_list_without_total() {
+        // 30 rows; the cap drops from 10 to 7 after page 2: page k is rows 7(k-1)+1 ..= 7k.
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(pager.accept(1, page(1..=10), None), Ok(Next::More));
+        assert_eq!(pager.accept(2, page(11..=20), None), Ok(Next::More));
+        assert_eq!(pager.accept(3, page(15..=21), None), Ok(Next::More));
+        assert_eq!(pager.accept(4, page(22..=28), None), Ok(Next::More));
+        assert_eq!(pager.accept(5, page(29..=30), None), Ok(Next::Done));
+        assert_eq!(pager.finish().len(), 30);
     }
 
     #[test]

@@ -703,6 +703,35 @@ async fn a_402_that_does_not_say_when_the_quota_resets_is_waited_out_for_a_minut
 }
 
 #[tokio::test]
+async fn a_reset_announced_beyond_an_hourly_quota_is_taken_as_two_hours() {
+    let server = serve(|_, _| {
+        reply(
+            402,
+            &[
+                ("x-toggl-quota-remaining", "0"),
+                ("x-toggl-quota-resets-in", "1000000000"),
+            ],
+            "quota",
+        )
+    })
+    .await;
+    let client = client(&server);
+    match client.roles().await.unwrap_err() {
+        ApiError::QuotaExhausted { resets_in, .. } => {
+            assert_eq!(resets_in, Duration::from_secs(2 * 3600))
+        }
+        other => panic!("not a quota error: {other}"),
+    }
+    let resets_at = client
+        .stats()
+        .quota
+        .and_then(|q| q.resets_at_unix)
+        .expect("stored");
+    let now = chrono::Utc::now().timestamp();
+    assert!(resets_at <= now + 2 * 3600 + 1, "{resets_at} vs {now}");
+}
+
+#[tokio::test]
 async fn nothing_is_sent_while_the_window_is_known_to_be_spent() {
     let server = serve(|_, i| {
         let remaining = if i == 0 { "0" } else { "10" };

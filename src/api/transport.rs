@@ -17,6 +17,11 @@ pub const QUOTA_RESETS_IN: &str = "x-toggl-quota-resets-in";
 
 /// How long to wait after a 402 that does not say when the quota resets.
 const DEFAULT_QUOTA_WAIT: Duration = Duration::from_secs(60);
+
+/// The furthest a quota reset is believed to be: Toggl's quota is hourly, so a server that
+/// announces more has slipped, and taking it at its word (as a stored reset time that every
+/// later run honours before its first request) would stop the mirror for as long.
+pub const MAX_QUOTA_RESET: Duration = Duration::from_secs(2 * 3600);
 /// How much of an error body is read, and how much of it is quoted in an error.
 const ERROR_BODY_READ: usize = 64 * 1024;
 const ERROR_BODY_QUOTE: usize = 512;
@@ -469,13 +474,16 @@ fn without_endpoint(error: &ApiError, endpoint: &Endpoint) -> String {
     }
 }
 
-/// A header holding a number of seconds (fractions allowed; negative means now).
+/// The quota reset header: seconds (fractions allowed; negative means now), at most
+/// [`MAX_QUOTA_RESET`].
 fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
     let secs: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
     if !secs.is_finite() {
         return None;
     }
-    Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9)))
+    Some(Duration::from_secs_f64(
+        secs.clamp(0.0, MAX_QUOTA_RESET.as_secs_f64()),
+    ))
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.

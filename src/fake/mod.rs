@@ -29,8 +29,15 @@ pub use org::{
 };
 use org::{FakeOrg, GenParams};
 
+/// The login (and the owner's e-mail) of the fake organization by default.
+pub const DEMO_EMAIL: &str = "demo@example.com";
+
 /// The most users a fake organization holds (it lives in memory, whole).
 pub const MAX_USERS: usize = 1_000_000;
+
+/// The most requests the fake's log keeps (it drops the older half when full), so that a
+/// long-running `fake-api` does not grow without end.
+pub const REQUEST_LOG_MAX: usize = 100_000;
 
 /// How the fake is generated and what it accepts.
 #[derive(Debug, Clone)]
@@ -62,7 +69,7 @@ impl Default for FakeOptions {
             workspace_id: 2001,
             per_page_cap: 200,
             token: "demo-token".to_string(),
-            email: "demo@example.com".to_string(),
+            email: DEMO_EMAIL.to_string(),
             password: "demo-password".to_string(),
             quota: None,
         }
@@ -244,9 +251,24 @@ pub(crate) struct FakeState {
     pub(crate) token: String,
     pub(crate) email: String,
     pub(crate) password: String,
+    /// The newest [`REQUEST_LOG_MAX`] requests at most, oldest first.
     pub(crate) requests: Vec<LoggedRequest>,
+    /// Requests served and dropped from the log (a long-running `fake-api`).
+    pub(crate) requests_dropped: usize,
     /// Active faults with their remaining counts.
     pub(crate) faults: Vec<Fault>,
+}
+
+impl FakeState {
+    /// Logs a request served, dropping the older half of the log when it is full.
+    pub(crate) fn log(&mut self, request: LoggedRequest) {
+        if self.requests.len() >= REQUEST_LOG_MAX {
+            let half = REQUEST_LOG_MAX / 2;
+            self.requests.drain(..half);
+            self.requests_dropped += half;
+        }
+        self.requests.push(request);
+    }
 }
 
 /// The control surface of a running (or not yet started) fake. Cheap to clone; every
@@ -277,6 +299,7 @@ impl FakeHandle {
                 email: opts.email.clone(),
                 password: opts.password.clone(),
                 requests: Vec::new(),
+                requests_dropped: 0,
                 faults: Vec::new(),
             })),
         }
@@ -598,19 +621,22 @@ impl FakeHandle {
 
     // ----- request log -----
 
-    /// Every request served so far, oldest first.
+    /// Every request served so far, oldest first (the newest [`REQUEST_LOG_MAX`] of them).
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.lock().requests.clone()
     }
 
     /// Forgets the request log.
     pub fn clear_requests(&self) {
-        self.lock().requests.clear();
+        let mut s = self.lock();
+        s.requests.clear();
+        s.requests_dropped = 0;
     }
 
     /// How many requests were served.
     pub fn request_count(&self) -> usize {
-        self.lock().requests.len()
+        let s = self.lock();
+        s.requests_dropped + s.requests.len()
     }
 
     // ----- faults -----

@@ -435,7 +435,7 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
     if let Some(f) = mutation {
         f(&handle);
     }
-    handle.lock().requests.push(LoggedRequest {
+    handle.lock().log(LoggedRequest {
         at,
         method: method.to_string(),
         path,

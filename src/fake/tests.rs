@@ -1515,3 +1515,28 @@ async fn a_soft_removed_member_stays_listed_with_deleted_at_until_added_again() 
     let teams = get(&server, &format!("{TEAMS}&per_page=200")).await.json();
     assert_eq!(listed(&teams), Some(Value::Null));
 }
+
+#[test]
+fn the_request_log_keeps_the_newest_requests_and_counts_them_all() {
+    let h = FakeHandle::new(&opts(3));
+    let at = std::time::Instant::now();
+    let request = |i: usize| LoggedRequest {
+        at,
+        method: "GET".into(),
+        path: format!("/{i}"),
+        query: String::new(),
+        status: 200,
+    };
+    for i in 0..REQUEST_LOG_MAX + 10 {
+        h.lock().log(request(i));
+    }
+    assert_eq!(h.request_count(), REQUEST_LOG_MAX + 10);
+    let log = h.requests();
+    assert_eq!(log.len(), REQUEST_LOG_MAX / 2 + 10);
+    assert_eq!(
+        log.last().map(|r| r.path.as_str()),
+        Some(format!("/{}", REQUEST_LOG_MAX + 9).as_str())
+    );
+    h.clear_requests();
+    assert_eq!(h.request_count(), 0);
+}

@@ -432,7 +432,7 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, Com
             let org = pull_live(&client).await?;
             let text = export_text(&org);
             write_atomically(&file, &text, force)?;
-            println!("wrote {} groups to {}", org.groups.len(), file.display());
+            crate::outln!("wrote {} groups to {}", org.groups.len(), file.display());
             Ok(Exit::Ok)
         }
     }
@@ -454,17 +454,17 @@ async fn pull_live(client: &Client) -> Result<LiveOrg, CommandError> {
 
 fn print_plan(actions: &[Action], labels: &Labels, file: &Path) {
     if actions.is_empty() {
-        println!(
+        crate::outln!(
             "no changes: the organization's groups match {}",
             file.display()
         );
         return;
     }
     for a in actions {
-        println!("{}", a.line(labels));
+        crate::outln!("{}", a.line(labels));
     }
     let count = |o: u8| actions.iter().filter(|a| a.order() == o).count();
-    println!(
+    crate::outln!(
         "plan: {} to create, {} to update, {} to delete",
         count(0),
         count(1),
@@ -491,12 +491,16 @@ async fn apply(
                 "not applying: stdin is not a terminal to confirm on; pass --yes to apply without asking",
             ));
         }
-        eprint!("apply these {} changes? [y/N] ", actions.len());
+        let _ = write!(
+            std::io::stderr(),
+            "apply these {} changes? [y/N] ",
+            actions.len()
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
-            println!("not applied; nothing was changed");
+            crate::outln!("not applied; nothing was changed");
             return Err(CommandError::failed("declined; nothing was changed"));
         }
     }
@@ -551,7 +555,7 @@ async fn apply(
         };
         match result {
             Ok(()) => {
-                println!("applied: {line}");
+                crate::outln!("applied: {line}");
                 applied.push(line);
             }
             Err(e) => {
@@ -568,12 +572,12 @@ async fn apply(
     };
     match failure {
         None => {
-            println!("applied all {} changes", applied.len());
+            crate::outln!("applied all {} changes", applied.len());
             refreshed
         }
         Some((i, error)) => {
             if let Err(e) = refreshed {
-                eprintln!("orgmirror: {}", e.message);
+                crate::errln!("orgmirror: {}", e.message);
             }
             let mut message = format!("failed: {error}\n");
             message.push_str(&format!("already applied ({}):\n", applied.len()));

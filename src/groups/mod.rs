@@ -140,7 +140,7 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, Comm
         GroupCmd::Mine => {
             let groups = client.my_groups().await?;
             if groups.is_empty() {
-                println!("you belong to no group");
+                crate::outln!("you belong to no group");
             }
             for g in groups {
                 let id = g.id.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
@@ -149,7 +149,7 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, Comm
                     .filter(|e| !e.is_empty())
                     .map(|e| format!("{e} "))
                     .unwrap_or_default();
-                println!("{id}\t{emoji}{}", g.name.unwrap_or_default());
+                crate::outln!("{id}\t{emoji}{}", g.name.unwrap_or_default());
             }
             Ok(Exit::Ok)
         }
@@ -348,8 +348,8 @@ fn print_dry_run(
     path: &str,
     body: Option<&GroupWrite>,
 ) -> Result<Exit, CommandError> {
-    println!("dry run: would send\n{}", request_line(method, path, body));
-    println!("dry run: nothing was written (a dry run may read, never writes)");
+    crate::outln!("dry run: would send\n{}", request_line(method, path, body));
+    crate::outln!("dry run: nothing was written (a dry run may read, never writes)");
     Ok(Exit::Ok)
 }
 
@@ -476,7 +476,7 @@ async fn create(
         Some(id) => id,
         None => find_created(client, &name, &known).await?,
     };
-    println!("created group {id} {name:?} with {} members", members.len());
+    crate::outln!("created group {id} {name:?} with {} members", members.len());
     let targets = Targets {
         groups: [id].into(),
         users: members.into_iter().collect(),
@@ -662,7 +662,7 @@ async fn update(
     );
     for r in &remove {
         if !current.members.contains(r) {
-            eprintln!("note: user {r} is not a member of group {id}; nothing to remove");
+            crate::errln!("note: user {r} is not a member of group {id}; nothing to remove");
         }
     }
     let changes = describe_change(&current, &next, &|u| u.to_string(), &|w| w.to_string());
@@ -670,7 +670,7 @@ async fn update(
     let path = format!("{}/{id}", groups_path(config));
     if dry_run {
         if changes.is_empty() {
-            println!(
+            crate::outln!(
                 "dry run: group {id} {:?} is already as asked; nothing would be sent",
                 current.name
             );
@@ -679,7 +679,7 @@ async fn update(
         return print_dry_run("PUT", &path, Some(&body));
     }
     if changes.is_empty() {
-        println!(
+        crate::outln!(
             "group {id} {:?} is already as asked; nothing was sent",
             current.name
         );
@@ -692,7 +692,7 @@ async fn update(
             e.into()
         }
     })?;
-    println!("updated group {id} {:?}: {}", next.name, changes.join(", "));
+    crate::outln!("updated group {id} {:?}: {}", next.name, changes.join(", "));
     let users = current
         .members
         .symmetric_difference(&next.members)
@@ -724,7 +724,7 @@ async fn delete(
         .await?
         .ok_or_else(|| not_found(id))?;
     if dry_run {
-        println!(
+        crate::outln!(
             "dry run: group {id} {:?} has {} members and {} workspaces",
             current.name,
             current.members.len(),
@@ -739,7 +739,7 @@ async fn delete(
             e.into()
         }
     })?;
-    println!(
+    crate::outln!(
         "deleted group {id} {:?} ({} members, {} workspaces)",
         current.name,
         current.members.len(),

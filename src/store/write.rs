@@ -75,13 +75,15 @@ pub(super) fn finish(
     }
     let summary = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".to_string());
     let totals = end.totals;
+    // Now, not the run's `observed_at` (when its pull began): `status` shows the difference.
+    let finished_at = crate::sync::now_utc();
     conn.execute(
         "UPDATE sync_runs SET status = 'succeeded', finished_at = ?2, requests = ?3, events_written = ?4,
              quota_remaining = ?5, quota_resets_at = ?6, summary_json = ?7, error = NULL
          WHERE sync_run_id = ?1",
         params![
             end.run_id,
-            end.observed_at,
+            finished_at,
             totals.requests,
             events as i64,
             totals.quota_remaining,

@@ -103,6 +103,28 @@ fn demo_refuses_to_replace_a_file_that_is_not_a_mirror() {
         scalar(&conn, "SELECT count(*) FROM users WHERE foo = 'keep me'"),
         1
     );
+    // Nor a real organization's mirror (one whose users are not the fake's).
+    let real = dir.path().join("real.sqlite");
+    drop(orgmirror::store::Store::open(&real, &Default::default()).expect("a mirror"));
+    rusqlite::Connection::open(&real)
+        .expect("open")
+        .execute_batch(
+            "INSERT INTO users (organization_user_id, email) VALUES (7, 'ceo@example.org');",
+        )
+        .expect("a user");
+    let out = Command::new(bin())
+        .args(["demo", "--db"])
+        .arg(&real)
+        .output()
+        .expect("demo runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a demo database"),
+        "{}",
+        text(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&real).expect("open");
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM users"), 1);
 }
 
 #[test]

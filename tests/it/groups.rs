@@ -14,17 +14,6 @@ fn synced() -> Mirror {
     m
 }
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 fn email(m: &Mirror, id: i64) -> String {
     m.fake.handle().user(id).expect("user").email
 }
@@ -857,4 +846,34 @@ fn export_then_plan_is_empty_with_groups_of_the_same_name() {
     assert_eq!(org.group(d2).expect("d2").name, "Dup two");
     assert_eq!(org.group_members(d2), vec![users[2]]);
     assert!(ok(&m.run(&["groups", "plan", path])).starts_with("no changes"));
+}
+
+#[test]
+fn a_report_that_cannot_be_printed_does_not_stop_the_writes() {
+    // stdout on a full disk: every write to it fails (as a closed pipe's would).
+    let m = synced();
+    let file = groups_file(
+        &m,
+        "[[group]]\nname = \"Unprinted A\"\n\n[[group]]\nname = \"Unprinted B\"\n",
+    );
+    let full = || std::fs::File::create("/dev/full").expect("/dev/full");
+    let mut apply = std::process::Command::new(bin());
+    apply
+        .arg("--config")
+        .arg(&m.config)
+        .args(["groups", "apply", &file, "--yes"])
+        .env("TOGGL_API_TOKEN", "demo-token")
+        .stdout(full());
+    let out = apply.output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(group_named(&m, "Unprinted A").is_some());
+    assert!(group_named(&m, "Unprinted B").is_some());
+    let status = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&m.config)
+        .arg("status")
+        .stdout(full())
+        .output()
+        .expect("runs");
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
 }

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod client;
 mod groups;
+mod history;
 mod mirror;
 mod service;
 mod support;

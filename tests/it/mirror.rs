@@ -60,25 +60,13 @@ fn first_sync_reproduces_the_fake_org() {
         rates
     );
 
-    let groups: BTreeSet<Vec<String>> = org
-        .group_ids()
-        .into_iter()
-        .map(|id| vec![id.to_string(), org.group(id).expect("group").name])
-        .collect();
+    let groups = fake_groups(&org);
     assert_eq!(
         set(&conn, "SELECT group_id, name FROM groups_current"),
         groups
     );
 
-    let members: BTreeSet<Vec<String>> = org
-        .group_ids()
-        .into_iter()
-        .flat_map(|g| {
-            org.group_members(g)
-                .into_iter()
-                .map(move |u| vec![g.to_string(), u.to_string()])
-        })
-        .collect();
+    let members = fake_memberships(&org);
     assert!(!members.is_empty());
     assert_eq!(
         set(

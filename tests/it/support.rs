@@ -1,11 +1,11 @@
 //! Helpers shared by the integration tests: a fake organization, a config pointing at
 //! it, the binary, and queries against the resulting database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use orgmirror::fake::{FakeOptions, FakeServer};
+use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
 use rusqlite::Connection;
 
 /// The binary under test.
@@ -205,4 +205,36 @@ pub fn last_run(conn: &Connection) -> i64 {
 pub fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The output's stdout, asserting the command succeeded.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The fake's groups as `[id, name]` rows.
+pub fn fake_groups(org: &FakeHandle) -> BTreeSet<Vec<String>> {
+    org.group_ids()
+        .into_iter()
+        .map(|id| vec![id.to_string(), org.group(id).expect("group").name])
+        .collect()
+}
+
+/// The fake's memberships as `[group_id, organization_user_id]` rows.
+pub fn fake_memberships(org: &FakeHandle) -> BTreeSet<Vec<String>> {
+    org.group_ids()
+        .into_iter()
+        .flat_map(|g| {
+            org.group_members(g)
+                .into_iter()
+                .map(move |u| vec![g.to_string(), u.to_string()])
+        })
+        .collect()
 }

@@ -430,6 +430,24 @@ fn instant_of(unix: i64) -> Instant {
 }
 
 #[test]
+fn a_quota_reset_recorded_years_ahead_does_not_stop_the_mirror() {
+    let m = capped(20, 200, "");
+    m.sync_ok();
+    // What an older build recorded from a server that announced a reset in 10^9 seconds.
+    m.conn()
+        .execute(
+            "UPDATE sync_runs SET quota_remaining = 0, quota_resets_at = '2058-08-06T00:00:00Z'
+             WHERE sync_run_id = (SELECT max(sync_run_id) FROM sync_runs)",
+            [],
+        )
+        .expect("seed the quota");
+    let fake = m.fake.handle();
+    fake.clear_requests();
+    m.sync_ok();
+    assert!(!fake.requests().is_empty(), "the run sent nothing");
+}
+
+#[test]
 fn a_run_waits_before_its_first_request_when_the_last_quota_cannot_cover_it() {
     let m = capped(20, 200, "");
     m.sync_ok();
