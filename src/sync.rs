@@ -108,11 +108,27 @@ pub async fn run_once(
     options: &SyncOptions,
 ) -> Result<RunReport, StoreError> {
     let started = Instant::now();
-    let run_id = store.begin_run("full", &now_utc())?;
+    let run_id = begin_run(store, "full", config).await?;
     client.start_run();
     info!(run_id, "sync started");
     let result = pull_and_commit(client, store, config, options, run_id).await;
     finish(client, store, run_id, started, result)
+}
+
+/// Starts a run. While another connection holds SQLite's write lock the wait (up to
+/// `database.busy_timeout`) is asleep, not in SQLite's busy handler: the daemon's loop then
+/// goes on pinging the watchdog and hearing stop signals.
+async fn begin_run(store: &mut Store, kind: &str, config: &Config) -> Result<i64, StoreError> {
+    let patience = config.database.busy_timeout.duration();
+    let waiting = Instant::now();
+    loop {
+        match store.try_begin_run(kind, &now_utc()) {
+            Err(e) if e.is_busy() && waiting.elapsed() < patience => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            begun => return begun,
+        }
+    }
 }
 
 /// Refreshes only the given groups and users (after a group write): a targeted run with
@@ -124,7 +140,7 @@ pub async fn refresh(
     targets: Targets,
 ) -> Result<RunReport, StoreError> {
     let started = Instant::now();
-    let run_id = store.begin_run("targeted", &now_utc())?;
+    let run_id = begin_run(store, "targeted", config).await?;
     client.start_run();
     let observed_at = now_utc();
     let result = async {

@@ -238,7 +238,7 @@ async fn every_endpoint_round_trips() {
     };
     let created = client.create_group(&write).await.unwrap().unwrap();
     assert_eq!(created.id, Some(9));
-    let updated = client.update_group(9, &write).await.unwrap();
+    let updated = client.update_group(9, &write).await.unwrap().unwrap();
     assert_eq!(updated.name.as_deref(), Some("Renamed"));
     client.delete_group(9).await.unwrap();
     let teams = client.pull_teams(&mut |_| {}).await.unwrap();

@@ -504,8 +504,13 @@ async fn apply(
             return Err(CommandError::failed("declined; nothing was changed"));
         }
     }
+    // An update reads its group fresh before it writes: two requests.
+    let updates = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Update { .. }))
+        .count();
     client
-        .ensure_quota(u32::try_from(actions.len()).unwrap_or(u32::MAX))
+        .ensure_quota(u32::try_from(actions.len() + updates).unwrap_or(u32::MAX))
         .await?;
 
     let known: Vec<i64> = org.groups.iter().map(|g| g.id).collect();
@@ -533,14 +538,26 @@ async fn apply(
                 Err(e) => Err(e.into()),
             },
             Action::Update { before, after } => {
-                match client.update_group(before.id, &after.as_write()).await {
-                    Ok(_) => {
-                        targets.groups.insert(before.id);
-                        targets
-                            .users
-                            .extend(before.members.symmetric_difference(&after.members).copied());
-                        Ok(())
+                // Onto the group as it is now, not as the plan read it (the prompt may
+                // have waited): what the plan changes, and upstream's latest for the rest.
+                match super::fetch_group(client, before.id).await {
+                    Ok(Some(fresh)) => {
+                        let next = rebase(before, after, &fresh);
+                        match client.update_group(before.id, &next.as_write()).await {
+                            Ok(_) => {
+                                targets.groups.insert(before.id);
+                                targets.users.extend(
+                                    fresh.members.symmetric_difference(&next.members).copied(),
+                                );
+                                Ok(())
+                            }
+                            Err(e) => Err(e.into()),
+                        }
                     }
+                    Ok(None) => Err(CommandError::failed(format!(
+                        "group {} no longer exists",
+                        before.id
+                    ))),
                     Err(e) => Err(e.into()),
                 }
             }
@@ -591,6 +608,25 @@ async fn apply(
             }
             Err(CommandError::failed(message.trim_end()))
         }
+    }
+}
+
+/// `fresh` with what the plan changed from `before` to `after`: each of name, emoji, members
+/// and workspaces is the plan's where the plan changed it, and upstream's latest elsewhere.
+fn rebase(before: &LiveGroup, after: &LiveGroup, fresh: &LiveGroup) -> LiveGroup {
+    fn pick<T: PartialEq + Clone>(before: &T, after: &T, fresh: &T) -> T {
+        if after == before {
+            fresh.clone()
+        } else {
+            after.clone()
+        }
+    }
+    LiveGroup {
+        id: fresh.id,
+        name: pick(&before.name, &after.name, &fresh.name),
+        emoji: pick(&before.emoji, &after.emoji, &fresh.emoji),
+        members: pick(&before.members, &after.members, &fresh.members),
+        workspaces: pick(&before.workspaces, &after.workspaces, &fresh.workspaces),
     }
 }
 

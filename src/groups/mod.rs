@@ -260,17 +260,17 @@ impl MirrorNames {
         )
     }
 
-    /// A group id, or the group with this exact name.
+    /// A group id, or the group with this exact name (spaces around it included when a
+    /// group is named so; else without them).
     pub fn group(&self, value: &str) -> Result<i64, CommandError> {
-        let value = value.trim();
-        if let Ok(id) = value.parse::<i64>() {
+        if let Ok(id) = value.trim().parse::<i64>() {
             return Ok(id);
         }
-        self.one(
-            "group",
-            value,
-            "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1",
-        )
+        let sql = "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1";
+        if value != value.trim() && !self.ids("group", value, sql)?.is_empty() {
+            return self.one("group", value, sql);
+        }
+        self.one("group", value.trim(), sql)
     }
 
     /// The ids of the groups the mirror knows by exactly this name (none without a usable

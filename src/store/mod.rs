@@ -53,6 +53,17 @@ pub enum StoreError {
     DaemonRunning { path: PathBuf, lock: PathBuf },
 }
 
+impl StoreError {
+    /// Whether SQLite said another connection holds the lock this one needed.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+        )
+    }
+}
+
 /// How to open the database.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -379,6 +390,36 @@ impl Store {
     /// Records the start of a run, after marking runs of dead processes as interrupted.
     pub fn begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
         self.lock_writer()?;
+        let begun = self.insert_run(kind, started_at);
+        self.let_go_unless_begun(begun)
+    }
+
+    /// [`Store::begin_run`] without waiting when another connection (a BI tool writing,
+    /// `sqlite3`) holds SQLite's write lock: fails at once with an error for which
+    /// [`StoreError::is_busy`] holds, so that an async caller can wait asleep instead.
+    pub fn try_begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
+        self.lock_writer()?;
+        self.sql(self.conn.busy_timeout(Duration::ZERO))?;
+        let begun = self.insert_run(kind, started_at);
+        let busy = self
+            .options
+            .busy_timeout
+            .min(Duration::from_millis(i32::MAX as u64));
+        let restored = self.sql(self.conn.busy_timeout(busy));
+        let begun = restored.and(begun);
+        self.let_go_unless_begun(begun)
+    }
+
+    fn let_go_unless_begun(&mut self, begun: Result<i64, StoreError>) -> Result<i64, StoreError> {
+        if begun.is_err() {
+            // No run to finish: let other writers in (a busy database, say), or an idle
+            // daemon would keep every manual sync out until its next run.
+            self.release_writer();
+        }
+        begun
+    }
+
+    fn insert_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
         let pid = i64::from(std::process::id());
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
@@ -430,6 +471,10 @@ impl Store {
         reason: &str,
         finished_at: &str,
     ) -> Result<usize, StoreError> {
+        // Best effort on the way out (the next run marks it interrupted anyway): a database
+        // another writer holds is not waited for long.
+        let busy = self.options.busy_timeout.min(Duration::from_secs(1));
+        self.sql(self.conn.busy_timeout(busy))?;
         let r = self.conn.execute(
             "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
             params![reason, finished_at],

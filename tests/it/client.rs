@@ -100,7 +100,8 @@ fn every_endpoint_round_trips_through_the_client() {
                 },
             )
             .await
-            .expect("update");
+            .expect("update")
+            .expect("the fake answers with the group");
         assert_eq!(updated.name.as_deref(), Some("Renamed"));
         assert_eq!(
             org.group_members(gid),

@@ -877,3 +877,6 @@ fn a_report_that_cannot_be_printed_does_not_stop_the_writes() {
         .expect("runs");
     assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
 }
+
+#[path = "groups_edges.rs"]
+mod edges;

@@ -62,12 +62,12 @@ struct Daemon {
 
 impl Daemon {
     fn start(m: &Mirror) -> Daemon {
-        Daemon::spawn(m, command(&m.config, &["run"], Some("demo-token")))
+        Daemon::spawn(dir_of(m), command(&m.config, &["run"], Some("demo-token")))
     }
 
-    /// Spawns `cmd` (an `orgmirror run`, however wrapped) with its stderr in the log.
-    fn spawn(m: &Mirror, mut cmd: Command) -> Daemon {
-        let log = dir_of(m).join("daemon.log");
+    /// Spawns `cmd` (an `orgmirror run`, however wrapped) with its stderr in `dir`/daemon.log.
+    fn spawn(dir: &Path, mut cmd: Command) -> Daemon {
+        let log = dir.join("daemon.log");
         let child = cmd
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("log file"))
@@ -371,7 +371,7 @@ fn systemd_hears_ready_watchdog_and_stopping_and_a_second_signal_exits_at_once()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "400000");
-    let mut daemon = Daemon::spawn(&m, sh);
+    let mut daemon = Daemon::spawn(dir_of(&m), sh);
 
     wait_until(Duration::from_secs(15), "the run to start", || {
         live_scalar(
@@ -1271,3 +1271,6 @@ fn bi_clients_reading_the_live_file_never_see_an_error_or_a_half_applied_run() {
         }
     }
 }
+
+#[path = "daemon_edges.rs"]
+mod edges;
