@@ -348,33 +348,31 @@ impl FakeHandle {
 
     /// Adds a user to a group. False when either is unknown or the user is already in it.
     pub fn join_group(&self, group_id: i64, user_id: i64) -> bool {
-        self.org(|o| {
+        self.edit_membership(group_id, |o| {
             let now = o.now;
-            let done = o.add_member(group_id, user_id, now);
-            if done {
-                bump_group(o, group_id);
-            }
-            done
+            o.add_member(group_id, user_id, now)
         })
     }
 
     /// Removes a user from a group. False when they were not in it.
     pub fn leave_group(&self, group_id: i64, user_id: i64) -> bool {
-        self.org(|o| {
-            let done = o.remove_member(group_id, user_id);
-            if done {
-                bump_group(o, group_id);
-            }
-            done
-        })
+        self.edit_membership(group_id, |o| o.remove_member(group_id, user_id))
     }
 
     /// Removes a user from a group softly: the teams list still lists them, with
     /// `deleted_at` set to now. False when they were not in it.
     pub fn soft_leave_group(&self, group_id: i64, user_id: i64) -> bool {
-        self.org(|o| {
+        self.edit_membership(group_id, |o| {
             let now = o.now;
-            let done = o.soft_remove_member(group_id, user_id, now);
+            o.soft_remove_member(group_id, user_id, now)
+        })
+    }
+
+    /// Applies a membership change; when it changed something, the group's `updated_at`
+    /// moves on as the real API's does.
+    fn edit_membership(&self, group_id: i64, change: impl FnOnce(&mut FakeOrg) -> bool) -> bool {
+        self.org(|o| {
+            let done = change(o);
             if done {
                 bump_group(o, group_id);
             }
