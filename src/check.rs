@@ -144,11 +144,10 @@ fn api_problem(base_url: &str, organization_id: i64, e: ApiError) -> CommandErro
         }
         _ => format!("check failed: the API at {base_url} did not give a usable answer: {e}"),
     };
-    let exit = match e {
-        ApiError::Auth { .. } => Exit::Config,
-        _ => Exit::Failed,
-    };
-    CommandError { exit, message }
+    CommandError {
+        exit: crate::commands::exit_for(&e),
+        message,
+    }
 }
 
 fn print_quota(client: &Client) {

@@ -62,15 +62,19 @@ impl From<crate::store::StoreError> for CommandError {
 
 impl From<crate::api::ApiError> for CommandError {
     fn from(e: crate::api::ApiError) -> Self {
-        let exit = match e {
-            // Credentials or ids the API refused: the configuration's to fix.
-            crate::api::ApiError::Auth { .. } => Exit::Config,
-            _ => Exit::Failed,
-        };
         CommandError {
-            exit,
+            exit: exit_for(&e),
             message: e.to_string(),
         }
+    }
+}
+
+/// The exit status an API error means: credentials or ids the API refused are the
+/// configuration's to fix (2); anything else is a failure (1).
+pub fn exit_for(e: &crate::api::ApiError) -> Exit {
+    match e {
+        crate::api::ApiError::Auth { .. } => Exit::Config,
+        _ => Exit::Failed,
     }
 }
 

@@ -16,13 +16,16 @@ use crate::fake::{FakeOptions, FakeServer};
 use crate::store::{Store, StoreOptions};
 use crate::sync::{self, SyncOptions};
 
+/// The fewest users the demo's story can be told with.
+pub const MIN_USERS: usize = 10;
+
 /// Runs the demo into `db` (replaced if it exists) with a fake org of `users` users.
 pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandError> {
     crate::logging::init(LogFormat::Text, "warn");
-    if users < 10 {
+    if users < MIN_USERS {
         return Err(CommandError {
             exit: Exit::Config,
-            message: format!("--users {users}: the demo needs at least 10 users"),
+            message: format!("--users {users}: the demo needs at least {MIN_USERS} users"),
         });
     }
     remove_database(db)?;

@@ -177,7 +177,7 @@ fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), CommandError> {
 }
 
 /// A file in the way without `--force`: the command line's to fix (exit 2).
-fn exists(path: &Path, what: &str) -> CommandError {
+pub(crate) fn exists(path: &Path, what: &str) -> CommandError {
     CommandError {
         exit: Exit::Config,
         message: format!(

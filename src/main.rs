@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, default_value = "orgmirror-demo.sqlite")]
         db: PathBuf,
         /// Users in the fake organization (10 to 1,000,000).
-        #[arg(long, default_value_t = 200, value_parser = users_between::<10>)]
+        #[arg(long, default_value_t = 200, value_parser = users_between::<{ orgmirror::demo::MIN_USERS }>)]
         users: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,

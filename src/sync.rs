@@ -122,7 +122,7 @@ async fn begin_run(store: &mut Store, kind: &str, config: &Config) -> Result<i64
     let patience = config.database.busy_timeout.duration();
     let waiting = Instant::now();
     loop {
-        match store.try_begin_run(kind, &now_utc()) {
+        match store.begin_run(kind, &now_utc()) {
             Err(e) if e.is_busy() && waiting.elapsed() < patience => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

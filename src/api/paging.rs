@@ -7,8 +7,9 @@
 //! - in a list without a `total` (users), a page shorter than the largest page before
 //!   it ends the list (an unambiguous short page) — unless it repeats rows read before:
 //!   then the server's cap shrank (or rows were inserted before it) and the list goes on,
-//!   its page size now that page's, to a short page of new rows or an empty one. A short *first* page is ambiguous (a server cap, or the end), so one
-//!   more page is asked for — the only request beyond the minimum. By-id re-checks
+//!   its page size now that page's, to a short page of new rows or an empty one. A short
+//!   *first* page is ambiguous (a server cap, or the end), so one more page is asked
+//!   for — the only request beyond the minimum. By-id re-checks
 //!   follow the same rule, whatever page sizes the server returned before: its cap may
 //!   shrink between requests, and an incomplete answer taken as final would turn the
 //!   ids cut off into deletions that did not happen;

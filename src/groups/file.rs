@@ -427,7 +427,7 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, Com
         GroupsCmd::Apply { file, yes } => apply(&client, &config, &file, yes).await,
         GroupsCmd::Export { file, force } => {
             if file.exists() && !force {
-                return Err(already_exists(&file));
+                return Err(crate::export::exists(&file, "it"));
             }
             let org = pull_live(&client).await?;
             let text = export_text(&org);
@@ -538,28 +538,10 @@ async fn apply(
                 Err(e) => Err(e.into()),
             },
             Action::Update { before, after } => {
-                // Onto the group as it is now, not as the plan read it (the prompt may
-                // have waited): what the plan changes, and upstream's latest for the rest.
-                match super::fetch_group(client, before.id).await {
-                    Ok(Some(fresh)) => {
-                        let next = rebase(before, after, &fresh);
-                        match client.update_group(before.id, &next.as_write()).await {
-                            Ok(_) => {
-                                targets.groups.insert(before.id);
-                                targets.users.extend(
-                                    fresh.members.symmetric_difference(&next.members).copied(),
-                                );
-                                Ok(())
-                            }
-                            Err(e) => Err(e.into()),
-                        }
-                    }
-                    Ok(None) => Err(CommandError::failed(format!(
-                        "group {} no longer exists",
-                        before.id
-                    ))),
-                    Err(e) => Err(e.into()),
-                }
+                update_onto_fresh(client, before, after).await.map(|moved| {
+                    targets.groups.insert(before.id);
+                    targets.users.extend(moved);
+                })
             }
             Action::Delete { group } => match client.delete_group(group.id).await {
                 Ok(()) => {
@@ -609,6 +591,26 @@ async fn apply(
             Err(CommandError::failed(message.trim_end()))
         }
     }
+}
+
+/// A planned update written onto the group as it is now, not as the plan read it (the
+/// prompt may have waited): what the plan changes, and upstream's latest for the rest.
+/// Returns the users whose membership it changed.
+async fn update_onto_fresh(
+    client: &Client,
+    before: &LiveGroup,
+    after: &LiveGroup,
+) -> Result<BTreeSet<i64>, CommandError> {
+    let fresh = super::fetch_group(client, before.id)
+        .await?
+        .ok_or_else(|| CommandError::failed(format!("group {} no longer exists", before.id)))?;
+    let next = rebase(before, after, &fresh);
+    client.update_group(before.id, &next.as_write()).await?;
+    Ok(fresh
+        .members
+        .symmetric_difference(&next.members)
+        .copied()
+        .collect())
 }
 
 /// `fresh` with what the plan changed from `before` to `after`: each of name, emoji, members
@@ -709,13 +711,6 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-fn already_exists(path: &Path) -> CommandError {
-    bad_input(format!(
-        "{} already exists; pass --force to replace it",
-        path.display()
-    ))
-}
-
 /// Writes `text` to `path` through a temporary file; without `force`, refuses (atomically)
 /// a `path` that exists.
 fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), CommandError> {
@@ -735,7 +730,7 @@ fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), CommandE
     };
     persisted.map_err(|e| {
         if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            already_exists(path)
+            crate::export::exists(path, "it")
         } else {
             fail(&e.error)
         }

@@ -156,6 +156,9 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, Comm
     }
 }
 
+/// The groups of one exact name, by id.
+const GROUPS_NAMED: &str = "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1";
+
 /// Resolves e-mails, workspace names and group names to ids through the mirror database.
 pub struct MirrorNames {
     mirror: MirrorState,
@@ -266,11 +269,10 @@ impl MirrorNames {
         if let Ok(id) = value.trim().parse::<i64>() {
             return Ok(id);
         }
-        let sql = "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1";
-        if value != value.trim() && !self.ids("group", value, sql)?.is_empty() {
-            return self.one("group", value, sql);
+        if value != value.trim() && !self.ids("group", value, GROUPS_NAMED)?.is_empty() {
+            return self.one("group", value, GROUPS_NAMED);
         }
-        self.one("group", value.trim(), sql)
+        self.one("group", value.trim(), GROUPS_NAMED)
     }
 
     /// The ids of the groups the mirror knows by exactly this name (none without a usable
@@ -279,11 +281,7 @@ impl MirrorNames {
         if !matches!(self.mirror, MirrorState::Open(_)) {
             return Ok(Vec::new());
         }
-        self.ids(
-            "group",
-            name,
-            "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1",
-        )
+        self.ids("group", name, GROUPS_NAMED)
     }
 
     fn members(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {

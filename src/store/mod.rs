@@ -215,12 +215,7 @@ impl Store {
     }
 
     fn configure(&self) -> Result<(), StoreError> {
-        // rusqlite refuses (panics on) more milliseconds than an i32 holds.
-        let busy = self
-            .options
-            .busy_timeout
-            .min(Duration::from_millis(i32::MAX as u64));
-        self.sql(self.conn.busy_timeout(busy))?;
+        self.sql(self.conn.busy_timeout(self.busy_timeout()))?;
         // Room for every statement a run writes with, so none is prepared twice.
         self.conn.set_prepared_statement_cache_capacity(64);
         let mode: String = self.sql(
@@ -388,35 +383,39 @@ impl Store {
     }
 
     /// Records the start of a run, after marking runs of dead processes as interrupted.
+    /// Does not wait when another connection (a BI tool writing, `sqlite3`) holds SQLite's
+    /// write lock: it fails at once with an error for which [`StoreError::is_busy`] holds,
+    /// so that an async caller can wait asleep (`sync::begin_run`).
     pub fn begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
         self.lock_writer()?;
-        let begun = self.insert_run(kind, started_at);
-        self.let_go_unless_begun(begun)
-    }
-
-    /// [`Store::begin_run`] without waiting when another connection (a BI tool writing,
-    /// `sqlite3`) holds SQLite's write lock: fails at once with an error for which
-    /// [`StoreError::is_busy`] holds, so that an async caller can wait asleep instead.
-    pub fn try_begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
-        self.lock_writer()?;
-        self.sql(self.conn.busy_timeout(Duration::ZERO))?;
-        let begun = self.insert_run(kind, started_at);
-        let busy = self
-            .options
-            .busy_timeout
-            .min(Duration::from_millis(i32::MAX as u64));
-        let restored = self.sql(self.conn.busy_timeout(busy));
-        let begun = restored.and(begun);
-        self.let_go_unless_begun(begun)
-    }
-
-    fn let_go_unless_begun(&mut self, begun: Result<i64, StoreError>) -> Result<i64, StoreError> {
+        let begun = self.with_busy_timeout(Duration::ZERO, |s| s.insert_run(kind, started_at));
         if begun.is_err() {
             // No run to finish: let other writers in (a busy database, say), or an idle
             // daemon would keep every manual sync out until its next run.
             self.release_writer();
         }
         begun
+    }
+
+    /// The configured busy timeout (rusqlite refuses, panicking, more milliseconds than an
+    /// i32 holds).
+    fn busy_timeout(&self) -> Duration {
+        self.options
+            .busy_timeout
+            .min(Duration::from_millis(i32::MAX as u64))
+    }
+
+    /// Runs `f` with SQLite waiting at most `wait` for another connection's lock, then
+    /// puts the configured busy timeout back.
+    fn with_busy_timeout<T>(
+        &mut self,
+        wait: Duration,
+        f: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.sql(self.conn.busy_timeout(wait))?;
+        let result = f(self);
+        let restored = self.sql(self.conn.busy_timeout(self.busy_timeout()));
+        result.and_then(|t| restored.map(|()| t))
     }
 
     fn insert_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
@@ -473,13 +472,14 @@ impl Store {
     ) -> Result<usize, StoreError> {
         // Best effort on the way out (the next run marks it interrupted anyway): a database
         // another writer holds is not waited for long.
-        let busy = self.options.busy_timeout.min(Duration::from_secs(1));
-        self.sql(self.conn.busy_timeout(busy))?;
-        let r = self.conn.execute(
-            "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
-            params![reason, finished_at],
-        );
-        self.sql(r)
+        let wait = self.busy_timeout().min(Duration::from_secs(1));
+        self.with_busy_timeout(wait, |s| {
+            let r = s.conn.execute(
+                "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
+                params![reason, finished_at],
+            );
+            s.sql(r)
+        })
     }
 
     /// Every current entity's hashes: what a run diffs against.

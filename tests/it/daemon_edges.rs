@@ -3,135 +3,26 @@
 //! what systemd hears.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orgmirror::fake::{Fault, FaultKind, Route};
 use rusqlite::Connection;
 
-use super::{append_config, dir_of, live_scalar, wait_until, Daemon};
+use super::{
+    append_config, command, dir_of, live_scalar, notify_command, wait_until, Daemon, NotifySocket,
+};
 use crate::support::{bin, rows, text, Mirror};
 
 // ---------------------------------------------------------------------------------------
 // Helpers beyond those of service.rs
-
-fn command(config: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(bin());
-    c.arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("TOGGL_EMAIL")
-        .env_remove("TOGGL_PASSWORD")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .env("TOGGL_API_TOKEN", "demo-token");
-    c
-}
-
-/// `orgmirror run` as systemd would start it with `Type=notify` and a watchdog: the
-/// notify socket, `WATCHDOG_USEC`, and `WATCHDOG_PID` = the daemon's own pid (exec keeps it).
-fn notify_command(config: &Path, socket: &Path, watchdog_usec: Option<u64>) -> Command {
-    let inner = command(config, &["run"]);
-    let mut sh = Command::new("sh");
-    let script = if watchdog_usec.is_some() {
-        "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""
-    } else {
-        "exec \"$0\" \"$@\""
-    };
-    sh.args(["-c", script])
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .env_clear()
-        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("NOTIFY_SOCKET", socket);
-    if let Some(usec) = watchdog_usec {
-        sh.env("WATCHDOG_USEC", usec.to_string());
-    }
-    sh
-}
 
 fn count_runs(db: &Path, status: &str) -> i64 {
     live_scalar(
         db,
         &format!("SELECT count(*) FROM sync_runs WHERE status = '{status}'"),
     )
-}
-
-/// systemd's end of the notify socket: every datagram with the time it arrived.
-struct NotifySocket {
-    path: PathBuf,
-    heard: Arc<Mutex<Vec<(Instant, String)>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl NotifySocket {
-    fn bind(dir: &Path) -> NotifySocket {
-        use std::os::unix::net::UnixDatagram;
-        let path = dir.join("notify.sock");
-        let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("timeout");
-        let heard: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let heard = heard.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(n) = socket.recv(&mut buf) {
-                        let text = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
-                        heard.lock().unwrap().push((Instant::now(), text));
-                    }
-                }
-            })
-        };
-        NotifySocket {
-            path,
-            heard,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn messages(&self) -> Vec<(Instant, String)> {
-        self.heard.lock().unwrap().clone()
-    }
-
-    fn text(&self) -> String {
-        self.messages()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Arrival times of the WATCHDOG=1 pings.
-    fn pings(&self) -> Vec<Instant> {
-        self.messages()
-            .into_iter()
-            .filter(|(_, t)| t.lines().any(|l| l == "WATCHDOG=1"))
-            .map(|(at, _)| at)
-            .collect()
-    }
-}
-
-impl Drop for NotifySocket {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// The longest gap between consecutive pings that arrived in `[from, to]`, counting the
@@ -256,7 +147,9 @@ fn sigterm_during_a_quota_wait_stops_within_the_shutdown_timeout_and_marks_the_r
     );
     assert!(heard.ends_with("STOPPING=1\nSTATUS=stopped"), "{heard}");
     // Nothing is left locked: a manual sync right after works.
-    let out = command(&m.config, &["sync"]).output().expect("sync runs");
+    let out = command(&m.config, &["sync"], Some("demo-token"))
+        .output()
+        .expect("sync runs");
     assert!(
         out.status.success(),
         "sync after the daemon stopped: {}{}",
@@ -275,7 +168,7 @@ fn a_tick_while_a_manual_sync_holds_the_writer_lock_is_logged_and_the_next_tick_
         &m,
         "[schedule]\ncron = \"*/2 * * * * *\"\nrun_at_start = true\nshutdown_timeout = \"10s\"",
     );
-    let mut daemon = Daemon::spawn(dir_of(&m), command(&m.config, &["run"]));
+    let mut daemon = Daemon::spawn(dir_of(&m), command(&m.config, &["run"], Some("demo-token")));
     wait_until(Duration::from_secs(20), "the daemon's first run", || {
         count_runs(&m.db, "succeeded") >= 1
     });
@@ -287,7 +180,7 @@ fn a_tick_while_a_manual_sync_holds_the_writer_lock_is_logged_and_the_next_tick_
         m.fake
             .handle()
             .inject(Fault::new(Route::Users, FaultKind::Delay(Duration::from_secs(6))).times(1));
-        let mut child = command(&m.config, &["sync"])
+        let mut child = command(&m.config, &["sync"], Some("demo-token"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -378,7 +271,7 @@ fn a_run_that_finds_sqlite_busy_does_not_keep_other_writers_locked_out() {
         "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\nshutdown_timeout = \"10s\"",
     );
     let holder = hold_sqlite_write_lock(&m);
-    let mut daemon = Daemon::spawn(dir_of(&m), command(&m.config, &["run"]));
+    let mut daemon = Daemon::spawn(dir_of(&m), command(&m.config, &["run"], Some("demo-token")));
     // The start run cannot even record itself: SQLite is busy past database.busy_timeout.
     wait_until(Duration::from_secs(20), "the start run to fail", || {
         daemon.log().contains("could not be recorded") || daemon.log().contains("sync finished")
@@ -388,13 +281,17 @@ fn a_run_that_finds_sqlite_busy_does_not_keep_other_writers_locked_out() {
     std::thread::sleep(Duration::from_millis(300));
     // The daemon now idles until next year: a manual sync must be able to run meanwhile
     // (README: "Two runs never overlap", and other writers run between the daemon's runs).
-    let out = command(&m.config, &["sync"]).output().expect("sync runs");
+    let out = command(&m.config, &["sync"], Some("demo-token"))
+        .output()
+        .expect("sync runs");
     let log = daemon.log();
     if !out.status.success() {
         // Show it is the live daemon that holds the lock: once it stops, a sync works.
         daemon.signal(libc::SIGTERM);
         let status = daemon.wait(Duration::from_secs(15));
-        let after = command(&m.config, &["sync"]).output().expect("sync runs");
+        let after = command(&m.config, &["sync"], Some("demo-token"))
+            .output()
+            .expect("sync runs");
         panic!(
             "a manual sync while the daemon idles after a busy start run failed ({:?}): {}{}\n\
              after the daemon stopped ({status:?}) the same sync {}\ndaemon log:\n{log}",
@@ -630,7 +527,7 @@ fn sigterm_while_a_run_waits_on_a_busy_database_stops_within_the_shutdown_timeou
         "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\nshutdown_timeout = \"1s\"",
     );
     let holder = hold_sqlite_write_lock(&m);
-    let mut daemon = Daemon::spawn(dir_of(&m), command(&m.config, &["run"]));
+    let mut daemon = Daemon::spawn(dir_of(&m), command(&m.config, &["run"], Some("demo-token")));
     wait_until(Duration::from_secs(20), "the daemon to start", || {
         daemon.log().contains("daemon started")
     });
