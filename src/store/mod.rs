@@ -19,10 +19,14 @@ use crate::snapshot::{Entity, EntityKey};
 pub use early::{EarlyWriter, WriterStopped};
 pub use write::RunTotals;
 
-/// The schema a new database gets.
+/// The schema of version 1, which a new database gets before the [`MIGRATIONS`].
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
-/// `PRAGMA user_version` of [`SCHEMA_SQL`]; raise it with every schema change (and add a migration).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Every schema change after version 1, in order: `MIGRATIONS[i]` takes a database from
+/// version `i + 1` to `i + 2`. A change is a new file in `src/store/migrations/` appended
+/// here; `schema.sql` stays version 1, so an old mirror and a new one end the same.
+pub const MIGRATIONS: &[(&str, &str)] = &[];
+/// `PRAGMA user_version` of a database with every migration applied.
+pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 /// `PRAGMA application_id`: "OMIR".
 pub const APPLICATION_ID: i64 = 0x4F4D_4952;
 
@@ -297,14 +301,27 @@ impl Store {
         }
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
-        tx.execute_batch(SCHEMA_SQL)
-            .and_then(|_| {
-                tx.execute_batch(&format!(
-                    "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
-                ))
-            })
-            .and_then(|_| tx.commit())
-            .map_err(sqlite_error(&path))
+        let first = if version == 0 {
+            tx.execute_batch(SCHEMA_SQL).map_err(sqlite_error(&path))?;
+            1
+        } else {
+            version
+        };
+        // Versions count from 1, so this starts at the migration that leaves `first`.
+        for (name, sql) in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(first - 1).unwrap_or(0))
+        {
+            tx.execute_batch(sql).map_err(|source| StoreError::Io {
+                path: path.clone(),
+                message: format!("schema migration {name} failed: {source}"),
+            })?;
+        }
+        tx.execute_batch(&format!(
+            "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
+        ))
+        .and_then(|_| tx.commit())
+        .map_err(sqlite_error(&path))
     }
 
     /// Takes the writer lock (`<path>.lock`, flock): one writing process per database.

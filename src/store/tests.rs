@@ -293,3 +293,38 @@ fn a_failing_early_writer_says_why_and_commits_nothing() {
         .fail_run(run_id, &error, at, &RunTotals::default())
         .unwrap();
 }
+
+/// A mirror made by version 1 (before any migration) and a new one end with the same schema.
+#[test]
+fn a_version_1_mirror_is_migrated_to_the_schema_of_a_new_one() {
+    fn schema_of(db: &Path) -> Vec<(String, String)> {
+        let conn = Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_schema ORDER BY name")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<Vec<(String, String)>, _>>()
+            .unwrap();
+        rows
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.sqlite");
+    let conn = Connection::open(&old).unwrap();
+    conn.execute_batch(SCHEMA_SQL).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version=1;"
+    ))
+    .unwrap();
+    drop(conn);
+    drop(Store::open(&old, &StoreOptions::default()).unwrap());
+    let new = dir.path().join("new.sqlite");
+    drop(Store::open(&new, &StoreOptions::default()).unwrap());
+    let version: i64 = Connection::open(&old)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(schema_of(&old), schema_of(&new));
+}
