@@ -95,10 +95,13 @@ pub fn client_for(config: &Config) -> Result<Client, CommandError> {
 
 /// Opens the database for writing.
 pub fn open_store(config: &Config) -> Result<Store, CommandError> {
-    Ok(Store::open(
+    let mut store = Store::open(
         &config.database.path,
         &StoreOptions::from_config(&config.database),
-    )?)
+    )?;
+    // Every run through this store queues its alerts with its events.
+    store.set_outbox_rules(crate::alerts::outbox_rules(config));
+    Ok(store)
 }
 
 /// `orgmirror sync`.
@@ -108,6 +111,8 @@ pub async fn sync(
 ) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
     let client = client_for(&config)?;
+    // Before the run: a missing alert secret is a config error, not a lost alert.
+    let alerts = crate::alerts::deliver::Deliverer::new(&config)?;
     let mut store = open_store(&config)?;
     let options = SyncOptions {
         allow_mass_delete,
@@ -115,6 +120,8 @@ pub async fn sync(
     };
     let report = sync::run_once(&client, &mut store, &config, &options).await?;
     print_report(&report);
+    drop(store);
+    crate::alerts::deliver::after_commit(alerts).await;
     Ok(exit_of(&report))
 }
 

@@ -30,6 +30,19 @@ pub struct Config {
     pub sync: SyncConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// `[[alert]]` rules (see `crate::alerts`).
+    #[serde(default)]
+    pub alert: Vec<crate::alerts::AlertRule>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint of `orgmirror run`; off unless `listen` is written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` for `/metrics` and `/healthz`, e.g. `127.0.0.1:9464`.
+    pub listen: Option<String>,
 }
 
 /// `[api]`: where the upstream is and how to talk to it.
@@ -58,6 +71,9 @@ pub struct ApiConfig {
     pub max_body_bytes: u64,
     /// A paged pull that needs more pages than this is treated as a server that never ends.
     pub max_pages: u32,
+    /// Requests per hour the account may make; unset: learnt from the `X-Toggl-Quota-*`
+    /// headers (for `schedule.cron = "auto"`).
+    pub hourly_quota: Option<u32>,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +93,7 @@ impl Default for ApiConfig {
             max_quota_wait: Seconds(3900.0),
             max_body_bytes: 64 * 1024 * 1024,
             max_pages: 10_000,
+            hourly_quota: None,
         }
     }
 }
@@ -128,6 +145,8 @@ pub struct ScheduleConfig {
     pub run_at_start: bool,
     /// How long a stop waits for a run in progress before abandoning it.
     pub shutdown_timeout: Seconds,
+    /// With `cron = "auto"`: the share of the hourly quota left to the user's other tools.
+    pub quota_share: f64,
 }
 
 impl Default for ScheduleConfig {
@@ -136,6 +155,7 @@ impl Default for ScheduleConfig {
             cron: "0 */30 * * * *".to_string(),
             run_at_start: true,
             shutdown_timeout: Seconds(30.0),
+            quota_share: 0.5,
         }
     }
 }
@@ -279,6 +299,12 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+    #[error("invalid config: [[alert]] {rule:?}: {key}: {message}")]
+    InvalidAlert {
+        rule: String,
+        key: &'static str,
+        message: String,
+    },
     #[error("no credentials: set TOGGL_API_TOKEN, or TOGGL_EMAIL and TOGGL_PASSWORD, or provide $CREDENTIALS_DIRECTORY/toggl_api_token (systemd LoadCredential=)")]
     NoCredentials,
     #[error("cannot read credential {path}: {source}")]
@@ -393,7 +419,28 @@ impl Config {
                 format!("must be between 0 and 1, not {f}"),
             ));
         }
-        validate_cron(&self.schedule.cron).map_err(|m| invalid("schedule.cron", m))?;
+        if self.schedule.cron != crate::cadence::AUTO {
+            validate_cron(&self.schedule.cron).map_err(|m| invalid("schedule.cron", m))?;
+        }
+        let share = self.schedule.quota_share;
+        if !(0.0..1.0).contains(&share) {
+            return Err(invalid(
+                "schedule.quota_share",
+                format!("must be at least 0 and less than 1, not {share}"),
+            ));
+        }
+        if self.api.hourly_quota == Some(0) {
+            return Err(invalid("api.hourly_quota", "must be at least 1"));
+        }
+        if let Some(listen) = &self.metrics.listen {
+            listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics.listen",
+                    format!("`{listen}` is not an address and port (e.g. \"127.0.0.1:9464\")"),
+                )
+            })?;
+        }
+        crate::alerts::validate_rules(&self.alert)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",

@@ -175,6 +175,13 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     let mut store = open_store(&config)?;
     // One daemon per database, for its whole life (the writer lock is only held by runs).
     store.lock_daemon()?;
+    // Alerts are delivered on a task of their own (a dead target never holds up a run),
+    // woken after each run; metrics are served on another.
+    let alert_wake = Arc::new(tokio::sync::Notify::new());
+    if let Some(deliverer) = crate::alerts::deliver::Deliverer::new(&config)? {
+        tokio::spawn(deliverer.run(Arc::clone(&alert_wake)));
+    }
+    crate::metrics::spawn(&config).await?;
 
     let (ticks_tx, mut ticks) = mpsc::channel::<Trigger>(1);
     let gate = RunGate {
@@ -182,6 +189,12 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         ticks: ticks_tx,
     };
     let mut scheduler = arm_schedule(&config.schedule.cron, gate.clone()).await?;
+    if config.schedule.cron == crate::cadence::AUTO {
+        let gate = gate.clone();
+        tokio::spawn(crate::cadence::drive(config.clone(), move || {
+            gate.request(Trigger::Schedule)
+        }));
+    }
     let cron = config.schedule.cron.as_str();
     let shutdown_timeout = config.schedule.shutdown_timeout.duration();
     info!(
@@ -244,6 +257,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
             }
         };
         gate.done();
+        alert_wake.notify_one();
         match end {
             RunEnd::Finished(result) => report_run(result),
             RunEnd::FinishedThenStop(result) => {
@@ -353,6 +367,17 @@ async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, Command
     let scheduler_error = |what: &str, e: tokio_cron_scheduler::JobSchedulerError| {
         CommandError::failed(format!("cannot {what} the schedule: {e}"))
     };
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| scheduler_error("create", e))?;
+    if cron == crate::cadence::AUTO {
+        // `cadence::drive` asks for the runs; the scheduler stays empty.
+        scheduler
+            .start()
+            .await
+            .map_err(|e| scheduler_error("start", e))?;
+        return Ok(scheduler);
+    }
     let job = Job::new_async(cron, move |_id, _scheduler| {
         let gate = gate.clone();
         Box::pin(async move { gate.request(Trigger::Schedule) })
@@ -363,9 +388,6 @@ async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, Command
             "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
         ),
     })?;
-    let scheduler = JobScheduler::new()
-        .await
-        .map_err(|e| scheduler_error("create", e))?;
     scheduler
         .add(job)
         .await

@@ -1,7 +1,9 @@
 //! orgmirror: mirrors a Toggl Focus organization into SQLite and keeps the history of
 //! every change. See ARCHITECTURE.md for the map of this crate.
 
+pub mod alerts;
 pub mod api;
+pub mod cadence;
 pub mod check;
 pub mod commands;
 pub mod config;
@@ -12,6 +14,7 @@ pub mod export;
 pub mod fake;
 pub mod groups;
 pub mod logging;
+pub mod metrics;
 pub mod snapshot;
 pub mod status;
 pub mod store;

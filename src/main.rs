@@ -80,6 +80,9 @@ enum Command {
     /// Groups as code: plan, apply or export a TOML file of the organization's groups.
     #[command(subcommand)]
     Groups(orgmirror::groups::file::GroupsCmd),
+    /// Alert rules: send a sample event, or queue past events for a rule.
+    #[command(subcommand)]
+    Alerts(orgmirror::alerts::AlertsCmd),
     /// Benchmark: sync vs. a bare fetch-and-parse floor against the built-in fake, as JSON.
     Bench(bench::BenchArgs),
 }
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Alerts(cmd) => orgmirror::alerts::cli::run(config, cmd).await,
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::cadence::{self, Cadence};
 use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{next_run, Config};
 use crate::snapshot::format_utc;
-use crate::store::{Store, SyncRunRow};
+use crate::store::{RuleBacklog, Store, SyncRunRow};
 
 /// How many runs `status` lists.
 pub const RUNS_SHOWN: usize = 10;
@@ -29,6 +30,8 @@ pub struct StatusReport {
     pub quota: Option<QuotaStatus>,
     /// Set when there is nothing to report yet ("no runs yet").
     pub note: Option<String>,
+    /// Alert deliveries by rule: backlog, failures, the last error.
+    pub alerts: Vec<RuleBacklog>,
 }
 
 /// The database files.
@@ -49,6 +52,8 @@ pub struct ScheduleStatus {
     pub cron: String,
     /// RFC 3339 UTC.
     pub next_run: Option<String>,
+    /// With `cron = "auto"`: the interval chosen, the requests per hour it plans, and why.
+    pub cadence: Option<Cadence>,
 }
 
 /// One run.
@@ -118,6 +123,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
     let schedule = ScheduleStatus {
         cron: config.schedule.cron.clone(),
         next_run: next_run(&config.schedule.cron, now).ok().map(format_utc),
+        cadence: None,
     };
     let mut report = StatusReport {
         database,
@@ -126,6 +132,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         last_failure: None,
         quota: None,
         note: None,
+        alerts: Vec::new(),
     };
     if !report.database.exists {
         report.note = Some(format!(
@@ -149,6 +156,21 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         });
     if report.runs.is_empty() {
         report.note = Some("no runs yet".to_string());
+    }
+    // A mirror no newer orgmirror has written yet has no outbox.
+    report.alerts = store.alert_backlog().unwrap_or_default();
+    if config.schedule.cron == cadence::AUTO {
+        let c = cadence::plan(config, Some(&store));
+        let last_start = report
+            .runs
+            .first()
+            .and_then(|r| DateTime::parse_from_rfc3339(&r.started_at).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let next = last_start
+            .map(|t| t + chrono::Duration::seconds(c.interval_seconds as i64))
+            .map_or(now, |t| t.max(now));
+        report.schedule.next_run = Some(format_utc(next));
+        report.schedule.cadence = Some(c);
     }
     Ok(report)
 }
@@ -213,6 +235,24 @@ pub fn render(report: &StatusReport) -> String {
         report.schedule.cron,
         report.schedule.next_run.as_deref().unwrap_or("never")
     );
+    if let Some(c) = &report.schedule.cadence {
+        let _ = writeln!(
+            out,
+            "cadence   every {} s, planning {} requests/h: {}",
+            c.interval_seconds, c.planned_requests_per_hour, c.reason
+        );
+    }
+    for a in &report.alerts {
+        let error = match (&a.last_error, &a.last_error_at) {
+            (Some(e), Some(at)) => format!("; last error at {at}: {e}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "alert     {:?}: {} pending, {} delivered, {} failed attempts{error}",
+            a.rule, a.pending, a.delivered, a.failures
+        );
+    }
     match &report.quota {
         Some(q) => {
             let resets = q
@@ -280,11 +320,11 @@ fn events_line(events: &BTreeMap<String, BTreeMap<String, i64>>) -> String {
         .join("; ")
 }
 
-fn file_size(path: &Path) -> u64 {
+pub fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+pub fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(suffix);
     PathBuf::from(p)

@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
 use super::write::{self, Counts, RunEnd, RunTotals};
-use super::{sqlite_error, StoreError};
+use super::{sqlite_error, OutboxRules, StoreError};
 use crate::diff::{Diff, StoredHashes};
 use crate::snapshot::{EntityKey, NewRow};
 
@@ -32,6 +33,7 @@ pub struct EarlyWriter {
     path: PathBuf,
     run_id: i64,
     observed_at: String,
+    outbox: Option<Arc<dyn OutboxRules>>,
 }
 
 impl EarlyWriter {
@@ -42,6 +44,7 @@ impl EarlyWriter {
         path: PathBuf,
         run_id: i64,
         observed_at: String,
+        outbox: Option<Arc<dyn OutboxRules>>,
     ) -> Result<EarlyWriter, StoreError> {
         conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(sqlite_error(&path))?;
@@ -86,6 +89,7 @@ impl EarlyWriter {
             path,
             run_id,
             observed_at,
+            outbox,
         })
     }
 
@@ -138,6 +142,7 @@ impl EarlyWriter {
             observed_at: &self.observed_at,
             workspace_names,
             totals,
+            outbox: self.outbox.as_deref(),
         };
         let result = write::finish(&conn, &end, diff, written, counts).and_then(|counts| {
             let written = started.elapsed();

@@ -2,6 +2,8 @@
 //! read what a run diffs against, and commit a run in one transaction.
 
 mod early;
+mod figures;
+mod outbox;
 mod write;
 
 use std::collections::BTreeMap;
@@ -17,6 +19,8 @@ use crate::diff::{Diff, StoredHashes, StoredState};
 use crate::snapshot::{Entity, EntityKey};
 
 pub use early::{EarlyWriter, WriterStopped};
+pub use figures::ScrapeFigures;
+pub use outbox::{DeliveryLock, EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use write::RunTotals;
 
 /// The schema of version 1, which a new database gets before the [`MIGRATIONS`].
@@ -24,7 +28,10 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// Every schema change after version 1, in order: `MIGRATIONS[i]` takes a database from
 /// version `i + 1` to `i + 2`. A change is a new file in `src/store/migrations/` appended
 /// here; `schema.sql` stays version 1, so an old mirror and a new one end the same.
-pub const MIGRATIONS: &[(&str, &str)] = &[];
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "17_alert_outbox",
+    include_str!("migrations/17_alert_outbox.sql"),
+)];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 /// `PRAGMA application_id`: "OMIR".
@@ -115,6 +122,8 @@ pub struct Store {
     writer_lock: Option<File>,
     /// Held for a daemon's life (see [`Store::lock_daemon`]).
     daemon_lock: Option<File>,
+    /// The alert rules whose matches a run queues with its events (see [`OutboxRules`]).
+    outbox_rules: Option<std::sync::Arc<dyn OutboxRules>>,
 }
 
 /// One row of `sync_runs`.
@@ -165,6 +174,7 @@ impl Store {
             options: options.clone(),
             writer_lock: None,
             daemon_lock: None,
+            outbox_rules: None,
         };
         // Before any mode, pragma or schema is changed: a file that is not ours stays as it was.
         store.check_identity()?;
@@ -193,6 +203,7 @@ impl Store {
             options: StoreOptions::default(),
             writer_lock: None,
             daemon_lock: None,
+            outbox_rules: None,
         };
         store.sql(store.conn.busy_timeout(Duration::from_secs(10)))?;
         if store.check_identity()? == 0 {
@@ -202,6 +213,12 @@ impl Store {
             });
         }
         Ok(store)
+    }
+
+    /// Has every run committed through this store queue the events `rules` match in the
+    /// alert outbox, in the run's own transaction.
+    pub fn set_outbox_rules(&mut self, rules: Option<std::sync::Arc<dyn OutboxRules>>) {
+        self.outbox_rules = rules;
     }
 
     /// The path it was opened at.
@@ -552,6 +569,7 @@ impl Store {
             workspace_names,
             observed_at,
             totals,
+            self.outbox_rules.as_deref(),
         )
         .map_err(sqlite_error(&path))
     }
@@ -568,6 +586,7 @@ impl Store {
             options: self.options.clone(),
             writer_lock: None,
             daemon_lock: None,
+            outbox_rules: None,
         };
         writer.configure()?;
         // The foreign keys stay declared, and every test run checks them
@@ -578,6 +597,7 @@ impl Store {
             self.path.clone(),
             run_id,
             observed_at.to_string(),
+            self.outbox_rules.clone(),
         )
     }
 

@@ -26,6 +26,7 @@ pub(super) fn commit(
     workspace_names: &BTreeMap<i64, String>,
     observed_at: &str,
     totals: &RunTotals,
+    outbox: Option<&dyn super::OutboxRules>,
 ) -> rusqlite::Result<Counts> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let end = RunEnd {
@@ -33,6 +34,7 @@ pub(super) fn commit(
         observed_at,
         workspace_names,
         totals,
+        outbox,
     };
     let counts = finish(&tx, &end, diff, &BTreeMap::new(), Counts::new())?;
     tx.commit()?;
@@ -45,6 +47,8 @@ pub(super) struct RunEnd<'a> {
     pub observed_at: &'a str,
     pub workspace_names: &'a BTreeMap<i64, String>,
     pub totals: &'a RunTotals,
+    /// The alert rules whose matches are queued with the run's events.
+    pub outbox: Option<&'a dyn super::OutboxRules>,
 }
 
 /// Writes the changes of a run's final diff and marks the run succeeded, inside the
@@ -68,6 +72,10 @@ pub(super) fn finish(
         }
     }
     write_workspace_names(conn, end.workspace_names)?;
+    // In the run's transaction: an event is committed with its alerts or not at all.
+    if let Some(rules) = end.outbox {
+        super::outbox::queue_run(conn, end.run_id, rules, &crate::sync::now_utc())?;
+    }
     let events: usize = counts.values().sum();
     let mut summary: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for ((entity, op), n) in &counts {

@@ -1,0 +1,145 @@
+//! `orgmirror alerts test NAME` and `orgmirror alerts replay NAME --since TIME`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::deliver::{after_commit, http_client, unix_ms, Deliverer, Target};
+use super::Rules;
+use crate::commands::{load_config, open_store, CommandError, Exit};
+use crate::config::Config;
+use crate::store::EventRow;
+use crate::sync::now_utc;
+
+/// `orgmirror alerts …`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCmd {
+    /// Send a sample event to rule NAME's target now (not queued; nothing is recorded).
+    Test {
+        /// The rule's `name`.
+        name: String,
+    },
+    /// Queue the past events rule NAME matches (observed at or after --since) that are not
+    /// queued for it yet, then deliver what can be delivered now.
+    Replay {
+        /// The rule's `name`.
+        name: String,
+        /// RFC 3339 time (`2026-11-01T00:00:00Z`) or a UTC date (`2026-11-01`).
+        #[arg(long, value_name = "TIME")]
+        since: String,
+    },
+}
+
+/// Runs an `alerts` command.
+pub async fn run(config_path: Option<&Path>, cmd: AlertsCmd) -> Result<Exit, CommandError> {
+    let (_, config) = load_config(config_path)?;
+    match cmd {
+        AlertsCmd::Test { name } => test(&config, &name).await,
+        AlertsCmd::Replay { name, since } => replay(&config, &name, &since).await,
+    }
+}
+
+fn unknown_rule(config: &Config, name: &str) -> CommandError {
+    let names: Vec<&str> = config.alert.iter().map(|r| r.name.as_str()).collect();
+    CommandError {
+        exit: Exit::Config,
+        message: if names.is_empty() {
+            format!("no [[alert]] rule named {name:?}: the config has no [[alert]] rules")
+        } else {
+            format!(
+                "no [[alert]] rule named {name:?} (the config has: {})",
+                names.join(", ")
+            )
+        },
+    }
+}
+
+async fn test(config: &Config, name: &str) -> Result<Exit, CommandError> {
+    let rule = config
+        .alert
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| unknown_rule(config, name))?;
+    let target = Target::new(rule, http_client()?)?;
+    let sample = EventRow {
+        event_id: 0,
+        sync_run_id: 0,
+        observed_at: now_utc(),
+        entity: rule.entity.clone(),
+        entity_id: "0".into(),
+        op: rule.op.first().cloned().unwrap_or_else(|| "update".into()),
+        changed_fields: rule.fields.clone(),
+        before: None,
+        after: Some(json!(rule.after)),
+        people: Vec::new(),
+        groups: Vec::new(),
+    };
+    let mut body = super::payload(name, &sample);
+    body["test"] = json!(true);
+    let key = format!("test-{}", unix_ms());
+    let limit = rule.timeout.duration() + Duration::from_secs(1);
+    match target.send(&key, &body.to_string(), limit).await {
+        Ok(()) => {
+            crate::outln!("alert {name:?}: the sample event ({key}) was accepted");
+            Ok(Exit::Ok)
+        }
+        Err(e) => Err(CommandError::failed(format!(
+            "alert {name:?}: the sample event was not accepted: {e}"
+        ))),
+    }
+}
+
+/// `--since` as the mirror writes times (so text order is time order).
+pub fn parse_since(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let parsed = chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| {
+            format!("--since `{text}` is not a time: give 2026-11-01T00:00:00Z or 2026-11-01 (UTC)")
+        })?;
+    Ok(crate::snapshot::format_utc(parsed))
+}
+
+async fn replay(config: &Config, name: &str, since: &str) -> Result<Exit, CommandError> {
+    if !config.alert.iter().any(|r| r.name == name) {
+        return Err(unknown_rule(config, name));
+    }
+    let since = parse_since(since).map_err(|message| CommandError {
+        exit: Exit::Config,
+        message,
+    })?;
+    let deliverer = Deliverer::new(config)?;
+    let mut store = open_store(config)?;
+    store.lock_writer()?;
+    let rules = Rules(config.alert.clone());
+    let (queued, matched) = store.replay_alerts(name, &since, &rules, &now_utc())?;
+    store.release_writer();
+    drop(store);
+    crate::outln!(
+        "alert {name:?}: {queued} events queued ({matched} matched since {since}; {} were already queued)",
+        matched - queued
+    );
+    after_commit(deliverer).await;
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_time_or_a_date_in_utc() {
+        assert_eq!(parse_since("2026-11-01").unwrap(), "2026-11-01T00:00:00Z");
+        assert_eq!(
+            parse_since("2026-11-01T02:00:00+02:00").unwrap(),
+            "2026-11-01T00:00:00Z"
+        );
+        assert!(parse_since("yesterday").unwrap_err().contains("--since"));
+    }
+}

@@ -1,0 +1,553 @@
+//! Delivering the alert outbox, after the run's commit: each rule's alerts in event order
+//! on a task of its own (a dead or hanging target holds up only its own rule, never a
+//! sync), each attempt bounded by the rule's `timeout`, a failure retried after a capped,
+//! jittered backoff that is stored in the outbox (so it goes on across restarts), and an
+//! accepted alert (2xx, exit 0) recorded at once and never sent again.
+//!
+//! One process delivers at a time (`Store::lock_delivery`); a `sync` next to a running
+//! daemon leaves delivery to the daemon.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, warn};
+
+use super::AlertRule;
+use crate::commands::CommandError;
+use crate::config::{Config, ConfigError};
+use crate::store::{OutboxRow, Store, StoreError, StoreOptions};
+use crate::sync::now_utc;
+
+/// Alerts of one rule taken per pass (the next pass takes the rest).
+const PER_RULE: usize = 200;
+/// How often an idle daemon looks for alerts queued by other processes.
+const IDLE_POLL: Duration = Duration::from_secs(10);
+/// The most a one-shot command (`sync`, `alerts replay`) spends delivering after its commit.
+pub const ONE_SHOT_LIMIT: Duration = Duration::from_secs(30);
+/// How long recording an outcome waits for a database another writer holds (a run's
+/// transaction) before giving up; the alert is then sent again later (at least once).
+const RECORD_PATIENCE: Duration = Duration::from_secs(120);
+/// The longest error text kept in the outbox.
+const MAX_ERROR: usize = 500;
+
+/// Where one rule's alerts go, with its secret.
+pub struct Target {
+    pub rule: AlertRule,
+    secret: Option<SecretString>,
+    http: reqwest::Client,
+}
+
+impl Target {
+    /// `rule`'s target, its secret read from the environment (see [`read_secret`]).
+    pub fn new(rule: &AlertRule, http: reqwest::Client) -> Result<Target, ConfigError> {
+        let secret = match &rule.secret_credential {
+            Some(name) => Some(read_secret(rule, name, |k| std::env::var(k).ok())?),
+            None => None,
+        };
+        Ok(Target {
+            rule: rule.clone(),
+            secret,
+            http,
+        })
+    }
+
+    /// Sends `body` once; `Ok` when the target accepted it (2xx, exit 0).
+    pub async fn send(&self, key: &str, body: &str, limit: Duration) -> Result<(), String> {
+        let timeout = self.rule.timeout.duration().min(limit);
+        let signature = self.secret.as_ref().map(|s| sign(s, body));
+        if let Some(url) = &self.rule.webhook {
+            let mut request = self
+                .http
+                .post(url)
+                .timeout(timeout)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", key)
+                .header("X-Orgmirror-Event", key)
+                .header("X-Orgmirror-Rule", header_safe(&self.rule.name));
+            if let Some(sig) = &signature {
+                request = request.header("X-Orgmirror-Signature", sig);
+            }
+            match request.body(body.to_string()).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("HTTP {} from {url}", r.status())),
+                Err(e) if e.is_timeout() => Err(format!(
+                    "no answer from {url} within {:.1}s",
+                    timeout.as_secs_f64()
+                )),
+                Err(e) => Err(error_chain(&e)),
+            }
+        } else if let Some(argv) = &self.rule.command {
+            let run = async {
+                let mut cmd = tokio::process::Command::new(&argv[0]);
+                cmd.args(&argv[1..])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .env("ORGMIRROR_EVENT_ID", key)
+                    .env("ORGMIRROR_RULE", &self.rule.name)
+                    .kill_on_drop(true);
+                if let Some(sig) = &signature {
+                    cmd.env("ORGMIRROR_SIGNATURE", sig);
+                }
+                let mut child = cmd
+                    .spawn()
+                    .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+                if let Some(mut stdin) = child.stdin.take() {
+                    // A program that does not read its input may close it: not an error.
+                    let _ = stdin.write_all(body.as_bytes()).await;
+                }
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| format!("{}: {e}", argv[0]))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    Err(format!(
+                        "{} exited with {}: {}",
+                        argv[0],
+                        out.status,
+                        stderr.trim()
+                    ))
+                }
+            };
+            match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "{} did not finish within {:.1}s (killed)",
+                    argv[0],
+                    timeout.as_secs_f64()
+                )),
+            }
+        } else {
+            Err("the rule has neither webhook nor command".into())
+        }
+    }
+
+    /// When to try again after `attempts` failed attempts: `initial_backoff` doubled per
+    /// attempt, at most `max_backoff`, then jittered down by up to half (so that many
+    /// alerts failing together do not come back together).
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        backoff(
+            self.rule.initial_backoff.duration(),
+            self.rule.max_backoff.duration(),
+            attempts,
+            fastrand::f64(),
+        )
+    }
+}
+
+/// The backoff after `attempts` failures, `jitter` in [0, 1).
+pub fn backoff(initial: Duration, max: Duration, attempts: i64, jitter: f64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(1, 40) - 1).unwrap_or(0);
+    let full = initial
+        .saturating_mul(2u32.saturating_pow(exp.min(31)))
+        .min(max);
+    full.mul_f64(1.0 - 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// `sha256=<hex HMAC-SHA256 of body>`.
+pub fn sign(secret: &SecretString, body: &str) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+        .expect("HMAC accepts any key length");
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// The environment variable a secret named `name` is read from.
+pub fn secret_variable(name: &str) -> String {
+    format!(
+        "ORGMIRROR_SECRET_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// The HMAC secret named `name`: `ORGMIRROR_SECRET_<NAME>`, else
+/// `$CREDENTIALS_DIRECTORY/<name>` (systemd `LoadCredential=`); never the config file.
+pub fn read_secret(
+    rule: &AlertRule,
+    name: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<SecretString, ConfigError> {
+    let variable = secret_variable(name);
+    let nonempty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    if let Some(v) = nonempty(var(&variable)) {
+        return Ok(SecretString::from(v.trim().to_string()));
+    }
+    if let Some(dir) = nonempty(var("CREDENTIALS_DIRECTORY")) {
+        let path = PathBuf::from(dir).join(name);
+        if path.exists() {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Credential {
+                    path: path.clone(),
+                    source,
+                })?;
+            if let Some(v) = nonempty(Some(text)) {
+                return Ok(SecretString::from(v.trim().to_string()));
+            }
+        }
+    }
+    Err(ConfigError::InvalidAlert {
+        rule: rule.name.clone(),
+        key: "secret_credential",
+        message: format!(
+            "no secret `{name}`: set {variable} or provide $CREDENTIALS_DIRECTORY/{name} (systemd LoadCredential=)"
+        ),
+    })
+}
+
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The HTTP client webhooks are sent with (no redirects: a 3xx is not an acceptance).
+pub fn http_client() -> Result<reqwest::Client, CommandError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("orgmirror/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| CommandError::failed(format!("cannot build the webhook client: {e}")))
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassReport {
+    pub delivered: usize,
+    pub failed: usize,
+    /// Another process holds the delivery lock: it delivers.
+    pub locked_out: bool,
+    /// Alerts still waiting.
+    pub pending: usize,
+    /// When the earliest of them is due (Unix ms), if any.
+    pub next_due_ms: Option<i64>,
+}
+
+/// Delivers the outbox of one database.
+pub struct Deliverer {
+    store: Store,
+    targets: BTreeMap<String, Arc<Target>>,
+}
+
+impl Deliverer {
+    /// The deliverer of `config`'s rules, `None` without any. A missing secret is an error
+    /// (exit 2), before any run.
+    pub fn new(config: &Config) -> Result<Option<Deliverer>, CommandError> {
+        if config.alert.is_empty() {
+            return Ok(None);
+        }
+        let http = http_client()?;
+        let mut targets = BTreeMap::new();
+        for rule in &config.alert {
+            targets.insert(
+                rule.name.clone(),
+                Arc::new(Target::new(rule, http.clone())?),
+            );
+        }
+        // Its own connection, quick to give up on a busy database: recording waits asleep.
+        let options = StoreOptions {
+            busy_timeout: Duration::from_millis(200),
+            ..StoreOptions::from_config(&config.database)
+        };
+        let store = Store::open(&config.database.path, &options)?;
+        Ok(Some(Deliverer { store, targets }))
+    }
+
+    /// The target of rule `name`.
+    pub fn target(&self, name: &str) -> Option<Arc<Target>> {
+        self.targets.get(name).cloned()
+    }
+
+    /// Sends what is due, each rule on a task of its own, until nothing is due or
+    /// `deadline` passes; records every outcome as it comes.
+    pub async fn pass(&mut self, deadline: Instant) -> Result<PassReport, StoreError> {
+        let mut report = PassReport::default();
+        let Some(_lock) = self.store.lock_delivery()? else {
+            report.locked_out = true;
+            return Ok(report);
+        };
+        let now_ms = unix_ms();
+        let mut by_rule: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
+        for row in self.store.pending_alerts(PER_RULE)? {
+            by_rule.entry(row.rule.clone()).or_default().push(row);
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<(OutboxRow, Result<(), String>)>();
+        for (rule, rows) in by_rule {
+            let Some(target) = self.targets.get(&rule).cloned() else {
+                // A rule removed from the config: its alerts wait (status shows them).
+                report.pending += rows.len();
+                continue;
+            };
+            // In event order: the oldest alert of a rule goes first, or none does.
+            if rows[0].next_attempt_ms > now_ms {
+                report.pending += rows.len();
+                report.next_due_ms = min_some(report.next_due_ms, rows[0].next_attempt_ms);
+                continue;
+            }
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for row in rows {
+                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                        break;
+                    };
+                    let key = row.event_id.to_string();
+                    let result = target.send(&key, &row.payload_json, left).await;
+                    let failed = result.is_err();
+                    if tx.send((row, result)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        while let Some((row, result)) = rx.recv().await {
+            let at = now_utc();
+            match result {
+                Ok(()) => {
+                    debug!(rule = %row.rule, event_id = row.event_id, "alert delivered");
+                    self.record(|s| s.alert_delivered(row.outbox_id, &at))
+                        .await?;
+                    report.delivered += 1;
+                }
+                Err(error) => {
+                    let target = self.targets.get(&row.rule).cloned();
+                    let delay = target
+                        .map(|t| t.backoff(row.attempts + 1))
+                        .unwrap_or(IDLE_POLL);
+                    let next = unix_ms() + delay.as_millis() as i64;
+                    warn!(
+                        rule = %row.rule,
+                        event_id = row.event_id,
+                        attempts = row.attempts + 1,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %error,
+                        "alert not delivered; will retry"
+                    );
+                    let error: String = error.chars().take(MAX_ERROR).collect();
+                    self.record(|s| s.alert_failed(row.outbox_id, &at, &error, next))
+                        .await?;
+                    report.failed += 1;
+                    report.next_due_ms = min_some(report.next_due_ms, next);
+                }
+            }
+        }
+        report.pending = self
+            .store
+            .alert_backlog()?
+            .iter()
+            .map(|b| usize::try_from(b.pending).unwrap_or(0))
+            .sum();
+        report.next_due_ms = None;
+        for row in &self.store.pending_alerts(1)? {
+            if self.targets.contains_key(&row.rule) {
+                report.next_due_ms = min_some(report.next_due_ms, row.next_attempt_ms);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records an outcome, waiting asleep while a run's transaction holds the database.
+    async fn record(
+        &mut self,
+        write: impl Fn(&Store) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        loop {
+            match write(&self.store) {
+                Err(e) if e.is_busy() && started.elapsed() < RECORD_PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Passes until nothing is due or `limit` is spent (a one-shot command after its commit).
+    pub async fn deliver_for(&mut self, limit: Duration) -> Result<PassReport, StoreError> {
+        let deadline = Instant::now() + limit;
+        let mut total = PassReport::default();
+        loop {
+            let pass = self.pass(deadline).await?;
+            total.delivered += pass.delivered;
+            total.failed += pass.failed;
+            total.locked_out = pass.locked_out;
+            total.pending = pass.pending;
+            total.next_due_ms = pass.next_due_ms;
+            let due_now = pass.next_due_ms.is_some_and(|t| t <= unix_ms());
+            // Go on only while the last pass made headway and more is due before the deadline.
+            if pass.locked_out || pass.delivered == 0 || !due_now || Instant::now() >= deadline {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The daemon's delivery loop: a pass whenever `wake` is notified (after each run),
+    /// when the earliest retry is due, and every [`IDLE_POLL`] for alerts other processes
+    /// queued. Never returns; the daemon drops it on shutdown (an attempt cut short is
+    /// sent again later).
+    pub async fn run(mut self, wake: Arc<Notify>) {
+        info!(rules = self.targets.len(), "alert delivery started");
+        loop {
+            let wait = match self.pass(Instant::now() + Duration::from_secs(300)).await {
+                Ok(report) => {
+                    if report.delivered > 0 || report.failed > 0 {
+                        info!(
+                            delivered = report.delivered,
+                            failed = report.failed,
+                            pending = report.pending,
+                            "alert delivery pass"
+                        );
+                    }
+                    match report.next_due_ms {
+                        _ if report.delivered > 0 && report.pending > 0 => Duration::ZERO,
+                        Some(due) => {
+                            Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0))
+                                .min(IDLE_POLL)
+                        }
+                        None => IDLE_POLL,
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "alert delivery pass failed; trying again later");
+                    IDLE_POLL
+                }
+            };
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
+            }
+        }
+    }
+}
+
+fn min_some(a: Option<i64>, b: i64) -> Option<i64> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// After a one-shot command's commit: delivers what it can within [`ONE_SHOT_LIMIT`] and
+/// says on stderr what is left (the daemon, or the next command, delivers the rest).
+pub async fn after_commit(deliverer: Option<Deliverer>) {
+    let Some(mut deliverer) = deliverer else {
+        return;
+    };
+    match deliverer.deliver_for(ONE_SHOT_LIMIT).await {
+        Ok(r) if r.locked_out => crate::errln!(
+            "alerts: another orgmirror process (the daemon) is delivering; it sends this run's alerts"
+        ),
+        Ok(r) if r.delivered + r.failed + r.pending > 0 => crate::errln!(
+            "alerts: {} delivered, {} pending{}",
+            r.delivered,
+            r.pending,
+            if r.pending > 0 {
+                " (retried by the daemon or the next sync; `orgmirror status` shows the last error)"
+            } else {
+                ""
+            }
+        ),
+        Ok(_) => {}
+        Err(e) => crate::errln!("alerts: delivery failed, the alerts stay queued: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_at_most_half() {
+        let (i, m) = (Duration::from_secs(30), Duration::from_secs(3600));
+        assert_eq!(backoff(i, m, 1, 0.0), Duration::from_secs(30));
+        assert_eq!(backoff(i, m, 2, 0.0), Duration::from_secs(60));
+        assert_eq!(backoff(i, m, 3, 0.0), Duration::from_secs(120));
+        assert_eq!(backoff(i, m, 30, 0.0), m);
+        assert_eq!(
+            backoff(i, m, 1000, 0.999_999),
+            m.mul_f64(1.0 - 0.5 * 0.999_999)
+        );
+        assert_eq!(backoff(i, m, 1, 1.0), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_signature_is_the_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        let sig = sign(
+            &SecretString::from("Jefe".to_string()),
+            "what do ya want for nothing?",
+        );
+        assert_eq!(
+            sig,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_the_credentials_directory() {
+        let rule: AlertRule = toml::from_str(
+            "name = \"r\"\nentity = \"user\"\ncommand = [\"/x\"]\nsecret_credential = \"hooks-key\"",
+        )
+        .unwrap();
+        let s = read_secret(&rule, "hooks-key", |k| {
+            (k == "ORGMIRROR_SECRET_HOOKS_KEY").then(|| "abc\n".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.expose_secret(), "abc");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hooks-key"), "from-file\n").unwrap();
+        let d = dir.path().to_string_lossy().to_string();
+        let s = read_secret(&rule, "hooks-key", |k| {
+            (k == "CREDENTIALS_DIRECTORY").then(|| d.clone())
+        })
+        .unwrap();
+        assert_eq!(s.expose_secret(), "from-file");
+        let err = read_secret(&rule, "hooks-key", |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ORGMIRROR_SECRET_HOOKS_KEY") && err.contains("secret_credential"),
+            "{err}"
+        );
+    }
+}
