@@ -411,11 +411,18 @@ impl Deliverer {
             total.locked_out = pass.locked_out;
             total.pending = pass.pending;
             total.next_due_ms = pass.next_due_ms;
-            let due_now = pass.next_due_ms.is_some_and(|t| t <= unix_ms());
-            // Go on only while the last pass made headway and more is due before the deadline.
-            if pass.locked_out || pass.delivered == 0 || !due_now || Instant::now() >= deadline {
+            if pass.locked_out || pass.pending == 0 {
                 return Ok(total);
             }
+            // Wait for the next retry if it falls before the deadline; else leave it queued.
+            let Some(due) = pass.next_due_ms else {
+                return Ok(total);
+            };
+            let wait = Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0));
+            if Instant::now() + wait >= deadline {
+                return Ok(total);
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 
