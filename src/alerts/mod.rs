@@ -516,6 +516,27 @@ command = ["/usr/local/bin/page-finance"]
     }
 
     #[test]
+    fn the_example_configs_rules_parse_once_uncommented() {
+        let example = include_str!("../../config/orgmirror.example.toml");
+        let start = example
+            .find("# [[alert]]")
+            .expect("the example shows [[alert]]");
+        let rules: String = example[start..]
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .or_else(|| l.strip_prefix('#'))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let parsed = rule(&rules).unwrap_or_else(|e| panic!("{e}\n{rules}"));
+        let names: Vec<&str> = parsed.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["new admin", "rate moved"]);
+        assert_eq!(parsed[0].secret_credential.as_deref(), Some("alert_hook"));
+    }
+
+    #[test]
     fn the_field_lists_are_those_the_records_store() {
         let keys = |v: Value| -> Vec<String> {
             let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
