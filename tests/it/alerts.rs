@@ -783,3 +783,40 @@ fn auto_picks_the_documented_interval_from_a_fake_quota_of_30_240_and_600_an_hou
         "{report}"
     );
 }
+
+#[test]
+fn a_targeted_refresh_after_a_group_write_queues_its_alerts_and_the_next_sync_delivers_them() {
+    let m = Mirror::new(20);
+    let receiver = Receiver::start(&[]);
+    append_config(
+        &m,
+        &format!(
+            "[[alert]]\nname = \"group renamed\"\nentity = \"group\"\nop = [\"update\"]\nfields = [\"name\"]\n\
+             webhook = \"{}\"\n",
+            receiver.url()
+        ),
+    );
+    ok(&run(&m, &["sync"]));
+    let g = m.fake.handle().group_ids()[0];
+    ok(&run(
+        &m,
+        &[
+            "group",
+            "update",
+            &g.to_string(),
+            "--name",
+            "Renamed By Alert Test",
+        ],
+    ));
+    let queued = "SELECT count(*) FROM alert_outbox o JOIN change_log e USING (event_id)
+                  JOIN sync_runs r USING (sync_run_id) WHERE r.kind = 'targeted'";
+    assert_eq!(outbox(&m.db, queued), 1, "queued in the targeted run");
+    assert!(receiver.hits().is_empty());
+    ok(&run(&m, &["sync"]));
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let event: Value = serde_json::from_str(&hits[0].body).unwrap();
+    assert_eq!(event["after"]["name"], "Renamed By Alert Test");
+    assert_eq!(event["groups"][0]["name"], "Renamed By Alert Test");
+    assert!(hits[0].signature.is_none(), "no secret, no signature");
+}
