@@ -676,6 +676,9 @@ mod tests {
             (&format!("{MINIMAL}[database]\nbusy_timeout = \"600h\"\n"), "database.busy_timeout"),
             // February 31st: a valid expression that never fires.
             (&format!("{MINIMAL}[schedule]\ncron = \"0 0 0 31 2 *\"\n"), "schedule.cron"),
+            (&format!("{MINIMAL}[schedule]\nquota_share = 1\n"), "schedule.quota_share"),
+            (&format!("{MINIMAL}hourly_quota = 0\n"), "api.hourly_quota"),
+            (&format!("{MINIMAL}[metrics]\nlisten = \"localhost\"\n"), "metrics.listen"),
         ];
         for (text, field) in cases {
             let err = Config::parse(text).unwrap_err().to_string();

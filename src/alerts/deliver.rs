@@ -64,6 +64,10 @@ impl Target {
         let timeout = self.rule.timeout.duration().min(limit);
         let signature = self.secret.as_ref().map(|s| sign(s, body));
         if let Some(url) = &self.rule.webhook {
+            // Errors name the origin only: a webhook's path often is its secret (Slack's).
+            let origin = url::Url::parse(url)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_else(|_| "the webhook".to_string());
             let mut request = self
                 .http
                 .post(url)
@@ -77,12 +81,12 @@ impl Target {
             }
             match request.body(body.to_string()).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("HTTP {} from {url}", r.status())),
+                Ok(r) => Err(format!("HTTP {} from {origin}", r.status())),
                 Err(e) if e.is_timeout() => Err(format!(
-                    "no answer from {url} within {:.1}s",
+                    "no answer from {origin} within {:.1}s",
                     timeout.as_secs_f64()
                 )),
-                Err(e) => Err(error_chain(&e)),
+                Err(e) => Err(format!("{origin}: {}", error_chain(&e.without_url()))),
             }
         } else if let Some(argv) = &self.rule.command {
             let run = async {
