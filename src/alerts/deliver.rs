@@ -4,10 +4,10 @@
 //! jittered backoff that is stored in the outbox (so it goes on across restarts), and an
 //! accepted alert (2xx, exit 0) recorded at once and never sent again.
 //!
-//! One process delivers at a time (`Store::lock_delivery`); a `sync` next to a running
-//! daemon leaves delivery to the daemon.
+//! One process delivers at a time (`Store::lock_delivery`): the daemon holds the lock for
+//! its life, so a `sync` next to it leaves delivery to it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -300,76 +300,90 @@ impl Deliverer {
         self.targets.get(name).cloned()
     }
 
+    /// The rules whose oldest pending alert is due, with their alerts in event order,
+    /// leaving out those in `busy`; and when the earliest of the others is due (Unix ms).
+    fn due(&self, busy: &BTreeSet<String>) -> Result<(Vec<Batch>, Option<i64>), StoreError> {
+        let now_ms = unix_ms();
+        let mut by_rule: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
+        for row in self.store.pending_alerts(PER_RULE)? {
+            by_rule.entry(row.rule.clone()).or_default().push(row);
+        }
+        let mut batches = Vec::new();
+        let mut next_due = None;
+        for (rule, rows) in by_rule {
+            // A rule removed from the config: its alerts wait (status shows them).
+            let Some(target) = self.targets.get(&rule).cloned() else {
+                continue;
+            };
+            if busy.contains(&rule) {
+                continue;
+            }
+            // In event order: the oldest alert of a rule goes first, or none does.
+            if rows[0].next_attempt_ms > now_ms {
+                next_due = min_some(next_due, rows[0].next_attempt_ms);
+                continue;
+            }
+            batches.push((target, rows));
+        }
+        Ok((batches, next_due))
+    }
+
+    /// Records one outcome; returns when to try a failed alert again (Unix ms).
+    async fn settle(
+        &mut self,
+        row: OutboxRow,
+        result: Result<(), String>,
+    ) -> Result<Option<i64>, StoreError> {
+        let at = now_utc();
+        match result {
+            Ok(()) => {
+                debug!(rule = %row.rule, event_id = row.event_id, "alert delivered");
+                self.record(|s| s.alert_delivered(row.outbox_id, &at))
+                    .await?;
+                Ok(None)
+            }
+            Err(error) => {
+                let delay = self
+                    .targets
+                    .get(&row.rule)
+                    .map(|t| t.backoff(row.attempts + 1))
+                    .unwrap_or(IDLE_POLL);
+                let next = unix_ms() + delay.as_millis() as i64;
+                warn!(
+                    rule = %row.rule,
+                    event_id = row.event_id,
+                    attempts = row.attempts + 1,
+                    retry_in_ms = delay.as_millis() as u64,
+                    error = %error,
+                    "alert not delivered; will retry"
+                );
+                let error: String = error.chars().take(MAX_ERROR).collect();
+                self.record(|s| s.alert_failed(row.outbox_id, &at, &error, next))
+                    .await?;
+                Ok(Some(next))
+            }
+        }
+    }
+
     /// Sends what is due, each rule on a task of its own, until nothing is due or
-    /// `deadline` passes; records every outcome as it comes.
+    /// `deadline` passes; records every outcome as it comes (a one-shot command's pass).
     pub async fn pass(&mut self, deadline: Instant) -> Result<PassReport, StoreError> {
         let mut report = PassReport::default();
         let Some(_lock) = self.store.lock_delivery()? else {
             report.locked_out = true;
             return Ok(report);
         };
-        let now_ms = unix_ms();
-        let mut by_rule: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
-        for row in self.store.pending_alerts(PER_RULE)? {
-            by_rule.entry(row.rule.clone()).or_default().push(row);
-        }
-        let (tx, mut rx) = mpsc::unbounded_channel::<(OutboxRow, Result<(), String>)>();
-        for (rule, rows) in by_rule {
-            let Some(target) = self.targets.get(&rule).cloned() else {
-                // A rule removed from the config: its alerts wait (status shows them).
-                report.pending += rows.len();
-                continue;
-            };
-            // In event order: the oldest alert of a rule goes first, or none does.
-            if rows[0].next_attempt_ms > now_ms {
-                report.pending += rows.len();
-                report.next_due_ms = min_some(report.next_due_ms, rows[0].next_attempt_ms);
-                continue;
-            }
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                for row in rows {
-                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                        break;
-                    };
-                    let key = row.event_id.to_string();
-                    let result = target.send(&key, &row.payload_json, left).await;
-                    let failed = result.is_err();
-                    if tx.send((row, result)).is_err() || failed {
-                        break;
-                    }
-                }
-            });
+        let (batches, _) = self.due(&BTreeSet::new())?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for (target, rows) in batches {
+            spawn_rule(target, rows, Some(deadline), tx.clone());
         }
         drop(tx);
-        while let Some((row, result)) = rx.recv().await {
-            let at = now_utc();
-            match result {
-                Ok(()) => {
-                    debug!(rule = %row.rule, event_id = row.event_id, "alert delivered");
-                    self.record(|s| s.alert_delivered(row.outbox_id, &at))
-                        .await?;
-                    report.delivered += 1;
-                }
-                Err(error) => {
-                    let target = self.targets.get(&row.rule).cloned();
-                    let delay = target
-                        .map(|t| t.backoff(row.attempts + 1))
-                        .unwrap_or(IDLE_POLL);
-                    let next = unix_ms() + delay.as_millis() as i64;
-                    warn!(
-                        rule = %row.rule,
-                        event_id = row.event_id,
-                        attempts = row.attempts + 1,
-                        retry_in_ms = delay.as_millis() as u64,
-                        error = %error,
-                        "alert not delivered; will retry"
-                    );
-                    let error: String = error.chars().take(MAX_ERROR).collect();
-                    self.record(|s| s.alert_failed(row.outbox_id, &at, &error, next))
-                        .await?;
-                    report.failed += 1;
-                    report.next_due_ms = min_some(report.next_due_ms, next);
+        while let Some(outcome) = rx.recv().await {
+            if let Outcome::Sent(row, result) = outcome {
+                match self.settle(row, result).await? {
+                    None => report.delivered += 1,
+                    Some(_) => report.failed += 1,
                 }
             }
         }
@@ -377,9 +391,9 @@ impl Deliverer {
             .store
             .alert_backlog()?
             .iter()
+            .filter(|b| self.targets.contains_key(&b.rule))
             .map(|b| usize::try_from(b.pending).unwrap_or(0))
             .sum();
-        report.next_due_ms = None;
         for row in &self.store.pending_alerts(1)? {
             if self.targets.contains_key(&row.rule) {
                 report.next_due_ms = min_some(report.next_due_ms, row.next_attempt_ms);
@@ -430,43 +444,99 @@ impl Deliverer {
         }
     }
 
-    /// The daemon's delivery loop: a pass whenever `wake` is notified (after each run),
-    /// when the earliest retry is due, and every [`IDLE_POLL`] for alerts other processes
-    /// queued. Never returns; the daemon drops it on shutdown (an attempt cut short is
-    /// sent again later).
+    /// The daemon's delivery loop: holds the delivery lock for the daemon's life (waiting
+    /// while a one-shot command delivers), and starts each rule whose oldest alert is due
+    /// and that has no task going — after each run (`wake`), when a retry falls due, and
+    /// every [`IDLE_POLL`] for alerts other processes queued. A rule whose target hangs
+    /// holds up only itself. Never returns; the daemon drops it on shutdown (an attempt
+    /// cut short is sent again later).
     pub async fn run(mut self, wake: Arc<Notify>) {
+        let _lock = loop {
+            match self.store.lock_delivery() {
+                Ok(Some(lock)) => break lock,
+                Ok(None) => debug!("another process is delivering alerts; waiting"),
+                Err(e) => {
+                    warn!(error = %e, "cannot take the alert delivery lock; trying again later")
+                }
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+        };
         info!(rules = self.targets.len(), "alert delivery started");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut busy: BTreeSet<String> = BTreeSet::new();
         loop {
-            let wait = match self.pass(Instant::now() + Duration::from_secs(300)).await {
-                Ok(report) => {
-                    if report.delivered > 0 || report.failed > 0 {
-                        info!(
-                            delivered = report.delivered,
-                            failed = report.failed,
-                            pending = report.pending,
-                            "alert delivery pass"
-                        );
+            let next_due = match self.due(&busy) {
+                Ok((batches, next_due)) => {
+                    for (target, rows) in batches {
+                        busy.insert(target.rule.name.clone());
+                        spawn_rule(target, rows, None, tx.clone());
                     }
-                    match report.next_due_ms {
-                        _ if report.delivered > 0 && report.pending > 0 => Duration::ZERO,
-                        Some(due) => {
-                            Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0))
-                                .min(IDLE_POLL)
-                        }
-                        None => IDLE_POLL,
-                    }
+                    next_due
                 }
                 Err(e) => {
-                    warn!(error = %e, "alert delivery pass failed; trying again later");
-                    IDLE_POLL
+                    warn!(error = %e, "cannot read the alert outbox; trying again later");
+                    None
                 }
             };
+            let wait = next_due
+                .map(|due| Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0)))
+                .unwrap_or(IDLE_POLL)
+                .clamp(Duration::from_millis(20), IDLE_POLL);
             tokio::select! {
+                Some(outcome) = rx.recv() => match outcome {
+                    Outcome::Sent(row, result) => {
+                        if let Err(e) = self.settle(row, result).await {
+                            warn!(error = %e, "cannot record an alert's delivery; it will be sent again");
+                        }
+                    }
+                    Outcome::Done(rule) => {
+                        busy.remove(&rule);
+                    }
+                },
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
+}
+
+/// One rule's target and its alerts to send, in event order.
+type Batch = (Arc<Target>, Vec<OutboxRow>);
+
+/// What a rule's task reports.
+enum Outcome {
+    /// One attempt and how it went.
+    Sent(OutboxRow, Result<(), String>),
+    /// The task is done (after its last `Sent`).
+    Done(String),
+}
+
+/// Sends `rows` (one rule's, in event order) on a task of its own, stopping at the first
+/// failure (the rest wait for its retry) or at `deadline`.
+fn spawn_rule(
+    target: Arc<Target>,
+    rows: Vec<OutboxRow>,
+    deadline: Option<Instant>,
+    tx: mpsc::UnboundedSender<Outcome>,
+) {
+    tokio::spawn(async move {
+        for row in rows {
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => left,
+                    None => break,
+                },
+                None => Duration::MAX,
+            };
+            let key = row.event_id.to_string();
+            let result = target.send(&key, &row.payload_json, left).await;
+            let failed = result.is_err();
+            if tx.send(Outcome::Sent(row, result)).is_err() || failed {
+                break;
+            }
+        }
+        let _ = tx.send(Outcome::Done(target.rule.name.clone()));
+    });
 }
 
 fn min_some(a: Option<i64>, b: i64) -> Option<i64> {

@@ -420,17 +420,24 @@ fn kill_9_after_the_commit_and_before_delivery_delivers_once_after_restart() {
 }
 
 #[test]
-fn a_hanging_target_does_not_delay_the_next_sync() {
+fn a_hanging_target_does_not_delay_the_next_sync_nor_another_rule() {
     let m = Mirror::new(20);
     let org = m.fake.handle();
-    let u = org.user_ids()[0];
+    let users = org.user_ids();
+    let (u, renamed) = (users[0], users[1]);
     org.set_admin(u, false);
     let receiver = Receiver::start(&[Answer::Hang]);
+    let out_file = super::dir_of(&m).join("renamed.out");
     append_config(
         &m,
         &format!(
-            "{}\n[schedule]\ncron = \"*/1 * * * * *\"\nrun_at_start = true",
-            admin_rule(&receiver.url(), "timeout = \"120s\"")
+            "{}
+[[alert]]\nname = \"renamed\"\nentity = \"user\"\nop = [\"update\"]\nfields = [\"name\"]\n\
+             command = [\"/bin/sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]\n\n\
+             [schedule]\ncron = \"*/1 * * * * *\"\nrun_at_start = true",
+            admin_rule(&receiver.url(), "timeout = \"120s\""),
+            out_file.display(),
+            out_file.display(),
         ),
     );
     ok(&run(&m, &["sync"]));
@@ -440,11 +447,13 @@ fn a_hanging_target_does_not_delay_the_next_sync() {
         !receiver.hits().is_empty()
     });
     let at_hang = succeeded_runs(&m.db);
-    // The target holds its attempt for two minutes; runs go on every second meanwhile.
+    // The target holds its attempt for two minutes; runs go on every second meanwhile,
+    // and the other rule's alerts are delivered.
     let later = org.add_user("During The Hang", "hang@example.com");
+    org.rename_user(renamed, "Renamed During The Hang");
     wait_until(
         Duration::from_secs(15),
-        "three more runs during the hang",
+        "three more runs and the other rule's alert during the hang",
         || {
             succeeded_runs(&m.db) >= at_hang + 3
                 && live_scalar(
@@ -453,6 +462,8 @@ fn a_hanging_target_does_not_delay_the_next_sync() {
                         "SELECT count(*) FROM users_current WHERE organization_user_id = {later}"
                     ),
                 ) == 1
+                && std::fs::read_to_string(&out_file)
+                    .is_ok_and(|t| t.contains("Renamed During The Hang"))
         },
     );
     assert_eq!(receiver.hits().len(), 1, "still the one hanging attempt");
