@@ -159,6 +159,20 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
     }
     // A mirror no newer orgmirror has written yet has no outbox.
     report.alerts = store.alert_backlog().unwrap_or_default();
+    // Configured rules that never matched are shown too, with nothing pending.
+    for rule in &config.alert {
+        if !report.alerts.iter().any(|a| a.rule == rule.name) {
+            report.alerts.push(RuleBacklog {
+                rule: rule.name.clone(),
+                pending: 0,
+                delivered: 0,
+                failures: 0,
+                last_error: None,
+                last_error_at: None,
+                oldest_pending_at: None,
+            });
+        }
+    }
     if config.schedule.cron == cadence::AUTO {
         let c = cadence::plan(config, Some(&store));
         let last_start = report

@@ -32,6 +32,9 @@ const PER_RULE: usize = 200;
 const IDLE_POLL: Duration = Duration::from_secs(10);
 /// The most a one-shot command (`sync`, `alerts replay`) spends delivering after its commit.
 pub const ONE_SHOT_LIMIT: Duration = Duration::from_secs(30);
+/// The longest a one-shot command waits for a retry to fall due: a target that is down
+/// must not keep a cron-driven `sync` from exiting.
+const ONE_SHOT_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// How long recording an outcome waits for a database another writer holds (a run's
 /// transaction) before giving up; the alert is then sent again later (at least once).
 const RECORD_PATIENCE: Duration = Duration::from_secs(120);
@@ -437,7 +440,7 @@ impl Deliverer {
                 return Ok(total);
             };
             let wait = Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0));
-            if Instant::now() + wait >= deadline {
+            if wait > ONE_SHOT_RETRY_WAIT || Instant::now() + wait >= deadline {
                 return Ok(total);
             }
             tokio::time::sleep(wait).await;

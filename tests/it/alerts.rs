@@ -795,6 +795,20 @@ fn auto_picks_the_documented_interval_from_a_fake_quota_of_30_240_and_600_an_hou
             .contains("30/h (api.hourly_quota)"),
         "{report}"
     );
+    // The daemon runs at start, then waits the chosen interval.
+    let mut d = daemon(&m);
+    wait_until(
+        Duration::from_secs(20),
+        "the auto schedule's log line",
+        || d.log().contains("auto schedule"),
+    );
+    let log = d.log();
+    let interval = report["schedule"]["cadence"]["interval_seconds"]
+        .as_u64()
+        .unwrap();
+    assert!(log.contains(&format!("interval_s={interval}")), "{log}");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait(Duration::from_secs(15)).success(), "{}", d.log());
 }
 
 #[test]
