@@ -111,9 +111,10 @@ pub async fn sync(
 ) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
     let client = client_for(&config)?;
-    // Before the run: a missing alert secret is a config error, not a lost alert.
-    let alerts = crate::alerts::deliver::Deliverer::new(&config)?;
     let mut store = open_store(&config)?;
+    // Before the run (after the store's migrations): a missing alert secret is a config
+    // error, not a lost alert.
+    let alerts = crate::alerts::deliver::Deliverer::new(&config)?;
     let options = SyncOptions {
         allow_mass_delete,
         progress: true,

@@ -114,8 +114,8 @@ async fn replay(config: &Config, name: &str, since: &str) -> Result<Exit, Comman
         exit: Exit::Config,
         message,
     })?;
-    let deliverer = Deliverer::new(config)?;
     let mut store = open_store(config)?;
+    let deliverer = Deliverer::new(config)?;
     store.lock_writer()?;
     let rules = Rules(config.alert.clone());
     let (queued, matched) = store.replay_alerts(name, &since, &rules, &now_utc())?;

@@ -289,7 +289,8 @@ impl Deliverer {
                 Arc::new(Target::new(rule, http.clone())?),
             );
         }
-        // Its own connection, quick to give up on a busy database: recording waits asleep.
+        // Its own connection (opened after the caller's, which migrated the schema), quick
+        // to give up on a busy database: recording waits asleep.
         let options = StoreOptions {
             busy_timeout: Duration::from_millis(200),
             ..StoreOptions::from_config(&config.database)
