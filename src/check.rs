@@ -30,6 +30,19 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         message: format!("check failed: credentials: {e}"),
     })?;
     crate::outln!("ok: credentials found");
+    if !config.alert.is_empty() {
+        let http = crate::alerts::deliver::http_client()?;
+        for rule in &config.alert {
+            crate::alerts::deliver::Target::new(rule, http.clone()).map_err(|e| CommandError {
+                exit: Exit::Config,
+                message: format!("check failed: {e}"),
+            })?;
+        }
+        crate::outln!(
+            "ok: {} alert rules, their secrets found (`orgmirror alerts test NAME` sends a sample)",
+            config.alert.len()
+        );
+    }
 
     let mut api = config.api.clone();
     api.max_attempts = api.max_attempts.min(CHECK_MAX_ATTEMPTS);

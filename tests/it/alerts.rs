@@ -562,6 +562,17 @@ fn a_missing_alert_secret_stops_sync_before_it_runs() {
     // No run began (the database may have been created; -1: not even that).
     assert!(live_scalar(&m.db, "SELECT count(*) FROM sync_runs") <= 0);
     assert!(m.fake.handle().requests().is_empty(), "no request was sent");
+    let check = command(&m.config, &["check"], Some("demo-token"))
+        .output()
+        .expect("runs");
+    assert_eq!(check.status.code(), Some(2));
+    assert!(
+        text(&check.stderr).contains("ORGMIRROR_SECRET_HOOKS"),
+        "{}",
+        text(&check.stderr)
+    );
+    let check = ok(&run(&m, &["check"]));
+    assert!(check.contains("ok: 1 alert rules"), "{check}");
 }
 
 // ---------------------------------------------------------------------------------------
