@@ -21,11 +21,11 @@ pub enum AlertsCmd {
         /// The rule's `name`.
         name: String,
     },
-    /// Queue the past events rule NAME matches (observed at or after --since) that are not
-    /// queued for it yet, then deliver what can be delivered now.
+    /// Queue the past events rule NAME (or every rule) matches, observed at or after
+    /// --since, that are not queued for it yet, then deliver what can be delivered now.
     Replay {
-        /// The rule's `name`.
-        name: String,
+        /// The rule's `name`; without it, every rule.
+        name: Option<String>,
         /// RFC 3339 time (`2026-11-01T00:00:00Z`) or a UTC date (`2026-11-01`).
         #[arg(long, value_name = "TIME")]
         since: String,
@@ -37,7 +37,7 @@ pub async fn run(config_path: Option<&Path>, cmd: AlertsCmd) -> Result<Exit, Com
     let (_, config) = load_config(config_path)?;
     match cmd {
         AlertsCmd::Test { name } => test(&config, &name).await,
-        AlertsCmd::Replay { name, since } => replay(&config, &name, &since).await,
+        AlertsCmd::Replay { name, since } => replay(&config, name.as_deref(), &since).await,
     }
 }
 
@@ -106,10 +106,20 @@ pub fn parse_since(text: &str) -> Result<String, String> {
     Ok(crate::snapshot::format_utc(parsed))
 }
 
-async fn replay(config: &Config, name: &str, since: &str) -> Result<Exit, CommandError> {
-    if !config.alert.iter().any(|r| r.name == name) {
-        return Err(unknown_rule(config, name));
-    }
+async fn replay(config: &Config, name: Option<&str>, since: &str) -> Result<Exit, CommandError> {
+    let names: Vec<&str> = match name {
+        Some(name) if !config.alert.iter().any(|r| r.name == name) => {
+            return Err(unknown_rule(config, name))
+        }
+        Some(name) => vec![name],
+        None if config.alert.is_empty() => {
+            return Err(CommandError {
+                exit: Exit::Config,
+                message: "the config has no [[alert]] rules to replay".into(),
+            })
+        }
+        None => config.alert.iter().map(|r| r.name.as_str()).collect(),
+    };
     let since = parse_since(since).map_err(|message| CommandError {
         exit: Exit::Config,
         message,
@@ -118,13 +128,15 @@ async fn replay(config: &Config, name: &str, since: &str) -> Result<Exit, Comman
     let deliverer = Deliverer::new(config)?;
     store.lock_writer()?;
     let rules = Rules(config.alert.clone());
-    let (queued, matched) = store.replay_alerts(name, &since, &rules, &now_utc())?;
+    for name in names {
+        let (queued, matched) = store.replay_alerts(name, &since, &rules, &now_utc())?;
+        crate::outln!(
+            "alert {name:?}: {queued} events queued ({matched} matched since {since}; {} were already queued)",
+            matched - queued
+        );
+    }
     store.release_writer();
     drop(store);
-    crate::outln!(
-        "alert {name:?}: {queued} events queued ({matched} matched since {since}; {} were already queued)",
-        matched - queued
-    );
     after_commit(deliverer).await;
     Ok(Exit::Ok)
 }

@@ -533,6 +533,12 @@ fn alerts_test_sends_a_sample_and_replay_queues_past_events_for_a_new_rule() {
     ));
     assert!(again.contains("0 events queued"), "{again}");
     assert_eq!(receiver.hits().len(), 3);
+    // Without a name: every rule.
+    let all = ok(&run(&m, &["alerts", "replay", "--since", "2000-01-01"]));
+    assert!(
+        all.contains("alert \"new admin\": 0 events queued (2 matched"),
+        "{all}"
+    );
     // Nothing after --since: nothing queued.
     let future = ok(&run(
         &m,
