@@ -108,27 +108,55 @@ pub async fn run_once(
     options: &SyncOptions,
 ) -> Result<RunReport, StoreError> {
     let started = Instant::now();
-    let run_id = begin_run(store, "full", config).await?;
+    let (run_id, at) = begin_run(store, "full", config).await?;
     client.start_run();
-    info!(run_id, "sync started");
-    let result = pull_and_commit(client, store, config, options, run_id).await;
+    info!(run_id, at, "sync started");
+    let result = pull_and_commit(client, store, config, options, run_id, &at).await;
     finish(client, store, run_id, started, result)
 }
 
-/// Starts a run. While another connection holds SQLite's write lock the wait (up to
-/// `database.busy_timeout`) is asleep, not in SQLite's busy handler: the daemon's loop then
-/// goes on pinging the watchdog and hearing stop signals.
-async fn begin_run(store: &mut Store, kind: &str, config: &Config) -> Result<i64, StoreError> {
+/// Starts a run; returns its id and its time (see [`run_time`]). While another connection
+/// holds SQLite's write lock, or another orgmirror process the writer lock (a manual `sync`,
+/// a group command, the daemon's run), the wait (up to `database.busy_timeout`) is asleep,
+/// not in SQLite's busy handler: the daemon's loop then goes on pinging the watchdog and
+/// hearing stop signals, and a tick or a group command's refresh is not lost to a busy moment.
+async fn begin_run(
+    store: &mut Store,
+    kind: &str,
+    config: &Config,
+) -> Result<(i64, String), StoreError> {
     let patience = config.database.busy_timeout.duration();
     let waiting = Instant::now();
-    loop {
+    let mut said = false;
+    let run_id = loop {
         match store.begin_run(kind, &now_utc()) {
-            Err(e) if e.is_busy() && waiting.elapsed() < patience => {
+            Err(e) if (e.is_busy() || e.is_locked()) && waiting.elapsed() < patience => {
+                if !said {
+                    said = true;
+                    info!(kind, error = %e, patience_s = patience.as_secs_f64(), "waiting for the database");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            begun => return begun,
+            begun => break begun?,
         }
+    };
+    let at = run_time(store, run_id)?;
+    Ok((run_id, at))
+}
+
+/// The time run `run_id` carries, warning when the wall clock was not past the last
+/// committed run's (a clock stepped back, or two runs in one second).
+fn run_time(store: &Store, run_id: i64) -> Result<String, StoreError> {
+    let (at, wall_clock) = store.run_times(run_id)?;
+    if at != wall_clock {
+        warn!(
+            run_id,
+            wall_clock,
+            at,
+            "the clock is not past the last committed run's time; this run is recorded one second after it, so history intervals never overlap or are empty"
+        );
     }
+    Ok(at)
 }
 
 /// Refreshes only the given groups and users (after a group write): a targeted run with
@@ -137,12 +165,11 @@ pub async fn refresh(
     client: &Client,
     store: &mut Store,
     config: &Config,
-    targets: Targets,
+    mut targets: Targets,
 ) -> Result<RunReport, StoreError> {
     let started = Instant::now();
-    let run_id = begin_run(store, "targeted", config).await?;
+    let (run_id, observed_at) = begin_run(store, "targeted", config).await?;
     client.start_run();
-    let observed_at = now_utc();
     let result = async {
         let mut snapshot = OrgSnapshot::default();
         let groups: Vec<i64> = targets.groups.iter().copied().collect();
@@ -165,11 +192,13 @@ pub async fn refresh(
         snapshot
             .memberships
             .retain(|(g, _), _| targets.groups.contains(g));
+        let stored = store.stored_state()?;
+        let found = confirm_members(client, config, &stored, &mut snapshot, true).await?;
+        targets.users.extend(found);
         let scope = Scope {
             only: Some(targets),
             rates: config.sync.include_rates,
         };
-        let stored = store.stored_state()?;
         let d = diff::diff(&stored, &snapshot, &scope);
         let totals = totals_of(&client.stats());
         let counts =
@@ -269,6 +298,7 @@ async fn pull_and_commit(
     config: &Config,
     options: &SyncOptions,
     run_id: i64,
+    at: &str,
 ) -> Result<BTreeMap<(Entity, &'static str), usize>, SyncError> {
     // Before spending any request, make sure the quota can carry the whole run.
     if let Some((remaining, resets_at)) = store.last_quota()? {
@@ -298,7 +328,7 @@ async fn pull_and_commit(
     // it can be written (inside the run's one transaction) while later pages arrive.
     let stored = Arc::new(store.stored_state()?);
     let mut snapshot = OrgSnapshot::against(Arc::clone(&stored));
-    let writer = store.early_writer(run_id, &now_utc())?;
+    let writer = store.early_writer(run_id, at)?;
     let pulled = pull(client, config, &mut progress, &mut snapshot, &writer).await;
     if let Err(e) = pulled {
         // A pull that stopped because the writer did fails with the writer's reason.
@@ -323,6 +353,7 @@ async fn pull_and_commit(
     );
 
     confirm_absences(client, config, &stored, &mut snapshot).await?;
+    confirm_members(client, config, &stored, &mut snapshot, false).await?;
     let scope = Scope {
         only: None,
         rates: config.sync.include_rates,
@@ -437,6 +468,69 @@ async fn confirm_absences(
         snapshot.remove_memberships_of_users(&gone);
     }
     Ok(())
+}
+
+/// A member the pull listed in a team but not among the users (added upstream between the
+/// two pulls, or a team that lists an id no user has) is asked for by id: a user who
+/// exists is mirrored with the membership, and for one who does not the membership is
+/// not mirrored (a member is a user: `group_members` declares the key). Returns the users
+/// found, for a targeted refresh to take into its scope.
+async fn confirm_members(
+    client: &Client,
+    config: &Config,
+    stored: &StoredState,
+    snapshot: &mut OrgSnapshot,
+    targeted: bool,
+) -> Result<BTreeSet<i64>, SyncError> {
+    // A full pull saw every user (the mirror's, confirmed by id); a targeted refresh only
+    // those it read, and the mirror's others still are users.
+    let is_user = |snapshot: &OrgSnapshot, id: i64| {
+        let key = crate::snapshot::EntityKey::new(Entity::User, id);
+        snapshot.has(&key) || (targeted && stored.get(&key).is_some())
+    };
+    let members = snapshot.memberships.keys().copied().chain(
+        snapshot
+            .unchanged
+            .iter()
+            .filter(|k| k.entity == Entity::GroupMembership)
+            .map(|k| (k.id, k.sub_id)),
+    );
+    let mut orphans: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for (group, user) in members {
+        if !is_user(snapshot, user) {
+            orphans.entry(user).or_default().insert(group);
+        }
+    }
+    if orphans.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let ids: Vec<i64> = orphans.keys().copied().collect();
+    let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
+    let mut found = BTreeSet::new();
+    for (user, unknown) in client.users_by_ids(&ids, rates, hours).await? {
+        if let Some(id) = user.id.filter(|id| orphans.contains_key(id)) {
+            snapshot.add_user(user, unknown)?;
+            if is_user(snapshot, id) {
+                found.insert(id);
+            }
+        }
+    }
+    if !found.is_empty() {
+        info!(
+            users = ?found,
+            "members missing from the users pull were asked for by id and are mirrored"
+        );
+    }
+    let gone: BTreeSet<i64> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+    for id in &gone {
+        warn!(
+            organization_user_id = id,
+            groups = ?orphans[id],
+            "a group lists a member who is not a user of the organization (asked for by id: not found); the membership is not mirrored"
+        );
+    }
+    snapshot.remove_memberships_of_users(&gone);
+    Ok(found)
 }
 
 /// Refuses a run that would remove more than `max_fraction` of the users or of the

@@ -1,6 +1,7 @@
 //! The only module that touches SQLite: open (with file modes, pragmas and the schema),
 //! read what a run diffs against, and commit a run in one transaction.
 
+mod clock;
 mod early;
 mod write;
 
@@ -24,7 +25,10 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// Every schema change after version 1, in order: `MIGRATIONS[i]` takes a database from
 /// version `i + 1` to `i + 2`. A change is a new file in `src/store/migrations/` appended
 /// here; `schema.sql` stays version 1, so an old mirror and a new one end the same.
-pub const MIGRATIONS: &[(&str, &str)] = &[];
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "15_history_trust",
+    include_str!("migrations/15_history_trust.sql"),
+)];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 /// `PRAGMA application_id`: "OMIR".
@@ -58,6 +62,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether another orgmirror process holds the writer lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Locked { .. })
+    }
+
     /// Whether SQLite said another connection holds the lock this one needed.
     pub fn is_busy(&self) -> bool {
         matches!(
@@ -299,6 +308,15 @@ impl Store {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
+        // A migration may rebuild a table to declare a foreign key (SQLite's documented
+        // procedure): keys are not enforced while it runs, and are again after.
+        self.sql(self.conn.execute_batch("PRAGMA foreign_keys=OFF"))?;
+        let migrated = self.migrate_from(version);
+        self.sql(self.conn.execute_batch("PRAGMA foreign_keys=ON"))?;
+        migrated
+    }
+
+    fn migrate_from(&mut self, version: i64) -> Result<(), StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
         let first = if version == 0 {
@@ -435,25 +453,39 @@ impl Store {
         result.and_then(|t| restored.map(|()| t))
     }
 
-    fn insert_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
+    fn insert_run(&mut self, kind: &str, wall_clock: &str) -> Result<i64, StoreError> {
         let pid = i64::from(std::process::id());
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
         let id = tx
             .execute(
                 "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
-                params![INTERRUPTED, started_at],
+                params![INTERRUPTED, wall_clock],
             )
-            .and_then(|_| {
+            // Read under the writer lock, in the transaction that records the run: no
+            // other run can commit in between.
+            .and_then(|_| clock::run_time(&tx, wall_clock))
+            .and_then(|started_at| {
                 tx.execute(
-                    "INSERT INTO sync_runs (kind, started_at, status, pid) VALUES (?1, ?2, 'running', ?3)",
-                    params![kind, started_at, pid],
+                    "INSERT INTO sync_runs (kind, started_at, wall_clock_at, status, pid) VALUES (?1, ?2, ?3, 'running', ?4)",
+                    params![kind, started_at, wall_clock, pid],
                 )
             })
             .map(|_| tx.last_insert_rowid())
             .and_then(|id| tx.commit().map(|_| id))
             .map_err(sqlite_error(&path))?;
         Ok(id)
+    }
+
+    /// A run's time (`started_at`, which its history rows and events carry) and the wall
+    /// clock it saw when it began: they differ when the clock was behind the last committed
+    /// run's time (see `clock::run_time`).
+    pub fn run_times(&self, run_id: i64) -> Result<(String, String), StoreError> {
+        self.sql(self.conn.query_row(
+            "SELECT started_at, coalesce(wall_clock_at, started_at) FROM sync_runs WHERE sync_run_id = ?1",
+            [run_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ))
     }
 
     /// Marks a run failed; nothing else changes.
