@@ -29,6 +29,9 @@ pub struct StatusReport {
     pub quota: Option<QuotaStatus>,
     /// Set when there is nothing to report yet ("no runs yet").
     pub note: Option<String>,
+    /// Records the newest successful run could not read: each keeps its last good version
+    /// in the mirror until the upstream sends one that can be read.
+    pub quarantined: Vec<crate::api::Quarantined>,
 }
 
 /// The database files.
@@ -69,6 +72,11 @@ pub struct RunStatus {
     pub error: Option<String>,
     /// A `running` run whose process is gone (killed): the next run marks it failed.
     pub interrupted: bool,
+    /// The wall clock the run saw, when it was not past the last committed run's time
+    /// (`started_at` is then one second after that run's).
+    pub wall_clock_at: Option<String>,
+    /// Records this run could not read and kept at their last good version.
+    pub quarantined: Vec<crate::api::Quarantined>,
 }
 
 /// The request quota last seen.
@@ -126,6 +134,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         last_failure: None,
         quota: None,
         note: None,
+        quarantined: Vec::new(),
     };
     if !report.database.exists {
         report.note = Some(format!(
@@ -141,6 +150,10 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         .map(run_status)
         .collect();
     report.last_failure = store.last_failed_run()?.map(run_status);
+    report.quarantined = store
+        .last_succeeded_run()?
+        .map(|r| r.quarantined)
+        .unwrap_or_default();
     report.quota = store
         .last_quota()?
         .map(|(remaining, resets_at)| QuotaStatus {
@@ -175,6 +188,8 @@ fn run_status(row: SyncRunRow) -> RunStatus {
         events_written: row.events_written,
         events: row.events,
         error: row.error,
+        wall_clock_at: row.wall_clock_at,
+        quarantined: row.quarantined,
     }
 }
 
@@ -253,6 +268,15 @@ pub fn render(report: &StatusReport) -> String {
             "  #{:<5} {:<8} {}  {:<9} {:>5}  {:>5} requests  {}",
             run.sync_run_id, run.kind, run.started_at, run.status, duration, run.requests, what
         );
+    }
+    if !report.quarantined.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nquarantined by the last successful run (each keeps its last good version):"
+        );
+        for q in &report.quarantined {
+            let _ = writeln!(out, "  {} {}: {}", q.list, q.id, q.reason);
+        }
     }
     if let Some(f) = &report.last_failure {
         let _ = writeln!(

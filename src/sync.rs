@@ -175,13 +175,17 @@ pub async fn refresh(
         let groups: Vec<i64> = targets.groups.iter().copied().collect();
         let users: Vec<i64> = targets.users.iter().copied().collect();
         if !groups.is_empty() {
-            for (team, unknown) in client.teams_by_ids(&groups).await? {
+            let found = client.teams_by_ids(&groups).await?;
+            apply_quarantine(client, &mut snapshot);
+            for (team, unknown) in found {
                 snapshot.add_team(team, unknown)?;
             }
         }
         if !users.is_empty() {
             let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
-            for (user, unknown) in client.users_by_ids(&users, rates, hours).await? {
+            let found = client.users_by_ids(&users, rates, hours).await?;
+            apply_quarantine(client, &mut snapshot);
+            for (user, unknown) in found {
                 snapshot.add_user(user, unknown)?;
             }
         }
@@ -195,12 +199,22 @@ pub async fn refresh(
         let stored = store.stored_state()?;
         let found = confirm_members(client, config, &stored, &mut snapshot, true).await?;
         targets.users.extend(found);
+        // A record that could not be read is not this refresh's to judge.
+        for key in snapshot.quarantined.keys() {
+            match key.entity {
+                Entity::User => targets.users.remove(&key.id),
+                _ => targets.groups.remove(&key.id),
+            };
+        }
         let scope = Scope {
             only: Some(targets),
             rates: config.sync.include_rates,
         };
         let d = diff::diff(&stored, &snapshot, &scope);
-        let totals = totals_of(&client.stats());
+        let totals = RunTotals {
+            quarantined: quarantined_json(client),
+            ..totals_of(&client.stats())
+        };
         let counts =
             store.commit_run(run_id, &d, &snapshot.workspace_names, &observed_at, &totals)?;
         Ok(counts)
@@ -289,7 +303,36 @@ fn totals_of(stats: &RequestStats) -> RunTotals {
             .and_then(|q| q.resets_at_unix)
             .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
             .map(format_utc),
+        quarantined: None,
     }
+}
+
+/// Quarantines, in `snapshot`, the records the client could not read so far this run
+/// (each is in its list as a stand-in, which `add_user`/`add_team` then pass over).
+fn apply_quarantine(client: &Client, snapshot: &mut OrgSnapshot) {
+    for q in client.quarantined() {
+        let entity = if q.list == "teams" {
+            Entity::Group
+        } else {
+            Entity::User
+        };
+        let key = crate::snapshot::EntityKey::new(entity, q.id);
+        if !snapshot.quarantined.contains_key(&key) {
+            warn!(
+                entity = entity.as_str(),
+                id = q.id,
+                reason = q.reason,
+                "record quarantined: its id is readable, its body is not; the mirror keeps its last good version"
+            );
+            snapshot.quarantine(key, q.reason);
+        }
+    }
+}
+
+/// The run's quarantined records as `sync_runs.quarantined_json`, or None when there are none.
+fn quarantined_json(client: &Client) -> Option<String> {
+    let q = client.quarantined();
+    (!q.is_empty()).then(|| serde_json::to_string(&q).unwrap_or_else(|_| "[]".to_string()))
 }
 
 async fn pull_and_commit(
@@ -364,7 +407,10 @@ async fn pull_and_commit(
     // What the run wrote early is, to the final diff, what the mirror holds.
     let held = stored.overlaid(snapshot.settled());
     let d = diff::diff(&held, &snapshot, &scope);
-    let totals = totals_of(&client.stats());
+    let totals = RunTotals {
+        quarantined: quarantined_json(client),
+        ..totals_of(&client.stats())
+    };
     let counts = writer.finish(&d, snapshot.settled(), &snapshot.workspace_names, &totals)?;
     Ok(counts)
 }
@@ -390,6 +436,7 @@ async fn pull(
     // Pages go straight into the snapshot: the raw rows of the whole org are never held.
     client
         .pull_teams_each(&mut |p| progress.report(p), &mut |page| {
+            apply_quarantine(client, snapshot);
             page.into_iter()
                 .try_for_each(|(team, unknown)| snapshot.add_team(team, unknown))
                 .map_err(|e| e.to_string())?;
@@ -399,6 +446,7 @@ async fn pull(
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
     client
         .pull_users_each(rates, hours, &mut |p| progress.report(p), &mut |page| {
+            apply_quarantine(client, snapshot);
             page.into_iter()
                 .try_for_each(|(user, unknown)| snapshot.add_user(user, unknown))
                 .map_err(|e| e.to_string())?;
@@ -432,6 +480,7 @@ async fn confirm_absences(
     if !missing_groups.is_empty() {
         let ids: Vec<i64> = missing_groups.into_iter().collect();
         let found = client.teams_by_ids(&ids).await?;
+        apply_quarantine(client, snapshot);
         if !found.is_empty() {
             info!(
                 asked = ids.len(),
@@ -449,6 +498,7 @@ async fn confirm_absences(
         let ids: Vec<i64> = missing_users.into_iter().collect();
         let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
         let found = client.users_by_ids(&ids, rates, hours).await?;
+        apply_quarantine(client, snapshot);
         if !found.is_empty() {
             info!(
                 asked = ids.len(),
@@ -507,7 +557,9 @@ async fn confirm_members(
     let ids: Vec<i64> = orphans.keys().copied().collect();
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
     let mut found = BTreeSet::new();
-    for (user, unknown) in client.users_by_ids(&ids, rates, hours).await? {
+    let asked = client.users_by_ids(&ids, rates, hours).await?;
+    apply_quarantine(client, snapshot);
+    for (user, unknown) in asked {
         if let Some(id) = user.id.filter(|id| orphans.contains_key(id)) {
             snapshot.add_user(user, unknown)?;
             if is_user(snapshot, id) {

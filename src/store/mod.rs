@@ -143,6 +143,11 @@ pub struct SyncRunRow {
     pub events: BTreeMap<String, BTreeMap<String, i64>>,
     /// The process that ran it.
     pub pid: Option<i64>,
+    /// The wall clock the run saw when it began, where it differs from `started_at` (the
+    /// run's time: a clock behind the last committed run's is clamped past it).
+    pub wall_clock_at: Option<String>,
+    /// Records the run could not read, each kept at its last good version.
+    pub quarantined: Vec<crate::api::Quarantined>,
 }
 
 impl Store {
@@ -640,17 +645,25 @@ impl Store {
         condition: &'static str,
         limit: usize,
     ) -> Result<Vec<SyncRunRow>, StoreError> {
+        // A mirror not migrated yet (read by `status` before a run) has no such columns.
+        let issue_15 = if self.has_column("sync_runs", "quarantined_json")? {
+            "wall_clock_at, quarantined_json"
+        } else {
+            "NULL, NULL"
+        };
         let mut stmt = self.sql(self.conn.prepare(&format!(
             "SELECT sync_run_id, kind, started_at, finished_at, status, error, requests, events_written,
-                    quota_remaining, quota_resets_at, summary_json, pid
+                    quota_remaining, quota_resets_at, summary_json, pid, {issue_15}
              FROM sync_runs WHERE {condition} ORDER BY sync_run_id DESC LIMIT ?1"
         )))?;
         let rows = self.sql(stmt.query_map([limit as i64], |r| {
             let summary: Option<String> = r.get(10)?;
+            let started_at: String = r.get(2)?;
+            let wall_clock_at: Option<String> = r.get(12)?;
+            let quarantined: Option<String> = r.get(13)?;
             Ok(SyncRunRow {
                 sync_run_id: r.get(0)?,
                 kind: r.get(1)?,
-                started_at: r.get(2)?,
                 finished_at: r.get(3)?,
                 status: r.get(4)?,
                 error: r.get(5)?,
@@ -662,9 +675,30 @@ impl Store {
                     .and_then(|s| serde_json::from_str(&s).ok())
                     .unwrap_or_default(),
                 pid: r.get(11)?,
+                wall_clock_at: wall_clock_at.filter(|w| *w != started_at),
+                started_at,
+                quarantined: quarantined
+                    .and_then(|q| serde_json::from_str(&q).ok())
+                    .unwrap_or_default(),
             })
         }))?;
         rows.map(|r| self.sql(r)).collect()
+    }
+
+    /// The newest succeeded run: what the mirror's current state is.
+    pub fn last_succeeded_run(&self) -> Result<Option<SyncRunRow>, StoreError> {
+        Ok(self
+            .runs_where("status = 'succeeded'", 1)?
+            .into_iter()
+            .next())
+    }
+
+    fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        self.sql(self.conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        ))
     }
 
     /// The quota the newest run that saw one recorded: (remaining, resets_at).

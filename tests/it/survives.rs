@@ -211,3 +211,110 @@ fn a_member_removed_upstream_between_the_teams_and_the_users_pull_is_not_mirrore
         0
     );
 }
+
+/// Makes user `user`'s body unreadable (`"NaN"` where a number belongs) and group
+/// `group`'s (a number where its name belongs); ids stay readable.
+fn unreadable(user: i64, group: i64) -> Rewrite {
+    std::sync::Arc::new(move |path: &str, body: &mut Value| {
+        let (list, id, field, bad) = if path.ends_with("/users") {
+            ("items", user, "working_hours", json!("NaN"))
+        } else if path.ends_with("/teams") {
+            ("data", group, "name", json!(12345))
+        } else {
+            return;
+        };
+        for item in body[list].as_array_mut().into_iter().flatten() {
+            if item["id"] == json!(id) {
+                item[field] = bad.clone();
+            }
+        }
+    })
+}
+
+fn status_json(m: &Mirror) -> Value {
+    serde_json::from_str(&ok(&m.run(&["status", "--json"]))).expect("status JSON")
+}
+
+#[test]
+fn a_record_that_cannot_be_read_is_quarantined_at_its_last_good_version_until_it_can() {
+    let (m, proxy) = proxied(15);
+    let org = m.fake.handle();
+    let user = org.user_ids()[3];
+    let group = org.group_ids()[0];
+    m.sync_ok();
+    let before = dump_current(&m.db);
+    let members = org.group_members(group);
+    // Upstream changes both; the API sends them unreadable (twice), then readable.
+    assert!(org.rename_user(user, "Renamed Upstream"));
+    assert!(org.rename_group(group, "Group Renamed Upstream"));
+    proxy.set(Some(unreadable(user, group)));
+    for round in ["bad", "still bad"] {
+        let out = m.sync_ok();
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("quarantined"), "{round}: {stderr}");
+        // Nothing changed: no false delete, no change of the quarantined records.
+        assert_eq!(dump_current(&m.db), before, "{round}: the mirror changed");
+        let run: String = m
+            .conn()
+            .query_row(
+                "SELECT quarantined_json FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("quarantined_json");
+        let run: Value = serde_json::from_str(&run).expect("JSON");
+        let listed = |v: &Value| -> Vec<(String, i64)> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|q| {
+                    (
+                        q["list"].as_str().unwrap_or("").to_string(),
+                        q["id"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        };
+        let expected = vec![("teams".to_string(), group), ("users".to_string(), user)];
+        let mut in_run = listed(&run);
+        in_run.sort();
+        assert_eq!(in_run, expected, "{round}: {run}");
+        let status = status_json(&m);
+        let mut in_status = listed(&status["quarantined"]);
+        in_status.sort();
+        assert_eq!(in_status, expected, "{round}: {status}");
+        assert!(
+            status["quarantined"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("invalid type")),
+            "{status}"
+        );
+        let human = ok(&m.run(&["status"]));
+        assert!(human.contains(&format!("users {user}")), "{human}");
+    }
+    proxy.set(None);
+    m.sync_ok();
+    let conn = m.conn();
+    assert_eq!(
+        rows(
+            &conn,
+            &format!("SELECT name FROM users WHERE organization_user_id = {user}")
+        ),
+        vec![vec!["Renamed Upstream".to_string()]]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            &format!("SELECT name FROM groups WHERE group_id = {group}")
+        ),
+        vec![vec!["Group Renamed Upstream".to_string()]]
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            &format!("SELECT count(*) FROM group_members WHERE group_id = {group}")
+        ),
+        members.len() as i64
+    );
+    assert_eq!(status_json(&m)["quarantined"], json!([]));
+}
