@@ -243,6 +243,7 @@ fn finish(
         refused: false,
         access_denied: false,
     };
+    let unwritable = matches!(result, Err(SyncError::Store(_)));
     match result {
         Ok(events) => {
             report.committed = true;
@@ -274,22 +275,38 @@ fn finish(
         .iter()
         .map(|((e, op), n)| (format!("{}.{op}", e.as_str()), *n))
         .collect();
-    let status = if report.committed {
-        "succeeded"
+    // A run that failed or was refused is a warning; one that could not write the mirror
+    // at all (the database refused it) is an error.
+    let (status, level) = if report.committed {
+        ("succeeded", tracing::Level::INFO)
+    } else if report.refused {
+        ("refused", tracing::Level::WARN)
+    } else if unwritable {
+        ("failed", tracing::Level::ERROR)
     } else {
-        "failed"
+        ("failed", tracing::Level::WARN)
     };
-    info!(
-        run_id,
-        status,
-        duration_ms = report.duration.as_millis() as u64,
-        requests = report.requests,
-        quota_remaining = report.quota_remaining,
-        events_written = report.events_written(),
-        events = ?events,
-        error = report.error.as_deref(),
-        "sync finished"
-    );
+    macro_rules! finished {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                run_id,
+                status,
+                duration_ms = report.duration.as_millis() as u64,
+                requests = report.requests,
+                quota_remaining = report.quota_remaining,
+                events_written = report.events_written(),
+                events = ?events,
+                error = report.error.as_deref(),
+                "sync finished"
+            )
+        };
+    }
+    match level {
+        tracing::Level::INFO => finished!(tracing::Level::INFO),
+        tracing::Level::ERROR => finished!(tracing::Level::ERROR),
+        _ => finished!(tracing::Level::WARN),
+    }
     store.release_writer();
     Ok(report)
 }

@@ -1345,3 +1345,6 @@ fn bi_clients_reading_the_live_file_never_see_an_error_or_a_half_applied_run() {
 
 #[path = "daemon_edges.rs"]
 mod edges;
+
+#[path = "survives_daemon.rs"]
+mod survives;

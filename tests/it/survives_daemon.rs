@@ -1,0 +1,170 @@
+//! The service under a busy host and a careless setup (issue 15): ticks while other
+//! writers hold the database, what a person must fix exits 2, log levels, relative paths,
+//! a corrupted file, a killed export, a read-only directory.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orgmirror::fake::{Fault, FaultKind, Route};
+use serde_json::Value;
+
+use super::{append_config, command, dir_of, live_scalar, output, wait_until, Daemon};
+use crate::support::{ok, rows, scalar, text, Mirror};
+
+/// The JSON log lines in `stderr`.
+fn json_lines(stderr: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn ticks_during_concurrent_manual_syncs_and_group_renames_are_never_lost() {
+    let m = Arc::new(Mirror::new(30));
+    append_config(
+        &m,
+        "[schedule]\ncron = \"* * * * * *\"\nrun_at_start = true\nshutdown_timeout = \"10s\"\n\
+         [log]\nformat = \"json\"",
+    );
+    let mut daemon = Daemon::start(&m);
+    wait_until(Duration::from_secs(20), "the daemon's first run", || {
+        live_scalar(
+            &m.db,
+            "SELECT count(*) FROM sync_runs WHERE status = 'succeeded'",
+        ) >= 1
+    });
+    let group = m.fake.handle().group_ids()[0];
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let manual = {
+        let (m, stop, failures) = (m.clone(), stop.clone(), failures.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let out = m.run(&["sync"]);
+                if !out.status.success() {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("sync: {}", text(&out.stderr)));
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    // Each rename is acknowledged (exit 0) only once the mirror holds it.
+    let mut acknowledged = None;
+    let mut renames = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        let name = format!("Renamed {renames}");
+        let out = m.run(&["group", "update", &group.to_string(), "--name", &name]);
+        if out.status.success() {
+            acknowledged = Some(name.clone());
+            let held = rows(
+                &m.conn(),
+                &format!("SELECT name FROM groups WHERE group_id = {group}"),
+            );
+            assert_eq!(
+                held,
+                vec![vec![name.clone()]],
+                "an acknowledged rename is not in the mirror"
+            );
+        } else {
+            failures
+                .lock()
+                .unwrap()
+                .push(format!("group update: {}", text(&out.stderr)));
+        }
+        renames += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let syncs = manual.join().expect("manual syncs");
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait(Duration::from_secs(20));
+    let log = daemon.log();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert_eq!(
+        *failures.lock().unwrap(),
+        Vec::<String>::new(),
+        "{syncs} syncs, {renames} renames; daemon log:\n{log}"
+    );
+    assert!(acknowledged.is_some());
+    // Every tick the daemon took ran to a `sync_runs` row; none ended in an error.
+    let errors: Vec<Value> = json_lines(&log)
+        .into_iter()
+        .filter(|v| v["level"] == "ERROR")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let pid = daemon.child.id();
+    let conn = m.conn();
+    let daemon_runs = scalar(
+        &conn,
+        &format!("SELECT count(*) FROM sync_runs WHERE pid = {pid} AND status = 'succeeded'"),
+    );
+    let started_runs = json_lines(&log)
+        .iter()
+        .filter(|v| v["message"] == "sync started")
+        .count() as i64;
+    assert!(
+        daemon_runs >= 4,
+        "only {daemon_runs} daemon runs in 12 s:\n{log}"
+    );
+    assert_eq!(daemon_runs, started_runs, "{log}");
+}
+
+/// The level of the one "sync finished" line in `stderr`.
+fn finished_level(stderr: &str) -> String {
+    let lines: Vec<Value> = json_lines(stderr)
+        .into_iter()
+        .filter(|v| v["message"] == "sync finished")
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    lines[0]["level"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn failed_and_refused_runs_log_warnings_and_the_schedulers_chatter_is_filtered() {
+    let m = Mirror::new(20);
+    append_config(&m, "[log]\nformat = \"json\"");
+    let out = output(&m.config, &["sync"], Some("demo-token"));
+    assert!(out.status.success());
+    assert_eq!(finished_level(&text(&out.stderr)), "INFO");
+    // Failed: the API is down.
+    m.fake.handle().inject(Fault::new(
+        Route::Any,
+        FaultKind::Status(500, "down".into()),
+    ));
+    let out = output(&m.config, &["sync"], Some("demo-token"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(finished_level(&text(&out.stderr)), "WARN");
+    m.fake.handle().clear_faults();
+    // Refused: most users vanished.
+    for id in m.fake.handle().user_ids().into_iter().skip(2) {
+        m.fake.handle().remove_user(id);
+    }
+    let out = output(&m.config, &["sync"], Some("demo-token"));
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(finished_level(&text(&out.stderr)), "WARN");
+    // The daemon's own lines only: not the scheduler library's start-up narration.
+    append_config(
+        &m,
+        "[schedule]\ncron = \"* * * * * *\"\nrun_at_start = true",
+    );
+    let mut daemon = Daemon::start(&m);
+    std::thread::sleep(Duration::from_secs(2));
+    daemon.signal(libc::SIGTERM);
+    daemon.wait(Duration::from_secs(15));
+    let log = daemon.log();
+    assert!(log.contains("daemon started"), "{log}");
+    for chatter in ["Uninited", "Job creator created", "tokio_cron_scheduler"] {
+        assert!(
+            !log.contains(chatter),
+            "{chatter:?} in the daemon's log:\n{log}"
+        );
+    }
+}
