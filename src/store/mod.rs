@@ -3,6 +3,7 @@
 
 mod clock;
 mod early;
+mod setup;
 mod write;
 
 use std::collections::BTreeMap;
@@ -59,9 +60,49 @@ pub enum StoreError {
     Locked { path: PathBuf, lock: PathBuf },
     #[error("another orgmirror daemon (`orgmirror run`) already serves database {path} (lock {lock}); stop it first")]
     DaemonRunning { path: PathBuf, lock: PathBuf },
+    /// A setup mistake a person must fix (exit 2): the message says how.
+    #[error("database {path}: {message}")]
+    Setup { path: PathBuf, message: String },
 }
 
 impl StoreError {
+    /// Whether a person must fix it (exit 2; systemd does not restart the service for
+    /// it): a missing directory, files the service cannot write, a file that is not a
+    /// mirror or is newer than this build, a second daemon.
+    pub fn is_setup(&self) -> bool {
+        match self {
+            StoreError::Setup { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::TooNew { .. }
+            | StoreError::DaemonRunning { .. } => true,
+            StoreError::Sqlite { source, .. } => StoreError::is_setup_code(source),
+            _ => false,
+        }
+    }
+
+    /// The same error, with the fix spelled out when it is a setup mistake SQLite
+    /// reported (read-only files, a directory it cannot create `-wal` in).
+    fn explained(self) -> StoreError {
+        match self {
+            StoreError::Sqlite { path, source } if StoreError::is_setup_code(&source) => {
+                let message = format!("{source}: {}", setup::diagnose(&path));
+                StoreError::Setup { path, message }
+            }
+            other => other,
+        }
+    }
+
+    fn is_setup_code(source: &rusqlite::Error) -> bool {
+        matches!(
+            source.sqlite_error_code(),
+            Some(
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            )
+        )
+    }
+
     /// Whether another orgmirror process holds the writer lock.
     pub fn is_locked(&self) -> bool {
         matches!(self, StoreError::Locked { .. })
@@ -154,6 +195,10 @@ impl Store {
     /// Opens (creating when missing) the database at `path` for writing: file modes,
     /// WAL, `synchronous=FULL`, busy timeout, and the schema.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        Store::open_writable(path, options).map_err(StoreError::explained)
+    }
+
+    fn open_writable(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let mode = options.mode();
         let io = |message: String| StoreError::Io {
             path: path.to_path_buf(),
@@ -161,7 +206,13 @@ impl Store {
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                return Err(io(format!("directory {} does not exist", dir.display())));
+                return Err(StoreError::Setup {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "directory {0} does not exist; create it for the user orgmirror runs as                          (`install -d -o orgmirror -g orgmirror -m 0750 {0}`; the unit's                          StateDirectory= does this for /var/lib/orgmirror) or set database.path",
+                        dir.display()
+                    ),
+                });
             }
         }
         // Create the file ourselves so that it never exists with a wider mode, whatever the umask.
@@ -170,7 +221,13 @@ impl Store {
             .append(true)
             .mode(mode)
             .open(path)
-            .map_err(|e| io(format!("cannot create or open: {e}")))?;
+            .map_err(|e| match setup::not_writable(path, e.kind()) {
+                Some(fix) => StoreError::Setup {
+                    path: path.to_path_buf(),
+                    message: format!("cannot create or open it for writing ({e}): {fix}"),
+                },
+                None => io(format!("cannot create or open: {e}")),
+            })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
         let mut store = Store {
@@ -374,9 +431,15 @@ impl Store {
             .write(true)
             .mode(self.options.mode())
             .open(lock_path)
-            .map_err(|e| StoreError::Io {
-                path: lock_path.to_path_buf(),
-                message: format!("cannot open the lock file: {e}"),
+            .map_err(|e| match setup::not_writable(lock_path, e.kind()) {
+                Some(fix) => StoreError::Setup {
+                    path: self.path.clone(),
+                    message: format!("cannot open the lock file ({e}): {fix}"),
+                },
+                None => StoreError::Io {
+                    path: lock_path.to_path_buf(),
+                    message: format!("cannot open the lock file: {e}"),
+                },
             })
     }
 

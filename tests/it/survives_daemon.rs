@@ -168,3 +168,105 @@ fn failed_and_refused_runs_log_warnings_and_the_schedulers_chatter_is_filtered()
         );
     }
 }
+
+/// The exit statuses `systemd/orgmirror.service` keeps systemd from restarting on.
+fn restart_prevented() -> Vec<i32> {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/orgmirror.service"
+    ))
+    .expect("unit file");
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix("RestartPreventExitStatus="))
+        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+#[test]
+fn setup_mistakes_exit_with_a_status_systemd_does_not_restart_on_and_say_the_fix() {
+    let prevented = restart_prevented();
+    assert!(
+        !prevented.is_empty(),
+        "the unit sets no RestartPreventExitStatus"
+    );
+    // A database directory that does not exist.
+    let m = Mirror::new(10);
+    let config = std::fs::read_to_string(&m.config).expect("config");
+    let missing = dir_of(&m).join("not-created-yet").join("org.sqlite");
+    std::fs::write(
+        &m.config,
+        config.replace(
+            &format!("{:?}", m.db.display().to_string()),
+            &format!("{:?}", missing.display().to_string()),
+        ),
+    )
+    .expect("config");
+    for args in [&["sync"][..], &["run"][..]] {
+        let out = output(&m.config, args, Some("demo-token"));
+        let stderr = text(&out.stderr);
+        let code = out.status.code().expect("an exit status");
+        assert!(prevented.contains(&code), "{args:?}: exit {code}: {stderr}");
+        assert!(
+            stderr.contains("does not exist") && stderr.contains("install -d"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A transient failure (the API is down) still exits with a status systemd restarts on.
+    let m = Mirror::new(10);
+    m.fake.handle().inject(Fault::new(
+        Route::Any,
+        FaultKind::Status(503, "down".into()),
+    ));
+    let out = output(&m.config, &["sync"], Some("demo-token"));
+    let code = out.status.code().expect("an exit status");
+    assert!(
+        !prevented.contains(&code),
+        "exit {code}: {}",
+        text(&out.stderr)
+    );
+    m.fake.handle().clear_faults();
+    // A database a first `sync` run as root created, the service then running as another
+    // user (nobody here, orgmirror in production).
+    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(std::env::var_os("CI").is_none(), "setpriv is missing in CI");
+        println!("SKIPPED: setpriv is missing (util-linux)");
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: the root-owned database case needs root to create it");
+        return;
+    }
+    ok(&m.run(&["sync"]));
+    use std::os::unix::fs::PermissionsExt;
+    let open = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    open(dir_of(&m), 0o755);
+    open(&m.config, 0o644);
+    let as_nobody = |args: &[&str]| {
+        let inner = command(&m.config, args, Some("demo-token"));
+        std::process::Command::new(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env("TOGGL_API_TOKEN", "demo-token")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("setpriv runs")
+    };
+    for args in [&["sync"][..], &["run"][..]] {
+        let out = as_nobody(args);
+        let stderr = text(&out.stderr);
+        let code = out.status.code().expect("an exit status");
+        assert!(prevented.contains(&code), "{args:?}: exit {code}: {stderr}");
+        assert!(
+            stderr.contains("owned by root:root") && stderr.contains("chown"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
