@@ -270,3 +270,33 @@ fn setup_mistakes_exit_with_a_status_systemd_does_not_restart_on_and_say_the_fix
         );
     }
 }
+
+#[test]
+fn a_relative_database_path_is_relative_to_the_config_files_directory() {
+    let m = Mirror::new(10);
+    let config = std::fs::read_to_string(&m.config).expect("config");
+    std::fs::write(
+        &m.config,
+        config.replace(
+            &format!("{:?}", m.db.display().to_string()),
+            "\"relative.sqlite\"",
+        ),
+    )
+    .expect("config");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    for args in [&["sync"][..], &["status"][..]] {
+        let out = command(&m.config, args, Some("demo-token"))
+            .current_dir(elsewhere.path())
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    assert!(dir_of(&m).join("relative.sqlite").exists());
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .expect("dir")
+            .next()
+            .is_none(),
+        "a second mirror was started in the working directory"
+    );
+}
