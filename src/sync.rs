@@ -125,6 +125,13 @@ async fn begin_run(
     kind: &str,
     config: &Config,
 ) -> Result<(i64, String), StoreError> {
+    // Nothing is written on top of damage (not even the run's row).
+    let checking = Instant::now();
+    store.refuse_damage()?;
+    tracing::debug!(
+        quick_check_ms = checking.elapsed().as_millis() as u64,
+        "quick_check"
+    );
     let patience = config.database.busy_timeout.duration();
     let waiting = Instant::now();
     let mut said = false;

@@ -3,6 +3,7 @@
 
 mod clock;
 mod early;
+mod integrity;
 mod setup;
 mod write;
 
@@ -19,6 +20,7 @@ use crate::diff::{Diff, StoredHashes, StoredState};
 use crate::snapshot::{Entity, EntityKey};
 
 pub use early::{EarlyWriter, WriterStopped};
+pub use integrity::RECOVERY;
 pub use write::RunTotals;
 
 /// The schema of version 1, which a new database gets before the [`MIGRATIONS`].
@@ -60,6 +62,9 @@ pub enum StoreError {
     Locked { path: PathBuf, lock: PathBuf },
     #[error("another orgmirror daemon (`orgmirror run`) already serves database {path} (lock {lock}); stop it first")]
     DaemonRunning { path: PathBuf, lock: PathBuf },
+    /// SQLite's `quick_check` found damage: nothing was written (exit 2).
+    #[error("database {path} is damaged ({problems}); nothing was written: {RECOVERY}")]
+    Damaged { path: PathBuf, problems: String },
     /// A setup mistake a person must fix (exit 2): the message says how.
     #[error("database {path}: {message}")]
     Setup { path: PathBuf, message: String },
@@ -72,6 +77,7 @@ impl StoreError {
     pub fn is_setup(&self) -> bool {
         match self {
             StoreError::Setup { .. }
+            | StoreError::Damaged { .. }
             | StoreError::Foreign { .. }
             | StoreError::TooNew { .. }
             | StoreError::DaemonRunning { .. } => true,

@@ -300,3 +300,80 @@ fn a_relative_database_path_is_relative_to_the_config_files_directory() {
         "a second mirror was started in the working directory"
     );
 }
+
+/// Flips (XOR 0xFF) `len` bytes at `offset` of page `page` of the database file.
+fn flip(db: &Path, page: i64, offset: usize, len: usize) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let page_size = 4096u64;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(db)
+        .expect("open the file");
+    let at = (page as u64 - 1) * page_size;
+    let mut data = vec![0u8; page_size as usize];
+    f.seek(SeekFrom::Start(at)).expect("seek");
+    f.read_exact(&mut data).expect("read the page");
+    for b in &mut data[offset..offset + len] {
+        *b ^= 0xFF;
+    }
+    f.seek(SeekFrom::Start(at)).expect("seek");
+    f.write_all(&data).expect("write the page");
+}
+
+#[test]
+fn check_finds_flipped_bytes_in_a_table_page_and_an_index_page_and_sync_refuses_to_write_on_damage()
+{
+    for (what, object) in [("table", "users"), ("index", "users_by_email")] {
+        let m = Mirror::new(60);
+        m.sync_ok();
+        let conn = m.conn();
+        assert_eq!(scalar(&conn, "PRAGMA page_size"), 4096);
+        let root = scalar(
+            &conn,
+            &format!("SELECT rootpage FROM sqlite_schema WHERE name = '{object}'"),
+        );
+        drop(conn);
+        let page_type = {
+            let bytes = std::fs::read(&m.db).expect("read");
+            bytes[(root as usize - 1) * 4096]
+        };
+        if what == "table" {
+            // An interior page: its right-most child pointer (header bytes 8..12).
+            assert_eq!(page_type, 5, "users' root is not an interior table page");
+            flip(&m.db, root, 8, 4);
+        } else {
+            // Key bytes of the cell at the start of the cell content area.
+            let bytes = std::fs::read(&m.db).expect("read");
+            let header = (root as usize - 1) * 4096;
+            let content = u16::from_be_bytes([bytes[header + 5], bytes[header + 6]]) as usize;
+            flip(&m.db, root, content + 8, 4);
+        }
+        let out = m.run(&["check"]);
+        let stdout = text(&out.stdout);
+        let stderr = text(&out.stderr);
+        assert!(
+            !out.status.success() && !stdout.contains("all good"),
+            "{what}: check passed a damaged file:\n{stdout}{stderr}"
+        );
+        assert!(
+            stderr.contains("damaged") && stderr.contains("export") && stderr.contains("sync"),
+            "{what}: no recovery advice: {stderr}"
+        );
+        if what == "table" {
+            // A run refuses to write on top of it: nothing changes, not even sync_runs.
+            let before = std::fs::read(&m.db).expect("read");
+            let out = m.run(&["sync"]);
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+            assert!(
+                text(&out.stderr).contains("damaged"),
+                "{}",
+                text(&out.stderr)
+            );
+            assert!(
+                before == std::fs::read(&m.db).expect("read"),
+                "sync wrote on damage"
+            );
+        }
+    }
+}
