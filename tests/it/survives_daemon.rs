@@ -377,3 +377,105 @@ fn check_finds_flipped_bytes_in_a_table_page_and_an_index_page_and_sync_refuses_
         }
     }
 }
+
+/// The files of a directory and their bytes.
+fn files_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(e.path()).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn debris(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".orgmirror-export-"))
+        .collect()
+}
+
+#[test]
+fn a_csv_export_killed_at_any_moment_leaves_one_whole_set_and_the_next_export_clears_its_debris() {
+    let m = Mirror::new(1500);
+    m.sync_ok();
+    let dir = dir_of(&m);
+    let csv = dir.join("csv");
+    let copy = dir.join("copy.sqlite");
+    // `--csv` alone: no copy is needed.
+    ok(&output(
+        &m.config,
+        &["export", "--csv", csv.to_str().unwrap()],
+        Some("demo-token"),
+    ));
+    assert!(!copy.exists());
+    let org = m.fake.handle();
+    let users = org.user_ids();
+    let mut killed_with_debris = 0;
+    for (round, delay_ms) in [5u64, 20, 40, 80, 120, 200, 300].into_iter().enumerate() {
+        let before = files_of(&csv);
+        for id in users.iter().skip(round * 50).take(50) {
+            org.rename_user(*id, &format!("Round {round} {id}"));
+        }
+        m.sync_ok();
+        let mut child = command(
+            &m.config,
+            &[
+                "export",
+                "--out",
+                copy.to_str().unwrap(),
+                "--csv",
+                csv.to_str().unwrap(),
+                "--force",
+            ],
+            Some("demo-token"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("export starts");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if !debris(dir).is_empty() {
+            killed_with_debris += 1;
+        }
+        // What the export would have written, whole.
+        let reference = dir.join(format!("reference-{round}"));
+        ok(&output(
+            &m.config,
+            &["export", "--csv", reference.to_str().unwrap()],
+            Some("demo-token"),
+        ));
+        let after = files_of(&csv);
+        assert!(
+            after == before || after == files_of(&reference),
+            "round {round} (killed after {delay_ms} ms): the CSV set is neither the old one nor the new one"
+        );
+        std::fs::remove_dir_all(&reference).expect("remove the reference");
+    }
+    ok(&output(
+        &m.config,
+        &[
+            "export",
+            "--out",
+            copy.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+            "--force",
+        ],
+        Some("demo-token"),
+    ));
+    assert_eq!(debris(dir), Vec::<String>::new());
+    assert_eq!(debris(&csv), Vec::<String>::new());
+    println!("{killed_with_debris} of 7 kills left debris for the next export to clear");
+}
