@@ -4,6 +4,7 @@
 mod clock;
 mod early;
 mod integrity;
+mod read_only;
 mod setup;
 mod write;
 
@@ -96,6 +97,10 @@ impl StoreError {
             }
             other => other,
         }
+    }
+
+    fn is_setup_code_of(e: &StoreError) -> bool {
+        matches!(e, StoreError::Sqlite { source, .. } if StoreError::is_setup_code(source))
     }
 
     fn is_setup_code(source: &rusqlite::Error) -> bool {
@@ -262,8 +267,33 @@ impl Store {
                 message: "does not exist (has a sync run yet?)".to_string(),
             });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
+        let store = match Store::open_reading(path, false) {
+            Err(e) if StoreError::is_setup_code_of(&e) => {
+                read_only::without_shared_memory(path, e)?;
+                Store::open_reading(path, true)?
+            }
+            opened => opened?,
+        };
+        if store.check_identity()? == 0 {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                message: "is an empty database, not a mirror yet (has a sync run?)".to_string(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens `path` read-only and reads its identity. `immutable`: without the `-wal` and
+    /// `-shm` files and without locks (see `read_only`).
+    fn open_reading(path: &Path, immutable: bool) -> Result<Store, StoreError> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            flags |= OpenFlags::SQLITE_OPEN_URI;
+            Connection::open_with_flags(read_only::immutable_uri(path), flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(sqlite_error(path))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -272,12 +302,7 @@ impl Store {
             daemon_lock: None,
         };
         store.sql(store.conn.busy_timeout(Duration::from_secs(10)))?;
-        if store.check_identity()? == 0 {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                message: "is an empty database, not a mirror yet (has a sync run?)".to_string(),
-            });
-        }
+        store.check_identity()?;
         Ok(store)
     }
 

@@ -228,39 +228,15 @@ fn setup_mistakes_exit_with_a_status_systemd_does_not_restart_on_and_say_the_fix
     m.fake.handle().clear_faults();
     // A database a first `sync` run as root created, the service then running as another
     // user (nobody here, orgmirror in production).
-    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        assert!(std::env::var_os("CI").is_none(), "setpriv is missing in CI");
-        println!("SKIPPED: setpriv is missing (util-linux)");
-        return;
-    };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: the root-owned database case needs root to create it");
-        return;
-    }
     ok(&m.run(&["sync"]));
     use std::os::unix::fs::PermissionsExt;
-    let open = |p: &Path, mode: u32| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
-    };
-    open(dir_of(&m), 0o755);
-    open(&m.config, 0o644);
-    let as_nobody = |args: &[&str]| {
-        let inner = command(&m.config, args, Some("demo-token"));
-        std::process::Command::new(setpriv)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(inner.get_program())
-            .args(inner.get_args())
-            .env("TOGGL_API_TOKEN", "demo-token")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("setpriv runs")
-    };
+    for (p, mode) in [(dir_of(&m), 0o755), (m.config.as_path(), 0o644)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
     for args in [&["sync"][..], &["run"][..]] {
-        let out = as_nobody(args);
+        let Some(out) = as_nobody(&m, args) else {
+            return;
+        };
         let stderr = text(&out.stderr);
         let code = out.status.code().expect("an exit status");
         assert!(prevented.contains(&code), "{args:?}: exit {code}: {stderr}");
@@ -478,4 +454,60 @@ fn a_csv_export_killed_at_any_moment_leaves_one_whole_set_and_the_next_export_cl
     assert_eq!(debris(dir), Vec::<String>::new());
     assert_eq!(debris(&csv), Vec::<String>::new());
     println!("{killed_with_debris} of 7 kills left debris for the next export to clear");
+}
+
+/// `orgmirror --config … ARGS` as the user nobody (setpriv), or None where that cannot be.
+fn as_nobody(m: &Mirror, args: &[&str]) -> Option<std::process::Output> {
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let Some(setpriv) = setpriv.filter(|_| root) else {
+        assert!(
+            std::env::var_os("CI").is_none() || !root,
+            "setpriv is missing in CI"
+        );
+        println!("SKIPPED: needs root and setpriv (util-linux) to run as another user");
+        return None;
+    };
+    let inner = command(&m.config, args, Some("demo-token"));
+    Some(
+        std::process::Command::new(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env("TOGGL_API_TOKEN", "demo-token")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("setpriv runs"),
+    )
+}
+
+#[test]
+fn status_reads_a_mirror_in_a_directory_it_cannot_write_without_wal_and_shm() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = Mirror::new(10);
+    m.sync_ok();
+    let dir = dir_of(&m);
+    // The files a reader may read, in a directory it may not write; the -wal (empty after
+    // the run's checkpoint) and -shm are gone, as after a copy or a reboot's cleanup.
+    for suffix in ["-wal", "-shm"] {
+        let mut p = m.db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(&p);
+    }
+    for (p, mode) in [
+        (dir, 0o755),
+        (m.db.as_path(), 0o644),
+        (m.config.as_path(), 0o644),
+    ] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let Some(out) = as_nobody(&m, &["status", "--json"]) else {
+        return;
+    };
+    let stdout = ok(&out);
+    let status: Value = serde_json::from_str(&stdout).expect("status JSON");
+    assert_eq!(status["runs"][0]["status"], "succeeded", "{stdout}");
 }
