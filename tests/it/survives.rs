@@ -318,3 +318,49 @@ fn a_record_that_cannot_be_read_is_quarantined_at_its_last_good_version_until_it
     );
     assert_eq!(status_json(&m)["quarantined"], json!([]));
 }
+
+#[test]
+fn a_group_renamed_in_an_exported_file_plans_one_rename_and_keeps_its_id_and_history() {
+    let m = Mirror::new(20);
+    m.sync_ok();
+    let org = m.fake.handle();
+    let group = org.group_ids()[0];
+    let old = org.group(group).expect("group").name;
+    let file = m._dir.path().join("groups.toml");
+    let path = file.to_str().expect("utf-8");
+    ok(&m.run(&["groups", "export", path]));
+    let text = std::fs::read_to_string(&file).expect("file");
+    let renamed = text.replacen("prune = false", "prune = true", 1).replacen(
+        &format!("name = {old:?}\n"),
+        "name = \"Renamed In The File\"\n",
+        1,
+    );
+    assert_ne!(renamed, text);
+    std::fs::write(&file, renamed).expect("write");
+    let plan = ok(&m.run(&["groups", "plan", path]));
+    let lines: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with(['+', '~', '-']))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![format!(
+            "~ update {old:?} (id {group}): name {old:?} -> \"Renamed In The File\""
+        )],
+        "{plan}"
+    );
+    ok(&m.run(&["groups", "apply", path, "--yes"]));
+    assert_eq!(
+        org.group(group).expect("same id").name,
+        "Renamed In The File"
+    );
+    let conn = m.conn();
+    assert_eq!(
+        scalar(
+            &conn,
+            &format!("SELECT count(*) FROM group_history WHERE group_id = {group}")
+        ),
+        2,
+        "the group's history is one line of versions"
+    );
+}
