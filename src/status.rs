@@ -263,10 +263,15 @@ pub fn render(report: &StatusReport) -> String {
             (None, "running") => "in progress".to_string(),
             (None, _) => events_line(&run.events),
         };
+        let clock = run
+            .wall_clock_at
+            .as_deref()
+            .map(|w| format!(" (the clock said {w}: behind the last run)"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  #{:<5} {:<8} {}  {:<9} {:>5}  {:>5} requests  {}",
-            run.sync_run_id, run.kind, run.started_at, run.status, duration, run.requests, what
+            "  #{:<5} {:<8} {}  {:<9} {:>5}  {:>5} requests  {what}{clock}",
+            run.sync_run_id, run.kind, run.started_at, run.status, duration, run.requests
         );
     }
     if !report.quarantined.is_empty() {

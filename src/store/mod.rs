@@ -74,14 +74,14 @@ pub enum StoreError {
 impl StoreError {
     /// Whether a person must fix it (exit 2; systemd does not restart the service for
     /// it): a missing directory, files the service cannot write, a file that is not a
-    /// mirror or is newer than this build, a second daemon.
+    /// mirror or is newer than this build, damage. (A second daemon is not: the first may
+    /// be on its way out, as during a restart.)
     pub fn is_setup(&self) -> bool {
         match self {
             StoreError::Setup { .. }
             | StoreError::Damaged { .. }
             | StoreError::Foreign { .. }
-            | StoreError::TooNew { .. }
-            | StoreError::DaemonRunning { .. } => true,
+            | StoreError::TooNew { .. } => true,
             StoreError::Sqlite { source, .. } => StoreError::is_setup_code(source),
             _ => false,
         }

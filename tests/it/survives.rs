@@ -100,6 +100,11 @@ fn a_clock_stepped_back_or_two_runs_in_one_second_never_make_history_overlap_or_
         .expect("run row");
     assert!(at.starts_with("2030-06-10T00:00:0"), "{at}");
     assert!(wall.starts_with("2030-06-05T00:00:0"), "{wall}");
+    let status = ok(&m.run(&["status"]));
+    assert!(
+        status.contains("the clock said 2030-06-05T00:00:0"),
+        "{status}"
+    );
     // An update at a still earlier clock.
     let user = org.user_ids()[1];
     assert!(org.rename_user(user, "Renamed While The Clock Was Behind"));
