@@ -168,11 +168,13 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
 
 fn run_status(row: SyncRunRow) -> RunStatus {
     let parse = |t: &str| DateTime::parse_from_rfc3339(t).ok();
+    // `finished_at` is the wall clock's: measured from the clock the run began with.
+    let began = row.wall_clock_at.as_deref().unwrap_or(&row.started_at);
     let duration_seconds = row
         .finished_at
         .as_deref()
         .and_then(parse)
-        .zip(parse(&row.started_at))
+        .zip(parse(began))
         .map(|(end, start)| (end - start).num_seconds());
     // Only a process of this host can be asked; status runs where the database is.
     let interrupted = row.status == "running" && row.pid.is_some_and(|pid| !process_exists(pid));

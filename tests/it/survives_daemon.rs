@@ -397,28 +397,25 @@ fn a_csv_export_killed_at_any_moment_leaves_one_whole_set_and_the_next_export_cl
     let org = m.fake.handle();
     let users = org.user_ids();
     let mut killed_with_debris = 0;
+    let full_export = [
+        "export",
+        "--out",
+        copy.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--force",
+    ];
     for (round, delay_ms) in [5u64, 20, 40, 80, 120, 200, 300].into_iter().enumerate() {
         let before = files_of(&csv);
         for id in users.iter().skip(round * 50).take(50) {
             org.rename_user(*id, &format!("Round {round} {id}"));
         }
         m.sync_ok();
-        let mut child = command(
-            &m.config,
-            &[
-                "export",
-                "--out",
-                copy.to_str().unwrap(),
-                "--csv",
-                csv.to_str().unwrap(),
-                "--force",
-            ],
-            Some("demo-token"),
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("export starts");
+        let mut child = command(&m.config, &full_export, Some("demo-token"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("export starts");
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();
@@ -439,18 +436,7 @@ fn a_csv_export_killed_at_any_moment_leaves_one_whole_set_and_the_next_export_cl
         );
         std::fs::remove_dir_all(&reference).expect("remove the reference");
     }
-    ok(&output(
-        &m.config,
-        &[
-            "export",
-            "--out",
-            copy.to_str().unwrap(),
-            "--csv",
-            csv.to_str().unwrap(),
-            "--force",
-        ],
-        Some("demo-token"),
-    ));
+    ok(&output(&m.config, &full_export, Some("demo-token")));
     assert_eq!(debris(dir), Vec::<String>::new());
     assert_eq!(debris(&csv), Vec::<String>::new());
     println!("{killed_with_debris} of 7 kills left debris for the next export to clear");
