@@ -31,7 +31,11 @@ INSERT INTO group_members_rebuilt SELECT group_id, organization_user_id, user_gr
     user_account_id, focus_role_id, track_role_id, work_role_id, created_at, updated_at,
     deleted_at FROM group_members;
 DROP TABLE group_members;
+-- Legacy rename: views of other migrations that read group_members are neither checked nor
+-- rewritten while the name is briefly gone; after the rename they read the new table.
+PRAGMA legacy_alter_table = ON;
 ALTER TABLE group_members_rebuilt RENAME TO group_members;
+PRAGMA legacy_alter_table = OFF;
 CREATE INDEX group_members_by_user ON group_members (organization_user_id);
 CREATE VIEW group_members_current AS
 SELECT group_id, organization_user_id, user_group_id, user_account_id, created_at
