@@ -153,6 +153,24 @@ fn failed_and_refused_runs_log_warnings_and_the_schedulers_chatter_is_filtered()
     let out = output(&m.config, &["sync"], Some("demo-token"));
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(finished_level(&text(&out.stderr)), "WARN");
+    // The mirror cannot be written (here a trigger refuses every event): ERROR.
+    let conn = m.conn();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON change_log BEGIN SELECT RAISE(ABORT, 'the disk said no'); END;",
+    )
+    .expect("trigger");
+    let user = m.fake.handle().user_ids()[0];
+    m.fake.handle().rename_user(user, "Someone Else");
+    let out = output(
+        &m.config,
+        &["sync", "--allow-mass-delete"],
+        Some("demo-token"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(finished_level(&text(&out.stderr)), "ERROR");
+    conn.execute_batch("DROP TRIGGER refuse_events")
+        .expect("drop the trigger");
+    drop(conn);
     // The daemon's own lines only: not the scheduler library's start-up narration.
     append_config(
         &m,
