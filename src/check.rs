@@ -24,6 +24,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     crate::outln!("ok: config {} is valid", path.display());
 
     check_database(&config)?;
+    check_integrity(&config)?;
 
     let credentials = Credentials::from_env().map_err(|e| CommandError {
         exit: Exit::Config,
@@ -130,6 +131,35 @@ fn check_database(config: &Config) -> Result<(), CommandError> {
     crate::outln!(
         "ok: database directory {} is writable ({} will be created by the first run)",
         dir.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// SQLite's full `integrity_check` of an existing mirror: every b-tree, and every index
+/// against its table. Damage is a person's to repair (exit 2), and the message says how.
+fn check_integrity(config: &Config) -> Result<(), CommandError> {
+    let path = &config.database.path;
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    let damaged = |problems: String| CommandError {
+        exit: Exit::Config,
+        message: format!(
+            "check failed: database {} is damaged: {problems}; {}",
+            path.display(),
+            crate::store::RECOVERY
+        ),
+    };
+    let store = crate::store::Store::open_read_only(path).map_err(|e| damaged(e.to_string()))?;
+    let problems = store
+        .integrity_problems(true)
+        .map_err(|e| damaged(e.to_string()))?;
+    if !problems.is_empty() {
+        return Err(damaged(problems.join("; ")));
+    }
+    crate::outln!(
+        "ok: database {} passes SQLite's integrity_check",
         path.display()
     );
     Ok(())

@@ -56,7 +56,16 @@ impl From<ConfigError> for CommandError {
 
 impl From<crate::store::StoreError> for CommandError {
     fn from(e: crate::store::StoreError) -> Self {
-        CommandError::failed(e)
+        // What a person must fix exits 2, which systemd does not restart on.
+        let exit = if e.is_setup() {
+            Exit::Config
+        } else {
+            Exit::Failed
+        };
+        CommandError {
+            exit,
+            message: e.to_string(),
+        }
     }
 }
 

@@ -332,19 +332,29 @@ impl Config {
             .ok_or(ConfigError::NotFound)
     }
 
-    /// Reads, parses and validates the file at `path`.
+    /// Reads, parses and validates the file at `path`. Relative paths in it are relative
+    /// to the file's directory, not to the working directory: the same config names the
+    /// same mirror from wherever it is run.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text).map_err(|e| match e {
+        let mut config = Config::parse(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_path_buf(),
                 message,
             },
             other => other,
-        })
+        })?;
+        if config.database.path.is_relative() {
+            let dir = std::path::absolute(path)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or_default();
+            config.database.path = dir.join(&config.database.path);
+        }
+        Ok(config)
     }
 
     /// Parses and validates TOML text.

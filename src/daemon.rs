@@ -39,6 +39,10 @@ pub const SHUTDOWN_REASON: &str =
 /// The `sync_runs.error` of a run abandoned by a second stop signal.
 pub const SECOND_SIGNAL_REASON: &str = "interrupted: shutdown (a second stop signal)";
 
+/// How soon a run that could not start (the database held by another writer past
+/// `database.busy_timeout`) is asked for again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// Why a run was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
@@ -46,6 +50,9 @@ enum Trigger {
     Start,
     /// A cron tick.
     Schedule,
+    /// A run that could not start (another process held the database past
+    /// `database.busy_timeout`), asked for again shortly after.
+    Retry,
 }
 
 impl Trigger {
@@ -53,6 +60,7 @@ impl Trigger {
         match self {
             Trigger::Start => "start",
             Trigger::Schedule => "schedule",
+            Trigger::Retry => "retry",
         }
     }
 }
@@ -259,6 +267,15 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         gate.done();
         alert_wake.notify_one();
         match end {
+            RunEnd::Finished(Err(e)) if e.is_locked() || e.is_busy() => {
+                // Not lost: another writer held the database all along; try again soon.
+                warn!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "the run could not start; retrying shortly");
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    gate.request(Trigger::Retry);
+                });
+            }
             RunEnd::Finished(result) => report_run(result),
             RunEnd::FinishedThenStop(result) => {
                 report_run(result);

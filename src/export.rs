@@ -19,6 +19,9 @@ use tracing::info;
 use crate::commands::{load_config, CommandError, Exit};
 use crate::store::{Store, StoreOptions};
 
+#[path = "export_staging.rs"]
+mod staging;
+
 /// The contract views and tables `--csv` writes, one `<name>.csv` each.
 pub const CSV_VIEWS: &[&str] = &[
     "users_current",
@@ -32,14 +35,22 @@ pub const CSV_VIEWS: &[&str] = &[
     "sync_runs",
 ];
 
-/// `orgmirror export`.
+/// `orgmirror export`: the copy at `out`, the CSV set in `csv`, or both (then the CSV
+/// files are read from the copy). Without `out` the CSV files are read from the mirror
+/// in one read transaction: one committed state either way.
 pub fn run(
     config_path: Option<&Path>,
-    out: &Path,
+    out: Option<&Path>,
     csv: Option<&Path>,
     force: bool,
 ) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
+    if out.is_none() && csv.is_none() {
+        return Err(CommandError {
+            exit: Exit::Config,
+            message: "export needs --out PATH, --csv DIR, or both".to_string(),
+        });
+    }
     // Refused before anything is written, so that a refusal leaves no half of an export.
     if let (Some(dir), false) = (csv, force) {
         refuse_existing_csv(&csv_targets(dir))?;
@@ -47,6 +58,12 @@ pub fn run(
     let source = Store::open_read_only(&config.database.path)?;
     // The mirror's own mode: 0640 when its group (BI readers) may read it, else 0600.
     let mode = StoreOptions::from_config(&config.database).mode();
+    let Some(out) = out else {
+        let dir = csv.unwrap_or(Path::new("."));
+        let written = export_csv(&source, dir, force, mode)?;
+        crate::outln!("wrote {} CSV files to {}", written.len(), dir.display());
+        return Ok(Exit::Ok);
+    };
     export_database(&source, out, force, mode)?;
     drop(source);
     crate::outln!(
@@ -83,10 +100,12 @@ pub fn export_database(
         return Err(exists(out, "it"));
     }
     let dir = parent_dir(out);
+    staging::remove_stale(&dir);
     let tmp = tempfile::Builder::new()
-        .prefix(".orgmirror-export-")
-        .suffix(".tmp")
+        .prefix(staging::PREFIX)
+        .suffix(staging::SUFFIX)
         .tempfile_in(&dir)
+        .and_then(|tmp| staging::hold(tmp.as_file()).map(|()| tmp))
         .map_err(|e| {
             CommandError::failed(format!(
                 "cannot create a temporary file in {}: {e}",
@@ -187,56 +206,72 @@ pub(crate) fn exists(path: &Path, what: &str) -> CommandError {
     }
 }
 
-/// Writes one CSV per [`CSV_VIEWS`] entry into `dir` (created when missing), each written
-/// atomically in file mode `mode`. Returns the files written.
+/// Writes one CSV per [`CSV_VIEWS`] entry, all read in one read transaction, into a
+/// staging directory beside `dir`, then puts that directory at `dir` in one step (see
+/// [`staging::StagedDir::swap_into`]): a reader of `dir`, or an export killed half-way,
+/// never leaves a mix of two states. Files in mode `mode`. Returns the files written.
 pub fn export_csv(
     store: &Store,
     dir: &Path,
     force: bool,
     mode: u32,
 ) -> Result<Vec<PathBuf>, CommandError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CommandError::failed(format!(
-            "cannot create the CSV directory {}: {e}",
-            dir.display()
-        ))
-    })?;
     let targets = csv_targets(dir);
     if !force {
         refuse_existing_csv(&targets)?;
     }
-    for (view, target) in CSV_VIEWS.iter().zip(&targets) {
-        let tmp = tempfile::Builder::new()
-            .prefix(".orgmirror-export-")
-            .suffix(".csv.tmp")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                CommandError::failed(format!(
-                    "cannot create a temporary file in {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        let io_error = |e: std::io::Error| {
-            CommandError::failed(format!("cannot write {}: {e}", target.display()))
-        };
-        let mut writer = BufWriter::new(tmp.as_file());
-        write_view_csv(store, view, &mut writer)?;
-        writer.flush().map_err(io_error)?;
-        drop(writer);
-        let file = tmp.as_file();
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .and_then(|()| file.sync_all())
-            .map_err(io_error)?;
-        tmp.persist(target).map_err(|e| {
+    let parent = parent_dir(dir);
+    if !parent.is_dir() {
+        std::fs::create_dir_all(&parent).map_err(|e| {
             CommandError::failed(format!(
-                "cannot move the CSV to {}: {}",
-                target.display(),
-                e.error
+                "cannot create the directory {}: {e}",
+                parent.display()
             ))
         })?;
     }
-    sync_dir(dir)?;
+    staging::remove_stale(&parent);
+    // Debris of builds that wrote the CSV files one by one inside `dir`.
+    staging::remove_stale(dir);
+    // Directories: the files' read bits and search.
+    let staged = staging::StagedDir::new(&parent, mode | ((mode & 0o444) >> 2))?;
+    let conn = store.connection();
+    let sql_error = |e: rusqlite::Error| {
+        CommandError::failed(format!("cannot read {}: {e}", store.path().display()))
+    };
+    conn.execute_batch("BEGIN").map_err(sql_error)?;
+    let written = write_csv_set(store, staged.path(), mode);
+    conn.execute_batch("COMMIT").map_err(sql_error)?;
+    written?;
+    sync_dir(staged.path())?;
+    let ours: Vec<String> = CSV_VIEWS.iter().map(|v| format!("{v}.csv")).collect();
+    staged.swap_into(dir, &ours)?;
+    sync_dir(&parent)?;
     Ok(targets)
+}
+
+/// Every CSV of [`CSV_VIEWS`] into `dir`, each fsynced.
+fn write_csv_set(store: &Store, dir: &Path, mode: u32) -> Result<(), CommandError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for view in CSV_VIEWS {
+        let target = dir.join(format!("{view}.csv"));
+        let io_error = |e: std::io::Error| {
+            CommandError::failed(format!("cannot write {}: {e}", target.display()))
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&target)
+            .map_err(io_error)?;
+        let mut writer = BufWriter::new(&file);
+        write_view_csv(store, view, &mut writer)?;
+        writer.flush().map_err(io_error)?;
+        drop(writer);
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .and_then(|()| file.sync_all())
+            .map_err(io_error)?;
+    }
+    Ok(())
 }
 
 fn write_view_csv(store: &Store, view: &str, out: &mut impl Write) -> Result<(), CommandError> {

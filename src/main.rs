@@ -38,9 +38,9 @@ enum Command {
     },
     /// A consistent, self-contained copy of the database for BI tools, written atomically.
     Export {
-        /// Where to write the copy.
-        #[arg(long, value_name = "PATH")]
-        out: PathBuf,
+        /// Where to write the copy (optional with --csv).
+        #[arg(long, value_name = "PATH", required_unless_present = "csv")]
+        out: Option<PathBuf>,
         /// Also write one CSV file per contract view into this directory.
         #[arg(long, value_name = "DIR")]
         csv: Option<PathBuf>,
@@ -106,7 +106,7 @@ fn main() -> ExitCode {
             Command::Run => orgmirror::daemon::run(config).await,
             Command::Status { json } => orgmirror::status::run(config, json),
             Command::Export { out, csv, force } => {
-                orgmirror::export::run(config, &out, csv.as_deref(), force)
+                orgmirror::export::run(config, out.as_deref(), csv.as_deref(), force)
             }
             Command::Check => orgmirror::check::run(config).await,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,

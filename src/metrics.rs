@@ -28,17 +28,12 @@ use crate::store::{ScrapeFigures, Store};
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Records issue 15's quarantine holds back; 0 until it lands (hook: fill
-/// [`Figures::quarantined`] from the store's count of quarantined records).
-const QUARANTINED_UNTIL_ISSUE_15: i64 = 0;
-
 /// What one scrape reports.
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
     pub db: ScrapeFigures,
     pub database_bytes: u64,
     pub wal_bytes: u64,
-    pub quarantined: i64,
 }
 
 struct Server {
@@ -88,7 +83,6 @@ async fn read(config: &Config) -> Result<Figures, String> {
         let mut figures = Figures {
             database_bytes: crate::status::file_size(&path),
             wal_bytes: crate::status::file_size(&crate::status::suffixed(&path, "-wal")),
-            quarantined: QUARANTINED_UNTIL_ISSUE_15,
             ..Figures::default()
         };
         if path.exists() {
@@ -283,7 +277,7 @@ pub fn render(f: &Figures, now: DateTime<Utc>) -> String {
         &mut r,
         "quarantined_records",
         "Records held back as unreadable (quarantine)",
-        f.quarantined as f64,
+        f.db.quarantined as f64,
     );
     let backlog = Family::<Labels, Gauge>::default();
     let failures = Family::<Labels, Counter>::default();
@@ -367,6 +361,7 @@ mod tests {
                     None,
                 )),
                 events: vec![("user".into(), "insert".into(), 30)],
+                quarantined: 2,
                 quota: Some((20, Some("2026-11-28T12:30:00Z".into()))),
                 alerts: vec![RuleBacklog {
                     rule: "new admin".into(),
@@ -380,7 +375,6 @@ mod tests {
             },
             database_bytes: 4096,
             wal_bytes: 0,
-            quarantined: 0,
         }
     }
 
@@ -404,6 +398,7 @@ mod tests {
             om.contains("orgmirror_alert_backlog{rule=\"new admin\"} 2"),
             "{om}"
         );
+        assert!(om.contains("orgmirror_quarantined_records 2"), "{om}");
         let text = prometheus_text(&om);
         assert!(!text.contains("# EOF"), "{text}");
         assert!(

@@ -323,6 +323,9 @@ pub struct OrgSnapshot {
     /// Keys of records kept since the last [`OrgSnapshot::take_new`] that no stored
     /// version matched: the candidates it hands over (so it never scans the whole maps).
     pending_new: Vec<EntityKey>,
+    /// Users and groups whose record could not be read this run, with why: what the
+    /// baseline holds of them counts as seen unchanged (see [`OrgSnapshot::quarantine`]).
+    pub quarantined: BTreeMap<EntityKey, String>,
 }
 
 /// A record the API sent that cannot be mirrored (no id, say).
@@ -472,11 +475,42 @@ impl OrgSnapshot {
             }
     }
 
+    /// Quarantines a user or group whose id could be read and whose body could not: its
+    /// last good version stays (what the baseline holds of it, a user's rate and a group's
+    /// memberships included, counts as seen unchanged: never a false delete, never a
+    /// change), and copies of it this run are not taken. One the mirror does not hold is
+    /// not mirrored.
+    pub fn quarantine(&mut self, key: EntityKey, reason: String) {
+        match key.entity {
+            Entity::User => self.remove_user(key.id),
+            Entity::Group => self.remove_group(key.id),
+            _ => return,
+        }
+        if let Some(baseline) = self.baseline.clone() {
+            let held = baseline.keys().filter(|k| match key.entity {
+                Entity::User => {
+                    k.id == key.id && matches!(k.entity, Entity::User | Entity::UserRate)
+                }
+                _ => k.id == key.id && matches!(k.entity, Entity::Group | Entity::GroupMembership),
+            });
+            for k in held {
+                self.unchanged.insert(*k);
+            }
+        }
+        self.quarantined.insert(key, reason);
+    }
+
     /// Adds a team: the group, its memberships and workspace names.
     pub fn add_team(&mut self, team: Team, unknown: Option<String>) -> Result<(), RecordError> {
         let id = team
             .id
             .ok_or_else(|| missing("group", "without id".into(), "id"))?;
+        if self
+            .quarantined
+            .contains_key(&EntityKey::new(Entity::Group, id))
+        {
+            return Ok(());
+        }
         let pos = || format!("id {id}");
         let mut members = BTreeMap::new();
         for u in team
@@ -568,6 +602,12 @@ impl OrgSnapshot {
         let id = user
             .id
             .ok_or_else(|| missing("user", "without id".into(), "id"))?;
+        if self
+            .quarantined
+            .contains_key(&EntityKey::new(Entity::User, id))
+        {
+            return Ok(());
+        }
         let mut tags = Vec::with_capacity(user.tags.len());
         for t in user.tags {
             let tid =

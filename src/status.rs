@@ -32,6 +32,9 @@ pub struct StatusReport {
     pub note: Option<String>,
     /// Alert deliveries by rule: backlog, failures, the last error.
     pub alerts: Vec<RuleBacklog>,
+    /// Records the newest successful run could not read: each keeps its last good version
+    /// in the mirror until the upstream sends one that can be read.
+    pub quarantined: Vec<crate::api::Quarantined>,
 }
 
 /// The database files.
@@ -74,6 +77,11 @@ pub struct RunStatus {
     pub error: Option<String>,
     /// A `running` run whose process is gone (killed): the next run marks it failed.
     pub interrupted: bool,
+    /// The wall clock the run saw, when it was not past the last committed run's time
+    /// (`started_at` is then one second after that run's).
+    pub wall_clock_at: Option<String>,
+    /// Records this run could not read and kept at their last good version.
+    pub quarantined: Vec<crate::api::Quarantined>,
 }
 
 /// The request quota last seen.
@@ -133,6 +141,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         quota: None,
         note: None,
         alerts: Vec::new(),
+        quarantined: Vec::new(),
     };
     if !report.database.exists {
         report.note = Some(format!(
@@ -148,6 +157,10 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         .map(run_status)
         .collect();
     report.last_failure = store.last_failed_run()?.map(run_status);
+    report.quarantined = store
+        .last_succeeded_run()?
+        .map(|r| r.quarantined)
+        .unwrap_or_default();
     report.quota = store
         .last_quota()?
         .map(|(remaining, resets_at)| QuotaStatus {
@@ -191,11 +204,13 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
 
 fn run_status(row: SyncRunRow) -> RunStatus {
     let parse = |t: &str| DateTime::parse_from_rfc3339(t).ok();
+    // `finished_at` is the wall clock's: measured from the clock the run began with.
+    let began = row.wall_clock_at.as_deref().unwrap_or(&row.started_at);
     let duration_seconds = row
         .finished_at
         .as_deref()
         .and_then(parse)
-        .zip(parse(&row.started_at))
+        .zip(parse(began))
         .map(|(end, start)| (end - start).num_seconds());
     // Only a process of this host can be asked; status runs where the database is.
     let interrupted = row.status == "running" && row.pid.is_some_and(|pid| !process_exists(pid));
@@ -211,6 +226,8 @@ fn run_status(row: SyncRunRow) -> RunStatus {
         events_written: row.events_written,
         events: row.events,
         error: row.error,
+        wall_clock_at: row.wall_clock_at,
+        quarantined: row.quarantined,
     }
 }
 
@@ -302,11 +319,25 @@ pub fn render(report: &StatusReport) -> String {
             (None, "running") => "in progress".to_string(),
             (None, _) => events_line(&run.events),
         };
+        let clock = run
+            .wall_clock_at
+            .as_deref()
+            .map(|w| format!(" (the clock said {w}: behind the last run)"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  #{:<5} {:<8} {}  {:<9} {:>5}  {:>5} requests  {}",
-            run.sync_run_id, run.kind, run.started_at, run.status, duration, run.requests, what
+            "  #{:<5} {:<8} {}  {:<9} {:>5}  {:>5} requests  {what}{clock}",
+            run.sync_run_id, run.kind, run.started_at, run.status, duration, run.requests
         );
+    }
+    if !report.quarantined.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nquarantined by the last successful run (each keeps its last good version):"
+        );
+        for q in &report.quarantined {
+            let _ = writeln!(out, "  {} {}: {}", q.list, q.id, q.reason);
+        }
     }
     if let Some(f) = &report.last_failure {
         let _ = writeln!(

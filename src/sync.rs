@@ -108,27 +108,62 @@ pub async fn run_once(
     options: &SyncOptions,
 ) -> Result<RunReport, StoreError> {
     let started = Instant::now();
-    let run_id = begin_run(store, "full", config).await?;
+    let (run_id, at) = begin_run(store, "full", config).await?;
     client.start_run();
-    info!(run_id, "sync started");
-    let result = pull_and_commit(client, store, config, options, run_id).await;
+    info!(run_id, at, "sync started");
+    let result = pull_and_commit(client, store, config, options, run_id, &at).await;
     finish(client, store, run_id, started, result)
 }
 
-/// Starts a run. While another connection holds SQLite's write lock the wait (up to
-/// `database.busy_timeout`) is asleep, not in SQLite's busy handler: the daemon's loop then
-/// goes on pinging the watchdog and hearing stop signals.
-async fn begin_run(store: &mut Store, kind: &str, config: &Config) -> Result<i64, StoreError> {
+/// Starts a run; returns its id and its time (see [`run_time`]). While another connection
+/// holds SQLite's write lock, or another orgmirror process the writer lock (a manual `sync`,
+/// a group command, the daemon's run), the wait (up to `database.busy_timeout`) is asleep,
+/// not in SQLite's busy handler: the daemon's loop then goes on pinging the watchdog and
+/// hearing stop signals, and a tick or a group command's refresh is not lost to a busy moment.
+async fn begin_run(
+    store: &mut Store,
+    kind: &str,
+    config: &Config,
+) -> Result<(i64, String), StoreError> {
+    // Nothing is written on top of damage (not even the run's row).
+    let checking = Instant::now();
+    store.refuse_damage()?;
+    tracing::debug!(
+        quick_check_ms = checking.elapsed().as_millis() as u64,
+        "quick_check"
+    );
     let patience = config.database.busy_timeout.duration();
     let waiting = Instant::now();
-    loop {
+    let mut said = false;
+    let run_id = loop {
         match store.begin_run(kind, &now_utc()) {
-            Err(e) if e.is_busy() && waiting.elapsed() < patience => {
+            Err(e) if (e.is_busy() || e.is_locked()) && waiting.elapsed() < patience => {
+                if !said {
+                    said = true;
+                    info!(kind, error = %e, patience_s = patience.as_secs_f64(), "waiting for the database");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            begun => return begun,
+            begun => break begun?,
         }
+    };
+    let at = run_time(store, run_id)?;
+    Ok((run_id, at))
+}
+
+/// The time run `run_id` carries, warning when the wall clock was not past the last
+/// committed run's (a clock stepped back, or two runs in one second).
+fn run_time(store: &Store, run_id: i64) -> Result<String, StoreError> {
+    let (at, wall_clock) = store.run_times(run_id)?;
+    if at != wall_clock {
+        warn!(
+            run_id,
+            wall_clock,
+            at,
+            "the clock is not past the last committed run's time; this run is recorded one second after it, so history intervals never overlap or are empty"
+        );
     }
+    Ok(at)
 }
 
 /// Refreshes only the given groups and users (after a group write): a targeted run with
@@ -137,24 +172,27 @@ pub async fn refresh(
     client: &Client,
     store: &mut Store,
     config: &Config,
-    targets: Targets,
+    mut targets: Targets,
 ) -> Result<RunReport, StoreError> {
     let started = Instant::now();
-    let run_id = begin_run(store, "targeted", config).await?;
+    let (run_id, observed_at) = begin_run(store, "targeted", config).await?;
     client.start_run();
-    let observed_at = now_utc();
     let result = async {
         let mut snapshot = OrgSnapshot::default();
         let groups: Vec<i64> = targets.groups.iter().copied().collect();
         let users: Vec<i64> = targets.users.iter().copied().collect();
         if !groups.is_empty() {
-            for (team, unknown) in client.teams_by_ids(&groups).await? {
+            let found = client.teams_by_ids(&groups).await?;
+            apply_quarantine(client, &mut snapshot);
+            for (team, unknown) in found {
                 snapshot.add_team(team, unknown)?;
             }
         }
         if !users.is_empty() {
             let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
-            for (user, unknown) in client.users_by_ids(&users, rates, hours).await? {
+            let found = client.users_by_ids(&users, rates, hours).await?;
+            apply_quarantine(client, &mut snapshot);
+            for (user, unknown) in found {
                 snapshot.add_user(user, unknown)?;
             }
         }
@@ -165,13 +203,25 @@ pub async fn refresh(
         snapshot
             .memberships
             .retain(|(g, _), _| targets.groups.contains(g));
+        let stored = store.stored_state()?;
+        let found = confirm_members(client, config, &stored, &mut snapshot, true).await?;
+        targets.users.extend(found);
+        // A record that could not be read is not this refresh's to judge.
+        for key in snapshot.quarantined.keys() {
+            match key.entity {
+                Entity::User => targets.users.remove(&key.id),
+                _ => targets.groups.remove(&key.id),
+            };
+        }
         let scope = Scope {
             only: Some(targets),
             rates: config.sync.include_rates,
         };
-        let stored = store.stored_state()?;
         let d = diff::diff(&stored, &snapshot, &scope);
-        let totals = totals_of(&client.stats());
+        let totals = RunTotals {
+            quarantined: quarantined_json(client),
+            ..totals_of(&client.stats())
+        };
         let counts =
             store.commit_run(run_id, &d, &snapshot.workspace_names, &observed_at, &totals)?;
         Ok(counts)
@@ -200,6 +250,7 @@ fn finish(
         refused: false,
         access_denied: false,
     };
+    let unwritable = matches!(result, Err(SyncError::Store(_)));
     match result {
         Ok(events) => {
             report.committed = true;
@@ -231,22 +282,38 @@ fn finish(
         .iter()
         .map(|((e, op), n)| (format!("{}.{op}", e.as_str()), *n))
         .collect();
-    let status = if report.committed {
-        "succeeded"
+    // A run that failed or was refused is a warning; one that could not write the mirror
+    // at all (the database refused it) is an error.
+    let (status, level) = if report.committed {
+        ("succeeded", tracing::Level::INFO)
+    } else if report.refused {
+        ("refused", tracing::Level::WARN)
+    } else if unwritable {
+        ("failed", tracing::Level::ERROR)
     } else {
-        "failed"
+        ("failed", tracing::Level::WARN)
     };
-    info!(
-        run_id,
-        status,
-        duration_ms = report.duration.as_millis() as u64,
-        requests = report.requests,
-        quota_remaining = report.quota_remaining,
-        events_written = report.events_written(),
-        events = ?events,
-        error = report.error.as_deref(),
-        "sync finished"
-    );
+    macro_rules! finished {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                run_id,
+                status,
+                duration_ms = report.duration.as_millis() as u64,
+                requests = report.requests,
+                quota_remaining = report.quota_remaining,
+                events_written = report.events_written(),
+                events = ?events,
+                error = report.error.as_deref(),
+                "sync finished"
+            )
+        };
+    }
+    match level {
+        tracing::Level::INFO => finished!(tracing::Level::INFO),
+        tracing::Level::ERROR => finished!(tracing::Level::ERROR),
+        _ => finished!(tracing::Level::WARN),
+    }
     store.release_writer();
     Ok(report)
 }
@@ -260,7 +327,36 @@ fn totals_of(stats: &RequestStats) -> RunTotals {
             .and_then(|q| q.resets_at_unix)
             .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
             .map(format_utc),
+        quarantined: None,
     }
+}
+
+/// Quarantines, in `snapshot`, the records the client could not read so far this run
+/// (each is in its list as a stand-in, which `add_user`/`add_team` then pass over).
+fn apply_quarantine(client: &Client, snapshot: &mut OrgSnapshot) {
+    for q in client.quarantined() {
+        let entity = if q.list == "teams" {
+            Entity::Group
+        } else {
+            Entity::User
+        };
+        let key = crate::snapshot::EntityKey::new(entity, q.id);
+        if !snapshot.quarantined.contains_key(&key) {
+            warn!(
+                entity = entity.as_str(),
+                id = q.id,
+                reason = q.reason,
+                "record quarantined: its id is readable, its body is not; the mirror keeps its last good version"
+            );
+            snapshot.quarantine(key, q.reason);
+        }
+    }
+}
+
+/// The run's quarantined records as `sync_runs.quarantined_json`, or None when there are none.
+fn quarantined_json(client: &Client) -> Option<String> {
+    let q = client.quarantined();
+    (!q.is_empty()).then(|| serde_json::to_string(&q).unwrap_or_else(|_| "[]".to_string()))
 }
 
 async fn pull_and_commit(
@@ -269,6 +365,7 @@ async fn pull_and_commit(
     config: &Config,
     options: &SyncOptions,
     run_id: i64,
+    at: &str,
 ) -> Result<BTreeMap<(Entity, &'static str), usize>, SyncError> {
     // Before spending any request, make sure the quota can carry the whole run.
     if let Some((remaining, resets_at)) = store.last_quota()? {
@@ -298,7 +395,7 @@ async fn pull_and_commit(
     // it can be written (inside the run's one transaction) while later pages arrive.
     let stored = Arc::new(store.stored_state()?);
     let mut snapshot = OrgSnapshot::against(Arc::clone(&stored));
-    let writer = store.early_writer(run_id, &now_utc())?;
+    let writer = store.early_writer(run_id, at)?;
     let pulled = pull(client, config, &mut progress, &mut snapshot, &writer).await;
     if let Err(e) = pulled {
         // A pull that stopped because the writer did fails with the writer's reason.
@@ -323,6 +420,7 @@ async fn pull_and_commit(
     );
 
     confirm_absences(client, config, &stored, &mut snapshot).await?;
+    confirm_members(client, config, &stored, &mut snapshot, false).await?;
     let scope = Scope {
         only: None,
         rates: config.sync.include_rates,
@@ -333,7 +431,10 @@ async fn pull_and_commit(
     // What the run wrote early is, to the final diff, what the mirror holds.
     let held = stored.overlaid(snapshot.settled());
     let d = diff::diff(&held, &snapshot, &scope);
-    let totals = totals_of(&client.stats());
+    let totals = RunTotals {
+        quarantined: quarantined_json(client),
+        ..totals_of(&client.stats())
+    };
     let counts = writer.finish(&d, snapshot.settled(), &snapshot.workspace_names, &totals)?;
     Ok(counts)
 }
@@ -359,6 +460,7 @@ async fn pull(
     // Pages go straight into the snapshot: the raw rows of the whole org are never held.
     client
         .pull_teams_each(&mut |p| progress.report(p), &mut |page| {
+            apply_quarantine(client, snapshot);
             page.into_iter()
                 .try_for_each(|(team, unknown)| snapshot.add_team(team, unknown))
                 .map_err(|e| e.to_string())?;
@@ -368,6 +470,7 @@ async fn pull(
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
     client
         .pull_users_each(rates, hours, &mut |p| progress.report(p), &mut |page| {
+            apply_quarantine(client, snapshot);
             page.into_iter()
                 .try_for_each(|(user, unknown)| snapshot.add_user(user, unknown))
                 .map_err(|e| e.to_string())?;
@@ -401,6 +504,7 @@ async fn confirm_absences(
     if !missing_groups.is_empty() {
         let ids: Vec<i64> = missing_groups.into_iter().collect();
         let found = client.teams_by_ids(&ids).await?;
+        apply_quarantine(client, snapshot);
         if !found.is_empty() {
             info!(
                 asked = ids.len(),
@@ -418,6 +522,7 @@ async fn confirm_absences(
         let ids: Vec<i64> = missing_users.into_iter().collect();
         let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
         let found = client.users_by_ids(&ids, rates, hours).await?;
+        apply_quarantine(client, snapshot);
         if !found.is_empty() {
             info!(
                 asked = ids.len(),
@@ -437,6 +542,71 @@ async fn confirm_absences(
         snapshot.remove_memberships_of_users(&gone);
     }
     Ok(())
+}
+
+/// A member the pull listed in a team but not among the users (added upstream between the
+/// two pulls, or a team that lists an id no user has) is asked for by id: a user who
+/// exists is mirrored with the membership, and for one who does not the membership is
+/// not mirrored (a member is a user: `group_members` declares the key). Returns the users
+/// found, for a targeted refresh to take into its scope.
+async fn confirm_members(
+    client: &Client,
+    config: &Config,
+    stored: &StoredState,
+    snapshot: &mut OrgSnapshot,
+    targeted: bool,
+) -> Result<BTreeSet<i64>, SyncError> {
+    // A full pull saw every user (the mirror's, confirmed by id); a targeted refresh only
+    // those it read, and the mirror's others still are users.
+    let is_user = |snapshot: &OrgSnapshot, id: i64| {
+        let key = crate::snapshot::EntityKey::new(Entity::User, id);
+        snapshot.has(&key) || (targeted && stored.get(&key).is_some())
+    };
+    let members = snapshot.memberships.keys().copied().chain(
+        snapshot
+            .unchanged
+            .iter()
+            .filter(|k| k.entity == Entity::GroupMembership)
+            .map(|k| (k.id, k.sub_id)),
+    );
+    let mut orphans: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for (group, user) in members {
+        if !is_user(snapshot, user) {
+            orphans.entry(user).or_default().insert(group);
+        }
+    }
+    if orphans.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let ids: Vec<i64> = orphans.keys().copied().collect();
+    let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
+    let mut found = BTreeSet::new();
+    let asked = client.users_by_ids(&ids, rates, hours).await?;
+    apply_quarantine(client, snapshot);
+    for (user, unknown) in asked {
+        if let Some(id) = user.id.filter(|id| orphans.contains_key(id)) {
+            snapshot.add_user(user, unknown)?;
+            if is_user(snapshot, id) {
+                found.insert(id);
+            }
+        }
+    }
+    if !found.is_empty() {
+        info!(
+            users = ?found,
+            "members missing from the users pull were asked for by id and are mirrored"
+        );
+    }
+    let gone: BTreeSet<i64> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+    for id in &gone {
+        warn!(
+            organization_user_id = id,
+            groups = ?orphans[id],
+            "a group lists a member who is not a user of the organization (asked for by id: not found); the membership is not mirrored"
+        );
+    }
+    snapshot.remove_memberships_of_users(&gone);
+    Ok(found)
 }
 
 /// Refuses a run that would remove more than `max_fraction` of the users or of the

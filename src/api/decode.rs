@@ -32,6 +32,17 @@ pub struct DecodedPage<T> {
     pub items: Vec<WithUnknown<T>>,
     /// The `total` the teams envelope announces (None for `items` lists).
     pub total: Option<i64>,
+    /// Items whose `id` could be read but whose body could not, as (id, why). Each is in
+    /// `items` as its model's [`KnownFields::stand_in`] (so paging counts it), which the
+    /// caller must not take for the record.
+    pub quarantined: Vec<(i64, String)>,
+}
+
+/// Only the `id` of an item (every other field skipped unread, so a number out of range
+/// or a wrong type elsewhere does not stop it).
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -76,19 +87,36 @@ where
             .map(|e| (e.data, e.total))
             .map_err(|e| envelope_error(body, &e))?,
     };
-    let decode = |first: usize, items: &[&RawValue]| -> Result<Vec<WithUnknown<T>>, String> {
-        items
+    type Half<T> = (Vec<WithUnknown<T>>, Vec<(i64, String)>);
+    let decode = |first: usize, items: &[&RawValue]| -> Result<Half<T>, String> {
+        let mut quarantined = Vec::new();
+        let decoded = items
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                split_unknown_fields::<T>(item).map_err(|e| format!("item {}: {e}", first + i))
+                split_unknown_fields::<T>(item).or_else(|e| {
+                    let why = format!("item {}: {e}", first + i);
+                    let id = serde_json::from_str::<IdOnly>(item.get())
+                        .ok()
+                        .and_then(|o| o.id);
+                    match id.and_then(|id| T::stand_in(id).map(|s| (id, s))) {
+                        Some((id, stand_in)) => {
+                            quarantined.push((id, why));
+                            Ok((stand_in, None))
+                        }
+                        None => Err(why),
+                    }
+                })
             })
-            .collect()
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok((decoded, quarantined))
     };
     if raw.len() < SPLIT_FROM {
+        let (items, quarantined) = decode(0, &raw)?;
         return Ok(DecodedPage {
-            items: decode(0, &raw)?,
+            items,
             total,
+            quarantined,
         });
     }
     let (front, back) = raw.split_at(raw.len() / 2);
@@ -106,9 +134,15 @@ where
         (first, second)
     });
     // The first failing item is the one reported.
-    let mut items = front?;
-    items.extend(back?);
-    Ok(DecodedPage { items, total })
+    let (mut items, mut quarantined) = front?;
+    let (back_items, back_quarantined) = back?;
+    items.extend(back_items);
+    quarantined.extend(back_quarantined);
+    Ok(DecodedPage {
+        items,
+        total,
+        quarantined,
+    })
 }
 
 /// Parses one list item into its model, and returns the top-level fields the model does
@@ -446,5 +480,27 @@ mod tests {
             let _ = decode_page::<OrganizationUser>(&bytes, Envelope::Items);
             let _ = decode_page::<Team>(&bytes, Envelope::Data);
         }
+    }
+
+    #[test]
+    fn an_item_whose_id_is_readable_and_body_is_not_is_quarantined() {
+        let body = br#"{"items": [
+            {"id": 1, "name": "ok"},
+            {"id": 2, "rate": {"hourly_rate": 1e309}},
+            {"id": 3, "working_hours": "NaN"}
+        ]}"#;
+        let page = decode_page::<OrganizationUser>(body, Envelope::Items).unwrap();
+        let ids: Vec<Option<i64>> = page.items.iter().map(|(u, _)| u.id).collect();
+        assert_eq!(ids, vec![Some(1), Some(2), Some(3)]);
+        let quarantined: Vec<i64> = page.quarantined.iter().map(|(id, _)| *id).collect();
+        assert_eq!(quarantined, vec![2, 3]);
+        assert!(
+            page.quarantined[0].1.starts_with("item 1: "),
+            "{:?}",
+            page.quarantined
+        );
+        // Without a readable id the item still fails the page.
+        let body = br#"{"items": [{"id": "two", "working_hours": "NaN"}]}"#;
+        assert!(decode_page::<OrganizationUser>(body, Envelope::Items).is_err());
     }
 }

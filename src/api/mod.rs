@@ -160,6 +160,17 @@ pub struct PageProgress {
     pub quota_remaining: Option<i64>,
 }
 
+/// A list item whose `id` could be read but whose body could not (a rate of `1e309`, a
+/// `"NaN"` where a number belongs): the run keeps the record's last good version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantined {
+    /// `users` or `teams`: the list it came in.
+    pub list: String,
+    pub id: i64,
+    /// Why it could not be read (endpoint, page and item, and the decoder's words).
+    pub reason: String,
+}
+
 /// One item of a list with the top-level fields the model did not know, as canonical JSON.
 pub type WithUnknown<T> = (T, Option<String>);
 
@@ -199,6 +210,8 @@ struct State {
     reset_at: Option<SystemTime>,
     users: PageSizes,
     teams: PageSizes,
+    /// Items quarantined this run, in the order met.
+    quarantined: Vec<Quarantined>,
 }
 
 /// What the pulls of one entity have shown about the server's page size.
@@ -315,7 +328,14 @@ impl Client {
             s.retry_wait = Duration::ZERO;
             s.users = PageSizes::default();
             s.teams = PageSizes::default();
+            s.quarantined.clear();
         });
+    }
+
+    /// The items quarantined since [`Client::start_run`]: each is in its list as a
+    /// stand-in with only an id, which a run must not take for the record.
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        self.with_state(|s| s.quarantined.clone())
     }
 
     /// The counters of the current run and the last quota seen.
@@ -668,7 +688,8 @@ impl Client {
         Ok(())
     }
 
-    /// Decodes a list body; the error names the endpoint, page and item.
+    /// Decodes a list body; the error names the endpoint, page and item. Items it
+    /// quarantined are remembered for the run ([`Client::quarantined`]).
     fn decode_list<T>(
         &self,
         req: &Request,
@@ -678,10 +699,24 @@ impl Client {
     where
         T: DeserializeOwned + KnownFields + Send,
     {
-        decode_page::<T>(body, envelope).map_err(|message| ApiError::Decode {
+        let decoded = decode_page::<T>(body, envelope).map_err(|message| ApiError::Decode {
             endpoint: req.endpoint(),
             message: self.redact(message),
-        })
+        })?;
+        if !decoded.quarantined.is_empty() {
+            let endpoint = req.endpoint();
+            let found: Vec<Quarantined> = decoded
+                .quarantined
+                .iter()
+                .map(|(id, why)| Quarantined {
+                    list: req.path.rsplit('/').next().unwrap_or_default().to_string(),
+                    id: *id,
+                    reason: self.redact(format!("{endpoint}: {why}")),
+                })
+                .collect();
+            self.with_state(|s| s.quarantined.extend(found));
+        }
+        Ok(decoded)
     }
 
     fn org_path(&self, suffix: &str) -> String {

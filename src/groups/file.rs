@@ -632,25 +632,19 @@ fn rebase(before: &LiveGroup, after: &LiveGroup, fresh: &LiveGroup) -> LiveGroup
     }
 }
 
-/// The file that describes `org`'s groups exactly: members by e-mail (by id when a
-/// member has no e-mail or shares it), workspaces by name (by id when the name is unknown or
-/// shared), and the group's `id` when another group has its name.
+/// The file that describes `org`'s groups exactly: each group's `id` (so that a name
+/// edited in the file plans a rename of that group, not a new group and, with `prune`, the
+/// old one's deletion), members by e-mail (by id when a member has no e-mail or shares it),
+/// workspaces by name (by id when the name is unknown or shared).
 pub fn export_text(org: &LiveOrg) -> String {
     let mut out = String::from(
         "# Groups of the organization, as `orgmirror groups export` saw them.\n\
          # Edit, then `orgmirror groups plan FILE` / `orgmirror groups apply FILE`.\n\
          prune = false\n",
     );
-    let mut named: BTreeMap<&str, usize> = BTreeMap::new();
-    for g in &org.groups {
-        *named.entry(g.name.as_str()).or_default() += 1;
-    }
     for g in &org.groups {
         out.push_str("\n[[group]]\n");
-        // The file matches groups by name; a name the organization shares needs the id.
-        if named[g.name.as_str()] > 1 {
-            out.push_str(&format!("id = {}\n", g.id));
-        }
+        out.push_str(&format!("id = {}\n", g.id));
         out.push_str(&format!("name = {}\n", toml_string(&g.name)));
         if let Some(e) = &g.emoji {
             out.push_str(&format!("emoji = {}\n", toml_string(e)));
@@ -870,10 +864,7 @@ mod tests {
             text.contains("id = 1\nname = \"Platform\"") && text.contains("id = 9\n"),
             "{text}"
         );
-        assert!(
-            !text.contains("id = 2\n"),
-            "a unique name needs no id: {text}"
-        );
+        assert!(text.contains("id = 2\n"), "every group has its id: {text}");
         let file = parse(&text).expect(&text);
         assert_eq!(plan(&file, &org, 2001).expect("plan"), vec![], "{text}");
 

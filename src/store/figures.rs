@@ -45,6 +45,21 @@ impl Store {
         .map_err(sqlite_error(&path))?;
         drop(tx);
         let mut figures = figures;
+        // A mirror not migrated yet has no quarantine column.
+        if self.has_column("sync_runs", "quarantined_json")? {
+            figures.quarantined = self
+                .sql(
+                    self.conn
+                        .query_row(
+                            "SELECT coalesce(json_array_length(quarantined_json), 0) FROM sync_runs
+                 WHERE status = 'succeeded' ORDER BY sync_run_id DESC LIMIT 1",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .optional(),
+                )?
+                .unwrap_or(0);
+        }
         figures.quota = self.last_quota()?;
         figures.alerts = self.alert_backlog()?;
         Ok(figures)
@@ -77,6 +92,8 @@ pub struct ScrapeFigures {
     pub last_run: Option<(String, String, Option<String>, Option<String>)>,
     /// Events by entity and op.
     pub events: Vec<(String, String, i64)>,
+    /// Records the newest successful run quarantined (kept at their last good version).
+    pub quarantined: i64,
     /// Remaining, resets_at.
     pub quota: Option<(i64, Option<String>)>,
     pub alerts: Vec<RuleBacklog>,

@@ -1,9 +1,13 @@
 //! The only module that touches SQLite: open (with file modes, pragmas and the schema),
 //! read what a run diffs against, and commit a run in one transaction.
 
+mod clock;
 mod early;
 mod figures;
+mod integrity;
 mod outbox;
+mod read_only;
+mod setup;
 mod write;
 
 use std::collections::BTreeMap;
@@ -20,6 +24,7 @@ use crate::snapshot::{Entity, EntityKey};
 
 pub use early::{EarlyWriter, WriterStopped};
 pub use figures::ScrapeFigures;
+pub use integrity::RECOVERY;
 pub use outbox::{DeliveryLock, EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use write::RunTotals;
 
@@ -28,10 +33,16 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// Every schema change after version 1, in order: `MIGRATIONS[i]` takes a database from
 /// version `i + 1` to `i + 2`. A change is a new file in `src/store/migrations/` appended
 /// here; `schema.sql` stays version 1, so an old mirror and a new one end the same.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "17_alert_outbox",
-    include_str!("migrations/17_alert_outbox.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "15_history_trust",
+        include_str!("migrations/15_history_trust.sql"),
+    ),
+    (
+        "17_alert_outbox",
+        include_str!("migrations/17_alert_outbox.sql"),
+    ),
+];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 /// `PRAGMA application_id`: "OMIR".
@@ -62,9 +73,62 @@ pub enum StoreError {
     Locked { path: PathBuf, lock: PathBuf },
     #[error("another orgmirror daemon (`orgmirror run`) already serves database {path} (lock {lock}); stop it first")]
     DaemonRunning { path: PathBuf, lock: PathBuf },
+    /// SQLite's `quick_check` found damage: nothing was written (exit 2).
+    #[error("database {path} is damaged ({problems}); nothing was written: {RECOVERY}")]
+    Damaged { path: PathBuf, problems: String },
+    /// A setup mistake a person must fix (exit 2): the message says how.
+    #[error("database {path}: {message}")]
+    Setup { path: PathBuf, message: String },
 }
 
 impl StoreError {
+    /// Whether a person must fix it (exit 2; systemd does not restart the service for
+    /// it): a missing directory, files the service cannot write, a file that is not a
+    /// mirror or is newer than this build, damage. (A second daemon is not: the first may
+    /// be on its way out, as during a restart.)
+    pub fn is_setup(&self) -> bool {
+        match self {
+            StoreError::Setup { .. }
+            | StoreError::Damaged { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::TooNew { .. } => true,
+            StoreError::Sqlite { source, .. } => StoreError::is_setup_code(source),
+            _ => false,
+        }
+    }
+
+    /// The same error, with the fix spelled out when it is a setup mistake SQLite
+    /// reported (read-only files, a directory it cannot create `-wal` in).
+    fn explained(self) -> StoreError {
+        match self {
+            StoreError::Sqlite { path, source } if StoreError::is_setup_code(&source) => {
+                let message = format!("{source}: {}", setup::diagnose(&path));
+                StoreError::Setup { path, message }
+            }
+            other => other,
+        }
+    }
+
+    fn is_setup_code_of(e: &StoreError) -> bool {
+        matches!(e, StoreError::Sqlite { source, .. } if StoreError::is_setup_code(source))
+    }
+
+    fn is_setup_code(source: &rusqlite::Error) -> bool {
+        matches!(
+            source.sqlite_error_code(),
+            Some(
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            )
+        )
+    }
+
+    /// Whether another orgmirror process holds the writer lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Locked { .. })
+    }
+
     /// Whether SQLite said another connection holds the lock this one needed.
     pub fn is_busy(&self) -> bool {
         matches!(
@@ -143,12 +207,21 @@ pub struct SyncRunRow {
     pub events: BTreeMap<String, BTreeMap<String, i64>>,
     /// The process that ran it.
     pub pid: Option<i64>,
+    /// The wall clock the run saw when it began, where it differs from `started_at` (the
+    /// run's time: a clock behind the last committed run's is clamped past it).
+    pub wall_clock_at: Option<String>,
+    /// Records the run could not read, each kept at its last good version.
+    pub quarantined: Vec<crate::api::Quarantined>,
 }
 
 impl Store {
     /// Opens (creating when missing) the database at `path` for writing: file modes,
     /// WAL, `synchronous=FULL`, busy timeout, and the schema.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        Store::open_writable(path, options).map_err(StoreError::explained)
+    }
+
+    fn open_writable(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let mode = options.mode();
         let io = |message: String| StoreError::Io {
             path: path.to_path_buf(),
@@ -156,7 +229,13 @@ impl Store {
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                return Err(io(format!("directory {} does not exist", dir.display())));
+                return Err(StoreError::Setup {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "directory {0} does not exist; create it for the user orgmirror runs as                          (`install -d -o orgmirror -g orgmirror -m 0750 {0}`; the unit's                          StateDirectory= does this for /var/lib/orgmirror) or set database.path",
+                        dir.display()
+                    ),
+                });
             }
         }
         // Create the file ourselves so that it never exists with a wider mode, whatever the umask.
@@ -165,7 +244,13 @@ impl Store {
             .append(true)
             .mode(mode)
             .open(path)
-            .map_err(|e| io(format!("cannot create or open: {e}")))?;
+            .map_err(|e| match setup::not_writable(path, e.kind()) {
+                Some(fix) => StoreError::Setup {
+                    path: path.to_path_buf(),
+                    message: format!("cannot create or open it for writing ({e}): {fix}"),
+                },
+                None => io(format!("cannot create or open: {e}")),
+            })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
         let mut store = Store {
@@ -195,8 +280,33 @@ impl Store {
                 message: "does not exist (has a sync run yet?)".to_string(),
             });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
+        let store = match Store::open_reading(path, false) {
+            Err(e) if StoreError::is_setup_code_of(&e) => {
+                read_only::without_shared_memory(path, e)?;
+                Store::open_reading(path, true)?
+            }
+            opened => opened?,
+        };
+        if store.check_identity()? == 0 {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                message: "is an empty database, not a mirror yet (has a sync run?)".to_string(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens `path` read-only and reads its identity. `immutable`: without the `-wal` and
+    /// `-shm` files and without locks (see `read_only`).
+    fn open_reading(path: &Path, immutable: bool) -> Result<Store, StoreError> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            flags |= OpenFlags::SQLITE_OPEN_URI;
+            Connection::open_with_flags(read_only::immutable_uri(path), flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(sqlite_error(path))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -206,12 +316,7 @@ impl Store {
             outbox_rules: None,
         };
         store.sql(store.conn.busy_timeout(Duration::from_secs(10)))?;
-        if store.check_identity()? == 0 {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                message: "is an empty database, not a mirror yet (has a sync run?)".to_string(),
-            });
-        }
+        store.check_identity()?;
         Ok(store)
     }
 
@@ -316,6 +421,15 @@ impl Store {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
+        // A migration may rebuild a table to declare a foreign key (SQLite's documented
+        // procedure): keys are not enforced while it runs, and are again after.
+        self.sql(self.conn.execute_batch("PRAGMA foreign_keys=OFF"))?;
+        let migrated = self.migrate_from(version);
+        self.sql(self.conn.execute_batch("PRAGMA foreign_keys=ON"))?;
+        migrated
+    }
+
+    fn migrate_from(&mut self, version: i64) -> Result<(), StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
         let first = if version == 0 {
@@ -368,9 +482,15 @@ impl Store {
             .write(true)
             .mode(self.options.mode())
             .open(lock_path)
-            .map_err(|e| StoreError::Io {
-                path: lock_path.to_path_buf(),
-                message: format!("cannot open the lock file: {e}"),
+            .map_err(|e| match setup::not_writable(lock_path, e.kind()) {
+                Some(fix) => StoreError::Setup {
+                    path: self.path.clone(),
+                    message: format!("cannot open the lock file ({e}): {fix}"),
+                },
+                None => StoreError::Io {
+                    path: lock_path.to_path_buf(),
+                    message: format!("cannot open the lock file: {e}"),
+                },
             })
     }
 
@@ -452,25 +572,39 @@ impl Store {
         result.and_then(|t| restored.map(|()| t))
     }
 
-    fn insert_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
+    fn insert_run(&mut self, kind: &str, wall_clock: &str) -> Result<i64, StoreError> {
         let pid = i64::from(std::process::id());
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
         let id = tx
             .execute(
                 "UPDATE sync_runs SET status = 'failed', error = ?1, finished_at = ?2 WHERE status = 'running'",
-                params![INTERRUPTED, started_at],
+                params![INTERRUPTED, wall_clock],
             )
-            .and_then(|_| {
+            // Read under the writer lock, in the transaction that records the run: no
+            // other run can commit in between.
+            .and_then(|_| clock::run_time(&tx, wall_clock))
+            .and_then(|started_at| {
                 tx.execute(
-                    "INSERT INTO sync_runs (kind, started_at, status, pid) VALUES (?1, ?2, 'running', ?3)",
-                    params![kind, started_at, pid],
+                    "INSERT INTO sync_runs (kind, started_at, wall_clock_at, status, pid) VALUES (?1, ?2, ?3, 'running', ?4)",
+                    params![kind, started_at, wall_clock, pid],
                 )
             })
             .map(|_| tx.last_insert_rowid())
             .and_then(|id| tx.commit().map(|_| id))
             .map_err(sqlite_error(&path))?;
         Ok(id)
+    }
+
+    /// A run's time (`started_at`, which its history rows and events carry) and the wall
+    /// clock it saw when it began: they differ when the clock was behind the last committed
+    /// run's time (see `clock::run_time`).
+    pub fn run_times(&self, run_id: i64) -> Result<(String, String), StoreError> {
+        self.sql(self.conn.query_row(
+            "SELECT started_at, coalesce(wall_clock_at, started_at) FROM sync_runs WHERE sync_run_id = ?1",
+            [run_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ))
     }
 
     /// Marks a run failed; nothing else changes.
@@ -628,17 +762,25 @@ impl Store {
         condition: &'static str,
         limit: usize,
     ) -> Result<Vec<SyncRunRow>, StoreError> {
+        // A mirror not migrated yet (read by `status` before a run) has no such columns.
+        let issue_15 = if self.has_column("sync_runs", "quarantined_json")? {
+            "wall_clock_at, quarantined_json"
+        } else {
+            "NULL, NULL"
+        };
         let mut stmt = self.sql(self.conn.prepare(&format!(
             "SELECT sync_run_id, kind, started_at, finished_at, status, error, requests, events_written,
-                    quota_remaining, quota_resets_at, summary_json, pid
+                    quota_remaining, quota_resets_at, summary_json, pid, {issue_15}
              FROM sync_runs WHERE {condition} ORDER BY sync_run_id DESC LIMIT ?1"
         )))?;
         let rows = self.sql(stmt.query_map([limit as i64], |r| {
             let summary: Option<String> = r.get(10)?;
+            let started_at: String = r.get(2)?;
+            let wall_clock_at: Option<String> = r.get(12)?;
+            let quarantined: Option<String> = r.get(13)?;
             Ok(SyncRunRow {
                 sync_run_id: r.get(0)?,
                 kind: r.get(1)?,
-                started_at: r.get(2)?,
                 finished_at: r.get(3)?,
                 status: r.get(4)?,
                 error: r.get(5)?,
@@ -650,9 +792,30 @@ impl Store {
                     .and_then(|s| serde_json::from_str(&s).ok())
                     .unwrap_or_default(),
                 pid: r.get(11)?,
+                wall_clock_at: wall_clock_at.filter(|w| *w != started_at),
+                started_at,
+                quarantined: quarantined
+                    .and_then(|q| serde_json::from_str(&q).ok())
+                    .unwrap_or_default(),
             })
         }))?;
         rows.map(|r| self.sql(r)).collect()
+    }
+
+    /// The newest succeeded run: what the mirror's current state is.
+    pub fn last_succeeded_run(&self) -> Result<Option<SyncRunRow>, StoreError> {
+        Ok(self
+            .runs_where("status = 'succeeded'", 1)?
+            .into_iter()
+            .next())
+    }
+
+    fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        self.sql(self.conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        ))
     }
 
     /// The quota the newest run that saw one recorded: (remaining, resets_at).

@@ -328,3 +328,22 @@ fn a_version_1_mirror_is_migrated_to_the_schema_of_a_new_one() {
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(schema_of(&old), schema_of(&new));
 }
+
+/// `/metrics` counts the records the newest successful run quarantined.
+#[test]
+fn scrape_figures_count_the_newest_successful_runs_quarantined_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    drop(Store::open(&db, &StoreOptions::default()).unwrap());
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO sync_runs (started_at, finished_at, status, quarantined_json)
+           VALUES ('2026-01-01T00:00:00Z', '2026-01-01T00:01:00Z', 'succeeded', '[{\"id\":1},{\"id\":2},{\"id\":3}]'),
+                  ('2026-01-02T00:00:00Z', '2026-01-02T00:01:00Z', 'succeeded', '[{\"id\":1},{\"id\":2}]'),
+                  ('2026-01-03T00:00:00Z', '2026-01-03T00:01:00Z', 'failed', '[{\"id\":9}]');",
+    )
+    .unwrap();
+    drop(conn);
+    let mut store = Store::open_read_only(&db).unwrap();
+    assert_eq!(store.scrape_figures().unwrap().quarantined, 2);
+}

@@ -13,6 +13,8 @@ pub struct RunTotals {
     pub requests: i64,
     pub quota_remaining: Option<i64>,
     pub quota_resets_at: Option<String>,
+    /// The records the run quarantined, as JSON (`sync_runs.quarantined_json`).
+    pub quarantined: Option<String>,
 }
 
 /// Events by (entity, op).
@@ -99,6 +101,12 @@ pub(super) fn finish(
             summary
         ],
     )?;
+    if let Some(quarantined) = &totals.quarantined {
+        conn.execute(
+            "UPDATE sync_runs SET quarantined_json = ?2 WHERE sync_run_id = ?1",
+            params![end.run_id, quarantined],
+        )?;
+    }
     Ok(counts)
 }
 

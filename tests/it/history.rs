@@ -1435,3 +1435,6 @@ fn finished_at_is_when_a_slow_run_finished() {
         "a run that took over 2.5 s is recorded as taking {seconds} s: {r:?}"
     );
 }
+
+#[path = "survives.rs"]
+mod survives;

@@ -1348,3 +1348,5 @@ mod edges;
 
 #[path = "alerts.rs"]
 mod alerts;
+#[path = "survives_daemon.rs"]
+mod survives;

@@ -1,0 +1,92 @@
+//! A run's time: monotone over committed runs, whatever the wall clock does.
+//!
+//! History intervals are `[valid_from, valid_to)` in whole seconds, each end a run's time.
+//! A clock stepped back (NTP, a VM restored from a snapshot) would give a run a time before
+//! the last one's, and intervals that overlap or end before they begin; two runs in the
+//! same second would leave an empty interval no "as of" query sees. So a run's time is the
+//! wall clock, or one second after the last committed run's time if the clock is not past it.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::snapshot::format_utc;
+
+/// The time for a run starting at `wall_clock` (RFC 3339 UTC, whole seconds).
+pub(super) fn run_time(conn: &Connection, wall_clock: &str) -> rusqlite::Result<String> {
+    let Some(last) = last_committed_time(conn)? else {
+        return Ok(wall_clock.to_string());
+    };
+    let (Some(wall), Some(last_at)) = (parse(wall_clock), parse(&last)) else {
+        return Ok(wall_clock.to_string());
+    };
+    if wall > last_at {
+        return Ok(wall_clock.to_string());
+    }
+    Ok(format_utc(last_at + Duration::seconds(1)))
+}
+
+/// The newest time any committed run wrote: its `started_at`, or (from a build that took
+/// the events' time apart from it) the newest event's.
+fn last_committed_time(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let run: Option<String> = conn
+        .query_row(
+            "SELECT max(started_at) FROM sync_runs WHERE status = 'succeeded'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let event: Option<String> = conn
+        .query_row("SELECT max(observed_at) FROM change_log", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(match (run, event) {
+        (Some(a), Some(b)) => Some(if parse(&a) >= parse(&b) { a } else { b }),
+        (a, b) => a.or(b),
+    })
+}
+
+fn parse(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(runs: &[&str]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::store::SCHEMA_SQL).unwrap();
+        for at in runs {
+            conn.execute(
+                "INSERT INTO sync_runs (started_at, status) VALUES (?1, 'succeeded')",
+                [at],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn a_run_is_never_at_or_before_the_last_committed_one() {
+        let conn = db(&["2030-06-10T00:00:00Z"]);
+        assert_eq!(
+            run_time(&conn, "2030-06-05T00:00:00Z").unwrap(),
+            "2030-06-10T00:00:01Z"
+        );
+        assert_eq!(
+            run_time(&conn, "2030-06-10T00:00:00Z").unwrap(),
+            "2030-06-10T00:00:01Z"
+        );
+        assert_eq!(
+            run_time(&conn, "2030-06-11T00:00:00Z").unwrap(),
+            "2030-06-11T00:00:00Z"
+        );
+        assert_eq!(
+            run_time(&db(&[]), "2030-06-05T00:00:00Z").unwrap(),
+            "2030-06-05T00:00:00Z"
+        );
+    }
+}
