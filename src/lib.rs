@@ -12,6 +12,7 @@ pub mod export;
 pub mod fake;
 pub mod groups;
 pub mod logging;
+pub mod replica;
 pub mod snapshot;
 pub mod status;
 pub mod store;

@@ -80,6 +80,12 @@ enum Command {
     /// Groups as code: plan, apply or export a TOML file of the organization's groups.
     #[command(subcommand)]
     Groups(orgmirror::groups::file::GroupsCmd),
+    /// Replicate the committed runs the PostgreSQL replica ([replica.postgres]) lacks.
+    Replicate {
+        /// Then compare every contract view between the mirror and the replica.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Benchmark: sync vs. a bare fetch-and-parse floor against the built-in fake, as JSON.
     Bench(bench::BenchArgs),
 }
@@ -109,6 +115,7 @@ fn main() -> ExitCode {
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Replicate { verify } => orgmirror::replica::run(config, verify).await,
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,

@@ -112,7 +112,9 @@ pub async fn run_once(
     client.start_run();
     info!(run_id, "sync started");
     let result = pull_and_commit(client, store, config, options, run_id).await;
-    finish(client, store, run_id, started, result)
+    let report = finish(client, store, run_id, started, result)?;
+    crate::replica::after_run(config, &report).await;
+    Ok(report)
 }
 
 /// Starts a run. While another connection holds SQLite's write lock the wait (up to
@@ -177,7 +179,9 @@ pub async fn refresh(
         Ok(counts)
     }
     .await;
-    finish(client, store, run_id, started, result)
+    let report = finish(client, store, run_id, started, result)?;
+    crate::replica::after_run(config, &report).await;
+    Ok(report)
 }
 
 fn finish(

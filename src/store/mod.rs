@@ -2,6 +2,7 @@
 //! read what a run diffs against, and commit a run in one transaction.
 
 mod early;
+mod replica;
 mod write;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use crate::diff::{Diff, StoredHashes, StoredState};
 use crate::snapshot::{Entity, EntityKey};
 
 pub use early::{EarlyWriter, WriterStopped};
+pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
 pub use write::RunTotals;
 
 /// The schema of version 1, which a new database gets before the [`MIGRATIONS`].

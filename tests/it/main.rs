@@ -7,6 +7,7 @@ mod client;
 mod groups;
 mod history;
 mod mirror;
+mod replica;
 mod service;
 mod support;
 mod trust;
