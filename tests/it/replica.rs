@@ -808,3 +808,120 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The fenced block of `lang` that follows `after` in the README.
+fn readme_block(after: &str, lang: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find(after)
+        .unwrap_or_else(|| panic!("README has no {after:?}"));
+    let fence = format!("```{lang}\n");
+    let body = &readme[start..];
+    let open = body.find(&fence).expect("a fenced block") + fence.len();
+    let close = body[open..].find("```").expect("the block's end");
+    body[open..open + close].to_string()
+}
+
+#[test]
+fn the_readme_replica_setup_and_its_example_queries_run() {
+    let Some(pg) = shared() else { return };
+    let m = Mirror::new(200);
+    sync(&m);
+    // The README's commands, against this cluster instead of db.example.com.
+    let script = readme_block("Set it up (the database once", "sh")
+        .replace("db.example.com", &format!("127.0.0.1:{}", pg.port));
+    let tools = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(bin(), tools.path().join("orgmirror")).unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        tools.path().display(),
+        pg.bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(m.config.parent().unwrap())
+        .env("PATH", path)
+        .env("TOGGL_API_TOKEN", "demo-token")
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", pg.port.to_string())
+        .env("PGUSER", "orgmirror")
+        .env("PGPASSWORD", PASSWORD)
+        .env("PGDATABASE", "postgres")
+        .env_remove("ORGMIRROR_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("bash runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("bootstrapped the replica with the mirror up to run 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the replica matches the mirror in every view"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("at run 1") && stdout.contains("up to date"),
+        "{stdout}"
+    );
+    let users = scalar(&m.conn(), "SELECT count(*) FROM users_current");
+    assert!(
+        stdout.lines().any(|l| l.trim() == users.to_string()),
+        "{stdout}"
+    );
+
+    // The README's PostgreSQL queries run, answer as the SQLite ones, and have indexes.
+    let queries = readme_block("The example queries, in PostgreSQL", "sql");
+    let statements: Vec<&str> = queries
+        .split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(statements.len(), 5, "{queries}");
+    let as_replica = |sql: &str| {
+        let out = Command::new(pg.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-F",
+                "|",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+            ])
+            .arg(format!(
+                "postgres://orgmirror_replica@127.0.0.1:{}/reporting",
+                pg.port
+            ))
+            .args(["-c", sql])
+            .env("PGPASSWORD", "change-me")
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let members = as_replica(statements[0]);
+    let expected: Vec<String> = rows(
+        &m.conn(),
+        "SELECT u.name, u.email FROM group_members_current m JOIN users_current u USING (organization_user_id)
+         WHERE m.group_id = 5001 ORDER BY u.name",
+    )
+    .into_iter()
+    .map(|r| r.join("|"))
+    .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(members.lines().collect::<Vec<_>>(), expected);
+    for statement in &statements {
+        as_replica(statement);
+        let plan = as_replica(&format!("SET enable_seqscan = off; EXPLAIN {statement}"));
+        assert!(
+            plan.contains("Index"),
+            "no index serves {statement}:\n{plan}"
+        );
+    }
+}
