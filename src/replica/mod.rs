@@ -474,6 +474,16 @@ pub async fn after_run(config: &Config, report: &RunReport) {
     }
 }
 
+/// Drops a replica's schema and everything in it (the benchmark's clean-up).
+pub async fn drop_schema(pg: &PostgresReplicaConfig) -> Result<(), ReplicaError> {
+    let target = Target::from_config(pg)?;
+    let client = target.connect().await?;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", target.schema))
+        .await
+        .map_err(|e| target.error("cannot drop the schema", e))
+}
+
 /// Where the replica stands, for `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicaStatus {

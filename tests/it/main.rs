@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod groups;
 mod history;
+mod litestream;
 mod mirror;
 mod replica;
 mod service;

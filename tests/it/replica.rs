@@ -810,7 +810,7 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 }
 
 /// The fenced block of `lang` that follows `after` in the README.
-fn readme_block(after: &str, lang: &str) -> String {
+pub fn readme_block(after: &str, lang: &str) -> String {
     let readme = include_str!("../../README.md");
     let start = readme
         .find(after)
