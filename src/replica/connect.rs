@@ -72,6 +72,11 @@ fn parse(pg: &PostgresReplicaConfig) -> Result<tokio_postgres::Config, (&'static
             ));
         }
         config.ssl_mode(SslMode::Require);
+    } else if !text.contains("sslmode=") {
+        // Loopback or a socket: no TLS unless the URL asks for it. (The driver's default,
+        // prefer, would try TLS and fail on a local server's self-signed certificate, where
+        // libpq's prefer does not verify it.)
+        config.ssl_mode(SslMode::Disable);
     }
     let schema_ok = {
         let s = pg.schema.as_bytes();
@@ -319,8 +324,11 @@ mod tests {
         // Prefer (the default) becomes Require for a remote host.
         let parsed = parse(&pg("postgres://u@db.example.com/db")).unwrap();
         assert_eq!(parsed.get_ssl_mode(), SslMode::Require);
+        // To loopback: TLS only when the URL asks for it.
         let parsed = parse(&pg("postgres://u@127.0.0.1/db")).unwrap();
-        assert_eq!(parsed.get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(parsed.get_ssl_mode(), SslMode::Disable);
+        let parsed = parse(&pg("postgres://u@localhost/db?sslmode=require")).unwrap();
+        assert_eq!(parsed.get_ssl_mode(), SslMode::Require);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Cluster {
     port: u16,
     /// `runuser -u nobody --` when running as root (PostgreSQL refuses root).
     as_user: Option<&'static str>,
+    /// Server options beyond the listening ones (TLS).
+    extra: String,
 }
 
 /// The newest `/usr/lib/postgresql/*/bin` with `initdb`, or None (SKIPPED; a failure in CI).
@@ -55,6 +57,18 @@ fn postgres_bin() -> Option<PathBuf> {
 impl Cluster {
     /// Starts a new cluster, or None when PostgreSQL is not installed (outside CI).
     pub fn start() -> Option<Cluster> {
+        Cluster::start_with(false)
+    }
+
+    /// A cluster that takes TCP connections only over TLS, with a certificate for
+    /// `localhost` signed by a CA of its own; returns the CA's PEM file too.
+    pub fn start_tls() -> Option<(Cluster, PathBuf)> {
+        let cluster = Cluster::start_with(true)?;
+        let ca = cluster.dir.join("ca.pem");
+        Some((cluster, ca))
+    }
+
+    fn start_with(tls: bool) -> Option<Cluster> {
         let bin = postgres_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("orgmirror-pg-")
@@ -74,11 +88,12 @@ impl Cluster {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().unwrap().port()
         };
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             bin,
             dir,
             port,
             as_user,
+            extra: String::new(),
         };
         let data = cluster.dir.join("data");
         let out = cluster
@@ -103,8 +118,46 @@ impl Cluster {
             text(&out.stdout),
             text(&out.stderr)
         );
+        if tls {
+            cluster.make_certificates(root);
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n",
+            )
+            .unwrap();
+            cluster.extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cluster.dir.join("server.crt").display(),
+                cluster.dir.join("server.key").display()
+            );
+        }
         cluster.start_again();
         Some(cluster)
+    }
+
+    /// A CA and a server certificate for `localhost` (openssl), readable by the server.
+    fn make_certificates(&self, root: bool) {
+        let d = &self.dir;
+        let sh = format!(
+            "set -e; cd {dir}; \
+             openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -subj /CN=orgmirror-test-ca -days 2; \
+             openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost; \
+             printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext; \
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext; \
+             chmod 600 server.key",
+            dir = d.display()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &sh])
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "certificates: {}", text(&out.stderr));
+        if root {
+            let (uid, gid) = user_ids("nobody");
+            for f in ["server.key", "server.crt"] {
+                std::os::unix::fs::chown(d.join(f), Some(uid), Some(gid)).expect("chown");
+            }
+        }
     }
 
     fn pg_command(&self, tool: &str) -> Command {
@@ -124,9 +177,10 @@ impl Cluster {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c client_connection_check_interval=1000",
+             -c client_connection_check_interval=1000{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.extra
         );
         let out = self
             .pg_command("pg_ctl")
@@ -924,4 +978,62 @@ fn the_readme_replica_setup_and_its_example_queries_run() {
             "no index serves {statement}:\n{plan}"
         );
     }
+}
+
+#[test]
+fn tls_to_the_replica_is_verified_against_the_configured_ca() {
+    // Its own cluster: it takes TCP connections only over TLS.
+    let Some((pg, ca)) = Cluster::start_tls() else {
+        return;
+    };
+    let schema = "t_tls";
+    let m = Mirror::new(30);
+    let base = std::fs::read_to_string(&m.config).unwrap();
+    let url = format!(
+        "postgres://orgmirror@localhost:{}/postgres?sslmode=require",
+        pg.port
+    );
+    // Without the CA the server's certificate is not trusted: the run still succeeds.
+    std::fs::write(
+        &m.config,
+        format!("{base}\n[replica.postgres]\nurl = {url:?}\nschema = {schema:?}\n"),
+    )
+    .unwrap();
+    let out = sync(&m);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("replication to PostgreSQL failed") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    // With it, the replica is reached over TLS (the server takes nothing else over TCP).
+    std::fs::write(
+        &m.config,
+        format!(
+            "{base}\n[replica.postgres]\nurl = {url:?}\nschema = {schema:?}\nca_file = {:?}\n",
+            ca.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = ok(&run(&m, &["replicate"]));
+    assert!(
+        out.contains("bootstrapped the replica with the mirror up to run 1"),
+        "{out}"
+    );
+    // And a plain connection is refused by this server, so the one above was TLS.
+    let plain = Command::new(pg.bin.join("psql"))
+        .args(["-X", "-A", "-t", "-d"])
+        .arg(format!(
+            "postgres://orgmirror@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port
+        ))
+        .args(["-c", "SELECT 1"])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    assert!(
+        text(&plain.stderr).contains("no encryption"),
+        "{}",
+        text(&plain.stderr)
+    );
 }
