@@ -1037,3 +1037,49 @@ fn tls_to_the_replica_is_verified_against_the_configured_ca() {
         text(&plain.stderr)
     );
 }
+
+#[test]
+fn bench_postgres_reports_the_replicas_figures_and_leaves_the_server_as_it_was() {
+    let Some(pg) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("replica.json");
+    let out = Command::new(bin())
+        .args(["bench", "--quick", "--postgres", &pg.url(), "--out"])
+        .arg(&out_path)
+        .env("PGPASSWORD", PASSWORD)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("bench runs");
+    let stdout = ok(&out);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let results = doc["results"].as_array().expect("results");
+    let scenarios: Vec<&str> = results
+        .iter()
+        .filter(|r| r["size"] == 1000)
+        .map(|r| r["scenario"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        scenarios,
+        [
+            "sync initial",
+            "replicate initial",
+            "sync churn",
+            "replicate churn",
+            "bootstrap (2 runs)"
+        ],
+        "{stdout}"
+    );
+    for r in results
+        .iter()
+        .filter(|r| r["scenario"] != "sync initial" && r["scenario"] != "sync churn")
+    {
+        assert!(r["rows"].as_u64().unwrap_or(0) > 0, "{r}");
+        assert!(r["rows_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    }
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")
+            .trim(),
+        "0"
+    );
+}
