@@ -2,8 +2,9 @@
 # The PostgreSQL replica's benchmark (`orgmirror bench --postgres URL`) against a throwaway
 # PostgreSQL cluster with default durability settings, started here and removed afterwards.
 #   benches/replica.sh [SIZES]        # default 10000,100000; needs Debian's postgresql package
-# Writes bench-results/replica.json and prints a table: a first sync's replication against
-# the sync's own time, a churn run's replication, and a bootstrap's rows per second.
+# Writes bench-results/replica.json (or $BENCH_OUT) and prints a table: a first sync's
+# replication against the sync's own time, a churn run's replication, and a bootstrap's rows
+# per second. With $ORGMIRROR set to a built binary, that one is used instead of a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes="${1:-10000,100000}"
@@ -20,6 +21,7 @@ echo "$password" > "$dir/pw" && [ "${#as[@]}" = 0 ] || chown nobody "$dir/pw"
 "${as[@]}" "$bin_dir/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
   -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir" start >/dev/null
 trap '"${as[@]}" "$bin_dir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; rm -rf "$dir"' EXIT
-cargo build --release --quiet
-PGPASSWORD=$password target/release/orgmirror bench --postgres "postgres://orgmirror@127.0.0.1:$port/postgres" \
-  --sizes "$sizes" --out bench-results/replica.json
+orgmirror="${ORGMIRROR:-}"
+if [ -z "$orgmirror" ]; then cargo build --release --quiet; orgmirror=target/release/orgmirror; fi
+PGPASSWORD=$password "$orgmirror" bench --postgres "postgres://orgmirror@127.0.0.1:$port/postgres" \
+  --sizes "$sizes" --out "${BENCH_OUT:-bench-results/replica.json}"
