@@ -1081,3 +1081,36 @@ fn the_readme_replica_bench_script_runs() {
         assert!(r["rows_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
     }
 }
+
+#[test]
+fn the_daemon_replicates_each_committed_run() {
+    let Some(pg) = shared() else { return };
+    let schema = "t_daemon";
+    let m = mirror_with_replica(pg, 50, 1001, schema);
+    let mut daemon = Command::new(bin())
+        .arg("--config")
+        .arg(&m.config)
+        .arg("run")
+        .env("TOGGL_API_TOKEN", "demo-token")
+        .env("PGPASSWORD", PASSWORD)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon starts");
+    // `schedule.run_at_start`: the first run, then its replication.
+    wait_for(
+        || {
+            let out = pg.try_psql(&format!(
+                "SELECT sync_run_id FROM {schema}.replica_progress WHERE organization_id = 1001"
+            ));
+            out.status.success() && text(&out.stdout).trim() == "1"
+        },
+        "the daemon's first run to be replicated",
+    );
+    // SAFETY: SIGTERM to our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait().expect("daemon exits");
+    assert_eq!(status.code(), Some(0));
+    assert_same_views(&m, pg, schema, 1001);
+}
