@@ -59,6 +59,25 @@ pub enum ReplicaError {
     /// What the replica holds does not fit the run being applied (changed by hand?).
     #[error("the replica no longer matches the mirror: {0}; nothing of this run was applied (see `orgmirror replicate --verify`)")]
     Diverged(String),
+    /// The mirror could not be read (its reader thread stopped).
+    #[error("cannot read the mirror: {0}")]
+    Mirror(String),
+    /// Another replicator kept moving the progress, or none has run yet (verify).
+    #[error("{0}")]
+    Progress(String),
+}
+
+impl ReplicaError {
+    /// The reason alone, without the replica's URL (for `status`, which shows it already).
+    pub fn reason(&self) -> String {
+        match self {
+            ReplicaError::Connect { message, .. } => format!("cannot connect: {message}"),
+            ReplicaError::Postgres {
+                context, message, ..
+            } => format!("{context}: {message}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl ReplicaError {
@@ -196,8 +215,9 @@ pub async fn catch_up(
         if moved {
             conflicts += 1;
             if conflicts > 10 {
-                return Err(ReplicaError::Diverged(
-                    "another replicator kept moving this organization's progress".to_string(),
+                return Err(ReplicaError::Progress(
+                    "another replicator kept moving this organization's progress; try again"
+                        .to_string(),
                 ));
             }
         }
@@ -248,10 +268,7 @@ async fn apply(
         Err(e) => return (store, Err(target.error("cannot read the progress", e))),
     }
     let Some(mut store) = store else {
-        return (
-            None,
-            Err(ReplicaError::Diverged("the mirror is not open".into())),
-        );
+        return (None, Err(ReplicaError::Mirror("it is not open".into())));
     };
     let (out, mut pieces) = mpsc::channel(copy::QUEUE);
     let parts_owned = parts.to_vec();
@@ -263,13 +280,10 @@ async fn apply(
     // Whatever happened, the reader stops once nothing receives.
     drop(pieces);
     let (store, read) = match reader.await {
-        Ok((store, read)) => (Some(store), read),
+        Ok((store, read)) => (Some(store), read.map_err(ReplicaError::from)),
         Err(e) => (
             None,
-            Err(StoreError::Io {
-                path: Default::default(),
-                message: format!("the mirror's reader stopped: {e}"),
-            }),
+            Err(ReplicaError::Mirror(format!("the reader stopped: {e}"))),
         ),
     };
     let result = async {
@@ -426,7 +440,7 @@ async fn open_mirror(path: &Path) -> Result<Store, ReplicaError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || Store::open_read_only(&path))
         .await
-        .map_err(|e| ReplicaError::Diverged(format!("cannot open the mirror: {e}")))?
+        .map_err(|e| ReplicaError::Mirror(format!("cannot open it: {e}")))?
         .map_err(ReplicaError::from)
 }
 
@@ -436,14 +450,14 @@ async fn with_store<T: Send + 'static>(
     f: impl FnOnce(&mut Store) -> T + Send + 'static,
 ) -> Result<(Store, T), ReplicaError> {
     let Some(mut store) = store else {
-        return Err(ReplicaError::Diverged("the mirror is not open".into()));
+        return Err(ReplicaError::Mirror("it is not open".into()));
     };
     tokio::task::spawn_blocking(move || {
         let t = f(&mut store);
         (store, t)
     })
     .await
-    .map_err(|e| ReplicaError::Diverged(format!("the mirror's reader stopped: {e}")))
+    .map_err(|e| ReplicaError::Mirror(format!("the reader stopped: {e}")))
 }
 
 /// After a run: replicates it (and whatever the replica misses) when a replica is
@@ -543,7 +557,7 @@ pub async fn status(config: &Config) -> Option<ReplicaStatus> {
         }
         Ok(None) => 0,
         Err(e) => {
-            report.error = Some(e.to_string());
+            report.error = Some(e.reason());
             return Some(report);
         }
     };
