@@ -35,6 +35,8 @@ pub struct Config {
     pub alert: Vec<crate::alerts::AlertRule>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub replica: ReplicaConfig,
 }
 
 /// `[metrics]`: the Prometheus endpoint of `orgmirror run`; off unless `listen` is written.
@@ -196,6 +198,40 @@ impl Default for LogConfig {
             level: "info".to_string(),
         }
     }
+}
+
+/// `[replica]`: copies of the mirror elsewhere (none by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicaConfig {
+    /// `[replica.postgres]`: replicate every committed run into PostgreSQL.
+    pub postgres: Option<PostgresReplicaConfig>,
+}
+
+/// `[replica.postgres]`. The password is never in the file: `PGPASSWORD` or
+/// `$CREDENTIALS_DIRECTORY/postgres_password` (see `crate::replica`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresReplicaConfig {
+    /// `postgres://user@host:port/db` (TLS required unless the host is loopback or a socket).
+    pub url: String,
+    /// The PostgreSQL schema the replica's tables and views live in.
+    #[serde(default = "default_replica_schema")]
+    pub schema: String,
+    /// How long reaching the server may take before the replication is given up for this run.
+    #[serde(default = "default_replica_connect_timeout")]
+    pub connect_timeout: Seconds,
+    /// PEM file of the CA that signed the server's certificate, when it is not a public one.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_replica_schema() -> String {
+    "orgmirror".to_string()
+}
+
+fn default_replica_connect_timeout() -> Seconds {
+    Seconds(5.0)
 }
 
 /// Human lines or one JSON object per line.
@@ -451,6 +487,9 @@ impl Config {
             })?;
         }
         crate::alerts::validate_rules(&self.alert)?;
+        if let Some(pg) = &self.replica.postgres {
+            crate::replica::validate(pg).map_err(|(field, m)| invalid(field, m))?;
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",

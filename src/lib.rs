@@ -15,6 +15,7 @@ pub mod fake;
 pub mod groups;
 pub mod logging;
 pub mod metrics;
+pub mod replica;
 pub mod snapshot;
 pub mod status;
 pub mod store;

@@ -83,6 +83,12 @@ enum Command {
     /// Alert rules: send a sample event, or queue past events for a rule.
     #[command(subcommand)]
     Alerts(orgmirror::alerts::AlertsCmd),
+    /// Replicate the committed runs the PostgreSQL replica ([replica.postgres]) lacks.
+    Replicate {
+        /// Then compare every contract view between the mirror and the replica.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Benchmark: sync vs. a bare fetch-and-parse floor against the built-in fake, as JSON.
     Bench(bench::BenchArgs),
 }
@@ -113,6 +119,7 @@ fn main() -> ExitCode {
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Alerts(cmd) => orgmirror::alerts::cli::run(config, cmd).await,
+            Command::Replicate { verify } => orgmirror::replica::run(config, verify).await,
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,

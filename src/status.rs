@@ -35,6 +35,8 @@ pub struct StatusReport {
     /// Records the newest successful run could not read: each keeps its last good version
     /// in the mirror until the upstream sends one that can be read.
     pub quarantined: Vec<crate::api::Quarantined>,
+    /// The PostgreSQL replica's progress, when `[replica.postgres]` is configured.
+    pub replica: Option<crate::replica::ReplicaStatus>,
 }
 
 /// The database files.
@@ -94,7 +96,12 @@ pub struct QuotaStatus {
 /// `orgmirror status`.
 pub fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
-    let report = collect(&config, Utc::now())?;
+    let mut report = collect(&config, Utc::now())?;
+    // Asked only here (collect reads nothing but the database): bounded by the replica's
+    // connect timeout.
+    report.replica = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(crate::replica::status(&config))
+    });
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| CommandError::failed(format!("cannot encode the status as JSON: {e}")))?;
@@ -142,6 +149,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         note: None,
         alerts: Vec::new(),
         quarantined: Vec::new(),
+        replica: None,
     };
     if !report.database.exists {
         report.note = Some(format!(
@@ -301,6 +309,9 @@ pub fn render(report: &StatusReport) -> String {
             let _ = writeln!(out, "quota     not seen yet");
         }
     }
+    if let Some(r) = &report.replica {
+        let _ = writeln!(out, "replica   {}", replica_line(r));
+    }
     if let Some(note) = &report.note {
         let _ = writeln!(out, "{note}");
         return out;
@@ -349,6 +360,24 @@ pub fn render(report: &StatusReport) -> String {
         );
     }
     out
+}
+
+/// `postgres://… (schema orgmirror): at run 41, 1 run behind, replicated at …`.
+fn replica_line(r: &crate::replica::ReplicaStatus) -> String {
+    let place = format!("{} (schema {})", r.url, r.schema);
+    if let Some(e) = &r.error {
+        return format!("{place}: unreachable: {e}");
+    }
+    let behind = match r.runs_behind {
+        Some(0) => "up to date".to_string(),
+        Some(1) => "1 committed run behind".to_string(),
+        Some(n) => format!("{n} committed runs behind"),
+        None => "the mirror could not be read".to_string(),
+    };
+    match (r.replicated_run, &r.replicated_at) {
+        (Some(run), Some(at)) => format!("{place}: at run {run} (replicated at {at}), {behind}"),
+        _ => format!("{place}: nothing replicated yet, {behind}"),
+    }
 }
 
 fn events_line(events: &BTreeMap<String, BTreeMap<String, i64>>) -> String {

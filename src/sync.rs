@@ -112,7 +112,9 @@ pub async fn run_once(
     client.start_run();
     info!(run_id, at, "sync started");
     let result = pull_and_commit(client, store, config, options, run_id, &at).await;
-    finish(client, store, run_id, started, result)
+    let report = finish(client, store, run_id, started, result)?;
+    crate::replica::after_run(config, &report).await;
+    Ok(report)
 }
 
 /// Starts a run; returns its id and its time (see [`run_time`]). While another connection
@@ -227,7 +229,9 @@ pub async fn refresh(
         Ok(counts)
     }
     .await;
-    finish(client, store, run_id, started, result)
+    let report = finish(client, store, run_id, started, result)?;
+    crate::replica::after_run(config, &report).await;
+    Ok(report)
 }
 
 fn finish(

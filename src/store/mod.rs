@@ -7,6 +7,7 @@ mod figures;
 mod integrity;
 mod outbox;
 mod read_only;
+mod replica;
 mod setup;
 mod write;
 
@@ -26,6 +27,7 @@ pub use early::{EarlyWriter, WriterStopped};
 pub use figures::ScrapeFigures;
 pub use integrity::RECOVERY;
 pub use outbox::{DeliveryLock, EventRow, OutboxRow, OutboxRules, RuleBacklog};
+pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
 pub use write::RunTotals;
 
 /// The schema of version 1, which a new database gets before the [`MIGRATIONS`].
