@@ -42,7 +42,7 @@ pub fn run(
     let (_, config) = load_config(config_path)?;
     // Refused before anything is written, so that a refusal leaves no half of an export.
     if let (Some(dir), false) = (csv, force) {
-        refuse_existing_csv(&csv_targets(dir))?;
+        refuse_existing_csv(&csv_targets(dir, CSV_VIEWS))?;
     }
     let source = Store::open_read_only(&config.database.path)?;
     // The mirror's own mode: 0640 when its group (BI readers) may read it, else 0600.
@@ -70,11 +70,34 @@ pub fn export_database(
     force: bool,
     mode: u32,
 ) -> Result<(), CommandError> {
-    if let Some(file) = mirror_file_at(source.path(), out) {
+    write_database(
+        source.connection(),
+        &source.path().display().to_string(),
+        source.path(),
+        out,
+        force,
+        mode,
+    )?;
+    info!(source = %source.path().display(), out = %out.display(), "database exported");
+    Ok(())
+}
+
+/// Writes the `main` database of `conn` (`what` names it in errors) to `out` atomically
+/// with `VACUUM INTO` (see the module docs), in file mode `mode`; never over one of the
+/// files of the mirror at `mirror`.
+pub fn write_database(
+    conn: &rusqlite::Connection,
+    what: &str,
+    mirror: &Path,
+    out: &Path,
+    force: bool,
+    mode: u32,
+) -> Result<(), CommandError> {
+    if let Some(file) = mirror_file_at(mirror, out) {
         return Err(CommandError {
             exit: Exit::Config,
             message: format!(
-                "--out {} is {file}; export writes a copy elsewhere",
+                "--out {} is {file}; write the copy elsewhere",
                 out.display()
             ),
         });
@@ -99,16 +122,9 @@ pub fn export_database(
             out.display()
         ))
     })?;
-    source
-        .connection()
-        .execute("VACUUM INTO ?1", [tmp_name])
-        .map_err(|e| {
-            CommandError::failed(format!(
-                "cannot copy {} into {}: {e}",
-                source.path().display(),
-                out.display()
-            ))
-        })?;
+    conn.execute("VACUUM INTO ?1", [tmp_name]).map_err(|e| {
+        CommandError::failed(format!("cannot copy {what} into {}: {e}", out.display()))
+    })?;
     let file = tmp.as_file();
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .and_then(|()| file.sync_all())
@@ -126,9 +142,7 @@ pub fn export_database(
             e.error
         ))
     })?;
-    sync_dir(&dir)?;
-    info!(source = %source.path().display(), out = %out.display(), "database exported");
-    Ok(())
+    sync_dir(&dir)
 }
 
 /// Which of the mirror's own files (the database at `db`, its `-wal`, `-shm`, `-journal`
@@ -162,11 +176,12 @@ fn mirror_file_at(db: &Path, out: &Path) -> Option<String> {
     None
 }
 
-fn csv_targets(dir: &Path) -> Vec<PathBuf> {
-    CSV_VIEWS
-        .iter()
-        .map(|v| dir.join(format!("{v}.csv")))
-        .collect()
+fn csv_targets(dir: &Path, views: &[&str]) -> Vec<PathBuf> {
+    views.iter().map(|v| dir.join(format!("{v}.csv"))).collect()
+}
+
+pub(crate) fn refuse_existing_csv_of(dir: &Path, views: &[&str]) -> Result<(), CommandError> {
+    refuse_existing_csv(&csv_targets(dir, views))
 }
 
 fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), CommandError> {
@@ -195,17 +210,32 @@ pub fn export_csv(
     force: bool,
     mode: u32,
 ) -> Result<Vec<PathBuf>, CommandError> {
+    let what = store.path().display().to_string();
+    write_csv(store.connection(), &what, CSV_VIEWS, dir, force, mode)
+}
+
+/// Writes one `<view>.csv` per name in `views`, read from `conn` (`what` names it in
+/// errors), into `dir` (created when missing), each written atomically in file mode
+/// `mode`. Returns the files written.
+pub fn write_csv(
+    conn: &rusqlite::Connection,
+    what: &str,
+    views: &[&str],
+    dir: &Path,
+    force: bool,
+    mode: u32,
+) -> Result<Vec<PathBuf>, CommandError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         CommandError::failed(format!(
             "cannot create the CSV directory {}: {e}",
             dir.display()
         ))
     })?;
-    let targets = csv_targets(dir);
+    let targets = csv_targets(dir, views);
     if !force {
         refuse_existing_csv(&targets)?;
     }
-    for (view, target) in CSV_VIEWS.iter().zip(&targets) {
+    for (view, target) in views.iter().zip(&targets) {
         let tmp = tempfile::Builder::new()
             .prefix(".orgmirror-export-")
             .suffix(".csv.tmp")
@@ -220,7 +250,7 @@ pub fn export_csv(
             CommandError::failed(format!("cannot write {}: {e}", target.display()))
         };
         let mut writer = BufWriter::new(tmp.as_file());
-        write_view_csv(store, view, &mut writer)?;
+        write_view_csv(conn, what, view, &mut writer)?;
         writer.flush().map_err(io_error)?;
         drop(writer);
         let file = tmp.as_file();
@@ -239,17 +269,17 @@ pub fn export_csv(
     Ok(targets)
 }
 
-fn write_view_csv(store: &Store, view: &str, out: &mut impl Write) -> Result<(), CommandError> {
-    let sql_error = |e: rusqlite::Error| {
-        CommandError::failed(format!(
-            "cannot read {view} from {}: {e}",
-            store.path().display()
-        ))
-    };
+fn write_view_csv(
+    conn: &rusqlite::Connection,
+    what: &str,
+    view: &str,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    let sql_error =
+        |e: rusqlite::Error| CommandError::failed(format!("cannot read {view} from {what}: {e}"));
     let io_error =
         |e: std::io::Error| CommandError::failed(format!("cannot write {view}.csv: {e}"));
-    let conn = store.connection();
-    // Views are names from CSV_VIEWS, never user input. Ordered so exports diff cleanly.
+    // Views are names from our own lists, never user input. Ordered so exports diff cleanly.
     let mut stmt = conn
         .prepare(&format!("SELECT * FROM {view} ORDER BY 1, 2"))
         .map_err(sql_error)?;

@@ -2,6 +2,8 @@
 //! every change. See ARCHITECTURE.md for the map of this crate.
 
 pub mod api;
+pub mod asof;
+pub mod changes;
 pub mod check;
 pub mod commands;
 pub mod config;

@@ -1,6 +1,8 @@
 //! The only module that touches SQLite: open (with file modes, pragmas and the schema),
 //! read what a run diffs against, and commit a run in one transaction.
 
+mod asof;
+mod changes;
 mod early;
 mod write;
 
@@ -16,6 +18,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::diff::{Diff, StoredHashes, StoredState};
 use crate::snapshot::{Entity, EntityKey};
 
+pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
+pub use changes::{ChangeFilter, ChangeRow};
 pub use early::{EarlyWriter, WriterStopped};
 pub use write::RunTotals;
 
