@@ -28,7 +28,10 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// Every schema change after version 1, in order: `MIGRATIONS[i]` takes a database from
 /// version `i + 1` to `i + 2`. A change is a new file in `src/store/migrations/` appended
 /// here; `schema.sql` stays version 1, so an old mirror and a new one end the same.
-pub const MIGRATIONS: &[(&str, &str)] = &[];
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "16_group_headcount",
+    include_str!("migrations/16_group_headcount.sql"),
+)];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 /// `PRAGMA application_id`: "OMIR".

@@ -328,3 +328,51 @@ fn a_version_1_mirror_is_migrated_to_the_schema_of_a_new_one() {
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(schema_of(&old), schema_of(&new));
 }
+
+#[test]
+fn group_headcount_daily_counts_members_at_each_days_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("m.sqlite"), &StoreOptions::default()).unwrap();
+    let people = [(1, "a"), (2, "b"), (3, "c"), (4, "d")];
+    run(
+        &mut store,
+        &org(&people, &[1, 2, 3]),
+        "2026-01-01T10:00:00Z",
+    );
+    // One leaves the same day: the day ends with two.
+    run(&mut store, &org(&people, &[1, 2]), "2026-01-01T15:00:00Z");
+    run(
+        &mut store,
+        &org(&people, &[1, 2, 4]),
+        "2026-01-03T09:00:00Z",
+    );
+    let days: Vec<(String, i64)> = store
+        .connection()
+        .prepare("SELECT day, members FROM group_headcount_daily WHERE group_id = 9 ORDER BY day")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected_first = [
+        ("2026-01-01", 2),
+        ("2026-01-02", 2),
+        ("2026-01-03", 3),
+        ("2026-01-04", 3),
+    ];
+    for (got, (day, members)) in days.iter().zip(expected_first) {
+        assert_eq!((got.0.as_str(), got.1), (day, members));
+    }
+    // One row a day up to today, with today's members.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(
+        days.last().map(|d| (d.0.as_str(), d.1)),
+        Some((today.as_str(), 3))
+    );
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let span = chrono::Utc::now()
+        .date_naive()
+        .signed_duration_since(first)
+        .num_days();
+    assert_eq!(days.len() as i64, span + 1);
+}

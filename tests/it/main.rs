@@ -5,6 +5,7 @@ mod answers;
 mod bench;
 mod cli;
 mod client;
+mod datasette;
 mod groups;
 mod history;
 mod mirror;
