@@ -2,8 +2,10 @@
 //! read what a run diffs against, and commit a run in one transaction.
 
 mod asof;
+mod canned;
 mod changes;
 mod early;
+mod respace;
 mod write;
 
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use crate::diff::{Diff, StoredHashes, StoredState};
 use crate::snapshot::{Entity, EntityKey};
 
 pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
+pub use canned::{canned_query, CANNED_QUERIES};
 pub use changes::{ChangeFilter, ChangeRow};
 pub use early::{EarlyWriter, WriterStopped};
 pub use write::RunTotals;
@@ -28,10 +31,16 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// Every schema change after version 1, in order: `MIGRATIONS[i]` takes a database from
 /// version `i + 1` to `i + 2`. A change is a new file in `src/store/migrations/` appended
 /// here; `schema.sql` stays version 1, so an old mirror and a new one end the same.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "16_group_headcount",
-    include_str!("migrations/16_group_headcount.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "16_group_headcount",
+        include_str!("migrations/16_group_headcount.sql"),
+    ),
+    (
+        "16_users_by_name",
+        include_str!("migrations/16_users_by_name.sql"),
+    ),
+];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 /// `PRAGMA application_id`: "OMIR".

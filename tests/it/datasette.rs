@@ -209,6 +209,20 @@ fn datasette_serves_the_mirror_while_orgmirror_syncs() {
         assert!(page["error"].is_null(), "{view}: {page}");
     }
 
+    // The canned queries are the ones bench times, word for word.
+    let queries = &meta["databases"]["org"]["queries"];
+    for (name, sql) in orgmirror::store::CANNED_QUERIES {
+        assert_eq!(queries[name]["sql"].as_str(), Some(*sql), "{name}");
+    }
+    assert_eq!(
+        queries.as_object().map(|q| q.len()),
+        Some(CANNED.len()),
+        "{queries}"
+    );
+    for (name, _) in CANNED {
+        assert!(orgmirror::store::canned_query(name).is_some(), "{name}");
+    }
+
     // Queries answer while a sync writes (changes upstream, so the run commits some).
     let org = m.fake.handle();
     for user in org.user_ids().into_iter().skip(5).take(20) {

@@ -3,9 +3,11 @@
 -- group_headcount_daily: one row per group and day, from the day the mirror first saw the
 -- group to the day it last saw it (today while it exists), with the group's members at the
 -- end of that day (for today: now). Days before the mirror's first sync have no rows: the
--- history starts there. Computed from the intervals' ends alone (+1 on the day a
--- membership began, -1 on the day it ended, summed over the days so far), so its cost
--- grows with the changes and the days, not with members times days. Filter it by day:
+-- history starts there. Computed from the intervals' ends: +1 on the day a membership began,
+-- -1 on the day it ended, summed into the members after each day with a change (`changes`,
+-- a row per group and such day); a day takes the members of its group's last change on or
+-- before it. The last SELECT is a plain join, so a filter on `day` reaches the days before
+-- the join and only the rows asked for are made:
 --   SELECT * FROM group_headcount_daily WHERE day BETWEEN '2026-01-01' AND '2026-03-31';
 CREATE VIEW group_headcount_daily AS
 WITH RECURSIVE
@@ -29,10 +31,14 @@ WITH RECURSIVE
               UNION ALL
               SELECT id, date(valid_to), -1
               FROM entity_history WHERE entity = 'group_membership' AND valid_to IS NOT NULL)
-        GROUP BY group_id, day)
-SELECT g.group_id,
-       d.day,
-       sum(coalesce(x.delta, 0)) OVER (PARTITION BY g.group_id ORDER BY d.day) AS members
+        GROUP BY group_id, day),
+    changes AS (
+        SELECT group_id, day,
+               sum(delta) OVER (PARTITION BY group_id ORDER BY day) AS members,
+               lead(day) OVER (PARTITION BY group_id ORDER BY day) AS next_day
+        FROM deltas)
+SELECT g.group_id, d.day, coalesce(c.members, 0) AS members
 FROM groups_seen g
 JOIN days d ON d.day BETWEEN g.first_day AND g.last_day
-LEFT JOIN deltas x ON x.group_id = g.group_id AND x.day = d.day;
+LEFT JOIN changes c
+       ON c.group_id = g.group_id AND c.day <= d.day AND (c.next_day IS NULL OR c.next_day > d.day);
