@@ -376,3 +376,35 @@ fn group_headcount_daily_counts_members_at_each_days_end() {
         .num_days();
     assert_eq!(days.len() as i64, span + 1);
 }
+
+#[test]
+fn as_of_reads_a_mirror_at_a_path_a_uri_must_escape() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("a?b#c%20d é");
+    std::fs::create_dir(&odd).unwrap();
+    let mut store = Store::open(&odd.join("m.sqlite"), &StoreOptions::default()).unwrap();
+    run(
+        &mut store,
+        &org(&[(1, "a"), (2, "b")], &[1]),
+        "2026-01-01T10:00:00Z",
+    );
+    run(&mut store, &org(&[(1, "a")], &[]), "2026-01-02T10:00:00Z");
+    let count = |at: &str| -> (i64, i64) {
+        let state = store.as_of(at).unwrap();
+        let conn = state.connection();
+        let n = |t: &str| {
+            conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        (n("users_current"), n("group_members_current"))
+    };
+    assert_eq!(count("2026-01-01T10:00:00Z"), (2, 1));
+    assert_eq!(count("2026-01-02T09:59:59Z"), (2, 1));
+    assert_eq!(count("2026-01-02T10:00:00Z"), (1, 0));
+    match store.as_of("2026-01-01T09:59:59Z") {
+        Err(AsOfError::BeforeHistory { first_sync_at, .. }) => {
+            assert_eq!(first_sync_at, "2026-01-01T10:00:00Z")
+        }
+        other => panic!("not refused: {:?}", other.map(|s| s.at)),
+    }
+}
