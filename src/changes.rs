@@ -2,9 +2,10 @@
 //! the change feed as sentences a person reads, grouped by run, newest last, with names as
 //! they were when each change was observed; `--json` is one object per event for scripts.
 
-use std::io::{IsTerminal, Write};
+use std::collections::BTreeMap;
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -53,14 +54,19 @@ pub fn run(
         until: until.map(format_utc),
         entities: known,
     };
-    let rows = store.changes(&filter)?;
+    let (sink, pager) = output();
+    let mut feed = Feed::new(sink, json_lines);
+    let mut written = Ok(());
+    store.changes(&filter, |row| {
+        written = feed.push(row);
+        written.is_ok()
+    })?;
     drop(store);
-    let text = if json_lines {
-        rows.iter().map(|r| json_line(r) + "\n").collect::<String>()
-    } else {
-        render(&rows)
-    };
-    emit(&text);
+    // A reader gone (a pager quit, a closed pipe) is not a failure of the command.
+    let _ = written.and_then(|()| feed.finish().map(drop));
+    if let Some(mut pager) = pager {
+        let _ = pager.wait();
+    }
     Ok(Exit::Ok)
 }
 
@@ -86,45 +92,112 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
 
 /// The feed as text: a header per run, then a line per sentence, `YYYY-MM-DD HH:MM  …`.
 pub fn render(rows: &[ChangeRow]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let run = rows[i].sync_run_id;
-        let end = rows[i..]
-            .iter()
-            .position(|r| r.sync_run_id != run)
-            .map_or(rows.len(), |n| i + n);
-        let events = &rows[i..end];
-        let first = &events[0];
-        if !out.is_empty() {
-            out.push('\n');
+    let mut feed = Feed::new(Vec::new(), false);
+    for row in rows {
+        // Writing to memory does not fail.
+        let _ = feed.push(row.clone());
+    }
+    feed.finish()
+        .map(|out| String::from_utf8_lossy(&out).into_owned())
+        .unwrap_or_default()
+}
+
+/// The feed written as the events arrive: a run at a time for text (its sentences are
+/// ordered within it; the first run only counted), an event at a time for `--json`.
+pub struct Feed<W: Write> {
+    out: W,
+    json: bool,
+    run: Option<RunBlock>,
+    wrote: bool,
+}
+
+/// The events of one run so far.
+struct RunBlock {
+    head: ChangeRow,
+    events: usize,
+    /// Every event but those of the first run (which is told as counts).
+    rows: Vec<ChangeRow>,
+    counts: BTreeMap<String, usize>,
+}
+
+impl<W: Write> Feed<W> {
+    pub fn new(out: W, json: bool) -> Feed<W> {
+        Feed {
+            out,
+            json,
+            run: None,
+            wrote: false,
         }
-        let plural = if events.len() == 1 { "" } else { "s" };
-        out.push_str(&format!(
-            "run {run} ({} sync, {}): {} change{plural}\n",
-            first.run_kind,
-            first.observed_at,
-            events.len()
-        ));
-        let at = minute(&first.observed_at);
-        if first.first_run {
-            out.push_str(&format!("{at}  {}\n", first_sync_summary(events)));
+    }
+
+    /// Takes the next event (in `event_id` order).
+    pub fn push(&mut self, row: ChangeRow) -> std::io::Result<()> {
+        if self.json {
+            self.wrote = true;
+            return writeln!(self.out, "{}", json_line(&row));
+        }
+        if self
+            .run
+            .as_ref()
+            .is_some_and(|r| r.head.sync_run_id != row.sync_run_id)
+        {
+            self.flush_run()?;
+        }
+        let block = self.run.get_or_insert_with(|| RunBlock {
+            head: row.clone(),
+            events: 0,
+            rows: Vec::new(),
+            counts: BTreeMap::new(),
+        });
+        block.events += 1;
+        if row.first_run {
+            *block.counts.entry(row.entity.clone()).or_default() += 1;
         } else {
-            let mut ordered: Vec<&ChangeRow> = events.iter().collect();
-            // People first, then groups, memberships, rates and roles; each in event order.
-            ordered.sort_by_key(|r| (entity_rank(&r.entity), r.event_id));
-            for row in ordered {
-                for sentence in sentences(row) {
-                    out.push_str(&format!("{at}  {sentence}\n"));
-                }
+            block.rows.push(row);
+        }
+        Ok(())
+    }
+
+    fn flush_run(&mut self) -> std::io::Result<()> {
+        let Some(mut block) = self.run.take() else {
+            return Ok(());
+        };
+        if self.wrote {
+            writeln!(self.out)?;
+        }
+        self.wrote = true;
+        let head = &block.head;
+        let plural = if block.events == 1 { "" } else { "s" };
+        writeln!(
+            self.out,
+            "run {} ({} sync, {}): {} change{plural}",
+            head.sync_run_id, head.run_kind, head.observed_at, block.events
+        )?;
+        let at = minute(&head.observed_at);
+        if head.first_run {
+            writeln!(self.out, "{at}  {}", first_sync_summary(&block.counts))?;
+        }
+        // People first, then groups, memberships, rates and roles; each in event order.
+        block
+            .rows
+            .sort_by_key(|r| (entity_rank(&r.entity), r.event_id));
+        for row in &block.rows {
+            for sentence in sentences(row) {
+                writeln!(self.out, "{at}  {sentence}")?;
             }
         }
-        i = end;
+        Ok(())
     }
-    if out.is_empty() {
-        out.push_str("no changes in that range\n");
+
+    /// Writes what is left; returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.flush_run()?;
+        if !self.wrote && !self.json {
+            writeln!(self.out, "no changes in that range")?;
+        }
+        self.out.flush()?;
+        Ok(self.out)
     }
-    out
 }
 
 fn entity_rank(entity: &str) -> u8 {
@@ -146,8 +219,8 @@ fn minute(observed_at: &str) -> String {
 }
 
 /// The first run found the organization: one line of counts rather than one per entity.
-fn first_sync_summary(events: &[ChangeRow]) -> String {
-    let count = |entity: &str| events.iter().filter(|r| r.entity == entity).count();
+fn first_sync_summary(counts: &BTreeMap<String, usize>) -> String {
+    let count = |entity: &str| counts.get(entity).copied().unwrap_or(0);
     let parts: Vec<String> = [
         ("user", "people"),
         ("group", "groups"),
@@ -521,15 +594,15 @@ pub fn json_line(row: &ChangeRow) -> String {
     .to_string()
 }
 
-/// Writes the feed to stdout, through `$PAGER` (else `less`) when stdout is a terminal.
-fn emit(text: &str) {
-    let stdout = std::io::stdout();
-    if stdout.is_terminal() {
+/// Where the feed goes: the stdin of `$PAGER` (else `less`) when stdout is a terminal,
+/// else stdout; and the pager to wait for.
+fn output() -> (Box<dyn Write>, Option<Child>) {
+    if std::io::stdout().is_terminal() {
         let pager = std::env::var("PAGER")
             .ok()
             .filter(|p| !p.trim().is_empty())
             .unwrap_or_else(|| "less".to_string());
-        let child = Command::new("sh")
+        let spawned = Command::new("sh")
             .args(["-c", &pager])
             .env(
                 "LESS",
@@ -537,17 +610,13 @@ fn emit(text: &str) {
             )
             .stdin(Stdio::piped())
             .spawn();
-        if let Ok(mut child) = child {
-            if let Some(mut input) = child.stdin.take() {
-                // A pager quit early closes the pipe: not an error.
-                let _ = input.write_all(text.as_bytes());
-            }
-            if child.wait().is_ok_and(|s| s.success()) {
-                return;
+        if let Ok(mut child) = spawned {
+            if let Some(input) = child.stdin.take() {
+                return (Box::new(BufWriter::new(input)), Some(child));
             }
         }
     }
-    crate::out!("{text}");
+    (Box::new(BufWriter::new(std::io::stdout())), None)
 }
 
 #[cfg(test)]

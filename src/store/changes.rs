@@ -81,8 +81,13 @@ const CHANGES_SQL: &str = concat!(
 );
 
 impl Store {
-    /// The events `filter` selects, oldest first, with names as of each one.
-    pub fn changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeRow>, StoreError> {
+    /// Hands `each` the events `filter` selects, oldest first, with names as of each one,
+    /// until it returns false.
+    pub fn changes(
+        &self,
+        filter: &ChangeFilter,
+        mut each: impl FnMut(ChangeRow) -> bool,
+    ) -> Result<(), StoreError> {
         let entities = (!filter.entities.is_empty())
             .then(|| serde_json::Value::from(filter.entities.clone()).to_string());
         let mut stmt = self.sql(self.conn.prepare(CHANGES_SQL))?;
@@ -111,6 +116,11 @@ impl Store {
                 })
             },
         ))?;
-        rows.map(|r| self.sql(r)).collect()
+        for row in rows {
+            if !each(self.sql(row)?) {
+                break;
+            }
+        }
+        Ok(())
     }
 }
