@@ -73,6 +73,7 @@ FROM change_events e
 -- "+": read by time (the index on observed_at), not every user event there was
 WHERE +e.entity = 'user'
   AND e.observed_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-90 days')
+  AND (e.op = 'insert' OR e.changed_fields LIKE '%"admin"%')
   AND json_extract(e.after_json, '$.admin') = 1
   AND ((e.op = 'update' AND coalesce(json_extract(e.before_json, '$.admin'), 0) = 0)
        OR (e.op = 'insert' AND e.sync_run_id > (SELECT min(sync_run_id) FROM change_events)))
