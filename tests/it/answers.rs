@@ -273,6 +273,8 @@ fn changes_tells_each_change_the_demo_made_in_sentences() {
     }
     let config = config_for(dir.path(), &db);
     let feed = ok(&orgmirror(&config, &["changes"]));
+    // The demo ran just now: the last week is all of it.
+    assert_eq!(ok(&orgmirror(&config, &["changes", "--since", "7d"])), feed);
 
     // What the mirror holds beside the story: the group's emoji, the old rate, and what
     // leaving the organization ended (the leaver's rate and memberships).
