@@ -65,7 +65,16 @@ pub fn run(
     // A reader gone (a pager quit, a closed pipe) is not a failure of the command.
     let _ = written.and_then(|()| feed.finish().map(drop));
     if let Some(mut pager) = pager {
-        let _ = pager.wait();
+        match pager.wait() {
+            // 127/126: the shell found no such pager (the feed went nowhere): say so.
+            Ok(status) if matches!(status.code(), Some(126 | 127)) => {
+                return Err(CommandError {
+                    exit: Exit::Config,
+                    message: "the pager ($PAGER) could not be run; fix PAGER, or pipe the output (`orgmirror changes | cat`)".to_string(),
+                });
+            }
+            _ => {}
+        }
     }
     Ok(Exit::Ok)
 }
@@ -594,14 +603,17 @@ pub fn json_line(row: &ChangeRow) -> String {
     .to_string()
 }
 
-/// Where the feed goes: the stdin of `$PAGER` (else `less`) when stdout is a terminal,
-/// else stdout; and the pager to wait for.
+/// Where the feed goes: the stdin of `$PAGER` (else `less`, if there is one) when stdout is a
+/// terminal, else stdout; and the pager to wait for.
 fn output() -> (Box<dyn Write>, Option<Child>) {
     if std::io::stdout().is_terminal() {
         let pager = std::env::var("PAGER")
             .ok()
             .filter(|p| !p.trim().is_empty())
-            .unwrap_or_else(|| "less".to_string());
+            .or_else(|| on_path("less").then(|| "less".to_string()));
+        let Some(pager) = pager else {
+            return (Box::new(BufWriter::new(std::io::stdout())), None);
+        };
         let spawned = Command::new("sh")
             .args(["-c", &pager])
             .env(
@@ -617,6 +629,12 @@ fn output() -> (Box<dyn Write>, Option<Child>) {
         }
     }
     (Box::new(BufWriter::new(std::io::stdout())), None)
+}
+
+/// Whether `program` is a file in one of `$PATH`'s directories.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 #[cfg(test)]

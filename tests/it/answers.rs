@@ -510,6 +510,21 @@ fn changes_goes_through_the_pager_on_a_terminal_only() {
     assert!(tty.status.success(), "{}", text(&tty.stdout));
     let through_pager = std::fs::read_to_string(&paged).expect("the pager ran");
     assert!(through_pager.contains("first sync"), "{through_pager}");
+    // A pager that is not there: said, not a silent empty feed.
+    let command = format!(
+        "PAGER=no-such-pager-here {} --config {} changes; echo \"exit=$?\"",
+        bin(),
+        m.config.display()
+    );
+    let missing = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = text(&missing.stdout);
+    assert!(
+        screen.contains("exit=2") && screen.contains("PAGER"),
+        "{screen}"
+    );
     assert!(
         !text(&tty.stdout).contains("first sync"),
         "{}",
