@@ -23,8 +23,14 @@ pub fn run(
     })?;
     let at = crate::snapshot::format_utc(at);
     let (_, config) = load_config(config_path)?;
-    if let (Some(dir), false) = (csv, force) {
-        crate::export::refuse_existing_csv_of(dir, ASOF_TABLES)?;
+    // Refused before the history is read (a whole organization takes a while).
+    if !force {
+        if out.exists() {
+            return Err(crate::export::exists(out, "it"));
+        }
+        if let Some(dir) = csv {
+            crate::export::refuse_existing_csv_of(dir, ASOF_TABLES)?;
+        }
     }
     let mirror = Store::open_read_only(&config.database.path)?;
     let state = mirror.as_of(&at).map_err(|e| match e {
