@@ -57,12 +57,13 @@ pub fn run(
     let (sink, pager) = output();
     let mut feed = Feed::new(sink, json_lines);
     let mut written = Ok(());
-    store.changes(&filter, |row| {
+    let read = store.changes(&filter, |row| {
         written = feed.push(row);
         written.is_ok()
-    })?;
+    });
     drop(store);
-    // A reader gone (a pager quit, a closed pipe) is not a failure of the command.
+    // A reader gone (a pager quit, a closed pipe) is not a failure of the command. The
+    // feed is closed either way, so that the pager ends before this process does.
     let _ = written.and_then(|()| feed.finish().map(drop));
     if let Some(mut pager) = pager {
         match pager.wait() {
@@ -76,6 +77,7 @@ pub fn run(
             _ => {}
         }
     }
+    read?;
     Ok(Exit::Ok)
 }
 
