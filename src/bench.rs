@@ -39,6 +39,8 @@ use orgmirror::commands::{CommandError, Exit};
 use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
 use orgmirror::store::{Store, StoreOptions};
 
+mod queries;
+
 /// The sizes `--quick` runs (a CI smoke test, not a measurement).
 const QUICK_SIZES: [usize; 2] = [200, 1000];
 
@@ -57,7 +59,8 @@ pub struct BenchArgs {
     /// The most rows the fake returns per page, whatever per_page asks.
     #[arg(long, default_value_t = 200)]
     pub per_page_cap: usize,
-    /// Sizes 200 and 1000 only (a smoke test for CI).
+    /// Sizes 200 and 1000 only (a smoke test for CI); the query scenario at 1000 users
+    /// after 4 churn runs.
     #[arg(long)]
     pub quick: bool,
     /// Instead of the sync scenarios: the PostgreSQL replica's, against this server
@@ -66,6 +69,18 @@ pub struct BenchArgs {
     /// `benches/replica.sh`, which starts a throwaway server for it.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
+    /// Organization sizes of the query scenario (a mirror after a year of weekly churn).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub query_sizes: Vec<usize>,
+    /// Churn runs (1% of the users each, a week apart) before the queries are timed.
+    #[arg(long, default_value_t = 52)]
+    pub churn_runs: usize,
+    /// Only the query scenario.
+    #[arg(long)]
+    pub queries_only: bool,
+    /// Internal: copy the query scenario's mirrors into this directory (to study plans).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub keep_query_mirrors: Option<PathBuf>,
     /// Internal: fetch and parse every page from this base URL, print counts, exit.
     #[arg(long, hide = true, value_name = "BASE_URL")]
     pub floor_only: Option<String>,
@@ -266,11 +281,37 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
         "orgmirror bench: sizes {sizes:?}, per_page {PER_PAGE}, fake page cap {}",
         args.per_page_cap
     );
-    let mut results = Vec::new();
-    for &size in &sizes {
-        results.extend(measure_size(&exe, size, args.per_page_cap)?);
+    let (query_sizes, churn_runs) = if args.quick {
+        (vec![1000], 4)
+    } else {
+        (args.query_sizes.clone(), args.churn_runs)
+    };
+    if query_sizes.iter().any(|&n| n == 0 || n > max) {
+        return Err(CommandError {
+            exit: Exit::Config,
+            message: format!("--query-sizes: give sizes from 1 to {max}"),
+        });
     }
-    print_table(&results);
+    let mut results = Vec::new();
+    if !args.queries_only {
+        for &size in &sizes {
+            results.extend(measure_size(&exe, size, args.per_page_cap)?);
+        }
+        print_table(&results);
+    }
+    let (mut query_results, mut query_builds) = (Vec::new(), Vec::new());
+    for &size in &query_sizes {
+        let (measured, build) = queries::measure(
+            &exe,
+            size,
+            churn_runs,
+            args.per_page_cap,
+            args.keep_query_mirrors.as_deref(),
+        )?;
+        query_results.extend(measured);
+        query_builds.push(build);
+    }
+    queries::print_table(&query_results);
     let document = json!({
         "machine": machine,
         "per_page": PER_PAGE,
@@ -280,6 +321,9 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
         "store_floor_means": "scenario store: SQLite alone copying every row the initial sync stored into a new database made as a sync makes it (schema, WAL, synchronous=FULL), row by row (no transfer optimisation), one transaction and a checkpoint; wall_vs_store_floor is a run's wall time over it",
         "peak_rss_means": "ru_maxrss of the child (wait4); Linux folds in the RSS of the process that spawned it, a small intermediate whose RSS is spawner_rss_kib",
         "results": results.iter().map(|m| to_json(m, &results)).collect::<Vec<_>>(),
+        "queries_means": "a mirror after a first sync and churn_runs syncs of 1% churn each, the runs then spread a week apart; canned queries of datasette/metadata.yml timed in process (median of 7), asof and changes as child processes (wall from spawn to exit)",
+        "query_builds": query_builds,
+        "queries": query_results.iter().map(queries::QueryMeasurement::to_json).collect::<Vec<_>>(),
     });
     write_json(&args.out, &document)?;
     orgmirror::outln!("\nwritten to {}", args.out.display());
@@ -302,16 +346,7 @@ fn measure_size(
         .map_err(|e| failed(format!("cannot start the fake: {e}")))?;
     let fake = server.handle();
     let db = dir.path().join("org.sqlite");
-    let config = dir.path().join("orgmirror.toml");
-    let text = format!(
-        "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
-         [database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
-        server.base_url(),
-        options.organization_id,
-        options.workspace_id,
-        db.display().to_string()
-    );
-    std::fs::write(&config, text).map_err(|e| failed(format!("cannot write the config: {e}")))?;
+    let config = bench_config(dir.path(), &server, &options, &db).map_err(failed)?;
 
     let mut out = Vec::new();
     let page = (PER_PAGE as usize).min(per_page_cap).max(1);
@@ -590,6 +625,26 @@ fn measure_replica_size(
         }
     }
     Ok(out)
+}
+
+/// Writes `dir/orgmirror.toml` for syncing the fake at `server` into `db`.
+fn bench_config(
+    dir: &Path,
+    server: &FakeServer,
+    options: &FakeOptions,
+    db: &Path,
+) -> Result<PathBuf, String> {
+    let config = dir.join("orgmirror.toml");
+    let text = format!(
+        "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
+         [database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
+        server.base_url(),
+        options.organization_id,
+        options.workspace_id,
+        db.display().to_string()
+    );
+    std::fs::write(&config, text).map_err(|e| format!("cannot write the config: {e}"))?;
+    Ok(config)
 }
 
 /// Runs the store floor on the mirror `initial` made; `row_count_delta` is the rows it

@@ -216,6 +216,17 @@ fn change_the_organization(server: &FakeServer) -> Story {
         "{}'s hourly rate became 95.00 EUR",
         name_of(rate_user)
     ));
+    // Someone becomes an admin.
+    let promoted = users
+        .iter()
+        .copied()
+        .skip(1)
+        .filter(|&u| u != rate_user && Some(&u) != users.last())
+        .find(|&u| org.user_record(u).is_some_and(|r| !r.admin));
+    if let Some(admin) = promoted {
+        org.set_admin(admin, true);
+        lines.push(format!("{} became an admin", name_of(admin)));
+    }
     // Someone leaves the organization, someone new arrives.
     if let Some(&gone) = users.last() {
         lines.push(format!("{} left the organization", name_of(gone)));

@@ -53,7 +53,7 @@ pub fn run(
     }
     // Refused before anything is written, so that a refusal leaves no half of an export.
     if let (Some(dir), false) = (csv, force) {
-        refuse_existing_csv(&csv_targets(dir))?;
+        refuse_existing_csv(&csv_targets(dir, CSV_VIEWS))?;
     }
     let source = Store::open_read_only(&config.database.path)?;
     // The mirror's own mode: 0640 when its group (BI readers) may read it, else 0600.
@@ -87,11 +87,34 @@ pub fn export_database(
     force: bool,
     mode: u32,
 ) -> Result<(), CommandError> {
-    if let Some(file) = mirror_file_at(source.path(), out) {
+    write_database(
+        source.connection(),
+        &source.path().display().to_string(),
+        source.path(),
+        out,
+        force,
+        mode,
+    )?;
+    info!(source = %source.path().display(), out = %out.display(), "database exported");
+    Ok(())
+}
+
+/// Writes the `main` database of `conn` (`what` names it in errors) to `out` atomically
+/// with `VACUUM INTO` (see the module docs), in file mode `mode`; never over one of the
+/// files of the mirror at `mirror`.
+pub fn write_database(
+    conn: &rusqlite::Connection,
+    what: &str,
+    mirror: &Path,
+    out: &Path,
+    force: bool,
+    mode: u32,
+) -> Result<(), CommandError> {
+    if let Some(file) = mirror_file_at(mirror, out) {
         return Err(CommandError {
             exit: Exit::Config,
             message: format!(
-                "--out {} is {file}; export writes a copy elsewhere",
+                "--out {} is {file}; write the copy elsewhere",
                 out.display()
             ),
         });
@@ -118,16 +141,9 @@ pub fn export_database(
             out.display()
         ))
     })?;
-    source
-        .connection()
-        .execute("VACUUM INTO ?1", [tmp_name])
-        .map_err(|e| {
-            CommandError::failed(format!(
-                "cannot copy {} into {}: {e}",
-                source.path().display(),
-                out.display()
-            ))
-        })?;
+    conn.execute("VACUUM INTO ?1", [tmp_name]).map_err(|e| {
+        CommandError::failed(format!("cannot copy {what} into {}: {e}", out.display()))
+    })?;
     let file = tmp.as_file();
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .and_then(|()| file.sync_all())
@@ -145,9 +161,7 @@ pub fn export_database(
             e.error
         ))
     })?;
-    sync_dir(&dir)?;
-    info!(source = %source.path().display(), out = %out.display(), "database exported");
-    Ok(())
+    sync_dir(&dir)
 }
 
 /// Which of the mirror's own files (the database at `db`, its `-wal`, `-shm`, `-journal`
@@ -181,11 +195,12 @@ fn mirror_file_at(db: &Path, out: &Path) -> Option<String> {
     None
 }
 
-fn csv_targets(dir: &Path) -> Vec<PathBuf> {
-    CSV_VIEWS
-        .iter()
-        .map(|v| dir.join(format!("{v}.csv")))
-        .collect()
+fn csv_targets(dir: &Path, views: &[&str]) -> Vec<PathBuf> {
+    views.iter().map(|v| dir.join(format!("{v}.csv"))).collect()
+}
+
+pub(crate) fn refuse_existing_csv_of(dir: &Path, views: &[&str]) -> Result<(), CommandError> {
+    refuse_existing_csv(&csv_targets(dir, views))
 }
 
 fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), CommandError> {
@@ -206,17 +221,31 @@ pub(crate) fn exists(path: &Path, what: &str) -> CommandError {
     }
 }
 
-/// Writes one CSV per [`CSV_VIEWS`] entry, all read in one read transaction, into a
-/// staging directory beside `dir`, then puts that directory at `dir` in one step (see
-/// [`staging::StagedDir::swap_into`]): a reader of `dir`, or an export killed half-way,
-/// never leaves a mix of two states. Files in mode `mode`. Returns the files written.
+/// Writes one CSV per [`CSV_VIEWS`] entry of the mirror behind `store` (see [`write_csv`]).
 pub fn export_csv(
     store: &Store,
     dir: &Path,
     force: bool,
     mode: u32,
 ) -> Result<Vec<PathBuf>, CommandError> {
-    let targets = csv_targets(dir);
+    let what = store.path().display().to_string();
+    write_csv(store.connection(), &what, CSV_VIEWS, dir, force, mode)
+}
+
+/// Writes one `<view>.csv` per name in `views`, all read from `conn` (`what` names it in
+/// errors) in one read transaction, into a staging directory beside `dir`, then puts that
+/// directory at `dir` in one step (see [`staging::StagedDir::swap_into`]): a reader of
+/// `dir`, or an export killed half-way, never leaves a mix of two states. Files in mode
+/// `mode`. Returns the files written.
+pub fn write_csv(
+    conn: &rusqlite::Connection,
+    what: &str,
+    views: &[&str],
+    dir: &Path,
+    force: bool,
+    mode: u32,
+) -> Result<Vec<PathBuf>, CommandError> {
+    let targets = csv_targets(dir, views);
     if !force {
         refuse_existing_csv(&targets)?;
     }
@@ -234,25 +263,28 @@ pub fn export_csv(
     staging::remove_stale(dir);
     // Directories: the files' read bits and search.
     let staged = staging::StagedDir::new(&parent, mode | ((mode & 0o444) >> 2))?;
-    let conn = store.connection();
-    let sql_error = |e: rusqlite::Error| {
-        CommandError::failed(format!("cannot read {}: {e}", store.path().display()))
-    };
+    let sql_error = |e: rusqlite::Error| CommandError::failed(format!("cannot read {what}: {e}"));
     conn.execute_batch("BEGIN").map_err(sql_error)?;
-    let written = write_csv_set(store, staged.path(), mode);
+    let written = write_csv_set(conn, what, views, staged.path(), mode);
     conn.execute_batch("COMMIT").map_err(sql_error)?;
     written?;
     sync_dir(staged.path())?;
-    let ours: Vec<String> = CSV_VIEWS.iter().map(|v| format!("{v}.csv")).collect();
+    let ours: Vec<String> = views.iter().map(|v| format!("{v}.csv")).collect();
     staged.swap_into(dir, &ours)?;
     sync_dir(&parent)?;
     Ok(targets)
 }
 
-/// Every CSV of [`CSV_VIEWS`] into `dir`, each fsynced.
-fn write_csv_set(store: &Store, dir: &Path, mode: u32) -> Result<(), CommandError> {
+/// Every CSV of `views` into `dir`, each fsynced.
+fn write_csv_set(
+    conn: &rusqlite::Connection,
+    what: &str,
+    views: &[&str],
+    dir: &Path,
+    mode: u32,
+) -> Result<(), CommandError> {
     use std::os::unix::fs::OpenOptionsExt;
-    for view in CSV_VIEWS {
+    for view in views {
         let target = dir.join(format!("{view}.csv"));
         let io_error = |e: std::io::Error| {
             CommandError::failed(format!("cannot write {}: {e}", target.display()))
@@ -264,7 +296,7 @@ fn write_csv_set(store: &Store, dir: &Path, mode: u32) -> Result<(), CommandErro
             .open(&target)
             .map_err(io_error)?;
         let mut writer = BufWriter::new(&file);
-        write_view_csv(store, view, &mut writer)?;
+        write_view_csv(conn, what, view, &mut writer)?;
         writer.flush().map_err(io_error)?;
         drop(writer);
         file.set_permissions(std::fs::Permissions::from_mode(mode))
@@ -274,17 +306,17 @@ fn write_csv_set(store: &Store, dir: &Path, mode: u32) -> Result<(), CommandErro
     Ok(())
 }
 
-fn write_view_csv(store: &Store, view: &str, out: &mut impl Write) -> Result<(), CommandError> {
-    let sql_error = |e: rusqlite::Error| {
-        CommandError::failed(format!(
-            "cannot read {view} from {}: {e}",
-            store.path().display()
-        ))
-    };
+fn write_view_csv(
+    conn: &rusqlite::Connection,
+    what: &str,
+    view: &str,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    let sql_error =
+        |e: rusqlite::Error| CommandError::failed(format!("cannot read {view} from {what}: {e}"));
     let io_error =
         |e: std::io::Error| CommandError::failed(format!("cannot write {view}.csv: {e}"));
-    let conn = store.connection();
-    // Views are names from CSV_VIEWS, never user input. Ordered so exports diff cleanly.
+    // Views are names from our own lists, never user input. Ordered so exports diff cleanly.
     let mut stmt = conn
         .prepare(&format!("SELECT * FROM {view} ORDER BY 1, 2"))
         .map_err(sql_error)?;

@@ -3,7 +3,9 @@
 
 pub mod alerts;
 pub mod api;
+pub mod asof;
 pub mod cadence;
+pub mod changes;
 pub mod check;
 pub mod commands;
 pub mod config;

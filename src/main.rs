@@ -48,6 +48,36 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The organization as it stood at TIME, from the history: the five current views as
+    /// tables of a self-contained SQLite file, written atomically.
+    Asof {
+        /// RFC 3339 (2026-03-01T09:00:00Z), or a date (2026-03-01: its start in UTC).
+        time: String,
+        /// Where to write the file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Also write one CSV file per table into this directory.
+        #[arg(long, value_name = "DIR")]
+        csv: Option<PathBuf>,
+        /// Replace FILE (and the CSV files) if they exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The change feed as sentences, grouped by run, newest last (paged on a terminal).
+    Changes {
+        /// From a span back from now (7d, 12h, 2w) or a time (RFC 3339, or a date).
+        #[arg(long, value_name = "7d|TIME")]
+        since: Option<String>,
+        /// Up to (not including) this time (RFC 3339, or a date).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only these entities: user, group, group_membership, user_rate, role.
+        #[arg(long, value_delimiter = ',', value_name = "ENTITY,...")]
+        entity: Vec<String>,
+        /// One JSON object per event (with the resolved names) for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validates the config, reaches the API, confirms credentials and organization access.
     Check,
     /// The whole job end to end with no account: a built-in fake organization, two syncs, what changed.
@@ -114,6 +144,18 @@ fn main() -> ExitCode {
             Command::Export { out, csv, force } => {
                 orgmirror::export::run(config, out.as_deref(), csv.as_deref(), force)
             }
+            Command::Asof {
+                time,
+                out,
+                csv,
+                force,
+            } => orgmirror::asof::run(config, &time, &out, csv.as_deref(), force),
+            Command::Changes {
+                since,
+                until,
+                entity,
+                json,
+            } => orgmirror::changes::run(config, since.as_deref(), until.as_deref(), &entity, json),
             Command::Check => orgmirror::check::run(config).await,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,

@@ -1,6 +1,9 @@
 //! The only module that touches SQLite: open (with file modes, pragmas and the schema),
 //! read what a run diffs against, and commit a run in one transaction.
 
+mod asof;
+mod canned;
+mod changes;
 mod clock;
 mod early;
 mod figures;
@@ -8,6 +11,7 @@ mod integrity;
 mod outbox;
 mod read_only;
 mod replica;
+mod respace;
 mod setup;
 mod write;
 
@@ -23,6 +27,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::diff::{Diff, StoredHashes, StoredState};
 use crate::snapshot::{Entity, EntityKey};
 
+pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
+pub use canned::{canned_query, CANNED_QUERIES};
+pub use changes::{ChangeFilter, ChangeRow};
 pub use early::{EarlyWriter, WriterStopped};
 pub use figures::ScrapeFigures;
 pub use integrity::RECOVERY;
@@ -39,6 +46,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "15_history_trust",
         include_str!("migrations/15_history_trust.sql"),
+    ),
+    (
+        "16_group_headcount",
+        include_str!("migrations/16_group_headcount.sql"),
+    ),
+    (
+        "16_users_by_name",
+        include_str!("migrations/16_users_by_name.sql"),
     ),
     (
         "17_alert_outbox",

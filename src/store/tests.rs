@@ -347,3 +347,83 @@ fn scrape_figures_count_the_newest_successful_runs_quarantined_records() {
     let mut store = Store::open_read_only(&db).unwrap();
     assert_eq!(store.scrape_figures().unwrap().quarantined, 2);
 }
+
+#[test]
+fn group_headcount_daily_counts_members_at_each_days_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("m.sqlite"), &StoreOptions::default()).unwrap();
+    let people = [(1, "a"), (2, "b"), (3, "c"), (4, "d")];
+    run(
+        &mut store,
+        &org(&people, &[1, 2, 3]),
+        "2026-01-01T10:00:00Z",
+    );
+    // One leaves the same day: the day ends with two.
+    run(&mut store, &org(&people, &[1, 2]), "2026-01-01T15:00:00Z");
+    run(
+        &mut store,
+        &org(&people, &[1, 2, 4]),
+        "2026-01-03T09:00:00Z",
+    );
+    let days: Vec<(String, i64)> = store
+        .connection()
+        .prepare("SELECT day, members FROM group_headcount_daily WHERE group_id = 9 ORDER BY day")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected_first = [
+        ("2026-01-01", 2),
+        ("2026-01-02", 2),
+        ("2026-01-03", 3),
+        ("2026-01-04", 3),
+    ];
+    for (got, (day, members)) in days.iter().zip(expected_first) {
+        assert_eq!((got.0.as_str(), got.1), (day, members));
+    }
+    // One row a day up to today, with today's members.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(
+        days.last().map(|d| (d.0.as_str(), d.1)),
+        Some((today.as_str(), 3))
+    );
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let span = chrono::Utc::now()
+        .date_naive()
+        .signed_duration_since(first)
+        .num_days();
+    assert_eq!(days.len() as i64, span + 1);
+}
+
+#[test]
+fn as_of_reads_a_mirror_at_a_path_a_uri_must_escape() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("a?b#c%20d é");
+    std::fs::create_dir(&odd).unwrap();
+    let mut store = Store::open(&odd.join("m.sqlite"), &StoreOptions::default()).unwrap();
+    run(
+        &mut store,
+        &org(&[(1, "a"), (2, "b")], &[1]),
+        "2026-01-01T10:00:00Z",
+    );
+    run(&mut store, &org(&[(1, "a")], &[]), "2026-01-02T10:00:00Z");
+    let count = |at: &str| -> (i64, i64) {
+        let state = store.as_of(at).unwrap();
+        let conn = state.connection();
+        let n = |t: &str| {
+            conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        (n("users_current"), n("group_members_current"))
+    };
+    assert_eq!(count("2026-01-01T10:00:00Z"), (2, 1));
+    assert_eq!(count("2026-01-02T09:59:59Z"), (2, 1));
+    assert_eq!(count("2026-01-02T10:00:00Z"), (1, 0));
+    match store.as_of("2026-01-01T09:59:59Z") {
+        Err(AsOfError::BeforeHistory { first_sync_at, .. }) => {
+            assert_eq!(first_sync_at, "2026-01-01T10:00:00Z")
+        }
+        other => panic!("not refused: {:?}", other.map(|s| s.at)),
+    }
+}

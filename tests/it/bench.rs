@@ -62,6 +62,30 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
             _ => {}
         }
     }
+    // The query scenario: every canned query, asof and changes, timed on a year of churn
+    // (4 runs with --quick), the canned ones with their plans.
+    let queries = doc["queries"].as_array().expect("queries");
+    let names: BTreeSet<&str> = queries.iter().filter_map(|q| q["query"].as_str()).collect();
+    for (name, _) in orgmirror::store::CANNED_QUERIES {
+        assert!(names.contains(name), "{name} not timed: {names:?}");
+    }
+    for q in queries {
+        assert_eq!(q["size"], 1000, "{q}");
+        assert!(q["median_ms"].as_f64().is_some_and(|t| t > 0.0), "{q}");
+        match q["query"].as_str() {
+            Some("asof (whole organization)") => assert!(
+                q["rows"].as_u64().is_some_and(|n| n > 900),
+                "asof copied too few people: {q}"
+            ),
+            Some("changes --since 7d") => {
+                assert!(q["rows"].as_u64().is_some_and(|n| n > 1), "{q}")
+            }
+            _ => assert!(q["plan"].as_array().is_some_and(|p| !p.is_empty()), "{q}"),
+        }
+    }
+    assert_eq!(names.len(), orgmirror::store::CANNED_QUERIES.len() + 2);
+    assert_eq!(doc["query_builds"][0]["churn_runs"], 4);
+
     // The store floor copied exactly what the initial sync stored, and took time doing it.
     for size in [200, 1000] {
         let row = |scenario: &str| {

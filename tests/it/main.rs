@@ -1,9 +1,11 @@
 //! One integration-test binary: the real `orgmirror` binary driven end to end against
 //! the built-in fake Focus API on 127.0.0.1, with real SQLite files.
 
+mod answers;
 mod bench;
 mod cli;
 mod client;
+mod datasette;
 mod groups;
 mod history;
 mod litestream;

@@ -1,0 +1,289 @@
+//! The query scenario of `orgmirror bench`: a mirror after a year of weekly churn (a first
+//! sync, then `--churn-runs` syncs each after 1% of the users changed, the runs spread a
+//! week apart afterwards), and what people ask of it: the canned queries of
+//! `datasette/metadata.yml` (as-of members of one group, one person's rate history, the
+//! 12-month headcount, …) timed in this process, and `asof` of the whole organization and
+//! `changes --since 7d` as the commands people run (child processes, like the syncs).
+//! Each query's plan (`EXPLAIN QUERY PLAN`) is kept beside its time.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use orgmirror::commands::CommandError;
+use orgmirror::fake::{FakeOptions, FakeServer};
+use orgmirror::store::{canned_query, Store, StoreOptions, CANNED_QUERIES};
+
+use super::{apply_churn, bench_config, run_child};
+
+/// Times each in-process query runs; the median is reported.
+const REPEATS: usize = 7;
+
+/// One timed question.
+pub struct QueryMeasurement {
+    pub size: usize,
+    pub query: String,
+    /// Median and fastest wall time.
+    pub median: Duration,
+    pub fastest: Duration,
+    pub rows: usize,
+    /// `EXPLAIN QUERY PLAN`, one detail a line (None for commands).
+    pub plan: Option<Vec<String>>,
+    /// Peak RSS of a command's process.
+    pub peak_rss_kib: Option<i64>,
+}
+
+impl QueryMeasurement {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "size": self.size,
+            "query": self.query,
+            "median_ms": self.median.as_secs_f64() * 1e3,
+            "fastest_ms": self.fastest.as_secs_f64() * 1e3,
+            "rows": self.rows,
+            "plan": self.plan,
+            "peak_rss_kib": self.peak_rss_kib,
+        })
+    }
+}
+
+/// Builds the year at `size` users and times the questions. Returns the measurements and
+/// what building cost (for the JSON).
+pub fn measure(
+    exe: &Path,
+    size: usize,
+    churn_runs: usize,
+    per_page_cap: usize,
+    keep: Option<&Path>,
+) -> Result<(Vec<QueryMeasurement>, Value), CommandError> {
+    let failed =
+        |what: String| CommandError::failed(format!("bench queries ({size} users): {what}"));
+    let dir = tempfile::tempdir().map_err(|e| failed(format!("cannot make a temp dir: {e}")))?;
+    let options = FakeOptions {
+        users: size,
+        per_page_cap,
+        ..Default::default()
+    };
+    let server = FakeServer::start_background(options.clone())
+        .map_err(|e| failed(format!("cannot start the fake: {e}")))?;
+    let fake = server.handle();
+    let db = dir.path().join("org.sqlite");
+    let config = bench_config(dir.path(), &server, &options, &db).map_err(failed)?;
+    let sync = || {
+        let mut cmd = Command::new(exe);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("sync")
+            .env("TOGGL_API_TOKEN", "demo-token");
+        run_child(exe, cmd, dir.path(), "year-sync").map(|c| c.wall)
+    };
+
+    let building = Instant::now();
+    let initial = sync().map_err(failed)?;
+    let mut churn_walls = Vec::with_capacity(churn_runs);
+    for run in 0..churn_runs {
+        apply_churn(&fake, size);
+        churn_walls.push(sync().map_err(failed)?);
+        if (run + 1) % 13 == 0 {
+            orgmirror::errln!(
+                "  {size:>7} year      {} of {churn_runs} churn runs",
+                run + 1
+            );
+        }
+    }
+    drop(server);
+    // The runs happened seconds apart; spread them a week apart, the newest an hour ago,
+    // so the year reads as one (and `--since 7d` holds the newest run alone).
+    let week = chrono::Duration::weeks(1);
+    let first = chrono::Utc::now()
+        - chrono::Duration::hours(1)
+        - week * i32::try_from(churn_runs).unwrap_or(i32::MAX);
+    let mut store =
+        Store::open(&db, &StoreOptions::default()).map_err(|e| failed(e.to_string()))?;
+    store
+        .respace_runs_for_bench(first, week)
+        .map_err(|e| failed(e.to_string()))?;
+    drop(store);
+    let built = building.elapsed();
+    if let Some(keep) = keep {
+        let copy = keep.join(format!("year-{size}.sqlite"));
+        std::fs::create_dir_all(keep)
+            .and_then(|()| std::fs::copy(&db, &copy))
+            .map_err(|e| failed(format!("cannot keep {}: {e}", copy.display())))?;
+    }
+    let churn_total: Duration = churn_walls.iter().sum();
+    let build = json!({
+        "size": size,
+        "churn_runs": churn_runs,
+        "build_s": built.as_secs_f64(),
+        "initial_sync_s": initial.as_secs_f64(),
+        "churn_sync_mean_s": churn_total.as_secs_f64() / churn_runs.max(1) as f64,
+        "db_bytes": super::file_size(&db),
+        "history_rows": history_rows(&db).map_err(failed)?,
+    });
+    orgmirror::errln!("  {size:>7} year      built in {:.0}s", built.as_secs_f64());
+
+    let mut out = Vec::new();
+    let store = Store::open_read_only(&db).map_err(|e| failed(e.to_string()))?;
+    let conn = store.connection();
+    let pick = |sql: &str| -> Result<String, CommandError> {
+        conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .map_err(|e| failed(format!("{sql}: {e}")))
+    };
+    // The busiest group now, a day half a year back, the person whose rate changed most.
+    let group = pick(
+        "SELECT group_id FROM group_members GROUP BY group_id ORDER BY count(*) DESC LIMIT 1",
+    )?;
+    let day = pick(&format!(
+        "SELECT date(valid_from) FROM entity_history WHERE opened_by = {} LIMIT 1",
+        1 + churn_runs / 2
+    ))
+    .or_else(|_| pick("SELECT date('now')"))?;
+    let person = pick(
+        "SELECT id FROM entity_history WHERE entity = 'user_rate'
+         GROUP BY id ORDER BY count(*) DESC, id LIMIT 1",
+    )?;
+    for (name, _) in CANNED_QUERIES {
+        let sql = canned_query(name).unwrap_or_default();
+        let params: Vec<(&str, &dyn rusqlite::ToSql)> = [
+            (":group", &group as &dyn rusqlite::ToSql),
+            (":day", &day),
+            (":person", &person),
+        ]
+        .into_iter()
+        .filter(|(p, _)| sql.contains(p))
+        .collect();
+        let plan = explain(conn, sql, &params).map_err(|e| failed(format!("{name}: {e}")))?;
+        let mut times = Vec::with_capacity(REPEATS);
+        let mut rows = 0;
+        for _ in 0..REPEATS {
+            let started = Instant::now();
+            rows = count_rows(conn, sql, &params).map_err(|e| failed(format!("{name}: {e}")))?;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        out.push(QueryMeasurement {
+            size,
+            query: name.to_string(),
+            median: times[REPEATS / 2],
+            fastest: times[0],
+            rows,
+            plan: Some(plan),
+            peak_rss_kib: None,
+        });
+    }
+    drop(store);
+
+    // The commands, as people run them.
+    let now = orgmirror::sync::now_utc();
+    let asof_out = dir.path().join("asof.sqlite");
+    for (name, args) in [
+        (
+            "asof (whole organization)",
+            vec![
+                "asof".to_string(),
+                now,
+                "--out".into(),
+                asof_out.display().to_string(),
+                "--force".into(),
+            ],
+        ),
+        (
+            "changes --since 7d",
+            vec!["changes".into(), "--since".into(), "7d".into()],
+        ),
+    ] {
+        let mut cmd = Command::new(exe);
+        cmd.arg("--config").arg(&config).args(&args);
+        let cost = run_child(exe, cmd, dir.path(), "query-command").map_err(failed)?;
+        let stdout =
+            std::fs::read_to_string(dir.path().join("query-command.stdout")).unwrap_or_default();
+        let rows = if name.starts_with("asof") {
+            let copy =
+                rusqlite::Connection::open(&asof_out).map_err(|e| failed(format!("asof: {e}")))?;
+            copy.query_row("SELECT count(*) FROM users_current", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e| failed(format!("asof: {e}")))? as usize
+        } else {
+            stdout.lines().count()
+        };
+        out.push(QueryMeasurement {
+            size,
+            query: name.to_string(),
+            median: cost.wall,
+            fastest: cost.wall,
+            rows,
+            plan: None,
+            peak_rss_kib: Some(cost.peak_rss_kib),
+        });
+    }
+    orgmirror::errln!("  {size:>7} queries   done");
+    Ok((out, build))
+}
+
+type Params<'a> = [(&'a str, &'a dyn rusqlite::ToSql)];
+
+fn explain(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &Params,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    let rows = stmt.query_map(params, |r| r.get::<_, String>(3))?;
+    rows.collect()
+}
+
+fn count_rows(conn: &rusqlite::Connection, sql: &str, params: &Params) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut n = 0;
+    while rows.next()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn history_rows(db: &Path) -> Result<i64, String> {
+    let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
+    store
+        .connection()
+        .query_row("SELECT count(*) FROM entity_history", [], |r| r.get(0))
+        .map_err(|e| e.to_string())
+}
+
+/// The table of query times.
+pub fn print_table(results: &[QueryMeasurement]) {
+    orgmirror::outln!(
+        "\n{:>7} {:<28} {:>10} {:>10} {:>8}  plan",
+        "users",
+        "query",
+        "median ms",
+        "fastest ms",
+        "rows"
+    );
+    for m in results {
+        let plan = m.plan.as_ref().map_or("(a command)".to_string(), |p| {
+            p.iter()
+                .filter(|l| l.starts_with("SCAN") || l.starts_with("SEARCH"))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        orgmirror::outln!(
+            "{:>7} {:<28} {:>10.2} {:>10.2} {:>8}  {plan}",
+            m.size,
+            m.query,
+            m.median.as_secs_f64() * 1e3,
+            m.fastest.as_secs_f64() * 1e3,
+            m.rows,
+        );
+    }
+}

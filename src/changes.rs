@@ -1,0 +1,806 @@
+//! `orgmirror changes [--since 7d|TIME] [--until TIME] [--entity user,group,...] [--json]`:
+//! the change feed as sentences a person reads, grouped by run, newest last, with names as
+//! they were when each change was observed; `--json` is one object per event for scripts.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::commands::{load_config, CommandError, Exit};
+use crate::snapshot::{format_utc, Entity};
+use crate::store::{ChangeFilter, ChangeRow, Store};
+
+/// Fields every update of a record changes along with the ones that matter.
+const BOOKKEEPING: &[&str] = &["updated_at"];
+
+/// `orgmirror changes`.
+pub fn run(
+    config_path: Option<&Path>,
+    since: Option<&str>,
+    until: Option<&str>,
+    entities: &[String],
+    json_lines: bool,
+) -> Result<Exit, CommandError> {
+    let now = Utc::now();
+    let usage = |message: String| CommandError {
+        exit: Exit::Config,
+        message,
+    };
+    let since = since
+        .map(|s| parse_since(s, now).map_err(|m| usage(format!("--since: {m}"))))
+        .transpose()?;
+    let until = until
+        .map(|u| crate::asof::parse_time(u).map_err(|m| usage(format!("--until: {m}"))))
+        .transpose()?;
+    let mut known = Vec::new();
+    for name in entities.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        if Entity::parse(name).is_none() {
+            let all: Vec<&str> = Entity::ALL.iter().map(|e| e.as_str()).collect();
+            return Err(usage(format!(
+                "--entity: unknown entity `{name}` (give some of {})",
+                all.join(", ")
+            )));
+        }
+        known.push(name.to_string());
+    }
+    let (_, config) = load_config(config_path)?;
+    let store = Store::open_read_only(&config.database.path)?;
+    let filter = ChangeFilter {
+        since: since.map(format_utc),
+        until: until.map(format_utc),
+        entities: known,
+    };
+    let (sink, pager) = output();
+    let mut feed = Feed::new(sink, json_lines);
+    let mut written = Ok(());
+    let read = store.changes(&filter, |row| {
+        written = feed.push(row);
+        written.is_ok()
+    });
+    drop(store);
+    // A reader gone (a pager quit, a closed pipe) is not a failure of the command. The
+    // feed is closed either way, so that the pager ends before this process does.
+    let _ = written.and_then(|()| feed.finish().map(drop));
+    if let Some(mut pager) = pager {
+        match pager.wait() {
+            // 127/126: the shell found no such pager (the feed went nowhere): say so.
+            Ok(status) if matches!(status.code(), Some(126 | 127)) => {
+                return Err(CommandError {
+                    exit: Exit::Config,
+                    message: "the pager ($PAGER) could not be run; fix PAGER, or pipe the output (`orgmirror changes | cat`)".to_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+    read?;
+    Ok(Exit::Ok)
+}
+
+/// `--since`: a span back from now (`7d`, `12h`, `30m`, `2w`) or a time ([`crate::asof::parse_time`]).
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let span = match (num.parse::<i64>(), unit) {
+        (Ok(n), "w") => chrono::Duration::try_weeks(n),
+        (Ok(n), "d") => chrono::Duration::try_days(n),
+        (Ok(n), "h") => chrono::Duration::try_hours(n),
+        (Ok(n), "m") => chrono::Duration::try_minutes(n),
+        _ => {
+            return crate::asof::parse_time(t).map_err(|_| {
+                format!("`{text}` is neither a span back from now (7d, 12h, 30m, 2w) nor a time (RFC 3339 or a date)")
+            })
+        }
+    };
+    span.and_then(|s| now.checked_sub_signed(s))
+        .ok_or_else(|| format!("`{text}` reaches back too far"))
+}
+
+/// The feed as text: a header per run, then a line per sentence, `YYYY-MM-DD HH:MM  …`.
+pub fn render(rows: &[ChangeRow]) -> String {
+    let mut feed = Feed::new(Vec::new(), false);
+    for row in rows {
+        // Writing to memory does not fail.
+        let _ = feed.push(row.clone());
+    }
+    feed.finish()
+        .map(|out| String::from_utf8_lossy(&out).into_owned())
+        .unwrap_or_default()
+}
+
+/// The feed written as the events arrive: a run at a time for text (its sentences are
+/// ordered within it; the first run only counted), an event at a time for `--json`.
+pub struct Feed<W: Write> {
+    out: W,
+    json: bool,
+    run: Option<RunBlock>,
+    wrote: bool,
+}
+
+/// The events of one run so far.
+struct RunBlock {
+    head: ChangeRow,
+    events: usize,
+    /// Every event but those of the first run (which is told as counts).
+    rows: Vec<ChangeRow>,
+    counts: BTreeMap<String, usize>,
+}
+
+impl<W: Write> Feed<W> {
+    pub fn new(out: W, json: bool) -> Feed<W> {
+        Feed {
+            out,
+            json,
+            run: None,
+            wrote: false,
+        }
+    }
+
+    /// Takes the next event (in `event_id` order).
+    pub fn push(&mut self, row: ChangeRow) -> std::io::Result<()> {
+        if self.json {
+            self.wrote = true;
+            return writeln!(self.out, "{}", json_line(&row));
+        }
+        if self
+            .run
+            .as_ref()
+            .is_some_and(|r| r.head.sync_run_id != row.sync_run_id)
+        {
+            self.flush_run()?;
+        }
+        let block = self.run.get_or_insert_with(|| RunBlock {
+            head: row.clone(),
+            events: 0,
+            rows: Vec::new(),
+            counts: BTreeMap::new(),
+        });
+        block.events += 1;
+        if row.first_run {
+            *block.counts.entry(row.entity.clone()).or_default() += 1;
+        } else {
+            block.rows.push(row);
+        }
+        Ok(())
+    }
+
+    fn flush_run(&mut self) -> std::io::Result<()> {
+        let Some(mut block) = self.run.take() else {
+            return Ok(());
+        };
+        if self.wrote {
+            writeln!(self.out)?;
+        }
+        self.wrote = true;
+        let head = &block.head;
+        let plural = if block.events == 1 { "" } else { "s" };
+        writeln!(
+            self.out,
+            "run {} ({} sync, {}): {} change{plural}",
+            head.sync_run_id, head.run_kind, head.observed_at, block.events
+        )?;
+        let at = minute(&head.observed_at);
+        if head.first_run {
+            writeln!(self.out, "{at}  {}", first_sync_summary(&block.counts))?;
+        }
+        // People first, then groups, memberships, rates and roles; each in event order.
+        block
+            .rows
+            .sort_by_key(|r| (entity_rank(&r.entity), r.event_id));
+        for row in &block.rows {
+            for sentence in sentences(row) {
+                writeln!(self.out, "{at}  {sentence}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is left; returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.flush_run()?;
+        if !self.wrote && !self.json {
+            writeln!(self.out, "no changes in that range")?;
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn entity_rank(entity: &str) -> u8 {
+    match entity {
+        "user" => 0,
+        "group" => 1,
+        "group_membership" => 2,
+        "user_rate" => 3,
+        _ => 4,
+    }
+}
+
+/// `2026-12-01T10:30:59Z` as `2026-12-01 10:30`.
+fn minute(observed_at: &str) -> String {
+    match (observed_at.get(..10), observed_at.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time}"),
+        _ => observed_at.to_string(),
+    }
+}
+
+/// The first run found the organization: one line of counts rather than one per entity.
+fn first_sync_summary(counts: &BTreeMap<String, usize>) -> String {
+    let count = |entity: &str| counts.get(entity).copied().unwrap_or(0);
+    let parts: Vec<String> = [
+        ("user", "people"),
+        ("group", "groups"),
+        ("group_membership", "memberships"),
+        ("user_rate", "rates"),
+        ("role", "roles"),
+    ]
+    .iter()
+    .filter(|(entity, _)| count(entity) > 0)
+    .map(|(entity, label)| format!("{} {label}", count(entity)))
+    .collect();
+    format!(
+        "first sync: the organization as found, {}",
+        parts.join(", ")
+    )
+}
+
+/// The sentences that say what one event changed.
+pub fn sentences(row: &ChangeRow) -> Vec<String> {
+    match row.entity.as_str() {
+        "user" => user_sentences(row),
+        "group" => group_sentences(row),
+        "group_membership" => membership_sentences(row),
+        "user_rate" => rate_sentences(row),
+        "role" => role_sentences(row),
+        other => vec![format!("{other} {} {}", row.entity_id, past(&row.op))],
+    }
+}
+
+fn past(op: &str) -> &str {
+    match op {
+        "insert" => "added",
+        "delete" => "removed",
+        _ => "changed",
+    }
+}
+
+fn text_of(v: Option<&Value>, key: &str) -> Option<String> {
+    match v?.get(key)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The version that speaks for the entity: the new one, or the last one for a delete.
+fn latest(row: &ChangeRow) -> Option<&Value> {
+    row.after.as_ref().or(row.before.as_ref())
+}
+
+/// A person by name, or by id when the name is unknown.
+fn person(name: Option<String>, id: &str) -> String {
+    name.filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("user {id}"))
+}
+
+fn possessive(name: &str) -> String {
+    if name.ends_with('s') {
+        format!("{name}'")
+    } else {
+        format!("{name}'s")
+    }
+}
+
+/// Changed fields that say something, bookkeeping left out (unless it is all there is).
+fn meaningful(row: &ChangeRow) -> Vec<&str> {
+    let fields: Vec<&str> = row.changed_fields.iter().map(String::as_str).collect();
+    let kept: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|f| !BOOKKEEPING.contains(f))
+        .collect();
+    if kept.is_empty() {
+        fields
+    } else {
+        kept
+    }
+}
+
+fn flag(v: Option<&Value>, key: &str) -> Option<bool> {
+    v?.get(key)?.as_bool()
+}
+
+fn user_sentences(row: &ChangeRow) -> Vec<String> {
+    let id = &row.entity_id;
+    let (before, after) = (row.before.as_ref(), row.after.as_ref());
+    let name = person(text_of(latest(row), "name"), id);
+    match row.op.as_str() {
+        "insert" => return vec![format!("{name} joined the organization")],
+        "delete" => return vec![format!("{name} left the organization")],
+        _ => {}
+    }
+    let old_name = person(text_of(before, "name"), id);
+    let fields = meaningful(row);
+    // A user's permissions follow from being an admin or an owner: that change says it.
+    let role_changed = fields.iter().any(|f| matches!(*f, "admin" | "owner"));
+    let mut out = Vec::new();
+    let mut other = Vec::new();
+    for field in fields {
+        let now = flag(after, field);
+        match field {
+            "name" => out.push(format!("{old_name} is now called {name}")),
+            "admin" if now == Some(true) => out.push(format!("{name} became an admin")),
+            "admin" => out.push(format!("{name} is no longer an admin")),
+            "owner" if now == Some(true) => out.push(format!("{name} became an owner")),
+            "owner" => out.push(format!("{name} is no longer an owner")),
+            "active" if now == Some(false) => out.push(format!("{name} was deactivated")),
+            "active" => out.push(format!("{name} was reactivated")),
+            "joined" if now == Some(true) => out.push(format!("{name} accepted the invitation")),
+            "email" | "working_hours" => {
+                let label = if field == "email" {
+                    "email"
+                } else {
+                    "working hours"
+                };
+                let show = |v| text_of(v, field).unwrap_or_else(|| "none".to_string());
+                out.push(format!(
+                    "{} {label} {} → {}",
+                    possessive(&name),
+                    show(before),
+                    show(after)
+                ));
+            }
+            "account_locked_at" if text_of(after, field).is_some() => {
+                out.push(format!("{name}'s account was locked"))
+            }
+            "account_locked_at" => out.push(format!("{name}'s account was unlocked")),
+            "permissions" if role_changed => {}
+            "permissions" => out.extend(permission_changes(&name, before, after)),
+            other_field => other.push(other_field),
+        }
+    }
+    if !other.is_empty() {
+        out.push(format!(
+            "{} {} changed",
+            possessive(&name),
+            other.join(", ")
+        ));
+    }
+    out
+}
+
+/// A user's `permissions` object (`{"view_rates": true, …}`) before and after: what they
+/// can do now and no longer.
+fn permission_changes(name: &str, before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+    let granted = |v: Option<&Value>, key: &str| {
+        v.and_then(|v| v.get("permissions"))
+            .and_then(|p| p.get(key))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let mut keys: Vec<&String> = [before, after]
+        .iter()
+        .filter_map(|v| v.and_then(|v| v.get("permissions"))?.as_object())
+        .flat_map(|o| o.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let (mut gained, mut lost) = (Vec::new(), Vec::new());
+    for key in keys {
+        match (granted(before, key), granted(after, key)) {
+            (false, true) => gained.push(key.as_str()),
+            (true, false) => lost.push(key.as_str()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if !gained.is_empty() {
+        out.push(format!("{name} may now {}", gained.join(", ")));
+    }
+    if !lost.is_empty() {
+        out.push(format!("{name} may no longer {}", lost.join(", ")));
+    }
+    if out.is_empty() {
+        out.push(format!("{}'s permissions changed", name));
+    }
+    out
+}
+
+/// A group as people know it: its name, then its emoji.
+fn group_label(name: Option<String>, emoji: Option<String>, id: &str) -> String {
+    let name = name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("group {id}"));
+    match emoji.filter(|e| !e.trim().is_empty()) {
+        Some(e) => format!("{name} {e}"),
+        None => name,
+    }
+}
+
+fn group_sentences(row: &ChangeRow) -> Vec<String> {
+    let id = &row.entity_id;
+    let (before, after) = (row.before.as_ref(), row.after.as_ref());
+    let name = text_of(latest(row), "name").unwrap_or_else(|| id.clone());
+    let label = group_label(
+        text_of(latest(row), "name"),
+        text_of(latest(row), "emoji"),
+        id,
+    );
+    match row.op.as_str() {
+        "insert" => return vec![format!("group {label} was created")],
+        "delete" => return vec![format!("group {label} was deleted")],
+        _ => {}
+    }
+    let old_name = text_of(before, "name").unwrap_or_else(|| id.clone());
+    let mut out = Vec::new();
+    let mut other = Vec::new();
+    for field in meaningful(row) {
+        match field {
+            "name" => out.push(format!("group {old_name} renamed to {name}")),
+            "emoji" => {
+                let show = |v| text_of(v, "emoji").unwrap_or_else(|| "none".to_string());
+                out.push(format!(
+                    "group {name}'s emoji {} → {}",
+                    show(before),
+                    show(after)
+                ));
+            }
+            other_field => other.push(other_field),
+        }
+    }
+    if !other.is_empty() {
+        out.push(format!("group {name}'s {} changed", other.join(", ")));
+    }
+    out
+}
+
+fn membership_sentences(row: &ChangeRow) -> Vec<String> {
+    let (group_id, user_id) = row
+        .entity_id
+        .split_once(':')
+        .unwrap_or((row.entity_id.as_str(), ""));
+    let who = person(row.user_name.clone(), user_id);
+    let group = group_label(row.group_name.clone(), row.group_emoji.clone(), group_id);
+    match row.op.as_str() {
+        "insert" => vec![format!("{who} joined {group}")],
+        "delete" => vec![format!("{who} left {group}")],
+        _ => vec![format!(
+            "{} membership of {group} changed ({})",
+            possessive(&who),
+            meaningful(row).join(", ")
+        )],
+    }
+}
+
+/// `80.00 EUR`, or `none`.
+fn rate_text(v: Option<&Value>) -> (String, Option<String>) {
+    let rate = v
+        .and_then(|v| v.get("hourly_rate"))
+        .and_then(Value::as_f64)
+        .map_or_else(|| "none".to_string(), |r| format!("{r:.2}"));
+    (rate, text_of(v, "currency"))
+}
+
+fn rate_sentences(row: &ChangeRow) -> Vec<String> {
+    let who = possessive(&person(row.user_name.clone(), &row.entity_id));
+    let (before, after) = (row.before.as_ref(), row.after.as_ref());
+    let with_currency = |(rate, currency): (String, Option<String>)| match currency {
+        Some(c) if rate != "none" => format!("{rate} {c}"),
+        _ => rate,
+    };
+    match row.op.as_str() {
+        "insert" => vec![format!(
+            "{who} rate set to {}",
+            with_currency(rate_text(after))
+        )],
+        "delete" => vec![format!(
+            "{who} rate removed (was {})",
+            with_currency(rate_text(before))
+        )],
+        _ => {
+            let fields = meaningful(row);
+            if !fields.contains(&"hourly_rate") && !fields.contains(&"currency") {
+                return vec![format!("{who} rate's {} changed", fields.join(", "))];
+            }
+            let (old, new) = (rate_text(before), rate_text(after));
+            if old.1 == new.1 {
+                let currency = new.1.map(|c| format!(" {c}")).unwrap_or_default();
+                vec![format!("{who} rate {} → {}{currency}", old.0, new.0)]
+            } else {
+                vec![format!(
+                    "{who} rate {} → {}",
+                    with_currency(old),
+                    with_currency(new)
+                )]
+            }
+        }
+    }
+}
+
+fn permission_names(v: Option<&Value>) -> Vec<String> {
+    v.and_then(|v| v.get("permissions"))
+        .and_then(Value::as_array)
+        .map(|ps| ps.iter().filter_map(|p| text_of(Some(p), "name")).collect())
+        .unwrap_or_default()
+}
+
+fn role_sentences(row: &ChangeRow) -> Vec<String> {
+    let id = &row.entity_id;
+    let (before, after) = (row.before.as_ref(), row.after.as_ref());
+    let name = text_of(latest(row), "name").unwrap_or_else(|| id.clone());
+    match row.op.as_str() {
+        "insert" => return vec![format!("role {name} was added")],
+        "delete" => return vec![format!("role {name} was removed")],
+        _ => {}
+    }
+    let mut out = Vec::new();
+    let mut other = Vec::new();
+    for field in meaningful(row) {
+        match field {
+            "name" => out.push(format!(
+                "role {} renamed to {name}",
+                text_of(before, "name").unwrap_or_else(|| id.clone())
+            )),
+            "permissions" => {
+                let (old, new) = (permission_names(before), permission_names(after));
+                let gained: Vec<&str> = new
+                    .iter()
+                    .filter(|p| !old.contains(p))
+                    .map(String::as_str)
+                    .collect();
+                let lost: Vec<&str> = old
+                    .iter()
+                    .filter(|p| !new.contains(p))
+                    .map(String::as_str)
+                    .collect();
+                if !gained.is_empty() {
+                    out.push(format!("role {name} gained {}", gained.join(", ")));
+                }
+                if !lost.is_empty() {
+                    out.push(format!("role {name} lost {}", lost.join(", ")));
+                }
+                if gained.is_empty() && lost.is_empty() {
+                    out.push(format!("role {name}'s permissions changed"));
+                }
+            }
+            other_field => other.push(other_field),
+        }
+    }
+    if !other.is_empty() {
+        out.push(format!("role {name}'s {} changed", other.join(", ")));
+    }
+    out
+}
+
+/// One JSON object: the event, the names resolved as of it, and its sentences.
+pub fn json_line(row: &ChangeRow) -> String {
+    json!({
+        "event_id": row.event_id,
+        "sync_run_id": row.sync_run_id,
+        "run_kind": row.run_kind,
+        "first_run": row.first_run,
+        "observed_at": row.observed_at,
+        "entity": row.entity,
+        "entity_id": row.entity_id,
+        "op": row.op,
+        "changed_fields": row.changed_fields,
+        "user_name": row.user_name.clone().or_else(|| {
+            (row.entity == "user").then(|| text_of(latest(row), "name")).flatten()
+        }),
+        "group_name": row.group_name.clone().or_else(|| {
+            (row.entity == "group").then(|| text_of(latest(row), "name")).flatten()
+        }),
+        "group_emoji": row.group_emoji.clone().or_else(|| {
+            (row.entity == "group").then(|| text_of(latest(row), "emoji")).flatten()
+        }),
+        "sentences": sentences(row),
+        "before": row.before,
+        "after": row.after,
+    })
+    .to_string()
+}
+
+/// Where the feed goes: the stdin of `$PAGER` (else `less`, if there is one) when stdout is a
+/// terminal, else stdout; and the pager to wait for.
+fn output() -> (Box<dyn Write>, Option<Child>) {
+    if std::io::stdout().is_terminal() {
+        let pager = std::env::var("PAGER")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+            .or_else(|| on_path("less").then(|| "less".to_string()));
+        let Some(pager) = pager else {
+            return (Box::new(BufWriter::new(std::io::stdout())), None);
+        };
+        let spawned = Command::new("sh")
+            .args(["-c", &pager])
+            .env(
+                "LESS",
+                std::env::var("LESS").unwrap_or_else(|_| "FRX".into()),
+            )
+            .stdin(Stdio::piped())
+            .spawn();
+        if let Ok(mut child) = spawned {
+            if let Some(input) = child.stdin.take() {
+                return (Box::new(BufWriter::new(input)), Some(child));
+            }
+        }
+    }
+    (Box::new(BufWriter::new(std::io::stdout())), None)
+}
+
+/// Whether `program` is a file in one of `$PATH`'s directories.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(entity: &str, op: &str, fields: &[&str], before: Value, after: Value) -> ChangeRow {
+        ChangeRow {
+            event_id: 1,
+            sync_run_id: 2,
+            run_kind: "full".into(),
+            first_run: false,
+            observed_at: "2026-12-01T10:30:59Z".into(),
+            entity: entity.into(),
+            entity_id: "100042".into(),
+            op: op.into(),
+            changed_fields: fields.iter().map(|f| f.to_string()).collect(),
+            before: (!before.is_null()).then_some(before),
+            after: (!after.is_null()).then_some(after),
+            user_name: None,
+            group_name: None,
+            group_emoji: None,
+        }
+    }
+
+    #[test]
+    fn the_issues_sentences() {
+        let mut joined = row(
+            "group_membership",
+            "insert",
+            &[],
+            Value::Null,
+            json!({"group_id": 5, "organization_user_id": 7}),
+        );
+        joined.entity_id = "5:7".into();
+        joined.user_name = Some("Ada Lovelace".into());
+        joined.group_name = Some("Data Team".into());
+        joined.group_emoji = Some("📊".into());
+        assert_eq!(sentences(&joined), ["Ada Lovelace joined Data Team 📊"]);
+        assert_eq!(
+            render(std::slice::from_ref(&joined)),
+            "run 2 (full sync, 2026-12-01T10:30:59Z): 1 change\n\
+             2026-12-01 10:30  Ada Lovelace joined Data Team 📊\n"
+        );
+
+        let mut rate = row(
+            "user_rate",
+            "update",
+            &["hourly_rate", "start_at"],
+            json!({"hourly_rate": 80.0, "currency": "EUR"}),
+            json!({"hourly_rate": 95.0, "currency": "EUR"}),
+        );
+        rate.user_name = Some("Grace Hopper".into());
+        assert_eq!(sentences(&rate), ["Grace Hopper's rate 80.00 → 95.00 EUR"]);
+
+        let renamed = row(
+            "group",
+            "update",
+            &["name", "updated_at"],
+            json!({"name": "Ops", "emoji": "⚙"}),
+            json!({"name": "Platform", "emoji": "⚙"}),
+        );
+        assert_eq!(sentences(&renamed), ["group Ops renamed to Platform"]);
+
+        let admin = row(
+            "user",
+            "update",
+            &["admin", "updated_at"],
+            json!({"name": "Alan Turing", "admin": false}),
+            json!({"name": "Alan Turing", "admin": true}),
+        );
+        assert_eq!(sentences(&admin), ["Alan Turing became an admin"]);
+        let perms = row(
+            "user",
+            "update",
+            &["permissions"],
+            json!({"name": "Alan", "permissions": {"view_rates": false, "manage_users": true}}),
+            json!({"name": "Alan", "permissions": {"view_rates": true, "manage_users": false}}),
+        );
+        assert_eq!(
+            sentences(&perms),
+            ["Alan may now view_rates", "Alan may no longer manage_users"]
+        );
+    }
+
+    #[test]
+    fn every_entity_and_op_has_a_sentence() {
+        let user = json!({"name": "Kai", "email": "k@x", "active": true});
+        let group = json!({"name": "Ops", "emoji": null});
+        let role = json!({"name": "Admin", "permissions": [{"name": "edit_rates"}]});
+        let role2 = json!({"name": "Admin", "permissions": [{"name": "view_rates"}]});
+        let rate = json!({"hourly_rate": 50.0, "currency": "USD"});
+        let cases = [
+            (
+                row("user", "insert", &[], Value::Null, user.clone()),
+                "Kai joined the organization",
+            ),
+            (
+                row("user", "delete", &[], user.clone(), Value::Null),
+                "Kai left the organization",
+            ),
+            (
+                row(
+                    "user",
+                    "update",
+                    &["updated_at"],
+                    user.clone(),
+                    user.clone(),
+                ),
+                "Kai's updated_at changed",
+            ),
+            (
+                row("group", "insert", &[], Value::Null, group.clone()),
+                "group Ops was created",
+            ),
+            (
+                row("group", "delete", &[], group.clone(), Value::Null),
+                "group Ops was deleted",
+            ),
+            (
+                ChangeRow {
+                    entity_id: "5:7".into(),
+                    ..row("group_membership", "delete", &[], json!({}), Value::Null)
+                },
+                "user 7 left group 5",
+            ),
+            (
+                row("user_rate", "insert", &[], Value::Null, rate.clone()),
+                "user 100042's rate set to 50.00 USD",
+            ),
+            (
+                row("user_rate", "delete", &[], rate.clone(), Value::Null),
+                "user 100042's rate removed (was 50.00 USD)",
+            ),
+            (
+                row("role", "insert", &[], Value::Null, role.clone()),
+                "role Admin was added",
+            ),
+            (
+                row("role", "delete", &[], role.clone(), Value::Null),
+                "role Admin was removed",
+            ),
+            (
+                row("role", "update", &["permissions"], role.clone(), role2),
+                "role Admin gained view_rates",
+            ),
+        ];
+        for (r, expected) in cases {
+            let got = sentences(&r);
+            assert_eq!(got.first().map(String::as_str), Some(expected), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn since_is_a_span_back_or_a_time() {
+        let now = DateTime::parse_from_rfc3339("2026-12-08T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let back = |t: &str| parse_since(t, now).map(format_utc);
+        assert_eq!(back("7d").as_deref(), Ok("2026-12-01T12:00:00Z"));
+        assert_eq!(back("2w").as_deref(), Ok("2026-11-24T12:00:00Z"));
+        assert_eq!(back("36h").as_deref(), Ok("2026-12-07T00:00:00Z"));
+        assert_eq!(back("2026-12-01").as_deref(), Ok("2026-12-01T00:00:00Z"));
+        assert!(back("7x").unwrap_err().contains("7d"));
+        assert!(back("99999999999999d").is_err());
+    }
+}
