@@ -26,6 +26,10 @@ enum Command {
         /// Accept a pull that would delete more than sync.max_delete_fraction of users or groups.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Also record every answer the API gives (never the credentials) into this new or
+        /// empty directory, for a bug report or `fake-api --replay`.
+        #[arg(long, value_name = "DIR")]
+        capture: Option<PathBuf>,
     },
     /// The daemon: syncs on schedule.cron until SIGTERM/SIGINT (exit 0 after a clean stop;
     /// a second signal abandons a run in progress and exits 1).
@@ -73,6 +77,9 @@ enum Command {
         /// The most rows the server returns per page, whatever per_page asks.
         #[arg(long, default_value_t = 200)]
         per_page_cap: usize,
+        /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap"])]
+        replay: Option<PathBuf>,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
     #[command(subcommand)]
@@ -99,7 +106,10 @@ fn main() -> ExitCode {
     let config = cli.config.as_deref();
     let result: Result<Exit, CommandError> = runtime.block_on(async {
         match cli.command {
-            Command::Sync { allow_mass_delete } => commands::sync(config, allow_mass_delete).await,
+            Command::Sync {
+                allow_mass_delete,
+                capture,
+            } => commands::sync(config, allow_mass_delete, capture.as_deref()).await,
             Command::Run => orgmirror::daemon::run(config).await,
             Command::Status { json } => orgmirror::status::run(config, json),
             Command::Export { out, csv, force } => {
@@ -115,6 +125,20 @@ fn main() -> ExitCode {
                 users,
                 seed,
                 per_page_cap,
+                replay: Some(dir),
+            } => {
+                let _ = (users, seed, per_page_cap);
+                orgmirror::fake::replay::serve_cli(listen, &dir)
+                    .await
+                    .map(|()| Exit::Ok)
+                    .map_err(|e| CommandError::failed(format!("{e:#}")))
+            }
+            Command::FakeApi {
+                listen,
+                users,
+                seed,
+                per_page_cap,
+                replay: None,
             } => {
                 let opts = orgmirror::fake::FakeOptions {
                     users,

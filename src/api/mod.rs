@@ -17,6 +17,7 @@
 //! **Secrets never leave this module**: the `Authorization` header is marked sensitive,
 //! and error texts built from server answers are scrubbed of the credentials.
 
+pub mod capture;
 mod decode;
 pub mod models;
 pub mod paging;
@@ -185,6 +186,8 @@ pub struct Client {
     /// Credential strings scrubbed from error texts.
     secrets: Vec<SecretString>,
     state: Mutex<State>,
+    /// Where every answer is recorded as well (`sync --capture`, `check`).
+    recorder: Option<std::sync::Arc<capture::Recorder>>,
 }
 
 /// Per-run counters and what the client has learned about the server.
@@ -292,6 +295,7 @@ impl Client {
             quota_margin: Duration::from_secs(1),
             secrets,
             state: Mutex::new(State::default()),
+            recorder: None,
         })
     }
 

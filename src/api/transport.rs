@@ -191,10 +191,16 @@ impl Client {
         self.note_quota(response.headers());
         let status = response.status();
         debug!(endpoint = %endpoint, status = status.as_u16(), "response");
+        let capture = self.capture_start(status.as_u16(), response.headers());
         if status.is_success() {
-            return self.read_body(endpoint, &mut response).await;
+            let body = self.read_body(endpoint, &mut response).await;
+            if let Ok(body) = &body {
+                self.capture_finish(capture, req, body);
+            }
+            return body;
         }
         if status.is_redirection() {
+            self.capture_finish(capture, req, &[]);
             let location = response
                 .headers()
                 .get(LOCATION)
@@ -207,7 +213,9 @@ impl Client {
             }));
         }
         let headers = response.headers().clone();
-        let body = self.error_text(&mut response).await;
+        let raw = read_error_body(&mut response).await;
+        self.capture_finish(capture, req, &raw);
+        let body = self.error_text(&headers, &raw);
         let code = status.as_u16();
         let status_error = || ApiError::Status {
             endpoint: endpoint.clone(),
@@ -280,20 +288,12 @@ impl Client {
 
     /// The start of an error body as text a person can read: HTML reduced to its text,
     /// truncated, and with the credentials blanked should the server echo them.
-    async fn error_text(&self, response: &mut Response) -> String {
-        let html = response
-            .headers()
+    fn error_text(&self, headers: &HeaderMap, body: &[u8]) -> String {
+        let html = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("html"));
-        let mut body = Vec::new();
-        while body.len() < ERROR_BODY_READ {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                _ => break,
-            }
-        }
-        let text = String::from_utf8_lossy(&body);
+        let text = String::from_utf8_lossy(body);
         let html = html || text.trim_start().starts_with('<');
         let text = if html {
             strip_tags(&text)
@@ -462,6 +462,19 @@ impl Client {
             .min(self.max_backoff);
         ceiling.mul_f64(fastrand::f64())
     }
+}
+
+/// The start of an error body (at most [`ERROR_BODY_READ`] bytes and the chunk that
+/// crosses it): enough to explain, without holding a huge one.
+async fn read_error_body(response: &mut Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_READ {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body
 }
 
 /// An error's text without the `GET /path: ` its wrapper repeats.

@@ -13,6 +13,7 @@
 //! - Group membership changes bump the group's `updated_at`, not the user's.
 
 mod org;
+pub mod replay;
 mod server;
 #[cfg(test)]
 mod tests;

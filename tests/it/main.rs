@@ -2,6 +2,7 @@
 //! the built-in fake Focus API on 127.0.0.1, with real SQLite files.
 
 mod bench;
+mod capture;
 mod cli;
 mod client;
 mod groups;
