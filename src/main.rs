@@ -52,8 +52,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Validates the config, reaches the API, confirms credentials and organization access.
-    Check,
+    /// Validates the config, reaches the API, confirms credentials and organization access,
+    /// and reports how the API answers (at most five requests).
+    Check {
+        /// One JSON document (the same report) for scripts and bug reports.
+        #[arg(long)]
+        json: bool,
+    },
     /// The whole job end to end with no account: a built-in fake organization, two syncs, what changed.
     Demo {
         /// Where to write the demo database (replaced if it exists).
@@ -115,7 +120,7 @@ fn main() -> ExitCode {
             Command::Export { out, csv, force } => {
                 orgmirror::export::run(config, &out, csv.as_deref(), force)
             }
-            Command::Check => orgmirror::check::run(config).await,
+            Command::Check { json } => orgmirror::check::run(config, json).await,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
             Command::Bench(args) => bench::run(args).await,

@@ -21,6 +21,7 @@ pub mod capture;
 mod decode;
 pub mod models;
 pub mod paging;
+pub mod probe;
 mod transport;
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod bench;
 mod capture;
+mod check;
 mod cli;
 mod client;
 mod groups;
