@@ -17,9 +17,18 @@ pub enum PagedList {
     Teams,
 }
 
+/// What the first page showed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FirstPage {
+    /// Rows on the page.
+    pub rows: usize,
+    /// The workspaces the page's users belong to, by id, with their names (users only).
+    pub workspaces: std::collections::BTreeMap<i64, String>,
+}
+
 impl Client {
-    /// Page 1 of `list` at `api.per_page`: the rows on it.
-    pub async fn first_page(&self, list: PagedList) -> Result<usize, ApiError> {
+    /// Page 1 of `list` at `api.per_page`.
+    pub async fn first_page(&self, list: PagedList) -> Result<FirstPage, ApiError> {
         let spec = match list {
             PagedList::Users {
                 include_rates,
@@ -30,14 +39,26 @@ impl Client {
         let req = self.page_request(&spec, self.per_page, 1)?;
         let body = self.send(&req).await?;
         Ok(match list {
-            PagedList::Users { .. } => self
-                .decode_list::<OrganizationUser>(&req, &body, spec.envelope)?
-                .items
-                .len(),
-            PagedList::Teams => self
-                .decode_list::<Team>(&req, &body, spec.envelope)?
-                .items
-                .len(),
+            PagedList::Users { .. } => {
+                let users = self
+                    .decode_list::<OrganizationUser>(&req, &body, spec.envelope)?
+                    .items;
+                FirstPage {
+                    rows: users.len(),
+                    workspaces: users
+                        .iter()
+                        .flat_map(|(user, _)| &user.workspaces)
+                        .filter_map(|w| Some((w.id?, w.name.clone().unwrap_or_default())))
+                        .collect(),
+                }
+            }
+            PagedList::Teams => FirstPage {
+                rows: self
+                    .decode_list::<Team>(&req, &body, spec.envelope)?
+                    .items
+                    .len(),
+                workspaces: Default::default(),
+            },
         })
     }
 }

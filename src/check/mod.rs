@@ -201,14 +201,6 @@ async fn api_checks(
         ctx.organization_id,
         roles.len()
     ));
-    let teams = client
-        .first_page(PagedList::Teams)
-        .await
-        .map_err(|e| verdict(Step::Workspace, ctx, e))?;
-    progress.ok(format!(
-        "the groups are listed through workspace {} ({teams} on the first page)",
-        ctx.workspace_id
-    ));
     let users = client
         .first_page(PagedList::Users {
             include_rates: config.sync.include_rates,
@@ -216,7 +208,35 @@ async fn api_checks(
         })
         .await
         .map_err(|e| verdict(Step::Users, ctx, e))?;
-    progress.ok(format!("the users are listed ({users} on the first page)"));
+    let workspaces = users
+        .workspaces
+        .iter()
+        .map(|(id, name)| format!("{id} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    progress.ok(format!(
+        "the users are listed ({} on the first page; their workspaces: {})",
+        users.rows,
+        if workspaces.is_empty() {
+            "none"
+        } else {
+            &workspaces
+        }
+    ));
+    let teams = client.first_page(PagedList::Teams).await.map_err(|e| {
+        let mut problem = verdict(Step::Workspace, ctx, e);
+        if problem.exit == Exit::Config && !workspaces.is_empty() {
+            problem.message = format!(
+                "{}; the users' workspaces are {workspaces}",
+                problem.message
+            );
+        }
+        problem
+    })?;
+    progress.ok(format!(
+        "the groups are listed through workspace {} ({} on the first page)",
+        ctx.workspace_id, teams.rows
+    ));
     Ok(())
 }
 

@@ -128,7 +128,7 @@ fn one_wrong_value_gets_one_verdict() {
             "workspace id",
             variant("ws.toml", "workspace_id = 2001", "workspace_id = 999"),
             TOKEN,
-            "workspace",
+            ("api.workspace_id = 999", "the groups are listed"),
         ),
         (
             "organization id",
@@ -138,17 +138,19 @@ fn one_wrong_value_gets_one_verdict() {
                 "organization_id = 1002",
             ),
             TOKEN,
-            "organization",
+            ("organization 1002", "organization"),
         ),
         (
             "credentials",
             m.config.clone(),
             &[("TOGGL_API_TOKEN", "not-the-token")][..],
-            "credentials",
+            ("refused the credentials", "accepted the credentials"),
         ),
     ];
     let mut snapshot = String::new();
-    for (what, config, env, subject) in cases {
+    // Each case: what the verdict names, and the start of the "ok:" line that would
+    // contradict it.
+    for (what, config, env, (subject, contradiction)) in cases {
         let out = run(&config, &["check"], env);
         let stdout = text(&out.stdout);
         let stderr = text(&out.stderr);
@@ -158,10 +160,15 @@ fn one_wrong_value_gets_one_verdict() {
         assert!(stderr.contains(subject), "{what}: {stderr}");
         for line in stdout.lines() {
             assert!(
-                !line.contains(subject) || subject == "credentials" && line.contains("found"),
+                !line.contains(contradiction),
                 "{what}: an ok line about the same thing: {line}\n{stderr}"
             );
         }
+        assert!(
+            !(stdout.contains("accepted the credentials")
+                && stderr.contains("refused the credentials")),
+            "{what}: the credentials both accepted and refused:\n{stdout}{stderr}"
+        );
         assert!(!stdout.contains("all good"), "{what}: {stdout}");
         snapshot.push_str(&format!("=== wrong {what}\n{}\n", masked(&m, &out)));
     }
