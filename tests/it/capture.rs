@@ -118,6 +118,24 @@ fn a_captured_sync_replayed_through_fake_api_syncs_to_the_same_mirror() {
     );
     let files = std::fs::read_dir(&capture).expect("capture dir").count();
     assert_eq!(files, 2 * served, "a file pair per answer");
+    // The README's packing for a bug report.
+    let dir = m.db.parent().expect("temp dir");
+    let tar = Command::new("tar")
+        .current_dir(dir)
+        .args(["czf", "capture.tar.gz", "capture/"])
+        .output()
+        .expect("tar runs");
+    assert!(tar.status.success(), "{}", text(&tar.stderr));
+    let listed = Command::new("tar")
+        .current_dir(dir)
+        .args(["tzf", "capture.tar.gz"])
+        .output()
+        .expect("tar runs");
+    assert!(
+        text(&listed.stdout).contains("capture/0001.json"),
+        "{}",
+        text(&listed.stdout)
+    );
 
     let replay = Replaying::start(&capture);
     assert_eq!(

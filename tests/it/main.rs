@@ -6,6 +6,7 @@ mod capture;
 mod check;
 mod cli;
 mod client;
+mod connecting;
 mod groups;
 mod history;
 mod mirror;
