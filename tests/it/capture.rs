@@ -3,11 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use orgmirror::fake::FakeOptions;
 
-use crate::support::{bin, ok, rows, text, Mirror};
+use crate::support::{bin, ok, rows, run_with, text, Mirror};
 
 /// `orgmirror fake-api --replay DIR` on port 0, killed when dropped.
 pub struct Replaying {
@@ -72,20 +72,6 @@ fn config_for(dir: &Path, base_url: &str) -> (PathBuf, PathBuf) {
     (config, db)
 }
 
-fn run_with(config: &Path, args: &[&str], token: &str) -> Output {
-    Command::new(bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("TOGGL_API_TOKEN", token)
-        .env_remove("TOGGL_EMAIL")
-        .env_remove("TOGGL_PASSWORD")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("binary runs")
-}
-
 /// What the contract views say, without the times a run observed things at.
 fn contract(db: &Path) -> Vec<Vec<Vec<String>>> {
     let conn = rusqlite::Connection::open(db).expect("open");
@@ -144,7 +130,11 @@ fn a_captured_sync_replayed_through_fake_api_syncs_to_the_same_mirror() {
     );
     let (config, db) = config_for(m.db.parent().expect("temp dir"), &replay.base_url);
     // Any token: the recording holds none, so the replay checks none.
-    ok(&run_with(&config, &["sync"], "another-token"));
+    ok(&run_with(
+        &config,
+        &["sync"],
+        &[("TOGGL_API_TOKEN", "another-token")],
+    ));
     let original = contract(&m.db);
     assert!(!original[0].is_empty(), "the original mirror has users");
     assert_eq!(contract(&db), original);
@@ -189,14 +179,14 @@ fn no_credential_is_ever_recorded() {
     ok(&run_with(
         &m.config,
         &["sync", "--capture", capture.to_str().expect("utf-8 path")],
-        TOKEN,
+        &[("TOGGL_API_TOKEN", TOKEN)],
     ));
     // And the answers to refused credentials.
     let refused = m.db.with_file_name("refused");
     let out = run_with(
         &m.config,
         &["sync", "--capture", refused.to_str().expect("utf-8 path")],
-        "wrong-Capture-token-91",
+        &[("TOGGL_API_TOKEN", "wrong-Capture-token-91")],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 

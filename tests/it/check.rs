@@ -5,11 +5,11 @@
 //! rewrites the files (review the diff before committing it).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use orgmirror::fake::FakeOptions;
 
-use crate::support::{bin, text, Mirror};
+use crate::support::{run_with as run, text, Mirror};
 
 /// Compares `actual` with `tests/it/snapshots/NAME`, or rewrites it with `UPDATE_SNAPSHOTS`.
 fn assert_snapshot(name: &str, actual: &str) {
@@ -39,23 +39,6 @@ fn assert_snapshot(name: &str, actual: &str) {
             first + 1
         );
     }
-}
-
-/// `orgmirror --config CONFIG ARGS` with only `env` as credentials.
-fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(bin());
-    c.arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("TOGGL_API_TOKEN")
-        .env_remove("TOGGL_EMAIL")
-        .env_remove("TOGGL_PASSWORD")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("binary runs")
 }
 
 /// Stdout, stderr and the exit status with the variable parts masked.

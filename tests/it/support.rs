@@ -100,6 +100,24 @@ impl Mirror {
     }
 }
 
+/// `orgmirror --config CONFIG ARGS` with only `env` as credentials (and no `RUST_LOG`).
+pub fn run_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(bin());
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TOGGL_API_TOKEN")
+        .env_remove("TOGGL_EMAIL")
+        .env_remove("TOGGL_PASSWORD")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("binary runs")
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
