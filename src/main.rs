@@ -73,6 +73,10 @@ enum Command {
         /// The most rows the server returns per page, whatever per_page asks.
         #[arg(long, default_value_t = 200)]
         per_page_cap: usize,
+        /// focus: as the real Focus API is reported to answer (Bearer toggl_sk_ keys, at most
+        /// 100 per page, `data` envelopes, JSON errors); seed: exactly as the reference page shows.
+        #[arg(long, default_value = "focus")]
+        profile: orgmirror::fake::FakeProfile,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
     #[command(subcommand)]
@@ -115,11 +119,13 @@ fn main() -> ExitCode {
                 users,
                 seed,
                 per_page_cap,
+                profile,
             } => {
                 let opts = orgmirror::fake::FakeOptions {
                     users,
                     seed,
                     per_page_cap,
+                    profile,
                     ..Default::default()
                 };
                 orgmirror::fake::serve_cli(listen, opts)
