@@ -127,6 +127,7 @@ pub async fn sync(
     let options = SyncOptions {
         allow_mass_delete,
         progress: true,
+        prints_report: true,
     };
     let report = sync::run_once(&client, &mut store, &config, &options).await?;
     print_report(&report);

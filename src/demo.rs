@@ -43,7 +43,10 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
         &Credentials::Token(SecretString::from(options.token.clone())),
     )?;
     let mut store = Store::open(db, &StoreOptions::default())?;
-    let sync_options = SyncOptions::default();
+    let sync_options = SyncOptions {
+        prints_report: true,
+        ..SyncOptions::default()
+    };
 
     crate::outln!(
         "orgmirror demo: a fake organization of {users} users at {}",

@@ -82,8 +82,12 @@ enum Command {
         /// The most rows the server returns per page, whatever per_page asks.
         #[arg(long, default_value_t = 200)]
         per_page_cap: usize,
+        /// focus: as the real Focus API is reported to answer (Bearer toggl_sk_ keys, at most
+        /// 100 per page, `data` envelopes, JSON errors); seed: exactly as the reference page shows.
+        #[arg(long, default_value = "focus")]
+        profile: orgmirror::fake::FakeProfile,
         /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile"])]
         replay: Option<PathBuf>,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
@@ -127,28 +131,25 @@ fn main() -> ExitCode {
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,
-                users,
-                seed,
-                per_page_cap,
                 replay: Some(dir),
-            } => {
-                let _ = (users, seed, per_page_cap);
-                orgmirror::fake::replay::serve_cli(listen, &dir)
-                    .await
-                    .map(|()| Exit::Ok)
-                    .map_err(|e| CommandError::failed(format!("{e:#}")))
-            }
+                ..
+            } => orgmirror::fake::replay::serve_cli(listen, &dir)
+                .await
+                .map(|()| Exit::Ok)
+                .map_err(|e| CommandError::failed(format!("{e:#}"))),
             Command::FakeApi {
                 listen,
                 users,
                 seed,
                 per_page_cap,
+                profile,
                 replay: None,
             } => {
                 let opts = orgmirror::fake::FakeOptions {
                     users,
                     seed,
                     per_page_cap,
+                    profile,
                     ..Default::default()
                 };
                 orgmirror::fake::serve_cli(listen, opts)

@@ -48,6 +48,9 @@ pub struct SyncOptions {
     pub allow_mass_delete: bool,
     /// Show a progress line per entity on stderr (only when it is a terminal).
     pub progress: bool,
+    /// The caller prints the run's report, error included (`sync`, `demo`): the summary
+    /// event then leaves the error out, so that a person reads it once.
+    pub prints_report: bool,
 }
 
 /// How a run went, committed or not.
@@ -112,7 +115,14 @@ pub async fn run_once(
     client.start_run();
     info!(run_id, "sync started");
     let result = pull_and_commit(client, store, config, options, run_id).await;
-    finish(client, store, run_id, started, result)
+    finish(
+        client,
+        store,
+        run_id,
+        started,
+        result,
+        options.prints_report,
+    )
 }
 
 /// Starts a run. While another connection holds SQLite's write lock the wait (up to
@@ -177,7 +187,8 @@ pub async fn refresh(
         Ok(counts)
     }
     .await;
-    finish(client, store, run_id, started, result)
+    // The group commands print the report.
+    finish(client, store, run_id, started, result, true)
 }
 
 fn finish(
@@ -186,6 +197,7 @@ fn finish(
     run_id: i64,
     started: Instant,
     result: Result<BTreeMap<(Entity, &'static str), usize>, SyncError>,
+    printed: bool,
 ) -> Result<RunReport, StoreError> {
     let stats = client.stats();
     let totals = totals_of(&stats);
@@ -244,7 +256,7 @@ fn finish(
         quota_remaining = report.quota_remaining,
         events_written = report.events_written(),
         events = ?events,
-        error = report.error.as_deref(),
+        error = report.error.as_deref().filter(|_| !printed),
         "sync finished"
     );
     store.release_writer();

@@ -37,13 +37,14 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use tracing::warn;
 
-use crate::config::{ApiConfig, Credentials};
+use crate::config::{ApiConfig, Credentials, SentAs};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
 use models::{Group, GroupRef, GroupWrite, KnownFields, OrganizationUser, Role, Team};
-use paging::{HasId, Next, PageError, Pager};
+use paging::{Announced, HasId, Next, PageError, Pager};
 pub use transport::MAX_QUOTA_RESET;
-use transport::{Query, Request};
+use transport::{Answer, Query, Request};
 
 /// Where a request went, for error messages: `GET /organizations/1/users page 3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,19 +70,28 @@ impl std::fmt::Display for Endpoint {
 /// A request that did not give a usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401/403: the credentials are wrong or lack access. Never retried.
-    #[error("{endpoint}: HTTP {status}: access denied — the credentials were refused or may not see this organization; check the API token (or e-mail and password), api.organization_id and api.workspace_id, and that this user may see organization data: {body}")]
+    /// 401/403: the credentials are wrong or lack access. Never retried. One short
+    /// message: how the credentials went out and what to try next.
+    #[error("{endpoint}: HTTP {status}, credentials sent as {sent_as}: {}", auth_advice(*.status, *.sent_as, *.focus_key))]
     Auth {
         endpoint: Endpoint,
         status: u16,
+        /// What the server said (its `error_description`, or the text).
         body: String,
+        sent_as: SentAs,
+        /// The token looks like a Focus API key (`toggl_sk_…`).
+        focus_key: bool,
     },
-    /// Any other non-2xx answer (after retries, for 5xx/429).
-    #[error("{endpoint}: HTTP {status}: {body}")]
+    /// Any other non-2xx answer (after retries, for 5xx/429). A JSON error body reads
+    /// `HTTP 400 validation: <description> (trace_id …)`.
+    #[error("{endpoint}: HTTP {status}{}", describe_error(.json.as_deref(), .body))]
     Status {
         endpoint: Endpoint,
         status: u16,
+        /// The server's description (`error_description`), or its text.
         body: String,
+        /// The rest of a JSON error body.
+        json: Option<Box<ErrorParts>>,
     },
     /// Connection refused, reset, DNS, TLS… (after retries).
     #[error("{endpoint}: {message}")]
@@ -123,6 +133,47 @@ pub enum ApiError {
     /// A paged list misbehaved: a repeated page, no end, …
     #[error("{endpoint}: {message}")]
     Paging { endpoint: Endpoint, message: String },
+}
+
+/// What to try after a 401 or 403, by how the credentials went out.
+fn auth_advice(status: u16, sent_as: SentAs, focus_key: bool) -> &'static str {
+    match (status, sent_as) {
+        (401, SentAs::Bearer) => "the key was refused; check TOGGL_API_TOKEN and api.base_url",
+        (401, SentAs::BasicToken) if focus_key => {
+            "a toggl_sk_ key goes as Bearer: set api.auth_scheme = \"auto\""
+        }
+        (401, SentAs::BasicToken) => {
+            "refused; a Focus API key starts toggl_sk_ (sent as Bearer with auth_scheme \"auto\")"
+        }
+        (401, SentAs::BasicLogin) => {
+            "refused; check TOGGL_EMAIL and TOGGL_PASSWORD, or use a Focus API key"
+        }
+        _ => "refused or not allowed; check the credentials, api.organization_id and api.workspace_id",
+    }
+}
+
+/// What a JSON error body says beside its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorParts {
+    /// The `error` word (`validation`, `not_found`…), when there is one.
+    pub error: Option<String>,
+    /// The `trace_id`, which the API's support asks for.
+    pub trace_id: Option<String>,
+}
+
+/// ` validation: <description> (trace_id …)` for a JSON error body, `: <text>` otherwise.
+fn describe_error(json: Option<&ErrorParts>, body: &str) -> String {
+    let word = json.and_then(|j| j.error.as_deref());
+    let mut text = match (word, body.is_empty()) {
+        (Some(word), true) => format!(" {word}"),
+        (Some(word), false) => format!(" {word}: {body}"),
+        (None, true) => String::new(),
+        (None, false) => format!(": {body}"),
+    };
+    if let Some(trace) = json.and_then(|j| j.trace_id.as_deref()) {
+        text.push_str(&format!(" (trace_id {trace})"));
+    }
+    text
 }
 
 /// The request quota as the last response announced it.
@@ -186,6 +237,9 @@ pub struct Client {
     quota_margin: Duration,
     /// Credential strings scrubbed from error texts.
     secrets: Vec<SecretString>,
+    /// How the credentials go out, for the message of a refusal.
+    sent_as: SentAs,
+    focus_key: bool,
     state: Mutex<State>,
     /// Where every answer is recorded as well (`sync --capture`, `check`).
     recorder: Option<std::sync::Arc<capture::Recorder>>,
@@ -203,6 +257,12 @@ struct State {
     reset_at: Option<SystemTime>,
     users: PageSizes,
     teams: PageSizes,
+    /// The page size the API accepted per list (`users`, `teams`) after refusing a larger
+    /// one: known across runs (seeded from the database), never larger than asked.
+    page_size: std::collections::BTreeMap<&'static str, u32>,
+    /// Some request of this client had a 2xx answer (a 404 before that may be a base URL
+    /// without `/api`).
+    answered: bool,
 }
 
 /// What the pulls of one entity have shown about the server's page size.
@@ -219,10 +279,13 @@ impl PageSizes {
         }
     }
 
-    /// Ids per by-id request: at most 100, and no more than the server's cap.
-    fn batch(&self) -> usize {
+    /// Ids per by-id request: at most 100, no more than the server's cap, and no more
+    /// than the page size it accepts (`accepted`).
+    fn batch(&self, accepted: Option<u32>) -> usize {
+        let accepted = accepted.map_or(MAX_IDS_PER_REQUEST, |a| a as usize);
         self.cap
             .unwrap_or(MAX_IDS_PER_REQUEST)
+            .min(accepted)
             .clamp(1, MAX_IDS_PER_REQUEST)
     }
 }
@@ -295,6 +358,8 @@ impl Client {
             max_pages: api.max_pages.max(1),
             quota_margin: Duration::from_secs(1),
             secrets,
+            sent_as: credentials.sent_as(api.auth_scheme),
+            focus_key: credentials.is_focus_key(),
             state: Mutex::new(State::default()),
             recorder: None,
         })
@@ -320,6 +385,34 @@ impl Client {
             s.retry_wait = Duration::ZERO;
             s.users = PageSizes::default();
             s.teams = PageSizes::default();
+        });
+    }
+
+    /// The page size a pull of `entity` asks for: `api.per_page`, or less when the API
+    /// refused more.
+    fn page_size_for(&self, entity: &str) -> u32 {
+        let accepted = self.with_state(|s| s.page_size.get(entity).copied());
+        accepted
+            .map_or(self.per_page, |a| a.min(self.per_page))
+            .max(1)
+    }
+
+    /// The page sizes the API accepted after refusing larger ones, per list (`users`,
+    /// `teams`): what the store remembers for the next run.
+    pub fn page_sizes(&self) -> Vec<(&'static str, u32)> {
+        self.with_state(|s| s.page_size.iter().map(|(k, v)| (*k, *v)).collect())
+    }
+
+    /// Primes a page size the API accepted in an earlier run (from the database), so that
+    /// a refused size is never asked again. Lists other than `users` and `teams` are ignored.
+    pub fn remember_page_size(&self, entity: &str, size: u32) {
+        let entity = match entity {
+            "users" => "users",
+            "teams" => "teams",
+            _ => return,
+        };
+        self.with_state(|s| {
+            s.page_size.insert(entity, size.max(1));
         });
     }
 
@@ -366,16 +459,16 @@ impl Client {
     /// `GET /organizations/{id}/roles`.
     pub async fn roles(&self) -> Result<Vec<WithUnknown<Role>>, ApiError> {
         let req = self.request(Method::GET, "GET", "/roles", Query::default(), None);
-        let body = self.send(&req).await?;
-        self.decode_list::<Role>(&req, &body, Envelope::Items)
+        let answer = self.send(&req).await?;
+        self.decode_list::<Role>(&req, &answer.body)
             .map(|p| p.items)
     }
 
     /// `GET /organizations/{id}/groups/me`: the groups the credentials' user belongs to.
     pub async fn my_groups(&self) -> Result<Vec<GroupRef>, ApiError> {
         let req = self.request(Method::GET, "GET", "/groups/me", Query::default(), None);
-        let body = self.send(&req).await?;
-        let page = self.decode_list::<GroupRef>(&req, &body, Envelope::Items)?;
+        let answer = self.send(&req).await?;
+        let page = self.decode_list::<GroupRef>(&req, &answer.body)?;
         Ok(page.items.into_iter().map(|(group, _)| group).collect())
     }
 
@@ -387,7 +480,7 @@ impl Client {
         req.body = Some(encode_body(&req, body)?);
         req.retry_failures = false;
         let answer = self.send(&req).await?;
-        Ok(serde_json::from_slice::<Group>(&answer).ok())
+        Ok(serde_json::from_slice::<Group>(&answer.body).ok())
     }
 
     /// `PUT /organizations/{id}/groups/{group_id}`. A 2xx is the write done: the updated
@@ -402,7 +495,7 @@ impl Client {
         let mut req = self.request(Method::PUT, "PUT", &path, Query::default(), None);
         req.body = Some(encode_body(&req, body)?);
         let answer = self.send(&req).await?;
-        Ok(serde_json::from_slice::<Group>(&answer).ok())
+        Ok(serde_json::from_slice::<Group>(&answer.body).ok())
     }
 
     /// `DELETE /organizations/{id}/groups/{group_id}?workspace_id=…`. Not repeated
@@ -441,8 +534,14 @@ impl Client {
     ) -> Result<(), ApiError> {
         let spec = self.teams_spec(&[]);
         let mut pager = Pager::streaming();
-        self.pull(&spec, self.per_page, &mut pager, progress, each)
-            .await?;
+        self.pull(
+            &spec,
+            self.page_size_for("teams"),
+            &mut pager,
+            progress,
+            each,
+        )
+        .await?;
         self.with_state(|s| s.teams.learn(&pager));
         Ok(())
     }
@@ -478,8 +577,14 @@ impl Client {
     ) -> Result<(), ApiError> {
         let spec = self.users_spec(Query::default(), include_rates, include_working_hours);
         let mut pager = Pager::streaming();
-        self.pull(&spec, self.per_page, &mut pager, progress, each)
-            .await?;
+        self.pull(
+            &spec,
+            self.page_size_for("users"),
+            &mut pager,
+            progress,
+            each,
+        )
+        .await?;
         self.with_state(|s| s.users.learn(&pager));
         Ok(())
     }
@@ -494,7 +599,7 @@ impl Client {
         include_working_hours: bool,
     ) -> Result<Vec<WithUnknown<OrganizationUser>>, ApiError> {
         let sizes = self.with_state(|s| s.users);
-        self.by_ids(ids, sizes, "org_user_ids[]", |batch| {
+        self.by_ids(ids, sizes, "users", "org_user_ids[]", |batch| {
             let mut query = Query::default();
             for id in batch {
                 query.push("org_user_ids[]", id);
@@ -508,8 +613,10 @@ impl Client {
     /// [`Client::users_by_ids`].
     pub async fn teams_by_ids(&self, ids: &[i64]) -> Result<Vec<WithUnknown<Team>>, ApiError> {
         let sizes = self.with_state(|s| s.teams);
-        self.by_ids(ids, sizes, "group_ids[]", |batch| self.teams_spec(batch))
-            .await
+        self.by_ids(ids, sizes, "teams", "group_ids[]", |batch| {
+            self.teams_spec(batch)
+        })
+        .await
     }
 
     /// The first row of the teams list, one request: whether `api.workspace_id` lets this
@@ -517,9 +624,11 @@ impl Client {
     pub async fn teams_probe(&self) -> Result<Option<i64>, ApiError> {
         let spec = self.teams_spec(&[]);
         let req = self.page_request(&spec, 1, 1)?;
-        let body = self.send(&req).await?;
-        let decoded = self.decode_list::<Team>(&req, &body, spec.envelope)?;
-        Ok(decoded.total)
+        let answer = self.send(&req).await?;
+        let decoded = self.decode_list::<Team>(&req, &answer.body)?;
+        Ok(decoded
+            .total
+            .or_else(|| header_count(&answer.headers, X_RECORDS)))
     }
 
     /// Asks for `ids` in batches through the list whose filter `spec_for` builds.
@@ -527,6 +636,7 @@ impl Client {
         &self,
         ids: &[i64],
         sizes: PageSizes,
+        entity: &'static str,
         filter: &'static str,
         spec_for: impl Fn(&[i64]) -> ListSpec,
     ) -> Result<Vec<WithUnknown<T>>, ApiError>
@@ -534,7 +644,8 @@ impl Client {
         T: DeserializeOwned + KnownFields + HasId + Send,
     {
         let mut found = Vec::new();
-        for batch in batches(ids, sizes.batch()) {
+        let accepted = self.with_state(|s| s.page_size.get(entity).copied());
+        for batch in batches(ids, sizes.batch(accepted)) {
             let spec = spec_for(&batch);
             let mut pager = Pager::for_ids(&batch, filter);
             self.pull(
@@ -561,7 +672,6 @@ impl Client {
             entity: "users",
             path: "/users",
             query,
-            envelope: Envelope::Items,
         }
     }
 
@@ -575,7 +685,6 @@ impl Client {
             entity: "teams",
             path: "/teams",
             query,
-            envelope: Envelope::Data,
         }
     }
 
@@ -591,13 +700,18 @@ impl Client {
     where
         T: DeserializeOwned + KnownFields + HasId + Send,
     {
-        let mut page: u32 = 1;
-        let mut req = self.page_request(spec, per_page, page)?;
-        let mut body = self.send(&req).await?;
+        let mut current = self.send_page(spec, per_page, 1).await?;
         loop {
-            let decoded = self.decode_list::<T>(&req, &body, spec.envelope)?;
+            let PageAnswer {
+                req,
+                answer,
+                page,
+                size,
+            } = current;
+            let decoded = self.decode_list::<T>(&req, &answer.body)?;
+            let announced = announced(&decoded, &answer);
             let next = pager
-                .accept(page, decoded.items, decoded.total)
+                .accept_announced(page, decoded.items, announced)
                 .map_err(|e| match e {
                     PageError::Decode(message) => ApiError::Decode {
                         endpoint: req.endpoint(),
@@ -613,9 +727,8 @@ impl Client {
             }
             // The next page is needed whatever this one holds: ask for it first, so the
             // server builds it while this one is handed over.
-            let next_req = self.page_request(spec, per_page, page + 1)?;
-            body = {
-                let mut fetch = std::pin::pin!(self.send(&next_req));
+            current = {
+                let mut fetch = std::pin::pin!(self.send_page(spec, size, page + 1));
                 let early = start(&mut fetch).await;
                 self.hand_over(spec, &req, page, pager, progress, each)?;
                 match early {
@@ -623,8 +736,57 @@ impl Client {
                     None => fetch.await?,
                 }
             };
-            req = next_req;
-            page += 1;
+            if current.size != size {
+                // Pages of another size: the next one says nothing about the end.
+                pager.page_size_changed();
+            }
+        }
+    }
+
+    /// Sends page `page` of a list at `size` rows. A 400 that refuses the page size is
+    /// not a failure: the same rows are asked again at the largest size that can pass
+    /// (100, then halving), the size accepted is used from then on (this run and, through
+    /// [`Client::page_sizes`], the next ones), and one warning says so.
+    async fn send_page(
+        &self,
+        spec: &ListSpec,
+        size: u32,
+        page: u32,
+    ) -> Result<PageAnswer, ApiError> {
+        let (asked, mut size, mut page) = (size, size, page);
+        loop {
+            let req = self.page_request(spec, size, page)?;
+            match self.send(&req).await {
+                Ok(answer) => {
+                    if size != asked {
+                        warn!(
+                            endpoint = %req.endpoint(),
+                            refused = asked,
+                            accepted = size,
+                            "the API refused the page size; asking {size} rows a page from now on (remembered in the database)"
+                        );
+                    }
+                    return Ok(PageAnswer {
+                        req,
+                        answer,
+                        page,
+                        size,
+                    });
+                }
+                Err(e) if refuses_page_size(&e) => {
+                    let offset = u64::from(page - 1) * u64::from(size);
+                    let Some(smaller) = smaller_page_size(size, offset) else {
+                        return Err(e);
+                    };
+                    page = u32::try_from(offset / u64::from(smaller) + 1).map_err(|_| e)?;
+                    size = smaller;
+                    self.with_state(|s| {
+                        let known = s.page_size.entry(spec.entity).or_insert(size);
+                        *known = (*known).min(size);
+                    });
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -674,16 +836,11 @@ impl Client {
     }
 
     /// Decodes a list body; the error names the endpoint, page and item.
-    fn decode_list<T>(
-        &self,
-        req: &Request,
-        body: &[u8],
-        envelope: Envelope,
-    ) -> Result<DecodedPage<T>, ApiError>
+    fn decode_list<T>(&self, req: &Request, body: &[u8]) -> Result<DecodedPage<T>, ApiError>
     where
         T: DeserializeOwned + KnownFields + Send,
     {
-        decode_page::<T>(body, envelope).map_err(|message| ApiError::Decode {
+        decode_page::<T>(body).map_err(|message| ApiError::Decode {
             endpoint: req.endpoint(),
             message: self.redact(message),
         })
@@ -718,7 +875,70 @@ struct ListSpec {
     entity: &'static str,
     path: &'static str,
     query: Query,
-    envelope: Envelope,
+}
+
+/// The Track v9 paging headers: the rows of the whole list, and its pages.
+const X_RECORDS: &str = "x-records";
+const X_PAGES: &str = "x-pages";
+
+/// A count in a header (`X-Records: 1234`), when it is one.
+fn header_count(headers: &HeaderMap, name: &str) -> Option<i64> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+}
+
+/// What a page's answer announces about the whole list: `total` in the body, else
+/// `X-Records`; `X-Pages`.
+fn announced<T>(decoded: &DecodedPage<T>, answer: &Answer) -> Announced {
+    Announced {
+        total: decoded
+            .total
+            .or_else(|| header_count(&answer.headers, X_RECORDS)),
+        pages: header_count(&answer.headers, X_PAGES),
+    }
+}
+
+/// Whether a 400 is the server refusing the page size (the Go validator names
+/// `Pagination.PerPage`; other servers say `per_page` or `page size`).
+fn refuses_page_size(error: &ApiError) -> bool {
+    let ApiError::Status {
+        status: 400, body, ..
+    } = error
+    else {
+        return false;
+    };
+    let squeezed: String = body
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    squeezed.contains("perpage") || squeezed.contains("pagesize")
+}
+
+/// The largest page size that can pass after `size` was refused: 100, then halving; it
+/// must divide `offset` (the rows before the page asked for), so that the same rows
+/// follow. `None` when there is nothing smaller to ask.
+fn smaller_page_size(size: u32, offset: u64) -> Option<u32> {
+    let mut candidate = if size > 100 { 100 } else { size / 2 };
+    while candidate > 0 && offset % u64::from(candidate) != 0 {
+        candidate -= 1;
+    }
+    (candidate > 0).then_some(candidate)
+}
+
+/// A page's answer with the page number and size it was asked at (a page-size refusal
+/// may have changed both).
+struct PageAnswer {
+    req: Request,
+    answer: Answer,
+    page: u32,
+    size: u32,
 }
 
 /// Splits `ids` (sorted, deduplicated) into requests of `size` ids.

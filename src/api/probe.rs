@@ -27,7 +27,8 @@ pub struct FirstPage {
 }
 
 impl Client {
-    /// Page 1 of `list` at `api.per_page`.
+    /// Page 1 of `list` at the page size a pull would ask (a refused size adapted to, as a
+    /// pull does).
     pub async fn first_page(&self, list: PagedList) -> Result<FirstPage, ApiError> {
         let spec = match list {
             PagedList::Users {
@@ -36,13 +37,13 @@ impl Client {
             } => self.users_spec(Query::default(), include_rates, include_working_hours),
             PagedList::Teams => self.teams_spec(&[]),
         };
-        let req = self.page_request(&spec, self.per_page, 1)?;
-        let body = self.send(&req).await?;
+        let first = self
+            .send_page(&spec, self.page_size_for(spec.entity), 1)
+            .await?;
+        let (req, body) = (&first.req, &first.answer.body);
         Ok(match list {
             PagedList::Users { .. } => {
-                let users = self
-                    .decode_list::<OrganizationUser>(&req, &body, spec.envelope)?
-                    .items;
+                let users = self.decode_list::<OrganizationUser>(req, body)?.items;
                 FirstPage {
                     rows: users.len(),
                     workspaces: users
@@ -53,10 +54,7 @@ impl Client {
                 }
             }
             PagedList::Teams => FirstPage {
-                rows: self
-                    .decode_list::<Team>(&req, &body, spec.envelope)?
-                    .items
-                    .len(),
+                rows: self.decode_list::<Team>(req, body)?.items.len(),
                 workspaces: Default::default(),
             },
         })

@@ -13,7 +13,6 @@ pub mod compat;
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::api::capture::Recorder;
@@ -113,13 +112,7 @@ async fn checks(
         Credentials::Token(_) => "API token",
         Credentials::Login { .. } => "e-mail and password",
     };
-    let scheme = credentials
-        .authorization(config.api.auth_scheme)
-        .expose_secret()
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let scheme = credentials.sent_as(config.api.auth_scheme).to_string();
     progress.ok(format!(
         "credentials found ({credential}, sent as {scheme})"
     ));
@@ -138,7 +131,6 @@ async fn checks(
         base_url: &api.base_url,
         organization_id: config.api.organization_id,
         workspace_id: config.api.workspace_id,
-        scheme: &scheme,
         credential,
     };
 
@@ -160,7 +152,6 @@ struct Context<'a> {
     base_url: &'a str,
     organization_id: i64,
     workspace_id: i64,
-    scheme: &'a str,
     credential: &'static str,
 }
 
@@ -223,6 +214,11 @@ async fn api_checks(
             &workspaces
         }
     ));
+    // The page size is the API's, not a list's: what the users list accepted is asked of
+    // the teams at once, so that a refused size costs one request, not two.
+    for (_, size) in client.page_sizes() {
+        client.remember_page_size("teams", size);
+    }
     let teams = client.first_page(PagedList::Teams).await.map_err(|e| {
         let mut problem = verdict(Step::Workspace, ctx, e);
         if problem.exit == Exit::Config && !workspaces.is_empty() {
@@ -256,10 +252,7 @@ fn verdict(step: Step, ctx: &Context<'_>, e: ApiError) -> CommandError {
             },
             _,
         ) => config(format!(
-            "the API at {base_url} refused the credentials (HTTP 401; the {} was sent as {}): \
-             check the token (a Focus API key starts with toggl_sk_) and api.base_url{}",
-            ctx.credential,
-            ctx.scheme,
+            "the API at {base_url} refused the credentials: {e}{}",
             said(body)
         )),
         (ApiError::Auth { status, body, .. }, Step::Credentials) => config(format!(

@@ -162,11 +162,12 @@ fn a_captured_sync_replayed_through_fake_api_syncs_to_the_same_mirror() {
 
 #[test]
 fn no_credential_is_ever_recorded() {
-    const TOKEN: &str = "tok-Capture-7f3a-secret";
+    // A Focus API key, sent as Bearer.
+    const TOKEN: &str = "toggl_sk_Capture-7f3a-secret";
     let m = Mirror::with(
         FakeOptions {
             users: 12,
-            token: TOKEN.to_string(),
+            api_key: TOKEN.to_string(),
             ..Default::default()
         },
         "",

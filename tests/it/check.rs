@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use orgmirror::fake::FakeOptions;
+use orgmirror::fake::{FakeOptions, FakeProfile, QuotaConfig};
 
 use crate::support::{run_with as run, text, Mirror};
 
@@ -41,7 +41,8 @@ fn assert_snapshot(name: &str, actual: &str) {
     }
 }
 
-/// Stdout, stderr and the exit status with the variable parts masked.
+/// Stdout, stderr and the exit status with the variable parts masked: the temp dir, the
+/// fake's address and the seconds until its quota window resets.
 fn masked(m: &Mirror, out: &Output) -> String {
     let dir = m.db.parent().expect("temp dir").display().to_string();
     let all = format!(
@@ -50,43 +51,111 @@ fn masked(m: &Mirror, out: &Output) -> String {
         text(&out.stdout),
         text(&out.stderr)
     );
-    all.replace(&m.fake.base_url(), "<base_url>")
-        .replace(&dir, "<dir>")
+    let all = all
+        .replace(&m.fake.base_url(), "<base_url>")
+        .replace(&dir, "<dir>");
+    let all = [
+        "X-Toggl-Quota-Resets-In: ",
+        "\"x-toggl-quota-resets-in\": \"",
+    ]
+    .iter()
+    .fold(all, |text, marker| digits_masked_after(&text, marker));
+    // A log line's time.
+    all.lines()
+        .map(|line| match line.split_once("Z ") {
+            Some((time, rest)) if time.len() < 32 && time.starts_with("20") => {
+                format!("<time> {rest}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect()
+}
+
+/// `text` with the digits that follow each `marker` replaced by `<s>`.
+fn digits_masked_after(text: &str, marker: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let after = at + marker.len();
+        out.push_str(&rest[..after]);
+        out.push_str("<s>");
+        rest = rest[after..].trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
 }
 
 const TOKEN: &[(&str, &str)] = &[("TOGGL_API_TOKEN", "demo-token")];
+const FOCUS_KEY: &[(&str, &str)] = &[("TOGGL_API_TOKEN", orgmirror::fake::DEMO_API_KEY)];
+const LOGIN: &[(&str, &str)] = &[
+    ("TOGGL_EMAIL", orgmirror::fake::DEMO_EMAIL),
+    ("TOGGL_PASSWORD", "demo-password"),
+];
 
-#[test]
-fn check_reports_how_the_api_answers() {
-    let m = Mirror::new(30);
-    // A field the models do not know, at the top and inside a nested object.
+/// A fake with a quota, fields the models do not know (at the top of a user and of a
+/// group), and a config asking 200 rows a page.
+fn witness(profile: FakeProfile) -> Mirror {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 30,
+            profile,
+            quota: Some(QuotaConfig {
+                limit: 30,
+                window: std::time::Duration::from_secs(3600),
+            }),
+            ..Default::default()
+        },
+        "per_page = 200",
+    );
     let org = m.fake.handle();
     org.add_unknown_field("user", "seat_type", serde_json::json!("full"));
     org.add_unknown_field("group", "color", serde_json::json!("#ff0000"));
-    let out = run(&m.config, &["check"], TOKEN);
+    m
+}
+
+#[test]
+fn check_reports_how_the_focus_api_answers() {
+    let m = witness(FakeProfile::Focus);
+    let org = m.fake.handle();
+    let out = run(&m.config, &["check"], FOCUS_KEY);
     assert!(out.status.success(), "{}", masked(&m, &out));
-    assert!(org.request_count() <= 5, "{} requests", org.request_count());
+    // My groups, the roles, the users (refused at 200, then at 100) and the teams (at 100
+    // at once).
+    assert_eq!(org.request_count(), 5);
     assert!(!m.db.exists(), "check created the database");
-    assert_snapshot("check.txt", &masked(&m, &out));
+    assert_snapshot("check-focus.txt", &masked(&m, &out));
 
     // --json gives the same as one document.
     org.clear_requests();
-    let out = run(&m.config, &["check", "--json"], TOKEN);
+    let out = run(&m.config, &["check", "--json"], FOCUS_KEY);
     assert!(out.status.success(), "{}", masked(&m, &out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["verdict"], "all good");
-    let lists = doc["compatibility"]["lists"].as_array().expect("lists");
+    let compat = &doc["compatibility"];
+    assert_eq!(compat["auth"]["scheme"], "Bearer");
+    assert_eq!(compat["page_size"]["refused"], serde_json::json!([200]));
+    assert_eq!(compat["page_size"]["accepted"], 100);
+    let lists = compat["lists"].as_array().expect("lists");
     let users = lists
         .iter()
         .find(|l| l["endpoint"] == "users")
         .expect("users");
     assert_eq!(users["unknown_fields"], serde_json::json!(["seat_type"]));
     assert_eq!(
-        doc["compatibility"]["requests"].as_u64(),
+        compat["requests"].as_u64(),
         Some(org.request_count() as u64)
     );
-    assert_snapshot("check.json", &masked(&m, &out));
+    assert_snapshot("check-focus.json", &masked(&m, &out));
+}
+
+#[test]
+fn check_reports_how_the_seed_api_answers() {
+    let m = witness(FakeProfile::Seed);
+    let out = run(&m.config, &["check"], LOGIN);
+    assert!(out.status.success(), "{}", masked(&m, &out));
+    assert!(m.fake.handle().request_count() <= 5);
+    assert_snapshot("check-seed.txt", &masked(&m, &out));
 }
 
 #[test]

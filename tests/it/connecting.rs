@@ -51,8 +51,10 @@ fn a_sync_of_1000_users_costs_what_the_readme_says() {
         .stderr(Stdio::null())
         .spawn()
         .expect("fake-api starts");
-    let base_url = BufReader::new(fake.stdout.take().expect("stdout"))
-        .lines()
+    // The reader lives as long as the fake: a closed pipe would fail its later lines.
+    let mut settings = BufReader::new(fake.stdout.take().expect("stdout")).lines();
+    let base_url = settings
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|l| l.strip_prefix("base_url=").map(str::to_string))
         .expect("base_url");
@@ -71,6 +73,7 @@ fn a_sync_of_1000_users_costs_what_the_readme_says() {
         .expect("sync runs");
     let _ = fake.kill();
     let _ = fake.wait();
+    drop(settings);
     let stdout = ok(&out);
     assert!(
         stdout.contains(&format!(": {claimed} requests;")),

@@ -973,7 +973,7 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
             config: config_with("wrong-token.toml", &base),
             token: Some("not-the-token"),
             exit: 2,
-            says: &["refused the credentials", "403"],
+            says: &["refused the credentials", "401"],
         },
         Case {
             what: "a workspace the user may not list groups through",
