@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use orgmirror::api::models::{Items, OrganizationUser, Role, Team, TeamsPage};
+use orgmirror::api::models::{OrganizationUser, Role, Team, TeamsPage};
 use orgmirror::commands::{CommandError, Exit};
 use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
 use orgmirror::store::{Store, StoreOptions};
@@ -42,8 +42,9 @@ use orgmirror::store::{Store, StoreOptions};
 /// The sizes `--quick` runs (a CI smoke test, not a measurement).
 const QUICK_SIZES: [usize; 2] = [200, 1000];
 
-/// What `per_page` every client asks for (the config default).
-const PER_PAGE: u32 = 200;
+/// What `per_page` every client asks for (the config default; the default profile of the
+/// fake, as the real API is reported to, refuses more than 100).
+const PER_PAGE: u32 = 100;
 
 /// Options of `orgmirror bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -130,7 +131,9 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
 
     let body = get(format!("{base}/roles")).await?;
     requests += 1;
-    let roles: Items<Role> = serde_json::from_slice(&body).map_err(|e| parse_error("roles", e))?;
+    // The default profile wraps every list in `data` (teams with a `total`).
+    let roles: TeamsPage<Role> =
+        serde_json::from_slice(&body).map_err(|e| parse_error("roles", e))?;
 
     let mut teams = 0usize;
     for page in 1.. {
@@ -156,9 +159,9 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
         ))
         .await?;
         requests += 1;
-        let parsed: Items<OrganizationUser> =
+        let parsed: TeamsPage<OrganizationUser> =
             serde_json::from_slice(&body).map_err(|e| parse_error("users", e))?;
-        let n = parsed.items.len();
+        let n = parsed.data.len();
         users += n;
         if n == 0 || n < largest {
             break;
@@ -167,7 +170,7 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
     }
     orgmirror::outln!(
         "{}",
-        json!({"requests": requests, "roles": roles.items.len(), "teams": teams, "users": users})
+        json!({"requests": requests, "roles": roles.data.len(), "teams": teams, "users": users})
     );
     Ok(Exit::Ok)
 }
@@ -293,7 +296,7 @@ fn measure_size(
     let config = dir.path().join("orgmirror.toml");
     let text = format!(
         "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
-         [database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
+         max_requests_per_second = 0\n[database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
         server.base_url(),
         options.organization_id,
         options.workspace_id,

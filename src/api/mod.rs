@@ -194,6 +194,8 @@ pub struct RequestStats {
     pub retries: u32,
     /// Time spent waiting for the quota to reset.
     pub quota_wait: Duration,
+    /// Time spent waiting for the request pacing (`api.max_requests_per_second`).
+    pub pacing_wait: Duration,
 }
 
 /// What a paged pull reports after each page (for progress lines).
@@ -209,6 +211,8 @@ pub struct PageProgress {
     pub requests: u32,
     /// The quota left as the last answer announced it.
     pub quota_remaining: Option<i64>,
+    /// Time this run has waited for its request pacing so far.
+    pub pacing_wait: Duration,
 }
 
 /// One item of a list with the top-level fields the model did not know, as canonical JSON.
@@ -238,6 +242,8 @@ pub struct Client {
     /// How the credentials go out, for the message of a refusal.
     sent_as: SentAs,
     focus_key: bool,
+    /// At most `api.max_requests_per_second`, one at a time (`None`: no pacing).
+    pacer: Option<governor::DefaultDirectRateLimiter>,
     state: Mutex<State>,
 }
 
@@ -248,6 +254,7 @@ struct State {
     retries: u32,
     quota_wait: Duration,
     retry_wait: Duration,
+    pacing_wait: Duration,
     quota: Option<QuotaSeen>,
     /// The precise reset time behind `quota.resets_at_unix`.
     reset_at: Option<SystemTime>,
@@ -293,6 +300,17 @@ impl std::fmt::Debug for Client {
             .field("organization_id", &self.organization_id)
             .finish_non_exhaustive()
     }
+}
+
+/// A rate limiter letting one request through every `1 / per_second` seconds, with no
+/// burst: requests are spaced, not bunched (`None` for 0: no pacing).
+fn pacer(per_second: f64) -> Option<governor::DefaultDirectRateLimiter> {
+    if !(per_second.is_finite() && per_second > 0.0) {
+        return None;
+    }
+    let period = Duration::try_from_secs_f64(1.0 / per_second).ok()?;
+    let quota = governor::Quota::with_period(period)?.allow_burst(std::num::NonZeroU32::MIN);
+    Some(governor::RateLimiter::direct(quota))
 }
 
 /// Ids asked for in one by-id request at most.
@@ -356,6 +374,7 @@ impl Client {
             secrets,
             sent_as: credentials.sent_as(api.auth_scheme),
             focus_key: credentials.is_focus_key(),
+            pacer: pacer(api.max_requests_per_second),
             state: Mutex::new(State::default()),
         })
     }
@@ -378,6 +397,7 @@ impl Client {
             s.retries = 0;
             s.quota_wait = Duration::ZERO;
             s.retry_wait = Duration::ZERO;
+            s.pacing_wait = Duration::ZERO;
             s.users = PageSizes::default();
             s.teams = PageSizes::default();
         });
@@ -418,6 +438,7 @@ impl Client {
             quota: s.quota,
             retries: s.retries,
             quota_wait: s.quota_wait,
+            pacing_wait: s.pacing_wait,
         })
     }
 
@@ -826,6 +847,7 @@ impl Client {
             rows: pager.collected(),
             requests: stats.requests,
             quota_remaining: stats.quota.and_then(|q| q.remaining),
+            pacing_wait: stats.pacing_wait,
         });
         Ok(())
     }

@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod client;
+mod first_contact;
 mod groups;
 mod history;
 mod mirror;

@@ -925,7 +925,7 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
         std::fs::write(
             &path,
             format!(
-                "[api]\norganization_id = 1001\n{workspace}max_attempts = 1\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
+                "[api]\norganization_id = 1001\n{workspace}max_attempts = 1\nmax_requests_per_second = 0\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
                 db.display().to_string()
             ),
         )
