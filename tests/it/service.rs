@@ -972,7 +972,8 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
             config: config_with("wrong-token.toml", &base),
             token: Some("not-the-token"),
             exit: 2,
-            says: &["refused the credentials", "403"],
+            // The default (focus) profile refuses an unknown key with 401.
+            says: &["refused the credentials", "401"],
         },
         Case {
             what: "a workspace the user may not list groups through",
