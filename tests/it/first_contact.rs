@@ -314,17 +314,6 @@ fn every_envelope_and_paging_header_ends_paging_at_the_minimum_of_requests() {
             assert_eq!(count("/users"), minimum(counts.users, announced), "{what}");
         }
     }
-    // X-Pages alone ends it too.
-    let m = Mirror::new(200);
-    let fake = m.fake.handle();
-    fake.set_paging_headers(true);
-    m.sync_ok();
-    let users = fake
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/users"))
-        .count();
-    assert_eq!(users, 2);
 }
 
 #[test]
