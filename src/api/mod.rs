@@ -949,48 +949,6 @@ fn smaller_page_size(size: u32, offset: u64) -> Option<u32> {
     (candidate > 0).then_some(candidate)
 }
 
-#[cfg(test)]
-mod page_size_tests {
-    use super::*;
-
-    #[test]
-    fn a_refused_size_steps_to_100_then_halves_keeping_the_rows_that_follow() {
-        assert_eq!(smaller_page_size(200, 0), Some(100));
-        assert_eq!(smaller_page_size(100, 0), Some(50));
-        assert_eq!(smaller_page_size(1, 0), None);
-        // 150 a page, page 3 refused: 300 rows before it, so 100 a page from page 4.
-        assert_eq!(smaller_page_size(150, 300), Some(100));
-        // 120 a page, page 2 refused: 120 rows before it; 100 does not divide them, 60 does.
-        assert_eq!(smaller_page_size(120, 120), Some(60));
-    }
-
-    #[test]
-    fn only_a_400_naming_the_page_size_is_a_page_size_refusal() {
-        let status = |status: u16, body: &str| ApiError::Status {
-            endpoint: Endpoint {
-                method: "GET",
-                path: "/x".into(),
-                page: Some(1),
-            },
-            status,
-            body: body.into(),
-            json: None,
-        };
-        for body in [
-            "Key: 'Pagination.PerPage' Error:Field validation for 'PerPage' failed on the 'max' tag",
-            "per_page must be at most 100",
-            "invalid page size",
-        ] {
-            assert!(refuses_page_size(&status(400, body)), "{body}");
-        }
-        assert!(!refuses_page_size(&status(
-            400,
-            "Key: 'Filter.Status' failed"
-        )));
-        assert!(!refuses_page_size(&status(500, "per_page")));
-    }
-}
-
 /// A page's answer with the page number and size it was asked at (a page-size refusal
 /// may have changed both).
 struct PageAnswer {
@@ -1056,4 +1014,46 @@ async fn start<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
         Poll::Pending => Poll::Ready(None),
     })
     .await
+}
+
+#[cfg(test)]
+mod page_size_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_size_steps_to_100_then_halves_keeping_the_rows_that_follow() {
+        assert_eq!(smaller_page_size(200, 0), Some(100));
+        assert_eq!(smaller_page_size(100, 0), Some(50));
+        assert_eq!(smaller_page_size(1, 0), None);
+        // 150 a page, page 3 refused: 300 rows before it, so 100 a page from page 4.
+        assert_eq!(smaller_page_size(150, 300), Some(100));
+        // 120 a page, page 2 refused: 120 rows before it; 100 does not divide them, 60 does.
+        assert_eq!(smaller_page_size(120, 120), Some(60));
+    }
+
+    #[test]
+    fn only_a_400_naming_the_page_size_is_a_page_size_refusal() {
+        let status = |status: u16, body: &str| ApiError::Status {
+            endpoint: Endpoint {
+                method: "GET",
+                path: "/x".into(),
+                page: Some(1),
+            },
+            status,
+            body: body.into(),
+            json: None,
+        };
+        for body in [
+            "Key: 'Pagination.PerPage' Error:Field validation for 'PerPage' failed on the 'max' tag",
+            "per_page must be at most 100",
+            "invalid page size",
+        ] {
+            assert!(refuses_page_size(&status(400, body)), "{body}");
+        }
+        assert!(!refuses_page_size(&status(
+            400,
+            "Key: 'Filter.Status' failed"
+        )));
+        assert!(!refuses_page_size(&status(500, "per_page")));
+    }
 }
