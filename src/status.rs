@@ -67,6 +67,8 @@ pub struct RunStatus {
     /// Events by entity and op.
     pub events: BTreeMap<String, BTreeMap<String, i64>>,
     pub error: Option<String>,
+    /// Seconds the run waited for its request pacing (`api.max_requests_per_second`).
+    pub pacing_wait_seconds: f64,
     /// A `running` run whose process is gone (killed): the next run marks it failed.
     pub interrupted: bool,
 }
@@ -175,6 +177,7 @@ fn run_status(row: SyncRunRow) -> RunStatus {
         events_written: row.events_written,
         events: row.events,
         error: row.error,
+        pacing_wait_seconds: row.pacing_wait_ms as f64 / 1000.0,
     }
 }
 
@@ -247,6 +250,11 @@ pub fn render(report: &StatusReport) -> String {
             }
             (None, "running") => "in progress".to_string(),
             (None, _) => events_line(&run.events),
+        };
+        let what = if run.pacing_wait_seconds > 0.0 {
+            format!("{what} (waited {:.1}s for pacing)", run.pacing_wait_seconds)
+        } else {
+            what
         };
         let _ = writeln!(
             out,

@@ -201,6 +201,12 @@ fn finish(
 ) -> Result<RunReport, StoreError> {
     let stats = client.stats();
     let totals = totals_of(&stats);
+    // What the API taught about page sizes holds whether this run succeeded or not.
+    for (list, size) in client.page_sizes() {
+        if let Err(error) = store.remember_page_size(list, size, &now_utc()) {
+            warn!(run_id, list, size, %error, "could not remember the page size the API accepted");
+        }
+    }
     let mut report = RunReport {
         run_id,
         committed: false,
@@ -265,6 +271,7 @@ fn finish(
 
 fn totals_of(stats: &RequestStats) -> RunTotals {
     RunTotals {
+        pacing_wait_ms: i64::try_from(stats.pacing_wait.as_millis()).unwrap_or(i64::MAX),
         requests: i64::from(stats.requests),
         quota_remaining: stats.quota.and_then(|q| q.remaining),
         quota_resets_at: stats
@@ -297,6 +304,10 @@ async fn pull_and_commit(
                 resets_at_unix,
             });
         }
+    }
+    // Page sizes the API refused in earlier runs are not asked again.
+    for (list, size) in store.page_sizes()? {
+        client.remember_page_size(&list, size);
     }
     let expected = store
         .last_full_run_requests()?
@@ -366,6 +377,7 @@ async fn pull(
         rows: roles.len(),
         requests: client.stats().requests,
         quota_remaining: client.stats().quota.and_then(|q| q.remaining),
+        pacing_wait: client.stats().pacing_wait,
     });
     snapshot.add_roles(roles)?;
     // Pages go straight into the snapshot: the raw rows of the whole org are never held.
@@ -509,9 +521,14 @@ impl ProgressLine {
             .quota_remaining
             .map(|q| format!(", {q} requests left this hour"))
             .unwrap_or_default();
+        let paced = if p.pacing_wait.is_zero() {
+            String::new()
+        } else {
+            format!(", {:.0}s waiting for pacing", p.pacing_wait.as_secs_f64())
+        };
         let _ = write!(
             err,
-            "\r{:<6} page {:>4}, {:>7} rows, {} requests{left}\x1b[K",
+            "\r{:<6} page {:>4}, {:>7} rows, {} requests{left}{paced}\x1b[K",
             p.entity, p.page, p.rows, p.requests
         );
         let _ = err.flush();

@@ -196,6 +196,8 @@ pub struct RequestStats {
     pub retries: u32,
     /// Time spent waiting for the quota to reset.
     pub quota_wait: Duration,
+    /// Time spent waiting for the request pacing (`api.max_requests_per_second`).
+    pub pacing_wait: Duration,
 }
 
 /// What a paged pull reports after each page (for progress lines).
@@ -211,6 +213,8 @@ pub struct PageProgress {
     pub requests: u32,
     /// The quota left as the last answer announced it.
     pub quota_remaining: Option<i64>,
+    /// Time this run has waited for its request pacing so far.
+    pub pacing_wait: Duration,
 }
 
 /// One item of a list with the top-level fields the model did not know, as canonical JSON.
@@ -240,6 +244,8 @@ pub struct Client {
     /// How the credentials go out, for the message of a refusal.
     sent_as: SentAs,
     focus_key: bool,
+    /// At most `api.max_requests_per_second`, one at a time (`None`: no pacing).
+    pacer: Option<governor::DefaultDirectRateLimiter>,
     state: Mutex<State>,
     /// Where every answer is recorded as well (`sync --capture`, `check`).
     recorder: Option<std::sync::Arc<capture::Recorder>>,
@@ -252,6 +258,7 @@ struct State {
     retries: u32,
     quota_wait: Duration,
     retry_wait: Duration,
+    pacing_wait: Duration,
     quota: Option<QuotaSeen>,
     /// The precise reset time behind `quota.resets_at_unix`.
     reset_at: Option<SystemTime>,
@@ -297,6 +304,17 @@ impl std::fmt::Debug for Client {
             .field("organization_id", &self.organization_id)
             .finish_non_exhaustive()
     }
+}
+
+/// A rate limiter letting one request through every `1 / per_second` seconds, with no
+/// burst: requests are spaced, not bunched (`None` for 0: no pacing).
+fn pacer(per_second: f64) -> Option<governor::DefaultDirectRateLimiter> {
+    if !(per_second.is_finite() && per_second > 0.0) {
+        return None;
+    }
+    let period = Duration::try_from_secs_f64(1.0 / per_second).ok()?;
+    let quota = governor::Quota::with_period(period)?.allow_burst(std::num::NonZeroU32::MIN);
+    Some(governor::RateLimiter::direct(quota))
 }
 
 /// Ids asked for in one by-id request at most.
@@ -360,6 +378,7 @@ impl Client {
             secrets,
             sent_as: credentials.sent_as(api.auth_scheme),
             focus_key: credentials.is_focus_key(),
+            pacer: pacer(api.max_requests_per_second),
             state: Mutex::new(State::default()),
             recorder: None,
         })
@@ -383,6 +402,7 @@ impl Client {
             s.retries = 0;
             s.quota_wait = Duration::ZERO;
             s.retry_wait = Duration::ZERO;
+            s.pacing_wait = Duration::ZERO;
             s.users = PageSizes::default();
             s.teams = PageSizes::default();
         });
@@ -423,6 +443,7 @@ impl Client {
             quota: s.quota,
             retries: s.retries,
             quota_wait: s.quota_wait,
+            pacing_wait: s.pacing_wait,
         })
     }
 
@@ -617,18 +638,6 @@ impl Client {
             self.teams_spec(batch)
         })
         .await
-    }
-
-    /// The first row of the teams list, one request: whether `api.workspace_id` lets this
-    /// user list the groups (`check`). Returns the `total` the server announced.
-    pub async fn teams_probe(&self) -> Result<Option<i64>, ApiError> {
-        let spec = self.teams_spec(&[]);
-        let req = self.page_request(&spec, 1, 1)?;
-        let answer = self.send(&req).await?;
-        let decoded = self.decode_list::<Team>(&req, &answer.body)?;
-        Ok(decoded
-            .total
-            .or_else(|| header_count(&answer.headers, X_RECORDS)))
     }
 
     /// Asks for `ids` in batches through the list whose filter `spec_for` builds.
@@ -831,6 +840,7 @@ impl Client {
             rows: pager.collected(),
             requests: stats.requests,
             quota_remaining: stats.quota.and_then(|q| q.remaining),
+            pacing_wait: stats.pacing_wait,
         });
         Ok(())
     }
@@ -997,4 +1007,46 @@ async fn start<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
         Poll::Pending => Poll::Ready(None),
     })
     .await
+}
+
+#[cfg(test)]
+mod page_size_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_size_steps_to_100_then_halves_keeping_the_rows_that_follow() {
+        assert_eq!(smaller_page_size(200, 0), Some(100));
+        assert_eq!(smaller_page_size(100, 0), Some(50));
+        assert_eq!(smaller_page_size(1, 0), None);
+        // 150 a page, page 3 refused: 300 rows before it, so 100 a page from page 4.
+        assert_eq!(smaller_page_size(150, 300), Some(100));
+        // 120 a page, page 2 refused: 120 rows before it; 100 does not divide them, 60 does.
+        assert_eq!(smaller_page_size(120, 120), Some(60));
+    }
+
+    #[test]
+    fn only_a_400_naming_the_page_size_is_a_page_size_refusal() {
+        let status = |status: u16, body: &str| ApiError::Status {
+            endpoint: Endpoint {
+                method: "GET",
+                path: "/x".into(),
+                page: Some(1),
+            },
+            status,
+            body: body.into(),
+            json: None,
+        };
+        for body in [
+            "Key: 'Pagination.PerPage' Error:Field validation for 'PerPage' failed on the 'max' tag",
+            "per_page must be at most 100",
+            "invalid page size",
+        ] {
+            assert!(refuses_page_size(&status(400, body)), "{body}");
+        }
+        assert!(!refuses_page_size(&status(
+            400,
+            "Key: 'Filter.Status' failed"
+        )));
+        assert!(!refuses_page_size(&status(500, "per_page")));
+    }
 }

@@ -303,6 +303,46 @@ mod tests {
     }
 
     #[test]
+    fn an_announced_page_count_ends_without_an_extra_request() {
+        let pages = |n| Announced {
+            total: None,
+            pages: Some(n),
+        };
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(
+            pager.accept_announced(1, page(1..=7), pages(3)),
+            Ok(Next::More)
+        );
+        // A short page before the last announced one does not end it.
+        assert_eq!(
+            pager.accept_announced(2, page(8..=10), pages(3)),
+            Ok(Next::More)
+        );
+        assert_eq!(
+            pager.accept_announced(3, page(11..=17), pages(3)),
+            Ok(Next::Done)
+        );
+        assert_eq!(pager.finish().len(), 17);
+        // A single full page that is the only one: no trailing empty page.
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(
+            pager.accept_announced(1, page(1..=7), pages(1)),
+            Ok(Next::Done)
+        );
+    }
+
+    #[test]
+    fn a_page_size_change_makes_the_next_page_judged_as_a_first_one() {
+        // 200 a page, then the server refuses and 100 follow: a full page of 100 is not
+        // the short end of a list of 200-row pages.
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(pager.accept(1, page(1..=200), None), Ok(Next::More));
+        pager.page_size_changed();
+        assert_eq!(pager.accept(3, page(201..=300), None), Ok(Next::More));
+        assert_eq!(pager.accept(4, page(301..=350), None), Ok(Next::Done));
+    }
+
+    #[test]
     fn a_short_page_before_the_total_is_reached_does_not_end_the_list() {
         let mut pager: Pager<Team> = Pager::new();
         assert_eq!(pager.accept(1, page(1..=4), Some(9)), Ok(Next::More));

@@ -112,6 +112,7 @@ impl Client {
         let mut quota_answers: u32 = 0;
         loop {
             self.wait_for_spent_quota(&endpoint).await?;
+            self.pace().await;
             attempts += 1;
             self.with_state(|s| s.requests += 1);
             let failure = match self.attempt(req, &endpoint).await {
@@ -303,6 +304,16 @@ impl Client {
                     })
                 }
             }
+        }
+    }
+
+    /// Waits for the request pacing to let one more request out, counting the wait.
+    async fn pace(&self) {
+        if let Some(pacer) = &self.pacer {
+            let waiting = std::time::Instant::now();
+            pacer.until_ready().await;
+            let waited = waiting.elapsed();
+            self.with_state(|s| s.pacing_wait += waited);
         }
     }
 

@@ -102,7 +102,8 @@ async fn checks(
     })?;
     progress.ok(format!("config {} is valid", path.display()));
 
-    progress.ok(check_database(&config)?);
+    let (database, page_sizes) = check_database(&config)?;
+    progress.ok(database);
 
     let credentials = Credentials::from_env().map_err(|e| CommandError {
         exit: Exit::Config,
@@ -127,6 +128,10 @@ async fn checks(
     let recorder = Recorder::in_memory();
     client.record_with(recorder.clone());
     client.start_run();
+    // A size the API refused before is not asked again, as a sync would not.
+    for (list, size) in &page_sizes {
+        client.remember_page_size(list, *size);
+    }
     let ctx = Context {
         base_url: &api.base_url,
         organization_id: config.api.organization_id,
@@ -326,7 +331,8 @@ fn said(body: &str) -> String {
 }
 
 /// The database file (or, before the first run, its directory) must be writable.
-fn check_database(config: &Config) -> Result<String, CommandError> {
+/// With the page sizes an existing mirror remembers the API to have accepted.
+fn check_database(config: &Config) -> Result<(String, Vec<(String, u32)>), CommandError> {
     let path = &config.database.path;
     let problem =
         |message: String| CommandError::failed(format!("check failed: database: {message}"));
@@ -343,10 +349,17 @@ fn check_database(config: &Config) -> Result<String, CommandError> {
             .open(path)
             .map_err(|e| problem(format!("{} is not writable: {e}", path.display())))?;
         // An empty file is a mirror to be; anything else must be one.
+        let mut page_sizes = Vec::new();
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-            crate::store::Store::open_read_only(path).map_err(|e| problem(e.to_string()))?;
+            let store =
+                crate::store::Store::open_read_only(path).map_err(|e| problem(e.to_string()))?;
+            // A mirror from before page sizes were remembered has none to give.
+            page_sizes = store.page_sizes().unwrap_or_default();
         }
-        return Ok(format!("database {} is writable", path.display()));
+        return Ok((
+            format!("database {} is writable", path.display()),
+            page_sizes,
+        ));
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -364,9 +377,12 @@ fn check_database(config: &Config) -> Result<String, CommandError> {
             dir.display()
         ))
     })?;
-    Ok(format!(
-        "database directory {} is writable ({} will be created by the first run)",
-        dir.display(),
-        path.display()
+    Ok((
+        format!(
+            "database directory {} is writable ({} will be created by the first run)",
+            dir.display(),
+            path.display()
+        ),
+        Vec::new(),
     ))
 }

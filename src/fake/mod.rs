@@ -243,6 +243,13 @@ pub enum FaultKind {
     Status(u16, String),
     /// An HTML error page (`text/html`) with this status.
     Html(u16),
+    /// This status with the real API's JSON error body: `{"error": word,
+    /// "error_description": description, "trace_id": <32 hex>}`.
+    JsonError {
+        status: u16,
+        error: String,
+        description: String,
+    },
     /// 429, with `Retry-After` sent verbatim (seconds or an HTTP date); `None` = no header.
     TooManyRequests { retry_after: Option<String> },
     /// 402 with `X-Toggl-Quota-Remaining: 0` and `X-Toggl-Quota-Resets-In: resets_in`.
@@ -275,6 +282,11 @@ impl std::fmt::Debug for FaultKind {
         match self {
             FaultKind::Status(code, body) => write!(f, "Status({code}, {body:?})"),
             FaultKind::Html(code) => write!(f, "Html({code})"),
+            FaultKind::JsonError {
+                status,
+                error,
+                description,
+            } => write!(f, "JsonError({status}, {error:?}, {description:?})"),
             FaultKind::TooManyRequests { retry_after } => {
                 write!(f, "TooManyRequests {{ retry_after: {retry_after:?} }}")
             }

@@ -418,6 +418,22 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
             message,
         )
         .into_response(),
+        (
+            _,
+            Some(FaultKind::JsonError {
+                status,
+                error,
+                description,
+            }),
+        ) => Reply::json(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            &ErrorBody {
+                error: &error,
+                error_description: &description,
+                trace_id: wire::trace_id(),
+            },
+        )
+        .into_response(),
         (_, Some(FaultKind::Html(code))) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             Reply {

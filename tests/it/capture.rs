@@ -64,7 +64,7 @@ fn config_for(dir: &Path, base_url: &str) -> (PathBuf, PathBuf) {
         &config,
         format!(
             "[api]\nbase_url = {base_url:?}\norganization_id = 1001\nworkspace_id = 2001\n\
-             initial_backoff = \"10ms\"\nmax_backoff = \"50ms\"\n\n[database]\npath = {:?}\n",
+             initial_backoff = \"10ms\"\nmax_backoff = \"50ms\"\nmax_requests_per_second = 0\n\n[database]\npath = {:?}\n",
             db.display().to_string()
         ),
     )

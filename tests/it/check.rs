@@ -147,6 +147,19 @@ fn check_reports_how_the_focus_api_answers() {
         Some(org.request_count() as u64)
     );
     assert_snapshot("check-focus.json", &masked(&m, &out));
+
+    // Once a sync has learned the page size, check asks it at once, as the next sync would.
+    m.sync_ok();
+    org.clear_requests();
+    let out = run(&m.config, &["check"], FOCUS_KEY);
+    assert!(out.status.success(), "{}", masked(&m, &out));
+    let refused: Vec<_> = org
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 400)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(org.request_count(), 4);
 }
 
 #[test]

@@ -155,7 +155,9 @@ fn fake_api_prints_its_settings_and_answers_the_readme_curl() {
         .expect("fake-api starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut settings = std::collections::BTreeMap::new();
-    for line in BufReader::new(stdout).lines().take(7) {
+    // Nine lines: the key and the profile joined the seven (a pipe closed early would end
+    // the server on its next line).
+    for line in BufReader::new(stdout).lines().take(9) {
         let line = line.expect("line");
         if let Some((k, v)) = line.split_once('=') {
             settings.insert(k.to_string(), v.to_string());

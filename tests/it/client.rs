@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 fn config(fake: &FakeServer, scheme: &str) -> Config {
     Config::parse(&format!(
-        "[api]\nbase_url = {:?}\norganization_id = 1001\nworkspace_id = 2001\nauth_scheme = {scheme:?}\n\
+        "[api]\nbase_url = {:?}\norganization_id = 1001\nworkspace_id = 2001\nauth_scheme = {scheme:?}\nmax_requests_per_second = 0\n\
          max_attempts = 1\n",
         fake.base_url()
     ))

@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod client;
 mod connecting;
+mod first_contact;
 mod groups;
 mod history;
 mod mirror;

@@ -926,7 +926,7 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
         std::fs::write(
             &path,
             format!(
-                "[api]\norganization_id = 1001\n{workspace}max_attempts = 1\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
+                "[api]\norganization_id = 1001\n{workspace}max_attempts = 1\nmax_requests_per_second = 0\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
                 db.display().to_string()
             ),
         )
@@ -973,6 +973,7 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
             config: config_with("wrong-token.toml", &base),
             token: Some("not-the-token"),
             exit: 2,
+            // The default (focus) profile refuses an unknown key with 401.
             says: &["refused the credentials", "401"],
         },
         Case {

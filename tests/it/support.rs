@@ -39,8 +39,10 @@ impl Mirror {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("org.sqlite");
         let config = dir.path().join("orgmirror.toml");
-        // Fast retries unless `api_extra` sets its own (a key may appear only once).
+        // Fast retries and no pacing (the built-in fake needs none) unless `api_extra`
+        // sets its own (a key may appear only once).
         let fast: String = [
+            ("max_requests_per_second", "0"),
             ("initial_backoff", "\"10ms\""),
             ("max_backoff", "\"50ms\""),
             ("request_timeout", "\"5s\""),
