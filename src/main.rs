@@ -133,10 +133,16 @@ fn main() -> ExitCode {
                 listen,
                 replay: Some(dir),
                 ..
-            } => orgmirror::fake::replay::serve_cli(listen, &dir)
-                .await
-                .map(|()| Exit::Ok)
-                .map_err(|e| CommandError::failed(format!("{e:#}"))),
+            } => match orgmirror::fake::replay::Recording::read(&dir) {
+                Ok(recording) => orgmirror::fake::replay::serve_cli(listen, recording)
+                    .await
+                    .map(|()| Exit::Ok)
+                    .map_err(|e| CommandError::failed(format!("{e:#}"))),
+                Err(e) => Err(CommandError {
+                    exit: Exit::Config,
+                    message: format!("fake-api --replay: {e}"),
+                }),
+            },
             Command::FakeApi {
                 listen,
                 users,

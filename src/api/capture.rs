@@ -7,7 +7,10 @@
 //! scrubbed with the client's redaction ([`Client::redact`]).
 //!
 //! On disk, exchange `n` (from 1, in the order the answers arrived) is a file pair:
-//! `NNNN.json` (an [`ExchangeFile`]) and `NNNN.body` (the body, byte for byte).
+//! `NNNN.json` (an [`ExchangeFile`]) and `NNNN.body` (the body, byte for byte). An answer
+//! whose body could not be read whole (too large, cut off) is not recorded: the run fails
+//! on it or asks again. Files are written on the sending task: a capture is a diagnostic
+//! run, and its small writes keep the order of the answers without a queue.
 
 use std::borrow::Cow;
 use std::io::Write;

@@ -104,12 +104,21 @@ fn not_recorded(request_line: &str) -> Response {
     response
 }
 
+/// A recording read from its directory, ready to serve.
+pub struct Recording(Vec<Exchange>);
+
+impl Recording {
+    /// Reads the recording `sync --capture` wrote into `dir`.
+    pub fn read(dir: &Path) -> Result<Recording, capture::CaptureError> {
+        capture::read_dir(dir).map(Recording)
+    }
+}
+
 /// `orgmirror fake-api --replay DIR`: serves the recording until Ctrl-C or SIGTERM, after
 /// printing `base_url=…`, the organization id the recording asks for, and how many answers
 /// it holds, one `key=value` a line.
-pub async fn serve_cli(listen: SocketAddr, dir: &Path) -> anyhow::Result<()> {
-    let exchanges =
-        capture::read_dir(dir).map_err(|e| anyhow::anyhow!("fake-api --replay: {e}"))?;
+pub async fn serve_cli(listen: SocketAddr, recording: Recording) -> anyhow::Result<()> {
+    let exchanges = recording.0;
     let organization_id = exchanges.iter().find_map(|e| {
         e.path
             .strip_prefix("/organizations/")

@@ -236,3 +236,24 @@ fn a_capture_goes_only_into_a_new_or_empty_directory() {
     assert_eq!(m.fake.handle().request_count(), 0, "nothing was asked");
     assert!(!m.db.exists(), "nothing was written");
 }
+
+#[test]
+fn replaying_a_directory_without_a_recording_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (what, path) in [
+        ("empty", dir.path().to_path_buf()),
+        ("missing", dir.path().join("nowhere")),
+    ] {
+        let out = Command::new(bin())
+            .args(["fake-api", "--listen", "127.0.0.1:0", "--replay"])
+            .arg(&path)
+            .output()
+            .expect("fake-api runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "{what}: {stderr}"
+        );
+    }
+}
