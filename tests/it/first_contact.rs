@@ -4,7 +4,6 @@
 //! readable errors, and pacing.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use orgmirror::api::{ApiError, Client};
@@ -34,23 +33,6 @@ fn example_config(fake: &FakeServer, options: &FakeOptions, db: &Path) -> String
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `orgmirror --config CONFIG ARGS` with exactly these credential variables.
-fn run_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = std::process::Command::new(bin());
-    c.arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("TOGGL_API_TOKEN")
-        .env_remove("TOGGL_EMAIL")
-        .env_remove("TOGGL_PASSWORD")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("binary runs")
 }
 
 /// The mirror holds exactly the fake's users, groups and memberships.
