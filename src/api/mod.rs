@@ -142,13 +142,9 @@ fn auth_advice(status: u16, sent_as: SentAs, focus_key: bool) -> &'static str {
         (401, SentAs::BasicToken) if focus_key => {
             "a toggl_sk_ key goes as Bearer: set api.auth_scheme = \"auto\""
         }
-        (401, SentAs::BasicToken) => {
-            "refused; a Focus API key starts toggl_sk_ (sent as Bearer with auth_scheme \"auto\")"
-        }
-        (401, SentAs::BasicLogin) => {
-            "refused; check TOGGL_EMAIL and TOGGL_PASSWORD, or use a Focus API key"
-        }
-        _ => "refused or not allowed; check the credentials, api.organization_id and api.workspace_id",
+        (401, SentAs::BasicToken) => "use a Focus API key (toggl_sk_…, sent as Bearer)",
+        (401, SentAs::BasicLogin) => "check TOGGL_EMAIL and TOGGL_PASSWORD, or use a Focus API key",
+        _ => "check the credentials, api.organization_id and api.workspace_id",
     }
 }
 
@@ -1022,6 +1018,31 @@ mod page_size_tests {
         assert_eq!(smaller_page_size(150, 300), Some(100));
         // 120 a page, page 2 refused: 120 rows before it; 100 does not divide them, 60 does.
         assert_eq!(smaller_page_size(120, 120), Some(60));
+    }
+
+    #[test]
+    fn an_auth_refusal_is_one_short_message_naming_the_scheme_sent() {
+        for status in [401, 403] {
+            for sent_as in [SentAs::Bearer, SentAs::BasicToken, SentAs::BasicLogin] {
+                for focus_key in [false, true] {
+                    let e = ApiError::Auth {
+                        endpoint: Endpoint {
+                            method: "GET",
+                            path: "/organizations/1234567890/groups/me".into(),
+                            page: Some(1234),
+                        },
+                        status,
+                        // The server's text is not quoted: it would make the message long.
+                        body: "x".repeat(400),
+                        sent_as,
+                        focus_key,
+                    };
+                    let text = e.to_string();
+                    assert!(text.len() < 170, "{} chars: {text}", text.len());
+                    assert!(text.contains(&format!("sent as {sent_as}")), "{text}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!
 //! Tests can force any envelope per list ([`FakeHandle::set_list_shape`]) and the Track v9
 //! paging headers `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size`
-//! ([`FakeHandle::set_paging_headers`]).
+//! ([`FakeHandle::set_paging_headers`], one by one with [`FakeHandle::send_paging_headers`]).
 //!
 //! Choices where the seed is silent (documented here so the client work can rely on them):
 //! - `DELETE …/groups/{id}` answers 200 with an **empty body**.
@@ -82,7 +82,20 @@ impl std::str::FromStr for FakeProfile {
     }
 }
 
-/// The envelope of each list, and whether the paging headers are sent.
+/// A Track v9 paging header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagingHeader {
+    /// `X-Records`: the rows of the whole list.
+    Records,
+    /// `X-Pages`: its pages at this page size.
+    Pages,
+    /// `X-Page`: this page's number.
+    Page,
+    /// `X-Page-Size`: the rows a page holds.
+    PageSize,
+}
+
+/// The envelope of each list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shapes {
     pub(crate) users: ListShape,
@@ -364,8 +377,8 @@ pub(crate) struct FakeState {
     /// `per_page` above this is refused with the validator's 400 (`None`: capped silently).
     pub(crate) per_page_max: Option<usize>,
     pub(crate) shapes: Shapes,
-    /// Send `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size` on list answers.
-    pub(crate) paging_headers: bool,
+    /// Which of `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size` list answers carry.
+    pub(crate) paging_headers: Vec<PagingHeader>,
     pub(crate) latency: Duration,
 }
 
@@ -418,7 +431,7 @@ impl FakeHandle {
                     FakeProfile::Seed => None,
                 },
                 shapes: Shapes::of(opts.profile),
-                paging_headers: false,
+                paging_headers: Vec::new(),
                 latency: opts.latency,
             })),
         }
@@ -754,9 +767,20 @@ impl FakeHandle {
         }
     }
 
-    /// Sends (or stops sending) the Track v9 paging headers on list answers.
+    /// Sends (or stops sending) all four Track v9 paging headers on list answers.
     pub fn set_paging_headers(&self, on: bool) {
-        self.lock().paging_headers = on;
+        let all = [
+            PagingHeader::Records,
+            PagingHeader::Pages,
+            PagingHeader::Page,
+            PagingHeader::PageSize,
+        ];
+        self.send_paging_headers(if on { &all } else { &[] });
+    }
+
+    /// Sends exactly these paging headers on list answers.
+    pub fn send_paging_headers(&self, headers: &[PagingHeader]) {
+        self.lock().paging_headers = headers.to_vec();
     }
 
     /// Refuses `per_page` above `max` with the validator's 400 (`None`: never refused).

@@ -22,7 +22,9 @@ use super::wire::{
     self, ErrorBody, GroupRef, GroupWriteBody, ListShape, OrganizationUser, PageFacts, Team,
     PER_PAGE_REFUSAL,
 };
-use super::{FakeHandle, FakeProfile, FakeState, Fault, FaultKind, LoggedRequest, Route};
+use super::{
+    FakeHandle, FakeProfile, FakeState, Fault, FaultKind, LoggedRequest, PagingHeader, Route,
+};
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -294,14 +296,18 @@ fn list_reply<T: serde::Serialize>(
     facts: PageFacts,
 ) -> Reply {
     let mut reply = Reply::encoded(StatusCode::OK, wire::list_body(shape, rows, facts));
-    if s.paging_headers && reply.status.is_success() {
+    if reply.status.is_success() {
         let pages = facts.total.div_ceil(facts.per_page.max(1));
-        reply.headers = vec![
-            ("X-Records", facts.total.to_string()),
-            ("X-Pages", pages.to_string()),
-            ("X-Page", facts.page.to_string()),
-            ("X-Page-Size", facts.per_page.to_string()),
-        ];
+        reply.headers = s
+            .paging_headers
+            .iter()
+            .map(|h| match h {
+                PagingHeader::Records => ("X-Records", facts.total.to_string()),
+                PagingHeader::Pages => ("X-Pages", pages.to_string()),
+                PagingHeader::Page => ("X-Page", facts.page.to_string()),
+                PagingHeader::PageSize => ("X-Page-Size", facts.per_page.to_string()),
+            })
+            .collect();
     }
     reply
 }

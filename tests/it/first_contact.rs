@@ -10,7 +10,7 @@ use orgmirror::api::{ApiError, Client};
 use orgmirror::config::{Config, Credentials};
 use orgmirror::fake::{
     FakeHandle, FakeOptions, FakeProfile, FakeServer, Fault, FaultKind, ListShape, LoggedRequest,
-    Route,
+    PagingHeader, Route,
 };
 use secrecy::SecretString;
 
@@ -296,6 +296,37 @@ fn every_envelope_and_paging_header_ends_paging_at_the_minimum_of_requests() {
             assert_eq!(count("/users"), minimum(counts.users, announced), "{what}");
         }
     }
+    // Each header that announces the whole list, alone, under an envelope that does not.
+    for header in [PagingHeader::Records, PagingHeader::Pages] {
+        for users in [200, 250] {
+            let m = Mirror::new(users);
+            let fake = m.fake.handle();
+            fake.set_list_shape(Route::Teams, ListShape::FOCUS);
+            fake.send_paging_headers(&[header]);
+            m.sync_ok();
+            assert_mirrors(&m.db, &fake);
+            let log = fake.requests();
+            let count = |suffix: &str| log.iter().filter(|r| r.path.ends_with(suffix)).count();
+            let what = format!("{header:?} alone, {users} users");
+            assert_eq!(count("/users"), users.div_ceil(100), "{what}");
+            assert_eq!(
+                count("/teams"),
+                minimum(fake.counts().groups, true),
+                "{what}"
+            );
+        }
+    }
+    // X-Page and X-Page-Size say nothing of the end: a short or empty page still must.
+    let m = Mirror::new(200);
+    let fake = m.fake.handle();
+    fake.send_paging_headers(&[PagingHeader::Page, PagingHeader::PageSize]);
+    m.sync_ok();
+    let users = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/users"))
+        .count();
+    assert_eq!(users, minimum(200, false));
 }
 
 #[test]
