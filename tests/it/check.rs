@@ -238,4 +238,14 @@ fn one_wrong_value_gets_one_verdict() {
         snapshot.push_str(&format!("=== wrong {what}\n{}\n", masked(&m, &out)));
     }
     assert_snapshot("check-wrong-values.txt", &snapshot);
+
+    // --json: the same verdict in the document, beside what the answers showed.
+    let out = run(&dir.join("ws.toml"), &["check", "--json"], TOKEN);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["exit"], 2);
+    let verdict = doc["verdict"].as_str().unwrap_or_default();
+    assert!(verdict.contains("api.workspace_id = 999"), "{verdict}");
+    assert_eq!(doc["compatibility"]["auth"]["accepted"], true);
 }
