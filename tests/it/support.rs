@@ -102,6 +102,14 @@ impl Mirror {
     }
 }
 
+/// A current-thread runtime for tests that drive the library's async client directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
