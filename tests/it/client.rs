@@ -7,6 +7,8 @@ use orgmirror::config::{AuthScheme, Config, Credentials};
 use orgmirror::fake::{FakeOptions, FakeServer};
 use secrecy::SecretString;
 
+use crate::support::runtime;
+
 fn config(fake: &FakeServer, scheme: &str) -> Config {
     Config::parse(&format!(
         "[api]\nbase_url = {:?}\norganization_id = 1001\nworkspace_id = 2001\nauth_scheme = {scheme:?}\nmax_requests_per_second = 0\n\
@@ -18,13 +20,6 @@ fn config(fake: &FakeServer, scheme: &str) -> Config {
 
 fn token(t: &str) -> Credentials {
     Credentials::Token(SecretString::from(t.to_string()))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 #[test]

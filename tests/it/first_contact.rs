@@ -362,13 +362,6 @@ fn client_for(base_url: &str, extra: &str) -> Client {
     .expect("client")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn pacing_holds_the_rate() {
     let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
