@@ -121,6 +121,8 @@ async fn checks(
     let mut api = config.api.clone();
     api.max_attempts = api.max_attempts.min(CHECK_MAX_ATTEMPTS);
     api.max_retry_time = Seconds(api.max_retry_time.0.min(10.0));
+    // A spent quota is reported, not waited out (its window may be an hour).
+    api.max_quota_wait = Seconds(0.0);
     let mut client = Client::new(&api, &credentials).map_err(|e| CommandError {
         exit: Exit::Config,
         message: format!("check failed: {e}"),

@@ -249,3 +249,30 @@ fn one_wrong_value_gets_one_verdict() {
     assert!(verdict.contains("api.workspace_id = 999"), "{verdict}");
     assert_eq!(doc["compatibility"]["auth"]["accepted"], true);
 }
+
+#[test]
+fn check_reports_a_spent_quota_at_once() {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 5,
+            quota: Some(QuotaConfig {
+                limit: 2,
+                // Short, so that a check that waits for the reset fails the bound below
+                // rather than hang the suite.
+                window: std::time::Duration::from_secs(45),
+            }),
+            ..Default::default()
+        },
+        "",
+    );
+    let started = std::time::Instant::now();
+    let out = run(&m.config, &["check"], TOKEN);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("quota is spent"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "check waited for the quota: {:?}",
+        started.elapsed()
+    );
+}
