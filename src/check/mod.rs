@@ -313,8 +313,9 @@ fn verdict(step: Step, ctx: &Context<'_>, e: ApiError) -> CommandError {
                  firewalls): {e}"
             ))
         }
-        (ApiError::QuotaExhausted { .. }, _) => failed(format!(
-            "the request quota is spent; try again after it resets: {e}"
+        (ApiError::QuotaExhausted { resets_in, .. }, _) => failed(format!(
+            "the request quota is spent; it resets in {} s: try again then",
+            resets_in.as_secs()
         )),
         _ => failed(format!(
             "the API at {base_url} did not give a usable answer: {e}"
