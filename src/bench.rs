@@ -19,6 +19,12 @@
 //! - `churn`: 1% of the users changed upstream (rates, group joins and leaves, renames,
 //!   leavers, joiners, in turn), then a sync.
 //!
+//! - `latency` and `paced` (sizes up to [`PACED_MAX_USERS`]): the unchanged sync again with
+//!   [`LATENCY`] injected before every answer, first unpaced, then paced at `--paced-rps`
+//!   (the default of `api.max_requests_per_second`); the paced run is reported against its
+//!   bound, requests × the pacing interval.
+//!
+//! The fake runs its default (focus) profile, as the real API is reported to answer.
 //! Requests are counted by the fake (every request it served), and set against the
 //! minimum: one roles call, `ceil(groups / page)` pages of teams (they announce a total)
 //! and `floor(users / page) + 1` pages of users (only a short page ends them), where
@@ -34,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use orgmirror::api::models::{Items, OrganizationUser, Role, Team, TeamsPage};
+use orgmirror::api::models::{OrganizationUser, Role, Team, TeamsPage};
 use orgmirror::commands::{CommandError, Exit};
 use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
 use orgmirror::store::{Store, StoreOptions};
@@ -44,8 +50,15 @@ mod queries;
 /// The sizes `--quick` runs (a CI smoke test, not a measurement).
 const QUICK_SIZES: [usize; 2] = [200, 1000];
 
-/// What `per_page` every client asks for (the config default).
-const PER_PAGE: u32 = 200;
+/// What `per_page` every client asks for (the config default; the default profile of the
+/// fake, as the real API is reported to, refuses more than 100).
+const PER_PAGE: u32 = 100;
+
+/// The per-request latency injected for the `latency` and `paced` scenarios.
+const LATENCY: Duration = Duration::from_millis(100);
+
+/// The largest size with a paced run (at one request a second, 10,000 users take ~2 min).
+const PACED_MAX_USERS: usize = 10_000;
 
 /// Options of `orgmirror bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -81,6 +94,9 @@ pub struct BenchArgs {
     /// Internal: copy the query scenario's mirrors into this directory (to study plans).
     #[arg(long, hide = true, value_name = "DIR")]
     pub keep_query_mirrors: Option<PathBuf>,
+    /// The pacing of the `paced` scenario, requests per second.
+    #[arg(long, default_value_t = 1.0)]
+    pub paced_rps: f64,
     /// Internal: fetch and parse every page from this base URL, print counts, exit.
     #[arg(long, hide = true, value_name = "BASE_URL")]
     pub floor_only: Option<String>,
@@ -157,7 +173,9 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
 
     let body = get(format!("{base}/roles")).await?;
     requests += 1;
-    let roles: Items<Role> = serde_json::from_slice(&body).map_err(|e| parse_error("roles", e))?;
+    // The default profile wraps every list in `data` (teams with a `total`).
+    let roles: TeamsPage<Role> =
+        serde_json::from_slice(&body).map_err(|e| parse_error("roles", e))?;
 
     let mut teams = 0usize;
     for page in 1.. {
@@ -183,9 +201,9 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
         ))
         .await?;
         requests += 1;
-        let parsed: Items<OrganizationUser> =
+        let parsed: TeamsPage<OrganizationUser> =
             serde_json::from_slice(&body).map_err(|e| parse_error("users", e))?;
-        let n = parsed.items.len();
+        let n = parsed.data.len();
         users += n;
         if n == 0 || n < largest {
             break;
@@ -194,7 +212,7 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
     }
     orgmirror::outln!(
         "{}",
-        json!({"requests": requests, "roles": roles.items.len(), "teams": teams, "users": users})
+        json!({"requests": requests, "roles": roles.data.len(), "teams": teams, "users": users})
     );
     Ok(Exit::Ok)
 }
@@ -240,6 +258,8 @@ struct Measurement {
     cost: ChildCost,
     requests: usize,
     min_requests: usize,
+    /// For the paced run: requests × the pacing interval.
+    pacing_bound: Option<Duration>,
     /// `change_events` rows of the run (None for the floor).
     events: Option<i64>,
     /// `entity_history` rows the run opened or closed.
@@ -292,10 +312,16 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
             message: format!("--query-sizes: give sizes from 1 to {max}"),
         });
     }
+    if !(args.paced_rps.is_finite() && args.paced_rps > 0.0) {
+        return Err(CommandError {
+            exit: Exit::Config,
+            message: format!("--paced-rps {}: give a positive number", args.paced_rps),
+        });
+    }
     let mut results = Vec::new();
     if !args.queries_only {
         for &size in &sizes {
-            results.extend(measure_size(&exe, size, args.per_page_cap)?);
+            results.extend(measure_size(&exe, size, args.per_page_cap, args.paced_rps)?);
         }
         print_table(&results);
     }
@@ -316,6 +342,10 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
         "machine": machine,
         "per_page": PER_PAGE,
         "per_page_cap": args.per_page_cap,
+        "profile": "focus",
+        "paced_rps": args.paced_rps,
+        "latency_ms": LATENCY.as_millis() as u64,
+        "pacing_bound_means": "scenario paced: requests × the pacing interval (1 / paced_rps); the latency scenario is the same run unpaced, both with latency_ms injected before every answer",
         "rows_written_means": "change_events rows of the run + entity_history rows it opened or closed (exact); row_count_delta = net change of the row count of every table but sync_runs",
         "wall_means": "from spawning the child process to its exit",
         "store_floor_means": "scenario store: SQLite alone copying every row the initial sync stored into a new database made as a sync makes it (schema, WAL, synchronous=FULL), row by row (no transfer optimisation), one transaction and a checkpoint; wall_vs_store_floor is a run's wall time over it",
@@ -334,6 +364,7 @@ fn measure_size(
     exe: &Path,
     size: usize,
     per_page_cap: usize,
+    paced_rps: f64,
 ) -> Result<Vec<Measurement>, CommandError> {
     let failed = |what: String| CommandError::failed(format!("bench ({size} users): {what}"));
     let dir = tempfile::tempdir().map_err(|e| failed(format!("cannot make a temp dir: {e}")))?;
@@ -347,6 +378,17 @@ fn measure_size(
     let fake = server.handle();
     let db = dir.path().join("org.sqlite");
     let config = bench_config(dir.path(), &server, &options, &db).map_err(failed)?;
+    let text = std::fs::read_to_string(&config)
+        .map_err(|e| failed(format!("cannot read the config: {e}")))?;
+    let paced_config = dir.path().join("paced.toml");
+    std::fs::write(
+        &paced_config,
+        text.replace(
+            "max_requests_per_second = 0\n",
+            &format!("max_requests_per_second = {paced_rps}\n"),
+        ),
+    )
+    .map_err(|e| failed(format!("cannot write the config: {e}")))?;
 
     let mut out = Vec::new();
     let page = (PER_PAGE as usize).min(per_page_cap).max(1);
@@ -366,6 +408,7 @@ fn measure_size(
         cost,
         requests: fake.request_count() - before,
         min_requests: min_requests(&fake, page),
+        pacing_bound: None,
         events: None,
         history_rows: None,
         row_count_delta: None,
@@ -378,11 +421,24 @@ fn measure_size(
     });
     orgmirror::errln!("  {size:>7} floor     done");
 
-    for scenario in ["initial", "unchanged", "churn"] {
+    let scenarios: &[&'static str] = if size <= PACED_MAX_USERS {
+        &["initial", "unchanged", "churn", "latency", "paced"]
+    } else {
+        &["initial", "unchanged", "churn"]
+    };
+    for &scenario in scenarios {
         let churn = if scenario == "churn" {
             Some(apply_churn(&fake, size))
         } else {
             None
+        };
+        if scenario == "latency" {
+            fake.set_latency(LATENCY);
+        }
+        let config = if scenario == "paced" {
+            &paced_config
+        } else {
+            &config
         };
         let counts = fake.counts();
         let min = min_requests(&fake, page);
@@ -391,7 +447,7 @@ fn measure_size(
         let mut sync_cmd = Command::new(exe);
         sync_cmd
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .arg("sync")
             .env("TOGGL_API_TOKEN", "demo-token");
         let cost = run_child(exe, sync_cmd, dir.path(), scenario).map_err(failed)?;
@@ -404,6 +460,8 @@ fn measure_size(
             cost,
             requests,
             min_requests: min,
+            pacing_bound: (scenario == "paced")
+                .then(|| Duration::from_secs_f64(requests as f64 / paced_rps)),
             events: Some(written.0),
             history_rows: Some(written.1),
             row_count_delta: Some(rows_after - rows_before),
@@ -534,14 +592,9 @@ fn measure_replica_size(
         .map_err(|e| failed(format!("cannot start the fake: {e}")))?;
     let fake = server.handle();
     let db = dir.path().join("org.sqlite");
-    let base = format!(
-        "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
-         [database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
-        server.base_url(),
-        options.organization_id,
-        options.workspace_id,
-        db.display().to_string()
-    );
+    let base = bench_config(dir.path(), &server, &options, &db)
+        .and_then(|p| std::fs::read_to_string(p).map_err(|e| e.to_string()))
+        .map_err(failed)?;
     let stamp = std::process::id();
     let follow_schema = format!("bench_{size}_{stamp}_follow");
     let boot_schema = format!("bench_{size}_{stamp}_boot");
@@ -637,7 +690,7 @@ fn bench_config(
     let config = dir.join("orgmirror.toml");
     let text = format!(
         "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
-         [database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
+         max_requests_per_second = 0\n[database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
         server.base_url(),
         options.organization_id,
         options.workspace_id,
@@ -675,6 +728,7 @@ fn measure_store_floor(
         cost,
         requests: 0,
         min_requests: 0,
+        pacing_bound: None,
         events: None,
         history_rows: None,
         row_count_delta: Some(rows),
@@ -953,6 +1007,7 @@ fn to_json(m: &Measurement, all: &[Measurement]) -> Value {
         "wal_bytes": m.wal_bytes,
         "wall_vs_floor": ratio(m, all, "floor"),
         "wall_vs_store_floor": ratio(m, all, "store"),
+        "pacing_bound_ms": m.pacing_bound.map(|b| b.as_secs_f64() * 1e3),
         "churn": m.churn,
     })
 }
@@ -993,6 +1048,19 @@ fn print_table(results: &[Measurement]) {
             m.db_bytes
                 .map_or("-".to_string(), |b| mib(b + m.wal_bytes.unwrap_or(0))),
         );
+    }
+    for m in results {
+        if let Some(bound) = m.pacing_bound {
+            orgmirror::outln!(
+                "{:>7} paced: {:.1} s for {} requests, bound requests × interval {:.1} s ({:.2}×), {} ms latency a request",
+                m.size,
+                m.cost.wall.as_secs_f64(),
+                m.requests,
+                bound.as_secs_f64(),
+                m.cost.wall.as_secs_f64() / bound.as_secs_f64().max(1e-9),
+                LATENCY.as_millis()
+            );
+        }
     }
 }
 

@@ -114,12 +114,27 @@ pub fn open_store(config: &Config) -> Result<Store, CommandError> {
 }
 
 /// `orgmirror sync`.
+/// With `capture`, every answer the run receives is also recorded into that directory
+/// ([`crate::api::capture`]).
 pub async fn sync(
     config_path: Option<&Path>,
     allow_mass_delete: bool,
+    capture: Option<&Path>,
 ) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
-    let client = client_for(&config)?;
+    let mut client = client_for(&config)?;
+    let recorder = match capture {
+        Some(dir) => {
+            let recorder =
+                crate::api::capture::Recorder::to_dir(dir).map_err(|e| CommandError {
+                    exit: Exit::Config,
+                    message: format!("--capture: {e}"),
+                })?;
+            client.record_with(recorder.clone());
+            Some(recorder)
+        }
+        None => None,
+    };
     let mut store = open_store(&config)?;
     // Before the run (after the store's migrations): a missing alert secret is a config
     // error, not a lost alert.
@@ -127,12 +142,31 @@ pub async fn sync(
     let options = SyncOptions {
         allow_mass_delete,
         progress: true,
+        prints_report: true,
     };
     let report = sync::run_once(&client, &mut store, &config, &options).await?;
     print_report(&report);
+    if let Some(recorder) = recorder {
+        report_capture(&recorder);
+    }
     drop(store);
     crate::alerts::deliver::after_commit(alerts).await;
     Ok(exit_of(&report))
+}
+
+/// Where the capture went, or why it stopped (the run's outcome does not depend on it).
+fn report_capture(recorder: &crate::api::capture::Recorder) {
+    let dir = recorder
+        .dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    match recorder.failure() {
+        None => crate::errln!("captured {} answers in {dir}", recorder.written()),
+        Some(e) => crate::errln!(
+            "the capture in {dir} is incomplete ({} answers written): {e}",
+            recorder.written()
+        ),
+    }
 }
 
 /// The exit status a run's report implies.

@@ -55,9 +55,12 @@ pub struct ApiConfig {
     pub organization_id: i64,
     /// Sent where the API asks for one for its permission check (teams, delete group).
     pub workspace_id: i64,
-    /// Asked for; never relied upon.
+    /// Asked for; never relied upon. A size the API refuses is adapted to (and remembered).
     pub per_page: u32,
     pub auth_scheme: AuthScheme,
+    /// Requests sent per second at most, retries and the early next-page request
+    /// included (0 = no pacing).
+    pub max_requests_per_second: f64,
     pub connect_timeout: Seconds,
     /// For one whole request, body included.
     pub request_timeout: Seconds,
@@ -84,8 +87,9 @@ impl Default for ApiConfig {
             base_url: "https://focus.toggl.com/api".to_string(),
             organization_id: 0,
             workspace_id: 0,
-            per_page: 200,
-            auth_scheme: AuthScheme::Basic,
+            per_page: 100,
+            auth_scheme: AuthScheme::Auto,
+            max_requests_per_second: 1.0,
             connect_timeout: Seconds(10.0),
             request_timeout: Seconds(120.0),
             max_attempts: 5,
@@ -104,6 +108,9 @@ impl Default for ApiConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthScheme {
+    /// A Focus API key (`toggl_sk_…`) as Bearer, any other token as Basic
+    /// `<token>:api_token`, e-mail and password as Basic.
+    Auto,
     /// `Authorization: Basic` with `<email>:<password>` (as the seed shows) or `<token>:api_token`
     /// (Toggl's convention for API tokens, as the interface promises).
     Basic,
@@ -430,6 +437,13 @@ impl Config {
                 format!("must be between 1 and 1000, not {}", self.api.per_page),
             ));
         }
+        let rate = self.api.max_requests_per_second;
+        if !rate.is_finite() || !(0.0..=1000.0).contains(&rate) || (rate > 0.0 && rate < 0.001) {
+            return Err(invalid(
+                "api.max_requests_per_second",
+                format!("must be 0 (no pacing) or between 0.001 and 1000, not {rate}"),
+            ));
+        }
         if self.api.max_attempts == 0 {
             return Err(invalid("api.max_attempts", "must be at least 1"));
         }
@@ -649,13 +663,34 @@ impl Credentials {
         Ok(Credentials::Token(SecretString::from(token.to_string())))
     }
 
+    /// How these credentials go out under `scheme` (`auto` resolved).
+    pub fn sent_as(&self, scheme: AuthScheme) -> SentAs {
+        match (self, scheme) {
+            (Credentials::Login { .. }, _) => SentAs::BasicLogin,
+            (Credentials::Token(_), AuthScheme::Bearer) => SentAs::Bearer,
+            (Credentials::Token(_), AuthScheme::Basic) => SentAs::BasicToken,
+            (Credentials::Token(t), AuthScheme::Auto) => {
+                if t.expose_secret().starts_with(FOCUS_KEY_PREFIX) {
+                    SentAs::Bearer
+                } else {
+                    SentAs::BasicToken
+                }
+            }
+        }
+    }
+
+    /// Whether the token looks like a Focus API key (`toggl_sk_…`).
+    pub fn is_focus_key(&self) -> bool {
+        matches!(self, Credentials::Token(t) if t.expose_secret().starts_with(FOCUS_KEY_PREFIX))
+    }
+
     /// The `Authorization` header value for `scheme`.
     pub fn authorization(&self, scheme: AuthScheme) -> SecretString {
         use base64::Engine as _;
         let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let value = match (self, scheme) {
-            (Credentials::Token(t), AuthScheme::Bearer) => format!("Bearer {}", t.expose_secret()),
-            (Credentials::Token(t), AuthScheme::Basic) => {
+        let value = match (self, self.sent_as(scheme)) {
+            (Credentials::Token(t), SentAs::Bearer) => format!("Bearer {}", t.expose_secret()),
+            (Credentials::Token(t), _) => {
                 format!(
                     "Basic {}",
                     encode(&format!("{}:api_token", t.expose_secret()))
@@ -672,6 +707,30 @@ impl Credentials {
     }
 }
 
+/// How a Focus API key starts.
+pub const FOCUS_KEY_PREFIX: &str = "toggl_sk_";
+
+/// How the credentials went out, for messages about a refusal (never the secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentAs {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: Basic <token>:api_token`.
+    BasicToken,
+    /// `Authorization: Basic <email>:<password>`.
+    BasicLogin,
+}
+
+impl fmt::Display for SentAs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SentAs::Bearer => "Bearer",
+            SentAs::BasicToken => "Basic <token>:api_token",
+            SentAs::BasicLogin => "Basic e-mail:password",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,7 +741,9 @@ mod tests {
     fn example_config_parses() {
         let text = include_str!("../config/orgmirror.example.toml");
         let c = Config::parse(text).expect("example config parses");
-        assert_eq!(c.api.per_page, 200);
+        assert_eq!(c.api.per_page, 100);
+        assert_eq!(c.api.auth_scheme, AuthScheme::Auto);
+        assert_eq!(c.api.max_requests_per_second, 1.0);
         assert_eq!(c.schedule.cron, "0 */30 * * * *");
         // Every value it shows is the default (the README says it lists every key with its
         // default), but the ids, which have none.
@@ -802,11 +863,26 @@ mod tests {
             c.authorization(AuthScheme::Bearer).expose_secret(),
             "Bearer tok"
         );
+        // auto: an older token as Basic, a Focus key as Bearer, a login as Basic.
+        assert_eq!(
+            c.authorization(AuthScheme::Auto).expose_secret(),
+            "Basic dG9rOmFwaV90b2tlbg=="
+        );
+        let key = Credentials::from_lookup(env(&[("TOGGL_API_TOKEN", "toggl_sk_abc")])).unwrap();
+        assert_eq!(
+            key.authorization(AuthScheme::Auto).expose_secret(),
+            "Bearer toggl_sk_abc"
+        );
+        assert_eq!(key.sent_as(AuthScheme::Basic), SentAs::BasicToken);
         let c =
             Credentials::from_lookup(env(&[("TOGGL_EMAIL", "a@b.c"), ("TOGGL_PASSWORD", "pw")]))
                 .unwrap();
         assert_eq!(
             c.authorization(AuthScheme::Basic).expose_secret(),
+            "Basic YUBiLmM6cHc="
+        );
+        assert_eq!(
+            c.authorization(AuthScheme::Auto).expose_secret(),
             "Basic YUBiLmM6cHc="
         );
         assert!(matches!(

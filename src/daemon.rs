@@ -227,6 +227,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     let options = SyncOptions {
         allow_mass_delete: false,
         progress: false,
+        prints_report: false,
     };
     let exit = loop {
         let trigger = tokio::select! {

@@ -43,7 +43,10 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
         &Credentials::Token(SecretString::from(options.token.clone())),
     )?;
     let mut store = Store::open(db, &StoreOptions::default())?;
-    let sync_options = SyncOptions::default();
+    let sync_options = SyncOptions {
+        prints_report: true,
+        ..SyncOptions::default()
+    };
 
     crate::outln!(
         "orgmirror demo: a fake organization of {users} users at {}",
@@ -125,7 +128,7 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
 
 fn demo_config(base_url: &str, options: &FakeOptions, db: &Path) -> Result<Config, CommandError> {
     let text = format!(
-        "[api]\nbase_url = {base_url:?}\norganization_id = {}\nworkspace_id = {}\nmax_attempts = 2\ninitial_backoff = \"100ms\"\n\
+        "[api]\nbase_url = {base_url:?}\norganization_id = {}\nworkspace_id = {}\nmax_requests_per_second = 0\nmax_attempts = 2\ninitial_backoff = \"100ms\"\n\
          [database]\npath = {:?}\n",
         options.organization_id,
         options.workspace_id,

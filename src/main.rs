@@ -26,6 +26,10 @@ enum Command {
         /// Accept a pull that would delete more than sync.max_delete_fraction of users or groups.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Also record every answer the API gives (never the credentials) into this new or
+        /// empty directory, for a bug report or `fake-api --replay`.
+        #[arg(long, value_name = "DIR")]
+        capture: Option<PathBuf>,
     },
     /// The daemon: syncs on schedule.cron until SIGTERM/SIGINT (exit 0 after a clean stop;
     /// a second signal abandons a run in progress and exits 1).
@@ -78,8 +82,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validates the config, reaches the API, confirms credentials and organization access.
-    Check,
+    /// Validates the config, reaches the API, confirms credentials and organization access,
+    /// and reports how the API answers (at most five requests).
+    Check {
+        /// One JSON document (the same report) for scripts and bug reports.
+        #[arg(long)]
+        json: bool,
+    },
     /// The whole job end to end with no account: a built-in fake organization, two syncs, what changed.
     Demo {
         /// Where to write the demo database (replaced if it exists).
@@ -103,6 +112,13 @@ enum Command {
         /// The most rows the server returns per page, whatever per_page asks.
         #[arg(long, default_value_t = 200)]
         per_page_cap: usize,
+        /// focus: as the real Focus API is reported to answer (Bearer toggl_sk_ keys, at most
+        /// 100 per page, `data` envelopes, JSON errors); seed: exactly as the reference page shows.
+        #[arg(long, default_value = "focus")]
+        profile: orgmirror::fake::FakeProfile,
+        /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile"])]
+        replay: Option<PathBuf>,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
     #[command(subcommand)]
@@ -138,7 +154,10 @@ fn main() -> ExitCode {
     let config = cli.config.as_deref();
     let result: Result<Exit, CommandError> = runtime.block_on(async {
         match cli.command {
-            Command::Sync { allow_mass_delete } => commands::sync(config, allow_mass_delete).await,
+            Command::Sync {
+                allow_mass_delete,
+                capture,
+            } => commands::sync(config, allow_mass_delete, capture.as_deref()).await,
             Command::Run => orgmirror::daemon::run(config).await,
             Command::Status { json } => orgmirror::status::run(config, json),
             Command::Export { out, csv, force } => {
@@ -156,7 +175,7 @@ fn main() -> ExitCode {
                 entity,
                 json,
             } => orgmirror::changes::run(config, since.as_deref(), until.as_deref(), &entity, json),
-            Command::Check => orgmirror::check::run(config).await,
+            Command::Check { json } => orgmirror::check::run(config, json).await,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
             Command::Bench(args) => bench::run(args).await,
@@ -165,14 +184,31 @@ fn main() -> ExitCode {
             Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
             Command::FakeApi {
                 listen,
+                replay: Some(dir),
+                ..
+            } => match orgmirror::fake::replay::Recording::read(&dir) {
+                Ok(recording) => orgmirror::fake::replay::serve_cli(listen, recording)
+                    .await
+                    .map(|()| Exit::Ok)
+                    .map_err(|e| CommandError::failed(format!("{e:#}"))),
+                Err(e) => Err(CommandError {
+                    exit: Exit::Config,
+                    message: format!("fake-api --replay: {e}"),
+                }),
+            },
+            Command::FakeApi {
+                listen,
                 users,
                 seed,
                 per_page_cap,
+                profile,
+                replay: None,
             } => {
                 let opts = orgmirror::fake::FakeOptions {
                     users,
                     seed,
                     per_page_cap,
+                    profile,
                     ..Default::default()
                 };
                 orgmirror::fake::serve_cli(listen, opts)

@@ -77,6 +77,8 @@ pub struct RunStatus {
     /// Events by entity and op.
     pub events: BTreeMap<String, BTreeMap<String, i64>>,
     pub error: Option<String>,
+    /// Seconds the run waited for its request pacing (`api.max_requests_per_second`).
+    pub pacing_wait_seconds: f64,
     /// A `running` run whose process is gone (killed): the next run marks it failed.
     pub interrupted: bool,
     /// The wall clock the run saw, when it was not past the last committed run's time
@@ -236,6 +238,7 @@ fn run_status(row: SyncRunRow) -> RunStatus {
         error: row.error,
         wall_clock_at: row.wall_clock_at,
         quarantined: row.quarantined,
+        pacing_wait_seconds: row.pacing_wait_ms as f64 / 1000.0,
     }
 }
 
@@ -329,6 +332,11 @@ pub fn render(report: &StatusReport) -> String {
             }
             (None, "running") => "in progress".to_string(),
             (None, _) => events_line(&run.events),
+        };
+        let what = if run.pacing_wait_seconds > 0.0 {
+            format!("{what} (waited {:.1}s for pacing)", run.pacing_wait_seconds)
+        } else {
+            what
         };
         let clock = run
             .wall_clock_at

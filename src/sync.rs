@@ -48,6 +48,9 @@ pub struct SyncOptions {
     pub allow_mass_delete: bool,
     /// Show a progress line per entity on stderr (only when it is a terminal).
     pub progress: bool,
+    /// The caller prints the run's report, error included (`sync`, `demo`): the summary
+    /// event then leaves the error out, so that a person reads it once.
+    pub prints_report: bool,
 }
 
 /// How a run went, committed or not.
@@ -112,7 +115,14 @@ pub async fn run_once(
     client.start_run();
     info!(run_id, at, "sync started");
     let result = pull_and_commit(client, store, config, options, run_id, &at).await;
-    let report = finish(client, store, run_id, started, result)?;
+    let report = finish(
+        client,
+        store,
+        run_id,
+        started,
+        result,
+        options.prints_report,
+    )?;
     crate::replica::after_run(config, &report).await;
     Ok(report)
 }
@@ -229,7 +239,8 @@ pub async fn refresh(
         Ok(counts)
     }
     .await;
-    let report = finish(client, store, run_id, started, result)?;
+    // The group commands print the report.
+    let report = finish(client, store, run_id, started, result, true)?;
     crate::replica::after_run(config, &report).await;
     Ok(report)
 }
@@ -240,9 +251,16 @@ fn finish(
     run_id: i64,
     started: Instant,
     result: Result<BTreeMap<(Entity, &'static str), usize>, SyncError>,
+    printed: bool,
 ) -> Result<RunReport, StoreError> {
     let stats = client.stats();
     let totals = totals_of(&stats);
+    // What the API taught about page sizes holds whether this run succeeded or not.
+    for (list, size) in client.page_sizes() {
+        if let Err(error) = store.remember_page_size(list, size, &now_utc()) {
+            warn!(run_id, list, size, %error, "could not remember the page size the API accepted");
+        }
+    }
     let mut report = RunReport {
         run_id,
         committed: false,
@@ -308,7 +326,7 @@ fn finish(
                 quota_remaining = report.quota_remaining,
                 events_written = report.events_written(),
                 events = ?events,
-                error = report.error.as_deref(),
+                error = report.error.as_deref().filter(|_| !printed),
                 "sync finished"
             )
         };
@@ -324,6 +342,7 @@ fn finish(
 
 fn totals_of(stats: &RequestStats) -> RunTotals {
     RunTotals {
+        pacing_wait_ms: i64::try_from(stats.pacing_wait.as_millis()).unwrap_or(i64::MAX),
         requests: i64::from(stats.requests),
         quota_remaining: stats.quota.and_then(|q| q.remaining),
         quota_resets_at: stats
@@ -386,6 +405,10 @@ async fn pull_and_commit(
                 resets_at_unix,
             });
         }
+    }
+    // Page sizes the API refused in earlier runs are not asked again.
+    for (list, size) in store.page_sizes()? {
+        client.remember_page_size(&list, size);
     }
     let expected = store
         .last_full_run_requests()?
@@ -459,6 +482,7 @@ async fn pull(
         rows: roles.len(),
         requests: client.stats().requests,
         quota_remaining: client.stats().quota.and_then(|q| q.remaining),
+        pacing_wait: client.stats().pacing_wait,
     });
     snapshot.add_roles(roles)?;
     // Pages go straight into the snapshot: the raw rows of the whole org are never held.
@@ -671,9 +695,14 @@ impl ProgressLine {
             .quota_remaining
             .map(|q| format!(", {q} requests left this hour"))
             .unwrap_or_default();
+        let paced = if p.pacing_wait.is_zero() {
+            String::new()
+        } else {
+            format!(", {:.0}s waiting for pacing", p.pacing_wait.as_secs_f64())
+        };
         let _ = write!(
             err,
-            "\r{:<6} page {:>4}, {:>7} rows, {} requests{left}\x1b[K",
+            "\r{:<6} page {:>4}, {:>7} rows, {} requests{left}{paced}\x1b[K",
             p.entity, p.page, p.rows, p.requests
         );
         let _ = err.flush();

@@ -16,13 +16,28 @@ use serde_json::value::RawValue;
 use super::models::KnownFields;
 use super::WithUnknown;
 
-/// Which envelope a list endpoint wraps its rows in.
+/// How a list answer wrapped its rows. Every list endpoint accepts each of them: the
+/// seed shows `items` (users, roles, groups/me) and `data` (teams), clients of the real
+/// API report `{"page", "per_page", "data"}`, and a bare array costs nothing to accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Envelope {
-    /// `{"items": [...]}` (users, roles, my groups).
+    /// `{"items": [...]}`.
     Items,
-    /// `{"data": [...], "page": n, "rows": n, "total": n}` (teams).
+    /// `{"data": [...]}`, with or without `page`, `per_page`, `rows`, `total`.
     Data,
+    /// `[...]`.
+    Bare,
+}
+
+impl Envelope {
+    /// `items`, `data` or `array`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Envelope::Items => "items",
+            Envelope::Data => "data",
+            Envelope::Bare => "array",
+        }
+    }
 }
 
 /// One decoded page of a list.
@@ -30,12 +45,16 @@ pub enum Envelope {
 pub struct DecodedPage<T> {
     /// The rows, in the order the server sent them.
     pub items: Vec<WithUnknown<T>>,
-    /// The `total` the teams envelope announces (None for `items` lists).
+    /// The `total` the body announces (the rows of the whole list), when it does.
     pub total: Option<i64>,
     /// Items whose `id` could be read but whose body could not, as (id, why). Each is in
     /// `items` as its model's [`KnownFields::stand_in`] (so paging counts it), which the
     /// caller must not take for the record.
     pub quarantined: Vec<(i64, String)>,
+    /// The `per_page` the body echoes, when it does.
+    pub per_page: Option<i64>,
+    /// How the rows were wrapped.
+    pub envelope: Envelope,
 }
 
 /// Only the `id` of an item (every other field skipped unread, so a number out of range
@@ -45,27 +64,35 @@ struct IdOnly {
     id: Option<i64>,
 }
 
+/// An object envelope: the list under `items` or `data`, and paging fields read leniently
+/// (a number, a numeric string, or ignored).
 #[derive(Deserialize)]
-struct ItemsEnvelope<'a> {
-    #[serde(borrow, deserialize_with = "nullable_list")]
-    items: Vec<&'a RawValue>,
+struct ObjectEnvelope<'a> {
+    #[serde(borrow, default, deserialize_with = "present_list")]
+    items: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default, deserialize_with = "present_list")]
+    data: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    total: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    per_page: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct DataEnvelope<'a> {
-    #[serde(borrow, deserialize_with = "nullable_list")]
-    data: Vec<&'a RawValue>,
-    #[serde(default)]
-    total: Option<i64>,
-}
-
-/// The list field must be present; `null` means an empty list (the page promises nothing).
-fn nullable_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+/// A list field that is present: `null` means an empty list (the page promises nothing).
+fn present_list<'de, D>(deserializer: D) -> Result<Option<Vec<&'de RawValue>>, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de>,
 {
-    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+    Ok(Some(
+        Option::<Vec<&'de RawValue>>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
+}
+
+/// A count as a server may send it: `12`, `"12"`; anything else is no count.
+fn lenient_count(raw: Option<&RawValue>) -> Option<i64> {
+    let text = raw?.get().trim();
+    let text = text.trim_matches('"').trim();
+    text.parse::<i64>().ok().filter(|n| *n >= 0)
 }
 
 /// Pages with at least this many items are decoded by two threads.
@@ -75,17 +102,37 @@ const SPLIT_FROM: usize = 64;
 /// index on the page (`item 17: invalid type: …`); the caller adds endpoint and page.
 /// A large page's items are decoded in two halves at once (a re-sync is CPU-bound on
 /// decoding, and the pull has the machine's other core to itself between writes).
-pub fn decode_page<T>(body: &[u8], envelope: Envelope) -> Result<DecodedPage<T>, String>
+pub fn decode_page<T>(body: &[u8]) -> Result<DecodedPage<T>, String>
 where
     T: DeserializeOwned + KnownFields + Send,
 {
-    let (raw, total) = match envelope {
-        Envelope::Items => serde_json::from_slice::<ItemsEnvelope>(body)
-            .map(|e| (e.items, None))
-            .map_err(|e| envelope_error(body, &e))?,
-        Envelope::Data => serde_json::from_slice::<DataEnvelope>(body)
-            .map(|e| (e.data, e.total))
-            .map_err(|e| envelope_error(body, &e))?,
+    let bare = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'[');
+    let (raw, total, per_page, envelope) = if bare {
+        let rows =
+            serde_json::from_slice::<Vec<&RawValue>>(body).map_err(|e| envelope_error(body, &e))?;
+        (rows, None, None, Envelope::Bare)
+    } else {
+        let e =
+            serde_json::from_slice::<ObjectEnvelope>(body).map_err(|e| envelope_error(body, &e))?;
+        let (rows, envelope) = match (e.items, e.data) {
+            (Some(rows), _) => (rows, Envelope::Items),
+            (None, Some(rows)) => (rows, Envelope::Data),
+            (None, None) => {
+                return Err(format!(
+                    "the list is in neither `items` nor `data` (nor a bare array); the body starts with: {}",
+                    super::transport::body_excerpt(body, 120)
+                ))
+            }
+        };
+        (
+            rows,
+            lenient_count(e.total),
+            lenient_count(e.per_page),
+            envelope,
+        )
     };
     type Half<T> = (Vec<WithUnknown<T>>, Vec<(i64, String)>);
     let decode = |first: usize, items: &[&RawValue]| -> Result<Half<T>, String> {
@@ -117,6 +164,8 @@ where
             items,
             total,
             quarantined,
+            per_page,
+            envelope,
         });
     }
     let (front, back) = raw.split_at(raw.len() / 2);
@@ -142,6 +191,8 @@ where
         items,
         total,
         quarantined,
+        per_page,
+        envelope,
     })
 }
 
@@ -335,7 +386,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_canonical_json() {
         let body = br#"{"items":[{"id":1,"name":"A","zeta":{"b":1,"a":[{"y":2,"x":1}]},"alpha":null},{"id":2}]}"#;
-        let page = decode_page::<OrganizationUser>(body, Envelope::Items).unwrap();
+        let page = decode_page::<OrganizationUser>(body).unwrap();
         assert_eq!(page.items.len(), 2);
         assert_eq!(page.items[0].0.id, Some(1));
         assert_eq!(page.items[0].0.name.as_deref(), Some("A"));
@@ -349,7 +400,7 @@ mod tests {
     #[test]
     fn escaped_keys_are_compared_decoded() {
         let body = br#"{"items":[{"i\u0064":5,"n\u00e9w":1}]}"#;
-        let page = decode_page::<OrganizationUser>(body, Envelope::Items).unwrap();
+        let page = decode_page::<OrganizationUser>(body).unwrap();
         assert_eq!(page.items[0].0.id, Some(5));
         assert_eq!(page.items[0].1.as_deref(), Some("{\"n\u{e9}w\":1}"));
     }
@@ -357,22 +408,69 @@ mod tests {
     #[test]
     fn errors_name_the_item() {
         let body = br#"{"items":[{"id":1},{"id":"abc"}]}"#;
-        let err = decode_page::<OrganizationUser>(body, Envelope::Items).unwrap_err();
+        let err = decode_page::<OrganizationUser>(body).unwrap_err();
         assert!(
             err.starts_with("item 1: invalid type: string \"abc\", expected i64"),
             "{err}"
         );
-        let err = decode_page::<OrganizationUser>(
-            b"<html><body>Bad gateway</body></html>",
-            Envelope::Items,
-        )
-        .unwrap_err();
+        let err =
+            decode_page::<OrganizationUser>(b"<html><body>Bad gateway</body></html>").unwrap_err();
         assert!(
             err.contains("not JSON") && err.contains("Bad gateway"),
             "{err}"
         );
-        let err = decode_page::<OrganizationUser>(b"{}", Envelope::Items).unwrap_err();
-        assert!(err.contains("missing field `items`"), "{err}");
+        let err = decode_page::<OrganizationUser>(b"{}").unwrap_err();
+        assert!(err.contains("neither `items` nor `data`"), "{err}");
+    }
+
+    /// Every list endpoint reads every envelope; the paging fields are read leniently.
+    #[test]
+    fn every_envelope_is_read() {
+        // (body, envelope, total, per_page)
+        type Case = (&'static [u8], Envelope, Option<i64>, Option<i64>);
+        let cases: [Case; 6] = [
+            (
+                br#"{"items":[{"id":1},{"id":2}]}"#,
+                Envelope::Items,
+                None,
+                None,
+            ),
+            (
+                br#"{"data":[{"id":1},{"id":2}]}"#,
+                Envelope::Data,
+                None,
+                None,
+            ),
+            (
+                br#"{"page":1,"per_page":100,"data":[{"id":1},{"id":2}]}"#,
+                Envelope::Data,
+                None,
+                Some(100),
+            ),
+            (
+                br#"{"data":[{"id":1},{"id":2}],"page":1,"rows":2,"total":"7"}"#,
+                Envelope::Data,
+                Some(7),
+                None,
+            ),
+            (br#" [{"id":1},{"id":2}]"#, Envelope::Bare, None, None),
+            (
+                br#"{"items":[{"id":1},{"id":2}],"total":2.5}"#,
+                Envelope::Items,
+                None,
+                None,
+            ),
+        ];
+        for (body, envelope, total, per_page) in cases {
+            let page = decode_page::<OrganizationUser>(body).unwrap();
+            let ids: Vec<_> = page.items.iter().map(|(u, _)| u.id).collect();
+            assert_eq!(ids, [Some(1), Some(2)], "{}", String::from_utf8_lossy(body));
+            assert_eq!(page.envelope, envelope);
+            assert_eq!(page.total, total);
+            assert_eq!(page.per_page, per_page);
+        }
+        let page = decode_page::<Team>(br#"{"data":null}"#).unwrap();
+        assert!(page.items.is_empty());
     }
 
     #[test]
@@ -381,25 +479,22 @@ mod tests {
             .map(|i| format!(r#"{{"id":{i},"x{i}":1}}"#))
             .collect();
         let body = |items: &[String]| format!(r#"{{"items":[{}]}}"#, items.join(","));
-        let page =
-            decode_page::<OrganizationUser>(body(&items).as_bytes(), Envelope::Items).unwrap();
+        let page = decode_page::<OrganizationUser>(body(&items).as_bytes()).unwrap();
         let ids: Vec<i64> = page.items.iter().filter_map(|(u, _)| u.id).collect();
         assert_eq!(ids, (0..150).collect::<Vec<i64>>());
         assert_eq!(page.items[120].1.as_deref(), Some(r#"{"x120":1}"#));
         let mut bad = items.clone();
         bad[130] = r#"{"id":"x"}"#.to_string();
-        let err =
-            decode_page::<OrganizationUser>(body(&bad).as_bytes(), Envelope::Items).unwrap_err();
+        let err = decode_page::<OrganizationUser>(body(&bad).as_bytes()).unwrap_err();
         assert!(err.starts_with("item 130: invalid type"), "{err}");
         bad[10] = r#"{"id":[]}"#.to_string();
-        let err =
-            decode_page::<OrganizationUser>(body(&bad).as_bytes(), Envelope::Items).unwrap_err();
+        let err = decode_page::<OrganizationUser>(body(&bad).as_bytes()).unwrap_err();
         assert!(err.starts_with("item 10: invalid type"), "{err}");
     }
 
     #[test]
     fn null_list_is_empty_and_total_is_read() {
-        let page = decode_page::<Team>(br#"{"data":null,"total":0}"#, Envelope::Data).unwrap();
+        let page = decode_page::<Team>(br#"{"data":null,"total":0}"#).unwrap();
         assert!(page.items.is_empty());
         assert_eq!(page.total, Some(0));
     }
@@ -433,8 +528,8 @@ mod tests {
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = decode_page::<OrganizationUser>(&bytes, Envelope::Items);
-            let _ = decode_page::<Team>(&bytes, Envelope::Data);
+            let _ = decode_page::<OrganizationUser>(&bytes);
+            let _ = decode_page::<Team>(&bytes);
         }
 
         /// Whatever the mix of keys, the unknown fields kept are exactly the top-level keys
@@ -477,8 +572,8 @@ mod tests {
                 _ => value,
             };
             let bytes = serde_json::to_vec(&value).unwrap();
-            let _ = decode_page::<OrganizationUser>(&bytes, Envelope::Items);
-            let _ = decode_page::<Team>(&bytes, Envelope::Data);
+            let _ = decode_page::<OrganizationUser>(&bytes);
+            let _ = decode_page::<Team>(&bytes);
         }
     }
 
@@ -489,7 +584,7 @@ mod tests {
             {"id": 2, "rate": {"hourly_rate": 1e309}},
             {"id": 3, "working_hours": "NaN"}
         ]}"#;
-        let page = decode_page::<OrganizationUser>(body, Envelope::Items).unwrap();
+        let page = decode_page::<OrganizationUser>(body).unwrap();
         let ids: Vec<Option<i64>> = page.items.iter().map(|(u, _)| u.id).collect();
         assert_eq!(ids, vec![Some(1), Some(2), Some(3)]);
         let quarantined: Vec<i64> = page.quarantined.iter().map(|(id, _)| *id).collect();
@@ -501,6 +596,6 @@ mod tests {
         );
         // Without a readable id the item still fails the page.
         let body = br#"{"items": [{"id": "two", "working_hours": "NaN"}]}"#;
-        assert!(decode_page::<OrganizationUser>(body, Envelope::Items).is_err());
+        assert!(decode_page::<OrganizationUser>(body).is_err());
     }
 }

@@ -17,9 +17,11 @@
 //! **Secrets never leave this module**: the `Authorization` header is marked sensitive,
 //! and error texts built from server answers are scrubbed of the credentials.
 
+pub mod capture;
 mod decode;
 pub mod models;
 pub mod paging;
+pub mod probe;
 mod transport;
 
 #[cfg(test)]
@@ -35,13 +37,14 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use tracing::warn;
 
-use crate::config::{ApiConfig, Credentials};
+use crate::config::{ApiConfig, Credentials, SentAs};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
 use models::{Group, GroupRef, GroupWrite, KnownFields, OrganizationUser, Role, Team};
-use paging::{HasId, Next, PageError, Pager};
+use paging::{Announced, HasId, Next, PageError, Pager};
 pub use transport::MAX_QUOTA_RESET;
-use transport::{Query, Request};
+use transport::{Answer, Query, Request};
 
 /// Where a request went, for error messages: `GET /organizations/1/users page 3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,19 +70,28 @@ impl std::fmt::Display for Endpoint {
 /// A request that did not give a usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401/403: the credentials are wrong or lack access. Never retried.
-    #[error("{endpoint}: HTTP {status}: access denied — the credentials were refused or may not see this organization; check the API token (or e-mail and password), api.organization_id and api.workspace_id, and that this user may see organization data: {body}")]
+    /// 401/403: the credentials are wrong or lack access. Never retried. One short
+    /// message: how the credentials went out and what to try next.
+    #[error("{endpoint}: HTTP {status}, credentials sent as {sent_as}: {}", auth_advice(*.status, *.sent_as, *.focus_key))]
     Auth {
         endpoint: Endpoint,
         status: u16,
+        /// What the server said (its `error_description`, or the text).
         body: String,
+        sent_as: SentAs,
+        /// The token looks like a Focus API key (`toggl_sk_…`).
+        focus_key: bool,
     },
-    /// Any other non-2xx answer (after retries, for 5xx/429).
-    #[error("{endpoint}: HTTP {status}: {body}")]
+    /// Any other non-2xx answer (after retries, for 5xx/429). A JSON error body reads
+    /// `HTTP 400 validation: <description> (trace_id …)`.
+    #[error("{endpoint}: HTTP {status}{}", describe_error(.json.as_deref(), .body))]
     Status {
         endpoint: Endpoint,
         status: u16,
+        /// The server's description (`error_description`), or its text.
         body: String,
+        /// The rest of a JSON error body.
+        json: Option<Box<ErrorParts>>,
     },
     /// Connection refused, reset, DNS, TLS… (after retries).
     #[error("{endpoint}: {message}")]
@@ -123,6 +135,43 @@ pub enum ApiError {
     Paging { endpoint: Endpoint, message: String },
 }
 
+/// What to try after a 401 or 403, by how the credentials went out.
+fn auth_advice(status: u16, sent_as: SentAs, focus_key: bool) -> &'static str {
+    match (status, sent_as) {
+        (401, SentAs::Bearer) => "the key was refused; check TOGGL_API_TOKEN and api.base_url",
+        (401, SentAs::BasicToken) if focus_key => {
+            "a toggl_sk_ key goes as Bearer: set api.auth_scheme = \"auto\""
+        }
+        (401, SentAs::BasicToken) => "use a Focus API key (toggl_sk_…, sent as Bearer)",
+        (401, SentAs::BasicLogin) => "check TOGGL_EMAIL and TOGGL_PASSWORD, or use a Focus API key",
+        _ => "check the credentials, api.organization_id and api.workspace_id",
+    }
+}
+
+/// What a JSON error body says beside its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorParts {
+    /// The `error` word (`validation`, `not_found`…), when there is one.
+    pub error: Option<String>,
+    /// The `trace_id`, which the API's support asks for.
+    pub trace_id: Option<String>,
+}
+
+/// ` validation: <description> (trace_id …)` for a JSON error body, `: <text>` otherwise.
+fn describe_error(json: Option<&ErrorParts>, body: &str) -> String {
+    let word = json.and_then(|j| j.error.as_deref());
+    let mut text = match (word, body.is_empty()) {
+        (Some(word), true) => format!(" {word}"),
+        (Some(word), false) => format!(" {word}: {body}"),
+        (None, true) => String::new(),
+        (None, false) => format!(": {body}"),
+    };
+    if let Some(trace) = json.and_then(|j| j.trace_id.as_deref()) {
+        text.push_str(&format!(" (trace_id {trace})"));
+    }
+    text
+}
+
 /// The request quota as the last response announced it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaSeen {
@@ -143,6 +192,8 @@ pub struct RequestStats {
     pub retries: u32,
     /// Time spent waiting for the quota to reset.
     pub quota_wait: Duration,
+    /// Time spent waiting for the request pacing (`api.max_requests_per_second`).
+    pub pacing_wait: Duration,
 }
 
 /// What a paged pull reports after each page (for progress lines).
@@ -158,6 +209,8 @@ pub struct PageProgress {
     pub requests: u32,
     /// The quota left as the last answer announced it.
     pub quota_remaining: Option<i64>,
+    /// Time this run has waited for its request pacing so far.
+    pub pacing_wait: Duration,
 }
 
 /// A list item whose `id` could be read but whose body could not (a rate of `1e309`, a
@@ -195,7 +248,14 @@ pub struct Client {
     quota_margin: Duration,
     /// Credential strings scrubbed from error texts.
     secrets: Vec<SecretString>,
+    /// How the credentials go out, for the message of a refusal.
+    sent_as: SentAs,
+    focus_key: bool,
+    /// At most `api.max_requests_per_second`, one at a time (`None`: no pacing).
+    pacer: Option<governor::DefaultDirectRateLimiter>,
     state: Mutex<State>,
+    /// Where every answer is recorded as well (`sync --capture`, `check`).
+    recorder: Option<std::sync::Arc<capture::Recorder>>,
 }
 
 /// Per-run counters and what the client has learned about the server.
@@ -205,6 +265,7 @@ struct State {
     retries: u32,
     quota_wait: Duration,
     retry_wait: Duration,
+    pacing_wait: Duration,
     quota: Option<QuotaSeen>,
     /// The precise reset time behind `quota.resets_at_unix`.
     reset_at: Option<SystemTime>,
@@ -212,6 +273,12 @@ struct State {
     teams: PageSizes,
     /// Items quarantined this run, in the order met.
     quarantined: Vec<Quarantined>,
+    /// The page size the API accepted per list (`users`, `teams`) after refusing a larger
+    /// one: known across runs (seeded from the database), never larger than asked.
+    page_size: std::collections::BTreeMap<&'static str, u32>,
+    /// Some request of this client had a 2xx answer (a 404 before that may be a base URL
+    /// without `/api`).
+    answered: bool,
 }
 
 /// What the pulls of one entity have shown about the server's page size.
@@ -228,10 +295,13 @@ impl PageSizes {
         }
     }
 
-    /// Ids per by-id request: at most 100, and no more than the server's cap.
-    fn batch(&self) -> usize {
+    /// Ids per by-id request: at most 100, no more than the server's cap, and no more
+    /// than the page size it accepts (`accepted`).
+    fn batch(&self, accepted: Option<u32>) -> usize {
+        let accepted = accepted.map_or(MAX_IDS_PER_REQUEST, |a| a as usize);
         self.cap
             .unwrap_or(MAX_IDS_PER_REQUEST)
+            .min(accepted)
             .clamp(1, MAX_IDS_PER_REQUEST)
     }
 }
@@ -243,6 +313,17 @@ impl std::fmt::Debug for Client {
             .field("organization_id", &self.organization_id)
             .finish_non_exhaustive()
     }
+}
+
+/// A rate limiter letting one request through every `1 / per_second` seconds, with no
+/// burst: requests are spaced, not bunched (`None` for 0: no pacing).
+fn pacer(per_second: f64) -> Option<governor::DefaultDirectRateLimiter> {
+    if !(per_second.is_finite() && per_second > 0.0) {
+        return None;
+    }
+    let period = Duration::try_from_secs_f64(1.0 / per_second).ok()?;
+    let quota = governor::Quota::with_period(period)?.allow_burst(std::num::NonZeroU32::MIN);
+    Some(governor::RateLimiter::direct(quota))
 }
 
 /// Ids asked for in one by-id request at most.
@@ -304,7 +385,11 @@ impl Client {
             max_pages: api.max_pages.max(1),
             quota_margin: Duration::from_secs(1),
             secrets,
+            sent_as: credentials.sent_as(api.auth_scheme),
+            focus_key: credentials.is_focus_key(),
+            pacer: pacer(api.max_requests_per_second),
             state: Mutex::new(State::default()),
+            recorder: None,
         })
     }
 
@@ -326,6 +411,7 @@ impl Client {
             s.retries = 0;
             s.quota_wait = Duration::ZERO;
             s.retry_wait = Duration::ZERO;
+            s.pacing_wait = Duration::ZERO;
             s.users = PageSizes::default();
             s.teams = PageSizes::default();
             s.quarantined.clear();
@@ -338,6 +424,34 @@ impl Client {
         self.with_state(|s| s.quarantined.clone())
     }
 
+    /// The page size a pull of `entity` asks for: `api.per_page`, or less when the API
+    /// refused more.
+    fn page_size_for(&self, entity: &str) -> u32 {
+        let accepted = self.with_state(|s| s.page_size.get(entity).copied());
+        accepted
+            .map_or(self.per_page, |a| a.min(self.per_page))
+            .max(1)
+    }
+
+    /// The page sizes the API accepted after refusing larger ones, per list (`users`,
+    /// `teams`): what the store remembers for the next run.
+    pub fn page_sizes(&self) -> Vec<(&'static str, u32)> {
+        self.with_state(|s| s.page_size.iter().map(|(k, v)| (*k, *v)).collect())
+    }
+
+    /// Primes a page size the API accepted in an earlier run (from the database), so that
+    /// a refused size is never asked again. Lists other than `users` and `teams` are ignored.
+    pub fn remember_page_size(&self, entity: &str, size: u32) {
+        let entity = match entity {
+            "users" => "users",
+            "teams" => "teams",
+            _ => return,
+        };
+        self.with_state(|s| {
+            s.page_size.insert(entity, size.max(1));
+        });
+    }
+
     /// The counters of the current run and the last quota seen.
     pub fn stats(&self) -> RequestStats {
         self.with_state(|s| RequestStats {
@@ -345,6 +459,7 @@ impl Client {
             quota: s.quota,
             retries: s.retries,
             quota_wait: s.quota_wait,
+            pacing_wait: s.pacing_wait,
         })
     }
 
@@ -381,16 +496,16 @@ impl Client {
     /// `GET /organizations/{id}/roles`.
     pub async fn roles(&self) -> Result<Vec<WithUnknown<Role>>, ApiError> {
         let req = self.request(Method::GET, "GET", "/roles", Query::default(), None);
-        let body = self.send(&req).await?;
-        self.decode_list::<Role>(&req, &body, Envelope::Items)
+        let answer = self.send(&req).await?;
+        self.decode_list::<Role>(&req, &answer.body)
             .map(|p| p.items)
     }
 
     /// `GET /organizations/{id}/groups/me`: the groups the credentials' user belongs to.
     pub async fn my_groups(&self) -> Result<Vec<GroupRef>, ApiError> {
         let req = self.request(Method::GET, "GET", "/groups/me", Query::default(), None);
-        let body = self.send(&req).await?;
-        let page = self.decode_list::<GroupRef>(&req, &body, Envelope::Items)?;
+        let answer = self.send(&req).await?;
+        let page = self.decode_list::<GroupRef>(&req, &answer.body)?;
         Ok(page.items.into_iter().map(|(group, _)| group).collect())
     }
 
@@ -402,7 +517,7 @@ impl Client {
         req.body = Some(encode_body(&req, body)?);
         req.retry_failures = false;
         let answer = self.send(&req).await?;
-        Ok(serde_json::from_slice::<Group>(&answer).ok())
+        Ok(serde_json::from_slice::<Group>(&answer.body).ok())
     }
 
     /// `PUT /organizations/{id}/groups/{group_id}`. A 2xx is the write done: the updated
@@ -417,7 +532,7 @@ impl Client {
         let mut req = self.request(Method::PUT, "PUT", &path, Query::default(), None);
         req.body = Some(encode_body(&req, body)?);
         let answer = self.send(&req).await?;
-        Ok(serde_json::from_slice::<Group>(&answer).ok())
+        Ok(serde_json::from_slice::<Group>(&answer.body).ok())
     }
 
     /// `DELETE /organizations/{id}/groups/{group_id}?workspace_id=…`. Not repeated
@@ -456,8 +571,14 @@ impl Client {
     ) -> Result<(), ApiError> {
         let spec = self.teams_spec(&[]);
         let mut pager = Pager::streaming();
-        self.pull(&spec, self.per_page, &mut pager, progress, each)
-            .await?;
+        self.pull(
+            &spec,
+            self.page_size_for("teams"),
+            &mut pager,
+            progress,
+            each,
+        )
+        .await?;
         self.with_state(|s| s.teams.learn(&pager));
         Ok(())
     }
@@ -493,8 +614,14 @@ impl Client {
     ) -> Result<(), ApiError> {
         let spec = self.users_spec(Query::default(), include_rates, include_working_hours);
         let mut pager = Pager::streaming();
-        self.pull(&spec, self.per_page, &mut pager, progress, each)
-            .await?;
+        self.pull(
+            &spec,
+            self.page_size_for("users"),
+            &mut pager,
+            progress,
+            each,
+        )
+        .await?;
         self.with_state(|s| s.users.learn(&pager));
         Ok(())
     }
@@ -509,7 +636,7 @@ impl Client {
         include_working_hours: bool,
     ) -> Result<Vec<WithUnknown<OrganizationUser>>, ApiError> {
         let sizes = self.with_state(|s| s.users);
-        self.by_ids(ids, sizes, "org_user_ids[]", |batch| {
+        self.by_ids(ids, sizes, "users", "org_user_ids[]", |batch| {
             let mut query = Query::default();
             for id in batch {
                 query.push("org_user_ids[]", id);
@@ -523,18 +650,10 @@ impl Client {
     /// [`Client::users_by_ids`].
     pub async fn teams_by_ids(&self, ids: &[i64]) -> Result<Vec<WithUnknown<Team>>, ApiError> {
         let sizes = self.with_state(|s| s.teams);
-        self.by_ids(ids, sizes, "group_ids[]", |batch| self.teams_spec(batch))
-            .await
-    }
-
-    /// The first row of the teams list, one request: whether `api.workspace_id` lets this
-    /// user list the groups (`check`). Returns the `total` the server announced.
-    pub async fn teams_probe(&self) -> Result<Option<i64>, ApiError> {
-        let spec = self.teams_spec(&[]);
-        let req = self.page_request(&spec, 1, 1)?;
-        let body = self.send(&req).await?;
-        let decoded = self.decode_list::<Team>(&req, &body, spec.envelope)?;
-        Ok(decoded.total)
+        self.by_ids(ids, sizes, "teams", "group_ids[]", |batch| {
+            self.teams_spec(batch)
+        })
+        .await
     }
 
     /// Asks for `ids` in batches through the list whose filter `spec_for` builds.
@@ -542,6 +661,7 @@ impl Client {
         &self,
         ids: &[i64],
         sizes: PageSizes,
+        entity: &'static str,
         filter: &'static str,
         spec_for: impl Fn(&[i64]) -> ListSpec,
     ) -> Result<Vec<WithUnknown<T>>, ApiError>
@@ -549,7 +669,8 @@ impl Client {
         T: DeserializeOwned + KnownFields + HasId + Send,
     {
         let mut found = Vec::new();
-        for batch in batches(ids, sizes.batch()) {
+        let accepted = self.with_state(|s| s.page_size.get(entity).copied());
+        for batch in batches(ids, sizes.batch(accepted)) {
             let spec = spec_for(&batch);
             let mut pager = Pager::for_ids(&batch, filter);
             self.pull(
@@ -576,7 +697,6 @@ impl Client {
             entity: "users",
             path: "/users",
             query,
-            envelope: Envelope::Items,
         }
     }
 
@@ -590,7 +710,6 @@ impl Client {
             entity: "teams",
             path: "/teams",
             query,
-            envelope: Envelope::Data,
         }
     }
 
@@ -606,13 +725,18 @@ impl Client {
     where
         T: DeserializeOwned + KnownFields + HasId + Send,
     {
-        let mut page: u32 = 1;
-        let mut req = self.page_request(spec, per_page, page)?;
-        let mut body = self.send(&req).await?;
+        let mut current = self.send_page(spec, per_page, 1).await?;
         loop {
-            let decoded = self.decode_list::<T>(&req, &body, spec.envelope)?;
+            let PageAnswer {
+                req,
+                answer,
+                page,
+                size,
+            } = current;
+            let decoded = self.decode_list::<T>(&req, &answer.body)?;
+            let announced = announced(&decoded, &answer);
             let next = pager
-                .accept(page, decoded.items, decoded.total)
+                .accept_announced(page, decoded.items, announced)
                 .map_err(|e| match e {
                     PageError::Decode(message) => ApiError::Decode {
                         endpoint: req.endpoint(),
@@ -628,9 +752,8 @@ impl Client {
             }
             // The next page is needed whatever this one holds: ask for it first, so the
             // server builds it while this one is handed over.
-            let next_req = self.page_request(spec, per_page, page + 1)?;
-            body = {
-                let mut fetch = std::pin::pin!(self.send(&next_req));
+            current = {
+                let mut fetch = std::pin::pin!(self.send_page(spec, size, page + 1));
                 let early = start(&mut fetch).await;
                 self.hand_over(spec, &req, page, pager, progress, each)?;
                 match early {
@@ -638,8 +761,57 @@ impl Client {
                     None => fetch.await?,
                 }
             };
-            req = next_req;
-            page += 1;
+            if current.size != size {
+                // Pages of another size: the next one says nothing about the end.
+                pager.page_size_changed();
+            }
+        }
+    }
+
+    /// Sends page `page` of a list at `size` rows. A 400 that refuses the page size is
+    /// not a failure: the same rows are asked again at the largest size that can pass
+    /// (100, then halving), the size accepted is used from then on (this run and, through
+    /// [`Client::page_sizes`], the next ones), and one warning says so.
+    async fn send_page(
+        &self,
+        spec: &ListSpec,
+        size: u32,
+        page: u32,
+    ) -> Result<PageAnswer, ApiError> {
+        let (asked, mut size, mut page) = (size, size, page);
+        loop {
+            let req = self.page_request(spec, size, page)?;
+            match self.send(&req).await {
+                Ok(answer) => {
+                    if size != asked {
+                        warn!(
+                            endpoint = %req.endpoint(),
+                            refused = asked,
+                            accepted = size,
+                            "the API refused the page size; asking {size} rows a page from now on (remembered in the database)"
+                        );
+                    }
+                    return Ok(PageAnswer {
+                        req,
+                        answer,
+                        page,
+                        size,
+                    });
+                }
+                Err(e) if refuses_page_size(&e) => {
+                    let offset = u64::from(page - 1) * u64::from(size);
+                    let Some(smaller) = smaller_page_size(size, offset) else {
+                        return Err(e);
+                    };
+                    page = u32::try_from(offset / u64::from(smaller) + 1).map_err(|_| e)?;
+                    size = smaller;
+                    self.with_state(|s| {
+                        let known = s.page_size.entry(spec.entity).or_insert(size);
+                        *known = (*known).min(size);
+                    });
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -684,22 +856,18 @@ impl Client {
             rows: pager.collected(),
             requests: stats.requests,
             quota_remaining: stats.quota.and_then(|q| q.remaining),
+            pacing_wait: stats.pacing_wait,
         });
         Ok(())
     }
 
     /// Decodes a list body; the error names the endpoint, page and item. Items it
     /// quarantined are remembered for the run ([`Client::quarantined`]).
-    fn decode_list<T>(
-        &self,
-        req: &Request,
-        body: &[u8],
-        envelope: Envelope,
-    ) -> Result<DecodedPage<T>, ApiError>
+    fn decode_list<T>(&self, req: &Request, body: &[u8]) -> Result<DecodedPage<T>, ApiError>
     where
         T: DeserializeOwned + KnownFields + Send,
     {
-        let decoded = decode_page::<T>(body, envelope).map_err(|message| ApiError::Decode {
+        let decoded = decode_page::<T>(body).map_err(|message| ApiError::Decode {
             endpoint: req.endpoint(),
             message: self.redact(message),
         })?;
@@ -748,7 +916,70 @@ struct ListSpec {
     entity: &'static str,
     path: &'static str,
     query: Query,
-    envelope: Envelope,
+}
+
+/// The Track v9 paging headers: the rows of the whole list, and its pages.
+const X_RECORDS: &str = "x-records";
+const X_PAGES: &str = "x-pages";
+
+/// A count in a header (`X-Records: 1234`), when it is one.
+fn header_count(headers: &HeaderMap, name: &str) -> Option<i64> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+}
+
+/// What a page's answer announces about the whole list: `total` in the body, else
+/// `X-Records`; `X-Pages`.
+fn announced<T>(decoded: &DecodedPage<T>, answer: &Answer) -> Announced {
+    Announced {
+        total: decoded
+            .total
+            .or_else(|| header_count(&answer.headers, X_RECORDS)),
+        pages: header_count(&answer.headers, X_PAGES),
+    }
+}
+
+/// Whether a 400 is the server refusing the page size (the Go validator names
+/// `Pagination.PerPage`; other servers say `per_page` or `page size`).
+fn refuses_page_size(error: &ApiError) -> bool {
+    let ApiError::Status {
+        status: 400, body, ..
+    } = error
+    else {
+        return false;
+    };
+    let squeezed: String = body
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    squeezed.contains("perpage") || squeezed.contains("pagesize")
+}
+
+/// The largest page size that can pass after `size` was refused: 100, then halving; it
+/// must divide `offset` (the rows before the page asked for), so that the same rows
+/// follow. `None` when there is nothing smaller to ask.
+fn smaller_page_size(size: u32, offset: u64) -> Option<u32> {
+    let mut candidate = if size > 100 { 100 } else { size / 2 };
+    while candidate > 0 && offset % u64::from(candidate) != 0 {
+        candidate -= 1;
+    }
+    (candidate > 0).then_some(candidate)
+}
+
+/// A page's answer with the page number and size it was asked at (a page-size refusal
+/// may have changed both).
+struct PageAnswer {
+    req: Request,
+    answer: Answer,
+    page: u32,
+    size: u32,
 }
 
 /// Splits `ids` (sorted, deduplicated) into requests of `size` ids.
@@ -807,4 +1038,71 @@ async fn start<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
         Poll::Pending => Poll::Ready(None),
     })
     .await
+}
+
+#[cfg(test)]
+mod page_size_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_size_steps_to_100_then_halves_keeping_the_rows_that_follow() {
+        assert_eq!(smaller_page_size(200, 0), Some(100));
+        assert_eq!(smaller_page_size(100, 0), Some(50));
+        assert_eq!(smaller_page_size(1, 0), None);
+        // 150 a page, page 3 refused: 300 rows before it, so 100 a page from page 4.
+        assert_eq!(smaller_page_size(150, 300), Some(100));
+        // 120 a page, page 2 refused: 120 rows before it; 100 does not divide them, 60 does.
+        assert_eq!(smaller_page_size(120, 120), Some(60));
+    }
+
+    #[test]
+    fn an_auth_refusal_is_one_short_message_naming_the_scheme_sent() {
+        for status in [401, 403] {
+            for sent_as in [SentAs::Bearer, SentAs::BasicToken, SentAs::BasicLogin] {
+                for focus_key in [false, true] {
+                    let e = ApiError::Auth {
+                        endpoint: Endpoint {
+                            method: "GET",
+                            path: "/organizations/1234567890/groups/me".into(),
+                            page: Some(1234),
+                        },
+                        status,
+                        // The server's text is not quoted: it would make the message long.
+                        body: "x".repeat(400),
+                        sent_as,
+                        focus_key,
+                    };
+                    let text = e.to_string();
+                    assert!(text.len() < 170, "{} chars: {text}", text.len());
+                    assert!(text.contains(&format!("sent as {sent_as}")), "{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_400_naming_the_page_size_is_a_page_size_refusal() {
+        let status = |status: u16, body: &str| ApiError::Status {
+            endpoint: Endpoint {
+                method: "GET",
+                path: "/x".into(),
+                page: Some(1),
+            },
+            status,
+            body: body.into(),
+            json: None,
+        };
+        for body in [
+            "Key: 'Pagination.PerPage' Error:Field validation for 'PerPage' failed on the 'max' tag",
+            "per_page must be at most 100",
+            "invalid page size",
+        ] {
+            assert!(refuses_page_size(&status(400, body)), "{body}");
+        }
+        assert!(!refuses_page_size(&status(
+            400,
+            "Key: 'Filter.Status' failed"
+        )));
+        assert!(!refuses_page_size(&status(500, "per_page")));
+    }
 }

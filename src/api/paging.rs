@@ -52,6 +52,14 @@ impl HasId for GroupRef {
     }
 }
 
+/// What an answer says about the whole list: its rows (`total` in the body, or
+/// `X-Records`) and its pages (`X-Pages`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Announced {
+    pub total: Option<i64>,
+    pub pages: Option<i64>,
+}
+
 /// Whether to ask for another page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -149,6 +157,25 @@ impl<T: HasId> Pager<T> {
         items: Vec<WithUnknown<T>>,
         total: Option<i64>,
     ) -> Result<Next, PageError> {
+        self.accept_announced(page, items, Announced { total, pages: None })
+    }
+
+    /// The pages that follow are of another size (the server refused the one asked): the
+    /// next page is judged as a first one (a short one is not taken for the end).
+    pub fn page_size_changed(&mut self) {
+        self.largest = 0;
+    }
+
+    /// [`Pager::accept`] with what the answer announces about the whole list: a total
+    /// ends the pull once that many distinct ids are in, a page count once its last page
+    /// is in; either way no trailing empty page is asked for.
+    pub fn accept_announced(
+        &mut self,
+        page: u32,
+        items: Vec<WithUnknown<T>>,
+        announced: Announced,
+    ) -> Result<Next, PageError> {
+        let total = announced.total;
         let n = items.len();
         if n == 0 {
             return Ok(Next::Done);
@@ -188,6 +215,10 @@ impl<T: HasId> Pager<T> {
         if total.is_some_and(|t| self.index.len() >= t) {
             return Ok(Next::Done);
         }
+        let pages = announced.pages.and_then(|p| u32::try_from(p).ok());
+        if pages.is_some_and(|p| page >= p) {
+            return Ok(Next::Done);
+        }
         if let Some(wanted) = &self.wanted {
             if self.index.len() >= wanted.len() {
                 return Ok(Next::Done);
@@ -195,7 +226,7 @@ impl<T: HasId> Pager<T> {
         }
         // A short page ends a list that announces no total; one that announces more rows
         // goes on (a server may return fewer rows than asked anywhere), to an empty page.
-        if n < largest_before && total.is_none() {
+        if n < largest_before && total.is_none() && pages.is_none() {
             if new_rows == n {
                 return Ok(Next::Done);
             }
@@ -269,6 +300,46 @@ mod tests {
     fn total_ends_without_an_extra_request() {
         assert_eq!(run(49, 7, Some(49)).0, 7);
         assert_eq!(run(3, 200, Some(3)).0, 1);
+    }
+
+    #[test]
+    fn an_announced_page_count_ends_without_an_extra_request() {
+        let pages = |n| Announced {
+            total: None,
+            pages: Some(n),
+        };
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(
+            pager.accept_announced(1, page(1..=7), pages(3)),
+            Ok(Next::More)
+        );
+        // A short page before the last announced one does not end it.
+        assert_eq!(
+            pager.accept_announced(2, page(8..=10), pages(3)),
+            Ok(Next::More)
+        );
+        assert_eq!(
+            pager.accept_announced(3, page(11..=17), pages(3)),
+            Ok(Next::Done)
+        );
+        assert_eq!(pager.finish().len(), 17);
+        // A single full page that is the only one: no trailing empty page.
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(
+            pager.accept_announced(1, page(1..=7), pages(1)),
+            Ok(Next::Done)
+        );
+    }
+
+    #[test]
+    fn a_page_size_change_makes_the_next_page_judged_as_a_first_one() {
+        // 200 a page, then the server refuses and 100 follow: a full page of 100 is not
+        // the short end of a list of 200-row pages.
+        let mut pager: Pager<Team> = Pager::new();
+        assert_eq!(pager.accept(1, page(1..=200), None), Ok(Next::More));
+        pager.page_size_changed();
+        assert_eq!(pager.accept(3, page(201..=300), None), Ok(Next::More));
+        assert_eq!(pager.accept(4, page(301..=350), None), Ok(Next::Done));
     }
 
     #[test]

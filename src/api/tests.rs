@@ -146,6 +146,8 @@ fn config(base: &str) -> ApiConfig {
         max_retry_time: Seconds(5.0),
         max_quota_wait: Seconds(10.0),
         request_timeout: Seconds(5.0),
+        // The built-in fake is not paced.
+        max_requests_per_second: 0.0,
         ..ApiConfig::default()
     }
 }

@@ -8,7 +8,7 @@ use reqwest::{Method, Response, StatusCode};
 use secrecy::ExposeSecret;
 use tracing::{debug, warn};
 
-use super::{ApiError, Client, Endpoint, QuotaSeen};
+use super::{ApiError, Client, Endpoint, ErrorParts, QuotaSeen};
 
 /// Header with the requests left in the current quota window.
 pub const QUOTA_REMAINING: &str = "x-toggl-quota-remaining";
@@ -79,6 +79,13 @@ impl Query {
     }
 }
 
+/// A 2xx answer: its body and its headers (paging totals, quota).
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub body: Vec<u8>,
+    pub headers: HeaderMap,
+}
+
 /// How one attempt ended, when it did not give a body.
 enum Failure {
     /// Not retried.
@@ -98,13 +105,14 @@ enum Failure {
 
 impl Client {
     /// Sends `req`, retrying and waiting as the configuration allows; returns the body
-    /// of a 2xx answer.
-    pub(super) async fn send(&self, req: &Request) -> Result<Vec<u8>, ApiError> {
+    /// and headers of a 2xx answer.
+    pub(super) async fn send(&self, req: &Request) -> Result<Answer, ApiError> {
         let endpoint = req.endpoint();
         let mut attempts: u32 = 0;
         let mut quota_answers: u32 = 0;
         loop {
             self.wait_for_spent_quota(&endpoint).await?;
+            self.pace().await;
             attempts += 1;
             self.with_state(|s| s.requests += 1);
             let failure = match self.attempt(req, &endpoint).await {
@@ -159,7 +167,7 @@ impl Client {
     }
 
     /// One HTTP exchange.
-    async fn attempt(&self, req: &Request, endpoint: &Endpoint) -> Result<Vec<u8>, Failure> {
+    async fn attempt(&self, req: &Request, endpoint: &Endpoint) -> Result<Answer, Failure> {
         let mut url = format!("{}{}", self.base_url, req.path);
         if !req.query.as_str().is_empty() {
             url.push('?');
@@ -191,10 +199,16 @@ impl Client {
         self.note_quota(response.headers());
         let status = response.status();
         debug!(endpoint = %endpoint, status = status.as_u16(), "response");
+        let capture = self.capture_start(status.as_u16(), response.headers());
         if status.is_success() {
-            return self.read_body(endpoint, &mut response).await;
+            self.with_state(|s| s.answered = true);
+            let headers = response.headers().clone();
+            let body = self.read_body(endpoint, &mut response).await?;
+            self.capture_finish(capture, req, &body);
+            return Ok(Answer { body, headers });
         }
         if status.is_redirection() {
+            self.capture_finish(capture, req, &[]);
             let location = response
                 .headers()
                 .get(LOCATION)
@@ -207,18 +221,33 @@ impl Client {
             }));
         }
         let headers = response.headers().clone();
-        let body = self.error_text(&mut response).await;
+        let raw = read_error_body(&mut response).await;
+        self.capture_finish(capture, req, &raw);
+        let said = self.error_text(&headers, &raw);
         let code = status.as_u16();
+        let mut body = said.text.clone();
+        if status == StatusCode::NOT_FOUND && !self.answered() {
+            if let Some(hint) = missing_api_hint(&self.base_url) {
+                body = if body.is_empty() {
+                    hint
+                } else {
+                    format!("{body} — {hint}")
+                };
+            }
+        }
         let status_error = || ApiError::Status {
             endpoint: endpoint.clone(),
             status: code,
             body: body.clone(),
+            json: said.json.clone(),
         };
         Err(match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Failure::Fatal(ApiError::Auth {
                 endpoint: endpoint.clone(),
                 status: code,
                 body: body.clone(),
+                sent_as: self.sent_as,
+                focus_key: self.focus_key,
             }),
             StatusCode::PAYMENT_REQUIRED => Failure::Quota {
                 error: status_error(),
@@ -278,29 +307,50 @@ impl Client {
         }
     }
 
-    /// The start of an error body as text a person can read: HTML reduced to its text,
-    /// truncated, and with the credentials blanked should the server echo them.
-    async fn error_text(&self, response: &mut Response) -> String {
-        let html = response
-            .headers()
+    /// Waits for the request pacing to let one more request out, counting the wait.
+    async fn pace(&self) {
+        if let Some(pacer) = &self.pacer {
+            let waiting = std::time::Instant::now();
+            pacer.until_ready().await;
+            let waited = waiting.elapsed();
+            self.with_state(|s| s.pacing_wait += waited);
+        }
+    }
+
+    /// Whether any request of this client has had a 2xx answer.
+    fn answered(&self) -> bool {
+        self.with_state(|s| s.answered)
+    }
+
+    /// The start of an error body as text a person can read: a JSON error's parts, HTML
+    /// reduced to its text, truncated, and with the credentials blanked should the server
+    /// echo them.
+    fn error_text(&self, headers: &HeaderMap, body: &[u8]) -> ErrorText {
+        let html = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("html"));
-        let mut body = Vec::new();
-        while body.len() < ERROR_BODY_READ {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                _ => break,
-            }
+        let quote = |text: &str| self.redact(truncate(&collapse_space(text), ERROR_BODY_QUOTE));
+        if let Some(json) = json_error(body) {
+            return ErrorText {
+                text: quote(&json.description),
+                json: Some(Box::new(ErrorParts {
+                    error: json.error.map(|e| quote(&e)),
+                    trace_id: json.trace_id.map(|t| quote(&t)),
+                })),
+            };
         }
-        let text = String::from_utf8_lossy(&body);
+        let text = String::from_utf8_lossy(body);
         let html = html || text.trim_start().starts_with('<');
         let text = if html {
             strip_tags(&text)
         } else {
             collapse_space(&text)
         };
-        self.redact(truncate(&text, ERROR_BODY_QUOTE))
+        ErrorText {
+            text: self.redact(truncate(&text, ERROR_BODY_QUOTE)),
+            json: None,
+        }
     }
 
     /// Blanks any credential in `text`.
@@ -323,9 +373,14 @@ impl Client {
             };
         }
         // The endpoint already names the request; the URL adds nothing but noise.
+        let message = transport_message(&error.without_url());
+        let message = match what_to_check(&self.base_url, &message) {
+            Some(hint) => format!("{hint} ({message})"),
+            None => message,
+        };
         ApiError::Transport {
             endpoint: endpoint.clone(),
-            message: self.redact(transport_message(&error.without_url())),
+            message: self.redact(message),
         }
     }
 
@@ -462,6 +517,107 @@ impl Client {
             .min(self.max_backoff);
         ceiling.mul_f64(fastrand::f64())
     }
+}
+
+/// The start of an error body (at most [`ERROR_BODY_READ`] bytes and the chunk that
+/// crosses it): enough to explain, without holding a huge one.
+async fn read_error_body(response: &mut Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_READ {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body
+}
+
+/// What an error answer said.
+struct ErrorText {
+    /// The description (JSON `error_description` or `message`), or the whole text.
+    text: String,
+    /// The rest of a JSON error body.
+    json: Option<Box<ErrorParts>>,
+}
+
+/// The parts of a JSON error body, `{"error", "error_description", "trace_id"}` as the
+/// real API is reported to send (`message` read as a description too).
+struct JsonError {
+    error: Option<String>,
+    description: String,
+    trace_id: Option<String>,
+}
+
+fn json_error(body: &[u8]) -> Option<JsonError> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object()?;
+    let text = |key: &str| {
+        object.get(key).and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        })
+    };
+    let error = text("error");
+    let description = text("error_description").or_else(|| text("message"));
+    let trace_id = text("trace_id");
+    if error.is_none() && description.is_none() {
+        return None;
+    }
+    Some(match description {
+        Some(description) => JsonError {
+            error,
+            description,
+            trace_id,
+        },
+        None => JsonError {
+            error: None,
+            description: error.unwrap_or_default(),
+            trace_id,
+        },
+    })
+}
+
+/// For a 404 before any answer: the API's paths are below `…/api`, and a base URL
+/// without it finds nothing.
+fn missing_api_hint(base_url: &str) -> Option<String> {
+    let path = url::Url::parse(base_url)
+        .ok()?
+        .path()
+        .trim_end_matches('/')
+        .to_string();
+    (!path.ends_with("/api")).then(|| {
+        format!(
+            "api.base_url ({base_url}) does not end in /api; the API's paths are below it (https://focus.toggl.com/api)"
+        )
+    })
+}
+
+/// What a person should check after a transport error, when its causes say: a refused
+/// connection names the host and port; a TLS handshake answered in plain HTTP names the
+/// scheme.
+fn what_to_check(base_url: &str, message: &str) -> Option<String> {
+    let url = url::Url::parse(base_url).ok()?;
+    let host = url.host_str().unwrap_or("?");
+    let port = url.port_or_known_default().unwrap_or(0);
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        return Some(format!(
+            "nothing listens at {host}:{port} (connection refused): check api.base_url's host and port"
+        ));
+    }
+    let not_tls = [
+        "corrupt message",
+        "invalidcontenttype",
+        "wrong version number",
+        "http/1",
+    ];
+    if url.scheme() == "https" && not_tls.iter().any(|t| lower.contains(t)) {
+        return Some(format!(
+            "{host}:{port} did not answer TLS; if it serves plain HTTP, api.base_url must start with http://"
+        ));
+    }
+    None
 }
 
 /// An error's text without the `GET /path: ` its wrapper repeats.

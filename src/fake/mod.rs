@@ -4,18 +4,43 @@
 //!
 //! Used by the tests, `orgmirror demo`, `orgmirror fake-api` and the benchmarks.
 //!
+//! It renders its answers from its own wire definitions ([`wire`]), never with the client's
+//! models, so that a field the client misreads shows up as a failing test instead of being
+//! misread on both sides.
+//!
+//! Two profiles ([`FakeProfile`]):
+//! - **`Focus`** (the default: `demo`, the tests, `bench`) behaves as public clients of the
+//!   real API report: `Authorization: Bearer toggl_sk_…` ([`FakeOptions::api_key`]) accepted
+//!   beside the seed's Basic credentials (`<token>:api_token`, `<email>:<password>`); any
+//!   other key or scheme is **401**; `per_page` above 100 is **400** with the Go validator's
+//!   JSON; every error body is JSON `{"error", "error_description", "trace_id"}`; lists are
+//!   `{"page": 1, "per_page": 100, "data": [...]}`. **Only the teams list announces a
+//!   `total`** (in its body); users, roles and groups/me announce none, so a users pull ends
+//!   at a short or empty page.
+//! - **`Seed`** answers exactly as the reference page shows: `items` for users, roles and
+//!   groups/me, `data/page/rows/total` for teams, plain-text errors, 403 for refused
+//!   credentials, `per_page` silently capped by `per_page_cap`.
+//!
+//! Tests can force any envelope per list ([`FakeHandle::set_list_shape`]) and the Track v9
+//! paging headers `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size`
+//! ([`FakeHandle::set_paging_headers`], one by one with [`FakeHandle::send_paging_headers`]).
+//!
 //! Choices where the seed is silent (documented here so the client work can rely on them):
 //! - `DELETE …/groups/{id}` answers 200 with an **empty body**.
 //! - `GET …/teams` does not filter by `workspace_id`: the parameter is only the seed's
 //!   "permission check" (an id that is not a workspace of the organization gives 403).
-//! - Error bodies are always `text/plain`; unknown paths give 404, wrong methods 405.
+//! - Error bodies are `text/plain` (seed) or the JSON above (focus); an injected
+//!   [`FaultKind::Status`] is sent verbatim as text on both. Unknown paths give 404, wrong
+//!   methods 405.
 //! - `GET …/users` ignores `pinned_ids[]`.
 //! - Group membership changes bump the group's `updated_at`, not the user's.
 
 mod org;
+pub mod replay;
 mod server;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +53,75 @@ pub use org::{
     FakeUser, FakeUserWorkspace, FakeWorkspace, FIRST_GROUP_ID, FIRST_USER_ID,
 };
 use org::{FakeOrg, GenParams};
+pub use wire::{ListShape, PER_PAGE_REFUSAL};
+
+/// The Focus API key the fake accepts by default (as `Authorization: Bearer …`).
+pub const DEMO_API_KEY: &str = "toggl_sk_demo";
+
+/// The most rows the Focus profile lets `per_page` ask for; more is a 400.
+pub const FOCUS_PER_PAGE_MAX: usize = 100;
+
+/// Which API the fake behaves as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FakeProfile {
+    /// As public clients of the real Focus API report it (see the module doc).
+    #[default]
+    Focus,
+    /// Exactly as the reference page shows it.
+    Seed,
+}
+
+impl std::str::FromStr for FakeProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "focus" => Ok(FakeProfile::Focus),
+            "seed" => Ok(FakeProfile::Seed),
+            other => Err(format!("unknown profile `{other}` (focus or seed)")),
+        }
+    }
+}
+
+/// A Track v9 paging header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagingHeader {
+    /// `X-Records`: the rows of the whole list.
+    Records,
+    /// `X-Pages`: its pages at this page size.
+    Pages,
+    /// `X-Page`: this page's number.
+    Page,
+    /// `X-Page-Size`: the rows a page holds.
+    PageSize,
+}
+
+/// The envelope of each list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shapes {
+    pub(crate) users: ListShape,
+    pub(crate) teams: ListShape,
+    pub(crate) roles: ListShape,
+    pub(crate) my_groups: ListShape,
+}
+
+impl Shapes {
+    fn of(profile: FakeProfile) -> Shapes {
+        match profile {
+            FakeProfile::Focus => Shapes {
+                users: ListShape::FOCUS,
+                teams: ListShape::FOCUS_TOTAL,
+                roles: ListShape::FOCUS,
+                my_groups: ListShape::FOCUS,
+            },
+            FakeProfile::Seed => Shapes {
+                users: ListShape::Items,
+                teams: ListShape::SEED_TEAMS,
+                roles: ListShape::Items,
+                my_groups: ListShape::Items,
+            },
+        }
+    }
+}
 
 /// The login (and the owner's e-mail) of the fake organization by default.
 pub const DEMO_EMAIL: &str = "demo@example.com";
@@ -58,6 +152,12 @@ pub struct FakeOptions {
     pub password: String,
     /// The request quota; `None` sends no quota headers and never answers 402.
     pub quota: Option<QuotaConfig>,
+    /// How the fake behaves (default: as the real Focus API is reported to).
+    pub profile: FakeProfile,
+    /// The Focus API key accepted as `Authorization: Bearer …` (focus profile).
+    pub api_key: String,
+    /// Waited before every answer: a slow network, for the paced bench.
+    pub latency: Duration,
 }
 
 impl Default for FakeOptions {
@@ -72,6 +172,9 @@ impl Default for FakeOptions {
             email: DEMO_EMAIL.to_string(),
             password: "demo-password".to_string(),
             quota: None,
+            profile: FakeProfile::Focus,
+            api_key: DEMO_API_KEY.to_string(),
+            latency: Duration::ZERO,
         }
     }
 }
@@ -153,6 +256,13 @@ pub enum FaultKind {
     Status(u16, String),
     /// An HTML error page (`text/html`) with this status.
     Html(u16),
+    /// This status with the real API's JSON error body: `{"error": word,
+    /// "error_description": description, "trace_id": <32 hex>}`.
+    JsonError {
+        status: u16,
+        error: String,
+        description: String,
+    },
     /// 429, with `Retry-After` sent verbatim (seconds or an HTTP date); `None` = no header.
     TooManyRequests { retry_after: Option<String> },
     /// 402 with `X-Toggl-Quota-Remaining: 0` and `X-Toggl-Quota-Resets-In: resets_in`.
@@ -185,6 +295,11 @@ impl std::fmt::Debug for FaultKind {
         match self {
             FaultKind::Status(code, body) => write!(f, "Status({code}, {body:?})"),
             FaultKind::Html(code) => write!(f, "Html({code})"),
+            FaultKind::JsonError {
+                status,
+                error,
+                description,
+            } => write!(f, "JsonError({status}, {error:?}, {description:?})"),
             FaultKind::TooManyRequests { retry_after } => {
                 write!(f, "TooManyRequests {{ retry_after: {retry_after:?} }}")
             }
@@ -257,6 +372,14 @@ pub(crate) struct FakeState {
     pub(crate) requests_dropped: usize,
     /// Active faults with their remaining counts.
     pub(crate) faults: Vec<Fault>,
+    pub(crate) profile: FakeProfile,
+    pub(crate) api_key: String,
+    /// `per_page` above this is refused with the validator's 400 (`None`: capped silently).
+    pub(crate) per_page_max: Option<usize>,
+    pub(crate) shapes: Shapes,
+    /// Which of `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size` list answers carry.
+    pub(crate) paging_headers: Vec<PagingHeader>,
+    pub(crate) latency: Duration,
 }
 
 impl FakeState {
@@ -301,6 +424,15 @@ impl FakeHandle {
                 requests: Vec::new(),
                 requests_dropped: 0,
                 faults: Vec::new(),
+                profile: opts.profile,
+                api_key: opts.api_key.clone(),
+                per_page_max: match opts.profile {
+                    FakeProfile::Focus => Some(FOCUS_PER_PAGE_MAX),
+                    FakeProfile::Seed => None,
+                },
+                shapes: Shapes::of(opts.profile),
+                paging_headers: Vec::new(),
+                latency: opts.latency,
             })),
         }
     }
@@ -617,6 +749,50 @@ impl FakeHandle {
         s.password = password.to_string();
     }
 
+    /// The profile served.
+    pub fn profile(&self) -> FakeProfile {
+        self.lock().profile
+    }
+
+    /// Wraps one list's rows in `shape` from now on (`route`: users, teams, roles or
+    /// my groups; other routes are ignored).
+    pub fn set_list_shape(&self, route: Route, shape: ListShape) {
+        let mut s = self.lock();
+        match route {
+            Route::Users => s.shapes.users = shape,
+            Route::Teams => s.shapes.teams = shape,
+            Route::Roles => s.shapes.roles = shape,
+            Route::MyGroups => s.shapes.my_groups = shape,
+            _ => {}
+        }
+    }
+
+    /// Sends (or stops sending) all four Track v9 paging headers on list answers.
+    pub fn set_paging_headers(&self, on: bool) {
+        let all = [
+            PagingHeader::Records,
+            PagingHeader::Pages,
+            PagingHeader::Page,
+            PagingHeader::PageSize,
+        ];
+        self.send_paging_headers(if on { &all } else { &[] });
+    }
+
+    /// Sends exactly these paging headers on list answers.
+    pub fn send_paging_headers(&self, headers: &[PagingHeader]) {
+        self.lock().paging_headers = headers.to_vec();
+    }
+
+    /// Refuses `per_page` above `max` with the validator's 400 (`None`: never refused).
+    pub fn set_per_page_max(&self, max: Option<usize>) {
+        self.lock().per_page_max = max;
+    }
+
+    /// Waits this long before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
     // ----- request log -----
 
     /// Every request served so far, oldest first (the newest [`REQUEST_LOG_MAX`] of them).
@@ -760,9 +936,17 @@ async fn serve_until<W: std::io::Write + Send>(
     writeln!(out, "organization_id={}", opts.organization_id)?;
     writeln!(out, "workspace_id={}", opts.workspace_id)?;
     writeln!(out, "api_token={}", opts.token)?;
+    if opts.profile == FakeProfile::Focus {
+        writeln!(out, "api_key={}", opts.api_key)?;
+    }
     writeln!(out, "email={}", opts.email)?;
     writeln!(out, "password={}", opts.password)?;
     writeln!(out, "users={users}")?;
+    let profile = match opts.profile {
+        FakeProfile::Focus => "focus",
+        FakeProfile::Seed => "seed",
+    };
+    writeln!(out, "profile={profile}")?;
     // Scripts read these lines before the first request: they must not sit in a buffer.
     out.flush()?;
     stop.await?;

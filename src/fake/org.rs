@@ -1,5 +1,5 @@
 //! The fake organization: its records, the deterministic generator and the rendering of
-//! records into the wire models of [`crate::api::models`].
+//! records into the fake's own wire definitions ([`super::wire`]).
 //!
 //! **Generation is a pure function of `(users, seed)`**: the PRNG is our own splitmix64 and
 //! the clock is a fake one, so the same inputs give byte-identical responses forever.
@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration as TimeDelta, FixedOffset, SecondsFormat, TimeZo
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api::models::{
+use super::wire::{
     Ghost, Group, GroupRef, GroupUser, GroupWorkspace, OrganizationUser, Permission, Rate, Role,
     Tag, Team, UserGroup, UserWorkspace,
 };

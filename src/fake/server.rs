@@ -1,5 +1,6 @@
 //! The HTTP side of the fake: one fallback handler that routes by hand, so that every
-//! answer (unknown paths and bad parameters included) is under our control and plain text.
+//! answer (unknown paths and bad parameters included) is under our control: plain text
+//! (seed profile) or the reported JSON error body (focus profile).
 //!
 //! Order per request: log time, quota accounting (402 when spent), fault selection, then
 //! auth (403), organization check (403), the endpoint itself, body faults, mutations.
@@ -17,8 +18,13 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::org::{FakeGroup, WithExtra};
-use super::{FakeHandle, FakeState, Fault, FaultKind, LoggedRequest, Route};
-use crate::api::models::{GroupRef, GroupWrite, Items, OrganizationUser, Team, TeamsPage};
+use super::wire::{
+    self, ErrorBody, GroupRef, GroupWriteBody, ListShape, OrganizationUser, PageFacts, Team,
+    PER_PAGE_REFUSAL,
+};
+use super::{
+    FakeHandle, FakeProfile, FakeState, Fault, FaultKind, LoggedRequest, PagingHeader, Route,
+};
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -162,7 +168,7 @@ struct Paging {
 }
 
 impl Paging {
-    fn from(params: &Params, cap: usize) -> Result<Paging, String> {
+    fn from(params: &Params, cap: usize, max: Option<usize>) -> Result<Paging, String> {
         let page = params.int("page")?.unwrap_or(1);
         if page < 1 {
             return Err(format!("invalid page: {page} (pages start at 1)"));
@@ -170,6 +176,9 @@ impl Paging {
         let per_page = params.int("per_page")?.unwrap_or(50);
         if per_page < 1 {
             return Err(format!("invalid per_page: {per_page} (at least 1)"));
+        }
+        if max.is_some_and(|max| usize::try_from(per_page).unwrap_or(usize::MAX) > max) {
+            return Err(PER_PAGE_REFUSAL.to_string());
         }
         let desc = match params.first("sort_dir") {
             None | Some("") => false,
@@ -191,6 +200,15 @@ impl Paging {
         let desc = self.desc;
         (start..end).map(move |i| if desc { n - 1 - i } else { i })
     }
+
+    /// What a page of a list of `total` rows announces.
+    fn facts(&self, total: usize) -> PageFacts {
+        PageFacts {
+            page: self.page,
+            per_page: self.per_page,
+            total,
+        }
+    }
 }
 
 /// A response before faults and quota headers are applied.
@@ -198,6 +216,8 @@ struct Reply {
     status: StatusCode,
     content_type: &'static str,
     body: Vec<u8>,
+    /// Extra headers (the paging headers of a list).
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -208,15 +228,45 @@ impl Reply {
             status,
             content_type: TEXT,
             body,
+            headers: Vec::new(),
+        }
+    }
+
+    /// An error as the profile words it: plain text (seed) or
+    /// `{"error", "error_description", "trace_id"}` (focus).
+    fn error(profile: FakeProfile, status: StatusCode, message: impl Into<String>) -> Reply {
+        let message = message.into();
+        match profile {
+            FakeProfile::Seed => Reply::text(status, message),
+            FakeProfile::Focus => {
+                let word = if message == PER_PAGE_REFUSAL {
+                    "validation"
+                } else {
+                    wire::error_word(status.as_u16())
+                };
+                Reply::json(
+                    status,
+                    &ErrorBody {
+                        error: word,
+                        error_description: &message,
+                        trace_id: wire::trace_id(),
+                    },
+                )
+            }
         }
     }
 
     fn json(status: StatusCode, value: &impl serde::Serialize) -> Reply {
-        match serde_json::to_vec(value) {
+        Reply::encoded(status, serde_json::to_vec(value))
+    }
+
+    fn encoded(status: StatusCode, body: serde_json::Result<Vec<u8>>) -> Reply {
+        match body {
             Ok(body) => Reply {
                 status,
                 content_type: JSON,
                 body,
+                headers: Vec::new(),
             },
             Err(e) => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}")),
         }
@@ -229,8 +279,37 @@ impl Reply {
             resp.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         }
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, value);
+            }
+        }
         resp
     }
+}
+
+/// A list page in the shape the fake serves for it, with the paging headers when on.
+fn list_reply<T: serde::Serialize>(
+    s: &FakeState,
+    shape: ListShape,
+    rows: &[T],
+    facts: PageFacts,
+) -> Reply {
+    let mut reply = Reply::encoded(StatusCode::OK, wire::list_body(shape, rows, facts));
+    if reply.status.is_success() {
+        let pages = facts.total.div_ceil(facts.per_page.max(1));
+        reply.headers = s
+            .paging_headers
+            .iter()
+            .map(|h| match h {
+                PagingHeader::Records => ("X-Records", facts.total.to_string()),
+                PagingHeader::Pages => ("X-Pages", pages.to_string()),
+                PagingHeader::Page => ("X-Page", facts.page.to_string()),
+                PagingHeader::PageSize => ("X-Page-Size", facts.per_page.to_string()),
+            })
+            .collect();
+    }
+    reply
 }
 
 trait EmptyHint {
@@ -316,19 +395,23 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
     let parsed = parse_path(&path);
     let route = parsed.as_ref().and_then(|(_, e)| route_of(&method, e));
 
-    let (quota, fault) = {
+    let (quota, fault, profile, latency) = {
         let mut s = handle.lock();
         let quota = count_against_quota(&mut s, at);
         let fault = match quota {
             Some(q) if q.spent => None,
             _ => take_fault(&mut s, route, params.page_for_faults()),
         };
-        (quota, fault)
+        (quota, fault, s.profile, s.latency)
     };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
 
     let mut mutation = None;
     let mut resp = match (quota, fault) {
-        (Some(q), _) if q.spent => Reply::text(
+        (Some(q), _) if q.spent => Reply::error(
+            profile,
             StatusCode::PAYMENT_REQUIRED,
             format!(
                 "request quota exceeded; it resets in {} seconds",
@@ -341,6 +424,22 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
             message,
         )
         .into_response(),
+        (
+            _,
+            Some(FaultKind::JsonError {
+                status,
+                error,
+                description,
+            }),
+        ) => Reply::json(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            &ErrorBody {
+                error: &error,
+                error_description: &description,
+                trace_id: wire::trace_id(),
+            },
+        )
+        .into_response(),
         (_, Some(FaultKind::Html(code))) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             Reply {
@@ -351,19 +450,22 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
                      <body><h1>{status}</h1><p>The server could not handle the request.</p></body></html>\n"
                 )
                 .into_bytes(),
+                headers: Vec::new(),
             }
             .into_response()
         }
         (_, Some(FaultKind::TooManyRequests { retry_after })) => {
             let mut resp =
-                Reply::text(StatusCode::TOO_MANY_REQUESTS, "too many requests").into_response();
+                Reply::error(profile, StatusCode::TOO_MANY_REQUESTS, "too many requests")
+                    .into_response();
             if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
                 resp.headers_mut().insert(RETRY_AFTER, v);
             }
             resp
         }
         (_, Some(FaultKind::QuotaSpent { resets_in })) => {
-            let mut resp = Reply::text(
+            let mut resp = Reply::error(
+                profile,
                 StatusCode::PAYMENT_REQUIRED,
                 format!("request quota exceeded; it resets in {resets_in} seconds"),
             )
@@ -409,7 +511,8 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
                         body,
                         never_ends,
                     ),
-                    Err(e) => Reply::text(
+                    Err(e) => Reply::error(
+                        profile,
                         StatusCode::PAYLOAD_TOO_LARGE,
                         format!("cannot read the request body: {e}"),
                     ),
@@ -496,6 +599,7 @@ fn spoil_first_id(value: &mut Value) {
                 None => Some(value),
             }
         }
+        Value::Array(rows) => rows.first_mut(),
         _ => None,
     };
     if let Some(Value::Object(record)) = target {
@@ -555,7 +659,12 @@ fn authenticated(s: &FakeState, headers: &HeaderMap) -> bool {
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return !s.token.is_empty() && rest == s.token;
+        // The focus profile takes an API key as Bearer; the seed's fake took its token.
+        let key = match s.profile {
+            FakeProfile::Focus => &s.api_key,
+            FakeProfile::Seed => &s.token,
+        };
+        return !key.is_empty() && rest == key;
     }
     if !scheme.eq_ignore_ascii_case("basic") {
         return false;
@@ -582,28 +691,42 @@ fn dispatch(
     body: &[u8],
     never_ends: bool,
 ) -> Reply {
+    let profile = s.profile;
     let Some((org, endpoint)) = parsed else {
-        return Reply::text(StatusCode::NOT_FOUND, "not found");
+        return Reply::error(profile, StatusCode::NOT_FOUND, "not found");
     };
     if route_of(method, endpoint).is_none() {
-        return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        return Reply::error(
+            profile,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        );
     }
     if !authenticated(s, headers) {
-        return Reply::text(
-            StatusCode::FORBIDDEN,
-            "User does not have access: missing or invalid credentials",
-        );
+        return match profile {
+            FakeProfile::Seed => Reply::text(
+                StatusCode::FORBIDDEN,
+                "User does not have access: missing or invalid credentials",
+            ),
+            FakeProfile::Focus => Reply::error(
+                profile,
+                StatusCode::UNAUTHORIZED,
+                "invalid or missing API key",
+            ),
+        };
     }
     match org.parse::<i64>() {
         Ok(id) if id == s.org.organization_id => {}
         Ok(_) => {
-            return Reply::text(
+            return Reply::error(
+                profile,
                 StatusCode::FORBIDDEN,
                 "User does not have access to the organization",
             )
         }
         Err(_) => {
-            return Reply::text(
+            return Reply::error(
+                profile,
                 StatusCode::BAD_REQUEST,
                 format!("invalid organization_id: {org:?}"),
             )
@@ -618,7 +741,7 @@ fn dispatch(
         Endpoint::Group(id) if *method == Method::PUT => update_group(s, id, body),
         Endpoint::Group(id) => delete_group(s, id, params),
     };
-    result.unwrap_or_else(|(status, message)| Reply::text(status, message))
+    result.unwrap_or_else(|(status, message)| Reply::error(profile, status, message))
 }
 
 type Handled = Result<Reply, (StatusCode, String)>;
@@ -628,7 +751,7 @@ fn bad(message: String) -> (StatusCode, String) {
 }
 
 fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
-    let paging = Paging::from(params, s.per_page_cap).map_err(bad)?;
+    let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
     let rates = params.bool("include_rates").map_err(bad)?;
     let hours = params.bool("include_working_hours").map_err(bad)?;
     let ids = params.ints("org_user_ids[]").map_err(bad)?;
@@ -655,8 +778,15 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
     let offset = s.utc_offset;
     let extra = org.extra_for("user");
 
-    let items: Vec<OrganizationUser> = if never_ends {
-        made_up_users(s, paging, rates, hours)
+    let (items, total): (Vec<OrganizationUser>, usize) = if never_ends {
+        let made_up = made_up_users(s, paging, rates, hours);
+        (
+            made_up,
+            paging
+                .page
+                .saturating_add(1)
+                .saturating_mul(paging.per_page),
+        )
     } else {
         let filtered = !(ids.is_empty()
             && accounts.is_empty()
@@ -714,22 +844,24 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
                     })
                 })
                 .collect();
-            paging
+            let page = paging
                 .positions(matching.len())
                 .map(|i| render(matching[i]))
-                .collect()
+                .collect();
+            (page, matching.len())
         } else {
-            paging
+            let page = paging
                 .positions(org.users.len())
                 .map(|i| render(&org.users[i]))
-                .collect()
+                .collect();
+            (page, org.users.len())
         }
     };
     let items: Vec<WithExtra<OrganizationUser>> = items
         .into_iter()
         .map(|inner| WithExtra { inner, extra })
         .collect();
-    Ok(Reply::json(StatusCode::OK, &Items { items }))
+    Ok(list_reply(s, s.shapes.users, &items, paging.facts(total)))
 }
 
 /// Ids far above the real ones, unique per page, so a client sees only new rows.
@@ -767,7 +899,7 @@ fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
             format!("User does not have permission to view groups in workspace {workspace}"),
         ));
     }
-    let paging = Paging::from(params, s.per_page_cap).map_err(bad)?;
+    let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
     let filter = params
         .first("filter")
         .filter(|f| !f.is_empty())
@@ -818,20 +950,11 @@ fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
             .collect();
         (data, matching.len())
     };
-    let rows = data.len() as i64;
     let data: Vec<WithExtra<Team>> = data
         .into_iter()
         .map(|inner| WithExtra { inner, extra })
         .collect();
-    Ok(Reply::json(
-        StatusCode::OK,
-        &TeamsPage {
-            data,
-            page: Some(paging.page as i64),
-            rows: Some(rows),
-            total: Some(total as i64),
-        },
-    ))
+    Ok(list_reply(s, s.shapes.teams, &data, paging.facts(total)))
 }
 
 fn list_roles(s: &FakeState) -> Reply {
@@ -845,7 +968,16 @@ fn list_roles(s: &FakeState) -> Reply {
             extra,
         })
         .collect();
-    Reply::json(StatusCode::OK, &Items { items })
+    list_reply(s, s.shapes.roles, &items, whole_list(items.len()))
+}
+
+/// A list served whole (roles, groups/me): one page of all its rows.
+fn whole_list(n: usize) -> PageFacts {
+    PageFacts {
+        page: 1,
+        per_page: n.max(1),
+        total: n,
+    }
 }
 
 fn my_groups(s: &FakeState) -> Reply {
@@ -869,10 +1001,10 @@ fn my_groups(s: &FakeState) -> Reply {
                 .collect()
         })
         .unwrap_or_default();
-    Reply::json(StatusCode::OK, &Items { items })
+    list_reply(s, s.shapes.my_groups, &items, whole_list(items.len()))
 }
 
-fn parse_group_write(body: &[u8]) -> Result<GroupWrite, (StatusCode, String)> {
+fn parse_group_write(body: &[u8]) -> Result<GroupWriteBody, (StatusCode, String)> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| bad(format!("invalid request body: not JSON: {e}")))?;
     if !value.is_object() {
@@ -884,7 +1016,7 @@ fn parse_group_write(body: &[u8]) -> Result<GroupWrite, (StatusCode, String)> {
 }
 
 /// Checks the ids a group write refers to.
-fn check_refs(s: &FakeState, write: &GroupWrite) -> Result<(), (StatusCode, String)> {
+fn check_refs(s: &FakeState, write: &GroupWriteBody) -> Result<(), (StatusCode, String)> {
     if let Some(name) = &write.name {
         if name.trim().is_empty() {
             return Err(bad("name must not be empty".to_string()));
@@ -912,7 +1044,7 @@ fn group_reply(s: &FakeState, status: StatusCode, id: i64) -> Reply {
                 extra: s.org.extra_for("group"),
             },
         ),
-        None => Reply::text(StatusCode::NOT_FOUND, "Group not found"),
+        None => Reply::error(s.profile, StatusCode::NOT_FOUND, "Group not found"),
     }
 }
 
@@ -979,5 +1111,6 @@ fn delete_group(s: &mut FakeState, id: &str, params: &Params) -> Handled {
         status: StatusCode::OK,
         content_type: TEXT,
         body: Vec::new(),
+        headers: Vec::new(),
     })
 }

@@ -7,14 +7,31 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 
+use super::wire::{Group, GroupRef, OrganizationUser, Role, Team};
 use super::*;
-use crate::api::models::{Group, GroupRef, Items, OrganizationUser, Role, Team, TeamsPage};
+
+/// The seed's `{"items": [...]}`, read back with the fake's own wire types (never the
+/// client's models: the fake is the client's independent witness).
+#[derive(Debug, serde::Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+/// The seed's teams page.
+#[derive(Debug, serde::Deserialize)]
+struct TeamsPage<T> {
+    data: Vec<T>,
+    total: Option<i64>,
+}
 
 const ANY_PORT: &str = "127.0.0.1:0";
 
+/// The seed profile: most tests here hold the fake to the reference page; the focus
+/// profile has tests of its own (`focus_*`).
 fn opts(users: usize) -> FakeOptions {
     FakeOptions {
         users,
+        profile: FakeProfile::Seed,
         ..FakeOptions::default()
     }
 }
@@ -366,6 +383,7 @@ async fn every_response_deserializes_into_the_models() {
     let teams: TeamsPage<Team> =
         serde_json::from_str(&get(&server, TEAMS).await.body).expect("teams parse");
     assert_eq!(teams.total, Some(12));
+    assert_eq!(teams.data.len(), 12);
     let roles: Items<Role> =
         serde_json::from_str(&get(&server, ROLES).await.body).expect("roles parse");
     assert!(roles.items.len() >= 5);
@@ -1413,7 +1431,7 @@ async fn serve_cli_prints_key_value_lines_then_serves_until_stopped() {
     let text = loop {
         let text =
             String::from_utf8_lossy(&out.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
-        if text.contains("users=") {
+        if text.contains("profile=") {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1431,7 +1449,8 @@ async fn serve_cli_prints_key_value_lines_then_serves_until_stopped() {
             "api_token",
             "email",
             "password",
-            "users"
+            "users",
+            "profile"
         ]
     );
     for line in [
@@ -1539,4 +1558,147 @@ fn the_request_log_keeps_the_newest_requests_and_counts_them_all() {
     );
     h.clear_requests();
     assert_eq!(h.request_count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The focus profile: as public clients of the real API report it.
+
+fn focus(users: usize) -> FakeOptions {
+    FakeOptions {
+        users,
+        ..FakeOptions::default()
+    }
+}
+
+/// A JSON error body as the real API is reported to send: `error`, `error_description`,
+/// and a 32-hex `trace_id`.
+fn assert_json_error(a: &Answer, status: u16, error: &str) -> String {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert!(
+        a.content_type().starts_with("application/json"),
+        "{}",
+        a.body
+    );
+    let v = a.json();
+    assert_eq!(v["error"], error, "{}", a.body);
+    let trace = v["trace_id"].as_str().expect("trace_id");
+    assert!(
+        trace.len() == 32 && trace.chars().all(|c| c.is_ascii_hexdigit()),
+        "{trace}"
+    );
+    v["error_description"]
+        .as_str()
+        .expect("error_description")
+        .to_string()
+}
+
+#[tokio::test]
+async fn focus_is_the_default_and_takes_a_bearer_key_beside_the_seeds_basic_credentials() {
+    assert_eq!(FakeOptions::default().profile, FakeProfile::Focus);
+    let server = start(focus(10)).await;
+    for auth in [Auth::Raw("Bearer toggl_sk_demo"), Auth::Token, Auth::Login] {
+        let a = call(&server, reqwest::Method::GET, ROLES, auth, None).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    // The seed's token as Bearer is an older product's key: refused, as is anything else.
+    for auth in [
+        Auth::Bearer,
+        Auth::None,
+        Auth::Raw("Bearer toggl_sk_other"),
+        Auth::Raw("Digest whatever"),
+        Auth::Raw("Basic ZGVtby10b2tlbjp3cm9uZw=="),
+    ] {
+        let a = call(&server, reqwest::Method::GET, ROLES, auth, None).await;
+        assert_json_error(&a, 401, "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn focus_refuses_more_than_100_a_page_with_the_validators_json() {
+    let server = start(focus(150)).await;
+    let ok = get(&server, &format!("{USERS}?per_page=100")).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["data"].as_array().map(Vec::len), Some(100));
+    for path in [
+        format!("{USERS}?per_page=101"),
+        format!("{TEAMS}&per_page=200"),
+    ] {
+        let a = get(&server, &path).await;
+        let description = assert_json_error(&a, 400, "validation");
+        assert_eq!(description, PER_PAGE_REFUSAL);
+    }
+    // Other errors are JSON too.
+    let a = get(&server, "/organizations/1001/nothing").await;
+    assert_json_error(&a, 404, "not_found");
+    let a = get(&server, "/organizations/999/roles").await;
+    assert_json_error(&a, 403, "forbidden");
+}
+
+#[tokio::test]
+async fn focus_lists_are_data_envelopes_and_only_teams_announce_a_total() {
+    let server = start(focus(30)).await;
+    let users = get(&server, &format!("{USERS}?page=2&per_page=10"))
+        .await
+        .json();
+    assert_eq!(users["page"], 2);
+    assert_eq!(users["per_page"], 10);
+    assert_eq!(users["data"].as_array().map(Vec::len), Some(10));
+    assert!(
+        users.get("items").is_none() && users.get("total").is_none(),
+        "{users}"
+    );
+    let teams = get(&server, TEAMS).await.json();
+    assert!(teams["total"].as_i64().is_some(), "{teams}");
+    assert!(teams["data"].is_array());
+    for path in [ROLES, MY_GROUPS] {
+        let v = get(&server, path).await.json();
+        assert!(
+            v["data"].is_array() && v.get("items").is_none(),
+            "{path}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_envelope_and_the_paging_headers_can_be_forced() {
+    let server = start(focus(25)).await;
+    let h = server.handle();
+    let page2 = format!("{USERS}?page=2&per_page=10");
+    h.set_list_shape(Route::Users, ListShape::Bare);
+    let v = get(&server, &page2).await.json();
+    assert_eq!(v.as_array().map(Vec::len), Some(10), "{v}");
+    h.set_list_shape(Route::Users, ListShape::Items);
+    assert_eq!(list_ids(&server, &page2, "items").await.len(), 10);
+    h.set_list_shape(Route::Users, ListShape::DATA);
+    let v = get(&server, &page2).await.json();
+    assert_eq!(v.as_object().map(|o| o.len()), Some(1), "{v}");
+    h.set_list_shape(
+        Route::Users,
+        ListShape::Data {
+            page: true,
+            per_page: true,
+            rows: true,
+            total: true,
+        },
+    );
+    let v = get(&server, &page2).await.json();
+    assert_eq!(
+        (&v["page"], &v["per_page"], &v["rows"], &v["total"]),
+        (&2.into(), &10.into(), &10.into(), &25.into())
+    );
+    let a = get(&server, &page2).await;
+    assert_eq!(a.header("x-records"), None);
+    h.set_paging_headers(true);
+    let a = get(&server, &page2).await;
+    assert_eq!(a.header("x-records").as_deref(), Some("25"));
+    assert_eq!(a.header("x-pages").as_deref(), Some("3"));
+    assert_eq!(a.header("x-page").as_deref(), Some("2"));
+    assert_eq!(a.header("x-page-size").as_deref(), Some("10"));
+    // The teams list and the whole lists too.
+    h.set_list_shape(Route::Teams, ListShape::Bare);
+    h.set_list_shape(Route::Roles, ListShape::Items);
+    assert!(get(&server, TEAMS).await.json().is_array());
+    let roles = get(&server, ROLES).await;
+    assert!(roles.json()["items"].is_array());
+    assert_eq!(roles.header("x-page").as_deref(), Some("1"));
 }

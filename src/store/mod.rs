@@ -44,6 +44,10 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// here; `schema.sql` stays version 1, so an old mirror and a new one end the same.
 pub const MIGRATIONS: &[(&str, &str)] = &[
     (
+        "13_page_sizes_and_pacing",
+        include_str!("migrations/13_page_sizes_and_pacing.sql"),
+    ),
+    (
         "15_history_trust",
         include_str!("migrations/15_history_trust.sql"),
     ),
@@ -229,6 +233,8 @@ pub struct SyncRunRow {
     pub wall_clock_at: Option<String>,
     /// Records the run could not read, each kept at its last good version.
     pub quarantined: Vec<crate::api::Quarantined>,
+    /// Time the run waited for its request pacing (`api.max_requests_per_second`).
+    pub pacing_wait_ms: i64,
 }
 
 impl Store {
@@ -634,7 +640,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let r = self.conn.execute(
             "UPDATE sync_runs SET status = 'failed', error = ?2, finished_at = ?3, requests = ?4,
-                 quota_remaining = ?5, quota_resets_at = ?6, events_written = 0
+                 quota_remaining = ?5, quota_resets_at = ?6, events_written = 0, pacing_wait_ms = ?7
              WHERE sync_run_id = ?1",
             params![
                 run_id,
@@ -642,7 +648,8 @@ impl Store {
                 finished_at,
                 totals.requests,
                 totals.quota_remaining,
-                totals.quota_resets_at
+                totals.quota_resets_at,
+                totals.pacing_wait_ms
             ],
         );
         self.sql(r).map(|_| ())
@@ -785,9 +792,14 @@ impl Store {
         } else {
             "NULL, NULL"
         };
+        let issue_13 = if self.has_column("sync_runs", "pacing_wait_ms")? {
+            "pacing_wait_ms"
+        } else {
+            "0"
+        };
         let mut stmt = self.sql(self.conn.prepare(&format!(
             "SELECT sync_run_id, kind, started_at, finished_at, status, error, requests, events_written,
-                    quota_remaining, quota_resets_at, summary_json, pid, {issue_15}
+                    quota_remaining, quota_resets_at, summary_json, pid, {issue_15}, {issue_13}
              FROM sync_runs WHERE {condition} ORDER BY sync_run_id DESC LIMIT ?1"
         )))?;
         let rows = self.sql(stmt.query_map([limit as i64], |r| {
@@ -809,6 +821,7 @@ impl Store {
                     .and_then(|s| serde_json::from_str(&s).ok())
                     .unwrap_or_default(),
                 pid: r.get(11)?,
+                pacing_wait_ms: r.get(14)?,
                 wall_clock_at: wall_clock_at.filter(|w| *w != started_at),
                 started_at,
                 quarantined: quarantined
@@ -833,6 +846,35 @@ impl Store {
             [table, column],
             |r| r.get::<_, i64>(0).map(|n| n > 0),
         ))
+    }
+
+    /// The page sizes the API accepted after refusing larger ones, per list (`users`,
+    /// `teams`): where the next run starts.
+    pub fn page_sizes(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare("SELECT list, per_page FROM api_page_sizes ORDER BY list"),
+        )?;
+        let rows = self.sql(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))))?;
+        rows.map(|r| self.sql(r)).collect()
+    }
+
+    /// Remembers the page size the API accepted for `list` (`users` or `teams`) after
+    /// refusing a larger one. Outside any run's transaction: it is what the API taught,
+    /// kept whether the run that learned it succeeded or not.
+    pub fn remember_page_size(
+        &self,
+        list: &str,
+        per_page: u32,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.sql(self.conn.execute(
+            "INSERT INTO api_page_sizes (list, per_page, learned_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (list) DO UPDATE SET per_page = excluded.per_page, learned_at = excluded.learned_at
+             WHERE excluded.per_page <> api_page_sizes.per_page",
+            params![list, per_page, at],
+        ))?;
+        Ok(())
     }
 
     /// The quota the newest run that saw one recorded: (remaining, resets_at).

@@ -15,6 +15,8 @@ pub struct RunTotals {
     pub quota_resets_at: Option<String>,
     /// The records the run quarantined, as JSON (`sync_runs.quarantined_json`).
     pub quarantined: Option<String>,
+    /// Time spent waiting for the request pacing.
+    pub pacing_wait_ms: i64,
 }
 
 /// Events by (entity, op).
@@ -89,7 +91,8 @@ pub(super) fn finish(
     let finished_at = crate::sync::now_utc();
     conn.execute(
         "UPDATE sync_runs SET status = 'succeeded', finished_at = ?2, requests = ?3, events_written = ?4,
-             quota_remaining = ?5, quota_resets_at = ?6, summary_json = ?7, error = NULL
+             quota_remaining = ?5, quota_resets_at = ?6, summary_json = ?7, error = NULL,
+             pacing_wait_ms = ?8
          WHERE sync_run_id = ?1",
         params![
             end.run_id,
@@ -98,7 +101,8 @@ pub(super) fn finish(
             events as i64,
             totals.quota_remaining,
             totals.quota_resets_at,
-            summary
+            summary,
+            totals.pacing_wait_ms
         ],
     )?;
     if let Some(quarantined) = &totals.quarantined {

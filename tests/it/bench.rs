@@ -9,7 +9,7 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bench.json");
     let run = std::process::Command::new(bin())
-        .args(["bench", "--quick", "--out"])
+        .args(["bench", "--quick", "--paced-rps", "5", "--out"])
         .arg(&out)
         .env("TOGGL_API_TOKEN", "demo-token")
         .output()
@@ -35,7 +35,15 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
         })
         .collect();
     for size in [200, 1000] {
-        for scenario in ["floor", "store", "initial", "unchanged", "churn"] {
+        for scenario in [
+            "floor",
+            "store",
+            "initial",
+            "unchanged",
+            "churn",
+            "latency",
+            "paced",
+        ] {
             assert!(
                 seen.contains(&(size, scenario.to_string())),
                 "{size} {scenario} missing from {seen:?}"
@@ -51,9 +59,17 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
         assert!(r["peak_rss_kib"].as_u64().is_some_and(|k| k > 0), "{r}");
         assert!(r["wall_ms"].as_f64().is_some_and(|w| w > 0.0), "{r}");
         match r["scenario"].as_str() {
-            Some("unchanged") => {
+            Some("unchanged") | Some("latency") => {
                 assert_eq!(r["rows_written"], 0, "an unchanged sync wrote rows: {r}");
                 assert_eq!(r["row_count_delta"], 0, "{r}");
+            }
+            Some("paced") => {
+                assert_eq!(r["rows_written"], 0, "{r}");
+                // Requests × 1/5 s, the first one not waited for.
+                let (wall, bound) = (r["wall_ms"].as_f64(), r["pacing_bound_ms"].as_f64());
+                let spaced = (r["requests"].as_f64().unwrap_or(0.0) - 1.0) * 200.0;
+                assert!(wall.is_some_and(|w| w >= spaced * 0.95), "{r}");
+                assert!(bound.is_some_and(|b| b >= spaced), "{r}");
             }
             Some("initial") | Some("churn") => {
                 assert!(r["rows_written"].as_i64().is_some_and(|n| n > 0), "{r}");

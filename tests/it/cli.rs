@@ -155,7 +155,9 @@ fn fake_api_prints_its_settings_and_answers_the_readme_curl() {
         .expect("fake-api starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut settings = std::collections::BTreeMap::new();
-    for line in BufReader::new(stdout).lines().take(7) {
+    // Nine lines: the key and the profile joined the seven (a pipe closed early would end
+    // the server on its next line).
+    for line in BufReader::new(stdout).lines().take(9) {
         let line = line.expect("line");
         if let Some((k, v)) = line.split_once('=') {
             settings.insert(k.to_string(), v.to_string());
@@ -197,7 +199,8 @@ fn fake_api_prints_its_settings_and_answers_the_readme_curl() {
     );
     let curl = curl.expect("curl is installed (the README's example uses it)");
     let body: serde_json::Value = serde_json::from_slice(&curl.stdout).expect("JSON from the fake");
-    let items = body["items"].as_array().expect("items");
+    // The default (focus) profile's envelope: `{"page", "per_page", "data"}`.
+    let items = body["data"].as_array().expect("data");
     assert_eq!(items.len(), 2);
     assert!(items[0]["rate"].is_object(), "{}", items[0]);
 }

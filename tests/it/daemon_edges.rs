@@ -373,7 +373,7 @@ fn the_daemon_survives_an_api_that_is_down_at_start_and_recovers_when_it_comes_u
     std::fs::write(
         &config,
         format!(
-            "[api]\nbase_url = \"http://127.0.0.1:{port}/api\"\norganization_id = 1001\nworkspace_id = 2001\n\
+            "[api]\nbase_url = \"http://127.0.0.1:{port}/api\"\norganization_id = 1001\nworkspace_id = 2001\nmax_requests_per_second = 0\n\
              initial_backoff = \"10ms\"\nmax_backoff = \"50ms\"\nrequest_timeout = \"2s\"\n\n\
              [database]\npath = {:?}\n\n\
              [schedule]\ncron = \"*/2 * * * * *\"\nrun_at_start = true\nshutdown_timeout = \"10s\"\n",

@@ -641,11 +641,11 @@ fn hide(users: BTreeSet<i64>, groups: BTreeSet<i64>, roles: BTreeSet<i64>) -> Re
                 .is_some_and(|id| set.contains(&id))
         };
         if path.ends_with("/users") {
-            if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+            if let Some(items) = rows_of(v) {
                 items.retain(|u| !id_in(u, "id", &users));
             }
         } else if path.ends_with("/roles") {
-            if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+            if let Some(items) = rows_of(v) {
                 items.retain(|r| !id_in(r, "role_id", &roles));
             }
         } else if path.ends_with("/teams") {
@@ -665,6 +665,16 @@ fn hide(users: BTreeSet<i64>, groups: BTreeSet<i64>, roles: BTreeSet<i64>) -> Re
             }
         }
     })
+}
+
+/// A list's rows, in the seed's `items` or the focus profile's `data`.
+fn rows_of(v: &mut Value) -> Option<&mut Vec<Value>> {
+    let key = if v.get("items").is_some() {
+        "items"
+    } else {
+        "data"
+    };
+    v.get_mut(key).and_then(Value::as_array_mut)
 }
 
 #[test]

@@ -3,9 +3,13 @@
 
 mod answers;
 mod bench;
+mod capture;
+mod check;
 mod cli;
 mod client;
+mod connecting;
 mod datasette;
+mod first_contact;
 mod groups;
 mod history;
 mod litestream;

@@ -899,8 +899,9 @@ fn a_reader_in_the_group_reads_the_mirror_while_no_orgmirror_process_runs() {
 fn check_passes_and_reports_each_kind_of_problem_distinctly() {
     let m = Mirror::new(5);
     let ok = output(&m.config, &["check"], Some("demo-token"));
-    // My groups, the roles and one row of the teams list: three requests, nothing written.
-    assert_eq!(m.fake.handle().request_count(), 3);
+    // My groups, the roles, the first page of the teams and of the users: four requests,
+    // nothing written.
+    assert_eq!(m.fake.handle().request_count(), 4);
     assert!(!m.db.exists(), "check created the database");
     assert!(
         ok.status.success(),
@@ -910,7 +911,7 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
     );
     let stdout = text(&ok.stdout);
     assert!(
-        stdout.contains("all good") && stdout.contains("quota:"),
+        stdout.contains("all good") && stdout.contains("quota headers:"),
         "{stdout}"
     );
 
@@ -925,7 +926,7 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
         std::fs::write(
             &path,
             format!(
-                "[api]\norganization_id = 1001\n{workspace}max_attempts = 1\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
+                "[api]\norganization_id = 1001\n{workspace}max_attempts = 1\nmax_requests_per_second = 0\nconnect_timeout = \"2s\"\n{api}\n[database]\npath = {:?}\n",
                 db.display().to_string()
             ),
         )
@@ -972,7 +973,8 @@ fn check_passes_and_reports_each_kind_of_problem_distinctly() {
             config: config_with("wrong-token.toml", &base),
             token: Some("not-the-token"),
             exit: 2,
-            says: &["refused the credentials", "403"],
+            // The default (focus) profile refuses an unknown key with 401.
+            says: &["refused the credentials", "401"],
         },
         Case {
             what: "a workspace the user may not list groups through",

@@ -39,8 +39,10 @@ impl Mirror {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("org.sqlite");
         let config = dir.path().join("orgmirror.toml");
-        // Fast retries unless `api_extra` sets its own (a key may appear only once).
+        // Fast retries and no pacing (the built-in fake needs none) unless `api_extra`
+        // sets its own (a key may appear only once).
         let fast: String = [
+            ("max_requests_per_second", "0"),
             ("initial_backoff", "\"10ms\""),
             ("max_backoff", "\"50ms\""),
             ("request_timeout", "\"5s\""),
@@ -98,6 +100,32 @@ impl Mirror {
     pub fn conn(&self) -> Connection {
         Connection::open(&self.db).expect("open db")
     }
+}
+
+/// `orgmirror --config CONFIG ARGS` with only `env` as credentials (and no `RUST_LOG`).
+pub fn run_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(bin());
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TOGGL_API_TOKEN")
+        .env_remove("TOGGL_EMAIL")
+        .env_remove("TOGGL_PASSWORD")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("binary runs")
+}
+
+/// A current-thread runtime for tests that drive the library's async client directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 pub fn text(b: &[u8]) -> String {

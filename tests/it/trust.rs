@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use orgmirror::fake::{
-    FakeHandle, FakeOptions, Fault, FaultKind, LoggedRequest, QuotaConfig, Route,
+    FakeHandle, FakeOptions, FakeProfile, Fault, FaultKind, LoggedRequest, QuotaConfig, Route,
 };
 use rusqlite::Connection;
 
@@ -491,7 +491,16 @@ fn a_run_waits_before_its_first_request_when_the_last_quota_cannot_cover_it() {
 
 #[test]
 fn a_server_capping_per_page_far_below_the_ask_still_yields_every_row() {
-    let m = capped(60, 7, "per_page = 200");
+    // The seed's server caps silently (the focus profile would refuse 200 instead).
+    let m = Mirror::with(
+        FakeOptions {
+            users: 60,
+            per_page_cap: 7,
+            profile: FakeProfile::Seed,
+            ..Default::default()
+        },
+        "per_page = 200",
+    );
     m.sync_ok();
     let fake = m.fake.handle();
     let want: Vec<Vec<String>> = fake
@@ -521,7 +530,8 @@ fn check_requests(users: usize, cap: usize, users_pages: usize) {
         fake.clear_requests();
         m.sync_ok();
         let counts = fake.counts();
-        let pages = |n: usize| n.div_ceil(cap).max(1);
+        // api.per_page (100) asks for fewer than a larger cap allows.
+        let pages = |n: usize| n.div_ceil(cap.min(100)).max(1);
         let roles = served(&fake, "/roles").len();
         let teams = served(&fake, "/teams").len();
         let users_log = served(&fake, "/users");
@@ -547,8 +557,9 @@ fn a_sync_uses_the_minimum_requests_or_one_more_per_list() {
     let cases = [
         (120, 50, 3),  // 50 + 50 + 20: the short third page ends it
         (100, 50, 3),  // 50 + 50 + an empty page: an exact multiple needs it
-        (120, 200, 2), // a short first page is ambiguous (a cap or the end): one more
-        (230, 200, 2), // 200 + 30
+        (120, 200, 2), // 100 + 20 (api.per_page = 100 asks fewer than the cap allows)
+        (230, 200, 3), // 100 + 100 + 30
+        (60, 200, 2),  // a short first page is ambiguous (a cap or the end): one more
     ];
     for (users, cap, users_pages) in cases {
         check_requests(users, cap, users_pages);
@@ -1007,13 +1018,24 @@ fn wrong_credentials_fail_at_once_with_one_request_and_no_secret() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(m.fake.handle().request_count(), 1, "401 is not retried");
-    assert!(stderr.contains("the credentials were refused"), "{stderr}");
+    // One short message, printed once: the scheme sent and what to try next (the advice
+    // was printed twice, by the summary event and the report, and ran to ~400 characters).
+    let advice = "credentials sent as Basic <token>:api_token";
     assert!(
-        stderr.contains("HTTP 403"),
-        "the fake answers 403: {stderr}"
+        stderr.contains("HTTP 401") && stderr.contains(advice),
+        "the fake answers 401: {stderr}"
     );
+    assert!(stderr.contains("toggl_sk_"), "what to try next: {stderr}");
+    assert_eq!(stderr.matches(advice).count(), 1, "printed once: {stderr}");
     let basic = base64_of(&format!("{secret}:api_token"));
     let run = last_run_row(&m.db);
+    assert!(run.error.contains(advice), "{}", run.error);
+    assert!(
+        run.error.len() < 200,
+        "{} chars: {}",
+        run.error.len(),
+        run.error
+    );
     for place in [&stdout, &stderr, &run.error] {
         assert!(
             !place.contains(secret) && !place.contains(&basic),
@@ -1201,7 +1223,8 @@ fn requests_table() {
             let (out, took) = timed(&m, &["sync"]);
             assert!(out.status.success(), "{}", text(&out.stderr));
             let counts = m.fake.handle().counts();
-            let pages = |n: usize| n.div_ceil(cap).max(1);
+            // api.per_page (100) asks for fewer than a larger cap allows.
+            let pages = |n: usize| n.div_ceil(cap.min(100)).max(1);
             let minimum = 1 + pages(counts.groups) + pages(counts.users);
             let run = last_run_row(&m.db);
             println!(
