@@ -524,7 +524,7 @@ command = ["/usr/local/bin/page-finance"]
         // The alert tables, up to the next table of another kind.
         let rules: String = example[start..]
             .lines()
-            .take_while(|l| !(l.starts_with("# [") && !l.starts_with("# [[alert]]")))
+            .take_while(|l| !l.starts_with("# [") || l.starts_with("# [[alert]]"))
             .map(|l| {
                 l.strip_prefix("# ")
                     .or_else(|| l.strip_prefix('#'))
