@@ -221,12 +221,18 @@ fn a_member_removed_upstream_between_the_teams_and_the_users_pull_is_not_mirrore
 /// `group`'s (a number where its name belongs); ids stay readable.
 fn unreadable(user: i64, group: i64) -> Rewrite {
     std::sync::Arc::new(move |path: &str, body: &mut Value| {
-        let (list, id, field, bad) = if path.ends_with("/users") {
-            ("items", user, "working_hours", json!("NaN"))
+        let (id, field, bad) = if path.ends_with("/users") {
+            (user, "working_hours", json!("NaN"))
         } else if path.ends_with("/teams") {
-            ("data", group, "name", json!(12345))
+            (group, "name", json!(12345))
         } else {
             return;
+        };
+        // Whichever envelope the profile answers with (indexing a missing key would add it).
+        let list = if body.get("items").is_some() {
+            "items"
+        } else {
+            "data"
         };
         for item in body[list].as_array_mut().into_iter().flatten() {
             if item["id"] == json!(id) {
