@@ -281,7 +281,8 @@ impl Measurement {
     }
 }
 
-fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
+/// The organization sizes to measure: `--sizes`, or the quick ones.
+fn sizes_of(args: &BenchArgs) -> Result<Vec<usize>, CommandError> {
     let sizes: Vec<usize> = if args.quick {
         QUICK_SIZES.to_vec()
     } else {
@@ -294,6 +295,11 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
             message: format!("--sizes: give one or more sizes from 1 to {max}"),
         });
     }
+    Ok(sizes)
+}
+
+fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
+    let sizes = sizes_of(args)?;
     let exe = std::env::current_exe()
         .map_err(|e| CommandError::failed(format!("bench: cannot find this binary: {e}")))?;
     let machine = machine_info();
@@ -306,6 +312,7 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
     } else {
         (args.query_sizes.clone(), args.churn_runs)
     };
+    let max = orgmirror::fake::MAX_USERS;
     if query_sizes.iter().any(|&n| n == 0 || n > max) {
         return Err(CommandError {
             exit: Exit::Config,
@@ -367,17 +374,14 @@ fn measure_size(
     paced_rps: f64,
 ) -> Result<Vec<Measurement>, CommandError> {
     let failed = |what: String| CommandError::failed(format!("bench ({size} users): {what}"));
-    let dir = tempfile::tempdir().map_err(|e| failed(format!("cannot make a temp dir: {e}")))?;
-    let options = FakeOptions {
-        users: size,
-        per_page_cap,
-        ..Default::default()
-    };
-    let server = FakeServer::start_background(options.clone())
-        .map_err(|e| failed(format!("cannot start the fake: {e}")))?;
-    let fake = server.handle();
-    let db = dir.path().join("org.sqlite");
-    let config = bench_config(dir.path(), &server, &options, &db).map_err(failed)?;
+    let BenchOrg {
+        dir,
+        options,
+        server,
+        fake,
+        db,
+        config,
+    } = BenchOrg::start(size, per_page_cap).map_err(failed)?;
     let text = std::fs::read_to_string(&config)
         .map_err(|e| failed(format!("cannot read the config: {e}")))?;
     let paced_config = dir.path().join("paced.toml");
@@ -498,18 +502,7 @@ fn measure_replica(
     url: &str,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Exit, CommandError> {
-    let sizes: Vec<usize> = if args.quick {
-        QUICK_SIZES.to_vec()
-    } else {
-        args.sizes.clone()
-    };
-    let max = orgmirror::fake::MAX_USERS;
-    if sizes.is_empty() || sizes.iter().any(|&n| n == 0 || n > max) {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: format!("--sizes: give one or more sizes from 1 to {max}"),
-        });
-    }
+    let sizes = sizes_of(args)?;
     let exe = std::env::current_exe()
         .map_err(|e| CommandError::failed(format!("bench: cannot find this binary: {e}")))?;
     let mut results = Vec::new();
@@ -582,19 +575,15 @@ fn measure_replica_size(
     runtime: &tokio::runtime::Handle,
 ) -> Result<Vec<Value>, CommandError> {
     let failed = |what: String| CommandError::failed(format!("bench ({size} users): {what}"));
-    let dir = tempfile::tempdir().map_err(|e| failed(format!("cannot make a temp dir: {e}")))?;
-    let options = FakeOptions {
-        users: size,
-        per_page_cap,
-        ..Default::default()
-    };
-    let server = FakeServer::start_background(options.clone())
-        .map_err(|e| failed(format!("cannot start the fake: {e}")))?;
-    let fake = server.handle();
-    let db = dir.path().join("org.sqlite");
-    let base = bench_config(dir.path(), &server, &options, &db)
-        .and_then(|p| std::fs::read_to_string(p).map_err(|e| e.to_string()))
-        .map_err(failed)?;
+    let BenchOrg {
+        dir,
+        server,
+        fake,
+        config,
+        ..
+    } = BenchOrg::start(size, per_page_cap).map_err(failed)?;
+    let base = std::fs::read_to_string(&config)
+        .map_err(|e| failed(format!("cannot read the config: {e}")))?;
     let stamp = std::process::id();
     let follow_schema = format!("bench_{size}_{stamp}_follow");
     let boot_schema = format!("bench_{size}_{stamp}_boot");
@@ -680,24 +669,48 @@ fn measure_replica_size(
     Ok(out)
 }
 
-/// Writes `dir/orgmirror.toml` for syncing the fake at `server` into `db`.
-fn bench_config(
-    dir: &Path,
-    server: &FakeServer,
-    options: &FakeOptions,
-    db: &Path,
-) -> Result<PathBuf, String> {
-    let config = dir.join("orgmirror.toml");
-    let text = format!(
-        "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
-         max_requests_per_second = 0\n[database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
-        server.base_url(),
-        options.organization_id,
-        options.workspace_id,
-        db.display().to_string()
-    );
-    std::fs::write(&config, text).map_err(|e| format!("cannot write the config: {e}"))?;
-    Ok(config)
+/// A fake organization of `size` users served by this process, and the config that syncs
+/// it (pacing off) into a new mirror, both in a temp dir of their own.
+struct BenchOrg {
+    dir: tempfile::TempDir,
+    options: FakeOptions,
+    server: FakeServer,
+    fake: FakeHandle,
+    db: PathBuf,
+    config: PathBuf,
+}
+
+impl BenchOrg {
+    fn start(size: usize, per_page_cap: usize) -> Result<BenchOrg, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        let options = FakeOptions {
+            users: size,
+            per_page_cap,
+            ..Default::default()
+        };
+        let server = FakeServer::start_background(options.clone())
+            .map_err(|e| format!("cannot start the fake: {e}"))?;
+        let fake = server.handle();
+        let db = dir.path().join("org.sqlite");
+        let config = dir.path().join("orgmirror.toml");
+        let text = format!(
+            "[api]\nbase_url = {:?}\norganization_id = {}\nworkspace_id = {}\nper_page = {PER_PAGE}\n\
+             max_requests_per_second = 0\n[database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
+            server.base_url(),
+            options.organization_id,
+            options.workspace_id,
+            db.display().to_string()
+        );
+        std::fs::write(&config, text).map_err(|e| format!("cannot write the config: {e}"))?;
+        Ok(BenchOrg {
+            dir,
+            options,
+            server,
+            fake,
+            db,
+            config,
+        })
+    }
 }
 
 /// Runs the store floor on the mirror `initial` made; `row_count_delta` is the rows it

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use orgmirror::commands::CommandError;
-use orgmirror::fake::{FakeOptions, FakeServer};
 use orgmirror::store::{canned_query, Store, StoreOptions, CANNED_QUERIES};
 
-use super::{apply_churn, bench_config, run_child};
+use super::{apply_churn, run_child, BenchOrg};
 
 /// Times each in-process query runs; the median is reported.
 const REPEATS: usize = 7;
@@ -60,17 +59,14 @@ pub fn measure(
 ) -> Result<(Vec<QueryMeasurement>, Value), CommandError> {
     let failed =
         |what: String| CommandError::failed(format!("bench queries ({size} users): {what}"));
-    let dir = tempfile::tempdir().map_err(|e| failed(format!("cannot make a temp dir: {e}")))?;
-    let options = FakeOptions {
-        users: size,
-        per_page_cap,
-        ..Default::default()
-    };
-    let server = FakeServer::start_background(options.clone())
-        .map_err(|e| failed(format!("cannot start the fake: {e}")))?;
-    let fake = server.handle();
-    let db = dir.path().join("org.sqlite");
-    let config = bench_config(dir.path(), &server, &options, &db).map_err(failed)?;
+    let BenchOrg {
+        dir,
+        server,
+        fake,
+        db,
+        config,
+        ..
+    } = BenchOrg::start(size, per_page_cap).map_err(failed)?;
     let sync = || {
         let mut cmd = Command::new(exe);
         cmd.arg("--config")
