@@ -29,9 +29,10 @@ use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::{debug, error, info, warn};
 
+use crate::clock::now_utc;
 use crate::commands::{client_for, load_config, open_store, CommandError, Exit};
 use crate::store::StoreError;
-use crate::sync::{self, now_utc, RunReport, SyncOptions};
+use crate::sync::{self, RunReport, SyncOptions};
 
 /// The `sync_runs.error` of a run abandoned because it outlived `schedule.shutdown_timeout`.
 pub const SHUTDOWN_REASON: &str =

@@ -7,6 +7,7 @@ pub mod asof;
 pub mod cadence;
 pub mod changes;
 pub mod check;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;

@@ -1022,11 +1022,8 @@ impl rusqlite::ToSql for Timestamp {
     }
 }
 
-/// Formats an instant as the mirror stores it: `2026-11-28T12:00:00Z`, with fractional
-/// seconds only when there are some.
-pub fn format_utc(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
+/// Kept for callers not yet moved to [`crate::clock`] (check).
+pub use crate::clock::format_utc;
 
 /// A stable 64-bit hash (XXH3, seed 0) of canonical JSON: stored in the database, so it
 /// must not change between builds or platforms, unlike std's hasher. (FNV-1a, byte by

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cadence::{self, Cadence};
+use crate::clock::format_utc;
 use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{next_run, Config};
-use crate::snapshot::format_utc;
 use crate::store::{RuleBacklog, Store, SyncRunRow};
 
 /// How many runs `status` lists.

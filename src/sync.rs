@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::api::{ApiError, Client, PageProgress, QuotaSeen, RequestStats, MAX_QUOTA_RESET};
+use crate::clock::format_utc;
 use crate::config::Config;
 use crate::diff::{self, Scope, StoredState, Targets};
-use crate::snapshot::{format_utc, Entity, OrgSnapshot, RecordError};
+use crate::snapshot::{Entity, OrgSnapshot, RecordError};
 use crate::store::{EarlyWriter, RunTotals, Store, StoreError};
 
 /// Why a run did not commit.
@@ -93,11 +94,8 @@ impl RunReport {
     }
 }
 
-/// The current time as the mirror writes it (whole seconds, UTC, `Z`).
-pub fn now_utc() -> String {
-    let now = chrono::Utc::now();
-    format_utc(chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
-}
+/// Kept for callers not yet moved to [`crate::clock`] (bench, check).
+pub use crate::clock::now_utc;
 
 /// Runs one complete sync and records it, whatever happens, in `sync_runs`.
 /// Returns the report of a committed run, or of a failed one with its error.
