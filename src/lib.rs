@@ -18,6 +18,7 @@ pub mod fake;
 pub mod groups;
 pub mod logging;
 pub mod metrics;
+pub mod quarantine;
 pub mod replica;
 pub mod snapshot;
 pub mod status;
