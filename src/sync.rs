@@ -13,7 +13,13 @@ use crate::clock::format_utc;
 use crate::config::Config;
 use crate::diff::{self, Scope, StoredState, Targets};
 use crate::snapshot::{Entity, OrgSnapshot, RecordError};
-use crate::store::{EarlyWriter, RunTotals, Store, StoreError};
+use crate::store::{EarlyWriter, RunTotals, Store};
+
+mod mirror;
+/// The error a run ends with: the store's, for now (one error type per layer is issue 14's
+/// later part); re-exported so the daemon names only `sync`.
+pub use crate::store::StoreError;
+pub use mirror::{open_store, Mirror};
 
 /// Why a run did not commit.
 #[derive(Debug, thiserror::Error)]
