@@ -3,6 +3,8 @@
 
 pub mod alerts;
 pub mod api;
+#[cfg(test)]
+mod arrows;
 pub mod asof;
 pub mod cadence;
 pub mod changes;
