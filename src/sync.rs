@@ -15,6 +15,8 @@ use crate::diff::{self, Scope, StoredState, Targets};
 use crate::snapshot::{Entity, OrgSnapshot, RecordError};
 use crate::store::{EarlyWriter, RunTotals, Store};
 
+#[cfg(test)]
+mod guard_tests;
 mod mirror;
 /// The error a run ends with: the store's, for now (one error type per layer is issue 14's
 /// later part); re-exported so the daemon names only `sync`.
