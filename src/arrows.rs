@@ -1,8 +1,8 @@
 //! The arrows between modules that must never exist (ARCHITECTURE.md, "Dependencies"),
 //! checked on the source: every file reached from `lib.rs` and `main.rs` through `mod`
 //! declarations that are not `#[cfg(test)]`, read with Rust's own parser (`syn`), every
-//! `crate::x` path in it — `use` trees, expressions, types, macro arguments — outside
-//! `#[cfg(test)]` items. Tests may reach anywhere (a `diff` test builds records from the
+//! `crate::x` path in it — `use` trees, expressions, types, macro arguments — and every
+//! `super::` path that leaves its top-level module, outside `#[cfg(test)]` items. Tests may reach anywhere (a `diff` test builds records from the
 //! API's models); the rule is about the code that ships.
 
 use std::collections::BTreeSet;
@@ -42,10 +42,14 @@ fn is_forbidden(from: &str, to: &str) -> bool {
 }
 
 /// The top-level modules one file's shipped code names through `crate::` (or, in the
-/// binary, `orgmirror::`), each with the first path that names it.
-fn arrows_in(source: &str) -> Result<Vec<(String, String)>, syn::Error> {
+/// binary, `orgmirror::`) or through `super::` out of its own module, each with the first
+/// path that names it. `module_path` is the file's place in the crate (`["store", "write"]`).
+fn arrows_in(source: &str, module_path: &[String]) -> Result<Vec<(String, String)>, syn::Error> {
     let file = syn::parse_file(source)?;
-    let mut paths = CratePaths::default();
+    let mut paths = CratePaths {
+        found: Vec::new(),
+        here: module_path.to_vec(),
+    };
     for item in &file.items {
         if !is_test_only(item_attrs(item)) {
             paths.visit_item(item);
@@ -59,15 +63,24 @@ fn arrows_in(source: &str) -> Result<Vec<(String, String)>, syn::Error> {
         .collect())
 }
 
-#[derive(Default)]
 struct CratePaths {
     found: Vec<(String, String)>,
+    /// The module being read, from the crate root (inline modules pushed as they are entered).
+    here: Vec<String>,
 }
 
 impl CratePaths {
     fn note(&mut self, segments: &[String]) {
         if let [root, module, ..] = segments {
             if root == "crate" || root == "orgmirror" {
+                self.found.push((module.clone(), segments.join("::")));
+            }
+        }
+        let ups = segments.iter().take_while(|s| *s == "super").count();
+        if ups > 0 && ups <= self.here.len() {
+            let above = &self.here[..self.here.len() - ups];
+            let module = above.first().or_else(|| segments.get(ups));
+            if let Some(module) = module {
                 self.found.push((module.clone(), segments.join("::")));
             }
         }
@@ -101,6 +114,15 @@ impl<'ast> Visit<'ast> for CratePaths {
         if !is_test_only(item_attrs(item)) {
             syn::visit::visit_item(self, item);
         }
+    }
+
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        if is_test_only(&item.attrs) {
+            return;
+        }
+        self.here.push(item.ident.to_string());
+        syn::visit::visit_item_mod(self, item);
+        self.here.pop();
     }
 
     fn visit_impl_item(&mut self, item: &'ast syn::ImplItem) {
@@ -197,10 +219,11 @@ fn is_test_only(attrs: &[syn::Attribute]) -> bool {
     })
 }
 
-/// One file of shipped code and the top-level module it belongs to.
+/// One file of shipped code, the top-level module it belongs to and its place in the crate.
 struct SourceFile {
     path: PathBuf,
     module: String,
+    module_path: Vec<String>,
 }
 
 /// Every file reached from `root` through `mod x;` declarations that are not test-only.
@@ -210,18 +233,19 @@ fn shipped_files(root: &Path) -> Vec<SourceFile> {
         .parent()
         .expect("a crate root has a directory")
         .to_path_buf();
-    collect(root, &dir, None, &mut files);
+    collect(root, &dir, &[], &mut files);
     files
 }
 
-fn collect(path: &Path, dir: &Path, module: Option<&str>, files: &mut Vec<SourceFile>) {
+fn collect(path: &Path, dir: &Path, module_path: &[String], files: &mut Vec<SourceFile>) {
     let source =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let file = syn::parse_file(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if let Some(module) = module {
+    if let Some(module) = module_path.first() {
         files.push(SourceFile {
             path: path.to_path_buf(),
-            module: module.to_string(),
+            module: module.clone(),
+            module_path: module_path.to_vec(),
         });
     }
     for item in &file.items {
@@ -260,7 +284,9 @@ fn collect(path: &Path, dir: &Path, module: Option<&str>, files: &mut Vec<Source
                 }
             }
         };
-        collect(&child, &child_dir, Some(module.unwrap_or(&name)), files);
+        let mut child_path = module_path.to_vec();
+        child_path.push(name);
+        collect(&child, &child_dir, &child_path, files);
     }
 }
 
@@ -269,7 +295,9 @@ mod tests {
     use super::*;
 
     fn forbidden_arrows_in(from: &str, source: &str) -> Vec<String> {
-        arrows_in(source)
+        let module_path: Vec<String> = from.split("::").map(str::to_string).collect();
+        let from = module_path[0].as_str();
+        arrows_in(source, &module_path)
             .unwrap()
             .into_iter()
             .filter(|(to, _)| is_forbidden(from, to))
@@ -290,7 +318,7 @@ mod tests {
         let mut allowed_in_use = BTreeSet::new();
         for file in &files {
             let source = std::fs::read_to_string(&file.path).unwrap();
-            let arrows = arrows_in(&source).unwrap();
+            let arrows = arrows_in(&source, &file.module_path).unwrap();
             for (to, path) in arrows {
                 if !is_forbidden(&file.module, &to) {
                     continue;
@@ -372,7 +400,33 @@ mod tests {
                 "use crate::config::Config;",
                 &["fake → config (crate::config::Config)"],
             ),
-            ("fake", "use super::org::Org; use crate::fake::server;", &[]),
+            (
+                "fake::server",
+                "use super::org::Org; use crate::fake::api::X;",
+                &[],
+            ),
+            // Out of a module through `super` (`from` is the file's place in the crate).
+            (
+                "store",
+                "use super::api::Quarantined;",
+                &["store → api (super::api::Quarantined)"],
+            ),
+            (
+                "store::write",
+                "fn f() -> String { super::super::sync::now_utc() }",
+                &["store → sync (super::super::sync::now_utc)"],
+            ),
+            ("store::write", "use super::outbox::queue_run;", &[]),
+            (
+                "diff",
+                "mod inner { use super::super::store::Store; }",
+                &["diff → store (super::super::store::Store)"],
+            ),
+            (
+                "diff",
+                "mod inner { use super::snapshot::OrgSnapshot; }",
+                &[],
+            ),
             ("diff", "use crate::snapshot::OrgSnapshot;", &[]),
             ("sync", "use crate::store::Store;", &[]),
             // Shipped code only: test modules and test functions may reach anywhere.
