@@ -102,7 +102,7 @@ impl RunReport {
     }
 }
 
-/// Kept for callers not yet moved to [`crate::clock`] (bench, check).
+/// Kept for callers not yet moved to [`crate::clock`] (`bench`).
 pub use crate::clock::now_utc;
 
 /// Runs one complete sync and records it, whatever happens, in `sync_runs`.
