@@ -21,7 +21,7 @@ pub fn run(
         exit: Exit::Config,
         message: format!("TIME: {message}"),
     })?;
-    let at = crate::snapshot::format_utc(at);
+    let at = crate::clock::format_utc(at);
     let (_, config) = load_config(config_path)?;
     // Refused before the history is read (a whole organization takes a while).
     if !force {
@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_or_a_date_in_utc() {
-        let utc = |t: &str| parse_time(t).map(crate::snapshot::format_utc);
+        let utc = |t: &str| parse_time(t).map(crate::clock::format_utc);
         assert_eq!(utc("2026-03-01").as_deref(), Ok("2026-03-01T00:00:00Z"));
         assert_eq!(
             utc("2026-03-01T09:30:00+01:00").as_deref(),

@@ -1119,7 +1119,7 @@ fn machine_info() -> Value {
         "mem_total_kib": mem_total_kib,
         "git_commit": commit,
         "git_dirty": dirty,
-        "date": orgmirror::sync::now_utc(),
+        "date": orgmirror::clock::now_utc(),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,

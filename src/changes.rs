@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::clock::format_utc;
 use crate::commands::{load_config, CommandError, Exit};
-use crate::snapshot::{format_utc, Entity};
+use crate::snapshot::Entity;
 use crate::store::{ChangeFilter, ChangeRow, Store};
 
 /// Fields every update of a record changes along with the ones that matter.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::api::Client;
 use crate::config::{Config, ConfigError, Credentials};
-use crate::store::{Store, StoreOptions};
+use crate::store::Store;
 use crate::sync::{self, RunReport, SyncOptions};
 
 /// Process exit statuses, documented in the README.
@@ -104,13 +104,8 @@ pub fn client_for(config: &Config) -> Result<Client, CommandError> {
 
 /// Opens the database for writing.
 pub fn open_store(config: &Config) -> Result<Store, CommandError> {
-    let mut store = Store::open(
-        &config.database.path,
-        &StoreOptions::from_config(&config.database),
-    )?;
     // Every run through this store queues its alerts with its events.
-    store.set_outbox_rules(crate::alerts::outbox_rules(config));
-    Ok(store)
+    Ok(sync::open_store(config)?)
 }
 
 /// `orgmirror sync`.

@@ -29,9 +29,9 @@ use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::{debug, error, info, warn};
 
-use crate::commands::{client_for, load_config, open_store, CommandError, Exit};
-use crate::store::StoreError;
-use crate::sync::{self, now_utc, RunReport, SyncOptions};
+use crate::clock::now_utc;
+use crate::commands::{client_for, load_config, CommandError, Exit};
+use crate::sync::{self, RunReport, StoreError, SyncOptions};
 
 /// The `sync_runs.error` of a run abandoned because it outlived `schedule.shutdown_timeout`.
 pub const SHUTDOWN_REASON: &str =
@@ -180,9 +180,8 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     })?;
     let (config_file, config) = load_config(config_path)?;
     let client = client_for(&config)?;
-    let mut store = open_store(&config)?;
     // One daemon per database, for its whole life (the writer lock is only held by runs).
-    store.lock_daemon()?;
+    let mut mirror = sync::Mirror::open_for_daemon(&config)?;
     // Alerts are delivered on a task of their own (a dead target never holds up a run),
     // woken after each run; metrics are served on another.
     let alert_wake = Arc::new(tokio::sync::Notify::new());
@@ -243,7 +242,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         };
         debug!(trigger = trigger.as_str(), "run starting");
         let end = {
-            let run = sync::run_once(&client, &mut store, &config, &options);
+            let run = mirror.run_once(&client, &config, &options);
             tokio::pin!(run);
             loop {
                 tokio::select! {
@@ -283,11 +282,11 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
                 break Exit::Ok;
             }
             RunEnd::Abandoned => {
-                mark_abandoned(&mut store, SHUTDOWN_REASON);
+                mark_abandoned(&mut mirror, SHUTDOWN_REASON);
                 break Exit::Ok;
             }
             RunEnd::Killed => {
-                mark_abandoned(&mut store, SECOND_SIGNAL_REASON);
+                mark_abandoned(&mut mirror, SECOND_SIGNAL_REASON);
                 break Exit::Failed;
             }
         }
@@ -295,7 +294,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
 
     stop_schedule(&mut scheduler).await;
     notify(&[NotifyState::Stopping, NotifyState::Status("stopped")]);
-    drop(store);
+    drop(mirror);
     info!(exit_status = exit as u8, "daemon stopped; database closed");
     Ok(exit)
 }
@@ -370,8 +369,8 @@ fn report_run(result: Result<RunReport, StoreError>) {
 }
 
 /// Marks the abandoned run's `sync_runs` row failed.
-fn mark_abandoned(store: &mut crate::store::Store, reason: &str) {
-    match store.abandon_running(reason, &now_utc()) {
+fn mark_abandoned(mirror: &mut sync::Mirror, reason: &str) {
+    match mirror.abandon_running(reason) {
         Ok(rows) => warn!(rows, reason, "abandoned run marked failed"),
         Err(e) => error!(
             error = %e,

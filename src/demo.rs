@@ -59,7 +59,7 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
     if !first.committed {
         return Ok(exit_of(&first));
     }
-    let as_of_first = crate::sync::now_utc();
+    let as_of_first = crate::clock::now_utc();
 
     let story = change_the_organization(&server);
     crate::outln!("\n2. Meanwhile in the organization:");

@@ -3,10 +3,13 @@
 
 pub mod alerts;
 pub mod api;
+#[cfg(test)]
+mod arrows;
 pub mod asof;
 pub mod cadence;
 pub mod changes;
 pub mod check;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -17,6 +20,7 @@ pub mod fake;
 pub mod groups;
 pub mod logging;
 pub mod metrics;
+pub mod quarantine;
 pub mod replica;
 pub mod snapshot;
 pub mod status;

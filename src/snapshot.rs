@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::api::models::{OrganizationUser, Role, Team};
+use crate::clock::format_utc;
 use crate::diff::{hashes_of, StoredHashes, StoredState};
 
 /// The kinds of entity the mirror tracks, named as `change_events.entity` names them.
@@ -1020,12 +1021,6 @@ impl rusqlite::ToSql for Timestamp {
             rusqlite::types::Value::Text(self.to_string()),
         ))
     }
-}
-
-/// Formats an instant as the mirror stores it: `2026-11-28T12:00:00Z`, with fractional
-/// seconds only when there are some.
-pub fn format_utc(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// A stable 64-bit hash (XXH3, seed 0) of canonical JSON: stored in the database, so it

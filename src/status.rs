@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cadence::{self, Cadence};
+use crate::clock::format_utc;
 use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{next_run, Config};
-use crate::snapshot::format_utc;
 use crate::store::{RuleBacklog, Store, SyncRunRow};
 
 /// How many runs `status` lists.
@@ -34,7 +34,7 @@ pub struct StatusReport {
     pub alerts: Vec<RuleBacklog>,
     /// Records the newest successful run could not read: each keeps its last good version
     /// in the mirror until the upstream sends one that can be read.
-    pub quarantined: Vec<crate::api::Quarantined>,
+    pub quarantined: Vec<crate::quarantine::Quarantined>,
     /// The PostgreSQL replica's progress, when `[replica.postgres]` is configured.
     pub replica: Option<crate::replica::ReplicaStatus>,
 }
@@ -85,7 +85,7 @@ pub struct RunStatus {
     /// (`started_at` is then one second after that run's).
     pub wall_clock_at: Option<String>,
     /// Records this run could not read and kept at their last good version.
-    pub quarantined: Vec<crate::api::Quarantined>,
+    pub quarantined: Vec<crate::quarantine::Quarantined>,
 }
 
 /// The request quota last seen.

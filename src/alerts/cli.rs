@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::deliver::{after_commit, http_client, unix_ms, Deliverer, Target};
 use super::Rules;
+use crate::clock::now_utc;
 use crate::commands::{load_config, open_store, CommandError, Exit};
 use crate::config::Config;
 use crate::store::EventRow;
-use crate::sync::now_utc;
 
 /// `orgmirror alerts …`.
 #[derive(Debug, Subcommand)]
@@ -103,7 +103,7 @@ pub fn parse_since(text: &str) -> Result<String, String> {
         .map_err(|_| {
             format!("--since `{text}` is not a time: give 2026-11-01T00:00:00Z or 2026-11-01 (UTC)")
         })?;
-    Ok(crate::snapshot::format_utc(parsed))
+    Ok(crate::clock::format_utc(parsed))
 }
 
 async fn replay(config: &Config, name: Option<&str>, since: &str) -> Result<Exit, CommandError> {

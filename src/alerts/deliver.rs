@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
 use super::AlertRule;
+use crate::clock::now_utc;
 use crate::commands::CommandError;
 use crate::config::{Config, ConfigError};
 use crate::store::{OutboxRow, Store, StoreError, StoreOptions};
-use crate::sync::now_utc;
 
 /// Alerts of one rule taken per pass (the next pass takes the rest).
 const PER_RULE: usize = 200;

@@ -178,7 +178,7 @@ pub fn measure(
     drop(store);
 
     // The commands, as people run them.
-    let now = orgmirror::sync::now_utc();
+    let now = orgmirror::clock::now_utc();
     let asof_out = dir.path().join("asof.sqlite");
     for (name, args) in [
         (

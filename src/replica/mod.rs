@@ -351,7 +351,7 @@ fn check_same_mirror(
          (every table's rows WHERE organization_id = {organization}) to bootstrap it from this mirror",
         target.display,
         target.schema,
-        show(replica.map(crate::snapshot::format_utc)),
+        show(replica.map(crate::clock::format_utc)),
         show(mirror.map(str::to_string)),
     )))
 }
@@ -552,7 +552,7 @@ pub async fn status(config: &Config) -> Option<ReplicaStatus> {
     let at = match asked {
         Ok(Some((run, at))) => {
             report.replicated_run = Some(run);
-            report.replicated_at = Some(crate::snapshot::format_utc(at));
+            report.replicated_at = Some(crate::clock::format_utc(at));
             run
         }
         Ok(None) => 0,

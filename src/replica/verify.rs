@@ -275,7 +275,7 @@ fn canonical_value(kind: ColumnKind, v: &str) -> Option<String> {
             let parsed = chrono::DateTime::parse_from_rfc3339(v)
                 .or_else(|_| chrono::DateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S%.f%#z"))
                 .ok()?;
-            Some(crate::snapshot::format_utc(
+            Some(crate::clock::format_utc(
                 parsed.with_timezone(&chrono::Utc).round_subsecs(6),
             ))
         }

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::snapshot::format_utc;
+use crate::clock::format_utc;
 
 /// The time for a run starting at `wall_clock` (RFC 3339 UTC, whole seconds).
 pub(super) fn run_time(conn: &Connection, wall_clock: &str) -> rusqlite::Result<String> {

@@ -35,7 +35,7 @@ impl Store {
             for id in &ids {
                 tx.execute(
                     "INSERT INTO run_times VALUES (?1, ?2)",
-                    rusqlite::params![id, crate::snapshot::format_utc(at)],
+                    rusqlite::params![id, crate::clock::format_utc(at)],
                 )?;
                 at += step;
             }

@@ -78,7 +78,7 @@ pub(super) fn finish(
     write_workspace_names(conn, end.workspace_names)?;
     // In the run's transaction: an event is committed with its alerts or not at all.
     if let Some(rules) = end.outbox {
-        super::outbox::queue_run(conn, end.run_id, rules, &crate::sync::now_utc())?;
+        super::outbox::queue_run(conn, end.run_id, rules, &crate::clock::now_utc())?;
     }
     let events: usize = counts.values().sum();
     let mut summary: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
@@ -88,7 +88,7 @@ pub(super) fn finish(
     let summary = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".to_string());
     let totals = end.totals;
     // Now, not the run's `observed_at` (when its pull began): `status` shows the difference.
-    let finished_at = crate::sync::now_utc();
+    let finished_at = crate::clock::now_utc();
     conn.execute(
         "UPDATE sync_runs SET status = 'succeeded', finished_at = ?2, requests = ?3, events_written = ?4,
              quota_remaining = ?5, quota_resets_at = ?6, summary_json = ?7, error = NULL,

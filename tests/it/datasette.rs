@@ -163,7 +163,7 @@ fn parameters(m: &Mirror) -> (String, String, String) {
         "SELECT organization_user_id FROM rate_history ORDER BY valid_from DESC LIMIT 1",
     )[0][0]
         .clone();
-    let day = orgmirror::sync::now_utc()[..10].to_string();
+    let day = orgmirror::clock::now_utc()[..10].to_string();
     (group, day, person)
 }
 

@@ -1446,5 +1446,50 @@ fn finished_at_is_when_a_slow_run_finished() {
     );
 }
 
+/// Every event and every end of an interval a run writes carries the run's one time,
+/// `sync_runs.started_at`, even when the run takes seconds (ARCHITECTURE.md, "A run's
+/// history rows and events carry one time").
+#[test]
+fn a_runs_events_and_interval_ends_all_carry_its_started_at() {
+    let m = Mirror::new(30);
+    let org = m.fake.handle();
+    sync_sound(&m);
+    tick(&org);
+    let users = org.user_ids();
+    org.rename_user(users[1], "Renamed");
+    org.remove_user(users[2]);
+    org.remove_group(org.group_ids()[0]);
+    // Slow enough that a time taken while writing would fall in another second.
+    org.inject(Fault::new(Route::Users, FaultKind::Delay(Duration::from_millis(1500))).times(1));
+    sync_apart(&m);
+    let conn = m.conn();
+    let run_time =
+        |run: &str| format!("(SELECT started_at FROM sync_runs WHERE sync_run_id = {run})");
+    let closed = scalar(
+        &conn,
+        "SELECT count(*) FROM entity_history WHERE closed_by IS NOT NULL",
+    );
+    assert!(closed >= 3, "the second run closed {closed} intervals");
+    for (what, sql) in [
+        (
+            "events",
+            format!("SELECT count(*) FROM change_log WHERE observed_at IS NOT {}", run_time("change_log.sync_run_id")),
+        ),
+        (
+            "interval starts",
+            format!("SELECT count(*) FROM entity_history WHERE valid_from IS NOT {}", run_time("entity_history.opened_by")),
+        ),
+        (
+            "interval ends",
+            format!(
+                "SELECT count(*) FROM entity_history WHERE closed_by IS NOT NULL AND valid_to IS NOT {}",
+                run_time("entity_history.closed_by")
+            ),
+        ),
+    ] {
+        assert_eq!(scalar(&conn, &sql), 0, "{what} at another time than their run's start");
+    }
+}
+
 #[path = "survives.rs"]
 mod survives;

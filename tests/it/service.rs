@@ -1074,6 +1074,20 @@ fn json_logs_are_one_object_per_line_and_never_show_the_token() {
         }
     }
     assert_eq!(summaries, 1, "one summary event per run:\n{stderr}");
+    // Nor in the database: every byte of the file and of its WAL.
+    let wal = std::path::PathBuf::from(format!("{}-wal", m.db.display()));
+    for file in [m.db.clone(), wal] {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        for secret in [TOKEN, basic.as_str()] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the token is in {}",
+                file.display()
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+//! Time of day as the mirror writes it: every layer (store, sync, the commands, alerts,
+//! the replica) formats instants the same way, so they share this module rather than
+//! reaching into `sync` or `snapshot` for it. A run's monotone time is `store::clock`'s,
+//! because it reads the last committed run.
+
+/// Formats an instant as the mirror stores it: `2026-11-28T12:00:00Z`, with fractional
+/// seconds only when there are some.
+pub fn format_utc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The current time as the mirror writes it (whole seconds, UTC, `Z`).
+pub fn now_utc() -> String {
+    let now = chrono::Utc::now();
+    format_utc(chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_written_in_utc_with_fractions_only_when_there_are_some() {
+        let cases = [
+            ("2026-11-28T13:00:00+01:00", "2026-11-28T12:00:00Z"),
+            ("2026-11-28T12:00:00.250Z", "2026-11-28T12:00:00.250Z"),
+        ];
+        for (input, written) in cases {
+            let t = chrono::DateTime::parse_from_rfc3339(input)
+                .unwrap()
+                .with_timezone(&chrono::Utc);
+            assert_eq!(format_utc(t), written, "{input}");
+        }
+    }
+
+    #[test]
+    fn now_is_whole_seconds_in_utc() {
+        let now = now_utc();
+        assert!(now.ends_with('Z') && !now.contains('.'), "{now}");
+        assert!(chrono::DateTime::parse_from_rfc3339(&now).is_ok(), "{now}");
+    }
+}
