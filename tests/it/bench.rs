@@ -129,3 +129,42 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
         );
     }
 }
+
+/// The README's `bench --queries-only` (here small): only the query scenario, at the sizes and
+/// churn runs asked for.
+#[test]
+fn bench_queries_only_times_the_questions_and_no_sync_scenario() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bench.json");
+    let run = std::process::Command::new(bin())
+        .args([
+            "bench",
+            "--queries-only",
+            "--query-sizes",
+            "300",
+            "--churn-runs",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("binary runs");
+    assert!(
+        run.status.success(),
+        "bench failed: {}\n{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("json written"))
+            .expect("valid JSON");
+    assert_eq!(doc["results"].as_array().map(Vec::len), Some(0), "{doc}");
+    let queries = doc["queries"].as_array().expect("queries");
+    assert_eq!(
+        queries.len(),
+        orgmirror::store::CANNED_QUERIES.len() + 2,
+        "{queries:?}"
+    );
+    assert!(queries.iter().all(|q| q["size"] == 300), "{queries:?}");
+    assert_eq!(doc["query_builds"][0]["churn_runs"], 2);
+}
