@@ -7,7 +7,7 @@ use std::process::Command;
 
 use rusqlite::Connection;
 
-use crate::support::{bin, ok, rows, scalar, text, Mirror};
+use crate::support::{bin, ok, rows, run_demo, scalar, text, Mirror};
 
 const CURRENT_VIEWS: [&str; 5] = [
     "users_current",
@@ -252,12 +252,7 @@ fn possessive(name: &str) -> String {
 fn changes_tells_each_change_the_demo_made_in_sentences() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("demo.sqlite");
-    let demo = Command::new(bin())
-        .args(["demo", "--users", "60", "--db"])
-        .arg(&db)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("demo runs");
+    let demo = run_demo(&db, 60);
     let story = demo_story(&ok(&demo));
     for key in [
         "group_id",

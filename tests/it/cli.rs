@@ -4,18 +4,13 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::support::{bin, rows, scalar, text};
+use crate::support::{bin, rows, run_demo, scalar, text};
 
 #[test]
 fn demo_syncs_changes_the_org_and_shows_what_changed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("demo.sqlite");
-    let out = Command::new(bin())
-        .args(["demo", "--users", "60", "--db"])
-        .arg(&db)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("demo runs");
+    let out = run_demo(&db, 60);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     for expected in [
@@ -56,11 +51,7 @@ fn demo_syncs_changes_the_org_and_shows_what_changed() {
         );
     }
     // A second demo replaces the first database rather than adding to it.
-    let again = Command::new(bin())
-        .args(["demo", "--users", "20", "--db"])
-        .arg(&db)
-        .output()
-        .expect("demo runs");
+    let again = run_demo(&db, 20);
     assert!(again.status.success(), "{}", text(&again.stderr));
     let conn = rusqlite::Connection::open(&db).expect("open demo db");
     assert_eq!(scalar(&conn, "SELECT count(*) FROM sync_runs"), 2);

@@ -266,3 +266,13 @@ pub fn fake_memberships(org: &FakeHandle) -> BTreeSet<Vec<String>> {
         })
         .collect()
 }
+
+/// `orgmirror demo --users N --db DB` (without `RUST_LOG`, so its output is the demo's own).
+pub fn run_demo(db: &Path, users: usize) -> Output {
+    std::process::Command::new(bin())
+        .args(["demo", "--users", &users.to_string(), "--db"])
+        .arg(db)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("demo runs")
+}
