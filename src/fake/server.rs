@@ -888,17 +888,29 @@ fn made_up_users(s: &FakeState, paging: Paging, rates: bool, hours: bool) -> Vec
         .collect()
 }
 
-fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
+/// The required `workspace_id` of a request, refused with 403 and `refusal` (followed by
+/// the id) when the organization has no such workspace.
+fn workspace_param(
+    s: &FakeState,
+    params: &Params,
+    refusal: &str,
+) -> Result<i64, (StatusCode, String)> {
     let workspace = params
         .int("workspace_id")
         .map_err(bad)?
         .ok_or_else(|| bad("workspace_id is required".to_string()))?;
     if s.org.workspace_name(workspace).is_none() {
-        return Err((
-            StatusCode::FORBIDDEN,
-            format!("User does not have permission to view groups in workspace {workspace}"),
-        ));
+        return Err((StatusCode::FORBIDDEN, format!("{refusal} {workspace}")));
     }
+    Ok(workspace)
+}
+
+fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
+    workspace_param(
+        s,
+        params,
+        "User does not have permission to view groups in workspace",
+    )?;
     let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
     let filter = params
         .first("filter")
@@ -1095,16 +1107,7 @@ fn update_group(s: &mut FakeState, id: &str, body: &[u8]) -> Handled {
 }
 
 fn delete_group(s: &mut FakeState, id: &str, params: &Params) -> Handled {
-    let workspace = params
-        .int("workspace_id")
-        .map_err(bad)?
-        .ok_or_else(|| bad("workspace_id is required".to_string()))?;
-    if s.org.workspace_name(workspace).is_none() {
-        return Err((
-            StatusCode::FORBIDDEN,
-            format!("User does not have access to workspace {workspace}"),
-        ));
-    }
+    workspace_param(s, params, "User does not have access to workspace")?;
     let id = group_id(s, id)?;
     s.org.remove_group(id);
     Ok(Reply {
