@@ -1,7 +1,7 @@
 //! API answers → the mirror's records: an [`OrgSnapshot`] of everything one pull saw,
 //! each answer normalised into the model's records as it arrives (see `model` for what
 //! normalised means) and, built against what the mirror holds, reduced to its key when it
-//! matches the stored version (the bookkeeping is [`baseline`]'s).
+//! matches the stored version (the bookkeeping is `baseline.rs`'s).
 
 mod baseline;
 

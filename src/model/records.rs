@@ -224,7 +224,7 @@ pub enum RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
-    /// [`content_hash`] of [`RecordRef::canonical_json`], without making the string: a
+    /// [`content_hash`](super::content_hash) of [`RecordRef::canonical_json`], without making the string: a
     /// re-sync hashes every record it pulls.
     pub fn content_hash(&self) -> i64 {
         self.with_json(|json| twox_hash::XxHash3_64::oneshot(json) as i64)
