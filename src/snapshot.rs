@@ -579,4 +579,61 @@ mod tests {
         let err = s.add_user(OrganizationUser::default(), None).unwrap_err();
         assert!(err.to_string().contains("`id`"), "{err}");
     }
+
+    /// Quarantine never deletes: what the mirror holds of a user (its rate included) or of
+    /// a group (its memberships included) counts as seen, and copies the pull sends later
+    /// are not taken.
+    #[test]
+    fn a_quarantined_user_or_group_keeps_what_the_mirror_holds() {
+        use crate::api::models::{GroupUser, Rate};
+        use crate::diff::{diff, state_of, Scope};
+        let user = |id: i64, name: &str| OrganizationUser {
+            id: Some(id),
+            name: Some(name.into()),
+            rate: Some(Rate {
+                hourly_rate: Some(10.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let team = |members: &[i64]| Team {
+            id: Some(100),
+            name: Some("Ops".into()),
+            users: members
+                .iter()
+                .map(|&u| GroupUser {
+                    organization_user_id: Some(u),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let mut held = OrgSnapshot::default();
+        held.add_user(user(1, "Ann"), None).unwrap();
+        held.add_user(user(2, "Bob"), None).unwrap();
+        held.add_team(team(&[1, 2]), None).unwrap();
+        let stored = Arc::new(state_of(&held));
+
+        let mut s = OrgSnapshot::against(Arc::clone(&stored));
+        s.quarantine(EntityKey::new(Entity::User, 1), "bad body".into());
+        s.quarantine(EntityKey::new(Entity::Group, 100), "bad body".into());
+        // Later copies (renamed, a member gone) are passed over, not taken as changes.
+        s.add_user(user(1, "Renamed"), None).unwrap();
+        s.add_team(team(&[2]), None).unwrap();
+        s.add_user(user(2, "Bob"), None).unwrap();
+
+        let quarantined: Vec<EntityKey> = s.quarantined().copied().collect();
+        assert_eq!(
+            quarantined,
+            vec![
+                EntityKey::new(Entity::Group, 100),
+                EntityKey::new(Entity::User, 1)
+            ]
+        );
+        assert!(s.is_quarantined(&EntityKey::new(Entity::User, 1)));
+        assert!(!s.is_quarantined(&EntityKey::new(Entity::User, 2)));
+        let d = diff(&stored, &s, &Scope::FULL);
+        assert!(d.is_empty(), "{:?}", d.changes);
+        assert!(s.take_new().is_empty());
+    }
 }
