@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::clock::format_utc;
 use crate::commands::{load_config, CommandError, Exit};
-use crate::snapshot::Entity;
+use crate::model::Entity;
 use crate::store::{ChangeFilter, ChangeRow, Store};
 
 /// Fields every update of a record changes along with the ones that matter.

@@ -1,104 +1,16 @@
 //! Pure: (what the mirror holds, what a pull saw) -> the changes. No IO, no clock.
 //!
-//! The stored side is only a hash per entity (the canonical JSON's [`content_hash`]),
+//! The stored side is only a hash per entity (the canonical JSON's [`content_hash`](crate::model::content_hash)),
 //! so a run never holds two full copies of the organization in memory; the pulled
 //! side is the complete [`OrgSnapshot`]. A change points at the pulled record; its
 //! canonical JSON (what the store writes as `after_json` and as the new history row)
 //! is made again when it is written, so that a first sync does not hold a second copy
 //! of the organization as text.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use crate::snapshot::{content_hash, Entity, EntityKey, OrgSnapshot, RecordRef};
-
-/// The hashes of one stored entity's current version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredHashes {
-    pub data: i64,
-    /// Hash of the unknown upstream fields kept beside it; `None` when there were none.
-    pub unknown: Option<i64>,
-}
-
-/// What the mirror holds now: every current entity's hashes, sorted by key. A sorted
-/// vector takes a third of the memory of a hash map, and the store reads it in key order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoredState {
-    rows: Vec<(EntityKey, StoredHashes)>,
-}
-
-impl StoredState {
-    /// An empty state.
-    pub fn new() -> StoredState {
-        StoredState::default()
-    }
-
-    /// The hashes stored for `key`.
-    pub fn get(&self, key: &EntityKey) -> Option<&StoredHashes> {
-        self.rows
-            .binary_search_by(|(k, _)| k.cmp(key))
-            .ok()
-            .map(|i| &self.rows[i].1)
-    }
-
-    /// Every stored key, in order.
-    pub fn keys(&self) -> impl Iterator<Item = &EntityKey> + '_ {
-        self.rows.iter().map(|(k, _)| k)
-    }
-
-    /// Number of stored entities.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Whether nothing is stored.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// Sets the hashes of `key`.
-    pub fn insert(&mut self, key: EntityKey, hashes: StoredHashes) {
-        match self.rows.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) => self.rows[i].1 = hashes,
-            Err(i) => self.rows.insert(i, (key, hashes)),
-        }
-    }
-
-    /// Every stored key with its hashes, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&EntityKey, &StoredHashes)> + '_ {
-        self.rows.iter().map(|(k, h)| (k, h))
-    }
-
-    /// This state with `written` laid over it: what a run compares its final pull with
-    /// after it wrote those entities early (see `OrgSnapshot::take_new`).
-    pub fn overlaid(&self, written: &BTreeMap<EntityKey, StoredHashes>) -> Cow<'_, StoredState> {
-        if written.is_empty() {
-            return Cow::Borrowed(self);
-        }
-        let rows = self.iter().chain(written.iter());
-        Cow::Owned(rows.map(|(k, h)| (*k, *h)).collect())
-    }
-
-    /// Forgets `key`.
-    pub fn remove(&mut self, key: &EntityKey) {
-        if let Ok(i) = self.rows.binary_search_by(|(k, _)| k.cmp(key)) {
-            self.rows.remove(i);
-        }
-    }
-}
-
-impl FromIterator<(EntityKey, StoredHashes)> for StoredState {
-    fn from_iter<I: IntoIterator<Item = (EntityKey, StoredHashes)>>(iter: I) -> Self {
-        let mut rows: Vec<(EntityKey, StoredHashes)> = iter.into_iter().collect();
-        rows.sort_by_key(|r| r.0);
-        // A key given twice keeps its last hashes, like a map.
-        rows.reverse();
-        rows.dedup_by(|a, b| a.0 == b.0);
-        rows.reverse();
-        rows.shrink_to_fit();
-        StoredState { rows }
-    }
-}
+use crate::model::{hashes_of, Entity, EntityKey, RecordRef, StoredHashes, StoredState, Targets};
+use crate::snapshot::OrgSnapshot;
 
 /// What kind of change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,13 +72,6 @@ pub struct Scope {
     pub rates: bool,
 }
 
-/// The users and groups a targeted refresh fetched.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Targets {
-    pub users: BTreeSet<i64>,
-    pub groups: BTreeSet<i64>,
-}
-
 impl Scope {
     /// A complete pull, rates included.
     pub const FULL: Scope = Scope {
@@ -212,14 +117,6 @@ impl Diff<'_> {
     }
 }
 
-/// Hashes of one pulled row.
-pub fn hashes_of(json: &str, unknown: Option<&str>) -> StoredHashes {
-    StoredHashes {
-        data: content_hash(json),
-        unknown: unknown.map(content_hash),
-    }
-}
-
 /// Compares `pulled` with `stored`, for the entities `scope` covers.
 pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) -> Diff<'a> {
     let mut changes = Vec::new();
@@ -252,7 +149,7 @@ pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) ->
         });
     }
     // Entities the pull saw unchanged are stored ones, matched.
-    seen += pulled.unchanged.iter().filter(|k| scope.covers(k)).count();
+    seen += pulled.unchanged().filter(|k| scope.covers(k)).count();
     // Only look for deletions when some stored entity was not matched.
     let covered = stored.keys().filter(|k| scope.covers(k)).count();
     if covered > seen {

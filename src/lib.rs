@@ -20,6 +20,7 @@ pub mod fake;
 pub mod groups;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod quarantine;
 pub mod replica;
 pub mod snapshot;

@@ -1,307 +1,25 @@
-//! The mirror's own picture of an organization: normalised records of every entity,
-//! built from the API models and compared by their canonical JSON.
-//!
-//! Normalisation is what makes "the same data" compare equal: timestamps become UTC
-//! with a `Z`, lists are sorted by id, and the fields that merely repeat another
-//! entity (a group's name inside a user, a user's name inside a membership) are left
-//! out so that a rename is one event on the renamed entity, not one per reference.
-//! Field names are the upstream's, so `changed_fields` speaks the API's language.
+//! API answers → the mirror's records: an [`OrgSnapshot`] of everything one pull saw,
+//! each answer normalised into the model's records as it arrives (see `model` for what
+//! normalised means) and, built against what the mirror holds, reduced to its key when it
+//! matches the stored version (the bookkeeping is `baseline.rs`'s).
 
-use std::cell::RefCell;
+mod baseline;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::api::models::{OrganizationUser, Role, Team};
-use crate::clock::format_utc;
-use crate::diff::{hashes_of, StoredHashes, StoredState};
-
-/// The kinds of entity the mirror tracks, named as `change_events.entity` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Entity {
-    Role,
-    Group,
-    User,
-    GroupMembership,
-    UserRate,
-}
-
-impl Entity {
-    /// Every kind, in the order a run writes them.
-    pub const ALL: [Entity; 5] = [
-        Entity::Role,
-        Entity::Group,
-        Entity::User,
-        Entity::GroupMembership,
-        Entity::UserRate,
-    ];
-
-    /// The name used in `change_events.entity` and the history table.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Entity::Role => "role",
-            Entity::Group => "group",
-            Entity::User => "user",
-            Entity::GroupMembership => "group_membership",
-            Entity::UserRate => "user_rate",
-        }
-    }
-
-    /// The inverse of [`Entity::as_str`].
-    pub fn parse(s: &str) -> Option<Entity> {
-        Entity::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-}
-
-/// Identifies one entity: the upstream id, or (group, user) for a membership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntityKey {
-    pub entity: Entity,
-    /// The upstream id; the group id for a membership; the user id for a rate.
-    pub id: i64,
-    /// The organization user id of a membership; 0 otherwise.
-    pub sub_id: i64,
-}
-
-impl EntityKey {
-    pub fn new(entity: Entity, id: i64) -> EntityKey {
-        EntityKey {
-            entity,
-            id,
-            sub_id: 0,
-        }
-    }
-
-    pub fn membership(group_id: i64, organization_user_id: i64) -> EntityKey {
-        EntityKey {
-            entity: Entity::GroupMembership,
-            id: group_id,
-            sub_id: organization_user_id,
-        }
-    }
-
-    /// `change_events.entity_id`: the upstream id, or `group_id:organization_user_id`.
-    pub fn entity_id(&self) -> String {
-        match self.entity {
-            Entity::GroupMembership => format!("{}:{}", self.id, self.sub_id),
-            _ => self.id.to_string(),
-        }
-    }
-
-    /// The inverse of [`EntityKey::entity_id`].
-    pub fn parse(entity: Entity, entity_id: &str) -> Option<EntityKey> {
-        match entity {
-            Entity::GroupMembership => {
-                let (g, u) = entity_id.split_once(':')?;
-                Some(EntityKey::membership(g.parse().ok()?, u.parse().ok()?))
-            }
-            _ => Some(EntityKey::new(entity, entity_id.parse().ok()?)),
-        }
-    }
-}
-
-/// A normalised organization user (without rate: see [`RateRecord`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserRecord {
-    pub id: i64,
-    pub user_account_id: Option<i64>,
-    pub user_id: Option<String>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub active: Option<bool>,
-    pub admin: Option<bool>,
-    pub owner: Option<bool>,
-    pub joined: Option<bool>,
-    pub invite_sent: Option<bool>,
-    #[serde(rename = "2fa_enabled")]
-    pub two_fa_enabled: Option<bool>,
-    pub can_edit_personal_details: Option<bool>,
-    pub account_locked_at: Option<Timestamp>,
-    pub created_at: Option<Timestamp>,
-    pub updated_at: Option<Timestamp>,
-    pub deleted_at: Option<Timestamp>,
-    pub organization_id: Option<i64>,
-    pub working_hours: Option<f64>,
-    /// The seed's untyped `permissions` object, as canonical JSON.
-    pub permissions: Option<CanonicalJson>,
-    /// Sorted by id.
-    pub tags: Vec<TagRecord>,
-    /// Sorted by workspace id.
-    pub workspaces: Vec<UserWorkspaceRecord>,
-}
-
-/// JSON text in canonical form (object keys sorted), kept as text: far smaller than a
-/// `serde_json::Value` and serialized verbatim into the record's JSON.
-#[derive(Debug, Clone)]
-pub struct CanonicalJson(Box<serde_json::value::RawValue>);
-
-impl CanonicalJson {
-    /// The canonical text of `value` (serde_json's map keeps keys sorted: see the test
-    /// `json_objects_serialize_with_sorted_keys`).
-    pub fn from_value(value: &serde_json::Value) -> CanonicalJson {
-        let text = value.to_string();
-        match serde_json::value::RawValue::from_string(text) {
-            Ok(raw) => CanonicalJson(raw),
-            // `Value::to_string` always yields valid JSON; keep a valid fallback anyway.
-            Err(_) => CanonicalJson(serde_json::value::RawValue::NULL.to_owned()),
-        }
-    }
-
-    /// A JSON array of these strings (the caller sorts them), made without a `Value`.
-    pub fn from_strings(items: &[String]) -> CanonicalJson {
-        let text = serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string());
-        match serde_json::value::RawValue::from_string(text) {
-            Ok(raw) => CanonicalJson(raw),
-            Err(_) => CanonicalJson(serde_json::value::RawValue::NULL.to_owned()),
-        }
-    }
-
-    /// The JSON text.
-    pub fn as_str(&self) -> &str {
-        self.0.get()
-    }
-}
-
-impl PartialEq for CanonicalJson {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Serialize for CanonicalJson {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for CanonicalJson {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
-        Ok(CanonicalJson::from_value(&value))
-    }
-}
-
-/// A tag on a user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TagRecord {
-    pub id: i64,
-    pub label: Option<String>,
-    pub color: Option<String>,
-}
-
-/// A user's place in a workspace, with the role ids there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserWorkspaceRecord {
-    pub id: i64,
-    pub workspace_user_id: Option<i64>,
-    pub focus_role_id: Option<i64>,
-    pub track_role_id: Option<i64>,
-    pub work_role_id: Option<i64>,
-    /// Sorted, as a JSON array (one small allocation instead of one per product).
-    pub toggl_products: CanonicalJson,
-}
-
-/// A user's current rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RateRecord {
-    pub organization_user_id: i64,
-    pub hourly_rate: Option<f64>,
-    pub currency: Option<String>,
-    pub start_at: Option<Timestamp>,
-    pub end_at: Option<Timestamp>,
-    pub workspace_id: Option<i64>,
-    pub workspace_rate_id: Option<i64>,
-    pub workspace_user_rate_id: Option<i64>,
-}
-
-/// A normalised group (its members are [`MembershipRecord`]s).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub id: i64,
-    pub name: Option<String>,
-    pub emoji: Option<String>,
-    pub organization_id: Option<i64>,
-    pub created_at: Option<Timestamp>,
-    pub updated_at: Option<Timestamp>,
-    pub deleted_at: Option<Timestamp>,
-    /// Sorted by workspace id.
-    pub workspaces: Vec<GroupWorkspaceRecord>,
-    /// Sorted by id.
-    pub ghosts: Vec<GhostRecord>,
-}
-
-/// A workspace a group is linked to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupWorkspaceRecord {
-    pub workspace_id: i64,
-    pub workspace_group_id: Option<i64>,
-    pub created_at: Option<Timestamp>,
-    pub updated_at: Option<Timestamp>,
-    pub deleted_at: Option<Timestamp>,
-}
-
-/// A ghost of a team.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GhostRecord {
-    pub id: i64,
-    pub name: Option<String>,
-}
-
-/// One user's membership of one group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MembershipRecord {
-    pub group_id: i64,
-    pub organization_user_id: i64,
-    pub user_group_id: Option<i64>,
-    pub user_account_id: Option<i64>,
-    pub focus_role_id: Option<i64>,
-    pub track_role_id: Option<i64>,
-    pub work_role_id: Option<i64>,
-    pub created_at: Option<Timestamp>,
-    pub updated_at: Option<Timestamp>,
-    pub deleted_at: Option<Timestamp>,
-}
-
-/// A role with its permissions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoleRecord {
-    pub role_id: i64,
-    pub code: Option<String>,
-    pub name: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub privilege_level: Option<i64>,
-    pub entity: Option<String>,
-    pub description: Option<String>,
-    pub organization_id: Option<i64>,
-    /// Sorted by permission id.
-    pub permissions: Vec<PermissionRecord>,
-}
-
-/// A permission of a role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PermissionRecord {
-    pub permission_id: i64,
-    pub name: Option<String>,
-    pub entity: Option<String>,
-    pub condition: Option<String>,
-    pub description: Option<String>,
-}
-
-/// A record with the top-level fields the model did not know, kept verbatim.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Kept<T> {
-    pub record: T,
-    /// Canonical JSON object of unknown top-level fields; `None` when there were none.
-    pub unknown: Option<String>,
-}
+use crate::model::{
+    is_soft_deleted, utc, CanonicalJson, Entity, EntityKey, GhostRecord, GroupRecord,
+    GroupWorkspaceRecord, Kept, MembershipRecord, NewRow, PermissionRecord, RateRecord, Record,
+    RecordRef, RoleRecord, StoredHashes, StoredState, TagRecord, UserRecord, UserWorkspaceRecord,
+};
+use baseline::Baseline;
 
 /// Everything one pull saw, normalised and keyed. Built only from a complete pull.
 ///
 /// Built [`OrgSnapshot::against`] what the mirror holds, a record whose canonical JSON
-/// hashes to the stored version is not kept: only its key goes into `unchanged`. A
+/// hashes to the stored version is not kept: only its key is ([`OrgSnapshot::unchanged`]). A
 /// re-sync then holds the keys of the organization plus what changed, not a copy of
 /// all of it. What changed, and what is gone, is still decided only by `diff` once
 /// every page has arrived.
@@ -314,19 +32,8 @@ pub struct OrgSnapshot {
     pub rates: BTreeMap<i64, RateRecord>,
     /// Workspace names seen in users and groups (not tracked as history).
     pub workspace_names: BTreeMap<i64, String>,
-    /// Entities the pull saw unchanged (only with a baseline), and those handed over
-    /// early by [`OrgSnapshot::take_new`] while the pull still sees them.
-    pub unchanged: BTreeSet<EntityKey>,
-    baseline: Option<Arc<StoredState>>,
-    /// Entities new to the baseline that [`OrgSnapshot::take_new`] handed over, with the
-    /// hashes of what was handed over: this run's own "stored" version of them.
-    settled: BTreeMap<EntityKey, StoredHashes>,
-    /// Keys of records kept since the last [`OrgSnapshot::take_new`] that no stored
-    /// version matched: the candidates it hands over (so it never scans the whole maps).
-    pending_new: Vec<EntityKey>,
-    /// Users and groups whose record could not be read this run, with why: what the
-    /// baseline holds of them counts as seen unchanged (see [`OrgSnapshot::quarantine`]).
-    pub quarantined: BTreeMap<EntityKey, String>,
+    /// What the pull matched against the mirror, handed over early, or could not read.
+    baseline: Baseline,
 }
 
 /// A record the API sent that cannot be mirrored (no id, say).
@@ -367,7 +74,7 @@ impl OrgSnapshot {
     /// A snapshot that keeps only what differs from `baseline` (see the type's docs).
     pub fn against(baseline: Arc<StoredState>) -> OrgSnapshot {
         OrgSnapshot {
-            baseline: Some(baseline),
+            baseline: Baseline::new(baseline),
             ..OrgSnapshot::default()
         }
     }
@@ -380,22 +87,8 @@ impl OrgSnapshot {
         record: RecordRef<'_>,
         unknown: Option<&str>,
     ) -> bool {
-        let stored = match self.settled.get(&key) {
-            Some(settled) => Some(settled),
-            None => self.baseline.as_ref().and_then(|b| b.get(&key)),
-        };
-        if stored.is_none() && self.baseline.is_some() {
-            self.pending_new.push(key);
-        }
-        let same = stored.is_some_and(|stored| {
-            *stored
-                == StoredHashes {
-                    data: record.content_hash(),
-                    unknown: unknown.map(content_hash),
-                }
-        });
+        let same = self.baseline.matches(key, record, unknown);
         if same {
-            self.unchanged.insert(key);
             match key.entity {
                 Entity::Role => drop(self.roles.remove(&key.id)),
                 Entity::Group => drop(self.groups.remove(&key.id)),
@@ -403,8 +96,6 @@ impl OrgSnapshot {
                 Entity::GroupMembership => drop(self.memberships.remove(&(key.id, key.sub_id))),
                 Entity::UserRate => drop(self.rates.remove(&key.id)),
             }
-        } else {
-            self.unchanged.remove(&key);
         }
         same
     }
@@ -417,13 +108,12 @@ impl OrgSnapshot {
     /// without a member) is no longer seen, so the final diff undoes it.
     /// Without a baseline nothing is known to be new, and nothing is handed over.
     pub fn take_new(&mut self) -> Vec<NewRow> {
-        let Some(baseline) = self.baseline.clone() else {
+        let Some(pending) = self.baseline.take_pending() else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for key in std::mem::take(&mut self.pending_new) {
-            // A key can be pending twice, or have been handed over, taken back, or stored.
-            if self.settled.contains_key(&key) || baseline.get(&key).is_some() {
+        for key in pending {
+            if !self.baseline.is_new(&key) {
                 continue;
             }
             let row = match key.entity {
@@ -449,8 +139,7 @@ impl OrgSnapshot {
                     .map(|r| NewRow::new(key, Record::Rate(r), None)),
             };
             if let Some(row) = row {
-                self.settled.insert(row.key, row.hashes);
-                self.unchanged.insert(row.key);
+                self.baseline.settle(row.key, row.hashes);
                 out.push(row);
             }
         }
@@ -461,12 +150,29 @@ impl OrgSnapshot {
 
     /// What [`OrgSnapshot::take_new`] handed over this run, with its hashes.
     pub fn settled(&self) -> &BTreeMap<EntityKey, StoredHashes> {
-        &self.settled
+        self.baseline.settled()
+    }
+
+    /// Entities the pull saw unchanged (only against a stored state), and those
+    /// [`OrgSnapshot::take_new`] handed over while the pull still sees them, in key order:
+    /// seen, with no record kept.
+    pub fn unchanged(&self) -> impl Iterator<Item = &EntityKey> + '_ {
+        self.baseline.unchanged()
+    }
+
+    /// The users and groups quarantined this run (see [`OrgSnapshot::quarantine`]).
+    pub fn quarantined(&self) -> impl Iterator<Item = &EntityKey> + '_ {
+        self.baseline.quarantined()
+    }
+
+    /// Whether this user or group was quarantined this run.
+    pub fn is_quarantined(&self, key: &EntityKey) -> bool {
+        self.baseline.is_quarantined(key)
     }
 
     /// Whether the pull saw this entity (changed or not).
     pub fn has(&self, key: &EntityKey) -> bool {
-        self.unchanged.contains(key)
+        self.baseline.saw_unchanged(key)
             || match key.entity {
                 Entity::Role => self.roles.contains_key(&key.id),
                 Entity::Group => self.groups.contains_key(&key.id),
@@ -487,18 +193,7 @@ impl OrgSnapshot {
             Entity::Group => self.remove_group(key.id),
             _ => return,
         }
-        if let Some(baseline) = self.baseline.clone() {
-            let held = baseline.keys().filter(|k| match key.entity {
-                Entity::User => {
-                    k.id == key.id && matches!(k.entity, Entity::User | Entity::UserRate)
-                }
-                _ => k.id == key.id && matches!(k.entity, Entity::Group | Entity::GroupMembership),
-            });
-            for k in held {
-                self.unchanged.insert(*k);
-            }
-        }
-        self.quarantined.insert(key, reason);
+        self.baseline.quarantine(key, reason);
     }
 
     /// Adds a team: the group, its memberships and workspace names.
@@ -506,10 +201,7 @@ impl OrgSnapshot {
         let id = team
             .id
             .ok_or_else(|| missing("group", "without id".into(), "id"))?;
-        if self
-            .quarantined
-            .contains_key(&EntityKey::new(Entity::Group, id))
-        {
+        if self.is_quarantined(&EntityKey::new(Entity::Group, id)) {
             return Ok(());
         }
         let pos = || format!("id {id}");
@@ -603,10 +295,7 @@ impl OrgSnapshot {
         let id = user
             .id
             .ok_or_else(|| missing("user", "without id".into(), "id"))?;
-        if self
-            .quarantined
-            .contains_key(&EntityKey::new(Entity::User, id))
-        {
+        if self.is_quarantined(&EntityKey::new(Entity::User, id)) {
             return Ok(());
         }
         let mut tags = Vec::with_capacity(user.tags.len());
@@ -662,7 +351,7 @@ impl OrgSnapshot {
             }
             None => {
                 self.rates.remove(&id);
-                self.unchanged.remove(&EntityKey::new(Entity::UserRate, id));
+                self.baseline.forget(&EntityKey::new(Entity::UserRate, id));
             }
         }
         let record = UserRecord {
@@ -702,14 +391,14 @@ impl OrgSnapshot {
     pub fn remove_user(&mut self, id: i64) {
         self.users.remove(&id);
         self.rates.remove(&id);
-        self.unchanged.remove(&EntityKey::new(Entity::User, id));
-        self.unchanged.remove(&EntityKey::new(Entity::UserRate, id));
+        self.baseline.forget(&EntityKey::new(Entity::User, id));
+        self.baseline.forget(&EntityKey::new(Entity::UserRate, id));
     }
 
     /// Removes a group and its memberships.
     pub fn remove_group(&mut self, id: i64) {
         self.groups.remove(&id);
-        self.unchanged.remove(&EntityKey::new(Entity::Group, id));
+        self.baseline.forget(&EntityKey::new(Entity::Group, id));
         self.remove_memberships_of(id);
     }
 
@@ -722,17 +411,7 @@ impl OrgSnapshot {
         for k in keys {
             self.memberships.remove(&k);
         }
-        let unchanged: Vec<EntityKey> = self
-            .unchanged
-            .range(
-                EntityKey::membership(group_id, i64::MIN)
-                    ..=EntityKey::membership(group_id, i64::MAX),
-            )
-            .copied()
-            .collect();
-        for k in unchanged {
-            self.unchanged.remove(&k);
-        }
+        self.baseline.forget_memberships_of(group_id);
     }
 
     /// Removes every membership of these users (users confirmed gone: the teams that listed
@@ -743,8 +422,7 @@ impl OrgSnapshot {
         }
         self.memberships
             .retain(|&(_, user), _| !users.contains(&user));
-        self.unchanged
-            .retain(|k| !(k.entity == Entity::GroupMembership && users.contains(&k.sub_id)));
+        self.baseline.forget_memberships_of_users(users);
     }
 
     /// Every entity as (key, canonical JSON, unknown fields), in key order.
@@ -783,7 +461,7 @@ impl OrgSnapshot {
 
     /// Number of entities of each kind.
     pub fn count(&self, entity: Entity) -> usize {
-        let unchanged = self.unchanged.iter().filter(|k| k.entity == entity).count();
+        let unchanged = self.baseline.count(entity);
         unchanged
             + match entity {
                 Entity::Role => self.roles.len(),
@@ -792,109 +470,6 @@ impl OrgSnapshot {
                 Entity::GroupMembership => self.memberships.len(),
                 Entity::UserRate => self.rates.len(),
             }
-    }
-}
-
-thread_local! {
-    /// Where [`RecordRef::with_json`] writes a record's JSON (kept at the largest size seen).
-    static JSON_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A borrowed record of any kind.
-#[derive(Debug, Clone, Copy)]
-pub enum RecordRef<'a> {
-    Role(&'a RoleRecord),
-    Group(&'a GroupRecord),
-    User(&'a UserRecord),
-    Membership(&'a MembershipRecord),
-    Rate(&'a RateRecord),
-}
-
-impl RecordRef<'_> {
-    /// [`content_hash`] of [`RecordRef::canonical_json`], without making the string: a
-    /// re-sync hashes every record it pulls.
-    pub fn content_hash(&self) -> i64 {
-        self.with_json(|json| twox_hash::XxHash3_64::oneshot(json) as i64)
-    }
-
-    /// The canonical JSON the mirror compares and stores.
-    pub fn canonical_json(&self) -> String {
-        self.with_json(|json| String::from_utf8_lossy(json).into_owned())
-    }
-
-    /// Calls `f` with the record's canonical JSON, written into this thread's
-    /// [`JSON_BUFFER`]: a string is then allocated once at its size, or not at all,
-    /// instead of being grown (and copied) from empty for every record.
-    fn with_json<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
-        JSON_BUFFER.with_borrow_mut(|buffer| {
-            buffer.clear();
-            self.write_json(buffer);
-            f(buffer)
-        })
-    }
-
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let r = match self {
-            RecordRef::Role(r) => serde_json::to_writer(&mut *out, r),
-            RecordRef::Group(r) => serde_json::to_writer(&mut *out, r),
-            RecordRef::User(r) => serde_json::to_writer(&mut *out, r),
-            RecordRef::Membership(r) => serde_json::to_writer(&mut *out, r),
-            RecordRef::Rate(r) => serde_json::to_writer(&mut *out, r),
-        };
-        // Serializing these plain structs (strings, numbers, Values) cannot fail.
-        if let Err(e) = r {
-            out.clear();
-            out.extend_from_slice(
-                format!("{{\"serialization_error\":{:?}}}", e.to_string()).as_bytes(),
-            );
-        }
-    }
-}
-
-/// An owned record of any kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    Role(RoleRecord),
-    Group(GroupRecord),
-    User(UserRecord),
-    Membership(MembershipRecord),
-    Rate(RateRecord),
-}
-
-impl Record {
-    pub fn as_ref(&self) -> RecordRef<'_> {
-        match self {
-            Record::Role(r) => RecordRef::Role(r),
-            Record::Group(r) => RecordRef::Group(r),
-            Record::User(r) => RecordRef::User(r),
-            Record::Membership(r) => RecordRef::Membership(r),
-            Record::Rate(r) => RecordRef::Rate(r),
-        }
-    }
-}
-
-/// A new entity handed over by [`OrgSnapshot::take_new`], with what the store writes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewRow {
-    pub key: EntityKey,
-    pub record: Record,
-    pub unknown: Option<String>,
-    /// The canonical JSON and its hashes.
-    pub json: String,
-    pub hashes: StoredHashes,
-}
-
-impl NewRow {
-    fn new(key: EntityKey, record: Record, unknown: Option<String>) -> NewRow {
-        let json = record.as_ref().canonical_json();
-        let hashes = hashes_of(&json, unknown.as_deref());
-        NewRow {
-            key,
-            record,
-            unknown,
-            json,
-            hashes,
-        }
     }
 }
 
@@ -938,134 +513,9 @@ impl RoleRecord {
     }
 }
 
-/// An RFC 3339 timestamp in UTC with a `Z`; text that is not a timestamp is kept as sent.
-pub fn utc(ts: Option<&str>) -> Option<Timestamp> {
-    ts.map(Timestamp::parse)
-}
-
-/// Whether a row's `deleted_at` says it was removed: an RFC 3339 instant from 1970 on.
-/// A null, text that is not a timestamp, or a zero-value date such as `0001-01-01T00:00:00Z`
-/// (how some APIs render "never") leaves the row in place: taken for a removal, it would
-/// end memberships that did not end.
-pub fn is_soft_deleted(deleted_at: Option<&str>) -> bool {
-    matches!(
-        deleted_at.map(Timestamp::parse),
-        Some(Timestamp::Instant { secs, .. }) if secs >= 0
-    )
-}
-
-/// An upstream timestamp, normalised: an instant, written RFC 3339 in UTC with a `Z`, or —
-/// when the API sent something that is not RFC 3339 — its text as sent. Twelve bytes
-/// instead of a heap string for every timestamp of every record a run holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Timestamp {
-    Instant { secs: i64, nanos: u32 },
-    Text(Box<str>),
-}
-
-impl Timestamp {
-    /// Parses RFC 3339 in any UTC offset; anything else is kept as text.
-    pub fn parse(text: &str) -> Timestamp {
-        match chrono::DateTime::parse_from_rfc3339(text) {
-            Ok(t) => Timestamp::Instant {
-                secs: t.timestamp(),
-                nanos: t.timestamp_subsec_nanos(),
-            },
-            Err(_) => Timestamp::Text(text.into()),
-        }
-    }
-}
-
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Timestamp::Instant { secs, nanos } => {
-                match chrono::DateTime::from_timestamp(*secs, *nanos) {
-                    Some(t) => f.write_str(&format_utc(t)),
-                    None => write!(f, "{secs}"),
-                }
-            }
-            Timestamp::Text(t) => f.write_str(t),
-        }
-    }
-}
-
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Timestamp::parse(&String::deserialize(d)?))
-    }
-}
-
-impl rusqlite::ToSql for CanonicalJson {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
-    }
-}
-
-/// Stored as [`Entity::as_str`].
-impl rusqlite::ToSql for Entity {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl rusqlite::ToSql for Timestamp {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::Owned(
-            rusqlite::types::Value::Text(self.to_string()),
-        ))
-    }
-}
-
-/// A stable 64-bit hash (XXH3, seed 0) of canonical JSON: stored in the database, so it
-/// must not change between builds or platforms, unlike std's hasher. (FNV-1a, byte by
-/// byte, cost a tenth of an unchanged re-sync.)
-pub fn content_hash(text: &str) -> i64 {
-    twox_hash::XxHash3_64::oneshot(text.as_bytes()) as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc_text(ts: &str) -> String {
-        utc(Some(ts)).map(|t| t.to_string()).unwrap_or_default()
-    }
-
-    #[test]
-    fn offsets_normalise_to_the_same_instant() {
-        assert_eq!(
-            utc_text("2026-03-01T14:00:00+02:00"),
-            "2026-03-01T12:00:00Z"
-        );
-        assert_eq!(utc_text("2026-03-01T12:00:00Z"), "2026-03-01T12:00:00Z");
-        assert_eq!(
-            utc_text("2026-03-01T07:30:00.250-04:30"),
-            "2026-03-01T12:00:00.250Z"
-        );
-        assert_eq!(utc_text("not a time"), "not a time");
-        assert_eq!(utc(None), None);
-        let json = serde_json::to_string(&utc(Some("2026-03-01T14:00:00+02:00"))).unwrap();
-        assert_eq!(json, "\"2026-03-01T12:00:00Z\"");
-        let back: Timestamp = serde_json::from_str(&json).unwrap();
-        assert_eq!(Some(back), utc(Some("2026-03-01T12:00:00Z")));
-    }
-
-    #[test]
-    fn only_a_real_instant_in_deleted_at_is_a_removal() {
-        assert!(is_soft_deleted(Some("2026-03-01T14:00:00+02:00")));
-        assert!(is_soft_deleted(Some("1970-01-01T00:00:00Z")));
-        assert!(!is_soft_deleted(None));
-        assert!(!is_soft_deleted(Some("0001-01-01T00:00:00Z")));
-        assert!(!is_soft_deleted(Some("")));
-        assert!(!is_soft_deleted(Some("yesterday")));
-    }
 
     #[test]
     fn reordered_lists_give_the_same_json() {
@@ -1124,89 +574,66 @@ mod tests {
     }
 
     #[test]
-    fn json_objects_serialize_with_sorted_keys() {
-        // Canonical JSON relies on serde_json's map being sorted (no `preserve_order`
-        // feature anywhere in the build). If a dependency ever turns it on, this fails.
-        let v: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":3}}"#).unwrap();
-        assert_eq!(
-            CanonicalJson::from_value(&v).as_str(),
-            r#"{"a":{"c":3,"d":2},"b":1}"#
-        );
-    }
-
-    #[test]
-    fn a_record_hashes_as_its_canonical_json() {
-        let mut s = OrgSnapshot::default();
-        let user = OrganizationUser {
-            id: Some(7),
-            name: Some("Zoë \"quoted\" 🙂".into()),
-            permissions: Some(serde_json::json!({"b": 1, "a": [true, null]})),
-            ..Default::default()
-        };
-        s.add_user(user, None).unwrap();
-        let rows: Vec<_> = s.rows().collect();
-        assert!(!rows.is_empty());
-        // The buffer holds the previous record's JSON (longer, then shorter) when the next is written.
-        let long_rate = RateRecord {
-            organization_user_id: 1,
-            hourly_rate: None,
-            currency: Some("x".repeat(4096)),
-            start_at: None,
-            end_at: None,
-            workspace_id: None,
-            workspace_rate_id: None,
-            workspace_user_rate_id: None,
-        };
-        let long = RecordRef::Rate(&long_rate);
-        for row in rows {
-            assert!(long.canonical_json().len() > 4096);
-            assert_eq!(
-                row.value.content_hash(),
-                content_hash(&row.value.canonical_json())
-            );
-            let json = row.value.canonical_json();
-            assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
-            assert!(
-                serde_json::from_str::<serde_json::Value>(&json).is_ok_and(|v| v.is_object()),
-                "{json}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_list_of_strings_is_the_json_of_its_value() {
-        for items in [
-            vec![],
-            vec!["focus".to_string()],
-            vec!["a\"b".into(), "é🙂".into()],
-        ] {
-            let direct = CanonicalJson::from_strings(&items);
-            let via_value = CanonicalJson::from_value(&serde_json::Value::from(items.clone()));
-            assert_eq!(direct, via_value, "{items:?}");
-        }
-    }
-
-    #[test]
-    fn the_content_hash_is_xxh3_of_the_text() {
-        // Stored hashes must stay what they are: pin the algorithm with known values.
-        assert_eq!(content_hash("") as u64, 0x2d06_8005_38d3_94c2);
-        assert_ne!(content_hash("{\"a\":1}"), content_hash("{\"a\":2}"));
-    }
-
-    #[test]
     fn a_record_without_id_is_an_error() {
         let mut s = OrgSnapshot::default();
         let err = s.add_user(OrganizationUser::default(), None).unwrap_err();
         assert!(err.to_string().contains("`id`"), "{err}");
     }
 
+    /// Quarantine never deletes: what the mirror holds of a user (its rate included) or of
+    /// a group (its memberships included) counts as seen, and copies the pull sends later
+    /// are not taken.
     #[test]
-    fn entity_ids_round_trip() {
-        for key in [
-            EntityKey::new(Entity::User, 42),
-            EntityKey::membership(5, 9),
-        ] {
-            assert_eq!(EntityKey::parse(key.entity, &key.entity_id()), Some(key));
-        }
+    fn a_quarantined_user_or_group_keeps_what_the_mirror_holds() {
+        use crate::api::models::{GroupUser, Rate};
+        use crate::diff::{diff, state_of, Scope};
+        let user = |id: i64, name: &str| OrganizationUser {
+            id: Some(id),
+            name: Some(name.into()),
+            rate: Some(Rate {
+                hourly_rate: Some(10.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let team = |members: &[i64]| Team {
+            id: Some(100),
+            name: Some("Ops".into()),
+            users: members
+                .iter()
+                .map(|&u| GroupUser {
+                    organization_user_id: Some(u),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let mut held = OrgSnapshot::default();
+        held.add_user(user(1, "Ann"), None).unwrap();
+        held.add_user(user(2, "Bob"), None).unwrap();
+        held.add_team(team(&[1, 2]), None).unwrap();
+        let stored = Arc::new(state_of(&held));
+
+        let mut s = OrgSnapshot::against(Arc::clone(&stored));
+        s.quarantine(EntityKey::new(Entity::User, 1), "bad body".into());
+        s.quarantine(EntityKey::new(Entity::Group, 100), "bad body".into());
+        // Later copies (renamed, a member gone) are passed over, not taken as changes.
+        s.add_user(user(1, "Renamed"), None).unwrap();
+        s.add_team(team(&[2]), None).unwrap();
+        s.add_user(user(2, "Bob"), None).unwrap();
+
+        let quarantined: Vec<EntityKey> = s.quarantined().copied().collect();
+        assert_eq!(
+            quarantined,
+            vec![
+                EntityKey::new(Entity::Group, 100),
+                EntityKey::new(Entity::User, 1)
+            ]
+        );
+        assert!(s.is_quarantined(&EntityKey::new(Entity::User, 1)));
+        assert!(!s.is_quarantined(&EntityKey::new(Entity::User, 2)));
+        let d = diff(&stored, &s, &Scope::FULL);
+        assert!(d.is_empty(), "{:?}", d.changes);
+        assert!(s.take_new().is_empty());
     }
 }

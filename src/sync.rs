@@ -11,8 +11,9 @@ use tracing::{info, warn};
 use crate::api::{ApiError, Client, PageProgress, QuotaSeen, RequestStats, MAX_QUOTA_RESET};
 use crate::clock::{format_utc, now_utc};
 use crate::config::Config;
-use crate::diff::{self, Scope, StoredState, Targets};
-use crate::snapshot::{Entity, OrgSnapshot, RecordError};
+use crate::diff::{self, Scope};
+use crate::model::{Entity, StoredState, Targets};
+use crate::snapshot::{OrgSnapshot, RecordError};
 use crate::store::{EarlyWriter, RunTotals, Store};
 
 #[cfg(test)]
@@ -222,7 +223,7 @@ pub async fn refresh(
         let found = confirm_members(client, config, &stored, &mut snapshot, true).await?;
         targets.users.extend(found);
         // A record that could not be read is not this refresh's to judge.
-        for key in snapshot.quarantined.keys() {
+        for key in snapshot.quarantined() {
             match key.entity {
                 Entity::User => targets.users.remove(&key.id),
                 _ => targets.groups.remove(&key.id),
@@ -366,8 +367,8 @@ fn apply_quarantine(client: &Client, snapshot: &mut OrgSnapshot) {
         } else {
             Entity::User
         };
-        let key = crate::snapshot::EntityKey::new(entity, q.id);
-        if !snapshot.quarantined.contains_key(&key) {
+        let key = crate::model::EntityKey::new(entity, q.id);
+        if !snapshot.is_quarantined(&key) {
             warn!(
                 entity = entity.as_str(),
                 id = q.id,
@@ -440,8 +441,7 @@ async fn pull_and_commit(
         users = snapshot.count(Entity::User),
         memberships = snapshot.count(Entity::GroupMembership),
         unchanged = snapshot
-            .unchanged
-            .iter()
+            .unchanged()
             .filter(|k| !settled.contains_key(k))
             .count(),
         written_early = settled.len(),
@@ -590,13 +590,12 @@ async fn confirm_members(
     // A full pull saw every user (the mirror's, confirmed by id); a targeted refresh only
     // those it read, and the mirror's others still are users.
     let is_user = |snapshot: &OrgSnapshot, id: i64| {
-        let key = crate::snapshot::EntityKey::new(Entity::User, id);
+        let key = crate::model::EntityKey::new(Entity::User, id);
         snapshot.has(&key) || (targeted && stored.get(&key).is_some())
     };
     let members = snapshot.memberships.keys().copied().chain(
         snapshot
-            .unchanged
-            .iter()
+            .unchanged()
             .filter(|k| k.entity == Entity::GroupMembership)
             .map(|k| (k.id, k.sub_id)),
     );

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{validate_base_url, Config, ConfigError, Seconds};
-use crate::snapshot::Entity;
+use crate::model::Entity;
 use crate::store::{EventRow, OutboxRules};
 
 pub use cli::AlertsCmd;
@@ -384,7 +384,7 @@ pub fn payload(rule: &str, event: &EventRow) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{GroupRecord, MembershipRecord, RateRecord, RoleRecord, UserRecord};
+    use crate::model::{GroupRecord, MembershipRecord, RateRecord, RoleRecord, UserRecord};
 
     fn rule(toml_text: &str) -> Result<Vec<AlertRule>, String> {
         let text = format!("[api]\norganization_id = 1\nworkspace_id = 2\n{toml_text}");

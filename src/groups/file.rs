@@ -19,7 +19,7 @@ use crate::api::models::{GroupWrite, OrganizationUser, Team};
 use crate::api::Client;
 use crate::commands::{self, CommandError, Exit};
 use crate::config::Config;
-use crate::diff::Targets;
+use crate::model::Targets;
 
 /// `orgmirror groups …`.
 #[derive(Debug, Subcommand)]

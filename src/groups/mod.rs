@@ -18,8 +18,7 @@ use crate::api::models::{GroupWrite, Team};
 use crate::api::{ApiError, Client};
 use crate::commands::{self, CommandError, Exit};
 use crate::config::Config;
-use crate::diff::Targets;
-use crate::snapshot::is_soft_deleted;
+use crate::model::{is_soft_deleted, Targets};
 use crate::store::Store;
 use crate::sync;
 

@@ -13,8 +13,8 @@ use rusqlite::Connection;
 
 use super::write::{self, Counts, RunEnd, RunTotals};
 use super::{sqlite_error, OutboxRules, StoreError};
-use crate::diff::{Diff, StoredHashes};
-use crate::snapshot::{EntityKey, NewRow};
+use crate::diff::Diff;
+use crate::model::{EntityKey, NewRow, StoredHashes};
 
 /// Batches in flight between the pull and the writer: the pull waits when the writer
 /// is this far behind, so a slow disk bounds memory instead of growing it.

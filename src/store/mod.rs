@@ -13,6 +13,7 @@ mod read_only;
 mod replica;
 mod respace;
 mod setup;
+mod sql_types;
 mod write;
 
 use std::collections::BTreeMap;
@@ -24,8 +25,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::diff::{Diff, StoredHashes, StoredState};
-use crate::snapshot::{Entity, EntityKey};
+use crate::diff::Diff;
+use crate::model::{Entity, EntityKey, StoredHashes, StoredState};
 
 pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
 pub use canned::{canned_query, CANNED_QUERIES};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, ToSql};
 
-use crate::diff::{changed_fields, Change, Diff, Op, StoredHashes};
-use crate::snapshot::{Entity, EntityKey, NewRow, RecordRef};
+use crate::diff::{changed_fields, Change, Diff, Op};
+use crate::model::{Entity, EntityKey, NewRow, RecordRef, StoredHashes};
 
 /// The request accounting a run row records.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,0 +1,128 @@
+//! The mirror's vocabulary, shared by every layer: the kinds of entity and their keys
+//! ([`Entity`], [`EntityKey`]), the normalised records, [`Timestamp`], the canonical JSON
+//! and its [`content_hash`], and what the mirror holds of each entity ([`StoredState`]).
+//! Plain data and pure functions: no IO, nothing of the API's models, nothing of SQLite
+//! (the store's `sql_types` says how these are written).
+
+mod records;
+mod stored;
+mod timestamp;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use records::{
+    CanonicalJson, GhostRecord, GroupRecord, GroupWorkspaceRecord, Kept, MembershipRecord, NewRow,
+    PermissionRecord, RateRecord, Record, RecordRef, RoleRecord, TagRecord, UserRecord,
+    UserWorkspaceRecord,
+};
+pub use stored::{content_hash, hashes_of, StoredHashes, StoredState};
+pub use timestamp::{is_soft_deleted, utc, Timestamp};
+
+/// The kinds of entity the mirror tracks, named as `change_events.entity` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Role,
+    Group,
+    User,
+    GroupMembership,
+    UserRate,
+}
+
+impl Entity {
+    /// Every kind, in the order a run writes them.
+    pub const ALL: [Entity; 5] = [
+        Entity::Role,
+        Entity::Group,
+        Entity::User,
+        Entity::GroupMembership,
+        Entity::UserRate,
+    ];
+
+    /// The name used in `change_events.entity` and the history table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Role => "role",
+            Entity::Group => "group",
+            Entity::User => "user",
+            Entity::GroupMembership => "group_membership",
+            Entity::UserRate => "user_rate",
+        }
+    }
+
+    /// The inverse of [`Entity::as_str`].
+    pub fn parse(s: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// Identifies one entity: the upstream id, or (group, user) for a membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityKey {
+    pub entity: Entity,
+    /// The upstream id; the group id for a membership; the user id for a rate.
+    pub id: i64,
+    /// The organization user id of a membership; 0 otherwise.
+    pub sub_id: i64,
+}
+
+impl EntityKey {
+    pub fn new(entity: Entity, id: i64) -> EntityKey {
+        EntityKey {
+            entity,
+            id,
+            sub_id: 0,
+        }
+    }
+
+    pub fn membership(group_id: i64, organization_user_id: i64) -> EntityKey {
+        EntityKey {
+            entity: Entity::GroupMembership,
+            id: group_id,
+            sub_id: organization_user_id,
+        }
+    }
+
+    /// `change_events.entity_id`: the upstream id, or `group_id:organization_user_id`.
+    pub fn entity_id(&self) -> String {
+        match self.entity {
+            Entity::GroupMembership => format!("{}:{}", self.id, self.sub_id),
+            _ => self.id.to_string(),
+        }
+    }
+
+    /// The inverse of [`EntityKey::entity_id`].
+    pub fn parse(entity: Entity, entity_id: &str) -> Option<EntityKey> {
+        match entity {
+            Entity::GroupMembership => {
+                let (g, u) = entity_id.split_once(':')?;
+                Some(EntityKey::membership(g.parse().ok()?, u.parse().ok()?))
+            }
+            _ => Some(EntityKey::new(entity, entity_id.parse().ok()?)),
+        }
+    }
+}
+
+/// The users and groups a targeted refresh fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub users: BTreeSet<i64>,
+    pub groups: BTreeSet<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_ids_round_trip() {
+        for key in [
+            EntityKey::new(Entity::User, 42),
+            EntityKey::membership(5, 9),
+        ] {
+            assert_eq!(EntityKey::parse(key.entity, &key.entity_id()), Some(key));
+        }
+    }
+}
