@@ -11,8 +11,9 @@ use tracing::info;
 use crate::config::Config;
 use crate::store::Store;
 
-/// The `schedule.cron` value that picks the interval from the quota.
-pub const AUTO: &str = "auto";
+/// The `schedule.cron` value that picks the interval from the quota (a value of the config,
+/// so defined there).
+pub use crate::config::AUTO_CRON as AUTO;
 /// Never more often than this.
 pub const MIN_INTERVAL_S: u64 = 5 * 60;
 /// Never less often than this.

@@ -14,6 +14,12 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub mod alerts;
+pub mod replica;
+
+pub use alerts::AlertRule;
+pub use replica::{PostgresReplicaConfig, ReplicaConfig};
+
 /// Where the config is looked for when `--config` is not given, after `$ORGMIRROR_CONFIG`.
 pub const DEFAULT_CONFIG_PATHS: &[&str] = &["./orgmirror.toml", "/etc/orgmirror/orgmirror.toml"];
 
@@ -32,7 +38,7 @@ pub struct Config {
     pub log: LogConfig,
     /// `[[alert]]` rules (see `crate::alerts`).
     #[serde(default)]
-    pub alert: Vec<crate::alerts::AlertRule>,
+    pub alert: Vec<AlertRule>,
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -144,6 +150,9 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// The `schedule.cron` value that picks the interval from the quota (`crate::cadence`).
+pub const AUTO_CRON: &str = "auto";
+
 /// `[schedule]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -205,40 +214,6 @@ impl Default for LogConfig {
             level: "info".to_string(),
         }
     }
-}
-
-/// `[replica]`: copies of the mirror elsewhere (none by default).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReplicaConfig {
-    /// `[replica.postgres]`: replicate every committed run into PostgreSQL.
-    pub postgres: Option<PostgresReplicaConfig>,
-}
-
-/// `[replica.postgres]`. The password is never in the file: `PGPASSWORD` or
-/// `$CREDENTIALS_DIRECTORY/postgres_password` (see `crate::replica`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresReplicaConfig {
-    /// `postgres://user@host:port/db` (TLS required unless the host is loopback or a socket).
-    pub url: String,
-    /// The PostgreSQL schema the replica's tables and views live in.
-    #[serde(default = "default_replica_schema")]
-    pub schema: String,
-    /// How long reaching the server may take before the replication is given up for this run.
-    #[serde(default = "default_replica_connect_timeout")]
-    pub connect_timeout: Seconds,
-    /// PEM file of the CA that signed the server's certificate, when it is not a public one.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_replica_schema() -> String {
-    "orgmirror".to_string()
-}
-
-fn default_replica_connect_timeout() -> Seconds {
-    Seconds(5.0)
 }
 
 /// Human lines or one JSON object per line.
@@ -479,7 +454,7 @@ impl Config {
                 format!("must be between 0 and 1, not {f}"),
             ));
         }
-        if self.schedule.cron != crate::cadence::AUTO {
+        if self.schedule.cron != AUTO_CRON {
             validate_cron(&self.schedule.cron).map_err(|m| invalid("schedule.cron", m))?;
         }
         let share = self.schedule.quota_share;
@@ -500,9 +475,9 @@ impl Config {
                 )
             })?;
         }
-        crate::alerts::validate_rules(&self.alert)?;
+        alerts::validate_rules(&self.alert)?;
         if let Some(pg) = &self.replica.postgres {
-            crate::replica::validate(pg).map_err(|(field, m)| invalid(field, m))?;
+            replica::validate(pg).map_err(|(field, m)| invalid(field, m))?;
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(

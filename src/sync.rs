@@ -127,7 +127,7 @@ pub async fn run_once(
         result,
         options.prints_report,
     )?;
-    crate::replica::after_run(config, &report).await;
+    crate::replica::after_run(config, report.run_id, report.committed).await;
     Ok(report)
 }
 
@@ -245,7 +245,7 @@ pub async fn refresh(
     .await;
     // The group commands print the report.
     let report = finish(client, store, run_id, started, result, true)?;
-    crate::replica::after_run(config, &report).await;
+    crate::replica::after_run(config, report.run_id, report.committed).await;
     Ok(report)
 }
 

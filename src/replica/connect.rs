@@ -1,137 +1,17 @@
-//! Reaching the PostgreSQL replica: the `[replica.postgres]` URL's rules (no password in
-//! it; TLS unless the host is loopback or a Unix socket), the password from the
-//! environment, TLS with rustls, and a connection with bounded timeouts.
+//! Reaching the PostgreSQL replica: the driver config from `[replica.postgres]` (whose rules
+//! are `config::replica`'s), the password from the environment, TLS with rustls, and a
+//! connection with bounded timeouts.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use tokio_postgres::config::{Host, SslMode};
 
 use super::ReplicaError;
 use crate::config::PostgresReplicaConfig;
 
 /// Where the password comes from when `PGPASSWORD` is not set (systemd `LoadCredential=`).
 pub const PASSWORD_CREDENTIAL: &str = "postgres_password";
-
-/// Checks `[replica.postgres]` without touching the environment or the network; the error
-/// names the key.
-pub fn validate(pg: &PostgresReplicaConfig) -> Result<(), (&'static str, String)> {
-    parse(pg).map(|_| ())
-}
-
-/// The URL as a driver config, with TLS made mandatory for remote hosts.
-fn parse(pg: &PostgresReplicaConfig) -> Result<tokio_postgres::Config, (&'static str, String)> {
-    let url_key = "replica.postgres.url";
-    let text = pg.url.trim();
-    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
-        return Err((
-            url_key,
-            "must be a URL such as \"postgres://orgmirror@db.example.com/reporting\"".to_string(),
-        ));
-    }
-    let mut config: tokio_postgres::Config = text.parse().map_err(|e| {
-        (
-            url_key,
-            format!("`{}` is not a PostgreSQL URL: {e}", redact(text)),
-        )
-    })?;
-    if config.get_password().is_some() {
-        return Err((
-            url_key,
-            "must not contain a password; set PGPASSWORD or provide $CREDENTIALS_DIRECTORY/postgres_password"
-                .to_string(),
-        ));
-    }
-    if config.get_user().is_none() {
-        return Err((
-            url_key,
-            "names no user (postgres://USER@host/db)".to_string(),
-        ));
-    }
-    if config.get_hosts().is_empty() {
-        return Err((url_key, "names no host".to_string()));
-    }
-    let remote: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .filter_map(|h| match h {
-            Host::Tcp(name) if !is_loopback(name) => Some(name.clone()),
-            _ => None,
-        })
-        .collect();
-    if !remote.is_empty() {
-        if config.get_ssl_mode() == SslMode::Disable {
-            return Err((
-                url_key,
-                format!(
-                    "sslmode=disable to {}: the password would travel in clear text; TLS is required except to loopback or a Unix socket",
-                    remote.join(", ")
-                ),
-            ));
-        }
-        config.ssl_mode(SslMode::Require);
-    } else if !text.contains("sslmode=") {
-        // Loopback or a socket: no TLS unless the URL asks for it. (The driver's default,
-        // prefer, would try TLS and fail on a local server's self-signed certificate, where
-        // libpq's prefer does not verify it.)
-        config.ssl_mode(SslMode::Disable);
-    }
-    let schema_ok = {
-        let s = pg.schema.as_bytes();
-        !s.is_empty()
-            && s.len() <= 63
-            && (s[0].is_ascii_lowercase() || s[0] == b'_')
-            && s.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
-    };
-    if !schema_ok {
-        return Err((
-            "replica.postgres.schema",
-            format!(
-                "`{}` is not a plain schema name (lowercase letters, digits and _, at most 63)",
-                pg.schema
-            ),
-        ));
-    }
-    if pg.connect_timeout.0 <= 0.0 {
-        return Err((
-            "replica.postgres.connect_timeout",
-            "must be greater than zero".to_string(),
-        ));
-    }
-    if let Some(ca) = &pg.ca_file {
-        if !ca.is_file() {
-            return Err((
-                "replica.postgres.ca_file",
-                format!("{} is not a readable file", ca.display()),
-            ));
-        }
-    }
-    Ok(config)
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The URL with anything after `:` in its user part hidden (only for messages about a URL
-/// that is refused anyway).
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let user = &url[s + 3..at];
-            match user.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &user[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
 
 /// A configured replica, ready to connect.
 pub struct Target {
@@ -153,7 +33,8 @@ impl Target {
         pg: &PostgresReplicaConfig,
         password: Option<SecretString>,
     ) -> Result<Target, ReplicaError> {
-        let mut config = parse(pg)
+        let mut config = pg
+            .driver_config()
             .map_err(|(field, message)| ReplicaError::Config(format!("{field}: {message}")))?;
         if let Some(p) = &password {
             config.password(p.expose_secret().as_bytes());
@@ -294,68 +175,6 @@ pub fn password_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Seconds;
-
-    fn pg(url: &str) -> PostgresReplicaConfig {
-        PostgresReplicaConfig {
-            url: url.to_string(),
-            schema: "orgmirror".to_string(),
-            connect_timeout: Seconds(5.0),
-            ca_file: None,
-        }
-    }
-
-    #[test]
-    fn tls_is_required_except_to_loopback_or_a_socket() {
-        for ok in [
-            "postgres://u@127.0.0.1:5432/db",
-            "postgres://u@localhost/db?sslmode=disable",
-            "postgres://u@[::1]:5/db",
-            "postgresql://u@%2Fvar%2Frun%2Fpostgresql/db",
-            "postgres://u@db.example.com/db",
-            "postgres://u@db.example.com/db?sslmode=require",
-        ] {
-            assert!(validate(&pg(ok)).is_ok(), "{ok}: {:?}", validate(&pg(ok)));
-        }
-        let (key, message) = validate(&pg("postgres://u@db.example.com/db?sslmode=disable"))
-            .expect_err("clear text to a remote host");
-        assert_eq!(key, "replica.postgres.url");
-        assert!(message.contains("clear text"), "{message}");
-        // Prefer (the default) becomes Require for a remote host.
-        let parsed = parse(&pg("postgres://u@db.example.com/db")).unwrap();
-        assert_eq!(parsed.get_ssl_mode(), SslMode::Require);
-        // To loopback: TLS only when the URL asks for it.
-        let parsed = parse(&pg("postgres://u@127.0.0.1/db")).unwrap();
-        assert_eq!(parsed.get_ssl_mode(), SslMode::Disable);
-        let parsed = parse(&pg("postgres://u@localhost/db?sslmode=require")).unwrap();
-        assert_eq!(parsed.get_ssl_mode(), SslMode::Require);
-    }
-
-    #[test]
-    fn a_password_in_the_url_is_refused_without_showing_it() {
-        let err = crate::config::Config::parse(
-            "[api]\norganization_id = 1\nworkspace_id = 2\n[replica.postgres]\nurl = \"postgres://u:hunter2@db.example.com/db\"\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("replica.postgres.url") && err.contains("PGPASSWORD"),
-            "{err}"
-        );
-        assert!(!err.contains("hunter2"), "{err}");
-        for (url, key) in [
-            ("mysql://u@h/db", "replica.postgres.url"),
-            ("postgres://h/db", "replica.postgres.url"),
-        ] {
-            assert_eq!(validate(&pg(url)).unwrap_err().0, key, "{url}");
-        }
-        let mut bad_schema = pg("postgres://u@127.0.0.1/db");
-        bad_schema.schema = "Org; DROP".to_string();
-        assert_eq!(
-            validate(&bad_schema).unwrap_err().0,
-            "replica.postgres.schema"
-        );
-    }
 
     #[test]
     fn the_password_comes_from_pgpassword_then_the_credential_file() {

@@ -28,9 +28,8 @@ use tracing::{info, warn};
 use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{Config, PostgresReplicaConfig};
 use crate::store::{ReplicaPart, ReplicaSlice, Store, StoreError};
-use crate::sync::RunReport;
 
-pub use connect::{validate, Target, PASSWORD_CREDENTIAL};
+pub use connect::{Target, PASSWORD_CREDENTIAL};
 pub use verify::{verify, ViewCheck};
 
 /// The replica schema's version (`replica_schema.version`); `schema.sql` is applied to a
@@ -460,19 +459,19 @@ async fn with_store<T: Send + 'static>(
     .map_err(|e| ReplicaError::Mirror(format!("the reader stopped: {e}")))
 }
 
-/// After a run: replicates it (and whatever the replica misses) when a replica is
-/// configured and the run committed. Never fails: a replica that cannot be reached or
+/// After run `run_id`: replicates it (and whatever the replica misses) when a replica is
+/// configured and the run `committed`. Never fails: a replica that cannot be reached or
 /// refuses is a warning, and the next run or `orgmirror replicate` catches up.
-pub async fn after_run(config: &Config, report: &RunReport) {
+pub async fn after_run(config: &Config, run_id: i64, committed: bool) {
     let Some(pg) = &config.replica.postgres else {
         return;
     };
-    if !report.committed {
+    if !committed {
         return;
     }
     match catch_up(config, pg).await {
         Ok(done) => info!(
-            run_id = report.run_id,
+            run_id,
             replica_run = done.at_run,
             runs = done.runs.len(),
             bootstrapped_to = done.bootstrapped_to,
@@ -481,7 +480,7 @@ pub async fn after_run(config: &Config, report: &RunReport) {
             "replicated to PostgreSQL"
         ),
         Err(e) => warn!(
-            run_id = report.run_id,
+            run_id,
             error = %e,
             "replication to PostgreSQL failed; the run is committed in SQLite, and the next run or `orgmirror replicate` catches up"
         ),

@@ -1,0 +1,379 @@
+//! `[[alert]]` rules as the file writes them, and their validation (each error names the
+//! rule and the key). Matching events and delivering them is `crate::alerts`'s.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{validate_base_url, ConfigError, Seconds};
+
+/// One `[[alert]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// Unique; names the rule in the outbox, `status` and the commands.
+    pub name: String,
+    /// `user`, `group`, `group_membership`, `role` or `user_rate`.
+    pub entity: String,
+    /// `insert`, `update`, `delete`; empty: any.
+    #[serde(default)]
+    pub op: Vec<String>,
+    /// Any of these fields changed (an insert or a delete changes every field it has).
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Equality on the new version's fields.
+    #[serde(default)]
+    pub after: BTreeMap<String, Value>,
+    /// |after - before| / |before| at least this, per numeric field (updates only).
+    #[serde(default)]
+    pub min_relative_change: BTreeMap<String, f64>,
+    /// POST the event here (`https://`, plain `http://` only to loopback).
+    pub webhook: Option<String>,
+    /// Or run this program with the event on stdin.
+    pub command: Option<Vec<String>>,
+    /// The name of the HMAC secret, never the secret: read from
+    /// `ORGMIRROR_SECRET_<NAME>` (upper case, `-` as `_`) or `$CREDENTIALS_DIRECTORY/<name>`.
+    pub secret_credential: Option<String>,
+    /// The longest one attempt may take.
+    #[serde(default = "default_timeout")]
+    pub timeout: Seconds,
+    /// The first retry's delay; doubled per failed attempt, with jitter, up to `max_backoff`.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: Seconds,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Seconds,
+}
+
+fn default_timeout() -> Seconds {
+    Seconds(10.0)
+}
+fn default_initial_backoff() -> Seconds {
+    Seconds(30.0)
+}
+fn default_max_backoff() -> Seconds {
+    Seconds(3600.0)
+}
+
+const OPS: [&str; 3] = ["insert", "update", "delete"];
+
+/// The top-level fields of each entity's JSON (`before`/`after`), as `entity_history`
+/// stores them, by the entity's name in `change_events.entity`; `None` for a name that is
+/// no entity's (checked against the records and `Entity::as_str` by a test).
+pub fn entity_fields(entity: &str) -> Option<&'static [&'static str]> {
+    match entity {
+        "user" => Some(&[
+            "id",
+            "user_account_id",
+            "user_id",
+            "name",
+            "email",
+            "active",
+            "admin",
+            "owner",
+            "joined",
+            "invite_sent",
+            "2fa_enabled",
+            "can_edit_personal_details",
+            "account_locked_at",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "organization_id",
+            "working_hours",
+            "permissions",
+            "tags",
+            "workspaces",
+        ]),
+        "user_rate" => Some(&[
+            "organization_user_id",
+            "hourly_rate",
+            "currency",
+            "start_at",
+            "end_at",
+            "workspace_id",
+            "workspace_rate_id",
+            "workspace_user_rate_id",
+        ]),
+        "group" => Some(&[
+            "id",
+            "name",
+            "emoji",
+            "organization_id",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "workspaces",
+            "ghosts",
+        ]),
+        "group_membership" => Some(&[
+            "group_id",
+            "organization_user_id",
+            "user_group_id",
+            "user_account_id",
+            "focus_role_id",
+            "track_role_id",
+            "work_role_id",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+        ]),
+        "role" => Some(&[
+            "role_id",
+            "code",
+            "name",
+            "type",
+            "privilege_level",
+            "entity",
+            "description",
+            "organization_id",
+            "permissions",
+        ]),
+        _ => None,
+    }
+}
+
+/// Checks every rule; the error names the rule and the key.
+pub fn validate_rules(rules: &[AlertRule]) -> Result<(), ConfigError> {
+    let mut names = BTreeSet::new();
+    for rule in rules {
+        let bad = |key: &'static str, message: String| ConfigError::InvalidAlert {
+            rule: rule.name.clone(),
+            key,
+            message,
+        };
+        if rule.name.trim().is_empty() || rule.name.chars().any(char::is_control) {
+            return Err(bad(
+                "name",
+                "must be set, without control characters".into(),
+            ));
+        }
+        if !names.insert(rule.name.as_str()) {
+            return Err(bad("name", "another [[alert]] has this name".into()));
+        }
+        let Some(known) = entity_fields(&rule.entity) else {
+            return Err(bad(
+                "entity",
+                format!(
+                    "`{}` is not one of user, group, group_membership, role, user_rate",
+                    rule.entity
+                ),
+            ));
+        };
+        if let Some(op) = rule.op.iter().find(|op| !OPS.contains(&op.as_str())) {
+            return Err(bad(
+                "op",
+                format!("`{op}` is not one of insert, update, delete"),
+            ));
+        }
+        let unknown = |keys: Vec<&String>| {
+            keys.into_iter()
+                .find(|k| !known.contains(&k.as_str()))
+                .cloned()
+        };
+        let field_list = || known.join(", ");
+        for (key, found) in [
+            ("fields", unknown(rule.fields.iter().collect())),
+            ("after", unknown(rule.after.keys().collect())),
+            (
+                "min_relative_change",
+                unknown(rule.min_relative_change.keys().collect()),
+            ),
+        ] {
+            if let Some(f) = found {
+                return Err(bad(
+                    key,
+                    format!(
+                        "`{f}` is not a field of {} (fields: {})",
+                        rule.entity,
+                        field_list()
+                    ),
+                ));
+            }
+        }
+        if let Some((f, v)) = rule
+            .min_relative_change
+            .iter()
+            .find(|(_, v)| !(v.is_finite() && **v > 0.0))
+        {
+            return Err(bad(
+                "min_relative_change",
+                format!("{f} = {v}: must be a positive share, e.g. 0.2 for 20%"),
+            ));
+        }
+        match (&rule.webhook, &rule.command) {
+            (Some(url), None) => {
+                validate_base_url(url).map_err(|m| bad("webhook", m))?;
+            }
+            (None, Some(cmd)) => {
+                if cmd.first().is_none_or(|p| p.trim().is_empty()) {
+                    return Err(bad(
+                        "command",
+                        "must name a program, e.g. [\"/usr/local/bin/notify\", \"--x\"]".into(),
+                    ));
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "webhook",
+                    "set either webhook or command, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(bad(
+                    "webhook",
+                    "set a webhook URL or a command to deliver to".into(),
+                ))
+            }
+        }
+        if let Some(name) = &rule.secret_credential {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(bad(
+                    "secret_credential",
+                    format!("`{name}` must be a credential name (letters, digits, '_', '-'; at most 64), not the secret itself"),
+                ));
+            }
+        }
+        if rule.timeout.0 <= 0.0 {
+            return Err(bad("timeout", "must be greater than zero".into()));
+        }
+        if rule.initial_backoff.0 <= 0.0 {
+            return Err(bad("initial_backoff", "must be greater than zero".into()));
+        }
+        if rule.max_backoff.0 < rule.initial_backoff.0 {
+            return Err(bad(
+                "max_backoff",
+                "must be at least initial_backoff".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::{
+        Entity, GroupRecord, MembershipRecord, RateRecord, RoleRecord, UserRecord,
+    };
+    use serde_json::json;
+
+    /// `[[alert]]` tables parsed and validated in a config of their own.
+    pub(crate) fn rule(toml_text: &str) -> Result<Vec<AlertRule>, String> {
+        let text = format!("[api]\norganization_id = 1\nworkspace_id = 2\n{toml_text}");
+        Config::parse(&text)
+            .map(|c| c.alert)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bad_rules_are_named_with_their_key() {
+        let cases = [
+            ("entity = \"person\"\nwebhook = \"https://x.example\"", "entity"),
+            ("entity = \"user\"\nop = [\"upsert\"]\nwebhook = \"https://x.example\"", "op"),
+            ("entity = \"user\"\nfields = [\"admn\"]\nwebhook = \"https://x.example\"", "fields"),
+            ("entity = \"user\"\nafter = { admn = true }\nwebhook = \"https://x.example\"", "after"),
+            ("entity = \"user_rate\"\nmin_relative_change = { hourly_rate = -1 }\ncommand = [\"/x\"]", "min_relative_change"),
+            ("entity = \"user\"\nwebhook = \"http://hooks.example.com/x\"", "webhook"),
+            ("entity = \"user\"", "webhook"),
+            ("entity = \"user\"\nwebhook = \"https://x.example\"\ncommand = [\"/x\"]", "webhook"),
+            ("entity = \"user\"\ncommand = []", "command"),
+            ("entity = \"user\"\ncommand = [\"/x\"]\nsecret_credential = \"s3cr3t value!\"", "secret_credential"),
+            ("entity = \"user\"\ncommand = [\"/x\"]\ntimeout = 0", "timeout"),
+            ("entity = \"user\"\ncommand = [\"/x\"]\ninitial_backoff = \"1m\"\nmax_backoff = \"1s\"", "max_backoff"),
+        ];
+        for (body, key) in cases {
+            let err = rule(&format!("[[alert]]\nname = \"r1\"\n{body}\n")).unwrap_err();
+            assert!(
+                err.contains("\"r1\"") && err.contains(&format!(": {key}:")),
+                "{key}: {err}"
+            );
+        }
+        let twice = "[[alert]]\nname = \"a\"\nentity = \"user\"\ncommand = [\"/x\"]\n";
+        let err = rule(&format!("{twice}{twice}")).unwrap_err();
+        assert!(err.contains("another [[alert]]"), "{err}");
+        let err =
+            rule("[[alert]]\nname = \"a\"\nentity = \"user\"\ncommand = [\"/x\"]\nwhen = 1\n")
+                .unwrap_err();
+        assert!(err.contains("when"), "{err}");
+        assert!(rule(
+            "[[alert]]\nname = \"a\"\nentity = \"user\"\nwebhook = \"http://127.0.0.1:9/h\"\n"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn the_example_configs_rules_parse_once_uncommented() {
+        let example = include_str!("../../config/orgmirror.example.toml");
+        let start = example
+            .find("# [[alert]]")
+            .expect("the example shows [[alert]]");
+        // The alert tables, up to the next table of another kind.
+        let rules: String = example[start..]
+            .lines()
+            .take_while(|l| !l.starts_with("# [") || l.starts_with("# [[alert]]"))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .or_else(|| l.strip_prefix('#'))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let parsed = rule(&rules).unwrap_or_else(|e| panic!("{e}\n{rules}"));
+        let names: Vec<&str> = parsed.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["new admin", "rate moved"]);
+        assert_eq!(parsed[0].secret_credential.as_deref(), Some("alert_hook"));
+    }
+
+    #[test]
+    fn the_field_lists_are_those_the_records_store() {
+        let keys = |v: Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let sorted = |e: Entity| {
+            // Every entity has its list under its `change_events.entity` name.
+            let fields = entity_fields(e.as_str()).expect("a field list per entity");
+            let mut k: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        };
+        let user: UserRecord =
+            serde_json::from_value(json!({"id": 1, "tags": [], "workspaces": []})).unwrap();
+        assert_eq!(
+            keys(serde_json::to_value(user).unwrap()),
+            sorted(Entity::User)
+        );
+        let rate: RateRecord = serde_json::from_value(json!({"organization_user_id": 1})).unwrap();
+        assert_eq!(
+            keys(serde_json::to_value(rate).unwrap()),
+            sorted(Entity::UserRate)
+        );
+        let group: GroupRecord =
+            serde_json::from_value(json!({"id": 1, "workspaces": [], "ghosts": []})).unwrap();
+        assert_eq!(
+            keys(serde_json::to_value(group).unwrap()),
+            sorted(Entity::Group)
+        );
+        let m: MembershipRecord =
+            serde_json::from_value(json!({"group_id": 1, "organization_user_id": 2})).unwrap();
+        assert_eq!(
+            keys(serde_json::to_value(m).unwrap()),
+            sorted(Entity::GroupMembership)
+        );
+        let role: RoleRecord =
+            serde_json::from_value(json!({"role_id": 1, "permissions": []})).unwrap();
+        assert_eq!(
+            keys(serde_json::to_value(role).unwrap()),
+            sorted(Entity::Role)
+        );
+        assert_eq!(entity_fields("person"), None);
+    }
+}
