@@ -541,104 +541,56 @@ async fn status_codes_of_every_endpoint() {
     .await;
     assert_eq!(no_auth.status, 403);
 
-    let put = |path: String, body: &'static str| {
-        let server = &server;
-        async move { call(server, reqwest::Method::PUT, &path, Auth::Token, Some(body)).await }
-    };
-    assert_eq!(
-        put(format!("{GROUPS}/{new_id}"), r#"{"name":"A2"}"#)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        put(format!("{GROUPS}/{new_id}"), r#"{"name":""}"#)
-            .await
-            .status,
-        400
-    );
-    assert_eq!(put(format!("{GROUPS}/{new_id}"), "{").await.status, 400);
-    assert_eq!(
-        put(format!("{GROUPS}/424242"), r#"{"name":"x"}"#)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        put(format!("{GROUPS}/abc"), r#"{"name":"x"}"#).await.status,
-        404
-    );
-
-    let del = |q: String| {
-        let server = &server;
-        async move { call(server, reqwest::Method::DELETE, &q, Auth::Token, None).await }
-    };
-    assert_eq!(del(format!("{GROUPS}/{new_id}")).await.status, 400);
-    assert_eq!(
-        del(format!("{GROUPS}/{new_id}?workspace_id=x"))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        del(format!("{GROUPS}/{new_id}?workspace_id=77"))
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        del(format!("{GROUPS}/424242?workspace_id=2001"))
-            .await
-            .status,
-        404
-    );
-    let deleted = del(format!("{GROUPS}/{new_id}?workspace_id=2001")).await;
+    // Walked in order: the writes act on the group created above, which is then deleted.
+    let group = format!("{GROUPS}/{new_id}");
+    let name_x = Some(r#"{"name":"x"}"#);
+    #[rustfmt::skip]
+    let before_delete = [
+        ("rename", "PUT", group.clone(), Some(r#"{"name":"A2"}"#), 200),
+        ("empty name", "PUT", group.clone(), Some(r#"{"name":""}"#), 400),
+        ("bad JSON", "PUT", group.clone(), Some("{"), 400),
+        ("PUT an unknown group", "PUT", format!("{GROUPS}/424242"), name_x, 404),
+        ("PUT a non-numeric id", "PUT", format!("{GROUPS}/abc"), name_x, 404),
+        ("DELETE without workspace_id", "DELETE", group.clone(), None, 400),
+        ("DELETE, workspace_id not a number", "DELETE", format!("{group}?workspace_id=x"), None, 400),
+        ("DELETE in another workspace", "DELETE", format!("{group}?workspace_id=77"), None, 403),
+        ("DELETE an unknown group", "DELETE", format!("{GROUPS}/424242?workspace_id=2001"), None, 404),
+    ];
+    for (case, method, path, body, status) in before_delete {
+        let a = call(&server, method_of(method), &path, Auth::Token, body).await;
+        assert_eq!(a.status, status, "{case}: {method} {path}: {}", a.body);
+    }
+    let delete = format!("{group}?workspace_id=2001");
+    let deleted = call(&server, reqwest::Method::DELETE, &delete, Auth::Token, None).await;
     assert_eq!(deleted.status, 200);
     assert_eq!(deleted.body, "", "delete answers an empty body");
     assert!(server.handle().group(new_id).is_none());
-    assert_eq!(
-        del(format!("{GROUPS}/{new_id}?workspace_id=2001"))
-            .await
-            .status,
-        404
-    );
 
-    assert_eq!(get(&server, "/organizations/1001/teams").await.status, 400);
-    assert_eq!(
-        get(&server, "/organizations/1001/teams?workspace_id=1")
-            .await
-            .status,
-        403
-    );
-    assert_eq!(get(&server, &format!("{USERS}?page=0")).await.status, 400);
-    assert_eq!(
-        get(&server, &format!("{USERS}?per_page=x")).await.status,
-        400
-    );
-    assert_eq!(
-        get(&server, &format!("{USERS}?org_user_ids[]=x"))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        get(&server, &format!("{USERS}?sort_dir=up")).await.status,
-        400
-    );
-    assert_eq!(
-        get(&server, &format!("{USERS}?include_rates=maybe"))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        get(&server, "/organizations/1001/nothing").await.status,
-        404
-    );
-    assert_eq!(get(&server, "/elsewhere").await.status, 404);
-    let wrong_method = call(&server, reqwest::Method::DELETE, USERS, Auth::Token, None).await;
-    assert_eq!(wrong_method.status, 405);
-    assert!(wrong_method.content_type().starts_with("text/plain"));
+    #[rustfmt::skip]
+    let after_delete = [
+        ("DELETE it again", "DELETE", delete, 404),
+        ("teams without workspace_id", "GET", "/organizations/1001/teams".to_string(), 400),
+        ("teams of another workspace", "GET", "/organizations/1001/teams?workspace_id=1".to_string(), 403),
+        ("page 0", "GET", format!("{USERS}?page=0"), 400),
+        ("per_page not a number", "GET", format!("{USERS}?per_page=x"), 400),
+        ("an id filter not a number", "GET", format!("{USERS}?org_user_ids[]=x"), 400),
+        ("an unknown sort_dir", "GET", format!("{USERS}?sort_dir=up"), 400),
+        ("include_rates not a boolean", "GET", format!("{USERS}?include_rates=maybe"), 400),
+        ("an unknown organization route", "GET", "/organizations/1001/nothing".to_string(), 404),
+        ("outside the API", "GET", "/elsewhere".to_string(), 404),
+        ("a method the route has not", "DELETE", USERS.to_string(), 405),
+    ];
+    for (case, method, path, status) in after_delete {
+        let a = call(&server, method_of(method), &path, Auth::Token, None).await;
+        assert_eq!(a.status, status, "{case}: {method} {path}: {}", a.body);
+        if status == 405 {
+            assert!(a.content_type().starts_with("text/plain"), "{case}");
+        }
+    }
+}
+
+fn method_of(name: &str) -> reqwest::Method {
+    reqwest::Method::from_bytes(name.as_bytes()).expect("a method name")
 }
 
 #[tokio::test]
