@@ -588,7 +588,8 @@ async fn retry_after_is_honoured_in_seconds_and_as_an_http_date() {
         httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2))
     }
     // (case, the header as the 429 is sent, its body, the shortest gap before the retry)
-    let cases: [(&str, fn() -> String, &str, Duration); 2] = [
+    type Case = (&'static str, fn() -> String, &'static str, Duration);
+    let cases: [Case; 2] = [
         // Tolerance: the wait may not be shorter than 1 s minus 50 ms of timer slack.
         (
             "seconds",

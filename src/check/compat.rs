@@ -484,8 +484,15 @@ mod tests {
     #[test]
     fn every_envelope_is_named_and_what_is_not_a_list_is_unreadable() {
         // (case, body) -> (envelope, rows, envelope fields, other keys, unreadable)
+        type Report = (
+            &'static str,
+            usize,
+            &'static str,
+            &'static [&'static str],
+            Option<&'static str>,
+        );
         #[rustfmt::skip]
-        let cases: [(&str, &str, (&str, usize, &str, &[&str], Option<&str>)); 6] = [
+        let cases: [(&str, &str, Report); 6] = [
             ("a bare array", r#"[{"id":1}]"#, ("bare array", 1, "{}", &[], None)),
             ("items", r#"{"items":[{"id":1},{"id":2}]}"#, ("items", 2, "{}", &[], None)),
             ("data with paging fields", r#"{"data":[],"page":2,"total":9,"next":"x"}"#,

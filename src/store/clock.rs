@@ -95,8 +95,16 @@ mod tests {
     #[test]
     fn the_last_committed_time_is_the_newest_of_runs_and_events() {
         // (case, succeeded runs, a failed run, events' times, wall clock, the run's time)
+        type Case = (
+            &'static str,
+            &'static [&'static str],
+            Option<&'static str>,
+            &'static [&'static str],
+            &'static str,
+            &'static str,
+        );
         #[rustfmt::skip]
-        let cases: [(&str, &[&str], Option<&str>, &[&str], &str, &str); 6] = [
+        let cases: [Case; 6] = [
             ("an event after the last run", &["2030-06-10T00:00:00Z"], None, &["2030-06-12T00:00:00Z"],
                 "2030-06-11T00:00:00Z", "2030-06-12T00:00:01Z"),
             ("an event before the last run", &["2030-06-10T00:00:00Z"], None, &["2030-06-09T00:00:00Z"],

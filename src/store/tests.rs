@@ -95,7 +95,8 @@ fn a_newer_schema_or_a_foreign_database_is_refused_with_a_clear_message() {
         conn.execute_batch("CREATE TABLE t (x)").unwrap();
     }
     // (case, how the file is made, the words the refusal has)
-    let cases: [(&str, fn(&Path), &str); 2] = [
+    type Case = (&'static str, fn(&Path), &'static str);
+    let cases: [Case; 2] = [
         ("a newer schema", newer_schema, "newer orgmirror"),
         ("a foreign database", foreign, "not an orgmirror database"),
     ];
@@ -168,8 +169,15 @@ fn history_opens_and_closes_intervals() {
     let db = dir.path().join("m.sqlite");
     let mut store = Store::open(&db, &StoreOptions::default()).unwrap();
     // (run, users, group members, at, changes written)
+    type Run = (
+        &'static str,
+        &'static [(i64, &'static str)],
+        &'static [i64],
+        &'static str,
+        usize,
+    );
     #[rustfmt::skip]
-    let runs: [(&str, &[(i64, &str)], &[i64], &str, usize); 4] = [
+    let runs: [Run; 4] = [
         ("the first", &[(1, "a"), (2, "b")], &[1], "2026-01-01T00:00:00Z", 4),
         ("nothing changed", &[(1, "a"), (2, "b")], &[1], "2026-01-02T00:00:00Z", 0),
         // 1 leaves the group, 2 is renamed, and then 1 comes back: a new interval, not a reopened one.
