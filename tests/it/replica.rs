@@ -223,24 +223,31 @@ impl Cluster {
     }
 
     fn try_psql(&self, sql: &str) -> Output {
-        Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-F",
-                "|",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-            ])
-            .arg(self.url())
+        self.psql_to(&self.url(), PASSWORD)
             .args(["-c", sql])
-            .env("PGPASSWORD", PASSWORD)
             .env("PGTZ", "UTC")
             .output()
             .expect("psql runs")
+    }
+
+    /// psql to `url` as `password`'s role, its output unaligned and tuples only, stopping at
+    /// the first error.
+    fn psql_to(&self, url: &str, password: &str) -> Command {
+        let mut psql = Command::new(self.bin.join("psql"));
+        psql.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            "|",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+        ])
+        .arg(url)
+        .env("PGPASSWORD", password);
+        psql
     }
 
     /// Starts psql in the background with `sql` on its stdin (kept open until the child is dropped).
@@ -928,24 +935,13 @@ fn the_readme_replica_setup_and_its_example_queries_run() {
         .collect();
     assert_eq!(statements.len(), 5, "{queries}");
     let as_replica = |sql: &str| {
-        let out = Command::new(pg.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-F",
-                "|",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-            ])
-            .arg(format!(
-                "postgres://orgmirror_replica@127.0.0.1:{}/reporting",
-                pg.port
-            ))
+        let url = format!(
+            "postgres://orgmirror_replica@127.0.0.1:{}/reporting",
+            pg.port
+        );
+        let out = pg
+            .psql_to(&url, "change-me")
             .args(["-c", sql])
-            .env("PGPASSWORD", "change-me")
             .output()
             .expect("psql runs");
         assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
