@@ -47,6 +47,19 @@ fn org(names: &[(i64, &str)], members: &[i64]) -> OrgSnapshot {
     s
 }
 
+/// The two columns of each row `sql` selects.
+fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+) -> Vec<(A, B)> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn run(store: &mut Store, snap: &OrgSnapshot, at: &str) -> usize {
     let id = store.begin_run("full", at).unwrap();
     let stored = store.stored_state().unwrap();
@@ -188,13 +201,10 @@ fn history_opens_and_closes_intervals() {
         assert_eq!(run(&mut store, &org(users, members), at), changes, "{case}");
     }
     let c = store.connection();
-    let intervals: Vec<(String, Option<String>)> = c
-        .prepare("SELECT valid_from, valid_to FROM group_membership_history WHERE organization_user_id = 1 ORDER BY valid_from")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let intervals: Vec<(String, Option<String>)> = pairs(
+        c,
+        "SELECT valid_from, valid_to FROM group_membership_history WHERE organization_user_id = 1 ORDER BY valid_from",
+    );
     assert_eq!(
         intervals,
         vec![
@@ -285,15 +295,10 @@ fn a_failing_early_writer_says_why_and_commits_nothing() {
 fn a_version_1_mirror_is_migrated_to_the_schema_of_a_new_one() {
     fn schema_of(db: &Path) -> Vec<(String, String)> {
         let conn = Connection::open(db).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_schema ORDER BY name")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<Vec<(String, String)>, _>>()
-            .unwrap();
-        rows
+        pairs(
+            &conn,
+            "SELECT name, coalesce(sql, '') FROM sqlite_schema ORDER BY name",
+        )
     }
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.sqlite");
@@ -351,14 +356,10 @@ fn group_headcount_daily_counts_members_at_each_days_end() {
         &org(&people, &[1, 2, 4]),
         "2026-01-03T09:00:00Z",
     );
-    let days: Vec<(String, i64)> = store
-        .connection()
-        .prepare("SELECT day, members FROM group_headcount_daily WHERE group_id = 9 ORDER BY day")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let days: Vec<(String, i64)> = pairs(
+        store.connection(),
+        "SELECT day, members FROM group_headcount_daily WHERE group_id = 9 ORDER BY day",
+    );
     let expected_first = [
         ("2026-01-01", 2),
         ("2026-01-02", 2),
