@@ -1100,7 +1100,8 @@ mod page_size_tests {
 
     #[test]
     fn ids_go_out_sorted_once_in_batches_of_the_size() {
-        let cases: [(&str, &[i64], usize, Vec<Vec<i64>>); 5] = [
+        type Case = (&'static str, &'static [i64], usize, Vec<Vec<i64>>);
+        let cases: [Case; 5] = [
             ("none", &[], 3, vec![]),
             (
                 "unsorted, repeated",
