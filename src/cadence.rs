@@ -179,4 +179,42 @@ mod tests {
             MAX_INTERVAL_S
         );
     }
+
+    /// What the interval is when something is unknown, at a bound or out of range, and
+    /// the reason that says so.
+    #[test]
+    fn the_reason_names_what_is_missing_and_the_bound_that_held() {
+        // (case, requests per sync, quota/h, share) -> (interval s, planned requests/h, reason)
+        let of = "(api.hourly_quota)";
+        let fallback = FALLBACK_INTERVAL_S;
+        #[rustfmt::skip]
+        let table = [
+            ("nothing known", None, None, 0.5, (fallback, 0.0,
+                "no successful sync and no quota seen yet: every 30 min until then".to_string())),
+            ("no quota yet", Some(3), None, 0.5, (fallback, 6.0,
+                "no quota seen yet (set api.hourly_quota, or wait for the X-Toggl-Quota-* headers): every 30 min until then".to_string())),
+            ("no sync yet", None, Some(240), 0.5, (fallback, 0.0,
+                "no successful sync yet (its request count is the cost of a sync): every 30 min until then".to_string())),
+            ("a sync of no requests costs one", Some(0), Some(240), 0.5, (300, 12.0,
+                format!("a sync costs 1 requests; the quota is 240/h {of}, 50% of it left to other tools: 120 requests/h for orgmirror (never more often than every 5 min)"))),
+            ("exactly five minutes is no bound", Some(10), Some(240), 0.5, (300, 120.0,
+                format!("a sync costs 10 requests; the quota is 240/h {of}, 50% of it left to other tools: 120 requests/h for orgmirror"))),
+            ("exactly a day is no bound", Some(360), Some(30), 0.5, (MAX_INTERVAL_S, 15.0,
+                format!("a sync costs 360 requests; the quota is 30/h {of}, 50% of it left to other tools: 15 requests/h for orgmirror"))),
+            ("over a day", Some(361), Some(30), 0.5, (MAX_INTERVAL_S, 15.0,
+                format!("a sync costs 361 requests; the quota is 30/h {of}, 50% of it left to other tools: 15 requests/h for orgmirror (at least once a day)"))),
+            ("a share over all is 99%", Some(10), Some(240), 1.5, (15000, 2.4,
+                format!("a sync costs 10 requests; the quota is 240/h {of}, 99% of it left to other tools: 2 requests/h for orgmirror"))),
+            ("a negative share is none", Some(10), Some(240), -1.0, (300, 120.0,
+                format!("a sync costs 10 requests; the quota is 240/h {of}, 0% of it left to other tools: 240 requests/h for orgmirror (never more often than every 5 min)"))),
+        ];
+        for (case, requests, quota, share, expected) in table {
+            let c = choose(requests, quota.map(|q| (q, "api.hourly_quota")), share);
+            assert_eq!(
+                (c.interval_seconds, c.planned_requests_per_hour, c.reason),
+                expected,
+                "{case}"
+            );
+        }
+    }
 }

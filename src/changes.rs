@@ -791,6 +791,238 @@ mod tests {
         }
     }
 
+    /// Every field an update can change, by entity: the sentences it makes, in full.
+    #[test]
+    fn every_changed_field_has_its_sentences() {
+        let ann = |extra: Value| {
+            let mut v =
+                json!({"name": "Ann", "admin": false, "permissions": {"view_rates": false}});
+            if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+                v.extend(extra.clone());
+            }
+            v
+        };
+        let update = |entity: &str, fields: &[&str], before: Value, after: Value| {
+            row(entity, "update", fields, before, after)
+        };
+        let ops = json!({"name": "Ops", "emoji": "⚙", "workspaces": [1]});
+        let role = |perms: &[&str]| {
+            let perms: Vec<Value> = perms.iter().map(|p| json!({"name": p})).collect();
+            json!({"name": "Admin", "permissions": perms, "description": "a"})
+        };
+        let eur = |r: f64| json!({"hourly_rate": r, "currency": "EUR", "start_at": "x"});
+        let cases: Vec<(&str, ChangeRow, Vec<&str>)> = vec![
+            (
+                "a user renamed",
+                update(
+                    "user",
+                    &["name"],
+                    json!({"name": "Ann"}),
+                    json!({"name": "Anne"}),
+                ),
+                vec!["Ann is now called Anne"],
+            ),
+            (
+                "admin taken away",
+                update(
+                    "user",
+                    &["admin"],
+                    ann(json!({"admin": true})),
+                    ann(json!({})),
+                ),
+                vec!["Ann is no longer an admin"],
+            ),
+            (
+                "owner given, permissions following from it",
+                update(
+                    "user",
+                    &["owner", "permissions"],
+                    ann(json!({"owner": false})),
+                    ann(json!({"owner": true, "permissions": {"view_rates": true}})),
+                ),
+                vec!["Ann became an owner"],
+            ),
+            (
+                "owner taken away",
+                update(
+                    "user",
+                    &["owner"],
+                    ann(json!({"owner": true})),
+                    ann(json!({"owner": false})),
+                ),
+                vec!["Ann is no longer an owner"],
+            ),
+            (
+                "deactivated",
+                update(
+                    "user",
+                    &["active"],
+                    ann(json!({"active": true})),
+                    ann(json!({"active": false})),
+                ),
+                vec!["Ann was deactivated"],
+            ),
+            (
+                "reactivated",
+                update(
+                    "user",
+                    &["active"],
+                    ann(json!({"active": false})),
+                    ann(json!({"active": true})),
+                ),
+                vec!["Ann was reactivated"],
+            ),
+            (
+                "the invitation accepted",
+                update(
+                    "user",
+                    &["joined"],
+                    ann(json!({"joined": false})),
+                    ann(json!({"joined": true})),
+                ),
+                vec!["Ann accepted the invitation"],
+            ),
+            (
+                "an email and working hours",
+                update(
+                    "user",
+                    &["email", "working_hours"],
+                    ann(json!({"email": "a@x", "working_hours": null})),
+                    ann(json!({"email": "ann@x", "working_hours": 8})),
+                ),
+                vec!["Ann's email a@x → ann@x", "Ann's working hours none → 8"],
+            ),
+            (
+                "an account locked",
+                update(
+                    "user",
+                    &["account_locked_at"],
+                    ann(json!({})),
+                    ann(json!({"account_locked_at": "t"})),
+                ),
+                vec!["Ann's account was locked"],
+            ),
+            (
+                "an account unlocked",
+                update(
+                    "user",
+                    &["account_locked_at"],
+                    ann(json!({"account_locked_at": "t"})),
+                    ann(json!({})),
+                ),
+                vec!["Ann's account was unlocked"],
+            ),
+            (
+                "permissions the same in other words",
+                update(
+                    "user",
+                    &["permissions"],
+                    ann(json!({})),
+                    ann(json!({"permissions": {}})),
+                ),
+                vec!["Ann's permissions changed"],
+            ),
+            (
+                "other fields, of a name ending in s, bookkeeping left out",
+                update(
+                    "user",
+                    &["tags", "rate", "updated_at"],
+                    json!({"name": "Jules"}),
+                    json!({"name": "Jules"}),
+                ),
+                vec!["Jules' tags, rate changed"],
+            ),
+            (
+                "a user without a name",
+                update("user", &["tags"], json!({}), json!({"name": " "})),
+                vec!["user 100042's tags changed"],
+            ),
+            (
+                "a group's emoji and workspaces",
+                update(
+                    "group",
+                    &["emoji", "workspaces"],
+                    ops.clone(),
+                    json!({"name": "Ops", "workspaces": [2]}),
+                ),
+                vec![
+                    "group Ops's emoji ⚙ → none",
+                    "group Ops's workspaces changed",
+                ],
+            ),
+            (
+                "a group created with an emoji",
+                row("group", "insert", &[], Value::Null, ops.clone()),
+                vec!["group Ops ⚙ was created"],
+            ),
+            (
+                "a membership changed, names unknown",
+                ChangeRow {
+                    entity_id: "5:7".into(),
+                    ..update("group_membership", &["track_role_id"], json!({}), json!({}))
+                },
+                vec!["user 7's membership of group 5 changed (track_role_id)"],
+            ),
+            (
+                "a rate in another currency",
+                update(
+                    "user_rate",
+                    &["hourly_rate", "currency"],
+                    eur(80.0),
+                    json!({"hourly_rate": 90, "currency": "USD"}),
+                ),
+                vec!["user 100042's rate 80.00 EUR → 90.00 USD"],
+            ),
+            (
+                "a rate's dates only",
+                update("user_rate", &["start_at"], eur(80.0), eur(80.0)),
+                vec!["user 100042's rate's start_at changed"],
+            ),
+            (
+                "a rate set where there was none",
+                update(
+                    "user_rate",
+                    &["hourly_rate"],
+                    json!({"currency": "EUR"}),
+                    eur(80.0),
+                ),
+                vec!["user 100042's rate none → 80.00 EUR"],
+            ),
+            (
+                "a role renamed, losing a permission, its description changed",
+                update(
+                    "role",
+                    &["name", "permissions", "description"],
+                    json!({"name": "Boss", "permissions": [{"name": "a"}, {"name": "b"}]}),
+                    json!({"name": "Admin", "permissions": [{"name": "b"}], "description": "d"}),
+                ),
+                vec![
+                    "role Boss renamed to Admin",
+                    "role Admin lost a",
+                    "role Admin's description changed",
+                ],
+            ),
+            (
+                "a role's permissions reordered",
+                update(
+                    "role",
+                    &["permissions"],
+                    role(&["a", "b"]),
+                    role(&["b", "a"]),
+                ),
+                vec!["role Admin's permissions changed"],
+            ),
+            (
+                "an entity with no sentences of its own",
+                row("workspace", "insert", &[], Value::Null, json!({})),
+                vec!["workspace 100042 added"],
+            ),
+        ];
+        for (case, row, expected) in cases {
+            assert_eq!(sentences(&row), expected, "{case}");
+        }
+    }
+
     #[test]
     fn since_is_a_span_back_or_a_time() {
         let now = DateTime::parse_from_rfc3339("2026-12-08T12:00:00Z")

@@ -884,4 +884,81 @@ mod tests {
             "Bearer secret-token"
         );
     }
+
+    #[test]
+    fn every_duration_unit_and_what_is_not_a_duration() {
+        let seconds = [
+            ("500ms", 0.5),
+            (" 30s ", 30.0),
+            ("1.5h", 5400.0),
+            ("5min", 300.0),
+            ("5 m", 300.0),
+            ("2", 2.0),
+            ("0.25", 0.25),
+        ];
+        for (text, want) in seconds {
+            assert_eq!(parse_duration(text), Ok(want), "{text:?}");
+        }
+        let refused = [
+            ("", "`` is not a duration"),
+            ("ms", "`ms` is not a duration"),
+            ("-5s", "`-5s` is not a duration"),
+            ("1.2.3s", "`1.2.3s` is not a duration"),
+            (
+                "5 weeks",
+                "unknown duration unit `weeks` in `5 weeks` (use ms, s, m or h)",
+            ),
+            ("366d", "unknown duration unit `d`"),
+        ];
+        for (text, words) in refused {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains(words), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_base_url_is_https_or_loopback_http_with_nothing_secret_or_extra() {
+        let accepted = [
+            "https://focus.toggl.com/api",
+            "http://127.0.0.1:8080/api",
+            "http://127.8.9.1/api",
+            "http://LocalHost/api",
+            "http://[::1]:9/api",
+        ];
+        for url in accepted {
+            assert!(
+                validate_base_url(url).is_ok(),
+                "{url}: {:?}",
+                validate_base_url(url)
+            );
+        }
+        let remote = "uses plain http to a remote host";
+        let refused = [
+            ("http://10.0.0.1/api", remote),
+            ("http://localhost.example.com/api", remote),
+            ("http://[::2]/api", remote),
+            ("ftp://example.com", "has scheme `ftp`; use https"),
+            ("focus.toggl.com/api", "is not a URL"),
+            (
+                "https://user:pw@example.com",
+                "credentials must not be written in the URL",
+            ),
+            (
+                "https://token@example.com",
+                "credentials must not be written in the URL",
+            ),
+            (
+                "https://example.com/api?x=1",
+                "must not have a query or fragment",
+            ),
+            (
+                "https://example.com/api#top",
+                "must not have a query or fragment",
+            ),
+        ];
+        for (url, words) in refused {
+            let err = validate_base_url(url).unwrap_err();
+            assert!(err.contains(words), "{url}: {err}");
+        }
+    }
 }

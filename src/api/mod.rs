@@ -1097,4 +1097,46 @@ mod page_size_tests {
         )));
         assert!(!refuses_page_size(&status(500, "per_page")));
     }
+
+    #[test]
+    fn ids_go_out_sorted_once_in_batches_of_the_size() {
+        type Case = (&'static str, &'static [i64], usize, Vec<Vec<i64>>);
+        let cases: [Case; 5] = [
+            ("none", &[], 3, vec![]),
+            (
+                "unsorted, repeated",
+                &[5, 1, 3, 1, 5],
+                2,
+                vec![vec![1, 3], vec![5]],
+            ),
+            (
+                "an exact multiple",
+                &[1, 2, 3, 4],
+                2,
+                vec![vec![1, 2], vec![3, 4]],
+            ),
+            ("one batch", &[9, 8], 100, vec![vec![8, 9]]),
+            ("a size of 0 is 1", &[2, 1], 0, vec![vec![1], vec![2]]),
+        ];
+        for (case, ids, size, expected) in cases {
+            assert_eq!(batches(ids, size), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_count_header_is_a_non_negative_integer() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(header_count(&headers, X_RECORDS), None);
+        for (value, count) in [
+            ("1234", Some(1234)),
+            (" 7 ", Some(7)),
+            ("0", Some(0)),
+            ("-1", None),
+            ("1.5", None),
+            ("many", None),
+        ] {
+            headers.insert(X_RECORDS, HeaderValue::from_static(value));
+            assert_eq!(header_count(&headers, X_RECORDS), count, "{value:?}");
+        }
+    }
 }

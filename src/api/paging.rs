@@ -424,4 +424,62 @@ mod tests {
         pager.accept(2, page([4, 5, 6]), None).unwrap();
         assert_eq!(pager.cap_seen(), Some(3));
     }
+
+    /// The stop rules where the announced total and the rows disagree.
+    #[test]
+    fn a_total_that_is_wrong_or_out_of_range() {
+        // (case, rows, cap, total) -> (requests, rows collected)
+        let cases = [
+            (
+                "a total above the rows: on to an empty page",
+                50,
+                7,
+                Some(60),
+                (9, 50),
+            ),
+            (
+                "a total below the rows: ends once it is reached",
+                50,
+                7,
+                Some(10),
+                (2, 14),
+            ),
+            ("a negative total is no total", 50, 7, Some(-1), (8, 50)),
+            ("an empty list that says so", 0, 7, Some(0), (1, 0)),
+        ];
+        for (case, len, cap, total, (requests, rows)) in cases {
+            let (asked, ids) = run(len, cap, total);
+            assert_eq!((asked, ids.len()), (requests, rows), "{case}");
+            assert_eq!(ids, (1..=rows as i64).collect::<Vec<_>>(), "{case}");
+        }
+    }
+
+    /// A streaming pull hands each page over and keeps only the ids: a row seen again comes
+    /// again (the caller's later copy wins), and the stop rules are a collecting pull's.
+    #[test]
+    fn a_streaming_pull_hands_over_each_page() {
+        let mut pager: Pager<Team> = Pager::streaming();
+        assert!(pager.is_streaming() && !Pager::<Team>::new().is_streaming());
+        let ids = |rows: Vec<WithUnknown<Team>>| -> Vec<i64> {
+            rows.into_iter().filter_map(|(t, _)| t.id).collect()
+        };
+        assert_eq!(pager.accept(1, page([1, 2, 3]), None), Ok(Next::More));
+        assert_eq!(ids(pager.take_page()), [1, 2, 3]);
+        assert_eq!(pager.accept(2, page([3, 4, 5]), None), Ok(Next::More));
+        assert_eq!(ids(pager.take_page()), [3, 4, 5]);
+        assert_eq!(pager.collected(), 5);
+        assert_eq!(pager.accept(3, page([6]), None), Ok(Next::Done));
+        assert_eq!(ids(pager.take_page()), [6]);
+        assert!(pager.take_page().is_empty(), "a page is handed over once");
+        let err = {
+            let mut pager: Pager<Team> = Pager::streaming();
+            pager.accept(1, page([1, 2]), None).unwrap();
+            pager.take_page();
+            pager.accept(2, page([1, 2]), None).unwrap_err()
+        };
+        assert!(
+            matches!(&err, PageError::Paging(m) if m.contains("page 2")),
+            "{err:?}"
+        );
+    }
 }

@@ -401,36 +401,45 @@ async fn teams_stop_at_total_without_an_extra_request() {
     assert_eq!(server.count(), 3);
 }
 
+/// A list whose pages do not end is refused as a paging error, after the requests the
+/// stop rule allows and no more.
 #[tokio::test]
-async fn a_server_repeating_page_one_is_refused() {
-    let server = serve(|_, _| json_reply(json!({ "items": [user(1), user(2)] }))).await;
-    let err = client(&server)
-        .pull_users(false, false, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ApiError::Paging { .. }), "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains("GET /organizations/1001/users page 2"),
-        "{text}"
-    );
-    assert_eq!(server.count(), 2);
-}
-
-#[tokio::test]
-async fn a_server_that_never_ends_is_refused_after_max_pages() {
-    let server = serve(users_answer(i64::MAX, 3)).await;
-    let api = ApiConfig {
-        max_pages: 5,
-        ..config(&server.base)
-    };
-    let err = client_with(&api)
-        .pull_users(false, false, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ApiError::Paging { .. }), "{err}");
-    assert!(err.to_string().contains("max_pages"), "{err}");
-    assert_eq!(server.count(), 5);
+async fn a_server_whose_pages_never_end_is_refused() {
+    type Answer = Box<dyn Fn(&Seen, usize) -> Response + Send + Sync>;
+    let repeats_page_one: Answer =
+        Box::new(|_, _| json_reply(json!({ "items": [user(1), user(2)] })));
+    // (case, the server's answer, max_pages, the words of the error, requests sent)
+    let cases: [(&str, Answer, Option<u32>, &str, usize); 2] = [
+        (
+            "page 2 repeats page 1",
+            repeats_page_one,
+            None,
+            "GET /organizations/1001/users page 2",
+            2,
+        ),
+        (
+            "always a full page",
+            Box::new(users_answer(i64::MAX, 3)),
+            Some(5),
+            "max_pages",
+            5,
+        ),
+    ];
+    for (case, answer, max_pages, words, requests) in cases {
+        let server = serve(answer).await;
+        let defaults = config(&server.base);
+        let api = ApiConfig {
+            max_pages: max_pages.unwrap_or(defaults.max_pages),
+            ..defaults
+        };
+        let err = client_with(&api)
+            .pull_users(false, false, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Paging { .. }), "{case}: {err}");
+        assert!(err.to_string().contains(words), "{case}: {err}");
+        assert_eq!(server.count(), requests, "{case}");
+    }
 }
 
 #[tokio::test]
@@ -572,41 +581,40 @@ async fn writes_are_not_repeated_after_a_5xx_except_put() {
     assert_eq!(server.count(), 4);
 }
 
+/// A 429's Retry-After, in seconds or as an HTTP date, is waited out before asking again.
 #[tokio::test]
-async fn retry_after_seconds_is_honoured() {
-    let server = serve(|_, i| {
-        if i == 0 {
-            reply(429, &[("retry-after", "1")], "slow down")
-        } else {
-            json_reply(json!({ "items": [] }))
-        }
-    })
-    .await;
-    client(&server).roles().await.unwrap();
-    let log = server.requests();
-    let gap = log[1].at - log[0].at;
-    // Tolerance: the wait may not be shorter than 1 s minus 50 ms of timer slack.
-    assert!(gap >= Duration::from_millis(950), "{gap:?}");
-    assert!(gap < Duration::from_secs(3), "{gap:?}");
-}
-
-#[tokio::test]
-async fn retry_after_http_date_is_honoured() {
-    let server = serve(|_, i| {
-        if i == 0 {
-            let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
-            reply(429, &[("retry-after", &at)], "")
-        } else {
-            json_reply(json!({ "items": [] }))
-        }
-    })
-    .await;
-    client(&server).roles().await.unwrap();
-    let log = server.requests();
-    let gap = log[1].at - log[0].at;
-    // The date has whole seconds: "now + 2 s" truncated is between 1 and 2 s away.
-    assert!(gap >= Duration::from_millis(900), "{gap:?}");
-    assert!(gap < Duration::from_secs(3), "{gap:?}");
+async fn retry_after_is_honoured_in_seconds_and_as_an_http_date() {
+    fn in_2_s() -> String {
+        httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2))
+    }
+    // (case, the header as the 429 is sent, its body, the shortest gap before the retry)
+    type Case = (&'static str, fn() -> String, &'static str, Duration);
+    let cases: [Case; 2] = [
+        // Tolerance: the wait may not be shorter than 1 s minus 50 ms of timer slack.
+        (
+            "seconds",
+            || "1".to_string(),
+            "slow down",
+            Duration::from_millis(950),
+        ),
+        // The date has whole seconds: "now + 2 s" truncated is between 1 and 2 s away.
+        ("an HTTP date", in_2_s, "", Duration::from_millis(900)),
+    ];
+    for (case, retry_after, body, shortest) in cases {
+        let server = serve(move |_, i| {
+            if i == 0 {
+                reply(429, &[("retry-after", &retry_after())], body)
+            } else {
+                json_reply(json!({ "items": [] }))
+            }
+        })
+        .await;
+        client(&server).roles().await.unwrap();
+        let log = server.requests();
+        let gap = log[1].at - log[0].at;
+        assert!(gap >= shortest, "{case}: {gap:?}");
+        assert!(gap < Duration::from_secs(3), "{case}: {gap:?}");
+    }
 }
 
 #[tokio::test]

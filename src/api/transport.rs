@@ -798,4 +798,122 @@ mod tests {
             "org_user_ids[]=1&org_user_ids[]=2&filter=a+b%26c"
         );
     }
+
+    #[test]
+    fn json_error_bodies_and_what_is_not_one() {
+        // (body) -> (error, description, trace_id), or None: not a JSON error body.
+        type Parts = Option<(Option<&'static str>, &'static str, Option<&'static str>)>;
+        #[rustfmt::skip]
+        let cases: [(&str, Parts); 8] = [
+            (r#"{"error":"validation","error_description":"per_page too large","trace_id":"ab12"}"#,
+                Some((Some("validation"), "per_page too large", Some("ab12")))),
+            (r#"{"message":"Not found"}"#, Some((None, "Not found", None))),
+            // An error without a description is the description.
+            (r#"{"error":"forbidden","trace_id":"t"}"#, Some((None, "forbidden", Some("t")))),
+            (r#"{"error":42,"message":null}"#, Some((None, "42", None))),
+            (r#"{"error":null,"error_description":"d"}"#, Some((None, "d", None))),
+            (r#"{"trace_id":"only"}"#, None),
+            ("[1, 2]", None),
+            ("<html>busy</html>", None),
+        ];
+        for (body, expected) in cases {
+            let got = json_error(body.as_bytes());
+            let got = got.as_ref().map(|e| {
+                (
+                    e.error.as_deref(),
+                    e.description.as_str(),
+                    e.trace_id.as_deref(),
+                )
+            });
+            assert_eq!(got, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn hints_name_what_to_check() {
+        let no_api = |url: &str| {
+            format!("api.base_url ({url}) does not end in /api; the API's paths are below it (https://focus.toggl.com/api)")
+        };
+        for (url, hint) in [
+            ("https://focus.toggl.com/api", None),
+            ("https://focus.toggl.com/api/", None),
+            (
+                "https://focus.toggl.com",
+                Some(no_api("https://focus.toggl.com")),
+            ),
+            (
+                "http://127.0.0.1:9/v1",
+                Some(no_api("http://127.0.0.1:9/v1")),
+            ),
+            ("not a url", None),
+        ] {
+            assert_eq!(missing_api_hint(url), hint, "{url}");
+        }
+        let refused = "nothing listens at 127.0.0.1:9 (connection refused): check api.base_url's host and port";
+        let not_tls = |at: &str| {
+            format!("{at} did not answer TLS; if it serves plain HTTP, api.base_url must start with http://")
+        };
+        #[rustfmt::skip]
+        let cases = [
+            ("http://127.0.0.1:9/api", "error sending request: Connection refused (os error 111)", Some(refused.to_string())),
+            ("https://example.com/api", "tls: wrong version number", Some(not_tls("example.com:443"))),
+            ("https://example.com:8443/api", "received corrupt message of type InvalidContentType", Some(not_tls("example.com:8443"))),
+            ("http://example.com/api", "wrong version number", None),
+            ("https://example.com/api", "operation timed out", None),
+            ("not a url", "connection refused", None),
+        ];
+        for (url, message, hint) in cases {
+            assert_eq!(what_to_check(url, message), hint, "{url}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_quota_reset_header_is_seconds_within_bounds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(header_seconds(&h, "x-toggl-quota-resets-in"), None);
+        for (value, expected) in [
+            ("30", Some(Duration::from_secs(30))),
+            (" 1.5 ", Some(Duration::from_millis(1500))),
+            ("-3", Some(Duration::ZERO)),
+            ("1e12", Some(MAX_QUOTA_RESET)),
+            ("NaN", None),
+            ("inf", None),
+            ("soon", None),
+        ] {
+            h.insert("x-toggl-quota-resets-in", HeaderValue::from_static(value));
+            assert_eq!(
+                header_seconds(&h, "x-toggl-quota-resets-in"),
+                expected,
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stored_reset_time_is_never_early() {
+        let at = |d: Duration| UNIX_EPOCH + d;
+        for (time, secs) in [
+            (UNIX_EPOCH, 0),
+            (at(Duration::from_secs(5)), 5),
+            (at(Duration::new(5, 1)), 6),
+            (at(Duration::new(5, 999_999_999)), 6),
+            (UNIX_EPOCH - Duration::from_secs(10), 0),
+        ] {
+            assert_eq!(unix_ceil(time), secs, "{time:?}");
+        }
+    }
+
+    #[test]
+    fn a_body_excerpt_is_short_printable_text() {
+        for (body, max, excerpt) in [
+            (&b"<html><body><h1>Oops</h1></body></html>"[..], 80, "Oops"),
+            (b"  {\"a\":\n 1}", 80, r#"{"a": 1}"#),
+            (b"a\x07b", 80, "a b"),
+            (b"abcdef", 3, "abc\u{2026}"),
+            (b"\xff\xfeok", 80, "\u{fffd}\u{fffd}ok"),
+            (b"", 80, ""),
+        ] {
+            assert_eq!(body_excerpt(body, max), excerpt, "{body:?}");
+        }
+    }
 }

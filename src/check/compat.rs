@@ -479,4 +479,105 @@ mod tests {
             "{roles:?}"
         );
     }
+
+    /// Each shape a list's body can have, as the report names it.
+    #[test]
+    fn every_envelope_is_named_and_what_is_not_a_list_is_unreadable() {
+        // (case, body) -> (envelope, rows, envelope fields, other keys, unreadable)
+        type Report = (
+            &'static str,
+            usize,
+            &'static str,
+            &'static [&'static str],
+            Option<&'static str>,
+        );
+        #[rustfmt::skip]
+        let cases: [(&str, &str, Report); 6] = [
+            ("a bare array", r#"[{"id":1}]"#, ("bare array", 1, "{}", &[], None)),
+            ("items", r#"{"items":[{"id":1},{"id":2}]}"#, ("items", 2, "{}", &[], None)),
+            ("data with paging fields", r#"{"data":[],"page":2,"total":9,"next":"x"}"#,
+                ("data", 0, r#"{"page":2,"total":9}"#, &["next"], None)),
+            ("a null list", r#"{"data":null,"rows":0}"#, ("data", 0, r#"{"rows":0}"#, &[], None)),
+            ("a list under another key", r#"{"results":[{"id":1}]}"#, ("unrecognised", 0, "{}", &["results"], None)),
+            ("not JSON", "<html>busy</html>",
+                ("unrecognised", 0, "{}", &[], Some("the body is not a JSON list or object"))),
+        ];
+        for (case, body, (envelope, rows, fields, other, unreadable)) in cases {
+            let list = describe_list(
+                "groups/me",
+                &answer("/organizations/1/groups/me", "", 200, &[], body),
+            );
+            let got = (
+                list.envelope.as_str(),
+                list.rows,
+                serde_json::to_string(&list.envelope_fields).unwrap_or_default(),
+                list.other_envelope_keys
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+                list.unreadable.as_deref(),
+            );
+            assert_eq!(
+                got,
+                (
+                    envelope,
+                    rows,
+                    fields.to_string(),
+                    other.to_vec(),
+                    unreadable
+                ),
+                "{case}"
+            );
+        }
+    }
+
+    /// The page sizes: the largest accepted, each refusal (a 400) once, other answers and
+    /// requests without a numeric per_page left out; auth is accepted by a 2xx of the API only.
+    #[test]
+    fn page_sizes_and_auth_are_read_from_the_answers() {
+        let users = "/organizations/1/users";
+        let exchanges = [
+            answer(users, "per_page=200", 400, &[], "{}"),
+            answer(users, "per_page=200", 400, &[], "{}"),
+            answer(users, "per_page=150", 500, &[], "{}"),
+            answer(users, "per_page=x", 200, &[], "[]"),
+            answer(users, "per_page=50", 200, &[], "[]"),
+            answer(users, "per_page=100", 200, &[], "[]"),
+            answer(users, "per_page=20", 200, &[], "[]"),
+        ];
+        let p = page_size(&exchanges, 200);
+        assert_eq!(
+            (p.configured, p.refused, p.accepted),
+            (200, vec![200], Some(100))
+        );
+        let cases = [
+            (
+                "a 2xx of the API",
+                vec![answer(users, "", 204, &[], "")],
+                true,
+            ),
+            (
+                "a 2xx elsewhere",
+                vec![answer("/me", "", 200, &[], "{}")],
+                false,
+            ),
+            ("refused", vec![answer(users, "", 401, &[], "")], false),
+        ];
+        for (case, exchanges, accepted) in cases {
+            let report = analyse(&exchanges, "Bearer", "api token", 100);
+            assert_eq!(report.auth.accepted, accepted, "{case}");
+        }
+    }
+
+    #[test]
+    fn headers_are_shown_as_they_are_usually_written() {
+        for (name, shown) in [
+            ("x-records", "X-Records"),
+            ("x-toggl-quota-resets-in", "X-Toggl-Quota-Resets-In"),
+            ("link", "Link"),
+            ("a--b", "A--B"),
+        ] {
+            assert_eq!(display_header(name), shown, "{name}");
+        }
+    }
 }

@@ -274,6 +274,23 @@ fn arr(v: &Value) -> &[Value] {
     v.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// The records at `path` below `v`: `key` steps into a field (a null one is no record),
+/// `key[]` into each element of a list; `""` is `v` itself.
+fn records<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut at = vec![v];
+    for step in path.split('.').filter(|s| !s.is_empty()) {
+        at = match step.strip_suffix("[]") {
+            Some(list) => at.into_iter().flat_map(|v| arr(&v[list])).collect(),
+            None => at
+                .into_iter()
+                .map(|v| &v[step])
+                .filter(|v| !v.is_null())
+                .collect(),
+        };
+    }
+    at
+}
+
 #[tokio::test]
 async fn every_field_the_seed_lists_is_present() {
     let server = start(opts(200)).await;
@@ -283,69 +300,9 @@ async fn every_field_the_seed_lists_is_present() {
     )
     .await
     .json();
-    let items = arr(&users["items"]);
-    assert_fields(items, SEED_USER, "users.items");
-    assert_fields(
-        items.iter().flat_map(|u| arr(&u["groups"])),
-        SEED_USER_GROUP,
-        "users.groups",
-    );
-    assert_fields(
-        items.iter().map(|u| &u["rate"]).filter(|r| !r.is_null()),
-        SEED_RATE,
-        "users.rate",
-    );
-    assert!(items.iter().all(|u| u["permissions"].is_object()));
-    assert_fields(
-        items.iter().flat_map(|u| arr(&u["tags"])),
-        SEED_TAG,
-        "users.tags",
-    );
-    let workspaces: Vec<&Value> = items.iter().flat_map(|u| arr(&u["workspaces"])).collect();
-    assert_fields(
-        workspaces.iter().copied(),
-        SEED_USER_WORKSPACE,
-        "users.workspaces",
-    );
-    assert_fields(
-        workspaces.iter().flat_map(|w| arr(&w["groups"])),
-        SEED_USER_WORKSPACE_GROUP,
-        "users.workspaces.groups",
-    );
-
     let teams = get(&server, &format!("{TEAMS}&per_page=200")).await.json();
-    assert_fields([&teams], SEED_TEAMS_PAGE, "teams");
-    let data = arr(&teams["data"]);
-    assert_fields(data, SEED_TEAM, "teams.data");
-    assert_fields(
-        data.iter().flat_map(|t| arr(&t["ghosts"])),
-        SEED_GHOST,
-        "teams.ghosts",
-    );
-    assert_fields(
-        data.iter().flat_map(|t| arr(&t["users"])),
-        SEED_GROUP_USER,
-        "teams.users",
-    );
-    assert_fields(
-        data.iter().flat_map(|t| arr(&t["workspaces"])),
-        SEED_GROUP_WORKSPACE,
-        "teams.workspaces",
-    );
-
     let roles = get(&server, ROLES).await.json();
-    assert_fields(arr(&roles["items"]), SEED_ROLE, "roles.items");
-    assert_fields(
-        arr(&roles["items"])
-            .iter()
-            .flat_map(|r| arr(&r["permissions"])),
-        SEED_PERMISSION,
-        "roles.permissions",
-    );
-
     let mine = get(&server, MY_GROUPS).await.json();
-    assert_fields(arr(&mine["items"]), SEED_GROUP_REF, "groups/me.items");
-
     let put = call(
         &server,
         reqwest::Method::PUT,
@@ -356,13 +313,34 @@ async fn every_field_the_seed_lists_is_present() {
     .await;
     assert_eq!(put.status, 200, "{}", put.body);
     let put = put.json();
-    assert_fields([&put], SEED_GROUP, "PUT group");
-    assert_fields(arr(&put["users"]), SEED_GROUP_USER, "PUT group.users");
-    assert_fields(
-        arr(&put["workspaces"]),
-        SEED_GROUP_WORKSPACE,
-        "PUT group.workspaces",
-    );
+
+    // (what, the answer, where its records are, the fields the seed lists for them)
+    #[rustfmt::skip]
+    let cases: [(&str, &Value, &str, &[&str]); 17] = [
+        ("users.items", &users, "items[]", SEED_USER),
+        ("users.groups", &users, "items[].groups[]", SEED_USER_GROUP),
+        ("users.rate", &users, "items[].rate", SEED_RATE),
+        ("users.tags", &users, "items[].tags[]", SEED_TAG),
+        ("users.workspaces", &users, "items[].workspaces[]", SEED_USER_WORKSPACE),
+        ("users.workspaces.groups", &users, "items[].workspaces[].groups[]", SEED_USER_WORKSPACE_GROUP),
+        ("teams", &teams, "", SEED_TEAMS_PAGE),
+        ("teams.data", &teams, "data[]", SEED_TEAM),
+        ("teams.ghosts", &teams, "data[].ghosts[]", SEED_GHOST),
+        ("teams.users", &teams, "data[].users[]", SEED_GROUP_USER),
+        ("teams.workspaces", &teams, "data[].workspaces[]", SEED_GROUP_WORKSPACE),
+        ("roles.items", &roles, "items[]", SEED_ROLE),
+        ("roles.permissions", &roles, "items[].permissions[]", SEED_PERMISSION),
+        ("groups/me.items", &mine, "items[]", SEED_GROUP_REF),
+        ("PUT group", &put, "", SEED_GROUP),
+        ("PUT group.users", &put, "users[]", SEED_GROUP_USER),
+        ("PUT group.workspaces", &put, "workspaces[]", SEED_GROUP_WORKSPACE),
+    ];
+    for (what, answer, path, fields) in cases {
+        assert_fields(records(answer, path), fields, what);
+    }
+    assert!(records(&users, "items[]")
+        .iter()
+        .all(|u| u["permissions"].is_object()));
 }
 
 #[tokio::test]
@@ -541,104 +519,56 @@ async fn status_codes_of_every_endpoint() {
     .await;
     assert_eq!(no_auth.status, 403);
 
-    let put = |path: String, body: &'static str| {
-        let server = &server;
-        async move { call(server, reqwest::Method::PUT, &path, Auth::Token, Some(body)).await }
-    };
-    assert_eq!(
-        put(format!("{GROUPS}/{new_id}"), r#"{"name":"A2"}"#)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        put(format!("{GROUPS}/{new_id}"), r#"{"name":""}"#)
-            .await
-            .status,
-        400
-    );
-    assert_eq!(put(format!("{GROUPS}/{new_id}"), "{").await.status, 400);
-    assert_eq!(
-        put(format!("{GROUPS}/424242"), r#"{"name":"x"}"#)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        put(format!("{GROUPS}/abc"), r#"{"name":"x"}"#).await.status,
-        404
-    );
-
-    let del = |q: String| {
-        let server = &server;
-        async move { call(server, reqwest::Method::DELETE, &q, Auth::Token, None).await }
-    };
-    assert_eq!(del(format!("{GROUPS}/{new_id}")).await.status, 400);
-    assert_eq!(
-        del(format!("{GROUPS}/{new_id}?workspace_id=x"))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        del(format!("{GROUPS}/{new_id}?workspace_id=77"))
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        del(format!("{GROUPS}/424242?workspace_id=2001"))
-            .await
-            .status,
-        404
-    );
-    let deleted = del(format!("{GROUPS}/{new_id}?workspace_id=2001")).await;
+    // Walked in order: the writes act on the group created above, which is then deleted.
+    let group = format!("{GROUPS}/{new_id}");
+    let name_x = Some(r#"{"name":"x"}"#);
+    #[rustfmt::skip]
+    let before_delete = [
+        ("rename", "PUT", group.clone(), Some(r#"{"name":"A2"}"#), 200),
+        ("empty name", "PUT", group.clone(), Some(r#"{"name":""}"#), 400),
+        ("bad JSON", "PUT", group.clone(), Some("{"), 400),
+        ("PUT an unknown group", "PUT", format!("{GROUPS}/424242"), name_x, 404),
+        ("PUT a non-numeric id", "PUT", format!("{GROUPS}/abc"), name_x, 404),
+        ("DELETE without workspace_id", "DELETE", group.clone(), None, 400),
+        ("DELETE, workspace_id not a number", "DELETE", format!("{group}?workspace_id=x"), None, 400),
+        ("DELETE in another workspace", "DELETE", format!("{group}?workspace_id=77"), None, 403),
+        ("DELETE an unknown group", "DELETE", format!("{GROUPS}/424242?workspace_id=2001"), None, 404),
+    ];
+    for (case, method, path, body, status) in before_delete {
+        let a = call(&server, method_of(method), &path, Auth::Token, body).await;
+        assert_eq!(a.status, status, "{case}: {method} {path}: {}", a.body);
+    }
+    let delete = format!("{group}?workspace_id=2001");
+    let deleted = call(&server, reqwest::Method::DELETE, &delete, Auth::Token, None).await;
     assert_eq!(deleted.status, 200);
     assert_eq!(deleted.body, "", "delete answers an empty body");
     assert!(server.handle().group(new_id).is_none());
-    assert_eq!(
-        del(format!("{GROUPS}/{new_id}?workspace_id=2001"))
-            .await
-            .status,
-        404
-    );
 
-    assert_eq!(get(&server, "/organizations/1001/teams").await.status, 400);
-    assert_eq!(
-        get(&server, "/organizations/1001/teams?workspace_id=1")
-            .await
-            .status,
-        403
-    );
-    assert_eq!(get(&server, &format!("{USERS}?page=0")).await.status, 400);
-    assert_eq!(
-        get(&server, &format!("{USERS}?per_page=x")).await.status,
-        400
-    );
-    assert_eq!(
-        get(&server, &format!("{USERS}?org_user_ids[]=x"))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        get(&server, &format!("{USERS}?sort_dir=up")).await.status,
-        400
-    );
-    assert_eq!(
-        get(&server, &format!("{USERS}?include_rates=maybe"))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        get(&server, "/organizations/1001/nothing").await.status,
-        404
-    );
-    assert_eq!(get(&server, "/elsewhere").await.status, 404);
-    let wrong_method = call(&server, reqwest::Method::DELETE, USERS, Auth::Token, None).await;
-    assert_eq!(wrong_method.status, 405);
-    assert!(wrong_method.content_type().starts_with("text/plain"));
+    #[rustfmt::skip]
+    let after_delete = [
+        ("DELETE it again", "DELETE", delete, 404),
+        ("teams without workspace_id", "GET", "/organizations/1001/teams".to_string(), 400),
+        ("teams of another workspace", "GET", "/organizations/1001/teams?workspace_id=1".to_string(), 403),
+        ("page 0", "GET", format!("{USERS}?page=0"), 400),
+        ("per_page not a number", "GET", format!("{USERS}?per_page=x"), 400),
+        ("an id filter not a number", "GET", format!("{USERS}?org_user_ids[]=x"), 400),
+        ("an unknown sort_dir", "GET", format!("{USERS}?sort_dir=up"), 400),
+        ("include_rates not a boolean", "GET", format!("{USERS}?include_rates=maybe"), 400),
+        ("an unknown organization route", "GET", "/organizations/1001/nothing".to_string(), 404),
+        ("outside the API", "GET", "/elsewhere".to_string(), 404),
+        ("a method the route has not", "DELETE", USERS.to_string(), 405),
+    ];
+    for (case, method, path, status) in after_delete {
+        let a = call(&server, method_of(method), &path, Auth::Token, None).await;
+        assert_eq!(a.status, status, "{case}: {method} {path}: {}", a.body);
+        if status == 405 {
+            assert!(a.content_type().starts_with("text/plain"), "{case}");
+        }
+    }
+}
+
+fn method_of(name: &str) -> reqwest::Method {
+    reqwest::Method::from_bytes(name.as_bytes()).expect("a method name")
 }
 
 #[tokio::test]

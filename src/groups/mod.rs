@@ -8,6 +8,8 @@
 //! **`--dry-run` reads but never writes**: it may GET the group to print the exact body.
 
 pub mod file;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -89,4 +89,58 @@ mod tests {
             "2030-06-05T00:00:00Z"
         );
     }
+
+    /// Where the last committed time comes from (a run's start or, from an older build,
+    /// an event's time), and a wall clock that does not parse, which is kept as it is.
+    #[test]
+    fn the_last_committed_time_is_the_newest_of_runs_and_events() {
+        // (case, succeeded runs, a failed run, events' times, wall clock, the run's time)
+        type Case = (
+            &'static str,
+            &'static [&'static str],
+            Option<&'static str>,
+            &'static [&'static str],
+            &'static str,
+            &'static str,
+        );
+        #[rustfmt::skip]
+        let cases: [Case; 6] = [
+            ("an event after the last run", &["2030-06-10T00:00:00Z"], None, &["2030-06-12T00:00:00Z"],
+                "2030-06-11T00:00:00Z", "2030-06-12T00:00:01Z"),
+            ("an event before the last run", &["2030-06-10T00:00:00Z"], None, &["2030-06-09T00:00:00Z"],
+                "2030-06-05T00:00:00Z", "2030-06-10T00:00:01Z"),
+            ("events only", &[], None, &["2030-06-10T00:00:00Z"],
+                "2030-06-10T00:00:00Z", "2030-06-10T00:00:01Z"),
+            ("a failed run does not count", &["2030-06-10T00:00:00Z"], Some("2030-06-20T00:00:00Z"), &[],
+                "2030-06-11T00:00:00Z", "2030-06-11T00:00:00Z"),
+            ("the newest of several runs", &["2030-06-10T00:00:00Z", "2030-06-12T00:00:00Z"], None, &[],
+                "2030-06-11T00:00:00Z", "2030-06-12T00:00:01Z"),
+            ("a wall clock that does not parse", &["2030-06-10T00:00:00Z"], None, &[],
+                "not a time", "not a time"),
+        ];
+        for (case, runs, failed, events, wall, want) in cases {
+            let conn = db(runs);
+            if let Some(at) = failed {
+                conn.execute(
+                    "INSERT INTO sync_runs (started_at, status) VALUES (?1, 'failed')",
+                    [at],
+                )
+                .unwrap();
+            }
+            for at in events {
+                conn.execute(
+                    "INSERT INTO sync_runs (started_at, status) VALUES ('2000-01-01T00:00:00Z', 'running')",
+                    [],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO change_log (sync_run_id, observed_at, entity, entity_id, op)
+                     VALUES (last_insert_rowid(), ?1, 'user', '1', 'insert')",
+                    [at],
+                )
+                .unwrap();
+            }
+            assert_eq!(run_time(&conn, wall).unwrap(), want, "{case}");
+        }
+    }
 }

@@ -47,6 +47,19 @@ fn org(names: &[(i64, &str)], members: &[i64]) -> OrgSnapshot {
     s
 }
 
+/// The two columns of each row `sql` selects.
+fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+) -> Vec<(A, B)> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn run(store: &mut Store, snap: &OrgSnapshot, at: &str) -> usize {
     let id = store.begin_run("full", at).unwrap();
     let stored = store.stored_state().unwrap();
@@ -81,35 +94,35 @@ fn files_are_private_whatever_the_umask() {
     }
 }
 
+/// Databases that are not a mirror this version can write, each refused with a message
+/// that says what it is.
 #[test]
-fn a_newer_schema_is_refused_with_a_clear_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("m.sqlite");
-    drop(Store::open(&db, &StoreOptions::default()).unwrap());
-    let conn = Connection::open(&db).unwrap();
-    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
-        .unwrap();
-    drop(conn);
-    let err = Store::open(&db, &StoreOptions::default())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("newer orgmirror"), "{err}");
-}
-
-#[test]
-fn a_foreign_database_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("other.sqlite");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch("CREATE TABLE t (x)")
-        .unwrap();
-    let err = Store::open(&db, &StoreOptions::default())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("not an orgmirror database"), "{err}");
+fn a_newer_schema_or_a_foreign_database_is_refused_with_a_clear_message() {
+    fn newer_schema(db: &Path) {
+        drop(Store::open(db, &StoreOptions::default()).unwrap());
+        let newer = format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1);
+        Connection::open(db).unwrap().execute_batch(&newer).unwrap();
+    }
+    fn foreign(db: &Path) {
+        let conn = Connection::open(db).unwrap();
+        conn.execute_batch("CREATE TABLE t (x)").unwrap();
+    }
+    // (case, how the file is made, the words the refusal has)
+    type Case = (&'static str, fn(&Path), &'static str);
+    let cases: [Case; 2] = [
+        ("a newer schema", newer_schema, "newer orgmirror"),
+        ("a foreign database", foreign, "not an orgmirror database"),
+    ];
+    for (case, make, words) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("m.sqlite");
+        make(&db);
+        let err = Store::open(&db, &StoreOptions::default())
+            .err()
+            .unwrap_or_else(|| panic!("{case}: opened"))
+            .to_string();
+        assert!(err.contains(words), "{case}: {err}");
+    }
 }
 
 #[test]
@@ -168,47 +181,30 @@ fn history_opens_and_closes_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.sqlite");
     let mut store = Store::open(&db, &StoreOptions::default()).unwrap();
-    assert_eq!(
-        run(
-            &mut store,
-            &org(&[(1, "a"), (2, "b")], &[1]),
-            "2026-01-01T00:00:00Z"
-        ),
-        4
+    // (run, users, group members, at, changes written)
+    type Run = (
+        &'static str,
+        &'static [(i64, &'static str)],
+        &'static [i64],
+        &'static str,
+        usize,
     );
-    assert_eq!(
-        run(
-            &mut store,
-            &org(&[(1, "a"), (2, "b")], &[1]),
-            "2026-01-02T00:00:00Z"
-        ),
-        0
-    );
-    // 1 leaves the group, 2 is renamed, and then 1 comes back: a new interval, not a reopened one.
-    assert_eq!(
-        run(
-            &mut store,
-            &org(&[(1, "a"), (2, "c")], &[]),
-            "2026-01-03T00:00:00Z"
-        ),
-        2
-    );
-    assert_eq!(
-        run(
-            &mut store,
-            &org(&[(1, "a"), (2, "c")], &[1]),
-            "2026-01-04T00:00:00Z"
-        ),
-        1
-    );
+    #[rustfmt::skip]
+    let runs: [Run; 4] = [
+        ("the first", &[(1, "a"), (2, "b")], &[1], "2026-01-01T00:00:00Z", 4),
+        ("nothing changed", &[(1, "a"), (2, "b")], &[1], "2026-01-02T00:00:00Z", 0),
+        // 1 leaves the group, 2 is renamed, and then 1 comes back: a new interval, not a reopened one.
+        ("1 leaves, 2 renamed", &[(1, "a"), (2, "c")], &[], "2026-01-03T00:00:00Z", 2),
+        ("1 comes back", &[(1, "a"), (2, "c")], &[1], "2026-01-04T00:00:00Z", 1),
+    ];
+    for (case, users, members, at, changes) in runs {
+        assert_eq!(run(&mut store, &org(users, members), at), changes, "{case}");
+    }
     let c = store.connection();
-    let intervals: Vec<(String, Option<String>)> = c
-        .prepare("SELECT valid_from, valid_to FROM group_membership_history WHERE organization_user_id = 1 ORDER BY valid_from")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let intervals: Vec<(String, Option<String>)> = pairs(
+        c,
+        "SELECT valid_from, valid_to FROM group_membership_history WHERE organization_user_id = 1 ORDER BY valid_from",
+    );
     assert_eq!(
         intervals,
         vec![
@@ -299,15 +295,10 @@ fn a_failing_early_writer_says_why_and_commits_nothing() {
 fn a_version_1_mirror_is_migrated_to_the_schema_of_a_new_one() {
     fn schema_of(db: &Path) -> Vec<(String, String)> {
         let conn = Connection::open(db).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_schema ORDER BY name")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<Vec<(String, String)>, _>>()
-            .unwrap();
-        rows
+        pairs(
+            &conn,
+            "SELECT name, coalesce(sql, '') FROM sqlite_schema ORDER BY name",
+        )
     }
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.sqlite");
@@ -365,14 +356,10 @@ fn group_headcount_daily_counts_members_at_each_days_end() {
         &org(&people, &[1, 2, 4]),
         "2026-01-03T09:00:00Z",
     );
-    let days: Vec<(String, i64)> = store
-        .connection()
-        .prepare("SELECT day, members FROM group_headcount_daily WHERE group_id = 9 ORDER BY day")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let days: Vec<(String, i64)> = pairs(
+        store.connection(),
+        "SELECT day, members FROM group_headcount_daily WHERE group_id = 9 ORDER BY day",
+    );
     let expected_first = [
         ("2026-01-01", 2),
         ("2026-01-02", 2),

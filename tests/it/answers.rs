@@ -7,7 +7,7 @@ use std::process::Command;
 
 use rusqlite::Connection;
 
-use crate::support::{bin, ok, rows, run_demo, scalar, text, Mirror};
+use crate::support::{bin, ok, on_a_terminal, rows, run_demo, scalar, text, Mirror};
 
 const CURRENT_VIEWS: [&str; 5] = [
     "users_current",
@@ -498,10 +498,7 @@ fn changes_goes_through_the_pager_on_a_terminal_only() {
         bin(),
         m.config.display()
     );
-    let tty = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .expect("script (util-linux) runs");
+    let tty = on_a_terminal(&command);
     assert!(tty.status.success(), "{}", text(&tty.stdout));
     let through_pager = std::fs::read_to_string(&paged).expect("the pager ran");
     assert!(through_pager.contains("first sync"), "{through_pager}");
@@ -511,10 +508,7 @@ fn changes_goes_through_the_pager_on_a_terminal_only() {
         bin(),
         m.config.display()
     );
-    let missing = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .expect("script (util-linux) runs");
+    let missing = on_a_terminal(&command);
     let screen = text(&missing.stdout);
     assert!(
         screen.contains("exit=2") && screen.contains("PAGER"),

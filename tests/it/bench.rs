@@ -4,25 +4,29 @@ use std::collections::BTreeSet;
 
 use crate::support::{bin, text};
 
-#[test]
-fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
+/// `orgmirror bench ARGS --out FILE` (with `token` as TOGGL_API_TOKEN when given), which must
+/// succeed: the JSON it wrote.
+fn bench(args: &[&str], token: Option<&str>) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bench.json");
-    let run = std::process::Command::new(bin())
-        .args(["bench", "--quick", "--paced-rps", "5", "--out"])
-        .arg(&out)
-        .env("TOGGL_API_TOKEN", "demo-token")
-        .output()
-        .expect("binary runs");
+    let mut command = std::process::Command::new(bin());
+    command.arg("bench").args(args).arg("--out").arg(&out);
+    if let Some(token) = token {
+        command.env("TOGGL_API_TOKEN", token);
+    }
+    let run = command.output().expect("binary runs");
     assert!(
         run.status.success(),
         "bench failed: {}\n{}",
         text(&run.stdout),
         text(&run.stderr)
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("json written"))
-            .expect("valid JSON");
+    serde_json::from_str(&std::fs::read_to_string(&out).expect("json written")).expect("valid JSON")
+}
+
+#[test]
+fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
+    let doc = bench(&["--quick", "--paced-rps", "5"], Some("demo-token"));
     assert!(doc["machine"]["nproc"].as_u64().is_some_and(|n| n >= 1));
     let results = doc["results"].as_array().expect("results");
     let seen: BTreeSet<(u64, String)> = results
@@ -134,30 +138,16 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
 /// churn runs asked for.
 #[test]
 fn bench_queries_only_times_the_questions_and_no_sync_scenario() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("bench.json");
-    let run = std::process::Command::new(bin())
-        .args([
-            "bench",
+    let doc = bench(
+        &[
             "--queries-only",
             "--query-sizes",
             "300",
             "--churn-runs",
             "2",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .expect("binary runs");
-    assert!(
-        run.status.success(),
-        "bench failed: {}\n{}",
-        text(&run.stdout),
-        text(&run.stderr)
+        ],
+        None,
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("json written"))
-            .expect("valid JSON");
     assert_eq!(doc["results"].as_array().map(Vec::len), Some(0), "{doc}");
     let queries = doc["queries"].as_array().expect("queries");
     assert_eq!(

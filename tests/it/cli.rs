@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::support::{bin, rows, run_demo, scalar, text};
+use crate::support::{bin, on_a_terminal, rows, run_demo, scalar, text};
 
 #[test]
 fn demo_syncs_changes_the_org_and_shows_what_changed() {
@@ -213,10 +213,7 @@ fn sync_shows_progress_per_entity_on_a_terminal_only() {
         bin(),
         m.config.display()
     );
-    let tty = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .expect("script (util-linux) runs");
+    let tty = on_a_terminal(&command);
     let screen = text(&tty.stdout);
     assert!(tty.status.success(), "{screen}");
     for entity in ["roles", "teams", "users"] {

@@ -53,6 +53,16 @@ fn check_targeted_run(m: &Mirror, expected: &[(&str, &str, i64)]) {
     assert_eq!(events_of_run(&conn, run), want);
 }
 
+/// The last run wrote these many events of each (entity, op) named (others may be there too).
+fn assert_last_run_wrote(m: &Mirror, expected: &[(&str, &str, i64)]) {
+    let conn = m.conn();
+    let events = events_of_run(&conn, last_run(&conn));
+    for (entity, op, n) in expected {
+        let key = (entity.to_string(), op.to_string());
+        assert_eq!(events.get(&key), Some(n), "{entity} {op}: {events:?}");
+    }
+}
+
 fn writes(m: &Mirror) -> Vec<String> {
     m.fake
         .handle()
@@ -180,19 +190,14 @@ fn add_and_remove_members_change_exactly_those() {
             .collect::<BTreeSet<_>>(),
         expected
     );
+    assert_last_run_wrote(
+        &m,
+        &[
+            ("group_membership", "insert", 1),
+            ("group_membership", "delete", 1),
+        ],
+    );
     let conn = m.conn();
-    let run = last_run(&conn);
-    let events = events_of_run(&conn, run);
-    assert_eq!(
-        events.get(&("group_membership".into(), "insert".into())),
-        Some(&1),
-        "{events:?}"
-    );
-    assert_eq!(
-        events.get(&("group_membership".into(), "delete".into())),
-        Some(&1),
-        "{events:?}"
-    );
     assert_eq!(
         scalar(&conn, &format!("SELECT count(*) FROM group_members_current WHERE group_id = {g} AND organization_user_id = {new}")),
         1
@@ -469,18 +474,14 @@ fn apply_creates_then_updates_then_deletes_and_refreshes() {
     let mut sorted = methods.clone();
     sorted.sort_by_key(|m| ["POST", "PUT", "DELETE"].iter().position(|x| x == m));
     assert_eq!(methods, sorted);
+    assert_last_run_wrote(
+        &m,
+        &[
+            ("group", "insert", 1),
+            ("group", "delete", others.len() as i64),
+        ],
+    );
     let conn = m.conn();
-    let events = events_of_run(&conn, last_run(&conn));
-    assert_eq!(
-        events.get(&("group".into(), "insert".into())),
-        Some(&1),
-        "{events:?}"
-    );
-    assert_eq!(
-        events.get(&("group".into(), "delete".into())),
-        Some(&(others.len() as i64)),
-        "{events:?}"
-    );
     assert_eq!(scalar(&conn, "SELECT count(*) FROM groups_current"), 2);
     // Applied, the file now describes the org.
     assert!(ok(&m.run(&["groups", "plan", &file])).starts_with("no changes"));

@@ -2,30 +2,12 @@
 //! between the read and the write, odd names, duplicate members in a groups file, and
 //! `--dry-run` sending no write.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use orgmirror::fake::{FakeHandle, Fault, FaultKind, Route};
 
 use super::*;
-
-fn check_targeted_run(m: &Mirror, expected: &[(&str, &str, i64)]) {
-    let conn = m.conn();
-    let run = last_run(&conn);
-    let r = rows(
-        &conn,
-        &format!("SELECT kind, status FROM sync_runs WHERE sync_run_id = {run}"),
-    );
-    assert_eq!(
-        (r[0][0].as_str(), r[0][1].as_str()),
-        ("targeted", "succeeded")
-    );
-    let want: BTreeMap<(String, String), i64> = expected
-        .iter()
-        .map(|(e, o, n)| ((e.to_string(), o.to_string()), *n))
-        .collect();
-    assert_eq!(events_of_run(&conn, run), want);
-}
 
 fn runs(m: &Mirror) -> i64 {
     scalar(&m.conn(), "SELECT count(*) FROM sync_runs")
@@ -83,6 +65,20 @@ fn methods(m: &Mirror) -> Vec<String> {
         .collect()
 }
 
+/// `groups apply --yes` of `file`, which fails after the create: exit status 1, and the
+/// create reported as applied. Its stderr.
+fn apply_fails_after_the_create(m: &Mirror, file: &str) -> String {
+    m.fake.handle().clear_requests();
+    let out = m.run(&["groups", "apply", file, "--yes"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("already applied (1):\n  + create \"RevNew\""),
+        "{err}"
+    );
+    err
+}
+
 #[test]
 fn apply_whose_second_write_fails_with_500_stops_refreshes_the_first_and_replans_the_rest() {
     let m = synced();
@@ -100,14 +96,7 @@ fn apply_whose_second_write_fails_with_500_stops_refreshes_the_first_and_replans
         Route::UpdateGroup,
         FaultKind::Status(500, "internal error".into()),
     ));
-    org.clear_requests();
-    let out = m.run(&["groups", "apply", &file, "--yes"]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("already applied (1):\n  + create \"RevNew\""),
-        "{err}"
-    );
+    let err = apply_fails_after_the_create(&m, &file);
     assert!(
         err.contains(&format!("failed: ~ update {target_name:?} (id {target})")),
         "{err}"
@@ -160,15 +149,8 @@ fn apply_whose_second_write_hits_a_spent_quota_stops_before_the_delete() {
         Route::UpdateGroup,
         FaultKind::QuotaSpent { resets_in: 100_000 },
     ));
-    org.clear_requests();
-    let out = m.run(&["groups", "apply", &file, "--yes"]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = apply_fails_after_the_create(&m, &file);
     assert!(err.contains("quota"), "{err}");
-    assert!(
-        err.contains("already applied (1):\n  + create \"RevNew\""),
-        "{err}"
-    );
     assert!(err.contains("not applied (2):"), "{err}");
     assert!(
         !methods(&m).contains(&"DELETE".to_string()),
@@ -194,15 +176,8 @@ fn apply_whose_update_target_vanished_after_the_create_stops_before_its_put() {
         )
         .times(1),
     );
-    org.clear_requests();
-    let out = m.run(&["groups", "apply", &file, "--yes"]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = apply_fails_after_the_create(&m, &file);
     assert!(err.contains("failed: ~ update"), "{err}");
-    assert!(
-        err.contains("already applied (1):\n  + create \"RevNew\""),
-        "{err}"
-    );
     // The update reads its group fresh first, finds it gone, and sends no PUT.
     let ms = methods(&m);
     assert_eq!(ms, vec!["POST".to_string()], "{ms:?}");

@@ -1285,96 +1285,24 @@ fn targeted_refreshes_between_full_syncs_keep_the_history_consistent() {
         .find(|u| !members.contains(u))
         .expect("outsider");
     let g_str = g.to_string();
-    let steps: Vec<(&str, Vec<String>)> = vec![
-        (
-            "add a member",
-            vec![
-                "group",
-                "update",
-                &g_str,
-                "--add-member",
-                &outsider.to_string(),
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        ),
-        (
-            "rename",
-            vec!["group", "update", &g_str, "--name", "Refreshed name"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        ),
-        (
-            "remove a member",
-            vec![
-                "group",
-                "update",
-                &g_str,
-                "--remove-member",
-                &members[0].to_string(),
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        ),
-        (
-            "remove the added member",
-            vec![
-                "group",
-                "update",
-                &g_str,
-                "--remove-member",
-                &outsider.to_string(),
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        ),
-        (
-            "add them back",
-            vec![
-                "group",
-                "update",
-                &g_str,
-                "--add-member",
-                &members[0].to_string(),
-                "--add-member",
-                &outsider.to_string(),
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        ),
-        (
-            "create",
-            vec![
-                "group",
-                "create",
-                "--name",
-                "Made here",
-                "--member",
-                &members[1].to_string(),
-                "--member",
-                &outsider.to_string(),
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        ),
-        (
-            "delete",
-            vec!["group", "delete", "Made here"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        ),
+    let (first, second, out) = (
+        members[0].to_string(),
+        members[1].to_string(),
+        outsider.to_string(),
+    );
+    #[rustfmt::skip]
+    let steps: [(&str, Vec<&str>); 7] = [
+        ("add a member", vec!["group", "update", &g_str, "--add-member", &out]),
+        ("rename", vec!["group", "update", &g_str, "--name", "Refreshed name"]),
+        ("remove a member", vec!["group", "update", &g_str, "--remove-member", &first]),
+        ("remove the added member", vec!["group", "update", &g_str, "--remove-member", &out]),
+        ("add them back", vec!["group", "update", &g_str, "--add-member", &first, "--add-member", &out]),
+        ("create", vec!["group", "create", "--name", "Made here", "--member", &second, "--member", &out]),
+        ("delete", vec!["group", "delete", "Made here"]),
     ];
     for (what, args) in &steps {
         tick(&org);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok(&m.run(&args));
+        ok(&m.run(args));
         assert_history_sound(&m.conn());
         let conn = m.conn();
         let kind = rows(

@@ -223,24 +223,31 @@ impl Cluster {
     }
 
     fn try_psql(&self, sql: &str) -> Output {
-        Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-F",
-                "|",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-            ])
-            .arg(self.url())
+        self.psql_to(&self.url(), PASSWORD)
             .args(["-c", sql])
-            .env("PGPASSWORD", PASSWORD)
             .env("PGTZ", "UTC")
             .output()
             .expect("psql runs")
+    }
+
+    /// psql to `url` as `password`'s role, its output unaligned and tuples only, stopping at
+    /// the first error.
+    fn psql_to(&self, url: &str, password: &str) -> Command {
+        let mut psql = Command::new(self.bin.join("psql"));
+        psql.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            "|",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+        ])
+        .arg(url)
+        .env("PGPASSWORD", password);
+        psql
     }
 
     /// Starts psql in the background with `sql` on its stdin (kept open until the child is dropped).
@@ -362,125 +369,117 @@ fn replica_run(cluster: &Cluster, schema: &str, organization: i64) -> Option<i64
 /// without spaces.
 fn assert_same_views(m: &Mirror, cluster: &Cluster, schema: &str, organization: i64) {
     let conn = m.conn();
-    let epoch_sqlite = |c: &str| format!("coalesce(CAST(strftime('%s', {c}) AS INTEGER), 'NULL')");
-    let epoch_pg = |c: &str| format!("coalesce(extract(epoch FROM {c})::bigint::text, 'NULL')");
-    let (s_from, s_to, s_start) = (
-        epoch_sqlite("valid_from"),
-        epoch_sqlite("valid_to"),
-        epoch_sqlite("started_at"),
-    );
-    let (p_from, p_to, p_start) = (
-        epoch_pg("valid_from"),
-        epoch_pg("valid_to"),
-        epoch_pg("started_at"),
-    );
-    let views: [(&str, Vec<&str>, Vec<&str>, &str); 9] = [
+    // Each column as (SQLite, PostgreSQL) expressions that render the same text.
+    let same = |c: &str| (c.to_string(), c.to_string());
+    // Nullable, PostgreSQL's value cast (`cast`) to the text SQLite gives.
+    let or_null = |c: &str, cast: &str| {
+        (
+            format!("coalesce({c}, 'NULL')"),
+            format!("coalesce({c}{cast}, 'NULL')"),
+        )
+    };
+    let epoch = |c: &str| {
+        (
+            format!("coalesce(CAST(strftime('%s', {c}) AS INTEGER), 'NULL')"),
+            format!("coalesce(extract(epoch FROM {c})::bigint::text, 'NULL')"),
+        )
+    };
+    let (flag, float, text) = ("::int::text", "::float8::text", "::text");
+    let views = [
         (
             "users_current",
             vec![
-                "organization_user_id",
-                "coalesce(name, 'NULL')",
-                "coalesce(email, 'NULL')",
-                "coalesce(active, 'NULL')",
-                "coalesce(admin, 'NULL')",
-                "coalesce(hourly_rate, 'NULL')",
-                "coalesce(currency, 'NULL')",
-            ],
-            vec![
-                "organization_user_id",
-                "coalesce(name, 'NULL')",
-                "coalesce(email, 'NULL')",
-                "coalesce(active::int::text, 'NULL')",
-                "coalesce(admin::int::text, 'NULL')",
-                "coalesce(hourly_rate::float8::text, 'NULL')",
-                "coalesce(currency, 'NULL')",
+                same("organization_user_id"),
+                or_null("name", ""),
+                or_null("email", ""),
+                or_null("active", flag),
+                or_null("admin", flag),
+                or_null("hourly_rate", float),
+                or_null("currency", ""),
             ],
             "organization_user_id",
         ),
         (
             "groups_current",
-            vec!["group_id", "name", "coalesce(emoji, 'NULL')"],
-            vec!["group_id", "name", "coalesce(emoji, 'NULL')"],
+            vec![same("group_id"), same("name"), or_null("emoji", "")],
             "group_id",
         ),
         (
             "group_members_current",
             vec![
-                "group_id",
-                "organization_user_id",
-                "coalesce(user_group_id, 'NULL')",
-            ],
-            vec![
-                "group_id",
-                "organization_user_id",
-                "coalesce(user_group_id::text, 'NULL')",
+                same("group_id"),
+                same("organization_user_id"),
+                or_null("user_group_id", text),
             ],
             "group_id, organization_user_id",
         ),
         (
             "roles_current",
-            vec!["role_id", "name", "coalesce(privilege_level, 'NULL')"],
-            vec!["role_id", "name", "coalesce(privilege_level::text, 'NULL')"],
+            vec![
+                same("role_id"),
+                same("name"),
+                or_null("privilege_level", text),
+            ],
             "role_id",
         ),
         (
             "role_permissions_current",
-            vec!["role_id", "permission_id", "coalesce(name, 'NULL')"],
-            vec!["role_id", "permission_id", "coalesce(name, 'NULL')"],
+            vec![same("role_id"), same("permission_id"), or_null("name", "")],
             "role_id, permission_id",
         ),
         (
             "group_membership_history",
-            vec!["group_id", "organization_user_id", &s_from, &s_to],
-            vec!["group_id", "organization_user_id", &p_from, &p_to],
+            vec![
+                same("group_id"),
+                same("organization_user_id"),
+                epoch("valid_from"),
+                epoch("valid_to"),
+            ],
             "1, 2, 3, 4",
         ),
         (
             "rate_history",
             vec![
-                "organization_user_id",
-                "coalesce(hourly_rate, 'NULL')",
-                &s_from,
-                &s_to,
-            ],
-            vec![
-                "organization_user_id",
-                "coalesce(hourly_rate::float8::text, 'NULL')",
-                &p_from,
-                &p_to,
+                same("organization_user_id"),
+                or_null("hourly_rate", float),
+                epoch("valid_from"),
+                epoch("valid_to"),
             ],
             "1, 3, 4",
         ),
         (
             "change_events",
             vec![
-                "event_id",
-                "sync_run_id",
-                "entity",
-                "entity_id",
-                "op",
-                "coalesce(replace(changed_fields, ' ', ''), 'NULL')",
-                "coalesce(json_extract(after_json, '$.name'), 'NULL')",
-            ],
-            vec![
-                "event_id",
-                "sync_run_id",
-                "entity",
-                "entity_id",
-                "op",
-                "coalesce(replace(changed_fields::text, ' ', ''), 'NULL')",
-                "coalesce(after_json->>'name', 'NULL')",
+                same("event_id"),
+                same("sync_run_id"),
+                same("entity"),
+                same("entity_id"),
+                same("op"),
+                (
+                    "coalesce(replace(changed_fields, ' ', ''), 'NULL')".to_string(),
+                    "coalesce(replace(changed_fields::text, ' ', ''), 'NULL')".to_string(),
+                ),
+                (
+                    "coalesce(json_extract(after_json, '$.name'), 'NULL')".to_string(),
+                    "coalesce(after_json->>'name', 'NULL')".to_string(),
+                ),
             ],
             "event_id",
         ),
         (
             "sync_runs",
-            vec!["sync_run_id", "kind", "status", "events_written", &s_start],
-            vec!["sync_run_id", "kind", "status", "events_written", &p_start],
+            vec![
+                same("sync_run_id"),
+                same("kind"),
+                same("status"),
+                same("events_written"),
+                epoch("started_at"),
+            ],
             "sync_run_id",
         ),
     ];
-    for (view, sqlite_cols, pg_cols, order) in views {
+    for (view, columns, order) in views {
+        let (sqlite_cols, pg_cols): (Vec<String>, Vec<String>) = columns.into_iter().unzip();
         let filter = if view == "sync_runs" {
             " WHERE status <> 'running'"
         } else {
@@ -936,24 +935,13 @@ fn the_readme_replica_setup_and_its_example_queries_run() {
         .collect();
     assert_eq!(statements.len(), 5, "{queries}");
     let as_replica = |sql: &str| {
-        let out = Command::new(pg.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-F",
-                "|",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-            ])
-            .arg(format!(
-                "postgres://orgmirror_replica@127.0.0.1:{}/reporting",
-                pg.port
-            ))
+        let url = format!(
+            "postgres://orgmirror_replica@127.0.0.1:{}/reporting",
+            pg.port
+        );
+        let out = pg
+            .psql_to(&url, "change-me")
             .args(["-c", sql])
-            .env("PGPASSWORD", "change-me")
             .output()
             .expect("psql runs");
         assert!(out.status.success(), "{sql}: {}", text(&out.stderr));

@@ -33,6 +33,25 @@ fn append_config(m: &Mirror, toml: &str) {
     writeln!(f, "\n{toml}").expect("append config");
 }
 
+/// A mirror of `users` whose users list always answers after `delay`, its daemon on `cron`
+/// with a run at start and `shutdown_timeout` to wait for a run.
+fn slow_users_under_the_daemon(
+    users: usize,
+    delay: Duration,
+    cron: &str,
+    shutdown_timeout: &str,
+) -> Mirror {
+    let m = Mirror::new(users);
+    m.fake
+        .handle()
+        .inject(Fault::new(Route::Users, FaultKind::Delay(delay)));
+    append_config(
+        &m,
+        &format!("[schedule]\ncron = {cron:?}\nrun_at_start = true\nshutdown_timeout = {shutdown_timeout:?}"),
+    );
+    m
+}
+
 /// `orgmirror --config CONFIG ARGS` with exactly these credentials in the environment.
 fn command(config: &Path, args: &[&str], token: Option<&str>) -> Command {
     let mut c = Command::new(bin());
@@ -352,15 +371,7 @@ fn other_writers_can_run_between_the_daemons_runs() {
 
 #[test]
 fn runs_never_overlap_and_busy_ticks_are_skipped() {
-    let m = Mirror::new(20);
-    m.fake.handle().inject(Fault::new(
-        Route::Users,
-        FaultKind::Delay(Duration::from_millis(1500)),
-    ));
-    append_config(
-        &m,
-        "[schedule]\ncron = \"* * * * * *\"\nrun_at_start = true\nshutdown_timeout = \"10s\"",
-    );
+    let m = slow_users_under_the_daemon(20, Duration::from_millis(1500), "* * * * * *", "10s");
     let mut daemon = Daemon::start(&m);
     wait_until(Duration::from_secs(25), "three runs", || {
         succeeded_runs(&m.db) >= 3
@@ -387,15 +398,7 @@ fn runs_never_overlap_and_busy_ticks_are_skipped() {
 
 #[test]
 fn a_run_that_outlives_the_shutdown_timeout_is_abandoned_and_marked_failed() {
-    let m = Mirror::new(10);
-    m.fake.handle().inject(Fault::new(
-        Route::Users,
-        FaultKind::Delay(Duration::from_secs(30)),
-    ));
-    append_config(
-        &m,
-        "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\nshutdown_timeout = \"1s\"",
-    );
+    let m = slow_users_under_the_daemon(10, Duration::from_secs(30), "0 0 0 1 1 *", "1s");
     let mut daemon = Daemon::start(&m);
     wait_until(Duration::from_secs(15), "the run to start", || {
         live_scalar(
@@ -418,16 +421,8 @@ fn a_run_that_outlives_the_shutdown_timeout_is_abandoned_and_marked_failed() {
 
 #[test]
 fn systemd_hears_ready_watchdog_and_stopping_and_a_second_signal_exits_at_once() {
-    let m = Mirror::new(10);
     // The first run hangs on the users list until well after any bound below.
-    m.fake.handle().inject(Fault::new(
-        Route::Users,
-        FaultKind::Delay(Duration::from_secs(60)),
-    ));
-    append_config(
-        &m,
-        "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\nshutdown_timeout = \"30s\"",
-    );
+    let m = slow_users_under_the_daemon(10, Duration::from_secs(60), "0 0 0 1 1 *", "30s");
     // systemd's side of Type=notify: a datagram socket, and the watchdog variables, whose
     // WATCHDOG_PID must be the daemon's own pid (the shell's, which exec keeps).
     let socket = NotifySocket::bind(dir_of(&m));

@@ -276,3 +276,12 @@ pub fn run_demo(db: &Path, users: usize) -> Output {
         .output()
         .expect("demo runs")
 }
+
+/// The shell line `command` run on a pseudo-terminal (util-linux `script`), as a person at a
+/// terminal would run it; its stdout is what the terminal showed.
+pub fn on_a_terminal(command: &str) -> Output {
+    std::process::Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs")
+}

@@ -1074,9 +1074,14 @@ fn check_killed_run_recovers(
     assert_eq!(last_run_row(&m.db).status, "succeeded");
 }
 
-#[test]
-fn a_kill_while_waiting_for_a_page_leaves_the_previous_snapshot() {
-    let m = capped(30, 10, "");
+/// A mirror of `users` served `cap` a page, synced; then, five minutes on, every user renamed
+/// upstream (`renamed <id>`), so that the next run changes every row. With the mirror's
+/// current state before that run.
+fn synced_then_everyone_renamed(
+    users: usize,
+    cap: usize,
+) -> (Mirror, std::collections::BTreeMap<String, Vec<Vec<String>>>) {
+    let m = capped(users, cap, "");
     m.sync_ok();
     let fake = m.fake.handle();
     fake.advance(chrono::Duration::minutes(5));
@@ -1084,6 +1089,13 @@ fn a_kill_while_waiting_for_a_page_leaves_the_previous_snapshot() {
         fake.rename_user(id, &format!("renamed {id}"));
     }
     let before = dump_current(&m.db);
+    (m, before)
+}
+
+#[test]
+fn a_kill_while_waiting_for_a_page_leaves_the_previous_snapshot() {
+    let (m, before) = synced_then_everyone_renamed(30, 10);
+    let fake = m.fake.handle();
     fake.clear_requests();
     fake.inject(
         Fault::new(Route::Users, FaultKind::Delay(Duration::from_secs(20)))
@@ -1114,14 +1126,7 @@ fn a_kill_while_waiting_for_a_page_leaves_the_previous_snapshot() {
 
 #[test]
 fn a_kill_at_any_moment_leaves_a_sound_database() {
-    let m = capped(200, 20, "");
-    m.sync_ok();
-    let fake = m.fake.handle();
-    fake.advance(chrono::Duration::minutes(5));
-    for id in fake.user_ids() {
-        fake.rename_user(id, &format!("renamed {id}"));
-    }
-    let before = dump_current(&m.db);
+    let (m, before) = synced_then_everyone_renamed(200, 20);
     let mut killed = Vec::new();
     // Kill ever later until a run gets through: every moment of a run gets its turn.
     for delay_ms in (0..).step_by(25) {
