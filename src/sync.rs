@@ -30,8 +30,13 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("the API sent a record that cannot be mirrored: {0}")]
+    /// A record the API sent that cannot be mirrored, named by entity, id and field.
+    #[error(transparent)]
     Record(#[from] RecordError),
+    /// The writer thread stopped without saying why (its reason, when it has one, is
+    /// the run's error instead: [`SyncError::Store`]).
+    #[error(transparent)]
+    WriterStopped(#[from] crate::store::WriterStopped),
     /// The deletion guard refused the run.
     #[error("refused: {0}")]
     Refused(String),
@@ -492,20 +497,20 @@ async fn pull(
     client
         .pull_teams_each(&mut |p| progress.report(p), &mut |page| {
             apply_quarantine(client, snapshot);
-            page.into_iter()
-                .try_for_each(|(team, unknown)| snapshot.add_team(team, unknown))
-                .map_err(|e| e.to_string())?;
-            writer.send(snapshot.take_new()).map_err(|e| e.to_string())
+            for (team, unknown) in page {
+                snapshot.add_team(team, unknown)?;
+            }
+            Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
         })
         .await?;
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
     client
         .pull_users_each(rates, hours, &mut |p| progress.report(p), &mut |page| {
             apply_quarantine(client, snapshot);
-            page.into_iter()
-                .try_for_each(|(user, unknown)| snapshot.add_user(user, unknown))
-                .map_err(|e| e.to_string())?;
-            writer.send(snapshot.take_new()).map_err(|e| e.to_string())
+            for (user, unknown) in page {
+                snapshot.add_user(user, unknown)?;
+            }
+            Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
         })
         .await?;
     Ok(())
