@@ -27,10 +27,7 @@ pub fn run(
     json_lines: bool,
 ) -> Result<Exit, CommandError> {
     let now = Utc::now();
-    let usage = |message: String| CommandError {
-        exit: Exit::Config,
-        message,
-    };
+    let usage = |message: String| CommandError::usage(message);
     let since = since
         .map(|s| parse_since(s, now).map_err(|m| usage(format!("--since: {m}"))))
         .transpose()?;
@@ -70,10 +67,7 @@ pub fn run(
         match pager.wait() {
             // 127/126: the shell found no such pager (the feed went nowhere): say so.
             Ok(status) if matches!(status.code(), Some(126 | 127)) => {
-                return Err(CommandError {
-                    exit: Exit::Config,
-                    message: "the pager ($PAGER) could not be run; fix PAGER, or pipe the output (`orgmirror changes | cat`)".to_string(),
-                });
+                return Err(CommandError::usage("the pager ($PAGER) could not be run; fix PAGER, or pipe the output (`orgmirror changes | cat`)".to_string()));
             }
             _ => {}
         }

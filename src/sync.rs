@@ -47,12 +47,27 @@ impl SyncError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, SyncError::Refused(_))
     }
+}
 
-    /// Whether the API refused the credentials or the configured ids (401/403): nothing
-    /// a retry fixes, the configuration's to change.
-    pub fn is_access_denied(&self) -> bool {
-        matches!(self, SyncError::Api(ApiError::Auth { .. }))
-    }
+/// A run that did not commit, with its figures and why: what `sync` and `demo` print
+/// (once) and exit with (`exit::status`).
+#[derive(Debug, thiserror::Error)]
+#[error("run {run_id} failed after {:.1}s ({requests} requests{}); the mirror is unchanged: {error}",
+    .duration.as_secs_f64(), quota_left(*.quota_remaining))]
+pub struct RunFailed {
+    pub run_id: i64,
+    pub duration: Duration,
+    pub requests: u32,
+    pub quota_remaining: Option<i64>,
+    #[source]
+    pub error: SyncError,
+}
+
+/// `, 42 requests left this hour`, or nothing when the quota was not seen.
+pub fn quota_left(remaining: Option<i64>) -> String {
+    remaining
+        .map(|q| format!(", {q} requests left this hour"))
+        .unwrap_or_default()
 }
 
 /// What the caller wants of a run.
@@ -68,7 +83,7 @@ pub struct SyncOptions {
 }
 
 /// How a run went, committed or not.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunReport {
     pub run_id: i64,
     pub committed: bool,
@@ -77,14 +92,30 @@ pub struct RunReport {
     pub requests: u32,
     pub quota_remaining: Option<i64>,
     pub duration: Duration,
-    pub error: Option<String>,
-    /// The deletion guard refused it.
-    pub refused: bool,
-    /// The API refused the credentials or the configured ids (exit 2).
-    pub access_denied: bool,
+    /// Why it did not commit, as the run met it.
+    pub error: Option<SyncError>,
 }
 
 impl RunReport {
+    /// The deletion guard refused it.
+    pub fn refused(&self) -> bool {
+        self.error.as_ref().is_some_and(SyncError::is_refusal)
+    }
+
+    /// The report of a committed run, or the error of one that did not commit.
+    pub fn into_result(self) -> Result<RunReport, Box<RunFailed>> {
+        match self.error {
+            Some(error) if !self.committed => Err(Box::new(RunFailed {
+                run_id: self.run_id,
+                duration: self.duration,
+                requests: self.requests,
+                quota_remaining: self.quota_remaining,
+                error,
+            })),
+            _ => Ok(self),
+        }
+    }
+
     /// Total events written.
     pub fn events_written(&self) -> usize {
         self.events.values().sum()
@@ -277,8 +308,6 @@ fn finish(
         quota_remaining: stats.quota.and_then(|q| q.remaining),
         duration: started.elapsed(),
         error: None,
-        refused: false,
-        access_denied: false,
     };
     let unwritable = matches!(result, Err(SyncError::Store(_)));
     match result {
@@ -298,13 +327,11 @@ fn finish(
         }
         Err(e) => {
             let message = e.to_string();
-            report.refused = e.is_refusal();
-            report.access_denied = e.is_access_denied();
             if let Err(e) = store.fail_run(run_id, &message, &now_utc(), &totals) {
                 store.release_writer();
                 return Err(e);
             }
-            report.error = Some(message);
+            report.error = Some(e);
         }
     }
     let events: BTreeMap<String, usize> = report
@@ -316,7 +343,7 @@ fn finish(
     // at all (the database refused it) is an error.
     let (status, level) = if report.committed {
         ("succeeded", tracing::Level::INFO)
-    } else if report.refused {
+    } else if report.refused() {
         ("refused", tracing::Level::WARN)
     } else if unwritable {
         ("failed", tracing::Level::ERROR)
@@ -334,7 +361,11 @@ fn finish(
                 quota_remaining = report.quota_remaining,
                 events_written = report.events_written(),
                 events = ?events,
-                error = report.error.as_deref().filter(|_| !printed),
+                error = report
+                    .error
+                    .as_ref()
+                    .filter(|_| !printed)
+                    .map(tracing::field::display),
                 "sync finished"
             )
         };

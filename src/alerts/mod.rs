@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod deliver;
+mod error;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::snapshot::Entity;
 use crate::store::{EventRow, OutboxRules};
 
 pub use cli::AlertsCmd;
+pub use error::AlertsError;
 
 /// One `[[alert]]` table.
 #[derive(Debug, Clone, Deserialize)]
