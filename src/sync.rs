@@ -59,7 +59,7 @@ pub struct RunFailed {
     pub duration: Duration,
     pub requests: u32,
     pub quota_remaining: Option<i64>,
-    #[source]
+    /// Part of the message, so not also its `source` (a chain would say it twice).
     pub error: SyncError,
 }
 
