@@ -5,6 +5,7 @@
 
 use crate::alerts::AlertsError;
 use crate::api::ApiError;
+use crate::changes::ChangesError;
 use crate::commands::{CommandError, Exit};
 use crate::replica::ReplicaError;
 use crate::store::{AsOfError, StoreError};
@@ -19,6 +20,8 @@ pub enum Error {
     Alerts(#[from] AlertsError),
     #[error(transparent)]
     Replica(#[from] ReplicaError),
+    #[error(transparent)]
+    Changes(#[from] ChangesError),
 }
 
 impl From<crate::config::ConfigError> for Error {
@@ -39,6 +42,7 @@ pub fn status(e: &Error) -> Exit {
         Error::Command(e) => command(e),
         Error::Alerts(e) => alerts(e),
         Error::Replica(e) => replica(e),
+        Error::Changes(e) => changes(e),
     }
 }
 
@@ -83,6 +87,18 @@ fn sync(e: &SyncError) -> Exit {
         SyncError::Refused(_) => Exit::Refused,
         SyncError::Api(e) => api(e),
         SyncError::Store(_) | SyncError::Record(_) | SyncError::WriterStopped(_) => Exit::Failed,
+    }
+}
+
+/// Its arguments and `$PAGER` are a person's to fix.
+fn changes(e: &ChangesError) -> Exit {
+    match e {
+        ChangesError::Command(e) => command(e),
+        ChangesError::Store(e) => store(e),
+        ChangesError::Since(_)
+        | ChangesError::Until(_)
+        | ChangesError::UnknownEntity { .. }
+        | ChangesError::Pager => Exit::Config,
     }
 }
 

@@ -168,6 +168,41 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
             Config,
         ),
         (
+            "changes --since",
+            ChangesError::Since("`yesterday`".into()).into(),
+            Config,
+        ),
+        (
+            "changes --until",
+            ChangesError::Until("`soon`".into()).into(),
+            Config,
+        ),
+        (
+            "changes --entity",
+            ChangesError::UnknownEntity {
+                name: "person".into(),
+                known: "user, group".into(),
+            }
+            .into(),
+            Config,
+        ),
+        ("changes with no pager", ChangesError::Pager.into(), Config),
+        (
+            "changes without a config",
+            ChangesError::Command(ConfigError::NotFound.into()).into(),
+            Config,
+        ),
+        (
+            "changes on a busy mirror",
+            ChangesError::Store(locked()).into(),
+            Failed,
+        ),
+        (
+            "changes on a missing mirror",
+            ChangesError::Store(setup()).into(),
+            Config,
+        ),
+        (
             "no replica configured",
             ReplicaError::NotConfigured.into(),
             Config,
