@@ -47,23 +47,10 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The cycles between modules that remain while issue 14's other branches remove them:
-/// `(cycle, why)`, each written as the test names it (from its alphabetically first
-/// module). An entry no cycle needs fails the test, so the list never outlives its reason.
-const ALLOWED_CYCLES: &[(&str, &str)] = &[
-    (
-        "alerts → commands → alerts",
-        "i14-errors: `alerts` stops naming `commands` (`CommandError`, `load_config`)",
-    ),
-    (
-        "alerts → commands → sync → alerts",
-        "i14-errors: `alerts` stops naming `commands` (`CommandError`, `load_config`)",
-    ),
-    (
-        "commands → sync → replica → commands",
-        "i14-errors: `replica` stops naming `commands` (`CommandError`, `load_config`)",
-    ),
-];
+/// Cycles between modules that may remain: `(cycle, why)`, each written as the test names
+/// it (from its alphabetically first module). None does; an entry no cycle needs fails the
+/// test, so the list never outlives its reason.
+const ALLOWED_CYCLES: &[(&str, &str)] = &[];
 
 /// Whether the arrow `from → to` breaks a rule (before the allow-list).
 fn is_forbidden(from: &str, to: &str) -> bool {

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use crate::commands::{load_config, CommandError, Exit};
-use crate::store::{AsOfError, Store, StoreOptions, ASOF_TABLES};
+use crate::store::{Store, StoreOptions, ASOF_TABLES};
 
 /// `orgmirror asof`.
 pub fn run(
@@ -17,10 +17,7 @@ pub fn run(
     csv: Option<&Path>,
     force: bool,
 ) -> Result<Exit, CommandError> {
-    let at = parse_time(time).map_err(|message| CommandError {
-        exit: Exit::Config,
-        message: format!("TIME: {message}"),
-    })?;
+    let at = parse_time(time).map_err(|message| CommandError::usage(format!("TIME: {message}")))?;
     let at = crate::clock::format_utc(at);
     let (_, config) = load_config(config_path)?;
     // Refused before the history is read (a whole organization takes a while).
@@ -33,13 +30,8 @@ pub fn run(
         }
     }
     let mirror = Store::open_read_only(&config.database.path)?;
-    let state = mirror.as_of(&at).map_err(|e| match e {
-        AsOfError::Store(e) => CommandError::from(e),
-        refused => CommandError {
-            exit: Exit::Config,
-            message: refused.to_string(),
-        },
-    })?;
+    // A time before the history is the command line's to fix (`exit::status`).
+    let state = mirror.as_of(&at)?;
     let mode = StoreOptions::from_config(&config.database).mode();
     let what = format!("the state at {at}");
     crate::export::write_database(state.connection(), &what, mirror.path(), out, force, mode)?;

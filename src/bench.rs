@@ -290,10 +290,9 @@ fn sizes_of(args: &BenchArgs) -> Result<Vec<usize>, CommandError> {
     };
     let max = orgmirror::fake::MAX_USERS;
     if sizes.is_empty() || sizes.iter().any(|&n| n == 0 || n > max) {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: format!("--sizes: give one or more sizes from 1 to {max}"),
-        });
+        return Err(CommandError::usage(format!(
+            "--sizes: give one or more sizes from 1 to {max}"
+        )));
     }
     Ok(sizes)
 }
@@ -314,16 +313,15 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
     };
     let max = orgmirror::fake::MAX_USERS;
     if query_sizes.iter().any(|&n| n == 0 || n > max) {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: format!("--query-sizes: give sizes from 1 to {max}"),
-        });
+        return Err(CommandError::usage(format!(
+            "--query-sizes: give sizes from 1 to {max}"
+        )));
     }
     if !(args.paced_rps.is_finite() && args.paced_rps > 0.0) {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: format!("--paced-rps {}: give a positive number", args.paced_rps),
-        });
+        return Err(CommandError::usage(format!(
+            "--paced-rps {}: give a positive number",
+            args.paced_rps
+        )));
     }
     let mut results = Vec::new();
     if !args.queries_only {

@@ -13,10 +13,29 @@ use serde_json::{json, Value};
 use crate::clock::format_utc;
 use crate::commands::{load_config, CommandError, Exit};
 use crate::model::Entity;
-use crate::store::{ChangeFilter, ChangeRow, Store};
+use crate::store::{ChangeFilter, ChangeRow, Store, StoreError};
 
 /// Fields every update of a record changes along with the ones that matter.
 const BOOKKEEPING: &[&str] = &["updated_at"];
+
+/// Why `changes` could not show the feed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangesError {
+    /// The config (loaded as every command loads it).
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("--since: {0}")]
+    Since(String),
+    #[error("--until: {0}")]
+    Until(String),
+    #[error("--entity: unknown entity `{name}` (give some of {known})")]
+    UnknownEntity { name: String, known: String },
+    /// The shell found no such pager: the feed went nowhere.
+    #[error("the pager ($PAGER) could not be run; fix PAGER, or pipe the output (`orgmirror changes | cat`)")]
+    Pager,
+}
 
 /// `orgmirror changes`.
 pub fn run(
@@ -25,26 +44,22 @@ pub fn run(
     until: Option<&str>,
     entities: &[String],
     json_lines: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, ChangesError> {
     let now = Utc::now();
-    let usage = |message: String| CommandError {
-        exit: Exit::Config,
-        message,
-    };
     let since = since
-        .map(|s| parse_since(s, now).map_err(|m| usage(format!("--since: {m}"))))
+        .map(|s| parse_since(s, now).map_err(ChangesError::Since))
         .transpose()?;
     let until = until
-        .map(|u| crate::asof::parse_time(u).map_err(|m| usage(format!("--until: {m}"))))
+        .map(|u| crate::asof::parse_time(u).map_err(ChangesError::Until))
         .transpose()?;
     let mut known = Vec::new();
     for name in entities.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
         if Entity::parse(name).is_none() {
             let all: Vec<&str> = Entity::ALL.iter().map(|e| e.as_str()).collect();
-            return Err(usage(format!(
-                "--entity: unknown entity `{name}` (give some of {})",
-                all.join(", ")
-            )));
+            return Err(ChangesError::UnknownEntity {
+                name: name.to_string(),
+                known: all.join(", "),
+            });
         }
         known.push(name.to_string());
     }
@@ -70,10 +85,7 @@ pub fn run(
         match pager.wait() {
             // 127/126: the shell found no such pager (the feed went nowhere): say so.
             Ok(status) if matches!(status.code(), Some(126 | 127)) => {
-                return Err(CommandError {
-                    exit: Exit::Config,
-                    message: "the pager ($PAGER) could not be run; fix PAGER, or pipe the output (`orgmirror changes | cat`)".to_string(),
-                });
+                return Err(ChangesError::Pager);
             }
             _ => {}
         }

@@ -27,63 +27,42 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// A command that could not start or finish, with the status it exits with.
+/// Why a command could not start or finish: the commands' layer, carrying the error of
+/// the layer it came from. Which exit status each means is decided in one place only,
+/// `exit::status` (beside `main`).
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct CommandError {
-    pub exit: Exit,
-    pub message: String,
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A run that did not commit: failed, or refused by the deletion guard.
+    #[error(transparent)]
+    Run(#[from] Box<sync::RunFailed>),
+    #[error(transparent)]
+    AsOf(#[from] crate::store::AsOfError),
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertsError),
+    /// What a person must fix: the command line, a file named on it, what the mirror
+    /// or the organization holds that the command cannot act on.
+    #[error("{0}")]
+    Usage(String),
+    /// A failure that may pass by itself (the network, the disk, a race upstream).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CommandError {
-    /// A failure (exit 1).
+    /// A failure that may pass by itself.
     pub fn failed(message: impl std::fmt::Display) -> CommandError {
-        CommandError {
-            exit: Exit::Failed,
-            message: message.to_string(),
-        }
+        CommandError::Failed(message.to_string())
     }
-}
 
-impl From<ConfigError> for CommandError {
-    fn from(e: ConfigError) -> Self {
-        CommandError {
-            exit: Exit::Config,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<crate::store::StoreError> for CommandError {
-    fn from(e: crate::store::StoreError) -> Self {
-        // What a person must fix exits 2, which systemd does not restart on.
-        let exit = if e.is_setup() {
-            Exit::Config
-        } else {
-            Exit::Failed
-        };
-        CommandError {
-            exit,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<crate::api::ApiError> for CommandError {
-    fn from(e: crate::api::ApiError) -> Self {
-        CommandError {
-            exit: exit_for(&e),
-            message: e.to_string(),
-        }
-    }
-}
-
-/// The exit status an API error means: credentials or ids the API refused are the
-/// configuration's to fix (2); anything else is a failure (1).
-pub fn exit_for(e: &crate::api::ApiError) -> Exit {
-    match e {
-        crate::api::ApiError::Auth { .. } => Exit::Config,
-        _ => Exit::Failed,
+    /// Something a person must fix (the command line, a file, the config's meaning).
+    pub fn usage(message: impl std::fmt::Display) -> CommandError {
+        CommandError::Usage(message.to_string())
     }
 }
 
@@ -120,11 +99,8 @@ pub async fn sync(
     let mut client = client_for(&config)?;
     let recorder = match capture {
         Some(dir) => {
-            let recorder =
-                crate::api::capture::Recorder::to_dir(dir).map_err(|e| CommandError {
-                    exit: Exit::Config,
-                    message: format!("--capture: {e}"),
-                })?;
+            let recorder = crate::api::capture::Recorder::to_dir(dir)
+                .map_err(|e| CommandError::usage(format!("--capture: {e}")))?;
             client.record_with(recorder.clone());
             Some(recorder)
         }
@@ -146,7 +122,8 @@ pub async fn sync(
     }
     drop(store);
     crate::alerts::deliver::after_commit(alerts).await;
-    Ok(exit_of(&report))
+    report.into_result()?;
+    Ok(Exit::Ok)
 }
 
 /// Where the capture went, or why it stopped (the run's outcome does not depend on it).
@@ -164,41 +141,18 @@ fn report_capture(recorder: &crate::api::capture::Recorder) {
     }
 }
 
-/// The exit status a run's report implies.
-pub fn exit_of(report: &RunReport) -> Exit {
-    if report.committed {
-        Exit::Ok
-    } else if report.refused {
-        Exit::Refused
-    } else if report.access_denied {
-        Exit::Config
-    } else {
-        Exit::Failed
-    }
-}
-
-/// One line on stdout for a committed run, the error on stderr for a failed one.
+/// One line on stdout for a committed run. A run that did not commit is its caller's
+/// error ([`RunReport::into_result`]), printed once by `main`.
 pub fn print_report(report: &RunReport) {
-    let quota = report
-        .quota_remaining
-        .map(|q| format!(", {q} requests left this hour"))
-        .unwrap_or_default();
     if report.committed {
         crate::outln!(
-            "run {} succeeded in {:.1}s: {} requests{quota}; {} events ({})",
+            "run {} succeeded in {:.1}s: {} requests{}; {} events ({})",
             report.run_id,
             report.duration.as_secs_f64(),
             report.requests,
+            sync::quota_left(report.quota_remaining),
             report.events_written(),
             report.events_line()
-        );
-    } else {
-        crate::errln!(
-            "run {} failed after {:.1}s ({} requests{quota}); the mirror is unchanged: {}",
-            report.run_id,
-            report.duration.as_secs_f64(),
-            report.requests,
-            report.error.as_deref().unwrap_or("unknown error")
         );
     }
 }

@@ -228,16 +228,16 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         progress: false,
         prints_report: false,
     };
-    let exit = loop {
+    let outcome: Result<(), CommandError> = loop {
         let trigger = tokio::select! {
             signal = signals.recv() => {
                 info!(signal, "stop signal received; no run in progress");
-                break Exit::Ok;
+                break Ok(());
             }
             _ = watchdog.tick() => continue,
             trigger = ticks.recv() => match trigger {
                 Some(t) => t,
-                None => break Exit::Ok,
+                None => break Ok(()),
             },
         };
         debug!(trigger = trigger.as_str(), "run starting");
@@ -279,15 +279,18 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
             RunEnd::Finished(result) => report_run(result),
             RunEnd::FinishedThenStop(result) => {
                 report_run(result);
-                break Exit::Ok;
+                break Ok(());
             }
             RunEnd::Abandoned => {
                 mark_abandoned(&mut mirror, SHUTDOWN_REASON);
-                break Exit::Ok;
+                break Ok(());
             }
             RunEnd::Killed => {
                 mark_abandoned(&mut mirror, SECOND_SIGNAL_REASON);
-                break Exit::Failed;
+                // Exits 1: the abandoned run is worth another, which systemd restarts for.
+                break Err(CommandError::failed(format!(
+                    "the run in progress was abandoned: {SECOND_SIGNAL_REASON}"
+                )));
             }
         }
     };
@@ -295,8 +298,11 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     stop_schedule(&mut scheduler).await;
     notify(&[NotifyState::Stopping, NotifyState::Status("stopped")]);
     drop(mirror);
-    info!(exit_status = exit as u8, "daemon stopped; database closed");
-    Ok(exit)
+    info!(
+        stopped_cleanly = outcome.is_ok(),
+        "daemon stopped; database closed"
+    );
+    outcome.map(|()| Exit::Ok)
 }
 
 /// Waits up to `timeout` for the run to finish; a second signal gives up at once.
@@ -344,7 +350,7 @@ fn report_run(result: Result<RunReport, StoreError>) {
                     report.events_line()
                 )
             } else {
-                let outcome = if report.refused {
+                let outcome = if report.refused() {
                     "was refused"
                 } else {
                     "failed"
@@ -353,7 +359,10 @@ fn report_run(result: Result<RunReport, StoreError>) {
                     "last run {} {outcome} at {}: {}",
                     report.run_id,
                     now_utc(),
-                    report.error.as_deref().unwrap_or("unknown error")
+                    report
+                        .error
+                        .as_ref()
+                        .map_or_else(|| "unknown error".to_string(), |e| e.to_string())
                 )
             };
             notify(&[NotifyState::Status(&status)]);
@@ -399,11 +408,10 @@ async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, Command
         let gate = gate.clone();
         Box::pin(async move { gate.request(Trigger::Schedule) })
     })
-    .map_err(|e| CommandError {
-        exit: Exit::Config,
-        message: format!(
+    .map_err(|e| {
+        CommandError::usage(format!(
             "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
-        ),
+        ))
     })?;
     scheduler
         .add(job)

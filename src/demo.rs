@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use secrecy::SecretString;
 
 use crate::api::Client;
-use crate::commands::{exit_of, print_report, CommandError, Exit};
+use crate::commands::{print_report, CommandError, Exit};
 use crate::config::{Config, Credentials, LogFormat};
 use crate::fake::{FakeOptions, FakeServer};
 use crate::store::{Store, StoreOptions};
@@ -23,10 +23,9 @@ pub const MIN_USERS: usize = 10;
 pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandError> {
     crate::logging::init(LogFormat::Text, "warn");
     if users < MIN_USERS {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: format!("--users {users}: the demo needs at least {MIN_USERS} users"),
-        });
+        return Err(CommandError::usage(format!(
+            "--users {users}: the demo needs at least {MIN_USERS} users"
+        )));
     }
     remove_database(db)?;
     let options = FakeOptions {
@@ -54,11 +53,10 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
     );
     crate::outln!("mirroring it into {}\n", db.display());
     crate::outln!("1. First sync (every entity is an insert):");
-    let first = sync::run_once(&client, &mut store, &config, &sync_options).await?;
+    let first = sync::run_once(&client, &mut store, &config, &sync_options)
+        .await?
+        .into_result()?;
     print_report(&first);
-    if !first.committed {
-        return Ok(exit_of(&first));
-    }
     let as_of_first = crate::clock::now_utc();
 
     let story = change_the_organization(&server);
@@ -71,11 +69,10 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     crate::outln!("\n3. Second sync (only what changed):");
-    let second = sync::run_once(&client, &mut store, &config, &sync_options).await?;
+    let second = sync::run_once(&client, &mut store, &config, &sync_options)
+        .await?
+        .into_result()?;
     print_report(&second);
-    if !second.committed {
-        return Ok(exit_of(&second));
-    }
     let conn = store.connection();
     crate::outln!(
         "\n   What the mirror recorded (change_events of run {}):",

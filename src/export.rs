@@ -46,10 +46,9 @@ pub fn run(
 ) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
     if out.is_none() && csv.is_none() {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: "export needs --out PATH, --csv DIR, or both".to_string(),
-        });
+        return Err(CommandError::usage(
+            "export needs --out PATH, --csv DIR, or both".to_string(),
+        ));
     }
     // Refused before anything is written, so that a refusal leaves no half of an export.
     if let (Some(dir), false) = (csv, force) {
@@ -111,13 +110,10 @@ pub fn write_database(
     mode: u32,
 ) -> Result<(), CommandError> {
     if let Some(file) = mirror_file_at(mirror, out) {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: format!(
-                "--out {} is {file}; write the copy elsewhere",
-                out.display()
-            ),
-        });
+        return Err(CommandError::usage(format!(
+            "--out {} is {file}; write the copy elsewhere",
+            out.display()
+        )));
     }
     if out.exists() && !force {
         return Err(exists(out, "it"));
@@ -212,13 +208,10 @@ fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), CommandError> {
 
 /// A file in the way without `--force`: the command line's to fix (exit 2).
 pub(crate) fn exists(path: &Path, what: &str) -> CommandError {
-    CommandError {
-        exit: Exit::Config,
-        message: format!(
-            "{} already exists; pass --force to replace {what}",
-            path.display()
-        ),
-    }
+    CommandError::usage(format!(
+        "{} already exists; pass --force to replace {what}",
+        path.display()
+    ))
 }
 
 /// Writes one CSV per [`CSV_VIEWS`] entry of the mirror behind `store` (see [`write_csv`]).

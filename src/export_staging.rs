@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use crate::commands::{CommandError, Exit};
+use crate::commands::CommandError;
 
 /// The prefix of every temporary name an export uses.
 pub const PREFIX: &str = ".orgmirror-export-";
@@ -133,10 +133,10 @@ impl StagedDir {
             return std::fs::rename(&staged, target).map_err(failed);
         }
         if !target.is_dir() {
-            return Err(CommandError {
-                exit: Exit::Config,
-                message: format!("--csv {} is not a directory", target.display()),
-            });
+            return Err(CommandError::usage(format!(
+                "--csv {} is not a directory",
+                target.display()
+            )));
         }
         let foreign: Vec<String> = std::fs::read_dir(target)
             .map_err(failed)?
@@ -145,15 +145,12 @@ impl StagedDir {
             .filter(|n| !ours.contains(n))
             .collect();
         if !foreign.is_empty() {
-            return Err(CommandError {
-                exit: Exit::Config,
-                message: format!(
-                    "--csv {} holds files export did not write ({}); the CSV set replaces the \
+            return Err(CommandError::usage(format!(
+                "--csv {} holds files export did not write ({}); the CSV set replaces the \
                      directory whole, so give --csv a directory of its own",
-                    target.display(),
-                    foreign.join(", ")
-                ),
-            });
+                target.display(),
+                foreign.join(", ")
+            )));
         }
         exchange(self.dir.path(), target).map_err(failed)?;
         // The old set is now at the staging path: dropping the TempDir removes it.

@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod diff;
+pub mod exit;
 pub mod export;
 pub mod fake;
 pub mod groups;

@@ -1,10 +1,12 @@
-//! The `orgmirror` command: parse arguments, call the library, map errors to exit codes.
+//! The `orgmirror` command: parse arguments, call the library, print an error once and
+//! exit with the status `exit::status` gives it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use orgmirror::commands::{self, CommandError, Exit};
+use orgmirror::exit::{self, Error};
 
 mod bench;
 
@@ -147,55 +149,63 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            orgmirror::errln!("orgmirror: cannot start the async runtime: {e}");
-            return Exit::Failed.into();
+            let e = CommandError::failed(format!("cannot start the async runtime: {e}"));
+            return fail(&e.into());
         }
     };
     let config = cli.config.as_deref();
-    let result: Result<Exit, CommandError> = runtime.block_on(async {
-        match cli.command {
+    let result: Result<Exit, Error> = runtime.block_on(async {
+        Ok(match cli.command {
             Command::Sync {
                 allow_mass_delete,
                 capture,
-            } => commands::sync(config, allow_mass_delete, capture.as_deref()).await,
-            Command::Run => orgmirror::daemon::run(config).await,
-            Command::Status { json } => orgmirror::status::run(config, json),
+            } => commands::sync(config, allow_mass_delete, capture.as_deref()).await?,
+            Command::Run => orgmirror::daemon::run(config).await?,
+            Command::Status { json } => orgmirror::status::run(config, json)?,
             Command::Export { out, csv, force } => {
-                orgmirror::export::run(config, out.as_deref(), csv.as_deref(), force)
+                orgmirror::export::run(config, out.as_deref(), csv.as_deref(), force)?
             }
             Command::Asof {
                 time,
                 out,
                 csv,
                 force,
-            } => orgmirror::asof::run(config, &time, &out, csv.as_deref(), force),
+            } => orgmirror::asof::run(config, &time, &out, csv.as_deref(), force)?,
             Command::Changes {
                 since,
                 until,
                 entity,
                 json,
-            } => orgmirror::changes::run(config, since.as_deref(), until.as_deref(), &entity, json),
-            Command::Check { json } => orgmirror::check::run(config, json).await,
-            Command::Group(cmd) => orgmirror::groups::run(config, cmd).await,
-            Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await,
-            Command::Bench(args) => bench::run(args).await,
-            Command::Alerts(cmd) => orgmirror::alerts::cli::run(config, cmd).await,
-            Command::Replicate { verify } => orgmirror::replica::run(config, verify).await,
-            Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await,
+            } => {
+                orgmirror::changes::run(config, since.as_deref(), until.as_deref(), &entity, json)?
+            }
+            Command::Check { json } => orgmirror::check::run(config, json).await?,
+            Command::Group(cmd) => orgmirror::groups::run(config, cmd).await?,
+            Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await?,
+            Command::Bench(args) => bench::run(args).await?,
+            Command::Alerts(cmd) => {
+                let (_, config) = commands::load_config(config)?;
+                orgmirror::alerts::cli::run(&config, cmd, orgmirror::sync::open_store).await?;
+                Exit::Ok
+            }
+            Command::Replicate { verify } => {
+                let (_, config) = commands::load_config(config)?;
+                orgmirror::replica::run(&config, verify).await?;
+                Exit::Ok
+            }
+            Command::Demo { db, users, seed } => orgmirror::demo::run(&db, users, seed).await?,
             Command::FakeApi {
                 listen,
                 replay: Some(dir),
                 ..
-            } => match orgmirror::fake::replay::Recording::read(&dir) {
-                Ok(recording) => orgmirror::fake::replay::serve_cli(listen, recording)
+            } => {
+                let recording = orgmirror::fake::replay::Recording::read(&dir)
+                    .map_err(|e| CommandError::usage(format!("fake-api --replay: {e}")))?;
+                orgmirror::fake::replay::serve_cli(listen, recording)
                     .await
-                    .map(|()| Exit::Ok)
-                    .map_err(|e| CommandError::failed(format!("{e:#}"))),
-                Err(e) => Err(CommandError {
-                    exit: Exit::Config,
-                    message: format!("fake-api --replay: {e}"),
-                }),
-            },
+                    .map_err(|e| CommandError::failed(format!("{e:#}")))?;
+                Exit::Ok
+            }
             Command::FakeApi {
                 listen,
                 users,
@@ -213,18 +223,21 @@ fn main() -> ExitCode {
                 };
                 orgmirror::fake::serve_cli(listen, opts)
                     .await
-                    .map(|()| Exit::Ok)
-                    .map_err(|e| CommandError::failed(format!("{e:#}")))
+                    .map_err(|e| CommandError::failed(format!("{e:#}")))?;
+                Exit::Ok
             }
-        }
+        })
     });
     match result {
         Ok(exit) => exit.into(),
-        Err(e) => {
-            orgmirror::errln!("orgmirror: {}", e.message);
-            e.exit.into()
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// The one place an error is printed (once) and given its exit status.
+fn fail(e: &Error) -> ExitCode {
+    orgmirror::errln!("orgmirror: {e}");
+    exit::status(e).into()
 }
 
 /// A number of fake users from `MIN` to [`orgmirror::fake::MAX_USERS`] (more would not fit

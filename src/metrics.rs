@@ -46,16 +46,14 @@ pub async fn spawn(config: &Config) -> Result<Option<SocketAddr>, CommandError> 
     let Some(listen) = &config.metrics.listen else {
         return Ok(None);
     };
-    let addr: SocketAddr = listen.parse().map_err(|_| CommandError {
-        exit: crate::commands::Exit::Config,
-        message: format!("invalid config: metrics.listen: `{listen}` is not an address and port"),
+    let addr: SocketAddr = listen.parse().map_err(|_| {
+        CommandError::usage(format!(
+            "invalid config: metrics.listen: `{listen}` is not an address and port"
+        ))
     })?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| CommandError {
-            exit: crate::commands::Exit::Config,
-            message: format!("metrics.listen: cannot listen on {addr}: {e}"),
-        })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        CommandError::usage(format!("metrics.listen: cannot listen on {addr}: {e}"))
+    })?;
     let bound = listener.local_addr().unwrap_or(addr);
     if !bound.ip().is_loopback() {
         warn!(addr = %bound, "metrics are served beyond this host (metrics.listen is not a loopback address)");

@@ -38,10 +38,10 @@ pub struct OrgSnapshot {
 
 /// A record the API sent that cannot be mirrored (no id, say).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{entity} record {position}: {message}")]
+#[error("bad record {entity} {position}: {message}")]
 pub struct RecordError {
     pub entity: &'static str,
-    /// Where it was, e.g. `#17` or `id 42`.
+    /// Which it was: its id (`42`), or where it was when it has none (`#17`).
     pub position: String,
     pub message: String,
 }
@@ -50,7 +50,7 @@ fn missing(entity: &'static str, position: String, field: &str) -> RecordError {
     RecordError {
         entity,
         position,
-        message: format!("has no `{field}`"),
+        message: format!("field `{field}`: missing"),
     }
 }
 
@@ -204,7 +204,7 @@ impl OrgSnapshot {
         if self.is_quarantined(&EntityKey::new(Entity::Group, id)) {
             return Ok(());
         }
-        let pos = || format!("id {id}");
+        let pos = || id.to_string();
         let mut members = BTreeMap::new();
         for u in team
             .users
@@ -301,7 +301,7 @@ impl OrgSnapshot {
         let mut tags = Vec::with_capacity(user.tags.len());
         for t in user.tags {
             let tid =
-                t.id.ok_or_else(|| missing("user", format!("id {id}"), "tags[].id"))?;
+                t.id.ok_or_else(|| missing("user", id.to_string(), "tags[].id"))?;
             tags.push(TagRecord {
                 id: tid,
                 label: t.label,
@@ -313,7 +313,7 @@ impl OrgSnapshot {
         let mut workspaces = Vec::with_capacity(user.workspaces.len());
         for w in user.workspaces {
             let wid =
-                w.id.ok_or_else(|| missing("user", format!("id {id}"), "workspaces[].id"))?;
+                w.id.ok_or_else(|| missing("user", id.to_string(), "workspaces[].id"))?;
             if let Some(name) = w.name {
                 self.workspace_names.insert(wid, name);
             }
@@ -483,11 +483,11 @@ pub struct SnapshotRow<'a> {
 
 impl RoleRecord {
     fn from_api(role: Role) -> Result<RoleRecord, String> {
-        let role_id = role.role_id.ok_or("has no `role_id`")?;
+        let role_id = role.role_id.ok_or("field `role_id`: missing")?;
         let mut permissions = Vec::with_capacity(role.permissions.len());
         for p in role.permissions {
             let permission_id = p.permission_id.ok_or_else(|| {
-                format!("(role_id {role_id}) has a permission without `permission_id`")
+                format!("field `permissions[].permission_id`: missing (role_id {role_id})")
             })?;
             permissions.push(PermissionRecord {
                 permission_id,

@@ -31,8 +31,13 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("the API sent a record that cannot be mirrored: {0}")]
+    /// A record the API sent that cannot be mirrored, named by entity, id and field.
+    #[error(transparent)]
     Record(#[from] RecordError),
+    /// The writer thread stopped without saying why (its reason, when it has one, is
+    /// the run's error instead: [`SyncError::Store`]).
+    #[error(transparent)]
+    WriterStopped(#[from] crate::store::WriterStopped),
     /// The deletion guard refused the run.
     #[error("refused: {0}")]
     Refused(String),
@@ -43,12 +48,27 @@ impl SyncError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, SyncError::Refused(_))
     }
+}
 
-    /// Whether the API refused the credentials or the configured ids (401/403): nothing
-    /// a retry fixes, the configuration's to change.
-    pub fn is_access_denied(&self) -> bool {
-        matches!(self, SyncError::Api(ApiError::Auth { .. }))
-    }
+/// A run that did not commit, with its figures and why: what `sync` and `demo` print
+/// (once) and exit with (`exit::status`).
+#[derive(Debug, thiserror::Error)]
+#[error("run {run_id} failed after {:.1}s ({requests} requests{}); the mirror is unchanged: {error}",
+    .duration.as_secs_f64(), quota_left(*.quota_remaining))]
+pub struct RunFailed {
+    pub run_id: i64,
+    pub duration: Duration,
+    pub requests: u32,
+    pub quota_remaining: Option<i64>,
+    /// Part of the message, so not also its `source` (a chain would say it twice).
+    pub error: SyncError,
+}
+
+/// `, 42 requests left this hour`, or nothing when the quota was not seen.
+pub fn quota_left(remaining: Option<i64>) -> String {
+    remaining
+        .map(|q| format!(", {q} requests left this hour"))
+        .unwrap_or_default()
 }
 
 /// What the caller wants of a run.
@@ -64,7 +84,7 @@ pub struct SyncOptions {
 }
 
 /// How a run went, committed or not.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunReport {
     pub run_id: i64,
     pub committed: bool,
@@ -73,14 +93,30 @@ pub struct RunReport {
     pub requests: u32,
     pub quota_remaining: Option<i64>,
     pub duration: Duration,
-    pub error: Option<String>,
-    /// The deletion guard refused it.
-    pub refused: bool,
-    /// The API refused the credentials or the configured ids (exit 2).
-    pub access_denied: bool,
+    /// Why it did not commit, as the run met it.
+    pub error: Option<SyncError>,
 }
 
 impl RunReport {
+    /// The deletion guard refused it.
+    pub fn refused(&self) -> bool {
+        self.error.as_ref().is_some_and(SyncError::is_refusal)
+    }
+
+    /// The report of a committed run, or the error of one that did not commit.
+    pub fn into_result(self) -> Result<RunReport, Box<RunFailed>> {
+        match self.error {
+            Some(error) if !self.committed => Err(Box::new(RunFailed {
+                run_id: self.run_id,
+                duration: self.duration,
+                requests: self.requests,
+                quota_remaining: self.quota_remaining,
+                error,
+            })),
+            _ => Ok(self),
+        }
+    }
+
     /// Total events written.
     pub fn events_written(&self) -> usize {
         self.events.values().sum()
@@ -273,8 +309,6 @@ fn finish(
         quota_remaining: stats.quota.and_then(|q| q.remaining),
         duration: started.elapsed(),
         error: None,
-        refused: false,
-        access_denied: false,
     };
     let unwritable = matches!(result, Err(SyncError::Store(_)));
     match result {
@@ -294,13 +328,11 @@ fn finish(
         }
         Err(e) => {
             let message = e.to_string();
-            report.refused = e.is_refusal();
-            report.access_denied = e.is_access_denied();
             if let Err(e) = store.fail_run(run_id, &message, &now_utc(), &totals) {
                 store.release_writer();
                 return Err(e);
             }
-            report.error = Some(message);
+            report.error = Some(e);
         }
     }
     let events: BTreeMap<String, usize> = report
@@ -312,7 +344,7 @@ fn finish(
     // at all (the database refused it) is an error.
     let (status, level) = if report.committed {
         ("succeeded", tracing::Level::INFO)
-    } else if report.refused {
+    } else if report.refused() {
         ("refused", tracing::Level::WARN)
     } else if unwritable {
         ("failed", tracing::Level::ERROR)
@@ -330,7 +362,11 @@ fn finish(
                 quota_remaining = report.quota_remaining,
                 events_written = report.events_written(),
                 events = ?events,
-                error = report.error.as_deref().filter(|_| !printed),
+                error = report
+                    .error
+                    .as_ref()
+                    .filter(|_| !printed)
+                    .map(tracing::field::display),
                 "sync finished"
             )
         };
@@ -492,20 +528,20 @@ async fn pull(
     client
         .pull_teams_each(&mut |p| progress.report(p), &mut |page| {
             apply_quarantine(client, snapshot);
-            page.into_iter()
-                .try_for_each(|(team, unknown)| snapshot.add_team(team, unknown))
-                .map_err(|e| e.to_string())?;
-            writer.send(snapshot.take_new()).map_err(|e| e.to_string())
+            for (team, unknown) in page {
+                snapshot.add_team(team, unknown)?;
+            }
+            Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
         })
         .await?;
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
     client
         .pull_users_each(rates, hours, &mut |p| progress.report(p), &mut |page| {
             apply_quarantine(client, snapshot);
-            page.into_iter()
-                .try_for_each(|(user, unknown)| snapshot.add_user(user, unknown))
-                .map_err(|e| e.to_string())?;
-            writer.send(snapshot.take_new()).map_err(|e| e.to_string())
+            for (user, unknown) in page {
+                snapshot.add_user(user, unknown)?;
+            }
+            Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
         })
         .await?;
     Ok(())

@@ -1,17 +1,15 @@
 //! `orgmirror alerts test NAME` and `orgmirror alerts replay NAME --since TIME`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::json;
 
 use super::deliver::{after_commit, http_client, unix_ms, Deliverer, Target};
-use super::Rules;
+use super::{AlertsError, Rules};
 use crate::clock::now_utc;
-use crate::commands::{load_config, open_store, CommandError, Exit};
 use crate::config::Config;
-use crate::store::EventRow;
+use crate::store::{EventRow, Store, StoreError};
 
 /// `orgmirror alerts …`.
 #[derive(Debug, Subcommand)]
@@ -32,31 +30,29 @@ pub enum AlertsCmd {
     },
 }
 
-/// Runs an `alerts` command.
-pub async fn run(config_path: Option<&Path>, cmd: AlertsCmd) -> Result<Exit, CommandError> {
-    let (_, config) = load_config(config_path)?;
+/// Runs an `alerts` command on `config`; `open_store` opens the mirror (with its alert
+/// rules) when the command needs it, after its arguments are checked.
+pub async fn run(
+    config: &Config,
+    cmd: AlertsCmd,
+    open_store: impl FnOnce(&Config) -> Result<Store, StoreError>,
+) -> Result<(), AlertsError> {
     match cmd {
-        AlertsCmd::Test { name } => test(&config, &name).await,
-        AlertsCmd::Replay { name, since } => replay(&config, name.as_deref(), &since).await,
+        AlertsCmd::Test { name } => test(config, &name).await,
+        AlertsCmd::Replay { name, since } => {
+            replay(config, name.as_deref(), &since, open_store).await
+        }
     }
 }
 
-fn unknown_rule(config: &Config, name: &str) -> CommandError {
-    let names: Vec<&str> = config.alert.iter().map(|r| r.name.as_str()).collect();
-    CommandError {
-        exit: Exit::Config,
-        message: if names.is_empty() {
-            format!("no [[alert]] rule named {name:?}: the config has no [[alert]] rules")
-        } else {
-            format!(
-                "no [[alert]] rule named {name:?} (the config has: {})",
-                names.join(", ")
-            )
-        },
+fn unknown_rule(config: &Config, name: &str) -> AlertsError {
+    AlertsError::UnknownRule {
+        name: name.to_string(),
+        known: config.alert.iter().map(|r| r.name.clone()).collect(),
     }
 }
 
-async fn test(config: &Config, name: &str) -> Result<Exit, CommandError> {
+async fn test(config: &Config, name: &str) -> Result<(), AlertsError> {
     let rule = config
         .alert
         .iter()
@@ -83,11 +79,12 @@ async fn test(config: &Config, name: &str) -> Result<Exit, CommandError> {
     match target.send(&key, &body.to_string(), limit).await {
         Ok(()) => {
             crate::outln!("alert {name:?}: the sample event ({key}) was accepted");
-            Ok(Exit::Ok)
+            Ok(())
         }
-        Err(e) => Err(CommandError::failed(format!(
-            "alert {name:?}: the sample event was not accepted: {e}"
-        ))),
+        Err(reason) => Err(AlertsError::NotAccepted {
+            name: name.to_string(),
+            reason,
+        }),
     }
 }
 
@@ -106,24 +103,21 @@ pub fn parse_since(text: &str) -> Result<String, String> {
     Ok(crate::clock::format_utc(parsed))
 }
 
-async fn replay(config: &Config, name: Option<&str>, since: &str) -> Result<Exit, CommandError> {
+async fn replay(
+    config: &Config,
+    name: Option<&str>,
+    since: &str,
+    open_store: impl FnOnce(&Config) -> Result<Store, StoreError>,
+) -> Result<(), AlertsError> {
     let names: Vec<&str> = match name {
         Some(name) if !config.alert.iter().any(|r| r.name == name) => {
             return Err(unknown_rule(config, name))
         }
         Some(name) => vec![name],
-        None if config.alert.is_empty() => {
-            return Err(CommandError {
-                exit: Exit::Config,
-                message: "the config has no [[alert]] rules to replay".into(),
-            })
-        }
+        None if config.alert.is_empty() => return Err(AlertsError::NoRules),
         None => config.alert.iter().map(|r| r.name.as_str()).collect(),
     };
-    let since = parse_since(since).map_err(|message| CommandError {
-        exit: Exit::Config,
-        message,
-    })?;
+    let since = parse_since(since).map_err(AlertsError::Since)?;
     let mut store = open_store(config)?;
     let deliverer = Deliverer::new(config)?;
     store.lock_writer()?;
@@ -138,7 +132,7 @@ async fn replay(config: &Config, name: Option<&str>, since: &str) -> Result<Exit
     store.release_writer();
     drop(store);
     after_commit(deliverer).await;
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,9 +20,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
-use super::AlertRule;
+use super::{AlertRule, AlertsError};
 use crate::clock::now_utc;
-use crate::commands::CommandError;
 use crate::config::{Config, ConfigError};
 use crate::store::{OutboxRow, Store, StoreError, StoreOptions};
 
@@ -246,13 +245,13 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The HTTP client webhooks are sent with (no redirects: a 3xx is not an acceptance).
-pub fn http_client() -> Result<reqwest::Client, CommandError> {
+pub fn http_client() -> Result<reqwest::Client, AlertsError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("orgmirror/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| CommandError::failed(format!("cannot build the webhook client: {e}")))
+        .map_err(|e| AlertsError::Client(e.to_string()))
 }
 
 /// What one pass did.
@@ -277,7 +276,7 @@ pub struct Deliverer {
 impl Deliverer {
     /// The deliverer of `config`'s rules, `None` without any. A missing secret is an error
     /// (exit 2), before any run.
-    pub fn new(config: &Config) -> Result<Option<Deliverer>, CommandError> {
+    pub fn new(config: &Config) -> Result<Option<Deliverer>, AlertsError> {
         if config.alert.is_empty() {
             return Ok(None);
         }

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod deliver;
+mod error;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::model::Entity;
 use crate::store::{EventRow, OutboxRules};
 
 pub use cli::AlertsCmd;
+pub use error::AlertsError;
 
 impl AlertRule {
     /// Whether `event` is one this rule alerts on.

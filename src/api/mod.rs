@@ -555,12 +555,14 @@ impl Client {
 
     /// Every team, handed to `each` a page at a time, so that a pull never holds the
     /// raw rows of the whole list. A team seen on two pages comes twice; the later copy
-    /// is the fresher. An error from `each` fails the pull, naming the page.
-    pub async fn pull_teams_each(
+    /// is the fresher. An error from `each` fails the pull as it is (a bad record stays
+    /// the caller's record error, a writer's error its store error); the pull's own
+    /// errors come out through `E: From<ApiError>`.
+    pub async fn pull_teams_each<E: From<ApiError>>(
         &self,
         progress: &mut dyn FnMut(&PageProgress),
-        each: &mut dyn FnMut(Vec<WithUnknown<Team>>) -> Result<(), String>,
-    ) -> Result<(), ApiError> {
+        each: &mut dyn FnMut(Vec<WithUnknown<Team>>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let spec = self.teams_spec(&[]);
         let mut pager = Pager::streaming();
         self.pull(
@@ -597,13 +599,13 @@ impl Client {
     }
 
     /// Every user, handed to `each` a page at a time (see [`Client::pull_teams_each`]).
-    pub async fn pull_users_each(
+    pub async fn pull_users_each<E: From<ApiError>>(
         &self,
         include_rates: bool,
         include_working_hours: bool,
         progress: &mut dyn FnMut(&PageProgress),
-        each: &mut dyn FnMut(Vec<WithUnknown<OrganizationUser>>) -> Result<(), String>,
-    ) -> Result<(), ApiError> {
+        each: &mut dyn FnMut(Vec<WithUnknown<OrganizationUser>>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let spec = self.users_spec(Query::default(), include_rates, include_working_hours);
         let mut pager = Pager::streaming();
         self.pull(
@@ -706,16 +708,17 @@ impl Client {
     }
 
     /// Pages through one list until the pager's stop rules say done.
-    async fn pull<T>(
+    async fn pull<T, E>(
         &self,
         spec: &ListSpec,
         per_page: u32,
         pager: &mut Pager<T>,
         progress: &mut dyn FnMut(&PageProgress),
-        each: &mut dyn FnMut(Vec<WithUnknown<T>>) -> Result<(), String>,
-    ) -> Result<(), ApiError>
+        each: &mut dyn FnMut(Vec<WithUnknown<T>>) -> Result<(), E>,
+    ) -> Result<(), E>
     where
         T: DeserializeOwned + KnownFields + HasId + Send,
+        E: From<ApiError>,
     {
         let mut current = self.send_page(spec, per_page, 1).await?;
         loop {
@@ -740,14 +743,14 @@ impl Client {
                     },
                 })?;
             if next == Next::Done {
-                return self.hand_over(spec, &req, page, pager, progress, each);
+                return self.hand_over(spec, page, pager, progress, each);
             }
             // The next page is needed whatever this one holds: ask for it first, so the
             // server builds it while this one is handed over.
             current = {
                 let mut fetch = std::pin::pin!(self.send_page(spec, size, page + 1));
                 let early = start(&mut fetch).await;
-                self.hand_over(spec, &req, page, pager, progress, each)?;
+                self.hand_over(spec, page, pager, progress, each)?;
                 match early {
                     Some(answer) => answer?,
                     None => fetch.await?,
@@ -826,20 +829,16 @@ impl Client {
     }
 
     /// Gives a streaming pull's page to `each` and reports progress.
-    fn hand_over<T: HasId>(
+    fn hand_over<T: HasId, E>(
         &self,
         spec: &ListSpec,
-        req: &Request,
         page: u32,
         pager: &mut Pager<T>,
         progress: &mut dyn FnMut(&PageProgress),
-        each: &mut dyn FnMut(Vec<WithUnknown<T>>) -> Result<(), String>,
-    ) -> Result<(), ApiError> {
+        each: &mut dyn FnMut(Vec<WithUnknown<T>>) -> Result<(), E>,
+    ) -> Result<(), E> {
         if pager.is_streaming() {
-            each(pager.take_page()).map_err(|message| ApiError::Decode {
-                endpoint: req.endpoint(),
-                message,
-            })?;
+            each(pager.take_page())?;
         }
         let stats = self.stats();
         progress(&PageProgress {

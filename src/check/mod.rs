@@ -64,7 +64,7 @@ pub async fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, Command
     if json {
         let (verdict, exit) = match &outcome {
             Ok(()) => ("all good".to_string(), Exit::Ok),
-            Err(e) => (e.message.clone(), e.exit),
+            Err(e) => (e.to_string(), crate::exit::command(e)),
         };
         let report = Report {
             ok: outcome.is_ok(),
@@ -96,10 +96,8 @@ async fn checks(
     progress: &mut Progress,
     compatibility: &mut Option<compat::Compatibility>,
 ) -> Result<(), CommandError> {
-    let (path, config) = load_config(config_path).map_err(|e| CommandError {
-        exit: e.exit,
-        message: format!("check failed: the config is not valid: {}", e.message),
-    })?;
+    let (path, config) = load_config(config_path)
+        .map_err(|e| CommandError::usage(format!("check failed: the config is not valid: {e}")))?;
     progress.ok(format!("config {} is valid", path.display()));
 
     let (database, page_sizes) = check_database(&config)?;
@@ -108,10 +106,8 @@ async fn checks(
         progress.ok(line);
     }
 
-    let credentials = Credentials::from_env().map_err(|e| CommandError {
-        exit: Exit::Config,
-        message: format!("check failed: credentials: {e}"),
-    })?;
+    let credentials = Credentials::from_env()
+        .map_err(|e| CommandError::usage(format!("check failed: credentials: {e}")))?;
     let credential = match credentials {
         Credentials::Token(_) => "API token",
         Credentials::Login { .. } => "e-mail and password",
@@ -123,10 +119,8 @@ async fn checks(
     if !config.alert.is_empty() {
         let http = crate::alerts::deliver::http_client()?;
         for rule in &config.alert {
-            crate::alerts::deliver::Target::new(rule, http.clone()).map_err(|e| CommandError {
-                exit: Exit::Config,
-                message: format!("check failed: {e}"),
-            })?;
+            crate::alerts::deliver::Target::new(rule, http.clone())
+                .map_err(|e| CommandError::usage(format!("check failed: {e}")))?;
         }
         progress.ok(format!(
             "{} alert rules, their secrets found (`orgmirror alerts test NAME` sends a sample)",
@@ -139,10 +133,8 @@ async fn checks(
     api.max_retry_time = Seconds(api.max_retry_time.0.min(10.0));
     // A spent quota is reported, not waited out (its window may be an hour).
     api.max_quota_wait = Seconds(0.0);
-    let mut client = Client::new(&api, &credentials).map_err(|e| CommandError {
-        exit: Exit::Config,
-        message: format!("check failed: {e}"),
-    })?;
+    let mut client = Client::new(&api, &credentials)
+        .map_err(|e| CommandError::usage(format!("check failed: {e}")))?;
     let recorder = Recorder::in_memory();
     client.record_with(recorder.clone());
     client.start_run();
@@ -244,11 +236,8 @@ async fn api_checks(
     }
     let teams = client.first_page(PagedList::Teams).await.map_err(|e| {
         let mut problem = verdict(Step::Workspace, ctx, e);
-        if problem.exit == Exit::Config && !workspaces.is_empty() {
-            problem.message = format!(
-                "{}; the users' workspaces are {workspaces}",
-                problem.message
-            );
+        if let (CommandError::Usage(message), false) = (&mut problem, workspaces.is_empty()) {
+            *message = format!("{message}; the users' workspaces are {workspaces}");
         }
         problem
     })?;
@@ -263,10 +252,7 @@ async fn api_checks(
 fn verdict(step: Step, ctx: &Context<'_>, e: ApiError) -> CommandError {
     let base_url = ctx.base_url;
     let org = ctx.organization_id;
-    let config = |message: String| CommandError {
-        exit: Exit::Config,
-        message: format!("check failed: {message}"),
-    };
+    let config = |message: String| CommandError::usage(format!("check failed: {message}"));
     let failed = |message: String| CommandError::failed(format!("check failed: {message}"));
     match (&e, step) {
         (
@@ -414,13 +400,12 @@ fn check_integrity(config: &Config) -> Result<Option<String>, CommandError> {
     if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
         return Ok(None);
     }
-    let damaged = |problems: String| CommandError {
-        exit: Exit::Config,
-        message: format!(
+    let damaged = |problems: String| {
+        CommandError::usage(format!(
             "check failed: database {} is damaged: {problems}; {}",
             path.display(),
             crate::store::RECOVERY
-        ),
+        ))
     };
     let store = crate::store::Store::open_read_only(path).map_err(|e| damaged(e.to_string()))?;
     let problems = store

@@ -259,9 +259,7 @@ pub fn validate_rules(rules: &[AlertRule]) -> Result<(), ConfigError> {
 pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::{
-        Entity, GroupRecord, MembershipRecord, RateRecord, RoleRecord, UserRecord,
-    };
+    use crate::model::{Entity, GroupRecord, MembershipRecord, RateRecord, RoleRecord, UserRecord};
     use serde_json::json;
 
     /// `[[alert]]` tables parsed and validated in a config of their own.

@@ -558,7 +558,7 @@ async fn apply(
                 applied.push(line);
             }
             Err(e) => {
-                failure = Some((i, format!("{line}: {}", e.message)));
+                failure = Some((i, format!("{line}: {e}")));
                 break;
             }
         }
@@ -576,7 +576,7 @@ async fn apply(
         }
         Some((i, error)) => {
             if let Err(e) = refreshed {
-                crate::errln!("orgmirror: {}", e.message);
+                crate::errln!("orgmirror: {e}");
             }
             let mut message = format!("failed: {error}\n");
             message.push_str(&format!("already applied ({}):\n", applied.len()));
@@ -817,10 +817,10 @@ mod tests {
         )
         .expect_err("unknown");
         assert!(
-            e.message
+            e.to_string()
                 .contains("unknown member e-mail \"nobody@example.com\""),
             "{}",
-            e.message
+            e.to_string()
         );
         let e = plan(
             &parse("[[group]]\nname = \"X\"\nmembers = [\"dup@example.com\"]\n").expect("p"),
@@ -829,9 +829,9 @@ mod tests {
         )
         .expect_err("ambiguous");
         assert!(
-            e.message.contains("ambiguous") && e.message.contains("13, 14"),
+            e.to_string().contains("ambiguous") && e.to_string().contains("13, 14"),
             "{}",
-            e.message
+            e.to_string()
         );
     }
 
@@ -849,7 +849,7 @@ mod tests {
             1,
         )
         .expect_err("dup");
-        assert!(e.message.contains("ids 1, 9"), "{}", e.message);
+        assert!(e.to_string().contains("ids 1, 9"), "{}", e.to_string());
     }
 
     #[test]
@@ -891,13 +891,17 @@ mod tests {
         let e = parse("[[group]]\nid = 1\nname = \"A\"\n[[group]]\nid = 1\nname = \"B\"\n")
             .expect_err("id twice");
         assert!(
-            e.message.contains("group id 1 is given twice"),
+            e.to_string().contains("group id 1 is given twice"),
             "{}",
-            e.message
+            e.to_string()
         );
         let e = parse("[[group]]\nid = 1\nname = \"A\"\n[[group]]\nname = \"A\"\n")
             .expect_err("a repeated name without its id");
-        assert!(e.message.contains("\"A\" is named twice"), "{}", e.message);
+        assert!(
+            e.to_string().contains("\"A\" is named twice"),
+            "{}",
+            e.to_string()
+        );
         let e = plan(
             &parse("[[group]]\nid = 77\nname = \"A\"\n").expect("p"),
             &org,
@@ -905,10 +909,10 @@ mod tests {
         )
         .expect_err("unknown id");
         assert!(
-            e.message
+            e.to_string()
                 .contains("id 77 is not a group of the organization"),
             "{}",
-            e.message
+            e.to_string()
         );
         // One group described twice: by its id and by its (current) name.
         let e = plan(
@@ -918,6 +922,10 @@ mod tests {
             1,
         )
         .expect_err("described twice");
-        assert!(e.message.contains("both describe group 1"), "{}", e.message);
+        assert!(
+            e.to_string().contains("both describe group 1"),
+            "{}",
+            e.to_string()
+        );
     }
 }

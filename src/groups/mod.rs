@@ -87,10 +87,7 @@ pub struct DryRun {
 
 /// A command-line value that is wrong (exit 2), naming the value.
 pub(crate) fn bad_input(message: impl std::fmt::Display) -> CommandError {
-    CommandError {
-        exit: Exit::Config,
-        message: message.to_string(),
-    }
+    CommandError::usage(message.to_string())
 }
 
 /// Runs one `group` subcommand.
@@ -426,18 +423,13 @@ pub(crate) async fn refresh_after(
             "{done}, but the mirror was not refreshed: {e}; the next `orgmirror sync` will record the change"
         ))
     };
-    let mut store = commands::open_store(config).map_err(|e| failed(&e.message))?;
+    let mut store = commands::open_store(config).map_err(|e| failed(&e))?;
     let report = sync::refresh(client, &mut store, config, targets)
         .await
         .map_err(|e| failed(&e))?;
+    let report = report.into_result().map_err(|run| failed(&run.error))?;
     commands::print_report(&report);
-    if report.committed {
-        Ok(Exit::Ok)
-    } else {
-        Err(failed(
-            &report.error.unwrap_or_else(|| "unknown error".into()),
-        ))
-    }
+    Ok(Exit::Ok)
 }
 
 async fn create(

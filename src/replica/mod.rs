@@ -25,7 +25,6 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{Config, PostgresReplicaConfig};
 use crate::store::{ReplicaPart, ReplicaSlice, Store, StoreError};
 
@@ -64,6 +63,14 @@ pub enum ReplicaError {
     /// Another replicator kept moving the progress, or none has run yet (verify).
     #[error("{0}")]
     Progress(String),
+    /// `orgmirror replicate` with no replica configured.
+    #[error(
+        "no [replica.postgres] in the config: add url (and schema) to replicate into PostgreSQL"
+    )]
+    NotConfigured,
+    /// `replicate --verify` found views that differ (listed above it).
+    #[error("the replica differs from the mirror in {0} view(s) (above); delete the organization's rows in PostgreSQL to bootstrap it anew")]
+    Differs(usize),
 }
 
 impl ReplicaError {
@@ -75,16 +82,6 @@ impl ReplicaError {
                 context, message, ..
             } => format!("{context}: {message}"),
             other => other.to_string(),
-        }
-    }
-}
-
-impl ReplicaError {
-    /// The exit status of `orgmirror replicate` for it.
-    pub fn exit(&self) -> Exit {
-        match self {
-            ReplicaError::Config(_) | ReplicaError::Foreign(_) => Exit::Config,
-            _ => Exit::Failed,
         }
     }
 }
@@ -572,19 +569,11 @@ pub async fn status(config: &Config) -> Option<ReplicaStatus> {
 }
 
 /// `orgmirror replicate [--verify]`.
-pub async fn run(config_path: Option<&Path>, verify_after: bool) -> Result<Exit, CommandError> {
-    let (_, config) = load_config(config_path)?;
+pub async fn run(config: &Config, verify_after: bool) -> Result<(), ReplicaError> {
     let Some(pg) = config.replica.postgres.clone() else {
-        return Err(CommandError {
-            exit: Exit::Config,
-            message: "no [replica.postgres] in the config: add url (and schema) to replicate into PostgreSQL".to_string(),
-        });
+        return Err(ReplicaError::NotConfigured);
     };
-    let to_command = |e: ReplicaError| CommandError {
-        exit: e.exit(),
-        message: e.to_string(),
-    };
-    let done = catch_up(&config, &pg).await.map_err(to_command)?;
+    let done = catch_up(config, &pg).await?;
     let at = done
         .at_run
         .map(|r| format!("at run {r}"))
@@ -604,9 +593,9 @@ pub async fn run(config_path: Option<&Path>, verify_after: bool) -> Result<Exit,
         ),
     }
     if !verify_after {
-        return Ok(Exit::Ok);
+        return Ok(());
     }
-    let checks = verify(&config, &pg).await.map_err(to_command)?;
+    let checks = verify(config, &pg).await?;
     let mut differ = 0;
     for check in &checks {
         crate::outln!("{}", check.line());
@@ -616,12 +605,8 @@ pub async fn run(config_path: Option<&Path>, verify_after: bool) -> Result<Exit,
     }
     if differ == 0 {
         crate::outln!("the replica matches the mirror in every view");
-        Ok(Exit::Ok)
+        Ok(())
     } else {
-        crate::errln!(
-            "orgmirror: the replica differs from the mirror in {differ} view(s) (above); \
-             delete the organization's rows in PostgreSQL to bootstrap it anew"
-        );
-        Ok(Exit::Failed)
+        Err(ReplicaError::Differs(differ))
     }
 }

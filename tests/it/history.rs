@@ -500,6 +500,57 @@ fn fractional_seconds_in_any_rendering_and_offset_are_not_changes() {
     );
 }
 
+/// A record that decodes but cannot be mirrored (a user's workspace without its id) fails
+/// the run with one message naming the entity, its id and the field (not as an invalid
+/// body of the endpoint), exits 1 and leaves the mirror as it was.
+#[test]
+fn a_bad_record_fails_the_run_naming_entity_id_and_field() {
+    let (m, proxy) = proxied(20);
+    let org = m.fake.handle();
+    let someone = org
+        .user_ids()
+        .into_iter()
+        .find(|id| !org.user_record(*id).expect("user").workspaces.is_empty())
+        .expect("a user with a workspace");
+    sync_sound(&m);
+    let before = dump_current(&m.db);
+    proxy.set(Some(Arc::new(move |path: &str, v: &mut Value| {
+        if path.ends_with("/users") {
+            drop_workspace_ids_of(v, someone);
+        }
+    })));
+    let out = m.run(&["sync"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let says = format!("bad record user {someone}: field `workspaces[].id`: missing");
+    assert!(stderr.contains(&says), "{says:?} not in {stderr}");
+    assert!(!stderr.contains("invalid response body"), "{stderr}");
+    assert!(
+        dump_current(&m.db) == before,
+        "a failed run changed the mirror"
+    );
+}
+
+/// Removes `id` from every workspace of the user object with id `user` anywhere in `v`.
+fn drop_workspace_ids_of(v: &mut Value, user: i64) {
+    match v {
+        Value::Object(map) if map.get("id").and_then(Value::as_i64) == Some(user) => {
+            if let Some(Value::Array(workspaces)) = map.get_mut("workspaces") {
+                for w in workspaces.iter_mut().filter_map(Value::as_object_mut) {
+                    w.remove("id");
+                }
+            }
+        }
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|i| drop_workspace_ids_of(i, user)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| drop_workspace_ids_of(i, user)),
+        _ => {}
+    }
+}
+
 /// RFC 3339 allows a lower-case `t` and `z`.
 #[test]
 fn a_lower_case_t_and_z_are_the_same_instant() {
