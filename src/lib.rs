@@ -23,6 +23,8 @@ pub mod metrics;
 pub mod quarantine;
 pub mod replica;
 pub mod snapshot;
+#[cfg(test)]
+mod sql_owner;
 pub mod status;
 pub mod store;
 pub mod sync;
