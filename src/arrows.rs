@@ -205,7 +205,7 @@ fn use_tree(tree: &syn::UseTree, prefix: &mut Vec<String>, paths: &mut CratePath
     }
 }
 
-fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
+pub(crate) fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
     match item {
         syn::Item::Const(i) => &i.attrs,
         syn::Item::Enum(i) => &i.attrs,
@@ -223,7 +223,7 @@ fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
 }
 
 /// `#[cfg(test)]` (or any `cfg` that names `test`, like `cfg(any(test, …))`).
-fn is_test_only(attrs: &[syn::Attribute]) -> bool {
+pub(crate) fn is_test_only(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().any(|a| {
         a.path().is_ident("cfg")
             && a.meta
@@ -239,14 +239,14 @@ fn is_test_only(attrs: &[syn::Attribute]) -> bool {
 }
 
 /// One file of shipped code, the top-level module it belongs to and its place in the crate.
-struct SourceFile {
-    path: PathBuf,
-    module: String,
+pub(crate) struct SourceFile {
+    pub(crate) path: PathBuf,
+    pub(crate) module: String,
     module_path: Vec<String>,
 }
 
 /// Every file reached from `root` through `mod x;` declarations that are not test-only.
-fn shipped_files(root: &Path) -> Vec<SourceFile> {
+pub(crate) fn shipped_files(root: &Path) -> Vec<SourceFile> {
     files_from(root, false)
 }
 

@@ -34,12 +34,12 @@ pub fn run(
     let state = mirror.as_of(&at)?;
     let mode = StoreOptions::from_config(&config.database).mode();
     let what = format!("the state at {at}");
-    crate::export::write_database(state.connection(), &what, mirror.path(), out, force, mode)?;
+    crate::export::write_database(state.source(), &what, mirror.path(), out, force, mode)?;
     drop(mirror);
     crate::outln!("wrote the organization as of {at} to {}", out.display());
     if let Some(dir) = csv {
         let written =
-            crate::export::write_csv(state.connection(), &what, ASOF_TABLES, dir, force, mode)?;
+            crate::export::write_csv(state.source(), &what, ASOF_TABLES, dir, force, mode)?;
         crate::outln!("wrote {} CSV files to {}", written.len(), dir.display());
     }
     Ok(Exit::Ok)

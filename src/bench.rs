@@ -222,23 +222,9 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
 fn store_floor(from: &Path, into: &Path) -> Result<Exit, CommandError> {
     let failed = |e: String| CommandError::failed(format!("bench --store-floor-from: {e}"));
     let store = Store::open(into, &StoreOptions::default()).map_err(|e| failed(e.to_string()))?;
-    let conn = store.connection();
-    let sql = |e: rusqlite::Error| failed(e.to_string());
-    // As the sync's writer connection has it.
-    conn.execute_batch("PRAGMA foreign_keys=OFF").map_err(sql)?;
-    conn.execute("ATTACH DATABASE ?1 AS src", [from.display().to_string()])
-        .map_err(sql)?;
-    let tables = table_names(conn, "src").map_err(sql)?;
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
-    for t in &tables {
-        conn.execute(
-            &format!("INSERT INTO main.\"{t}\" SELECT * FROM src.\"{t}\" WHERE true"),
-            [],
-        )
-        .map_err(|e| failed(format!("{t}: {e}")))?;
-    }
-    conn.execute_batch("COMMIT; DETACH DATABASE src; PRAGMA wal_checkpoint(TRUNCATE);")
-        .map_err(sql)?;
+    store
+        .fill_from_for_bench(from)
+        .map_err(|e| failed(e.to_string()))?;
     Ok(Exit::Ok)
 }
 
@@ -925,59 +911,18 @@ fn row_count(db: &Path) -> Result<i64, String> {
         return Ok(0);
     }
     let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
-    let conn = store.connection();
-    let tables = table_names(conn, "main").map_err(|e| e.to_string())?;
-    let mut total = 0i64;
-    for t in tables.into_iter().filter(|t| t != "sync_runs") {
-        let n: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
-            .map_err(|e| format!("{t}: {e}"))?;
-        total += n;
-    }
-    Ok(total)
-}
-
-/// The tables of database `schema` (`main`, or an attached one), SQLite's own left out.
-fn table_names(conn: &rusqlite::Connection, schema: &str) -> rusqlite::Result<Vec<String>> {
-    conn.prepare(&format!(
-        "SELECT name FROM \"{schema}\".sqlite_schema WHERE type = 'table' \
-         AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    ))?
-    .query_map([], |r| r.get(0))?
-    .collect()
+    store.rows_outside_sync_runs().map_err(|e| e.to_string())
 }
 
 /// `(change_events rows, entity_history rows opened or closed)` of the last run, which
 /// must have succeeded.
 fn written_by_last_run(db: &Path) -> Result<(i64, i64), String> {
     let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
-    let conn = store.connection();
-    let (run, status): (i64, String) = conn
-        .query_row(
-            "SELECT sync_run_id, status FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(|e| e.to_string())?;
+    let (run, status) = store.last_run_for_bench().map_err(|e| e.to_string())?;
     if status != "succeeded" {
         return Err(format!("run {run} is {status}"));
     }
-    let events: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM change_events WHERE sync_run_id = ?1",
-            [run],
-            |r| r.get(0),
-        )
-        .map_err(|e| e.to_string())?;
-    let history: i64 = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM entity_history WHERE opened_by = ?1) \
-                  + (SELECT count(*) FROM entity_history WHERE closed_by = ?1)",
-            [run],
-            |r| r.get(0),
-        )
-        .map_err(|e| e.to_string())?;
-    Ok((events, history))
+    store.rows_written_by(run).map_err(|e| e.to_string())
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -5,15 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::types::ValueRef;
-use rusqlite::Connection;
 use secrecy::SecretString;
 
 use crate::api::Client;
 use crate::commands::{print_report, CommandError, Exit};
 use crate::config::{Config, Credentials, LogFormat};
 use crate::fake::{FakeOptions, FakeServer};
-use crate::store::{Store, StoreOptions};
+use crate::store::{demo_questions, DemoQuestion, Field, Store, StoreOptions};
 use crate::sync::{self, SyncOptions};
 
 /// The fewest users the demo's story can be told with.
@@ -73,49 +71,19 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
         .await?
         .into_result()?;
     print_report(&second);
-    let conn = store.connection();
     crate::outln!(
         "\n   What the mirror recorded (change_events of run {}):",
         second.run_id
     );
-    print_events(conn, second.run_id)?;
+    print_events(&store, second.run_id)?;
 
     crate::outln!(
         "\n4. Three questions answered offline with SQL (sqlite3 {}):",
         db.display()
     );
-    let group = story.renamed_group;
-    print_query(
-        conn,
-        "Who is in the renamed group now?",
-        &format!(
-            "SELECT g.name AS group_name, u.name, u.email
-             FROM group_members_current m
-             JOIN groups_current g USING (group_id)
-             JOIN users_current u USING (organization_user_id)
-             WHERE m.group_id = {group} ORDER BY u.name LIMIT 8"
-        ),
-    )?;
-    print_query(
-        conn,
-        "Who was in it as of the first sync?",
-        &format!(
-            "SELECT h.organization_user_id, u.name
-             FROM group_membership_history h LEFT JOIN users_current u USING (organization_user_id)
-             WHERE h.group_id = {group}
-               AND h.valid_from <= '{as_of_first}' AND (h.valid_to IS NULL OR h.valid_to > '{as_of_first}')
-             ORDER BY h.organization_user_id LIMIT 8"
-        ),
-    )?;
-    print_query(
-        conn,
-        "How did one person's rate change?",
-        &format!(
-            "SELECT organization_user_id, hourly_rate, currency, valid_from, valid_to
-             FROM rate_history WHERE organization_user_id = {} ORDER BY valid_from",
-            story.rate_user
-        ),
-    )?;
+    for question in demo_questions(story.renamed_group, &as_of_first, story.rate_user) {
+        print_query(&store, &question)?;
+    }
     crate::outln!(
         "The database stays at {}; the README has more queries.",
         db.display()
@@ -144,12 +112,7 @@ fn remove_database(db: &Path) -> Result<(), CommandError> {
                 db.display()
             ))
         })?;
-        let demo: rusqlite::Result<bool> = store.connection().query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM users)
-                 OR EXISTS (SELECT 1 FROM users WHERE organization_user_id = ?1 AND email = ?2)",
-            rusqlite::params![crate::fake::FIRST_USER_ID, crate::fake::DEMO_EMAIL],
-            |r| r.get(0),
-        );
+        let demo = store.is_demo_database(crate::fake::FIRST_USER_ID, crate::fake::DEMO_EMAIL);
         if !demo.unwrap_or(false) {
             return Err(CommandError::failed(format!(
                 "{} is the mirror of an organization, not a demo database; choose another --db",
@@ -243,25 +206,9 @@ fn change_the_organization(server: &FakeServer) -> Story {
     }
 }
 
-fn print_events(conn: &Connection, run_id: i64) -> Result<(), CommandError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT entity, entity_id, op, changed_fields FROM change_events
-             WHERE sync_run_id = ?1 ORDER BY event_id",
-        )
-        .map_err(CommandError::failed)?;
-    let rows = stmt
-        .query_map([run_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })
-        .map_err(CommandError::failed)?;
-    for row in rows {
-        let (entity, id, op, fields) = row.map_err(CommandError::failed)?;
+fn print_events(store: &Store, run_id: i64) -> Result<(), CommandError> {
+    let rows = store.demo_events(run_id).map_err(CommandError::failed)?;
+    for (entity, id, op, fields) in rows {
         let fields = fields.map(|f| format!(" {f}")).unwrap_or_default();
         crate::outln!("   {op:<6} {entity:<16} {id}{fields}");
     }
@@ -269,29 +216,29 @@ fn print_events(conn: &Connection, run_id: i64) -> Result<(), CommandError> {
 }
 
 /// Prints a query, then its answer as a small table.
-fn print_query(conn: &Connection, question: &str, sql: &str) -> Result<(), CommandError> {
-    crate::outln!("\n   -- {question}");
-    for line in sql.lines() {
+fn print_query(store: &Store, question: &DemoQuestion) -> Result<(), CommandError> {
+    crate::outln!("\n   -- {}", question.question);
+    for line in question.sql().lines() {
         crate::outln!("   {}", line.trim());
     }
-    let mut stmt = conn.prepare(sql).map_err(CommandError::failed)?;
-    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-    let mut rows = stmt.query([]).map_err(CommandError::failed)?;
+    let mut rows = store.answer(question).map_err(CommandError::failed)?;
+    let names: Vec<String> = rows.columns().to_vec();
     let mut table = vec![names.clone()];
-    while let Some(row) = rows.next().map_err(CommandError::failed)? {
+    rows.for_each(CommandError::failed, |row| {
         let mut cells = Vec::with_capacity(names.len());
         for i in 0..names.len() {
-            let cell = match row.get_ref(i).map_err(CommandError::failed)? {
-                ValueRef::Null => "NULL".to_string(),
-                ValueRef::Integer(n) => n.to_string(),
-                ValueRef::Real(f) => format!("{f:.2}"),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                ValueRef::Blob(b) => format!("<{} bytes>", b.len()),
+            let cell = match row.get(i).map_err(CommandError::failed)? {
+                Field::Null => "NULL".to_string(),
+                Field::Integer(n) => n.to_string(),
+                Field::Real(f) => format!("{f:.2}"),
+                Field::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                Field::Blob(b) => format!("<{} bytes>", b.len()),
             };
             cells.push(cell);
         }
         table.push(cells);
-    }
+        Ok(())
+    })?;
     let widths: Vec<usize> = (0..names.len())
         .map(|i| {
             table

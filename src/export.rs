@@ -13,11 +13,10 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::ValueRef;
 use tracing::info;
 
 use crate::commands::{load_config, CommandError, Exit};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Field, Source, Store, StoreOptions};
 
 #[path = "export_staging.rs"]
 mod staging;
@@ -87,7 +86,7 @@ pub fn export_database(
     mode: u32,
 ) -> Result<(), CommandError> {
     write_database(
-        source.connection(),
+        source.source(),
         &source.path().display().to_string(),
         source.path(),
         out,
@@ -98,11 +97,11 @@ pub fn export_database(
     Ok(())
 }
 
-/// Writes the `main` database of `conn` (`what` names it in errors) to `out` atomically
+/// Writes the `main` database of `source` (`what` names it in errors) to `out` atomically
 /// with `VACUUM INTO` (see the module docs), in file mode `mode`; never over one of the
 /// files of the mirror at `mirror`.
 pub fn write_database(
-    conn: &rusqlite::Connection,
+    source: Source<'_>,
     what: &str,
     mirror: &Path,
     out: &Path,
@@ -131,13 +130,13 @@ pub fn write_database(
                 dir.display()
             ))
         })?;
-    let tmp_name = tmp.path().to_str().ok_or_else(|| {
-        CommandError::failed(format!(
+    if tmp.path().to_str().is_none() {
+        return Err(CommandError::failed(format!(
             "the export path {} is not valid UTF-8",
             out.display()
-        ))
-    })?;
-    conn.execute("VACUUM INTO ?1", [tmp_name]).map_err(|e| {
+        )));
+    }
+    source.export_to(tmp.path()).map_err(|e| {
         CommandError::failed(format!("cannot copy {what} into {}: {e}", out.display()))
     })?;
     let file = tmp.as_file();
@@ -222,16 +221,16 @@ pub fn export_csv(
     mode: u32,
 ) -> Result<Vec<PathBuf>, CommandError> {
     let what = store.path().display().to_string();
-    write_csv(store.connection(), &what, CSV_VIEWS, dir, force, mode)
+    write_csv(store.source(), &what, CSV_VIEWS, dir, force, mode)
 }
 
-/// Writes one `<view>.csv` per name in `views`, all read from `conn` (`what` names it in
+/// Writes one `<view>.csv` per name in `views`, all read from `source` (`what` names it in
 /// errors) in one read transaction, into a staging directory beside `dir`, then puts that
 /// directory at `dir` in one step (see [`staging::StagedDir::swap_into`]): a reader of
 /// `dir`, or an export killed half-way, never leaves a mix of two states. Files in mode
 /// `mode`. Returns the files written.
 pub fn write_csv(
-    conn: &rusqlite::Connection,
+    source: Source<'_>,
     what: &str,
     views: &[&str],
     dir: &Path,
@@ -256,10 +255,9 @@ pub fn write_csv(
     staging::remove_stale(dir);
     // Directories: the files' read bits and search.
     let staged = staging::StagedDir::new(&parent, mode | ((mode & 0o444) >> 2))?;
-    let sql_error = |e: rusqlite::Error| CommandError::failed(format!("cannot read {what}: {e}"));
-    conn.execute_batch("BEGIN").map_err(sql_error)?;
-    let written = write_csv_set(conn, what, views, staged.path(), mode);
-    conn.execute_batch("COMMIT").map_err(sql_error)?;
+    let written = source
+        .in_one_read(|| write_csv_set(source, what, views, staged.path(), mode))
+        .map_err(|e| CommandError::failed(format!("cannot read {what}: {e}")))?;
     written?;
     sync_dir(staged.path())?;
     let ours: Vec<String> = views.iter().map(|v| format!("{v}.csv")).collect();
@@ -270,7 +268,7 @@ pub fn write_csv(
 
 /// Every CSV of `views` into `dir`, each fsynced.
 fn write_csv_set(
-    conn: &rusqlite::Connection,
+    source: Source<'_>,
     what: &str,
     views: &[&str],
     dir: &Path,
@@ -289,7 +287,7 @@ fn write_csv_set(
             .open(&target)
             .map_err(io_error)?;
         let mut writer = BufWriter::new(&file);
-        write_view_csv(conn, what, view, &mut writer)?;
+        write_view_csv(source, what, view, &mut writer)?;
         writer.flush().map_err(io_error)?;
         drop(writer);
         file.set_permissions(std::fs::Permissions::from_mode(mode))
@@ -300,44 +298,36 @@ fn write_csv_set(
 }
 
 fn write_view_csv(
-    conn: &rusqlite::Connection,
+    source: Source<'_>,
     what: &str,
     view: &str,
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
-    let sql_error =
-        |e: rusqlite::Error| CommandError::failed(format!("cannot read {view} from {what}: {e}"));
+    let sql_error = |e: crate::store::QueryError| {
+        CommandError::failed(format!("cannot read {view} from {what}: {e}"))
+    };
     let io_error =
         |e: std::io::Error| CommandError::failed(format!("cannot write {view}.csv: {e}"));
-    // Views are names from our own lists, never user input. Ordered so exports diff cleanly.
-    let mut stmt = conn
-        .prepare(&format!("SELECT * FROM {view} ORDER BY 1, 2"))
-        .map_err(sql_error)?;
-    let columns: Vec<String> = stmt
-        .column_names()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    write_record(out, columns.iter().map(|c| c.as_str().into())).map_err(io_error)?;
-    let mut rows = stmt.query([]).map_err(sql_error)?;
-    while let Some(row) = rows.next().map_err(sql_error)? {
-        let mut fields = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
-            fields.push(csv_field(row.get_ref(i).map_err(sql_error)?));
+    let mut rows = source.view_rows(view).map_err(sql_error)?;
+    let width = rows.columns().len();
+    write_record(out, rows.columns().iter().map(|c| c.as_str().into())).map_err(io_error)?;
+    rows.for_each(sql_error, |row| {
+        let mut fields = Vec::with_capacity(width);
+        for i in 0..width {
+            fields.push(csv_field(row.get(i).map_err(sql_error)?));
         }
-        write_record(out, fields.into_iter()).map_err(io_error)?;
-    }
-    Ok(())
+        write_record(out, fields.into_iter()).map_err(io_error)
+    })
 }
 
 /// A SQL value as CSV text: NULL is an empty field, blobs are hex.
-fn csv_field(value: ValueRef<'_>) -> std::borrow::Cow<'_, str> {
+fn csv_field(value: Field<'_>) -> std::borrow::Cow<'_, str> {
     match value {
-        ValueRef::Null => "".into(),
-        ValueRef::Integer(i) => i.to_string().into(),
-        ValueRef::Real(f) => f.to_string().into(),
-        ValueRef::Text(t) => String::from_utf8_lossy(t),
-        ValueRef::Blob(b) => b
+        Field::Null => "".into(),
+        Field::Integer(i) => i.to_string().into(),
+        Field::Real(f) => f.to_string().into(),
+        Field::Text(t) => String::from_utf8_lossy(t),
+        Field::Blob(b) => b
             .iter()
             .map(|x| format!("{x:02x}"))
             .collect::<String>()

@@ -25,6 +25,8 @@ pub mod model;
 pub mod quarantine;
 pub mod replica;
 pub mod snapshot;
+#[cfg(test)]
+mod sql_owner;
 pub mod status;
 pub mod store;
 pub mod sync;

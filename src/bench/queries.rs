@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use orgmirror::commands::CommandError;
-use orgmirror::store::{canned_query, Store, StoreOptions, CANNED_QUERIES};
+use orgmirror::store::{users_current_in, Store, StoreOptions, CANNED_QUERIES};
 
 use super::{apply_churn, run_child, BenchOrg};
 
@@ -123,47 +123,15 @@ pub fn measure(
 
     let mut out = Vec::new();
     let store = Store::open_read_only(&db).map_err(|e| failed(e.to_string()))?;
-    let conn = store.connection();
-    let pick = |sql: &str| -> Result<String, CommandError> {
-        conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
-            .map(|v| match v {
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Text(t) => t,
-                other => format!("{other:?}"),
-            })
-            .map_err(|e| failed(format!("{sql}: {e}")))
-    };
     // The busiest group now, a day half a year back, the person whose rate changed most.
-    let group = pick(
-        "SELECT group_id FROM group_members GROUP BY group_id ORDER BY count(*) DESC LIMIT 1",
-    )?;
-    let day = pick(&format!(
-        "SELECT date(valid_from) FROM entity_history WHERE opened_by = {} LIMIT 1",
-        1 + churn_runs / 2
-    ))
-    .or_else(|_| pick("SELECT date('now')"))?;
-    let person = pick(
-        "SELECT id FROM entity_history WHERE entity = 'user_rate'
-         GROUP BY id ORDER BY count(*) DESC, id LIMIT 1",
-    )?;
+    let arguments = store
+        .canned_arguments(churn_runs)
+        .map_err(|e| failed(e.to_string()))?;
     for (name, _) in CANNED_QUERIES {
-        let sql = canned_query(name).unwrap_or_default();
-        let params: Vec<(&str, &dyn rusqlite::ToSql)> = [
-            (":group", &group as &dyn rusqlite::ToSql),
-            (":day", &day),
-            (":person", &person),
-        ]
-        .into_iter()
-        .filter(|(p, _)| sql.contains(p))
-        .collect();
-        let plan = explain(conn, sql, &params).map_err(|e| failed(format!("{name}: {e}")))?;
-        let mut times = Vec::with_capacity(REPEATS);
-        let mut rows = 0;
-        for _ in 0..REPEATS {
-            let started = Instant::now();
-            rows = count_rows(conn, sql, &params).map_err(|e| failed(format!("{name}: {e}")))?;
-            times.push(started.elapsed());
-        }
+        let timing = store
+            .time_canned_query(name, &arguments, REPEATS)
+            .map_err(|e| failed(format!("{name}: {e}")))?;
+        let (plan, rows, mut times) = (timing.plan, timing.rows, timing.times);
         times.sort();
         out.push(QueryMeasurement {
             size,
@@ -202,12 +170,7 @@ pub fn measure(
         let stdout =
             std::fs::read_to_string(dir.path().join("query-command.stdout")).unwrap_or_default();
         let rows = if name.starts_with("asof") {
-            let copy =
-                rusqlite::Connection::open(&asof_out).map_err(|e| failed(format!("asof: {e}")))?;
-            copy.query_row("SELECT count(*) FROM users_current", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(|e| failed(format!("asof: {e}")))? as usize
+            users_current_in(&asof_out).map_err(|e| failed(format!("asof: {e}")))? as usize
         } else {
             stdout.lines().count()
         };
@@ -225,34 +188,9 @@ pub fn measure(
     Ok((out, build))
 }
 
-type Params<'a> = [(&'a str, &'a dyn rusqlite::ToSql)];
-
-fn explain(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    params: &Params,
-) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-    let rows = stmt.query_map(params, |r| r.get::<_, String>(3))?;
-    rows.collect()
-}
-
-fn count_rows(conn: &rusqlite::Connection, sql: &str, params: &Params) -> rusqlite::Result<usize> {
-    let mut stmt = conn.prepare(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut n = 0;
-    while rows.next()?.is_some() {
-        n += 1;
-    }
-    Ok(n)
-}
-
 fn history_rows(db: &Path) -> Result<i64, String> {
     let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
-    store
-        .connection()
-        .query_row("SELECT count(*) FROM entity_history", [], |r| r.get(0))
-        .map_err(|e| e.to_string())
+    store.history_row_count().map_err(|e| e.to_string())
 }
 
 /// The table of query times.

@@ -154,8 +154,11 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, Comm
     }
 }
 
+/// A lookup of the mirror: the ids a name (or e-mail) matches.
+type Lookup = fn(&Store, &str) -> Result<Vec<i64>, crate::store::QueryError>;
+
 /// The groups of one exact name, by id.
-const GROUPS_NAMED: &str = "SELECT group_id FROM groups_current WHERE name = ?1 ORDER BY 1";
+const GROUPS_NAMED: Lookup = Store::groups_named;
 
 /// Resolves e-mails, workspace names and group names to ids through the mirror database.
 pub struct MirrorNames {
@@ -187,7 +190,7 @@ impl MirrorNames {
         MirrorNames { mirror, path }
     }
 
-    fn ids(&self, what: &str, value: &str, sql: &str) -> Result<Vec<i64>, CommandError> {
+    fn ids(&self, what: &str, value: &str, lookup: Lookup) -> Result<Vec<i64>, CommandError> {
         let store = match &self.mirror {
             MirrorState::Open(store) => store,
             MirrorState::Missing => {
@@ -203,21 +206,13 @@ impl MirrorNames {
                 )))
             }
         };
-        let conn = store.connection();
-        let mut stmt = conn.prepare(sql).map_err(|e| {
+        lookup(store, value).map_err(|e| {
             CommandError::failed(format!("looking up {what} {value:?} in the mirror: {e}"))
-        })?;
-        let rows = stmt
-            .query_map([value], |r| r.get::<_, i64>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<i64>, _>>())
-            .map_err(|e| {
-                CommandError::failed(format!("looking up {what} {value:?} in the mirror: {e}"))
-            })?;
-        Ok(rows)
+        })
     }
 
-    fn one(&self, what: &str, value: &str, sql: &str) -> Result<i64, CommandError> {
-        let ids = self.ids(what, value, sql)?;
+    fn one(&self, what: &str, value: &str, lookup: Lookup) -> Result<i64, CommandError> {
+        let ids = self.ids(what, value, lookup)?;
         match ids.as_slice() {
             [id] => Ok(*id),
             [] => Err(bad_input(format!(
@@ -241,11 +236,7 @@ impl MirrorNames {
                 "member {value:?} is neither an organization user id nor an e-mail address"
             )));
         }
-        self.one(
-            "member e-mail",
-            value,
-            "SELECT organization_user_id FROM users_current WHERE lower(email) = lower(?1) ORDER BY 1",
-        )
+        self.one("member e-mail", value, Store::users_with_email)
     }
 
     /// A workspace id, or the workspace with this exact name.
@@ -254,11 +245,7 @@ impl MirrorNames {
         if let Ok(id) = value.parse::<i64>() {
             return Ok(id);
         }
-        self.one(
-            "workspace",
-            value,
-            "SELECT workspace_id FROM workspaces WHERE name = ?1 ORDER BY 1",
-        )
+        self.one("workspace", value, Store::workspaces_named)
     }
 
     /// A group id, or the group with this exact name (spaces around it included when a

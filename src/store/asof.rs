@@ -202,7 +202,7 @@ pub struct AsOfState {
 
 impl AsOfState {
     /// The in-memory database (its tables are [`ASOF_TABLES`] and `as_of`).
-    pub fn connection(&self) -> &Connection {
+    pub(super) fn connection(&self) -> &Connection {
         &self.conn
     }
 }

@@ -2,16 +2,21 @@
 //! read what a run diffs against, and commit a run in one transaction.
 
 mod asof;
+mod bench;
 mod canned;
 mod changes;
 mod clock;
+mod demo;
 mod early;
+mod export;
 mod figures;
 mod integrity;
+mod lookup;
 mod outbox;
 mod read_only;
 mod replica;
 mod respace;
+mod rows;
 mod setup;
 mod sql_types;
 mod write;
@@ -29,13 +34,17 @@ use crate::diff::Diff;
 use crate::model::{Entity, EntityKey, StoredHashes, StoredState};
 
 pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
+pub use bench::{users_current_in, BenchQueryError, CannedArguments, CannedTiming};
 pub use canned::{canned_query, CANNED_QUERIES};
 pub use changes::{ChangeFilter, ChangeRow};
+pub use demo::{demo_questions, DemoEvent, DemoQuestion};
 pub use early::{EarlyWriter, WriterStopped};
+pub use export::Source;
 pub use figures::ScrapeFigures;
 pub use integrity::RECOVERY;
 pub use outbox::{DeliveryLock, EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
+pub use rows::{Field, QueryError, Row, Rows};
 pub use write::RunTotals;
 
 /// The schema of version 1, which a new database gets before the [`MIGRATIONS`].
@@ -355,8 +364,9 @@ impl Store {
         &self.path
     }
 
-    /// The connection, for read-only queries by commands and tests.
-    pub fn connection(&self) -> &Connection {
+    /// The connection, for the store's own tests (every other module calls a named method).
+    #[cfg(test)]
+    fn connection(&self) -> &Connection {
         &self.conn
     }
 
