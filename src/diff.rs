@@ -220,37 +220,8 @@ pub fn state_of(snapshot: &OrgSnapshot) -> StoredState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::models::{GroupUser, OrganizationUser, Rate, Team};
+    use crate::api::models::build::{team, user};
     use proptest::prelude::*;
-
-    fn user(id: i64, name: &str, rate: Option<f64>) -> OrganizationUser {
-        OrganizationUser {
-            id: Some(id),
-            name: Some(name.to_string()),
-            email: Some(format!("u{id}@example.com")),
-            rate: rate.map(|r| Rate {
-                hourly_rate: Some(r),
-                currency: Some("EUR".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn team(id: i64, name: &str, members: &[i64]) -> Team {
-        Team {
-            id: Some(id),
-            name: Some(name.to_string()),
-            users: members
-                .iter()
-                .map(|&u| GroupUser {
-                    organization_user_id: Some(u),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
 
     /// A small org description: users (id, name, rate) and groups (id, name, members).
     #[derive(Debug, Clone)]

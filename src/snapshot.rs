@@ -585,29 +585,10 @@ mod tests {
     /// are not taken.
     #[test]
     fn a_quarantined_user_or_group_keeps_what_the_mirror_holds() {
-        use crate::api::models::{GroupUser, Rate};
+        use crate::api::models::build::team;
         use crate::diff::{diff, state_of, Scope};
-        let user = |id: i64, name: &str| OrganizationUser {
-            id: Some(id),
-            name: Some(name.into()),
-            rate: Some(Rate {
-                hourly_rate: Some(10.0),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let team = |members: &[i64]| Team {
-            id: Some(100),
-            name: Some("Ops".into()),
-            users: members
-                .iter()
-                .map(|&u| GroupUser {
-                    organization_user_id: Some(u),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let user = |id: i64, name: &str| crate::api::models::build::user(id, name, Some(10.0));
+        let team = |members: &[i64]| team(100, "Ops", members);
         let mut held = OrgSnapshot::default();
         held.add_user(user(1, "Ann"), None).unwrap();
         held.add_user(user(2, "Bob"), None).unwrap();

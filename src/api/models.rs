@@ -319,3 +319,41 @@ where
 impl KnownFields for GroupRef {
     const FIELDS: &'static [&'static str] = &["emoji", "id", "name"];
 }
+
+/// Models as a test writes them, shared by the tests of every layer that reads them
+/// (snapshot, diff, store).
+#[cfg(test)]
+pub(crate) mod build {
+    use super::{GroupUser, OrganizationUser, Rate, Team};
+
+    /// A user with an email and, if given, an hourly rate in EUR.
+    pub(crate) fn user(id: i64, name: &str, rate: Option<f64>) -> OrganizationUser {
+        OrganizationUser {
+            id: Some(id),
+            name: Some(name.to_string()),
+            email: Some(format!("u{id}@example.com")),
+            rate: rate.map(|r| Rate {
+                hourly_rate: Some(r),
+                currency: Some("EUR".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A team with these members (organization user ids).
+    pub(crate) fn team(id: i64, name: &str, members: &[i64]) -> Team {
+        Team {
+            id: Some(id),
+            name: Some(name.to_string()),
+            users: members
+                .iter()
+                .map(|&u| GroupUser {
+                    organization_user_id: Some(u),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}

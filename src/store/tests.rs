@@ -1,7 +1,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::api::models::{GroupUser, OrganizationUser, Team};
+use crate::api::models::build::{team, user};
+use crate::api::models::OrganizationUser;
 use crate::diff::{diff, Scope};
 use crate::snapshot::OrgSnapshot;
 
@@ -18,32 +19,9 @@ fn sibling(db: &Path, suffix: &str) -> PathBuf {
 fn org(names: &[(i64, &str)], members: &[i64]) -> OrgSnapshot {
     let mut s = OrgSnapshot::default();
     for (id, name) in names {
-        s.add_user(
-            OrganizationUser {
-                id: Some(*id),
-                name: Some(name.to_string()),
-                ..Default::default()
-            },
-            None,
-        )
-        .unwrap();
+        s.add_user(user(*id, name, None), None).unwrap();
     }
-    s.add_team(
-        Team {
-            id: Some(9),
-            name: Some("G".into()),
-            users: members
-                .iter()
-                .map(|&u| GroupUser {
-                    organization_user_id: Some(u),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap();
+    s.add_team(team(9, "G", members), None).unwrap();
     s
 }
 
