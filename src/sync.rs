@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::diff::{self, Scope};
 use crate::model::{Entity, StoredState, Targets};
 use crate::snapshot::{OrgSnapshot, RecordError};
-use crate::store::{EarlyWriter, RunTotals, Store};
+use crate::store::{EarlyWriter, RunTimes, RunTotals, Store};
 
 #[cfg(test)]
 mod guard_tests;
@@ -203,16 +203,29 @@ async fn begin_run(
     Ok((run_id, at))
 }
 
-/// The time run `run_id` carries, warning when the wall clock was not past the last
-/// committed run's (a clock stepped back, or two runs in one second).
+/// The time run `run_id` carries. A wall clock behind the last committed run's is
+/// clamped past it: a warning when the clock stepped back since that run, an info line when
+/// it did not (another run committed in the same second, or the clock has not yet caught up
+/// with a step back already warned of).
 fn run_time(store: &Store, run_id: i64) -> Result<String, StoreError> {
-    let (at, wall_clock) = store.run_times(run_id)?;
-    if at != wall_clock {
+    let RunTimes {
+        at,
+        wall_clock,
+        clock_went_back,
+    } = store.run_times(run_id)?;
+    if clock_went_back {
         warn!(
             run_id,
             wall_clock,
             at,
-            "the clock is not past the last committed run's time; this run is recorded one second after it, so history intervals never overlap or are empty"
+            "the clock is behind the last committed run's; this run is recorded one second after that run, so history intervals never overlap or are empty"
+        );
+    } else if at != wall_clock {
+        info!(
+            run_id,
+            wall_clock,
+            at,
+            "the clock has not passed the last committed run's time; this run is recorded one second after it"
         );
     }
     Ok(at)

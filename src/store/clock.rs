@@ -25,6 +25,16 @@ pub(super) fn run_time(conn: &Connection, wall_clock: &str) -> rusqlite::Result<
     Ok(format_utc(last_at + Duration::seconds(1)))
 }
 
+/// Whether `wall_clock` is behind `last_wall_clock`, the clock the last committed run saw:
+/// the clock stepped back. A run clamped only because another committed in the same
+/// second (or because the clock has not caught up with a step back already seen) is not.
+pub(super) fn went_back(wall_clock: &str, last_wall_clock: Option<&str>) -> bool {
+    match (parse(wall_clock), last_wall_clock.and_then(parse)) {
+        (Some(now), Some(last)) => now < last,
+        _ => false,
+    }
+}
+
 /// The newest time any committed run wrote: its `started_at`, or (from a build that took
 /// the events' time apart from it) the newest event's.
 fn last_committed_time(conn: &Connection) -> rusqlite::Result<Option<String>> {
@@ -88,6 +98,49 @@ mod tests {
             run_time(&db(&[]), "2030-06-05T00:00:00Z").unwrap(),
             "2030-06-05T00:00:00Z"
         );
+    }
+
+    /// A clock behind the last run's clock went back; the same second, or a clock that
+    /// moved on but is still behind the (clamped) history, did not.
+    #[test]
+    fn the_clock_went_back_only_when_behind_the_last_runs_clock() {
+        // (case, wall clock, the last committed run's, went back)
+        let cases = [
+            (
+                "two runs in one second",
+                "2030-06-10T00:00:00Z",
+                Some("2030-06-10T00:00:00Z"),
+                false,
+            ),
+            (
+                "a later second",
+                "2030-06-10T00:00:01Z",
+                Some("2030-06-10T00:00:00Z"),
+                false,
+            ),
+            (
+                "stepped back",
+                "2030-06-05T00:00:00Z",
+                Some("2030-06-10T00:00:00Z"),
+                true,
+            ),
+            (
+                "one second back",
+                "2030-06-09T23:59:59Z",
+                Some("2030-06-10T00:00:00Z"),
+                true,
+            ),
+            ("no run before", "2030-06-05T00:00:00Z", None, false),
+            (
+                "a clock that does not parse",
+                "not a time",
+                Some("2030-06-10T00:00:00Z"),
+                false,
+            ),
+        ];
+        for (case, wall, last, want) in cases {
+            assert_eq!(went_back(wall, last), want, "{case}");
+        }
     }
 
     /// Where the last committed time comes from (a run's start or, from an older build,

@@ -221,6 +221,17 @@ pub struct Store {
     outbox_rules: Option<std::sync::Arc<dyn OutboxRules>>,
 }
 
+/// A run's time and the clock behind it ([`Store::run_times`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunTimes {
+    /// `started_at`: what its history rows and events carry.
+    pub at: String,
+    /// What the wall clock said when it began.
+    pub wall_clock: String,
+    /// The wall clock was behind the one the last committed run saw.
+    pub clock_went_back: bool,
+}
+
 /// One row of `sync_runs`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SyncRunRow {
@@ -630,15 +641,27 @@ impl Store {
         Ok(id)
     }
 
-    /// A run's time (`started_at`, which its history rows and events carry) and the wall
-    /// clock it saw when it began: they differ when the clock was behind the last committed
-    /// run's time (see `clock::run_time`).
-    pub fn run_times(&self, run_id: i64) -> Result<(String, String), StoreError> {
-        self.sql(self.conn.query_row(
-            "SELECT started_at, coalesce(wall_clock_at, started_at) FROM sync_runs WHERE sync_run_id = ?1",
-            [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        ))
+    /// A run's time (`started_at`, which its history rows and events carry), the wall
+    /// clock it saw when it began (they differ when the clock was not past the last
+    /// committed run's time, see `clock::run_time`), and whether that clock was behind the
+    /// one the last committed run saw: stepped back, not merely a second run in one second.
+    pub fn run_times(&self, run_id: i64) -> Result<RunTimes, StoreError> {
+        let (at, wall_clock, last_wall_clock): (String, String, Option<String>) =
+            self.sql(self.conn.query_row(
+                "SELECT started_at, coalesce(wall_clock_at, started_at),
+                        (SELECT coalesce(wall_clock_at, started_at) FROM sync_runs
+                         WHERE status = 'succeeded' AND sync_run_id < ?1
+                         ORDER BY sync_run_id DESC LIMIT 1)
+                 FROM sync_runs WHERE sync_run_id = ?1",
+                [run_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            ))?;
+        let clock_went_back = clock::went_back(&wall_clock, last_wall_clock.as_deref());
+        Ok(RunTimes {
+            at,
+            wall_clock,
+            clock_went_back,
+        })
     }
 
     /// Marks a run failed; nothing else changes.
