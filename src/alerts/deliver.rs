@@ -267,6 +267,30 @@ pub struct PassReport {
     pub next_due_ms: Option<i64>,
 }
 
+/// The target of every rule of `config`, by name, each rule's secret read: a missing one
+/// is an error (exit 2).
+fn targets(config: &Config) -> Result<BTreeMap<String, Arc<Target>>, AlertsError> {
+    let http = http_client()?;
+    let mut targets = BTreeMap::new();
+    for rule in &config.alert {
+        targets.insert(
+            rule.name.clone(),
+            Arc::new(Target::new(rule, http.clone())?),
+        );
+    }
+    Ok(targets)
+}
+
+/// Reads every rule's secret, as a run's delivery will: a command that commits changes
+/// (and so queues alerts) calls this before it changes anything, so that a missing secret
+/// stops it with nothing done. Returns how many rules there are.
+pub fn find_secrets(config: &Config) -> Result<usize, AlertsError> {
+    if config.alert.is_empty() {
+        return Ok(0);
+    }
+    Ok(targets(config)?.len())
+}
+
 /// Delivers the outbox of one database.
 pub struct Deliverer {
     store: Store,
@@ -280,14 +304,7 @@ impl Deliverer {
         if config.alert.is_empty() {
             return Ok(None);
         }
-        let http = http_client()?;
-        let mut targets = BTreeMap::new();
-        for rule in &config.alert {
-            targets.insert(
-                rule.name.clone(),
-                Arc::new(Target::new(rule, http.clone())?),
-            );
-        }
+        let targets = targets(config)?;
         // Its own connection (opened after the caller's, which migrated the schema), quick
         // to give up on a busy database: recording waits asleep.
         let options = StoreOptions {

@@ -248,6 +248,9 @@ pub struct Client {
     state: Mutex<State>,
     /// Where every answer is recorded as well (`sync --capture`, `check`).
     recorder: Option<std::sync::Arc<capture::Recorder>>,
+    /// A refused page size is warned about here (a sync, which remembers the size
+    /// accepted), or reported by the caller (`check`, which writes nothing).
+    warns_of_page_sizes: bool,
 }
 
 /// Per-run counters and what the client has learned about the server.
@@ -382,7 +385,14 @@ impl Client {
             pacer: pacer(api.max_requests_per_second),
             state: Mutex::new(State::default()),
             recorder: None,
+            warns_of_page_sizes: true,
         })
+    }
+
+    /// A refused page size is the caller's to report (`check` shows it in its report and
+    /// remembers nothing): no warning, which would say it is remembered in the database.
+    pub fn reports_page_sizes_itself(&mut self) {
+        self.warns_of_page_sizes = false;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -778,7 +788,7 @@ impl Client {
             let req = self.page_request(spec, size, page)?;
             match self.send(&req).await {
                 Ok(answer) => {
-                    if size != asked {
+                    if size != asked && self.warns_of_page_sizes {
                         warn!(
                             endpoint = %req.endpoint(),
                             refused = asked,

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::alerts::AlertsError;
 use crate::api::capture::Recorder;
 use crate::api::probe::PagedList;
 use crate::api::{ApiError, Client};
@@ -116,15 +117,13 @@ async fn checks(
     progress.ok(format!(
         "credentials found ({credential}, sent as {scheme})"
     ));
-    if !config.alert.is_empty() {
-        let http = crate::alerts::deliver::http_client()?;
-        for rule in &config.alert {
-            crate::alerts::deliver::Target::new(rule, http.clone())
-                .map_err(|e| CommandError::usage(format!("check failed: {e}")))?;
-        }
+    let rules = crate::alerts::deliver::find_secrets(&config).map_err(|e| match e {
+        AlertsError::Config(e) => CommandError::usage(format!("check failed: {e}")),
+        e => e.into(),
+    })?;
+    if rules > 0 {
         progress.ok(format!(
-            "{} alert rules, their secrets found (`orgmirror alerts test NAME` sends a sample)",
-            config.alert.len()
+            "{rules} alert rules, their secrets found (`orgmirror alerts test NAME` sends a sample)"
         ));
     }
 
@@ -137,6 +136,8 @@ async fn checks(
         .map_err(|e| CommandError::usage(format!("check failed: {e}")))?;
     let recorder = Recorder::in_memory();
     client.record_with(recorder.clone());
+    // The report says which sizes were refused; check remembers none of them.
+    client.reports_page_sizes_itself();
     client.start_run();
     // A size the API refused before is not asked again, as a sync would not.
     for (list, size) in &page_sizes {

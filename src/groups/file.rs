@@ -415,6 +415,10 @@ pub fn plan(
 pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, CommandError> {
     let (_, config) = commands::load_config(config_path)?;
     let client = commands::client_for(&config)?;
+    if matches!(cmd, GroupsCmd::Apply { .. }) {
+        // Before the write: a missing alert secret is a config error, not a lost alert.
+        crate::alerts::deliver::find_secrets(&config)?;
+    }
     client.start_run();
     match cmd {
         GroupsCmd::Plan { file } => {

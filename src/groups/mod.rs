@@ -77,6 +77,19 @@ pub enum GroupCmd {
     Mine,
 }
 
+impl GroupCmd {
+    /// Whether the command changes the organization (and so commits a refresh, whose
+    /// alerts it delivers).
+    fn writes(&self) -> bool {
+        match self {
+            GroupCmd::Create { dry, .. }
+            | GroupCmd::Update { dry, .. }
+            | GroupCmd::Delete { dry, .. } => !dry.dry_run,
+            GroupCmd::Mine => false,
+        }
+    }
+}
+
 /// `--dry-run`: print the request that would be sent, send no write.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct DryRun {
@@ -94,6 +107,10 @@ pub(crate) fn bad_input(message: impl std::fmt::Display) -> CommandError {
 pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, CommandError> {
     let (_, config) = commands::load_config(config_path)?;
     let client = commands::client_for(&config)?;
+    if cmd.writes() {
+        // Before the write: a missing alert secret is a config error, not a lost alert.
+        crate::alerts::deliver::find_secrets(&config)?;
+    }
     client.start_run();
     match cmd {
         GroupCmd::Create {
@@ -397,8 +414,9 @@ fn not_found(id: i64) -> CommandError {
     CommandError::failed(format!("group {id} does not exist"))
 }
 
-/// Refreshes the mirror for `targets` after a write and prints the run; a failed
-/// refresh is an error that says the write itself went through.
+/// Refreshes the mirror for `targets` after a write, prints the run and delivers its
+/// alerts as `sync` does; a failed refresh is an error that says the write itself went
+/// through.
 pub(crate) async fn refresh_after(
     client: &Client,
     config: &Config,
@@ -414,8 +432,14 @@ pub(crate) async fn refresh_after(
     let report = sync::refresh(client, &mut store, config, targets)
         .await
         .map_err(|e| failed(&e))?;
+    drop(store);
     let report = report.into_result().map_err(|run| failed(&run.error))?;
     commands::print_report(&report);
+    // The secrets were found before the write; the alerts are queued whatever happens here.
+    match crate::alerts::deliver::Deliverer::new(config) {
+        Ok(alerts) => crate::alerts::deliver::after_commit(alerts).await,
+        Err(e) => crate::errln!("alerts: not delivered now, they stay queued: {e}"),
+    }
     Ok(Exit::Ok)
 }
 

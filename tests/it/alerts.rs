@@ -827,38 +827,74 @@ fn auto_picks_the_documented_interval_from_a_fake_quota_of_30_240_and_600_an_hou
 }
 
 #[test]
-fn a_targeted_refresh_after_a_group_write_queues_its_alerts_and_the_next_sync_delivers_them() {
+fn a_group_write_delivers_its_alerts_at_once_and_a_missing_secret_stops_it_before_the_write() {
     let m = Mirror::new(20);
     let receiver = Receiver::start(&[]);
     append_config(
         &m,
         &format!(
             "[[alert]]\nname = \"group renamed\"\nentity = \"group\"\nop = [\"update\"]\nfields = [\"name\"]\n\
-             webhook = \"{}\"\n",
+             webhook = \"{}\"\nsecret_credential = \"hooks\"\n",
             receiver.url()
         ),
     );
     ok(&run(&m, &["sync"]));
-    let g = m.fake.handle().group_ids()[0];
-    ok(&run(
-        &m,
-        &[
-            "group",
-            "update",
-            &g.to_string(),
-            "--name",
-            "Renamed By Alert Test",
-        ],
-    ));
+    let org = m.fake.handle();
+    let g = org.group_ids()[0];
+    let rename = |name: &str| {
+        vec![
+            "group".to_string(),
+            "update".to_string(),
+            g.to_string(),
+            "--name".to_string(),
+            name.to_string(),
+        ]
+    };
+
+    // Without the rule's secret: exit 2 naming it, before the PUT.
+    org.clear_requests();
+    let args = rename("Never Sent");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = command(&m.config, &args, Some("demo-token"))
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("ORGMIRROR_SECRET_HOOKS"), "{err}");
+    assert!(
+        org.requests().iter().all(|r| r.method == "GET"),
+        "a write was sent: {:?}",
+        org.requests()
+    );
+
+    // With it: the targeted run queues the alert and the command delivers it, signed.
+    let args = rename("Renamed By Alert Test");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&m, &args);
+    ok(&out);
     let queued = "SELECT count(*) FROM alert_outbox o JOIN change_log e USING (event_id)
                   JOIN sync_runs r USING (sync_run_id) WHERE r.kind = 'targeted'";
     assert_eq!(outbox(&m.db, queued), 1, "queued in the targeted run");
-    assert!(receiver.hits().is_empty());
-    ok(&run(&m, &["sync"]));
+    let delivered = format!("{queued} AND o.delivered_at IS NOT NULL");
+    assert_eq!(outbox(&m.db, &delivered), 1, "delivered by the command");
     let hits = receiver.hits();
     assert_eq!(hits.len(), 1, "{hits:?}");
     let event: Value = serde_json::from_str(&hits[0].body).unwrap();
     assert_eq!(event["after"]["name"], "Renamed By Alert Test");
     assert_eq!(event["groups"][0]["name"], "Renamed By Alert Test");
-    assert!(hits[0].signature.is_none(), "no secret, no signature");
+    assert_eq!(
+        hits[0].signature.as_deref(),
+        Some(expected_signature(&hits[0].body).as_str())
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("alerts: 1 delivered, 0 pending"),
+        "{stderr}"
+    );
+    // A write right after a sync is often in the same second: not a clock to warn of.
+    assert!(!stderr.contains("WARN"), "{stderr}");
+
+    // Never sent again: not by the next sync.
+    ok(&run(&m, &["sync"]));
+    assert_eq!(receiver.hits().len(), 1, "{:?}", receiver.hits());
 }

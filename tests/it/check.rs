@@ -123,6 +123,10 @@ fn check_reports_how_the_focus_api_answers() {
     // at once).
     assert_eq!(org.request_count(), 5);
     assert!(!m.db.exists(), "check created the database");
+    // The report names the refused size; check remembers nothing, so no warning says it
+    // is "remembered in the database".
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("page size"), "{stderr}");
     assert_snapshot("check-focus.txt", &masked(&m, &out));
 
     // --json gives the same as one document.
