@@ -70,14 +70,17 @@ impl std::fmt::Display for Endpoint {
 /// A request that did not give a usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401/403: the credentials are wrong or lack access. Never retried. One short
-    /// message: how the credentials went out and what to try next.
-    #[error("{endpoint}: HTTP {status}, credentials sent as {sent_as}: {}", auth_advice(*.status, *.sent_as, *.focus_key))]
+    /// 401/403: the credentials are wrong, expired or lack access. Never retried. One
+    /// short message: what the server said (its reason and trace id), how the credentials
+    /// went out and what to do next.
+    #[error("{endpoint}: {}", auth_message(*.status, .body, .trace_id.as_deref(), *.sent_as, *.focus_key))]
     Auth {
         endpoint: Endpoint,
         status: u16,
         /// What the server said (its `error_description`, or the text).
         body: String,
+        /// The `trace_id` of a JSON error body.
+        trace_id: Option<String>,
         sent_as: SentAs,
         /// The token looks like a Focus API key (`toggl_sk_…`).
         focus_key: bool,
@@ -135,9 +138,44 @@ pub enum ApiError {
     Paging { endpoint: Endpoint, message: String },
 }
 
+/// What a Focus key refused with 401 calls for: the key expired or was replaced.
+pub const FOCUS_KEY_ADVICE: &str =
+    "Focus keys expire, and a new one revokes the old: make one in Focus profile settings";
+
+/// How much of the server's reason a refusal quotes.
+const AUTH_REASON_QUOTE: usize = 60;
+
+/// `HTTP 401: API key expired; <advice> (trace_id …)`: the server's reason, how the
+/// credentials went out (unless a Focus key went as Bearer, as it should), what to do.
+fn auth_message(
+    status: u16,
+    body: &str,
+    trace_id: Option<&str>,
+    sent_as: SentAs,
+    focus_key: bool,
+) -> String {
+    let mut text = format!("HTTP {status}");
+    if !(focus_key && sent_as == SentAs::Bearer) {
+        text.push_str(&format!(" (sent as {sent_as})"));
+    }
+    let reason = body.trim();
+    if !reason.is_empty() {
+        let cut: String = reason.chars().take(AUTH_REASON_QUOTE).collect();
+        let more = if cut.len() < reason.len() { "…" } else { "" };
+        text.push_str(&format!(": {cut}{more}"));
+    }
+    text.push_str("; ");
+    text.push_str(auth_advice(status, sent_as, focus_key));
+    if let Some(trace) = trace_id {
+        text.push_str(&format!(" (trace_id {trace})"));
+    }
+    text
+}
+
 /// What to try after a 401 or 403, by how the credentials went out.
 fn auth_advice(status: u16, sent_as: SentAs, focus_key: bool) -> &'static str {
     match (status, sent_as) {
+        (401, SentAs::Bearer) if focus_key => FOCUS_KEY_ADVICE,
         (401, SentAs::Bearer) => "the key was refused; check TOGGL_API_TOKEN and api.base_url",
         (401, SentAs::BasicToken) if focus_key => {
             "a toggl_sk_ key goes as Bearer: set api.auth_scheme = \"auto\""
@@ -1132,16 +1170,50 @@ mod page_size_tests {
                             page: Some(1234),
                         },
                         status,
-                        // The server's text is not quoted: it would make the message long.
+                        // The server's text is quoted only in part: it would make the
+                        // message long.
                         body: "x".repeat(400),
+                        trace_id: None,
                         sent_as,
                         focus_key,
                     };
                     let text = e.to_string();
-                    assert!(text.len() < 170, "{} chars: {text}", text.len());
-                    assert!(text.contains(&format!("sent as {sent_as}")), "{text}");
+                    assert!(text.chars().count() < 240, "{} chars: {text}", text.len());
+                    assert!(text.contains(&"x".repeat(AUTH_REASON_QUOTE)), "{text}");
+                    if !(focus_key && sent_as == SentAs::Bearer) {
+                        assert!(text.contains(&format!("sent as {sent_as}")), "{text}");
+                    }
                 }
             }
+        }
+    }
+
+    /// An expired or revoked Focus key: the server's reason and trace id, that Focus keys
+    /// expire and a new one revokes the old, and where to make one, under 200 characters.
+    #[test]
+    fn an_expired_focus_key_says_why_and_where_to_make_a_new_one() {
+        for reason in ["API key expired", "API key revoked"] {
+            let e = ApiError::Auth {
+                endpoint: Endpoint {
+                    method: "GET",
+                    path: "/organizations/4242/users".into(),
+                    page: Some(1),
+                },
+                status: 401,
+                body: reason.into(),
+                trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+                sent_as: SentAs::Bearer,
+                focus_key: true,
+            };
+            let text = e.to_string();
+            assert_eq!(
+                text,
+                format!(
+                    "GET /organizations/4242/users page 1: HTTP 401: {reason}; {FOCUS_KEY_ADVICE} \
+                     (trace_id 0af7651916cd43dd8448eb211c80319c)"
+                )
+            );
+            assert!(text.chars().count() < 200, "{} chars: {text}", text.len());
         }
     }
 

@@ -250,6 +250,7 @@ impl Client {
                 endpoint: endpoint.clone(),
                 status: code,
                 body: body.clone(),
+                trace_id: said.json.as_ref().and_then(|j| j.trace_id.clone()),
                 sent_as: auth.sent_as,
                 focus_key: auth.focus_key,
             }),

@@ -22,6 +22,7 @@ fn auth() -> ApiError {
         endpoint: endpoint(),
         status: 401,
         body: String::new(),
+        trace_id: None,
         sent_as: SentAs::Bearer,
         focus_key: true,
     }

@@ -23,9 +23,10 @@
 //!
 //! Keys expire as a Focus key does when asked ([`FakeOptions::key_expires_after`],
 //! [`FakeHandle::expire_key_after`]: after N requests or N seconds): then every request with
-//! the key or the token gets 401 `API key expired` (JSON on focus, text on seed); a login
-//! never expires. A new key ([`FakeHandle::set_api_key`], [`FakeHandle::set_credentials`])
-//! revokes the old one (401 `API key revoked`) and starts its expiry afresh.
+//! the key or the token gets 401 `API key expired` (the seed profile's 403 text names the
+//! reason); a login never expires. A new key ([`FakeHandle::set_api_key`],
+//! [`FakeHandle::set_credentials`]) revokes the old one (401 `API key revoked`) and starts
+//! its expiry afresh.
 //!
 //! Tests can force any envelope per list ([`FakeHandle::set_list_shape`]) and the Track v9
 //! paging headers `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size`

@@ -715,26 +715,25 @@ fn presented(s: &FakeState, headers: &HeaderMap) -> Presented {
 /// use is counted against its expiry).
 fn refuse_credentials(s: &mut FakeState, headers: &HeaderMap) -> Option<Reply> {
     let profile = s.profile;
+    // The reference page knows only 403 for credentials it refuses.
+    let refused = |reason: &str| match profile {
+        FakeProfile::Seed => Reply::text(
+            StatusCode::FORBIDDEN,
+            format!("User does not have access: {reason}"),
+        ),
+        FakeProfile::Focus => Reply::error(profile, StatusCode::UNAUTHORIZED, reason),
+    };
     match presented(s, headers) {
         Presented::Login => None,
-        Presented::Key if s.key_expired() => {
-            Some(Reply::error(profile, StatusCode::UNAUTHORIZED, KEY_EXPIRED))
-        }
+        Presented::Key if s.key_expired() => Some(refused(KEY_EXPIRED)),
         Presented::Key => {
             s.key_uses += 1;
             None
         }
-        Presented::Revoked => Some(Reply::error(profile, StatusCode::UNAUTHORIZED, KEY_REVOKED)),
+        Presented::Revoked => Some(refused(KEY_REVOKED)),
         Presented::Refused => Some(match profile {
-            FakeProfile::Seed => Reply::text(
-                StatusCode::FORBIDDEN,
-                "User does not have access: missing or invalid credentials",
-            ),
-            FakeProfile::Focus => Reply::error(
-                profile,
-                StatusCode::UNAUTHORIZED,
-                "invalid or missing API key",
-            ),
+            FakeProfile::Seed => refused("missing or invalid credentials"),
+            FakeProfile::Focus => refused("invalid or missing API key"),
         }),
     }
 }

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orgmirror::fake::DEMO_API_KEY;
+use orgmirror::fake::{FakeOptions, KeyExpiry, DEMO_API_KEY};
 
 use super::{append_config, command, dir_of, live_scalar, wait_until, Daemon};
-use crate::support::{scalar, Mirror};
+use crate::support::{run_with, scalar, text, Mirror};
 
 /// The newest run's status and error, from the live database.
 fn last_run(db: &Path) -> (String, String) {
@@ -31,6 +31,64 @@ fn runs(db: &Path, status: &str) -> i64 {
 
 // ---------------------------------------------------------------------------------------
 // Keys
+
+#[test]
+fn an_expired_key_fails_the_run_with_one_message_giving_the_servers_reason_and_exit_2() {
+    let m = Mirror::with(
+        FakeOptions {
+            key_expires_after: Some(KeyExpiry::Requests(0)),
+            ..FakeOptions::default()
+        },
+        "",
+    );
+    let out = run_with(&m.config, &["sync"], &[("TOGGL_API_TOKEN", DEMO_API_KEY)]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(m.fake.handle().request_count(), 1, "a 401 is not retried");
+    assert_eq!(
+        stderr.matches("API key expired").count(),
+        1,
+        "one message: {stderr}"
+    );
+    let (status, error) = last_run(&m.db);
+    assert_eq!(status, "failed");
+    for says in [
+        "HTTP 401: API key expired",
+        "Focus keys expire, and a new one revokes the old",
+        "Focus profile settings",
+        "(trace_id ",
+    ] {
+        assert!(error.contains(says), "{says:?} in {error}");
+        assert!(stderr.contains(says), "{says:?} in {stderr}");
+    }
+    assert!(
+        error.chars().count() < 200,
+        "{} chars: {error}",
+        error.len()
+    );
+    assert!(!stderr.contains(DEMO_API_KEY) && !error.contains(DEMO_API_KEY));
+}
+
+/// `check` gives the same refusal as its verdict: the server's reason and what to do.
+#[test]
+fn check_gives_an_expired_keys_refusal_as_its_verdict() {
+    let m = Mirror::with(
+        FakeOptions {
+            key_expires_after: Some(KeyExpiry::Requests(0)),
+            ..FakeOptions::default()
+        },
+        "",
+    );
+    let out = run_with(&m.config, &["check"], &[("TOGGL_API_TOKEN", DEMO_API_KEY)]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(m.fake.handle().request_count(), 1);
+    assert!(
+        stderr.contains("refused the credentials")
+            && stderr.contains("HTTP 401: API key expired; Focus keys expire"),
+        "{stderr}"
+    );
+}
 
 /// The daemon reads `api.token_file` at every tick: a key revoked upstream fails the ticks
 /// that send it (the daemon carries on), a missing file fails a tick naming the file, and
@@ -58,7 +116,7 @@ fn a_key_file_replaced_between_two_daemon_ticks_is_used_by_the_next_tick_without
     let fake = m.fake.handle();
     fake.set_api_key("toggl_sk_rotated");
     wait_until(bound, "a tick refused with the revoked key", || {
-        last_run(&m.db).1.contains("HTTP 401")
+        last_run(&m.db).1.contains("API key revoked")
     });
     // A file that is gone fails the tick, naming the file (never a key).
     std::fs::remove_file(&key_file).expect("remove key");
