@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orgmirror::fake::{FakeOptions, KeyExpiry, DEMO_API_KEY};
+use orgmirror::fake::{
+    FakeOptions, Fault, FaultKind, KeyExpiry, PlanFeature, QuotaConfig, Route, DEMO_API_KEY,
+};
 
 use super::{append_config, command, dir_of, live_scalar, wait_until, Daemon};
 use crate::support::{run_with, scalar, text, Mirror};
@@ -152,4 +154,114 @@ fn a_key_file_replaced_between_two_daemon_ticks_is_used_by_the_next_tick_without
     );
     assert_eq!(leaked, 0, "a key in sync_runs.error");
     assert!(!daemon.log().contains("toggl_sk_rotated"));
+}
+
+// ---------------------------------------------------------------------------------------
+// 402: the quota, or a feature the plan lacks
+
+/// A 402 without the quota's headers is a feature the plan lacks: the run fails at once,
+/// exit 2, naming the request, the server's reason and the setting that avoids it.
+#[test]
+fn a_plan_locked_402_fails_the_run_at_once_with_exit_2_naming_the_setting() {
+    for (lacks, setting) in [
+        (PlanFeature::Rates, "sync.include_rates = false"),
+        (
+            PlanFeature::WorkingHours,
+            "sync.include_working_hours = false",
+        ),
+    ] {
+        let m = Mirror::with(
+            FakeOptions {
+                plan_lacks: vec![lacks],
+                ..FakeOptions::default()
+            },
+            "",
+        );
+        let started = Instant::now();
+        let out = m.run(&["sync"]);
+        let took = started.elapsed();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        let (status, error) = last_run(&m.db);
+        assert_eq!(status, "failed");
+        for says in [
+            "GET /organizations/1001/users page 1: HTTP 402 payment_required:",
+            &format!("{} feature not available on the plan", lacks.name()),
+            &format!("set {setting}"),
+        ] {
+            assert!(error.contains(says), "{says:?} in {error}");
+        }
+        assert_eq!(stderr.matches(setting).count(), 1, "{stderr}");
+        // Never asked again: roles, one teams page, the one users page.
+        let users = m
+            .fake
+            .handle()
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/users"))
+            .count();
+        assert_eq!(users, 1);
+        // The setting it names makes the next run succeed.
+        let key = setting.split(' ').next().expect("key").replace("sync.", "");
+        append_config(&m, &format!("[sync]\n{key} = false"));
+        m.sync_ok();
+    }
+}
+
+/// The daemon keeps its schedule through plan-locked runs: the next ticks run (and fail
+/// the same way), and once the plan allows the feature a tick succeeds.
+#[test]
+fn a_daemons_next_tick_still_runs_after_a_plan_locked_402() {
+    let m = Mirror::with(
+        FakeOptions {
+            plan_lacks: vec![PlanFeature::Rates],
+            ..FakeOptions::default()
+        },
+        "",
+    );
+    append_config(
+        &m,
+        "[schedule]\ncron = \"* * * * * *\"\nrun_at_start = true\nshutdown_timeout = \"10s\"",
+    );
+    let mut daemon = Daemon::start(&m);
+    let bound = Duration::from_secs(20);
+    wait_until(bound, "two plan-locked runs", || runs(&m.db, "failed") >= 2);
+    assert!(last_run(&m.db).1.contains("sync.include_rates = false"));
+    m.fake.handle().set_plan_lacks(&[]);
+    wait_until(bound, "a run once the plan has rates", || {
+        runs(&m.db, "succeeded") >= 1
+    });
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait(Duration::from_secs(15)).success());
+}
+
+/// A 402 whose headers say the quota is spent is waited out as before, and the run
+/// succeeds; with a quota on, a plan's 402 (requests left) is not.
+#[test]
+fn a_quota_402_is_still_waited_out() {
+    let m = Mirror::new(20);
+    let fake = m.fake.handle();
+    fake.inject(Fault::new(Route::Users, FaultKind::QuotaSpent { resets_in: 1 }).times(1));
+    let started = Instant::now();
+    m.sync_ok();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let statuses: Vec<u16> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/users"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses.first(), Some(&402));
+    assert!(statuses[1..].iter().all(|s| *s == 200), "{statuses:?}");
+
+    fake.set_quota(Some(QuotaConfig {
+        limit: 1000,
+        window: Duration::from_secs(3600),
+    }));
+    fake.set_plan_lacks(&[PlanFeature::WorkingHours]);
+    let started = Instant::now();
+    let out = m.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
