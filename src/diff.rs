@@ -426,8 +426,8 @@ mod tests {
         });
         let scope = Scope {
             only: Some(Targets {
-                users: BTreeSet::new(),
                 groups: [100].into(),
+                ..Targets::default()
             }),
             rates: true,
         };

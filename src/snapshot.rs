@@ -196,6 +196,13 @@ impl OrgSnapshot {
         self.baseline.quarantine(key, reason);
     }
 
+    /// Keeps a user or group the mirror holds at its stored version, seen unchanged (a
+    /// user's rate and a group's memberships included): a complete pull missed it, and
+    /// nothing has confirmed it gone yet.
+    pub fn keep_stored(&mut self, key: EntityKey) {
+        self.baseline.hold(&key);
+    }
+
     /// Adds a team: the group, its memberships and workspace names.
     pub fn add_team(&mut self, team: Team, unknown: Option<String>) -> Result<(), RecordError> {
         let id = team

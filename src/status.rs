@@ -37,6 +37,18 @@ pub struct StatusReport {
     pub quarantined: Vec<crate::quarantine::Quarantined>,
     /// The PostgreSQL replica's progress, when `[replica.postgres]` is configured.
     pub replica: Option<crate::replica::ReplicaStatus>,
+    /// Set when the API honours no id filter: absences then take one more run to confirm.
+    pub absences: Option<AbsenceStatus>,
+}
+
+/// How a user or group missing from a pull is confirmed gone when it cannot be asked for by
+/// id: by the next complete pull missing it too.
+#[derive(Debug, Clone, Serialize)]
+pub struct AbsenceStatus {
+    /// The lists whose id filter the API honours in neither form (`users`, `teams`).
+    pub unfiltered: Vec<String>,
+    /// Users and groups the last complete pull missed: gone if the next misses them too.
+    pub pending: usize,
 }
 
 /// The database files.
@@ -152,6 +164,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         alerts: Vec::new(),
         quarantined: Vec::new(),
         replica: None,
+        absences: None,
     };
     if !report.database.exists {
         report.note = Some(format!(
@@ -179,6 +192,21 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         });
     if report.runs.is_empty() {
         report.note = Some("no runs yet".to_string());
+    }
+    // A mirror no newer orgmirror has written yet knows no filter forms.
+    let unfiltered: Vec<String> = store
+        .filter_forms()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, form, _)| form == "none")
+        .map(|(list, _, _)| list)
+        .collect();
+    let pending = store.pending_absences().map(|p| p.len()).unwrap_or(0);
+    if !unfiltered.is_empty() || pending > 0 {
+        report.absences = Some(AbsenceStatus {
+            unfiltered,
+            pending,
+        });
     }
     // A mirror no newer orgmirror has written yet has no outbox.
     report.alerts = store.alert_backlog().unwrap_or_default();
@@ -210,6 +238,22 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         report.schedule.cadence = Some(c);
     }
     Ok(report)
+}
+
+/// `the API honours no id filter for users: …; 2 pending`.
+fn absence_line(a: &AbsenceStatus) -> String {
+    let how = if a.unfiltered.is_empty() {
+        "a user or group missing from a complete pull".to_string()
+    } else {
+        format!(
+            "the API honours no id filter ({}): a user or group missing from a complete pull",
+            a.unfiltered.join(", ")
+        )
+    };
+    format!(
+        "{how} is confirmed gone by the next one (one more run); {} pending",
+        a.pending
+    )
 }
 
 fn run_status(row: SyncRunRow) -> RunStatus {
@@ -311,6 +355,9 @@ pub fn render(report: &StatusReport) -> String {
         None => {
             let _ = writeln!(out, "quota     not seen yet");
         }
+    }
+    if let Some(a) = &report.absences {
+        let _ = writeln!(out, "absences  {}", absence_line(a));
     }
     if let Some(r) = &report.replica {
         let _ = writeln!(out, "replica   {}", replica_line(r));

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::api::{ApiError, Client, PageProgress, QuotaSeen, RequestStats, MAX_QUOTA_RESET};
+use crate::api::{
+    ApiError, ByIds, Client, IdFilter, PageProgress, QuotaSeen, RequestStats, MAX_QUOTA_RESET,
+};
 use crate::clock::{format_utc, now_utc};
 use crate::config::Config;
 use crate::diff::{self, Scope};
-use crate::model::{Entity, StoredState, Targets};
+use crate::model::{Entity, EntityKey, StoredState, Targets};
 use crate::snapshot::{OrgSnapshot, RecordError};
 use crate::store::{EarlyWriter, RunTimes, RunTotals, Store};
 
@@ -265,6 +267,28 @@ fn run_time(store: &Store, run_id: i64) -> Result<String, StoreError> {
     Ok(at)
 }
 
+/// How long a list found to honour no id filter form is taken at its word before a by-id
+/// read asks again (a server may come to honour one).
+const NO_FILTER_RECHECK: chrono::Duration = chrono::Duration::days(1);
+
+/// Primes `client` with what the API taught earlier runs (from the database): the page size
+/// each list accepted, and the id filter form each honours, so that neither costs a request
+/// again.
+pub fn prime_client(client: &Client, store: &Store) -> Result<(), StoreError> {
+    for (list, size) in store.page_sizes()? {
+        client.remember_page_size(&list, size);
+    }
+    let recheck_before = format_utc(chrono::Utc::now() - NO_FILTER_RECHECK);
+    for (list, form, learned_at) in store.filter_forms()? {
+        match IdFilter::parse(&form) {
+            Some(IdFilter::Neither) if learned_at < recheck_before => {}
+            Some(form) => client.remember_filter_form(&list, form),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// Refreshes only the given groups and users (after a group write): a targeted run with
 /// its own `sync_runs` row and events. Ids that no longer exist upstream are recorded as deleted.
 pub async fn refresh(
@@ -277,11 +301,25 @@ pub async fn refresh(
     let (run_id, observed_at) = begin_run(store, "targeted", config).await?;
     client.start_run();
     let result = async {
+        prime_client(client, store)?;
         let mut snapshot = OrgSnapshot::default();
         let groups: Vec<i64> = targets.groups.iter().copied().collect();
         let users: Vec<i64> = targets.users.iter().copied().collect();
         if !groups.is_empty() {
-            let found = client.teams_by_ids(&groups).await?;
+            let found = match client.teams_by_ids(&groups).await? {
+                ByIds::Found(found) => found,
+                ByIds::Unfiltered => {
+                    // No id filter: the groups come from a complete pull of the teams, where
+                    // a missing one may have been skipped, so only a group the command
+                    // deleted is judged gone; the others are the next syncs' to confirm.
+                    let all = client.pull_teams(&mut |_| {}).await?;
+                    let listed: BTreeSet<i64> = all.iter().filter_map(|(t, _)| t.id).collect();
+                    targets
+                        .groups
+                        .retain(|g| listed.contains(g) || targets.deleted.contains(g));
+                    all
+                }
+            };
             apply_quarantine(client, &mut snapshot);
             for (team, unknown) in found {
                 snapshot.add_team(team, unknown)?;
@@ -289,10 +327,22 @@ pub async fn refresh(
         }
         if !users.is_empty() {
             let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
-            let found = client.users_by_ids(&users, rates, hours).await?;
-            apply_quarantine(client, &mut snapshot);
-            for (user, unknown) in found {
-                snapshot.add_user(user, unknown)?;
+            match client.users_by_ids(&users, rates, hours).await? {
+                ByIds::Found(found) => {
+                    apply_quarantine(client, &mut snapshot);
+                    for (user, unknown) in found {
+                        snapshot.add_user(user, unknown)?;
+                    }
+                }
+                ByIds::Unfiltered => {
+                    // Reading them would take a complete pull of the users: the next sync
+                    // records what changed of them (their memberships are the groups').
+                    info!(
+                        users = users.len(),
+                        "the API honours no id filter: the users are refreshed by the next sync"
+                    );
+                    targets.users.clear();
+                }
             }
         }
         // Rows the filters returned beyond what was asked are not this refresh's to judge.
@@ -342,10 +392,16 @@ fn finish(
 ) -> Result<RunReport, StoreError> {
     let stats = client.stats();
     let totals = totals_of(&stats);
-    // What the API taught about page sizes holds whether this run succeeded or not.
+    // What the API taught about page sizes and id filters holds whether this run
+    // succeeded or not.
     for (list, size) in client.page_sizes() {
         if let Err(error) = store.remember_page_size(list, size, &now_utc()) {
             warn!(run_id, list, size, %error, "could not remember the page size the API accepted");
+        }
+    }
+    for (list, form) in client.take_filter_forms() {
+        if let Err(error) = store.remember_filter_form(list, form.as_str(), &now_utc()) {
+            warn!(run_id, list, form = form.as_str(), %error, "could not remember the id filter form the API honours");
         }
     }
     let mut report = RunReport {
@@ -438,6 +494,7 @@ fn totals_of(stats: &RequestStats) -> RunTotals {
             .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
             .map(format_utc),
         quarantined: None,
+        pending_absences: None,
     }
 }
 
@@ -493,10 +550,10 @@ async fn pull_and_commit(
             });
         }
     }
-    // Page sizes the API refused in earlier runs are not asked again.
-    for (list, size) in store.page_sizes()? {
-        client.remember_page_size(&list, size);
-    }
+    // Page sizes the API refused, and id filter forms it ignored, in earlier runs are not
+    // asked again.
+    prime_client(client, store)?;
+    let pending = store.pending_absences()?;
     let expected = store
         .last_full_run_requests()?
         .unwrap_or(3)
@@ -532,7 +589,7 @@ async fn pull_and_commit(
         "pulled the organization"
     );
 
-    confirm_absences(client, config, &stored, &mut snapshot).await?;
+    let pending = confirm_absences(client, config, &stored, &pending, &mut snapshot).await?;
     confirm_members(client, config, &stored, &mut snapshot, false).await?;
     let scope = Scope {
         only: None,
@@ -546,6 +603,7 @@ async fn pull_and_commit(
     let d = diff::diff(&held, &snapshot, &scope);
     let totals = RunTotals {
         quarantined: quarantined_json(client),
+        pending_absences: Some(pending),
         ..totals_of(&client.stats())
     };
     let counts = writer.finish(&d, snapshot.settled(), &snapshot.workspace_names, &totals)?;
@@ -596,12 +654,16 @@ async fn pull(
 
 /// Users and groups the mirror holds that the pull did not list may have been skipped
 /// by rows shifting between pages. Ask for them by id; only those still missing are gone.
+/// When the API honours no id filter, one is gone only if the previous complete pull missed
+/// it too (`pending`, from the database); one missed for the first time is kept as stored.
+/// Returns the absences that stay pending, for the run to record.
 async fn confirm_absences(
     client: &Client,
     config: &Config,
     stored: &StoredState,
+    pending: &BTreeSet<EntityKey>,
     snapshot: &mut OrgSnapshot,
-) -> Result<(), SyncError> {
+) -> Result<Vec<EntityKey>, SyncError> {
     let mut missing_users = BTreeSet::new();
     let mut missing_groups = BTreeSet::new();
     for key in stored.keys() {
@@ -615,47 +677,93 @@ async fn confirm_absences(
             _ => {}
         }
     }
+    let mut still_pending = Vec::new();
     if !missing_groups.is_empty() {
         let ids: Vec<i64> = missing_groups.into_iter().collect();
-        let found = client.teams_by_ids(&ids).await?;
-        apply_quarantine(client, snapshot);
-        if !found.is_empty() {
-            info!(
-                asked = ids.len(),
-                found = found.len(),
-                "groups missing from the pull were still there"
-            );
-        }
-        for (team, unknown) in found {
-            if team.id.is_some_and(|id| ids.contains(&id)) {
-                snapshot.add_team(team, unknown)?;
+        match client.teams_by_ids(&ids).await? {
+            ByIds::Found(found) => {
+                apply_quarantine(client, snapshot);
+                if !found.is_empty() {
+                    info!(
+                        asked = ids.len(),
+                        found = found.len(),
+                        "groups missing from the pull were still there"
+                    );
+                }
+                for (team, unknown) in found {
+                    if team.id.is_some_and(|id| ids.contains(&id)) {
+                        snapshot.add_team(team, unknown)?;
+                    }
+                }
+            }
+            ByIds::Unfiltered => {
+                let (_, kept) = settle_unconfirmed(Entity::Group, &ids, pending, snapshot);
+                still_pending.extend(kept);
             }
         }
     }
     if !missing_users.is_empty() {
         let ids: Vec<i64> = missing_users.into_iter().collect();
         let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
-        let found = client.users_by_ids(&ids, rates, hours).await?;
-        apply_quarantine(client, snapshot);
-        if !found.is_empty() {
-            info!(
-                asked = ids.len(),
-                found = found.len(),
-                "users missing from the pull were still there"
-            );
-        }
-        let mut gone: BTreeSet<i64> = ids.iter().copied().collect();
-        for (user, unknown) in found {
-            if let Some(id) = user.id.filter(|id| ids.contains(id)) {
-                gone.remove(&id);
-                snapshot.add_user(user, unknown)?;
+        let gone = match client.users_by_ids(&ids, rates, hours).await? {
+            ByIds::Found(found) => {
+                apply_quarantine(client, snapshot);
+                if !found.is_empty() {
+                    info!(
+                        asked = ids.len(),
+                        found = found.len(),
+                        "users missing from the pull were still there"
+                    );
+                }
+                let mut gone: BTreeSet<i64> = ids.iter().copied().collect();
+                for (user, unknown) in found {
+                    if let Some(id) = user.id.filter(|id| ids.contains(id)) {
+                        gone.remove(&id);
+                        snapshot.add_user(user, unknown)?;
+                    }
+                }
+                gone
             }
-        }
+            ByIds::Unfiltered => {
+                let (gone, kept) = settle_unconfirmed(Entity::User, &ids, pending, snapshot);
+                still_pending.extend(kept);
+                gone
+            }
+        };
         // The teams were read before the users: a member who left in between is still
         // listed there. Gone from the organization is gone from its groups, in this run.
         snapshot.remove_memberships_of_users(&gone);
     }
-    Ok(())
+    Ok(still_pending)
+}
+
+/// Without an id filter: of the `ids` a complete pull missed, those the previous complete
+/// pull missed too are gone (left out of `snapshot`); the others are kept as stored and
+/// stay pending. Returns (gone, pending).
+fn settle_unconfirmed(
+    entity: Entity,
+    ids: &[i64],
+    pending: &BTreeSet<EntityKey>,
+    snapshot: &mut OrgSnapshot,
+) -> (BTreeSet<i64>, Vec<EntityKey>) {
+    let mut gone = BTreeSet::new();
+    let mut kept = Vec::new();
+    for &id in ids {
+        let key = EntityKey::new(entity, id);
+        if pending.contains(&key) {
+            gone.insert(id);
+        } else {
+            snapshot.keep_stored(key);
+            kept.push(key);
+        }
+    }
+    info!(
+        entity = entity.as_str(),
+        gone = gone.len(),
+        pending = kept.len(),
+        "missing from the pull, and the API honours no id filter: gone if the previous complete pull missed them too, else confirmed by the next"
+    );
+    (gone, kept)
 }
 
 /// A member the pull listed in a team but not among the users (added upstream between the
@@ -694,7 +802,18 @@ async fn confirm_members(
     let ids: Vec<i64> = orphans.keys().copied().collect();
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
     let mut found = BTreeSet::new();
-    let asked = client.users_by_ids(&ids, rates, hours).await?;
+    let asked = match client.users_by_ids(&ids, rates, hours).await? {
+        ByIds::Found(asked) => asked,
+        ByIds::Unfiltered => {
+            // Not to be read by id: the memberships wait for a pull that lists the users.
+            warn!(
+                users = ?ids,
+                "a group lists members who are not users of the mirror, and the API honours no id filter to ask for them; the memberships are mirrored once a complete pull lists them"
+            );
+            snapshot.remove_memberships_of_users(&orphans.keys().copied().collect());
+            return Ok(BTreeSet::new());
+        }
+    };
     apply_quarantine(client, snapshot);
     for (user, unknown) in asked {
         if let Some(id) = user.id.filter(|id| orphans.contains_key(id)) {

@@ -40,7 +40,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
@@ -148,6 +148,13 @@ pub enum ApiError {
         endpoint: Endpoint,
         attempts: u32,
         last: String,
+    },
+    /// A by-id read got rows it did not ask for: the server ignored the id filter in the
+    /// form sent. Met only inside the client, which then asks in the other form.
+    #[error("{endpoint}: the server ignored the `{filter}` filter")]
+    FilterIgnored {
+        endpoint: Endpoint,
+        filter: &'static str,
     },
     /// A paged list misbehaved: a repeated page, no end, …
     #[error("{endpoint}: {message}")]
@@ -283,6 +290,48 @@ fn plan_advice(settings: &[&str]) -> String {
     }
 }
 
+/// How a list's id filter is written so that the server honours it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdFilter {
+    /// `org_user_ids=1,2,3`, as the published spec names array parameters.
+    Comma,
+    /// `org_user_ids[]=1&org_user_ids[]=2`, as the reference page does.
+    Brackets,
+    /// The server honours neither: nothing can be read by id.
+    Neither,
+}
+
+impl IdFilter {
+    /// As the database keeps it: `comma`, `brackets`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdFilter::Comma => "comma",
+            IdFilter::Brackets => "brackets",
+            IdFilter::Neither => "none",
+        }
+    }
+
+    /// The reverse of [`IdFilter::as_str`].
+    pub fn parse(text: &str) -> Option<IdFilter> {
+        match text {
+            "comma" => Some(IdFilter::Comma),
+            "brackets" => Some(IdFilter::Brackets),
+            "none" => Some(IdFilter::Neither),
+            _ => None,
+        }
+    }
+}
+
+/// What a read by id gave.
+#[derive(Debug)]
+pub enum ByIds<T> {
+    /// The rows found; an id asked for and not among them is gone (or invisible to the
+    /// credentials).
+    Found(Vec<WithUnknown<T>>),
+    /// The server honours no form of the id filter: the read says nothing of any id.
+    Unfiltered,
+}
+
 /// The request quota as the last response announced it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaSeen {
@@ -394,6 +443,11 @@ struct State {
     /// The page size the API accepted per list (`users`, `teams`) after refusing a larger
     /// one: known across runs (seeded from the database), never larger than asked.
     page_size: std::collections::BTreeMap<&'static str, u32>,
+    /// The id filter form each list (`users`, `teams`) honours: known across runs (seeded
+    /// from the database), learned by the first by-id read that needs it.
+    filter_form: std::collections::BTreeMap<&'static str, IdFilter>,
+    /// The lists whose form a request proved, not yet taken for the store.
+    filter_learned: std::collections::BTreeSet<&'static str>,
     /// This run has waited once for a 402 that did not say when the quota resets.
     blind_quota_wait: bool,
     /// Some request of this client had a 2xx answer (a 404 before that may be a base URL
@@ -625,14 +679,41 @@ impl Client {
     /// Primes a page size the API accepted in an earlier run (from the database), so that
     /// a refused size is never asked again. Lists other than `users` and `teams` are ignored.
     pub fn remember_page_size(&self, entity: &str, size: u32) {
-        let entity = match entity {
-            "users" => "users",
-            "teams" => "teams",
-            _ => return,
+        let Some(entity) = known_list(entity) else {
+            return;
         };
         self.with_state(|s| {
             s.page_size.insert(entity, size.max(1));
         });
+    }
+
+    /// Primes the id filter form a list (`users`, `teams`) was found to honour (from the
+    /// database), so that no request is spent finding it again. Other lists are ignored.
+    pub fn remember_filter_form(&self, list: &str, form: IdFilter) {
+        let Some(list) = known_list(list) else {
+            return;
+        };
+        self.with_state(|s| {
+            s.filter_form.insert(list, form);
+        });
+    }
+
+    /// The id filter forms requests proved since the last call, per list: what the store
+    /// remembers for the next runs (a group command's read before its refresh included).
+    pub fn take_filter_forms(&self) -> Vec<(&'static str, IdFilter)> {
+        self.with_state(|s| {
+            let learned = std::mem::take(&mut s.filter_learned);
+            learned
+                .into_iter()
+                .filter_map(|l| s.filter_form.get(l).map(|f| (l, *f)))
+                .collect()
+        })
+    }
+
+    /// The id filter form a list is known to honour, if known.
+    pub fn filter_form(&self, list: &str) -> Option<IdFilter> {
+        let list = known_list(list)?;
+        self.with_state(|s| s.filter_form.get(list).copied())
     }
 
     /// The counters of the current run and the last quota seen.
@@ -754,7 +835,7 @@ impl Client {
         progress: &mut dyn FnMut(&PageProgress),
         each: &mut dyn FnMut(Vec<WithUnknown<Team>>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let spec = self.teams_spec(&[]);
+        let spec = self.teams_spec();
         let mut pager = Pager::streaming();
         self.pull(
             &spec,
@@ -811,64 +892,122 @@ impl Client {
         Ok(())
     }
 
-    /// Re-reads specific users through the `org_user_ids[]` filter, in batches (at most
-    /// 100 ids, or the server's page cap when a pull has shown one). Ids that do not come
-    /// back are gone (or invisible to these credentials).
+    /// Re-reads specific users through the `org_user_ids` filter, in batches (at most 100
+    /// ids, or the server's page cap when a pull has shown one), in the form the server
+    /// honours ([`Client::by_ids`]).
     pub async fn users_by_ids(
         &self,
         ids: &[i64],
         include_rates: bool,
         include_working_hours: bool,
-    ) -> Result<Vec<WithUnknown<OrganizationUser>>, ApiError> {
+    ) -> Result<ByIds<OrganizationUser>, ApiError> {
         let sizes = self.with_state(|s| s.users);
-        self.by_ids(ids, sizes, "users", "org_user_ids[]", |batch| {
+        self.by_ids(ids, sizes, "users", |batch, form| {
             let mut query = Query::default();
-            for id in batch {
-                query.push("org_user_ids[]", id);
-            }
+            push_id_filter(&mut query, form, "org_user_ids", "org_user_ids[]", batch);
             self.users_spec(query, include_rates, include_working_hours)
         })
         .await
     }
 
-    /// Re-reads specific teams through the `group_ids[]` filter, batched like
+    /// Re-reads specific teams through the `group_ids` filter, batched like
     /// [`Client::users_by_ids`].
-    pub async fn teams_by_ids(&self, ids: &[i64]) -> Result<Vec<WithUnknown<Team>>, ApiError> {
+    pub async fn teams_by_ids(&self, ids: &[i64]) -> Result<ByIds<Team>, ApiError> {
         let sizes = self.with_state(|s| s.teams);
-        self.by_ids(ids, sizes, "teams", "group_ids[]", |batch| {
-            self.teams_spec(batch)
+        self.by_ids(ids, sizes, "teams", |batch, form| {
+            let mut query = Query::default();
+            query.push("workspace_id", self.workspace_id);
+            push_id_filter(&mut query, form, "group_ids", "group_ids[]", batch);
+            ListSpec {
+                entity: "teams",
+                path: "/teams",
+                query,
+            }
         })
         .await
     }
 
-    /// Asks for `ids` in batches through the list whose filter `spec_for` builds.
+    /// Asks for `ids` in batches through the list whose id filter `spec_for` writes in a
+    /// form. The form the list is known to honour goes first (the published comma form
+    /// when none is known); an answer holding rows not asked for means the server ignored
+    /// it, and the same batch is asked once more in the other form. The form that filters
+    /// is used from then on and remembered ([`Client::take_filter_forms`]); when neither does,
+    /// the answer is [`ByIds::Unfiltered`] and no later read asks again.
     async fn by_ids<T>(
         &self,
         ids: &[i64],
         sizes: PageSizes,
         entity: &'static str,
-        filter: &'static str,
-        spec_for: impl Fn(&[i64]) -> ListSpec,
-    ) -> Result<Vec<WithUnknown<T>>, ApiError>
+        spec_for: impl Fn(&[i64], IdFilter) -> ListSpec,
+    ) -> Result<ByIds<T>, ApiError>
     where
         T: DeserializeOwned + KnownFields + HasId + Send,
     {
         let mut found = Vec::new();
         let accepted = self.with_state(|s| s.page_size.get(entity).copied());
-        for batch in batches(ids, sizes.batch(accepted)) {
-            let spec = spec_for(&batch);
-            let mut pager = Pager::for_ids(&batch, filter);
-            self.pull(
-                &spec,
-                batch.len() as u32,
-                &mut pager,
-                &mut |_| {},
-                &mut |_| Ok(()),
-            )
-            .await?;
-            found.extend(pager.finish());
+        // A page holds one row more than the ids asked: a server that ignores the filter
+        // then always answers with a row not asked for (unless its list is that short), so
+        // a form is never taken for honoured by chance.
+        let size = sizes.batch(accepted).saturating_sub(1).max(1);
+        for batch in batches(ids, size) {
+            let mut tried = Vec::new();
+            loop {
+                let known = self.with_state(|s| s.filter_form.get(entity).copied());
+                let form = match known {
+                    Some(IdFilter::Neither) => return Ok(ByIds::Unfiltered),
+                    Some(form) if !tried.contains(&form) => form,
+                    _ => match [IdFilter::Comma, IdFilter::Brackets]
+                        .into_iter()
+                        .find(|f| !tried.contains(f))
+                    {
+                        Some(form) => form,
+                        None => {
+                            self.learn_filter_form(entity, IdFilter::Neither);
+                            warn!(
+                                list = entity,
+                                "the API ignores the id filter in both forms; a missing entry is confirmed gone by the next complete pull instead (remembered in the database)"
+                            );
+                            return Ok(ByIds::Unfiltered);
+                        }
+                    },
+                };
+                tried.push(form);
+                let spec = spec_for(&batch, form);
+                let mut pager = Pager::for_ids(&batch);
+                let pulled = self
+                    .pull(
+                        &spec,
+                        batch.len() as u32 + 1,
+                        &mut pager,
+                        &mut |_| {},
+                        &mut |_| Ok(()),
+                    )
+                    .await;
+                match pulled {
+                    Ok(()) => {
+                        if known != Some(form) {
+                            self.learn_filter_form(entity, form);
+                        }
+                        found.extend(pager.finish());
+                        break;
+                    }
+                    Err(ApiError::FilterIgnored { endpoint, filter }) => {
+                        debug!(%endpoint, filter, "the API ignored the id filter in this form; asking in the other");
+                        self.with_state(|s| s.filter_form.remove(entity));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
-        Ok(found)
+        Ok(ByIds::Found(found))
+    }
+
+    /// `list` honours `form`, as a request of this run showed.
+    fn learn_filter_form(&self, list: &'static str, form: IdFilter) {
+        self.with_state(|s| {
+            s.filter_form.insert(list, form);
+            s.filter_learned.insert(list);
+        });
     }
 
     fn users_spec(&self, mut query: Query, rates: bool, working_hours: bool) -> ListSpec {
@@ -885,12 +1024,9 @@ impl Client {
         }
     }
 
-    fn teams_spec(&self, ids: &[i64]) -> ListSpec {
+    fn teams_spec(&self) -> ListSpec {
         let mut query = Query::default();
         query.push("workspace_id", self.workspace_id);
-        for id in ids {
-            query.push("group_ids[]", id);
-        }
         ListSpec {
             entity: "teams",
             path: "/teams",
@@ -931,6 +1067,10 @@ impl Client {
                     PageError::Paging(message) => ApiError::Paging {
                         endpoint: req.endpoint(),
                         message,
+                    },
+                    PageError::FilterIgnored => ApiError::FilterIgnored {
+                        endpoint: req.endpoint(),
+                        filter: spec.id_filter(),
                     },
                 })?;
             if next == Next::Done {
@@ -1098,6 +1238,36 @@ struct ListSpec {
     entity: &'static str,
     path: &'static str,
     query: Query,
+}
+
+impl ListSpec {
+    /// The id filter a by-id read of this list sends, for messages.
+    fn id_filter(&self) -> &'static str {
+        match self.entity {
+            "users" => "org_user_ids",
+            _ => "group_ids",
+        }
+    }
+}
+
+/// `users` or `teams`, the lists whose page size and id filter form are known across runs.
+fn known_list(list: &str) -> Option<&'static str> {
+    match list {
+        "users" => Some("users"),
+        "teams" => Some("teams"),
+        _ => None,
+    }
+}
+
+/// Writes an id filter in `form`: `name=1,2,3`, or `bracketed=1&bracketed=2`.
+fn push_id_filter(query: &mut Query, form: IdFilter, name: &str, bracketed: &str, ids: &[i64]) {
+    if form == IdFilter::Brackets {
+        for id in ids {
+            query.push(bracketed, id);
+        }
+    } else {
+        query.push_ids(name, ids);
+    }
 }
 
 /// The Track v9 paging headers: the rows of the whole list, and its pages.

@@ -18,6 +18,9 @@
 //!   found; a short page before that does not end it (a server may return fewer rows
 //!   than asked on any page), only an empty one;
 //! - an id seen twice keeps its later copy (rows shift while paging);
+//! - in a by-id read, a row not asked for means the server ignored the filter in the form
+//!   sent ([`PageError::FilterIgnored`]): never an error of the run, the caller asks in the
+//!   other form or does without;
 //! - a non-empty page that brings no new id is an error (a server that ignores `page`
 //!   or repeats a page would otherwise loop or silently lose rows);
 //! - a row without an id is an error naming page and index: nothing can be
@@ -74,6 +77,9 @@ pub enum PageError {
     Decode(String),
     /// The server's paging cannot be trusted.
     Paging(String),
+    /// A by-id read got a row it did not ask for: the server ignored the filter in the
+    /// form it was sent (the caller tries the other form, or does without).
+    FilterIgnored,
 }
 
 /// The rows collected so far and the state the stop rules need.
@@ -87,7 +93,6 @@ pub struct Pager<T> {
     largest: usize,
     non_empty_pages: u32,
     wanted: Option<HashSet<i64>>,
-    filter_name: &'static str,
 }
 
 impl<T: HasId> Default for Pager<T> {
@@ -106,7 +111,6 @@ impl<T: HasId> Pager<T> {
             largest: 0,
             non_empty_pages: 0,
             wanted: None,
-            filter_name: "",
         }
     }
 
@@ -129,12 +133,11 @@ impl<T: HasId> Pager<T> {
         std::mem::take(&mut self.rows)
     }
 
-    /// A re-check of `ids` through the filter `filter_name`: a row that was not asked
-    /// for means the server ignored the filter, which is an error.
-    pub fn for_ids(ids: &[i64], filter_name: &'static str) -> Pager<T> {
+    /// A re-check of `ids` through an id filter: a row that was not asked for means the
+    /// server ignored the filter ([`PageError::FilterIgnored`]).
+    pub fn for_ids(ids: &[i64]) -> Pager<T> {
         Pager {
             wanted: Some(ids.iter().copied().collect()),
-            filter_name,
             ..Pager::new()
         }
     }
@@ -185,13 +188,8 @@ impl<T: HasId> Pager<T> {
             let id = item
                 .id()
                 .ok_or_else(|| PageError::Decode(format!("item {i}: the row has no `id`")))?;
-            if let Some(wanted) = &self.wanted {
-                if !wanted.contains(&id) {
-                    return Err(PageError::Paging(format!(
-                        "item {i} has id {id}, which was not asked for: the server ignored the `{}` filter",
-                        self.filter_name
-                    )));
-                }
+            if self.wanted.as_ref().is_some_and(|w| !w.contains(&id)) {
+                return Err(PageError::FilterIgnored);
             }
             match self.index.get(&id) {
                 Some(&at) if !self.streaming => self.rows[at] = (item, unknown),
@@ -404,16 +402,16 @@ mod tests {
 
     #[test]
     fn by_ids_stops_when_all_found_and_refuses_strangers() {
-        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]");
+        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3]);
         assert_eq!(pager.accept(1, page([1, 2]), None), Ok(Next::More));
         assert_eq!(pager.accept(2, page([3]), None), Ok(Next::Done));
         // An incomplete first answer is not final: only an empty or short page ends it.
-        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3], "group_ids[]");
+        let mut pager: Pager<Team> = Pager::for_ids(&[1, 2, 3]);
         assert_eq!(pager.accept(1, page([1, 2]), None), Ok(Next::More));
         assert_eq!(pager.accept(2, page([]), None), Ok(Next::Done));
-        let mut pager: Pager<Team> = Pager::for_ids(&[1], "group_ids[]");
+        let mut pager: Pager<Team> = Pager::for_ids(&[1]);
         let err = pager.accept(1, page([1, 9]), None).unwrap_err();
-        assert!(matches!(&err, PageError::Paging(m) if m.contains("group_ids[]")));
+        assert_eq!(err, PageError::FilterIgnored);
     }
 
     #[test]

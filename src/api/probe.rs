@@ -24,6 +24,8 @@ pub struct FirstPage {
     pub rows: usize,
     /// The workspaces the page's users belong to, by id, with their names (users only).
     pub workspaces: std::collections::BTreeMap<i64, String>,
+    /// The first row's id: one to ask for by id.
+    pub first_id: Option<i64>,
 }
 
 impl Client {
@@ -35,7 +37,7 @@ impl Client {
                 include_rates,
                 include_working_hours,
             } => self.users_spec(Query::default(), include_rates, include_working_hours),
-            PagedList::Teams => self.teams_spec(&[]),
+            PagedList::Teams => self.teams_spec(),
         };
         let first = self
             .send_page(&spec, self.page_size_for(spec.entity), 1)
@@ -46,6 +48,7 @@ impl Client {
                 let users = self.decode_list::<OrganizationUser>(req, body)?.items;
                 FirstPage {
                     rows: users.len(),
+                    first_id: users.first().and_then(|(user, _)| user.id),
                     workspaces: users
                         .iter()
                         .flat_map(|(user, _)| &user.workspaces)
@@ -53,10 +56,14 @@ impl Client {
                         .collect(),
                 }
             }
-            PagedList::Teams => FirstPage {
-                rows: self.decode_list::<Team>(req, body)?.items.len(),
-                workspaces: Default::default(),
-            },
+            PagedList::Teams => {
+                let teams = self.decode_list::<Team>(req, body)?.items;
+                FirstPage {
+                    rows: teams.len(),
+                    workspaces: Default::default(),
+                    first_id: teams.first().and_then(|(team, _)| team.id),
+                }
+            }
         })
     }
 }

@@ -177,12 +177,25 @@ fn id_filter(seen: &Seen, name: &str) -> Vec<i64> {
         .collect()
 }
 
-/// A users list with ids 1..=len served at most `cap` per page, honouring `org_user_ids[]`.
+/// The ids of a comma-separated filter (`org_user_ids=1,2`), as the published spec writes it.
+fn comma_filter(seen: &Seen, name: &str) -> Vec<i64> {
+    url::form_urlencoded::parse(seen.query.as_bytes())
+        .filter(|(k, _)| k == name)
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .filter_map(|id| id.trim().parse().ok())
+                .collect::<Vec<i64>>()
+        })
+        .collect()
+}
+
+/// A users list with ids 1..=len served at most `cap` per page, honouring `org_user_ids`
+/// in the published comma form.
 fn users_answer(len: i64, cap: usize) -> impl Fn(&Seen, usize) -> Response {
     move |seen, _| {
         let per = seen.per_page().min(cap);
         let start = (seen.page() - 1) * per;
-        let wanted = id_filter(seen, "org_user_ids[]");
+        let wanted = comma_filter(seen, "org_user_ids");
         let items: Vec<_> = if wanted.is_empty() {
             (start as i64..(start + per) as i64)
                 .filter(|i| *i < len)
@@ -198,6 +211,14 @@ fn users_answer(len: i64, cap: usize) -> impl Fn(&Seen, usize) -> Response {
                 .collect()
         };
         json_reply(json!({ "items": items }))
+    }
+}
+
+/// The rows of a by-id read that filtered.
+fn found<T>(read: ByIds<T>) -> Vec<WithUnknown<T>> {
+    match read {
+        ByIds::Found(rows) => rows,
+        ByIds::Unfiltered => panic!("the server was taken to honour no id filter"),
     }
 }
 
@@ -248,12 +269,14 @@ async fn every_endpoint_round_trips() {
     let users = client.pull_users(true, true, &mut |_| {}).await.unwrap();
     assert_eq!(ids(&users), [1, 2]);
     let _ = client.pull_users(false, false, &mut |_| {}).await.unwrap();
-    let again = client
-        .users_by_ids(&[3, 2, 1, 2], false, true)
-        .await
-        .unwrap();
+    let again = found(
+        client
+            .users_by_ids(&[3, 2, 1, 2], false, true)
+            .await
+            .unwrap(),
+    );
     assert_eq!(ids(&again), [1, 2]);
-    let _ = client.teams_by_ids(&[5]).await.unwrap();
+    let _ = found(client.teams_by_ids(&[5]).await.unwrap());
 
     let log = server.requests();
     let got: Vec<(&str, &str, &str)> = log
@@ -269,15 +292,39 @@ async fn every_endpoint_round_trips() {
             ("POST", &*format!("{org}/groups"), ""),
             ("PUT", &*format!("{org}/groups/9"), ""),
             ("DELETE", &*format!("{org}/groups/9"), "workspace_id=2001"),
-            ("GET", &*format!("{org}/teams"), "workspace_id=2001&page=1&per_page=200"),
-            ("GET", &*format!("{org}/users"), "include_rates=true&include_working_hours=true&page=1&per_page=200"),
-            ("GET", &*format!("{org}/users"), "include_rates=true&include_working_hours=true&page=2&per_page=200"),
+            (
+                "GET",
+                &*format!("{org}/teams"),
+                "workspace_id=2001&page=1&per_page=200"
+            ),
+            (
+                "GET",
+                &*format!("{org}/users"),
+                "include_rates=true&include_working_hours=true&page=1&per_page=200"
+            ),
+            (
+                "GET",
+                &*format!("{org}/users"),
+                "include_rates=true&include_working_hours=true&page=2&per_page=200"
+            ),
             ("GET", &*format!("{org}/users"), "page=1&per_page=200"),
             ("GET", &*format!("{org}/users"), "page=2&per_page=200"),
             // Pages of 2 were seen, so a short answer to 3 ids is ambiguous: one more page.
-            ("GET", &*format!("{org}/users"), "org_user_ids[]=1&org_user_ids[]=2&org_user_ids[]=3&include_working_hours=true&page=1&per_page=3"),
-            ("GET", &*format!("{org}/users"), "org_user_ids[]=1&org_user_ids[]=2&org_user_ids[]=3&include_working_hours=true&page=2&per_page=3"),
-            ("GET", &*format!("{org}/teams"), "workspace_id=2001&group_ids[]=5&page=1&per_page=1"),
+            (
+                "GET",
+                &*format!("{org}/users"),
+                "org_user_ids=1,2,3&include_working_hours=true&page=1&per_page=4"
+            ),
+            (
+                "GET",
+                &*format!("{org}/users"),
+                "org_user_ids=1,2,3&include_working_hours=true&page=2&per_page=4"
+            ),
+            (
+                "GET",
+                &*format!("{org}/teams"),
+                "workspace_id=2001&group_ids=5&page=1&per_page=2"
+            ),
         ]
     );
     for seen in &log {
@@ -361,10 +408,11 @@ async fn a_capped_server_still_gives_every_row() {
     assert_eq!(client.stats().requests, 8);
     let mut ids_asked: Vec<i64> = (1..=10).collect();
     ids_asked.push(100);
-    let again = client.users_by_ids(&ids_asked, false, false).await.unwrap();
+    let again = found(client.users_by_ids(&ids_asked, false, false).await.unwrap());
     assert_eq!(ids(&again), (1..=10).collect::<Vec<_>>());
-    // Two batches of at most the cap (7 and 4); the second's answer lacks id 100, so
-    // one more page confirms that it is gone rather than cut off by a smaller cap.
+    // Two batches of one id less than the cap (6 and 5), each asking one row more than
+    // its ids; the second's answer lacks id 100, so one more page confirms that it is gone
+    // rather than cut off by a smaller cap.
     assert_eq!(client.stats().requests, 8 + 3);
     let log = server.requests();
     assert!(
@@ -373,12 +421,12 @@ async fn a_capped_server_still_gives_every_row() {
         log[8].query
     );
     assert!(
-        log[9].query.ends_with("page=1&per_page=4"),
+        log[9].query.ends_with("page=1&per_page=6"),
         "{}",
         log[9].query
     );
     assert!(
-        log[10].query.ends_with("page=2&per_page=4"),
+        log[10].query.ends_with("page=2&per_page=6"),
         "{}",
         log[10].query
     );
@@ -1116,4 +1164,93 @@ async fn a_server_whose_certificate_is_not_trusted_is_refused_before_anything_is
         "a request reached the untrusted server"
     );
     assert_eq!(client.stats().retries, 0);
+}
+
+/// A users list of ids 1..=20 honouring `org_user_ids` only in `form` (the other form is
+/// an unknown parameter: the whole list comes back).
+fn users_honouring(form: IdFilter) -> impl Fn(&Seen, usize) -> Response {
+    move |seen, _| {
+        let wanted = match form {
+            IdFilter::Comma => comma_filter(seen, "org_user_ids"),
+            IdFilter::Brackets => id_filter(seen, "org_user_ids[]"),
+            IdFilter::Neither => Vec::new(),
+        };
+        let per = seen.per_page();
+        let start = (seen.page() - 1) * per;
+        let listed: Vec<i64> = if wanted.is_empty() {
+            (1..=20).collect()
+        } else {
+            wanted
+                .into_iter()
+                .filter(|i| (1..=20).contains(i))
+                .collect()
+        };
+        let items: Vec<_> = listed.into_iter().skip(start).take(per).map(user).collect();
+        json_reply(json!({ "items": items }))
+    }
+}
+
+/// The published comma form goes first; a server that answers it with rows not asked for
+/// ignored it, and the same ids are asked once more as `org_user_ids[]`. The form that
+/// filters is used from then on and reported for the store; when neither does, the read is
+/// `Unfiltered` and no later read asks again.
+#[tokio::test]
+async fn a_by_id_read_learns_the_filter_form_the_server_honours() {
+    // (server honours, primed with) -> (requests of the first read, of the second, learned)
+    #[rustfmt::skip]
+    let cases = [
+        (IdFilter::Comma, None, (1, 1, Some(IdFilter::Comma))),
+        (IdFilter::Brackets, None, (2, 1, Some(IdFilter::Brackets))),
+        (IdFilter::Neither, None, (2, 0, Some(IdFilter::Neither))),
+        // A form remembered from earlier runs goes first, and costs nothing to learn…
+        (IdFilter::Brackets, Some(IdFilter::Brackets), (1, 1, None)),
+        // …until the server stops honouring it.
+        (IdFilter::Comma, Some(IdFilter::Brackets), (2, 1, Some(IdFilter::Comma))),
+        (IdFilter::Neither, Some(IdFilter::Neither), (0, 0, None)),
+    ];
+    for (honours, primed, (first, second, learned)) in cases {
+        let case = format!("{honours:?} primed with {primed:?}");
+        let server = serve(users_honouring(honours)).await;
+        let client = client(&server);
+        client.start_run();
+        if let Some(form) = primed {
+            client.remember_filter_form("users", form);
+        }
+        let read = client.users_by_ids(&[3, 5], false, false).await.unwrap();
+        assert_eq!(client.stats().requests, first, "{case}");
+        match (&read, honours) {
+            (ByIds::Unfiltered, IdFilter::Neither) => {}
+            (ByIds::Found(rows), IdFilter::Comma | IdFilter::Brackets) => {
+                assert_eq!(ids(rows), [3, 5], "{case}")
+            }
+            _ => panic!("{case}: {read:?}"),
+        }
+        let _ = client.users_by_ids(&[7], false, false).await.unwrap();
+        assert_eq!(client.stats().requests, first + second, "{case}");
+        let expected: Vec<_> = learned.into_iter().map(|f| ("users", f)).collect();
+        assert_eq!(client.take_filter_forms(), expected, "{case}");
+    }
+    // The first ids of the list, which an ignored filter would answer with too: the row
+    // asked beyond them shows the filter ignored all the same.
+    let server = serve(users_honouring(IdFilter::Brackets)).await;
+    let first = client(&server);
+    let read = first.users_by_ids(&[1, 2], false, false).await.unwrap();
+    assert!(
+        matches!(&read, ByIds::Found(rows) if ids(rows) == [1, 2]),
+        "{read:?}"
+    );
+    assert_eq!(first.take_filter_forms(), [("users", IdFilter::Brackets)]);
+    assert_eq!(first.take_filter_forms(), [], "taken once");
+    // The forms as sent.
+    let server = serve(users_honouring(IdFilter::Brackets)).await;
+    let client = client(&server);
+    let _ = client.users_by_ids(&[3, 5], false, false).await.unwrap();
+    let queries: Vec<String> = server.requests().into_iter().map(|s| s.query).collect();
+    assert_eq!(
+        queries,
+        [
+            "org_user_ids=3,5&page=1&per_page=3",
+            "org_user_ids[]=3&org_user_ids[]=5&page=1&per_page=3"
+        ]
+    );
 }

@@ -54,7 +54,8 @@ impl Request {
 }
 
 /// A query string built pair by pair. Names are written as given, so array parameters
-/// go out exactly as the reference page names them (`org_user_ids[]=1&org_user_ids[]=2`);
+/// go out exactly as the server honours them (`org_user_ids=1,2` as the published spec
+/// writes them, or `org_user_ids[]=1&org_user_ids[]=2` as the reference page does);
 /// values are form-encoded.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Query(String);
@@ -70,6 +71,19 @@ impl Query {
         self.0.extend(url::form_urlencoded::byte_serialize(
             value.to_string().as_bytes(),
         ));
+        self
+    }
+
+    /// Appends `name=1,2,3`: ids comma-separated, as the published spec writes its array
+    /// parameters (digits and commas need no encoding).
+    pub fn push_ids(&mut self, name: &str, ids: &[i64]) -> &mut Query {
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        if !self.0.is_empty() {
+            self.0.push('&');
+        }
+        self.0.push_str(name);
+        self.0.push('=');
+        self.0.push_str(&list.join(","));
         self
     }
 

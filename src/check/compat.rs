@@ -91,6 +91,13 @@ const LISTS: &[(&str, &str)] = &[
     ("users", "/users"),
 ];
 
+/// Whether an exchange read rows by id (`check`'s probe of the id filter): not a list's
+/// first page.
+fn is_by_id(e: &Exchange) -> bool {
+    url::form_urlencoded::parse(e.query.as_bytes())
+        .any(|(k, _)| k.starts_with("org_user_ids") || k.starts_with("group_ids"))
+}
+
 /// Builds the report from what `check` recorded.
 pub fn analyse(
     exchanges: &[Exchange],
@@ -104,10 +111,9 @@ pub fn analyse(
     let mut lists: Vec<(usize, ListReport)> = LISTS
         .iter()
         .filter_map(|(name, suffix)| {
-            let (at, answer) = exchanges
-                .iter()
-                .enumerate()
-                .rfind(|(_, e)| e.path.ends_with(suffix) && (200..300).contains(&e.status))?;
+            let (at, answer) = exchanges.iter().enumerate().rfind(|(_, e)| {
+                e.path.ends_with(suffix) && (200..300).contains(&e.status) && !is_by_id(e)
+            })?;
             Some((at, describe_list(name, answer)))
         })
         .collect();

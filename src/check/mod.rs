@@ -1,8 +1,12 @@
 //! `orgmirror check`: is everything in place for a sync, and how does this API answer?
 //! The config is valid, the database can be written, the credentials are there and
-//! accepted, the organization is readable, the groups can be listed through
-//! `api.workspace_id` and the users list answers; then a compatibility report
-//! ([`compat`]) of what the answers showed. At most five requests, nothing written.
+//! accepted, the organization is readable, the users list answers as a sync asks it (so
+//! the plan includes the rates and working hours asked for: its 402 is a verdict naming the
+//! setting), the groups can be listed through `api.workspace_id`, and one user asked for by
+//! id shows which form of the id filter the API honours; then a compatibility report
+//! ([`compat`]) of what the answers showed. At most seven requests (the id filter's second
+//! only when the published form is ignored, the users page's second only when its size is
+//! refused), nothing written.
 //!
 //! Each wrong value gets one verdict, from the step that proves it: a refused credential at
 //! the first request, a workspace refused once the organization has answered. Config and
@@ -18,11 +22,11 @@ use serde::Serialize;
 use crate::alerts::AlertsError;
 use crate::api::capture::Recorder;
 use crate::api::probe::PagedList;
-use crate::api::{ApiError, Client};
+use crate::api::{ApiError, ByIds, Client, IdFilter};
 use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{Config, Credentials, Seconds};
 
-/// Attempts per request: one. `check` answers in seconds and spends at most five
+/// Attempts per request: one. `check` answers in seconds and spends at most seven
 /// requests; a server that is down is reported, not waited for.
 pub const CHECK_MAX_ATTEMPTS: u32 = 1;
 
@@ -246,7 +250,56 @@ async fn api_checks(
         "the groups are listed through workspace {} ({} on the first page)",
         ctx.workspace_id, teams.rows
     ));
+    if let Some(line) = plan_line(config) {
+        progress.ok(line);
+    }
+    if let Some(id) = users.first_id {
+        let read = client
+            .users_by_ids(&[id], false, false)
+            .await
+            .map_err(|e| verdict(Step::Users, ctx, e))?;
+        progress.ok(id_filter_line(&read, client.filter_form("users")));
+    }
     Ok(())
+}
+
+/// What the users page, asked as a sync asks it, showed of the plan.
+fn plan_line(config: &Config) -> Option<String> {
+    let asked: Vec<&str> = [
+        (config.sync.include_rates, "rates"),
+        (config.sync.include_working_hours, "working hours"),
+    ]
+    .into_iter()
+    .filter_map(|(on, what)| on.then_some(what))
+    .collect();
+    (!asked.is_empty()).then(|| {
+        format!(
+            "the organization's plan includes the {} a sync asks for",
+            asked.join(" and ")
+        )
+    })
+}
+
+/// Which form of the id filter the API honours, as one user asked for by id showed.
+fn id_filter_line(
+    read: &ByIds<crate::api::models::OrganizationUser>,
+    form: Option<IdFilter>,
+) -> String {
+    match (read, form) {
+        (ByIds::Unfiltered, _) | (_, Some(IdFilter::Neither)) => {
+            "the API honours the id filter in neither form (org_user_ids=1,2 nor org_user_ids[]=1): \
+             a user or group missing from a complete pull is confirmed gone by the next one, one run later"
+                .to_string()
+        }
+        (_, Some(IdFilter::Brackets)) => {
+            "users are asked for by id as org_user_ids[]=1&org_user_ids[]=2 (the reference page's form; \
+             the published org_user_ids=1,2 is ignored): a sync asks the other form once, then remembers"
+                .to_string()
+        }
+        _ => "users are asked for by id as org_user_ids=1,2 (the published form): a departure is \
+              confirmed in the run that misses it"
+            .to_string(),
+    }
 }
 
 /// The one verdict for a failed request at `step`.
@@ -311,6 +364,9 @@ fn verdict(step: Step, ctx: &Context<'_>, e: ApiError) -> CommandError {
                  firewalls): {e}"
             ))
         }
+        (ApiError::PlanLacks { .. }, _) => config(format!(
+            "the API at {base_url} answered 402, not the quota: {e}"
+        )),
         (ApiError::QuotaExhausted { resets_in, .. }, _) => failed(format!(
             "the request quota is spent; it resets in {} s: try again then",
             resets_in.as_secs()

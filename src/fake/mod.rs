@@ -21,6 +21,13 @@
 //!   groups/me, `data/page/rows/total` for teams, plain-text errors, 403 for refused
 //!   credentials, `per_page` silently capped by `per_page_cap`.
 //!
+//! Filters that take several values (`org_user_ids`, `user_account_ids`, `workspaces`,
+//! `groups`, `roles`, `tag_ids`, `toggl_products`, `active_status` on users; `group_ids` on
+//! teams) are honoured in one form only ([`ArrayFilters`]): comma-separated on focus, as the
+//! published spec names them (`org_user_ids=1,2,3`), `name[]=…` repeated on seed, as the
+//! reference page does; the other form is an unknown parameter, ignored (the whole list
+//! comes back). [`FakeHandle::set_array_filters`] makes a server that honours neither.
+//!
 //! Keys expire as a Focus key does when asked ([`FakeOptions::key_expires_after`],
 //! [`FakeHandle::expire_key_after`]: after N requests or N seconds): then every request with
 //! the key or the token gets 401 `API key expired` (the seed profile's 403 text names the
@@ -46,7 +53,7 @@
 //! - Error bodies are `text/plain` (seed) or the JSON above (focus); an injected
 //!   [`FaultKind::Status`] is sent verbatim as text on both. Unknown paths give 404, wrong
 //!   methods 405.
-//! - `GET …/users` ignores `pinned_ids[]`.
+//! - `GET …/users` ignores `pinned_ids`.
 //! - Group membership changes bump the group's `updated_at`, not the user's.
 
 mod org;
@@ -99,6 +106,19 @@ impl std::str::FromStr for FakeProfile {
             other => Err(format!("unknown profile `{other}` (focus or seed)")),
         }
     }
+}
+
+/// How the filters that take several values (`org_user_ids`, `group_ids`, `workspaces`,
+/// …) must be written to be honoured; the other form is an unknown parameter, ignored
+/// as a server ignores one (the whole list comes back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrayFilters {
+    /// `org_user_ids=1,2,3`, as the published spec names them (focus).
+    Comma,
+    /// `org_user_ids[]=1&org_user_ids[]=2`, as the reference page does (seed).
+    Brackets,
+    /// Neither form: every such filter is ignored.
+    Ignored,
 }
 
 /// A Track v9 paging header.
@@ -486,6 +506,8 @@ pub(crate) struct FakeState {
     pub(crate) revoked: Vec<String>,
     /// Features the plan lacks: asking for one is a 402 without the quota's headers.
     pub(crate) plan_lacks: Vec<PlanFeature>,
+    /// Which form of the filters that take several values is honoured.
+    pub(crate) array_filters: ArrayFilters,
 }
 
 impl FakeState {
@@ -567,6 +589,10 @@ impl FakeHandle {
                 key_since: Instant::now(),
                 revoked: Vec::new(),
                 plan_lacks: opts.plan_lacks.clone(),
+                array_filters: match opts.profile {
+                    FakeProfile::Focus => ArrayFilters::Comma,
+                    FakeProfile::Seed => ArrayFilters::Brackets,
+                },
             })),
         }
     }
@@ -891,6 +917,12 @@ impl FakeHandle {
         let mut s = self.lock();
         let old = std::mem::replace(&mut s.api_key, key.to_string());
         s.replace_key(old, key);
+    }
+
+    /// Honours the filters that take several values only in `form` from now on
+    /// ([`ArrayFilters::Ignored`]: a server that honours neither form).
+    pub fn set_array_filters(&self, form: ArrayFilters) {
+        self.lock().array_filters = form;
     }
 
     /// The plan lacks exactly these features from now on: a request asking for one gets

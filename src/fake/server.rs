@@ -23,8 +23,8 @@ use super::wire::{
     PER_PAGE_REFUSAL,
 };
 use super::{
-    FakeHandle, FakeProfile, FakeState, Fault, FaultKind, LoggedRequest, PagingHeader, Route,
-    KEY_EXPIRED, KEY_REVOKED,
+    ArrayFilters, FakeHandle, FakeProfile, FakeState, Fault, FaultKind, LoggedRequest,
+    PagingHeader, Route, KEY_EXPIRED, KEY_REVOKED,
 };
 
 const JSON: &str = "application/json";
@@ -133,12 +133,40 @@ impl Params {
         }
     }
 
-    fn ints(&self, key: &str) -> Result<Vec<i64>, String> {
-        self.all(key)
+    /// The values of a filter that takes several, written as `form` says (`name=1,2`, or
+    /// `name[]=1&name[]=2`); the other form is an unknown parameter, so ignored.
+    fn array(&self, form: ArrayFilters, name: &str) -> Vec<String> {
+        match form {
+            ArrayFilters::Comma => self
+                .first(name)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ArrayFilters::Brackets => {
+                let key = format!("{name}[]");
+                self.all(&key).map(str::to_string).collect()
+            }
+            ArrayFilters::Ignored => Vec::new(),
+        }
+    }
+
+    /// [`Params::array`] of integers.
+    fn array_ints(&self, form: ArrayFilters, name: &str) -> Result<Vec<i64>, String> {
+        let shown = match form {
+            ArrayFilters::Brackets => format!("{name}[]"),
+            _ => name.to_string(),
+        };
+        self.array(form, name)
+            .iter()
             .map(|v| {
                 v.trim()
                     .parse::<i64>()
-                    .map_err(|_| format!("invalid {key}: {v:?} is not an integer"))
+                    .map_err(|_| format!("invalid {shown}: {v:?} is not an integer"))
             })
             .collect()
     }
@@ -826,18 +854,20 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
     let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
     let rates = params.bool("include_rates").map_err(bad)?;
     let hours = params.bool("include_working_hours").map_err(bad)?;
-    let ids = params.ints("org_user_ids[]").map_err(bad)?;
-    let accounts = params.ints("user_account_ids[]").map_err(bad)?;
-    let workspaces = params.ints("workspaces[]").map_err(bad)?;
-    let groups = params.ints("groups[]").map_err(bad)?;
-    let tags = params.ints("tag_ids[]").map_err(bad)?;
-    let roles = params.ints("roles[]").map_err(bad)?;
-    let products: Vec<&str> = params.all("toggl_products[]").collect();
-    let statuses: Vec<&str> = params.all("active_status[]").collect();
+    let form = s.array_filters;
+    let ids = params.array_ints(form, "org_user_ids").map_err(bad)?;
+    let accounts = params.array_ints(form, "user_account_ids").map_err(bad)?;
+    let workspaces = params.array_ints(form, "workspaces").map_err(bad)?;
+    let groups = params.array_ints(form, "groups").map_err(bad)?;
+    let tags = params.array_ints(form, "tag_ids").map_err(bad)?;
+    let roles = params.array_ints(form, "roles").map_err(bad)?;
+    let products = params.array(form, "toggl_products");
+    let products: Vec<&str> = products.iter().map(String::as_str).collect();
+    let statuses = params.array(form, "active_status");
     for st in &statuses {
-        if !matches!(*st, "active" | "inactive" | "invited") {
+        if !matches!(st.as_str(), "active" | "inactive" | "invited") {
             return Err(bad(format!(
-                "invalid active_status[]: {st:?} (active, inactive or invited)"
+                "invalid active_status: {st:?} (active, inactive or invited)"
             )));
         }
     }
@@ -903,7 +933,7 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
                 })
                 .filter(|u| {
                     statuses.is_empty()
-                        || statuses.iter().any(|st| match *st {
+                        || statuses.iter().any(|st| match st.as_str() {
                             "active" => u.active,
                             "inactive" => !u.active,
                             _ => !u.joined,
@@ -1003,7 +1033,9 @@ fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
         .filter(|f| !f.is_empty())
         .map(str::to_lowercase);
     let member = params.int("organization_user_id").map_err(bad)?;
-    let ids = params.ints("group_ids[]").map_err(bad)?;
+    let ids = params
+        .array_ints(s.array_filters, "group_ids")
+        .map_err(bad)?;
     let org = &s.org;
     let offset = s.utc_offset;
     let extra = org.extra_for("group");

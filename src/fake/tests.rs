@@ -1761,3 +1761,75 @@ async fn a_group_created_without_a_name_is_required_fields_missing_with_its_valu
     let other = get(&server, &format!("{USERS}?per_page=101")).await;
     assert!(other.json().get("error_values").is_none(), "{}", other.body);
 }
+
+/// Focus honours the published comma form and ignores `name[]` as an unknown parameter
+/// (the whole list comes back); seed the other way round; a server can honour neither.
+#[tokio::test]
+async fn each_profile_honours_one_form_of_the_array_filters() {
+    let focus_server = start(focus(30)).await;
+    let seed_server = start(opts(30)).await;
+    let everyone = |server: &FakeServer| server.handle().user_ids().len();
+    async fn users(server: &FakeServer, list: &str, query: String) -> Vec<i64> {
+        let url = format!("{USERS}?per_page=100&{query}");
+        ids(&get(server, &url).await.json(), list)
+    }
+    let comma = "org_user_ids=100005,100002,999".to_string();
+    let brackets = "org_user_ids[]=100005&org_user_ids[]=100002".to_string();
+    assert_eq!(
+        users(&focus_server, "data", comma.clone()).await,
+        [100002, 100005]
+    );
+    assert_eq!(
+        users(&focus_server, "data", brackets.clone()).await.len(),
+        everyone(&focus_server)
+    );
+    assert_eq!(
+        users(&seed_server, "items", brackets.clone()).await,
+        [100002, 100005]
+    );
+    assert_eq!(
+        users(&seed_server, "items", comma.clone()).await.len(),
+        everyone(&seed_server)
+    );
+    // Every array filter on focus, and a bad value in the honoured form only.
+    let h = focus_server.handle();
+    let group = h.group_ids()[0];
+    let members = h.group_members(group);
+    assert_eq!(
+        users(&focus_server, "data", format!("groups={group}")).await,
+        members
+    );
+    let teams = get(
+        &focus_server,
+        &format!("{TEAMS}&group_ids={},{}", h.group_ids()[1], group),
+    )
+    .await
+    .json();
+    assert_eq!(ids(&teams, "data"), [group, h.group_ids()[1]]);
+    let bad = get(&focus_server, &format!("{USERS}?org_user_ids=1,x")).await;
+    assert_eq!(
+        assert_json_error(&bad, 400, "bad_request"),
+        "invalid org_user_ids: \"x\" is not an integer"
+    );
+    assert_eq!(
+        get(&focus_server, &format!("{USERS}?org_user_ids[]=x"))
+            .await
+            .status,
+        200
+    );
+    // Neither form: every such filter is ignored.
+    h.set_array_filters(ArrayFilters::Ignored);
+    for query in [comma, brackets, format!("group_ids={group}")] {
+        assert_eq!(
+            users(&focus_server, "data", query).await.len(),
+            everyone(&focus_server)
+        );
+    }
+    let all_teams = get(
+        &focus_server,
+        &format!("{TEAMS}&group_ids={group}&per_page=100"),
+    )
+    .await
+    .json();
+    assert_eq!(ids(&all_teams, "data").len(), h.group_ids().len());
+}

@@ -17,7 +17,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 
 use crate::api::models::{GroupWrite, Team};
-use crate::api::{ApiError, Client};
+use crate::api::{ApiError, ByIds, Client};
 use crate::commands::{self, CommandError, Exit};
 use crate::config::Config;
 use crate::model::{is_soft_deleted, Targets};
@@ -107,6 +107,12 @@ pub(crate) fn bad_input(message: impl std::fmt::Display) -> CommandError {
 pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, CommandError> {
     let (_, config) = commands::load_config(config_path)?;
     let client = commands::client_for(&config)?;
+    // What the API taught the mirror (page sizes, the id filter form) is not asked again.
+    if let Ok(store) = Store::open_read_only(&config.database.path) {
+        if let Err(e) = sync::prime_client(&client, &store) {
+            tracing::debug!(error = %e, "the mirror's page sizes and id filter forms are not known");
+        }
+    }
     if cmd.writes() {
         // Before the write: a missing alert secret is a config error, not a lost alert.
         crate::alerts::deliver::find_secrets(&config)?;
@@ -397,9 +403,14 @@ impl LiveGroup {
     }
 }
 
-/// Reads one group fresh from the API; `Ok(None)` when it does not exist.
+/// Reads one group fresh from the API (by id, or in a pull of every team when the API
+/// honours no id filter); `Ok(None)` when it does not exist.
 pub async fn fetch_group(client: &Client, id: i64) -> Result<Option<LiveGroup>, ApiError> {
-    let teams = client.teams_by_ids(&[id]).await?;
+    let teams = match client.teams_by_ids(&[id]).await? {
+        ByIds::Found(teams) => teams,
+        // No id filter: the group is found in a pull of every team.
+        ByIds::Unfiltered => client.pull_teams(&mut |_| {}).await?,
+    };
     Ok(teams
         .iter()
         .filter_map(|(t, _)| LiveGroup::from_team(t))
@@ -482,6 +493,7 @@ async fn create(
     let targets = Targets {
         groups: [id].into(),
         users: members.into_iter().collect(),
+        ..Targets::default()
     };
     refresh_after(client, config, targets, &format!("group {id} was created")).await
 }
@@ -703,6 +715,7 @@ async fn update(
     let targets = Targets {
         groups: [id].into(),
         users,
+        ..Targets::default()
     };
     refresh_after(client, config, targets, &format!("group {id} was updated")).await
 }
@@ -750,6 +763,7 @@ async fn delete(
     let targets = Targets {
         groups: [id].into(),
         users: current.members.iter().copied().collect(),
+        deleted: [id].into(),
     };
     refresh_after(client, config, targets, &format!("group {id} was deleted")).await
 }

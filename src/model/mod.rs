@@ -110,6 +110,9 @@ impl EntityKey {
 pub struct Targets {
     pub users: BTreeSet<i64>,
     pub groups: BTreeSet<i64>,
+    /// Of `groups`, those the command deleted: missing from a complete pull, they are gone
+    /// (any other missing group may have been skipped by the pull).
+    pub deleted: BTreeSet<i64>,
 }
 
 #[cfg(test)]

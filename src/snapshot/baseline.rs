@@ -140,6 +140,13 @@ impl Baseline {
     /// the stored state holds of it, a user's rate and a group's memberships included,
     /// counts as seen unchanged.
     pub(super) fn quarantine(&mut self, key: EntityKey, reason: String) {
+        self.hold(&key);
+        self.quarantined.insert(key, reason);
+    }
+
+    /// What the stored state holds of a user (its rate too) or a group (its memberships
+    /// too) counts as seen unchanged.
+    pub(super) fn hold(&mut self, key: &EntityKey) {
         if let Some(stored) = &self.stored {
             let held = stored.keys().filter(|k| match key.entity {
                 Entity::User => {
@@ -151,7 +158,6 @@ impl Baseline {
                 self.unchanged.insert(*k);
             }
         }
-        self.quarantined.insert(key, reason);
     }
 
     /// Whether `key` was quarantined this run.

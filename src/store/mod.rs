@@ -73,6 +73,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "17_alert_outbox",
         include_str!("migrations/17_alert_outbox.sql"),
     ),
+    (
+        "24_id_filters",
+        include_str!("migrations/24_id_filters.sql"),
+    ),
 ];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -909,6 +913,49 @@ impl Store {
             params![list, per_page, at],
         ))?;
         Ok(())
+    }
+
+    /// The id filter form each list (`users`, `teams`) was found to honour, with when:
+    /// (list, form, learned_at).
+    pub fn filter_forms(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare("SELECT list, form, learned_at FROM api_filter_forms ORDER BY list"),
+        )?;
+        let rows = self.sql(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))?;
+        rows.map(|r| self.sql(r)).collect()
+    }
+
+    /// Remembers the id filter form `list` honours (`comma`, `brackets` or `none`), as a
+    /// request showed it at `at`. Outside any run's transaction, like the page sizes.
+    pub fn remember_filter_form(&self, list: &str, form: &str, at: &str) -> Result<(), StoreError> {
+        self.sql(self.conn.execute(
+            "INSERT INTO api_filter_forms (list, form, learned_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (list) DO UPDATE SET form = excluded.form, learned_at = excluded.learned_at",
+            params![list, form, at],
+        ))?;
+        Ok(())
+    }
+
+    /// The users and groups the last complete pulls missed without an id filter to ask
+    /// them by: gone if the next complete pull misses them too.
+    pub fn pending_absences(&self) -> Result<std::collections::BTreeSet<EntityKey>, StoreError> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare("SELECT entity, entity_id FROM pending_absences ORDER BY 1, 2"),
+        )?;
+        let rows =
+            self.sql(stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))))?;
+        let mut keys = std::collections::BTreeSet::new();
+        for row in rows {
+            let (entity, id) = self.sql(row)?;
+            let entity = match entity.as_str() {
+                "user" => Entity::User,
+                _ => Entity::Group,
+            };
+            keys.insert(EntityKey::new(entity, id));
+        }
+        Ok(keys)
     }
 
     /// The quota the newest run that saw one recorded: (remaining, resets_at).

@@ -17,10 +17,30 @@ pub struct RunTotals {
     pub quarantined: Option<String>,
     /// Time spent waiting for the request pacing.
     pub pacing_wait_ms: i64,
+    /// A complete pull's users and groups missed and not confirmed gone (the API honours no
+    /// id filter): they replace the pending absences. `None` leaves them (targeted runs).
+    pub pending_absences: Option<Vec<EntityKey>>,
 }
 
 /// Events by (entity, op).
 pub(super) type Counts = BTreeMap<(Entity, &'static str), usize>;
+
+/// Replaces the pending absences with a complete pull's, in its run's transaction: one
+/// seen again, or confirmed gone by this pull, is no longer pending.
+fn write_pending_absences(
+    conn: &Connection,
+    run_id: i64,
+    pending: &[EntityKey],
+) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM pending_absences", [])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO pending_absences (entity, entity_id, missed_by) VALUES (?1, ?2, ?3)",
+    )?;
+    for key in pending {
+        insert.execute(params![key.entity.as_str(), key.id, run_id])?;
+    }
+    Ok(())
+}
 
 /// Writes `diff` and marks the run succeeded, all in one transaction.
 pub(super) fn commit(
@@ -76,6 +96,9 @@ pub(super) fn finish(
         }
     }
     write_workspace_names(conn, end.workspace_names)?;
+    if let Some(pending) = &end.totals.pending_absences {
+        write_pending_absences(conn, end.run_id, pending)?;
+    }
     // In the run's transaction: an event is committed with its alerts or not at all.
     if let Some(rules) = end.outbox {
         super::outbox::queue_run(conn, end.run_id, rules, &crate::clock::now_utc())?;

@@ -142,9 +142,14 @@ fn check_reports_how_the_focus_api_answers() {
     let org = m.fake.handle();
     let out = run(&m.config, &["check"], FOCUS_KEY);
     assert!(out.status.success(), "{}", masked(&m, &out));
-    // My groups, the roles, the users (refused at 200, then at 100) and the teams (at 100
-    // at once).
-    assert_eq!(org.request_count(), 5);
+    // My groups, the roles, the users (refused at 200, then at 100), the teams (at 100
+    // at once) and one user by id, in the published form the focus profile honours.
+    assert_eq!(org.request_count(), 6);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("users are asked for by id as org_user_ids=1,2 (the published form)"),
+        "{stdout}"
+    );
     assert!(!m.db.exists(), "check created the database");
     // The report names the refused size; check remembers nothing, so no warning says it
     // is "remembered in the database".
@@ -186,7 +191,7 @@ fn check_reports_how_the_focus_api_answers() {
         .filter(|r| r.status == 400)
         .collect();
     assert!(refused.is_empty(), "{refused:?}");
-    assert_eq!(org.request_count(), 4);
+    assert_eq!(org.request_count(), 5);
 }
 
 #[test]
@@ -194,7 +199,14 @@ fn check_reports_how_the_seed_api_answers() {
     let m = witness(FakeProfile::Seed);
     let out = run(&m.config, &["check"], LOGIN);
     assert!(out.status.success(), "{}", masked(&m, &out));
-    assert!(m.fake.handle().request_count() <= 5);
+    // The seed profile ignores the published form of the id filter: one request more.
+    assert!(m.fake.handle().request_count() <= 7);
+    assert!(
+        text(&out.stdout)
+            .contains("as org_user_ids[]=1&org_user_ids[]=2 (the reference page's form"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_snapshot("check-seed.txt", &masked(&m, &out));
 }
 

@@ -2,7 +2,7 @@
 //! capped paging, typed errors with the plain-text body, and both auth schemes.
 
 use orgmirror::api::models::GroupWrite;
-use orgmirror::api::{ApiError, Client};
+use orgmirror::api::{ApiError, ByIds, Client};
 use orgmirror::config::{AuthScheme, Config, Credentials};
 use orgmirror::fake::{FakeOptions, FakeServer};
 use secrecy::SecretString;
@@ -54,20 +54,27 @@ fn every_endpoint_round_trips_through_the_client() {
         let mine = client.my_groups().await.expect("my groups");
         assert!(!mine.is_empty());
 
-        // Filters, sent as the seed names them.
+        // Filters, sent as the published spec writes them (the focus profile honours
+        // only that form): one request each.
+        let before = org.request_count();
         let some = client
             .users_by_ids(&ids[..3], false, false)
             .await
             .expect("by ids");
-        assert_eq!(some.len(), 3);
-        let one = client.teams_by_ids(&gids[..1]).await.expect("teams by id");
-        assert_eq!(one.len(), 1);
-        let log = org.requests();
         assert!(
-            log.iter().any(
-                |r| r.query.contains(&format!("org_user_ids%5B%5D={}", ids[0]))
-                    || r.query.contains(&format!("org_user_ids[]={}", ids[0]))
-            ),
+            matches!(&some, ByIds::Found(rows) if rows.len() == 3),
+            "{some:?}"
+        );
+        let one = client.teams_by_ids(&gids[..1]).await.expect("teams by id");
+        assert!(
+            matches!(&one, ByIds::Found(rows) if rows.len() == 1),
+            "{one:?}"
+        );
+        assert_eq!(org.request_count() - before, 2);
+        let log = org.requests();
+        let users_filter = format!("org_user_ids={},{},{}", ids[0], ids[1], ids[2]);
+        assert!(
+            log.iter().any(|r| r.query.starts_with(&users_filter)),
             "{:?}",
             log.iter().map(|r| &r.query).collect::<Vec<_>>()
         );

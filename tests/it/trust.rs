@@ -126,13 +126,17 @@ fn is_by_id(r: &LoggedRequest) -> bool {
     r.query.contains("org_user_ids") || r.query.contains("group_ids")
 }
 
-/// The ids a by-id re-check asked for.
+/// The ids a by-id re-check asked for (`org_user_ids=1,2` or `org_user_ids[]=1&…`).
 fn ids_asked(r: &LoggedRequest) -> Vec<i64> {
     r.query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .filter(|(key, _)| key.starts_with("org_user_ids") || key.starts_with("group_ids"))
-        .filter_map(|(_, v)| v.parse().ok())
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .filter_map(|id| id.parse().ok())
+                .collect::<Vec<i64>>()
+        })
         .collect()
 }
 
