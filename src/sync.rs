@@ -683,13 +683,7 @@ async fn confirm_absences(
         match client.teams_by_ids(&ids).await? {
             ByIds::Found(found) => {
                 apply_quarantine(client, snapshot);
-                if !found.is_empty() {
-                    info!(
-                        asked = ids.len(),
-                        found = found.len(),
-                        "groups missing from the pull were still there"
-                    );
-                }
+                still_there(Entity::Group, ids.len(), found.len());
                 for (team, unknown) in found {
                     if team.id.is_some_and(|id| ids.contains(&id)) {
                         snapshot.add_team(team, unknown)?;
@@ -708,13 +702,7 @@ async fn confirm_absences(
         let gone = match client.users_by_ids(&ids, rates, hours).await? {
             ByIds::Found(found) => {
                 apply_quarantine(client, snapshot);
-                if !found.is_empty() {
-                    info!(
-                        asked = ids.len(),
-                        found = found.len(),
-                        "users missing from the pull were still there"
-                    );
-                }
+                still_there(Entity::User, ids.len(), found.len());
                 let mut gone: BTreeSet<i64> = ids.iter().copied().collect();
                 for (user, unknown) in found {
                     if let Some(id) = user.id.filter(|id| ids.contains(id)) {
@@ -735,6 +723,17 @@ async fn confirm_absences(
         snapshot.remove_memberships_of_users(&gone);
     }
     Ok(still_pending)
+}
+
+/// Logs that `found` of the `asked` users or groups missing from the pull were still there
+/// when asked for by id.
+fn still_there(entity: Entity, asked: usize, found: usize) {
+    if found > 0 {
+        info!(
+            entity = entity.as_str(),
+            asked, found, "missing from the pull, and still there when asked for by id"
+        );
+    }
 }
 
 /// Without an id filter: of the `ids` a complete pull missed, those the previous complete

@@ -133,7 +133,10 @@ fn a_key_file_replaced_between_two_daemon_ticks_is_used_by_the_next_tick_without
     // The new key written into the file: the next tick succeeds.
     let before = runs(&m.db, "succeeded");
     let written = Instant::now();
-    std::fs::write(&key_file, "toggl_sk_rotated").expect("write key");
+    // Replaced whole, as the README shows: written beside it, then renamed over it.
+    let new_file = dir_of(&m).join("toggl_key.new");
+    std::fs::write(&new_file, "toggl_sk_rotated\n").expect("write key");
+    std::fs::rename(&new_file, &key_file).expect("replace key");
     wait_until(bound, "a tick with the new key", || {
         runs(&m.db, "succeeded") > before
     });
