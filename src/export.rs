@@ -32,6 +32,7 @@ pub const CSV_VIEWS: &[&str] = &[
     "rate_history",
     "change_events",
     "sync_runs",
+    "mirror_freshness",
 ];
 
 /// `orgmirror export`: the copy at `out`, the CSV set in `csv`, or both (then the CSV

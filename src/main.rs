@@ -36,11 +36,16 @@ enum Command {
     /// The daemon: syncs on schedule.cron until SIGTERM/SIGINT (exit 0 after a clean stop;
     /// a second signal abandons a run in progress and exits 1).
     Run,
-    /// The last runs, what they changed, the quota seen, the database size, the next scheduled run.
+    /// Is the data current (the first line), then the last runs, what they changed, the quota
+    /// seen, the database size, the next scheduled run.
     Status {
         /// One JSON document for scripts.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "check")]
         json: bool,
+        /// A monitoring probe: print only the verdict; exit 0 fresh, 1 failing or stale,
+        /// 2 when the mirror cannot be read.
+        #[arg(long)]
+        check: bool,
     },
     /// A consistent, self-contained copy of the database for BI tools, written atomically.
     Export {
@@ -159,9 +164,11 @@ fn main() -> ExitCode {
             Command::Sync {
                 allow_mass_delete,
                 capture,
-            } => commands::sync(config, allow_mass_delete, capture.as_deref()).await?,
-            Command::Run => orgmirror::daemon::run(config).await?,
-            Command::Status { json } => orgmirror::status::run(config, json)?,
+            } => {
+                commands::sync(config, allow_mass_delete, capture.as_deref(), exit::of_run).await?
+            }
+            Command::Run => orgmirror::daemon::run(config, exit::of_run).await?,
+            Command::Status { json, check } => orgmirror::status::run(config, json, check)?,
             Command::Export { out, csv, force } => {
                 orgmirror::export::run(config, out.as_deref(), csv.as_deref(), force)?
             }

@@ -14,14 +14,16 @@ use crate::config::Config;
 use crate::diff::{self, Scope};
 use crate::model::{Entity, StoredState, Targets};
 use crate::snapshot::{OrgSnapshot, RecordError};
-use crate::store::{EarlyWriter, RunTimes, RunTotals, Store};
+use crate::store::{EarlyWriter, RunFailure, RunTimes, RunTotals, Store};
 
+mod failure;
 #[cfg(test)]
 mod guard_tests;
 mod mirror;
 /// The error a run ends with: the store's, for now (one error type per layer is issue 14's
 /// later part); re-exported so the daemon names only `sync`.
 pub use crate::store::StoreError;
+pub use failure::{same_error, ExitStatusOf};
 pub use mirror::{open_store, Mirror};
 
 /// Why a run did not commit.
@@ -81,6 +83,8 @@ pub struct SyncOptions {
     /// The caller prints the run's report, error included (`sync`, `demo`): the summary
     /// event then leaves the error out, so that a person reads it once.
     pub prints_report: bool,
+    /// The exit status a failed run's error maps to, recorded with it (`exit`'s mapping).
+    pub exit_status: Option<ExitStatusOf>,
 }
 
 /// How a run went, committed or not.
@@ -155,14 +159,21 @@ pub async fn run_once(
     client.start_run();
     info!(run_id, at, "sync started");
     let result = pull_and_commit(client, store, config, options, run_id, &at).await;
-    let report = finish(
-        client,
-        store,
-        run_id,
-        started,
-        result,
-        options.prints_report,
-    )?;
+    let ending = Ending {
+        printed: options.prints_report,
+        exit_status: options.exit_status,
+        full: true,
+    };
+    let report = finish(client, store, run_id, started, result, ending)?;
+    // Not part of the run (whose row is final now): the health alerts its outcome calls for,
+    // in a transaction of their own (see `Store::queue_health_alerts`).
+    match store.queue_health_alerts(&now_utc()) {
+        Ok(0) => {}
+        Ok(n) => info!(run_id, alerts = n, "health alerts queued"),
+        Err(error) => {
+            warn!(run_id, %error, "could not queue the health alerts; the daemon's next check does")
+        }
+    }
     crate::replica::after_run(config, report.run_id, report.committed).await;
     Ok(report)
 }
@@ -187,8 +198,10 @@ async fn begin_run(
     let patience = config.database.busy_timeout.duration();
     let waiting = Instant::now();
     let mut said = false;
+    let stale_after = crate::cadence::stale_after(config, Some(store)).as_secs();
+    let stale_after = i64::try_from(stale_after).ok();
     let run_id = loop {
-        match store.begin_run(kind, &now_utc()) {
+        match store.begin_run(kind, &now_utc(), stale_after) {
             Err(e) if (e.is_busy() || e.is_locked()) && waiting.elapsed() < patience => {
                 if !said {
                     said = true;
@@ -293,9 +306,24 @@ pub async fn refresh(
     }
     .await;
     // The group commands print the report.
-    let report = finish(client, store, run_id, started, result, true)?;
+    let ending = Ending {
+        printed: true,
+        exit_status: None,
+        full: false,
+    };
+    let report = finish(client, store, run_id, started, result, ending)?;
     crate::replica::after_run(config, report.run_id, report.committed).await;
     Ok(report)
+}
+
+/// How [`finish`] records and tells a run's end.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// The caller prints the report, error included.
+    printed: bool,
+    exit_status: Option<ExitStatusOf>,
+    /// A full run: the journal tells how it stands among the runs before it.
+    full: bool,
 }
 
 fn finish(
@@ -304,7 +332,7 @@ fn finish(
     run_id: i64,
     started: Instant,
     result: Result<BTreeMap<(Entity, &'static str), usize>, SyncError>,
-    printed: bool,
+    ending: Ending,
 ) -> Result<RunReport, StoreError> {
     let stats = client.stats();
     let totals = totals_of(&stats);
@@ -340,8 +368,13 @@ fn finish(
             }
         }
         Err(e) => {
-            let message = e.to_string();
-            if let Err(e) = store.fail_run(run_id, &message, &now_utc(), &totals) {
+            let failure = RunFailure {
+                error: e.to_string(),
+                reason: e.reason(),
+                hint: e.hint(),
+                exit_status: ending.exit_status.map(|of| of(&e)),
+            };
+            if let Err(e) = store.fail_run(run_id, &failure, &now_utc(), &totals) {
                 store.release_writer();
                 return Err(e);
             }
@@ -353,16 +386,68 @@ fn finish(
         .iter()
         .map(|((e, op), n)| (format!("{}.{op}", e.as_str()), *n))
         .collect();
-    // A run that failed or was refused is a warning; one that could not write the mirror
-    // at all (the database refused it) is an error.
+    // How the run stands among the full runs before it: the first failure after a success
+    // is an error, the same failure again a warning with its count, a success after
+    // failures says how long the outage lasted.
+    let streak = if ending.full {
+        store
+            .run_streak(run_id)
+            .inspect_err(|error| warn!(run_id, %error, "cannot read the runs before this one"))
+            .ok()
+    } else {
+        None
+    };
+    let failed_before = streak.as_ref().map_or(0, |s| s.failed_before);
+    let repeated = match (&streak, &report.error) {
+        (Some(s), Some(e)) if s.failed_before > 0 => s
+            .previous_error
+            .as_deref()
+            .is_some_and(|previous| same_error(previous, &e.to_string())),
+        _ => false,
+    };
+    let in_a_row = (!report.committed).then_some(failed_before + 1);
+    let hint = report.error.as_ref().map(SyncError::hint);
+    let outage_s = streak
+        .as_ref()
+        .filter(|_| report.committed && failed_before > 0)
+        .and_then(|s| s.first_failed_at.as_deref())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .num_seconds()
+                .max(0)
+        });
+    // A run that failed or was refused is an error the first time after a success, then a
+    // warning while it fails the same way; one that could not write the mirror at all (the
+    // database refused it) is always an error.
     let (status, level) = if report.committed {
         ("succeeded", tracing::Level::INFO)
+    } else if unwritable || (ending.full && !repeated) {
+        (
+            if report.refused() {
+                "refused"
+            } else {
+                "failed"
+            },
+            tracing::Level::ERROR,
+        )
     } else if report.refused() {
         ("refused", tracing::Level::WARN)
-    } else if unwritable {
-        ("failed", tracing::Level::ERROR)
     } else {
         ("failed", tracing::Level::WARN)
+    };
+    let message = match (in_a_row, repeated) {
+        (Some(n), true) => format!("{} failed run in a row: same error", ordinal(n)),
+        (Some(n), false) if n > 1 => {
+            format!("{} failed run in a row: a different error", ordinal(n))
+        }
+        (Some(_), false) => "sync failed".to_string(),
+        (None, _) if outage_s.is_some() => format!(
+            "sync finished: recovered after {failed_before} failed run{}, an outage of {}",
+            if failed_before == 1 { "" } else { "s" },
+            crate::clock::span(outage_s.unwrap_or(0))
+        ),
+        (None, _) => "sync finished".to_string(),
     };
     macro_rules! finished {
         ($level:expr) => {
@@ -375,12 +460,16 @@ fn finish(
                 quota_remaining = report.quota_remaining,
                 events_written = report.events_written(),
                 events = ?events,
+                consecutive_failures = in_a_row,
+                recovered_after_failures = (outage_s.is_some()).then_some(failed_before),
+                outage_seconds = outage_s,
                 error = report
                     .error
                     .as_ref()
-                    .filter(|_| !printed)
+                    .filter(|_| !ending.printed)
                     .map(tracing::field::display),
-                "sync finished"
+                hint = hint.as_deref().filter(|_| !repeated),
+                "{message}"
             )
         };
     }
@@ -391,6 +480,18 @@ fn finish(
     }
     store.release_writer();
     Ok(report)
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, …, `11th`, `21st`.
+fn ordinal(n: i64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 fn totals_of(stats: &RequestStats) -> RunTotals {

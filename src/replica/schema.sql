@@ -217,3 +217,34 @@ SELECT organization_id,
        valid_from, valid_to, data AS data_json
 FROM entity_history
 WHERE entity = 'group';
+
+-- Whether each organization's mirror is current: the facts of its mirror_freshness view, as
+-- they stood after its newest run (full or failed: a failed run's own row comes over with
+-- the next committed one, its health at once). The view below computes the age when read,
+-- so a mirror that stopped goes stale here on time too.
+CREATE TABLE IF NOT EXISTS mirror_health (
+    organization_id      bigint PRIMARY KEY,
+    last_success_at      timestamptz,
+    last_attempt_at      timestamptz,
+    last_status          text,
+    last_error           text,
+    consecutive_failures bigint      NOT NULL,
+    stale_after_seconds  bigint,
+    failing_since        timestamptz,
+    hint                 text,
+    -- What `stale` counts from before any success.
+    first_attempt_at     timestamptz,
+    recorded_at          timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE OR REPLACE VIEW mirror_freshness AS
+SELECT organization_id, last_success_at, last_attempt_at, last_status, last_error,
+       consecutive_failures,
+       floor(extract(epoch FROM now() - last_success_at))::bigint AS age_seconds,
+       CASE WHEN stale_after_seconds IS NULL OR coalesce(last_success_at, first_attempt_at) IS NULL
+            THEN NULL
+            ELSE floor(extract(epoch FROM now() - coalesce(last_success_at, first_attempt_at)))
+                 > stale_after_seconds
+       END AS stale,
+       stale_after_seconds, failing_since, hint
+FROM mirror_health;

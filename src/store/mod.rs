@@ -10,6 +10,7 @@ mod demo;
 mod early;
 mod export;
 mod figures;
+mod health;
 mod integrity;
 mod lookup;
 mod outbox;
@@ -41,6 +42,7 @@ pub use demo::{demo_questions, DemoEvent, DemoQuestion};
 pub use early::{EarlyWriter, WriterStopped};
 pub use export::Source;
 pub use figures::ScrapeFigures;
+pub use health::{Freshness, HealthAlert, HealthState, Outage, QueuedHealth, RunStreak};
 pub use integrity::RECOVERY;
 pub use outbox::{DeliveryLock, EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
@@ -72,6 +74,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "17_alert_outbox",
         include_str!("migrations/17_alert_outbox.sql"),
+    ),
+    (
+        "25_mirror_health",
+        include_str!("migrations/25_mirror_health.sql"),
     ),
 ];
 /// `PRAGMA user_version` of a database with every migration applied.
@@ -219,6 +225,20 @@ pub struct Store {
     daemon_lock: Option<File>,
     /// The alert rules whose matches a run queues with its events (see [`OutboxRules`]).
     outbox_rules: Option<std::sync::Arc<dyn OutboxRules>>,
+}
+
+/// Why a run did not commit, as its `sync_runs` row keeps it ([`Store::fail_run`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFailure {
+    /// The whole error (`sync_runs.error`).
+    pub error: String,
+    /// A short form: the server's reason and the HTTP status, e.g. `API key expired (401)`.
+    pub reason: String,
+    /// What to do about it.
+    pub hint: String,
+    /// The exit status `orgmirror sync` ends with for it (`exit::status`); `None` when the
+    /// caller did not say.
+    pub exit_status: Option<i64>,
 }
 
 /// A run's time and the clock behind it ([`Store::run_times`]).
@@ -581,13 +601,21 @@ impl Store {
         self.writer_lock = None;
     }
 
-    /// Records the start of a run, after marking runs of dead processes as interrupted.
+    /// Records the start of a run, after marking runs of dead processes as interrupted,
+    /// with the age after which the mirror counts as stale (`mirror_freshness`).
     /// Does not wait when another connection (a BI tool writing, `sqlite3`) holds SQLite's
     /// write lock: it fails at once with an error for which [`StoreError::is_busy`] holds,
     /// so that an async caller can wait asleep (`sync::begin_run`).
-    pub fn begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
+    pub fn begin_run(
+        &mut self,
+        kind: &str,
+        started_at: &str,
+        stale_after_seconds: Option<i64>,
+    ) -> Result<i64, StoreError> {
         self.lock_writer()?;
-        let begun = self.with_busy_timeout(Duration::ZERO, |s| s.insert_run(kind, started_at));
+        let begun = self.with_busy_timeout(Duration::ZERO, |s| {
+            s.insert_run(kind, started_at, stale_after_seconds)
+        });
         if begun.is_err() {
             // No run to finish: let other writers in (a busy database, say), or an idle
             // daemon would keep every manual sync out until its next run.
@@ -617,7 +645,12 @@ impl Store {
         result.and_then(|t| restored.map(|()| t))
     }
 
-    fn insert_run(&mut self, kind: &str, wall_clock: &str) -> Result<i64, StoreError> {
+    fn insert_run(
+        &mut self,
+        kind: &str,
+        wall_clock: &str,
+        stale_after_seconds: Option<i64>,
+    ) -> Result<i64, StoreError> {
         let pid = i64::from(std::process::id());
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
@@ -631,8 +664,9 @@ impl Store {
             .and_then(|_| clock::run_time(&tx, wall_clock))
             .and_then(|started_at| {
                 tx.execute(
-                    "INSERT INTO sync_runs (kind, started_at, wall_clock_at, status, pid) VALUES (?1, ?2, ?3, 'running', ?4)",
-                    params![kind, started_at, wall_clock, pid],
+                    "INSERT INTO sync_runs (kind, started_at, wall_clock_at, status, pid, stale_after_seconds)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                    params![kind, started_at, wall_clock, pid, stale_after_seconds],
                 )
             })
             .map(|_| tx.last_insert_rowid())
@@ -664,26 +698,30 @@ impl Store {
         })
     }
 
-    /// Marks a run failed; nothing else changes.
+    /// Marks a run failed, with why and what to do; nothing else changes.
     pub fn fail_run(
         &mut self,
         run_id: i64,
-        error: &str,
+        failure: &RunFailure,
         finished_at: &str,
         totals: &RunTotals,
     ) -> Result<(), StoreError> {
         let r = self.conn.execute(
             "UPDATE sync_runs SET status = 'failed', error = ?2, finished_at = ?3, requests = ?4,
-                 quota_remaining = ?5, quota_resets_at = ?6, events_written = 0, pacing_wait_ms = ?7
+                 quota_remaining = ?5, quota_resets_at = ?6, events_written = 0, pacing_wait_ms = ?7,
+                 reason = ?8, hint = ?9, exit_status = ?10
              WHERE sync_run_id = ?1",
             params![
                 run_id,
-                error,
+                failure.error,
                 finished_at,
                 totals.requests,
                 totals.quota_remaining,
                 totals.quota_resets_at,
-                totals.pacing_wait_ms
+                totals.pacing_wait_ms,
+                failure.reason,
+                failure.hint,
+                failure.exit_status
             ],
         );
         self.sql(r).map(|_| ())

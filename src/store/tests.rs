@@ -39,7 +39,7 @@ fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
 }
 
 fn run(store: &mut Store, snap: &OrgSnapshot, at: &str) -> usize {
-    let id = store.begin_run("full", at).unwrap();
+    let id = store.begin_run("full", at, None).unwrap();
     let stored = store.stored_state().unwrap();
     let d = diff(&stored, snap, &Scope::FULL);
     let counts = store
@@ -143,11 +143,11 @@ fn one_writer_at_a_time_and_stale_runs_are_marked_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.sqlite");
     let mut a = Store::open(&db, &StoreOptions::default()).unwrap();
-    let first = a.begin_run("full", "2026-01-01T00:00:00Z").unwrap();
+    let first = a.begin_run("full", "2026-01-01T00:00:00Z", None).unwrap();
     let mut b = Store::open(&db, &StoreOptions::default()).unwrap();
     assert!(matches!(b.lock_writer(), Err(StoreError::Locked { .. })));
     drop(a); // the process "died" with its run still running
-    b.begin_run("full", "2026-01-01T00:01:00Z").unwrap();
+    b.begin_run("full", "2026-01-01T00:01:00Z", None).unwrap();
     let runs = b.recent_runs(5).unwrap();
     let old = runs.iter().find(|r| r.sync_run_id == first).unwrap();
     assert_eq!(old.status, "failed");
@@ -249,7 +249,7 @@ fn a_failing_early_writer_says_why_and_commits_nothing() {
     let rows = again.take_new();
     assert_eq!(rows.len(), 1);
     let at = "2026-01-02T00:00:00Z";
-    let run_id = store.begin_run("full", at).unwrap();
+    let run_id = store.begin_run("full", at, None).unwrap();
     let writer = store.early_writer(run_id, at).unwrap();
     let stopped = (0..200).any(|_| {
         let refused = writer.send(rows.clone()).is_err();
@@ -264,7 +264,15 @@ fn a_failing_early_writer_says_why_and_commits_nothing() {
     assert_eq!(after, before);
     // The write lock is free again: the run can be recorded as failed.
     store
-        .fail_run(run_id, &error, at, &RunTotals::default())
+        .fail_run(
+            run_id,
+            &super::RunFailure {
+                error,
+                ..Default::default()
+            },
+            at,
+            &RunTotals::default(),
+        )
         .unwrap();
 }
 
