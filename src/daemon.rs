@@ -8,7 +8,9 @@
 //!   skipped and logged**, so runs never overlap and never pile up.
 //! - The loop owns the `Store` and the `Client` and runs one sync at a time; a failed run
 //!   is recorded by `run_once` (which also queues the health alerts its outcome calls
-//!   for) and the daemon carries on.
+//!   for) and the daemon carries on. Each run reads the credentials afresh
+//!   (`TOGGL_API_TOKEN`, `api.token_file`, the systemd credential): a key replaced in its
+//!   file is used from the next tick on, and a refused key is never kept.
 //! - A health check on a timer (`alerts::watch`, its own connection) tells the journal, and
 //!   the health rules, when the mirror goes stale, also while a run hangs.
 //! - The first stop signal stops the schedule. A run in progress gets

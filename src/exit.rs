@@ -94,6 +94,7 @@ fn sync(e: &SyncError) -> Exit {
     match e {
         SyncError::Refused(_) => Exit::Refused,
         SyncError::Api(e) => api(e),
+        SyncError::Credentials(_) => Exit::Config,
         SyncError::Store(_) | SyncError::Record(_) | SyncError::WriterStopped(_) => Exit::Failed,
     }
 }

@@ -43,6 +43,9 @@ pub enum SyncError {
     /// The deletion guard refused the run.
     #[error("refused: {0}")]
     Refused(String),
+    /// The credentials could not be read (a daemon's tick reads them afresh).
+    #[error(transparent)]
+    Credentials(#[from] crate::config::ConfigError),
 }
 
 impl SyncError {
@@ -159,14 +162,22 @@ pub async fn run_once(
     client.start_run();
     info!(run_id, at, "sync started");
     let result = pull_and_commit(client, store, config, options, run_id, &at).await;
-    let ending = Ending {
-        printed: options.prints_report,
-        exit_status: options.exit_status,
-        full: true,
-    };
-    let report = finish(client, store, run_id, started, result, ending)?;
-    // Not part of the run (whose row is final now): the health alerts its outcome calls for,
-    // in a transaction of their own (see `Store::queue_health_alerts`).
+    let report = finish(
+        client,
+        store,
+        run_id,
+        started,
+        result,
+        Ending::full(options),
+    )?;
+    after_full_run(store, config, &report).await;
+    Ok(report)
+}
+
+/// After a full run, its row final: the health alerts its outcome calls for (not part of
+/// the run: a transaction of their own, see `Store::queue_health_alerts`), then the replica.
+async fn after_full_run(store: &mut Store, config: &Config, report: &RunReport) {
+    let run_id = report.run_id;
     match store.queue_health_alerts(&now_utc()) {
         Ok(0) => {}
         Ok(n) => info!(run_id, alerts = n, "health alerts queued"),
@@ -174,8 +185,40 @@ pub async fn run_once(
             warn!(run_id, %error, "could not queue the health alerts; the daemon's next check does")
         }
     }
-    crate::replica::after_run(config, report.run_id, report.committed).await;
-    Ok(report)
+    crate::replica::after_run(config, run_id, report.committed).await;
+}
+
+/// A full run with the credentials read afresh, as the daemon's ticks run: a key replaced
+/// in `api.token_file` or the systemd credential is used without a restart, and a key the
+/// API refused is never kept. Credentials that cannot be read fail the run, recorded in
+/// `sync_runs` like any other failure.
+pub async fn run_with_fresh_credentials(
+    client: &Client,
+    store: &mut Store,
+    config: &Config,
+    options: &SyncOptions,
+) -> Result<RunReport, StoreError> {
+    let fresh = crate::config::Credentials::load(&config.api)
+        .map_err(SyncError::from)
+        .and_then(|c| client.use_credentials(&c).map_err(SyncError::from));
+    match fresh {
+        Ok(()) => run_once(client, store, config, options).await,
+        Err(error) => {
+            let started = Instant::now();
+            let (run_id, _) = begin_run(store, "full", config).await?;
+            client.start_run();
+            let report = finish(
+                client,
+                store,
+                run_id,
+                started,
+                Err(error),
+                Ending::full(options),
+            )?;
+            after_full_run(store, config, &report).await;
+            Ok(report)
+        }
+    }
 }
 
 /// Starts a run; returns its id and its time (see [`run_time`]). While another connection
@@ -324,6 +367,17 @@ struct Ending {
     exit_status: Option<ExitStatusOf>,
     /// A full run: the journal tells how it stands among the runs before it.
     full: bool,
+}
+
+impl Ending {
+    /// A full run's, as `options` ask.
+    fn full(options: &SyncOptions) -> Ending {
+        Ending {
+            printed: options.prints_report,
+            exit_status: options.exit_status,
+            full: true,
+        }
+    }
 }
 
 fn finish(

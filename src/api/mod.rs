@@ -33,13 +33,13 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::config::{ApiConfig, Credentials, SentAs};
+use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
 use models::{Group, GroupRef, GroupWrite, KnownFields, OrganizationUser, Role, Team};
 use paging::{Announced, HasId, Next, PageError, Pager};
@@ -238,11 +238,11 @@ pub struct Client {
     max_pages: u32,
     /// Added to every quota wait: the reset time is the server's, in whole seconds.
     quota_margin: Duration,
-    /// Credential strings scrubbed from error texts.
-    secrets: Vec<SecretString>,
-    /// How the credentials go out, for the message of a refusal.
-    sent_as: SentAs,
-    focus_key: bool,
+    /// How the credentials go out: replaced before a run when they were read afresh.
+    auth: Mutex<Auth>,
+    auth_scheme: AuthScheme,
+    /// Credential strings scrubbed from error texts: every credential this client sent.
+    secrets: Mutex<Vec<SecretString>>,
     /// At most `api.max_requests_per_second`, one at a time (`None`: no pacing).
     pacer: Option<governor::DefaultDirectRateLimiter>,
     state: Mutex<State>,
@@ -251,6 +251,16 @@ pub struct Client {
     /// A refused page size is warned about here (a sync, which remembers the size
     /// accepted), or reported by the caller (`check`, which writes nothing).
     warns_of_page_sizes: bool,
+}
+
+/// The `Authorization` header and what a refusal says of it.
+#[derive(Debug, Clone)]
+struct Auth {
+    header: HeaderValue,
+    /// How the credentials go out, for the message of a refusal.
+    sent_as: SentAs,
+    /// The token looks like a Focus API key (`toggl_sk_…`).
+    focus_key: bool,
 }
 
 /// Per-run counters and what the client has learned about the server.
@@ -321,6 +331,32 @@ fn pacer(per_second: f64) -> Option<governor::DefaultDirectRateLimiter> {
     Some(governor::RateLimiter::direct(quota))
 }
 
+/// The `Authorization` header of `credentials` under `scheme`, marked sensitive; the
+/// strings to scrub from texts go to `secrets`.
+fn authorization(
+    credentials: &Credentials,
+    scheme: AuthScheme,
+    secrets: &mut Vec<SecretString>,
+) -> Result<Auth, &'static str> {
+    let authorization = credentials.authorization(scheme);
+    let mut header = HeaderValue::from_str(authorization.expose_secret())
+        .map_err(|_| "the credentials contain characters that cannot be sent in an HTTP header")?;
+    header.set_sensitive(true);
+    if let Some((_, credential)) = authorization.expose_secret().split_once(' ') {
+        secrets.push(SecretString::from(credential.to_string()));
+    }
+    secrets.push(authorization);
+    match credentials {
+        Credentials::Token(token) => secrets.push(token.clone()),
+        Credentials::Login { password, .. } => secrets.push(password.clone()),
+    }
+    Ok(Auth {
+        header,
+        sent_as: credentials.sent_as(scheme),
+        focus_key: credentials.is_focus_key(),
+    })
+}
+
 /// Ids asked for in one by-id request at most.
 const MAX_IDS_PER_REQUEST: usize = 100;
 
@@ -336,16 +372,10 @@ impl Client {
             },
             message,
         };
-        let authorization = credentials.authorization(api.auth_scheme);
-        let mut auth = HeaderValue::from_str(authorization.expose_secret()).map_err(|_| {
-            setup_error(
-                "the credentials contain characters that cannot be sent in an HTTP header"
-                    .to_string(),
-            )
-        })?;
-        auth.set_sensitive(true);
+        let mut secrets = Vec::new();
+        let auth = authorization(credentials, api.auth_scheme, &mut secrets)
+            .map_err(|message| setup_error(message.to_string()))?;
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -356,14 +386,6 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| setup_error(format!("cannot build the HTTP client: {e}")))?;
-        let mut secrets = vec![authorization.clone()];
-        if let Some((_, credential)) = authorization.expose_secret().split_once(' ') {
-            secrets.push(SecretString::from(credential.to_string()));
-        }
-        match credentials {
-            Credentials::Token(token) => secrets.push(token.clone()),
-            Credentials::Login { password, .. } => secrets.push(password.clone()),
-        }
         Ok(Client {
             http,
             base_url: api.base_url.trim_end_matches('/').to_string(),
@@ -379,14 +401,56 @@ impl Client {
             max_body_bytes: api.max_body_bytes,
             max_pages: api.max_pages.max(1),
             quota_margin: Duration::from_secs(1),
-            secrets,
-            sent_as: credentials.sent_as(api.auth_scheme),
-            focus_key: credentials.is_focus_key(),
+            auth: Mutex::new(auth),
+            auth_scheme: api.auth_scheme,
+            secrets: Mutex::new(secrets),
             pacer: pacer(api.max_requests_per_second),
             state: Mutex::new(State::default()),
             recorder: None,
             warns_of_page_sizes: true,
         })
+    }
+
+    /// Sends `credentials` from now on (read afresh before a run: a key replaced in its
+    /// file or systemd credential is used without a restart). The ones sent before stay
+    /// scrubbed from error texts.
+    pub fn use_credentials(&self, credentials: &Credentials) -> Result<(), ApiError> {
+        let mut secrets = Vec::new();
+        let auth = authorization(credentials, self.auth_scheme, &mut secrets).map_err(|m| {
+            ApiError::Transport {
+                endpoint: Endpoint {
+                    method: "SETUP",
+                    path: self.org_path(""),
+                    page: None,
+                },
+                message: m.to_string(),
+            }
+        })?;
+        let mut known = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        for secret in secrets {
+            if !known
+                .iter()
+                .any(|k| k.expose_secret() == secret.expose_secret())
+            {
+                known.push(secret);
+            }
+        }
+        drop(known);
+        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = auth;
+        Ok(())
+    }
+
+    /// How the credentials go out now.
+    fn auth(&self) -> Auth {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The credential strings to scrub from texts.
+    fn secrets(&self) -> Vec<SecretString> {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A refused page size is the caller's to report (`check` shows it in its report and

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode};
 use secrecy::ExposeSecret;
 use tracing::{debug, warn};
@@ -173,7 +173,11 @@ impl Client {
             url.push('?');
             url.push_str(req.query.as_str());
         }
-        let mut builder = self.http.request(req.method.clone(), &url);
+        let auth = self.auth();
+        let mut builder = self
+            .http
+            .request(req.method.clone(), &url)
+            .header(AUTHORIZATION, auth.header);
         if let Some(body) = &req.body {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
@@ -246,8 +250,8 @@ impl Client {
                 endpoint: endpoint.clone(),
                 status: code,
                 body: body.clone(),
-                sent_as: self.sent_as,
-                focus_key: self.focus_key,
+                sent_as: auth.sent_as,
+                focus_key: auth.focus_key,
             }),
             StatusCode::PAYMENT_REQUIRED => Failure::Quota {
                 error: status_error(),
@@ -356,7 +360,7 @@ impl Client {
     /// Blanks any credential in `text`.
     pub(super) fn redact(&self, text: String) -> String {
         let mut text = text;
-        for secret in &self.secrets {
+        for secret in &self.secrets() {
             let secret = secret.expose_secret();
             if secret.len() >= 4 && text.contains(secret) {
                 text = text.replace(secret, "[redacted]");

@@ -107,7 +107,7 @@ async fn checks(
         progress.ok(line);
     }
 
-    let credentials = Credentials::from_env()
+    let credentials = Credentials::load(&config.api)
         .map_err(|e| CommandError::usage(format!("check failed: credentials: {e}")))?;
     let credential = match credentials {
         Credentials::Token(_) => "API token",

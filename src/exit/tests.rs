@@ -108,6 +108,14 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
             Failed,
         ),
         ("a bad record", run(SyncError::Record(record())), Failed),
+        (
+            "a tick's key file unreadable",
+            run(SyncError::Credentials(ConfigError::CredentialFile {
+                path: PathBuf::from("/etc/orgmirror/toggl_api_token"),
+                problem: "it is empty; write the API key in it",
+            })),
+            Config,
+        ),
         ("a writer's error", run(SyncError::Store(locked())), Failed),
         (
             "a writer's setup error",

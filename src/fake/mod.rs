@@ -21,6 +21,12 @@
 //!   groups/me, `data/page/rows/total` for teams, plain-text errors, 403 for refused
 //!   credentials, `per_page` silently capped by `per_page_cap`.
 //!
+//! Keys expire as a Focus key does when asked ([`FakeOptions::key_expires_after`],
+//! [`FakeHandle::expire_key_after`]: after N requests or N seconds): then every request with
+//! the key or the token gets 401 `API key expired` (JSON on focus, text on seed); a login
+//! never expires. A new key ([`FakeHandle::set_api_key`], [`FakeHandle::set_credentials`])
+//! revokes the old one (401 `API key revoked`) and starts its expiry afresh.
+//!
 //! Tests can force any envelope per list ([`FakeHandle::set_list_shape`]) and the Track v9
 //! paging headers `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size`
 //! ([`FakeHandle::set_paging_headers`], one by one with [`FakeHandle::send_paging_headers`]).
@@ -57,6 +63,11 @@ pub use wire::{ListShape, PER_PAGE_REFUSAL};
 
 /// The Focus API key the fake accepts by default (as `Authorization: Bearer …`).
 pub const DEMO_API_KEY: &str = "toggl_sk_demo";
+
+/// The `error_description` of a 401 for a key that ran out ([`KeyExpiry`]).
+pub const KEY_EXPIRED: &str = "API key expired";
+/// The `error_description` of a 401 for a key a newer one replaced.
+pub const KEY_REVOKED: &str = "API key revoked";
 
 /// The most rows the Focus profile lets `per_page` ask for; more is a 400.
 pub const FOCUS_PER_PAGE_MAX: usize = 100;
@@ -158,6 +169,8 @@ pub struct FakeOptions {
     pub api_key: String,
     /// Waited before every answer: a slow network, for the paced bench.
     pub latency: Duration,
+    /// When the key (the API key and the token) stops being accepted; `None`: never.
+    pub key_expires_after: Option<KeyExpiry>,
 }
 
 impl Default for FakeOptions {
@@ -175,7 +188,35 @@ impl Default for FakeOptions {
             profile: FakeProfile::Focus,
             api_key: DEMO_API_KEY.to_string(),
             latency: Duration::ZERO,
+            key_expires_after: None,
         }
+    }
+}
+
+/// When a Focus API key runs out, as its user picked when making it: after this many
+/// requests with it, or this many seconds after it became valid. Once spent, every
+/// request with it gets 401 `API key expired`; a login (e-mail and password) never expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyExpiry {
+    /// The key answers this many requests, then is expired.
+    Requests(u64),
+    /// The key is expired this many seconds after it became valid.
+    Seconds(u64),
+}
+
+impl std::str::FromStr for KeyExpiry {
+    type Err = String;
+    /// `N` requests, or `Ns` seconds.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let (digits, make): (&str, fn(u64) -> KeyExpiry) = match text.strip_suffix('s') {
+            Some(secs) => (secs, KeyExpiry::Seconds),
+            None => (text, KeyExpiry::Requests),
+        };
+        digits
+            .parse::<u64>()
+            .map(make)
+            .map_err(|_| format!("`{s}` is not N (requests) or Ns (seconds)"))
     }
 }
 
@@ -380,6 +421,12 @@ pub(crate) struct FakeState {
     /// Which of `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size` list answers carry.
     pub(crate) paging_headers: Vec<PagingHeader>,
     pub(crate) latency: Duration,
+    /// When the current key runs out, and the requests it answered since it became valid.
+    pub(crate) key_expiry: Option<KeyExpiry>,
+    pub(crate) key_uses: u64,
+    pub(crate) key_since: Instant,
+    /// Keys and tokens replaced by a new one: refused as revoked.
+    pub(crate) revoked: Vec<String>,
 }
 
 impl FakeState {
@@ -391,6 +438,29 @@ impl FakeState {
             self.requests_dropped += half;
         }
         self.requests.push(request);
+    }
+
+    /// Whether the current key has run out (see [`KeyExpiry`]).
+    pub(crate) fn key_expired(&self) -> bool {
+        match self.key_expiry {
+            None => false,
+            Some(KeyExpiry::Requests(n)) => self.key_uses >= n,
+            Some(KeyExpiry::Seconds(n)) => self.key_since.elapsed() >= Duration::from_secs(n),
+        }
+    }
+
+    /// A new key: the old one is revoked, and the expiry counts from now.
+    fn replace_key(&mut self, old: String, new: &str) {
+        if !old.is_empty() && old != new && !self.revoked.contains(&old) {
+            self.revoked.push(old);
+        }
+        self.revoked.retain(|k| k != new);
+        self.restart_key_clock();
+    }
+
+    fn restart_key_clock(&mut self) {
+        self.key_uses = 0;
+        self.key_since = Instant::now();
     }
 }
 
@@ -433,6 +503,10 @@ impl FakeHandle {
                 shapes: Shapes::of(opts.profile),
                 paging_headers: Vec::new(),
                 latency: opts.latency,
+                key_expiry: opts.key_expires_after,
+                key_uses: 0,
+                key_since: Instant::now(),
+                revoked: Vec::new(),
             })),
         }
     }
@@ -741,12 +815,30 @@ impl FakeHandle {
         s.quota_window = None;
     }
 
-    /// Changes the accepted token and login.
+    /// Changes the accepted token and login. A new token revokes the old one (401 `API key
+    /// revoked`) and starts its expiry afresh.
     pub fn set_credentials(&self, token: &str, email: &str, password: &str) {
         let mut s = self.lock();
-        s.token = token.to_string();
+        let old = std::mem::replace(&mut s.token, token.to_string());
+        s.replace_key(old, token);
         s.email = email.to_string();
         s.password = password.to_string();
+    }
+
+    /// Makes `key` the Focus API key accepted as Bearer: the old key is revoked (401 `API
+    /// key revoked`), and the new one's expiry counts from now.
+    pub fn set_api_key(&self, key: &str) {
+        let mut s = self.lock();
+        let old = std::mem::replace(&mut s.api_key, key.to_string());
+        s.replace_key(old, key);
+    }
+
+    /// Makes the key (the API key and the token) expire as `expiry` says, counting from
+    /// now (`None`: never).
+    pub fn expire_key_after(&self, expiry: Option<KeyExpiry>) {
+        let mut s = self.lock();
+        s.key_expiry = expiry;
+        s.restart_key_clock();
     }
 
     /// The profile served.

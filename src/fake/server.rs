@@ -24,6 +24,7 @@ use super::wire::{
 };
 use super::{
     FakeHandle, FakeProfile, FakeState, Fault, FaultKind, LoggedRequest, PagingHeader, Route,
+    KEY_EXPIRED, KEY_REVOKED,
 };
 
 const JSON: &str = "application/json";
@@ -648,38 +649,94 @@ async fn hanging_body() -> std::io::Result<Body> {
     Ok(Body::new(reqwest::Body::from(upstream)))
 }
 
-/// Whether the request carries the accepted token or login.
-fn authenticated(s: &FakeState, headers: &HeaderMap) -> bool {
+/// What credential a request presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    /// The accepted key or token (which may have run out).
+    Key,
+    /// The accepted e-mail and password.
+    Login,
+    /// A key or token that a newer one replaced.
+    Revoked,
+    /// Nothing the fake accepts.
+    Refused,
+}
+
+/// Which credential the request carries.
+fn presented(s: &FakeState, headers: &HeaderMap) -> Presented {
     let Some(value) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return false;
+        return Presented::Refused;
     };
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
+    let key_or_revoked = |given: &str, key: &str| {
+        if !key.is_empty() && given == key {
+            Presented::Key
+        } else if s.revoked.iter().any(|old| old == given) {
+            Presented::Revoked
+        } else {
+            Presented::Refused
+        }
+    };
     if scheme.eq_ignore_ascii_case("bearer") {
         // The focus profile takes an API key as Bearer; the seed's fake took its token.
         let key = match s.profile {
             FakeProfile::Focus => &s.api_key,
             FakeProfile::Seed => &s.token,
         };
-        return !key.is_empty() && rest == key;
+        return key_or_revoked(rest, key);
     }
     if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
+        return Presented::Refused;
     }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest) else {
-        return false;
+        return Presented::Refused;
     };
     let Ok(decoded) = String::from_utf8(decoded) else {
-        return false;
+        return Presented::Refused;
     };
     let Some((user, password)) = decoded.split_once(':') else {
-        return false;
+        return Presented::Refused;
     };
-    (password == "api_token" && !s.token.is_empty() && user == s.token)
-        || (!s.email.is_empty() && user.eq_ignore_ascii_case(&s.email) && password == s.password)
+    if password == "api_token" {
+        return key_or_revoked(user, &s.token);
+    }
+    if !s.email.is_empty() && user.eq_ignore_ascii_case(&s.email) && password == s.password {
+        Presented::Login
+    } else {
+        Presented::Refused
+    }
+}
+
+/// The refusal of a request's credentials, or `None` when they are accepted (a key's
+/// use is counted against its expiry).
+fn refuse_credentials(s: &mut FakeState, headers: &HeaderMap) -> Option<Reply> {
+    let profile = s.profile;
+    match presented(s, headers) {
+        Presented::Login => None,
+        Presented::Key if s.key_expired() => {
+            Some(Reply::error(profile, StatusCode::UNAUTHORIZED, KEY_EXPIRED))
+        }
+        Presented::Key => {
+            s.key_uses += 1;
+            None
+        }
+        Presented::Revoked => Some(Reply::error(profile, StatusCode::UNAUTHORIZED, KEY_REVOKED)),
+        Presented::Refused => Some(match profile {
+            FakeProfile::Seed => Reply::text(
+                StatusCode::FORBIDDEN,
+                "User does not have access: missing or invalid credentials",
+            ),
+            FakeProfile::Focus => Reply::error(
+                profile,
+                StatusCode::UNAUTHORIZED,
+                "invalid or missing API key",
+            ),
+        }),
+    }
 }
 
 fn dispatch(
@@ -702,18 +759,8 @@ fn dispatch(
             "method not allowed",
         );
     }
-    if !authenticated(s, headers) {
-        return match profile {
-            FakeProfile::Seed => Reply::text(
-                StatusCode::FORBIDDEN,
-                "User does not have access: missing or invalid credentials",
-            ),
-            FakeProfile::Focus => Reply::error(
-                profile,
-                StatusCode::UNAUTHORIZED,
-                "invalid or missing API key",
-            ),
-        };
+    if let Some(refusal) = refuse_credentials(s, headers) {
+        return refusal;
     }
     match org.parse::<i64>() {
         Ok(id) if id == s.org.organization_id => {}

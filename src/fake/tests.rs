@@ -1632,3 +1632,54 @@ async fn every_envelope_and_the_paging_headers_can_be_forced() {
     assert!(roles.json()["items"].is_array());
     assert_eq!(roles.header("x-page").as_deref(), Some("1"));
 }
+
+#[tokio::test]
+async fn a_key_expires_after_its_requests_and_a_new_key_revokes_the_old_one() {
+    let server = start(FakeOptions {
+        key_expires_after: Some(KeyExpiry::Requests(2)),
+        ..focus(5)
+    })
+    .await;
+    let h = server.handle();
+    let roles = |auth| call(&server, reqwest::Method::GET, ROLES, auth, None);
+    // The key and the token are one key: two requests between them, then both are spent.
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_demo")).await.status, 200);
+    assert_eq!(roles(Auth::Token).await.status, 200);
+    for auth in [Auth::Raw("Bearer toggl_sk_demo"), Auth::Token] {
+        let a = roles(auth).await;
+        assert_eq!(assert_json_error(&a, 401, "unauthorized"), KEY_EXPIRED);
+        assert!(a.header("x-toggl-quota-remaining").is_none());
+    }
+    // A login is not a key: it never expires.
+    assert_eq!(roles(Auth::Login).await.status, 200);
+    // A new key is valid (its own two requests); the old one is revoked.
+    h.set_api_key("toggl_sk_second");
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+    let old = roles(Auth::Raw("Bearer toggl_sk_demo")).await;
+    assert_eq!(assert_json_error(&old, 401, "unauthorized"), KEY_REVOKED);
+    // A new token revokes the old token, and starts the count again.
+    h.set_credentials("token-two", DEMO_EMAIL, "demo-password");
+    let old = roles(Auth::Token).await;
+    assert_eq!(assert_json_error(&old, 401, "unauthorized"), KEY_REVOKED);
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+    // No expiry: the key answers for ever.
+    h.expire_key_after(None);
+    for _ in 0..3 {
+        assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+    }
+    // By time: spent once its seconds have passed.
+    h.expire_key_after(Some(KeyExpiry::Seconds(0)));
+    let a = roles(Auth::Raw("Bearer toggl_sk_second")).await;
+    assert_eq!(assert_json_error(&a, 401, "unauthorized"), KEY_EXPIRED);
+    h.expire_key_after(Some(KeyExpiry::Seconds(3600)));
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+}
+
+#[test]
+fn key_expiry_reads_requests_or_seconds() {
+    assert_eq!("3".parse::<KeyExpiry>(), Ok(KeyExpiry::Requests(3)));
+    assert_eq!(" 90s ".parse::<KeyExpiry>(), Ok(KeyExpiry::Seconds(90)));
+    for bad in ["", "s", "-1", "2m", "1.5s"] {
+        assert!(bad.parse::<KeyExpiry>().is_err(), "{bad:?}");
+    }
+}

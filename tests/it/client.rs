@@ -138,11 +138,14 @@ fn every_endpoint_round_trips_through_the_client() {
 fn basic_and_bearer_auth_are_accepted_and_wrong_credentials_are_an_auth_error() {
     let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
     let rt = runtime();
-    let login = Credentials::from_lookup(|k| match k {
-        "TOGGL_EMAIL" => Some("demo@example.com".into()),
-        "TOGGL_PASSWORD" => Some("demo-password".into()),
-        _ => None,
-    })
+    let login = Credentials::from_lookup(
+        |k| match k {
+            "TOGGL_EMAIL" => Some("demo@example.com".into()),
+            "TOGGL_PASSWORD" => Some("demo-password".into()),
+            _ => None,
+        },
+        None,
+    )
     .expect("login");
     for (scheme, credentials) in [
         ("basic", token("demo-token")),
