@@ -302,19 +302,32 @@ impl Store {
                 });
             }
         }
-        // Create the file ourselves so that it never exists with a wider mode, whatever the umask.
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(mode)
-            .open(path)
-            .map_err(|e| match setup::not_writable(path, e.kind()) {
-                Some(fix) => StoreError::Setup {
-                    path: path.to_path_buf(),
-                    message: format!("cannot create or open it for writing ({e}): {fix}"),
-                },
-                None => io(format!("cannot create or open: {e}")),
-            })?;
+        // Create the file ourselves so that it never exists with a wider mode, whatever the
+        // umask. An existing file is never opened beside SQLite, only asked about: closing any
+        // descriptor of it drops every POSIX lock this process holds on it, SQLite's included
+        // (another store of this process, the daemon's), and a client elsewhere closing the
+        // file would then take itself for the last one and remove the -wal under ours.
+        let usable = if path.exists() {
+            setup::writable(path)
+        } else {
+            OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .mode(mode)
+                .open(path)
+                .map(drop)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => setup::writable(path),
+                    _ => Err(e),
+                })
+        };
+        usable.map_err(|e| match setup::not_writable(path, e.kind()) {
+            Some(fix) => StoreError::Setup {
+                path: path.to_path_buf(),
+                message: format!("cannot create or open it for writing ({e}): {fix}"),
+            },
+            None => io(format!("cannot create or open: {e}")),
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
         let mut store = Store {
