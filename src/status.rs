@@ -587,6 +587,93 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_says_failing_first_then_stale_then_ok() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:10:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let base = Freshness {
+            last_success_at: Some("2026-11-28T11:58:00Z".into()),
+            last_attempt_at: Some("2026-11-28T11:58:00Z".into()),
+            last_status: Some("succeeded".into()),
+            stale: Some(false),
+            ..Freshness::default()
+        };
+        let failing = Freshness {
+            last_status: Some("failed".into()),
+            consecutive_failures: 4,
+            failing_since: Some("2026-11-28T09:00:00Z".into()),
+            reason: Some("API key expired (401)".into()),
+            hint: Some("make a new key".into()),
+            ..base.clone()
+        };
+        let cases = [
+            ("fresh", Some(base.clone()), State::Ok, "ok: last success 12 min ago"),
+            (
+                "a run in progress",
+                Some(Freshness {
+                    last_status: Some("running".into()),
+                    last_attempt_at: Some("2026-11-28T12:09:00Z".into()),
+                    ..base.clone()
+                }),
+                State::Ok,
+                "ok: last success 12 min ago; a run has been going since 12:09 UTC",
+            ),
+            (
+                "failing",
+                Some(failing.clone()),
+                State::Failing,
+                "FAILING: 4 runs since 09:00 UTC, API key expired (401) — make a new key",
+            ),
+            (
+                "failing for long",
+                Some(Freshness {
+                    consecutive_failures: 1,
+                    failing_since: Some("2026-11-27T09:00:00Z".into()),
+                    last_success_at: Some("2026-11-27T05:00:00Z".into()),
+                    stale: Some(true),
+                    ..failing.clone()
+                }),
+                State::Failing,
+                "FAILING: 1 run since 2026-11-27 09:00 UTC, API key expired (401) — make a new key (last success 31 h ago)",
+            ),
+            (
+                "stale",
+                Some(Freshness {
+                    last_success_at: Some("2026-11-28T05:00:00Z".into()),
+                    stale: Some(true),
+                    ..base.clone()
+                }),
+                State::Stale,
+                "STALE: last success 7 h ago",
+            ),
+            (
+                "stale before any success",
+                Some(Freshness {
+                    last_success_at: None,
+                    first_attempt_at: Some("2026-11-28T10:00:00Z".into()),
+                    last_status: Some("running".into()),
+                    last_attempt_at: Some("2026-11-28T10:00:00Z".into()),
+                    stale: Some(true),
+                    ..base.clone()
+                }),
+                State::Stale,
+                "STALE: no successful run yet; the first run began 2 h ago; a run has been going since 10:00 UTC",
+            ),
+            ("no runs", None, State::Stale, "STALE: no sync has run yet"),
+        ];
+        for (case, f, state, line) in cases {
+            assert_eq!(
+                verdict(f.as_ref(), now),
+                Verdict {
+                    state,
+                    line: line.to_string()
+                },
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
     fn human_sizes() {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");

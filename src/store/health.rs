@@ -320,3 +320,195 @@ impl Store {
             .map_err(sqlite_error(&path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    /// A mirror with these full runs: (status, started_at, finished_at, error).
+    fn mirror(runs: &[(&str, &str, Option<&str>)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.sqlite"), &StoreOptions::default()).unwrap();
+        add(&store, runs);
+        (dir, store)
+    }
+
+    fn add(store: &Store, runs: &[(&str, &str, Option<&str>)]) {
+        for (status, started, finished) in runs {
+            let failed = *status == "failed";
+            store
+                .connection()
+                .execute(
+                    "INSERT INTO sync_runs (kind, started_at, finished_at, status, error, reason,
+                         hint, exit_status, stale_after_seconds)
+                     VALUES ('full', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 5400)",
+                    params![
+                        started,
+                        finished,
+                        status,
+                        failed.then_some(format!("HTTP 401 at {started}")),
+                        failed.then_some("API key expired (401)"),
+                        failed.then_some("make a new key"),
+                        failed.then_some(2)
+                    ],
+                )
+                .unwrap();
+        }
+    }
+
+    fn health_rules(store: &mut Store, on: &str) {
+        let config = crate::config::Config::parse(&format!(
+            "[api]\norganization_id = 1\nworkspace_id = 2\n[[alert]]\nname = \"down\"\non = {on}\n\
+             failing_after = 2\ncommand = [\"/bin/true\"]\n"
+        ))
+        .unwrap();
+        store.set_outbox_rules(crate::alerts::outbox_rules(&config));
+    }
+
+    fn queued(store: &Store) -> Vec<(String, i64)> {
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT health_kind, health_after_run FROM alert_outbox ORDER BY outbox_id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_view_counts_the_failures_since_the_last_success_of_full_runs_only() {
+        let (_dir, store) = mirror(&[
+            ("failed", "2026-11-28T07:00:00Z", Some("2026-11-28T07:00:01Z")),
+            ("succeeded", "2026-11-28T08:00:00Z", Some("2026-11-28T08:00:09Z")),
+            ("failed", "2026-11-28T08:30:00Z", Some("2026-11-28T08:30:01Z")),
+            ("failed", "2026-11-28T09:00:00Z", Some("2026-11-28T09:00:01Z")),
+        ]);
+        // A group command's targeted refresh is not a full run.
+        store
+            .connection()
+            .execute_batch(
+                "INSERT INTO sync_runs (kind, started_at, finished_at, status)
+                 VALUES ('targeted', '2026-11-28T09:10:00Z', '2026-11-28T09:10:01Z', 'succeeded')",
+            )
+            .unwrap();
+        let f = store.freshness().unwrap().unwrap();
+        assert_eq!(
+            (
+                f.last_success_at.as_deref(),
+                f.last_attempt_at.as_deref(),
+                f.last_status.as_deref(),
+                f.consecutive_failures,
+                f.failing_since.as_deref(),
+                f.last_error.as_deref(),
+                f.reason.as_deref(),
+                f.exit_status,
+                f.last_success_run,
+                f.first_attempt_at.as_deref(),
+            ),
+            (
+                Some("2026-11-28T08:00:09Z"),
+                Some("2026-11-28T09:00:00Z"),
+                Some("failed"),
+                2,
+                Some("2026-11-28T08:30:00Z"),
+                Some("HTTP 401 at 2026-11-28T09:00:00Z"),
+                Some("API key expired (401)"),
+                Some(2),
+                2,
+                Some("2026-11-28T07:00:00Z"),
+            )
+        );
+        // Long ago against a threshold of 1.5 h: stale, and the age computed when read.
+        assert_eq!(f.stale, Some(true));
+        assert!(f.age_seconds.unwrap() > 86_400, "{f:?}");
+        assert_eq!(f.hint.as_deref(), Some("make a new key"));
+    }
+
+    #[test]
+    fn a_mirror_without_runs_has_one_row_of_nothing() {
+        let (_dir, store) = mirror(&[]);
+        let f = store.freshness().unwrap().unwrap();
+        assert_eq!(
+            f,
+            Freshness {
+                consecutive_failures: 0,
+                ..Freshness::default()
+            }
+        );
+    }
+
+    #[test]
+    fn each_health_alert_is_queued_once_per_outage_however_often_the_check_runs() {
+        let (_dir, mut store) = mirror(&[
+            ("succeeded", "2026-11-28T08:00:00Z", Some("2026-11-28T08:00:09Z")),
+            ("failed", "2026-11-28T08:30:00Z", Some("2026-11-28T08:30:01Z")),
+        ]);
+        health_rules(&mut store, "[\"failing\", \"recovered\"]");
+        let now = "2026-11-28T09:00:05Z";
+        assert_eq!(store.queue_health_alerts(now).unwrap(), 0, "one failure of two");
+        add(&store, &[("failed", "2026-11-28T09:00:00Z", Some("2026-11-28T09:00:01Z"))]);
+        for expected in [1, 0, 0] {
+            assert_eq!(store.queue_health_alerts(now).unwrap(), expected);
+        }
+        add(&store, &[("failed", "2026-11-28T09:30:00Z", Some("2026-11-28T09:30:01Z"))]);
+        assert_eq!(store.queue_health_alerts(now).unwrap(), 0, "still the same outage");
+        add(&store, &[("succeeded", "2026-11-28T10:00:00Z", Some("2026-11-28T10:00:05Z"))]);
+        for expected in [1, 0] {
+            assert_eq!(store.queue_health_alerts(now).unwrap(), expected);
+        }
+        add(
+            &store,
+            &[
+                ("failed", "2026-11-28T10:30:00Z", Some("2026-11-28T10:30:01Z")),
+                ("failed", "2026-11-28T11:00:00Z", Some("2026-11-28T11:00:01Z")),
+            ],
+        );
+        assert_eq!(store.queue_health_alerts(now).unwrap(), 1, "a new outage");
+        assert_eq!(
+            queued(&store),
+            [
+                ("failing".to_string(), 1),
+                ("recovered".to_string(), 1),
+                ("failing".to_string(), 5)
+            ]
+        );
+        let recovered: String = store
+            .connection()
+            .query_row(
+                "SELECT payload_json FROM alert_outbox WHERE health_kind = 'recovered'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(&recovered).unwrap();
+        assert_eq!(body["failed_runs"], 3, "{body}");
+        assert_eq!(body["recovered_at"], "2026-11-28T10:00:05Z");
+        assert_eq!(body["outage_seconds"], 7196);
+        // Delivered as any alert, under its own key.
+        let pending = store.pending_alerts(10).unwrap();
+        assert_eq!(
+            pending.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+            [
+                "health-failing-after-run-1",
+                "health-recovered-after-run-1",
+                "health-failing-after-run-5"
+            ]
+        );
+        assert!(pending.iter().all(|p| p.event_id.is_none()));
+    }
+
+    #[test]
+    fn without_health_rules_nothing_is_queued_and_the_outbox_is_not_touched() {
+        let (_dir, mut store) = mirror(&[("failed", "2026-11-28T08:30:00Z", None)]);
+        assert_eq!(store.queue_health_alerts("2026-11-28T09:00:00Z").unwrap(), 0);
+        let config = crate::config::Config::parse(
+            "[api]\norganization_id = 1\nworkspace_id = 2\n[[alert]]\nname = \"a\"\nentity = \"user\"\ncommand = [\"/bin/true\"]\n",
+        )
+        .unwrap();
+        store.set_outbox_rules(crate::alerts::outbox_rules(&config));
+        assert_eq!(store.queue_health_alerts("2026-11-28T09:00:00Z").unwrap(), 0);
+        assert!(queued(&store).is_empty());
+    }
+}

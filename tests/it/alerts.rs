@@ -666,6 +666,8 @@ fn metrics_pass_promtool_move_with_runs_and_healthz_turns_503_when_runs_fail() {
         "orgmirror_last_success_timestamp_seconds",
         "orgmirror_last_run_duration_seconds",
         "orgmirror_quarantined_records",
+        "orgmirror_consecutive_failures",
+        "orgmirror_last_attempt_timestamp_seconds",
         "orgmirror_database_bytes",
         "orgmirror_wal_bytes",
     ] {
@@ -742,6 +744,16 @@ fn metrics_pass_promtool_move_with_runs_and_healthz_turns_503_when_runs_fail() {
     let (_, third) = http_get(&addr, "/metrics", None);
     assert!(
         sample(&third, "orgmirror_runs_total{status=\"failed\"}") >= 1.0,
+        "{third}"
+    );
+    assert_eq!(sample(&first, "orgmirror_consecutive_failures"), 0.0);
+    assert!(
+        sample(&third, "orgmirror_consecutive_failures") >= 1.0,
+        "{third}"
+    );
+    assert!(
+        sample(&third, "orgmirror_last_attempt_timestamp_seconds")
+            > sample(&first, "orgmirror_last_attempt_timestamp_seconds"),
         "{third}"
     );
     d.signal(libc::SIGTERM);

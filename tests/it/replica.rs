@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use orgmirror::fake::FakeOptions;
+use orgmirror::fake::{FakeOptions, KeyExpiry};
 
 use crate::support::{
     assert_one_time_per_run, assert_references_hold, bin, ok, rows, scalar, text, Mirror,
@@ -595,6 +595,83 @@ fn the_contract_views_answer_the_same_in_postgresql_after_a_first_sync_a_churn_s
             "created_at:timestamp with time zone",
             "hourly_rate:numeric"
         ]
+    );
+}
+
+/// `mirror_freshness` on both sides, read with queries of their own: every fact the same,
+/// and the age computed when read (the replica's read first, so never the larger).
+fn assert_same_freshness(m: &Mirror, cluster: &Cluster, schema: &str) {
+    let epoch = |c: &str| format!("coalesce(CAST(strftime('%s', {c}) AS INTEGER), 'NULL')");
+    let pg_epoch = |c: &str| format!("coalesce(extract(epoch FROM {c})::bigint::text, 'NULL')");
+    let times = ["last_success_at", "last_attempt_at", "failing_since"];
+    let plain = [
+        "last_status",
+        "last_error",
+        "consecutive_failures",
+        "stale_after_seconds",
+        "hint",
+    ];
+    let replica = cluster.psql(&format!(
+        "SELECT {}, {}, coalesce(stale::int::text, 'NULL'), age_seconds
+         FROM {schema}.mirror_freshness WHERE organization_id = 1001",
+        times.map(pg_epoch).join(", "),
+        plain.map(|c| format!("coalesce({c}::text, 'NULL')")).join(", ")
+    ));
+    let mirror = rows(
+        &m.conn(),
+        &format!(
+            "SELECT {}, {}, coalesce(stale, 'NULL'), age_seconds FROM mirror_freshness",
+            times.map(epoch).join(", "),
+            plain.map(|c| format!("coalesce({c}, 'NULL')")).join(", ")
+        ),
+    );
+    assert_eq!(mirror.len(), 1);
+    let replica: Vec<&str> = replica.trim_end().split('|').collect();
+    let (mirror_age, facts) = mirror[0].split_last().expect("columns");
+    let (replica_age, replica_facts) = replica.split_last().expect("one row");
+    assert_eq!(facts, replica_facts, "mirror_freshness differs");
+    let (mirror_age, replica_age): (i64, i64) = (
+        mirror_age.parse().expect("an age"),
+        replica_age.parse().expect("an age"),
+    );
+    assert!(
+        (0..=mirror_age).contains(&replica_age),
+        "age: {replica_age} in PostgreSQL, {mirror_age} in the mirror"
+    );
+}
+
+#[test]
+fn mirror_freshness_says_the_same_in_postgresql_also_while_runs_fail() {
+    let Some(pg) = shared() else { return };
+    let schema = "t_freshness";
+    let m = mirror_with_replica(pg, 20, 1001, schema);
+    sync(&m);
+    assert_same_freshness(&m, pg, schema);
+    // Failed runs are not committed runs: the replica's health moves at once all the same.
+    m.fake
+        .handle()
+        .expire_key_after(Some(KeyExpiry::Requests(0)));
+    for _ in 0..2 {
+        assert_eq!(run(&m, &["sync"]).status.code(), Some(2));
+    }
+    assert_eq!(replica_run(pg, schema, 1001), Some(1));
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT consecutive_failures, last_status FROM {schema}.mirror_freshness"
+        ))
+        .trim(),
+        "2|failed"
+    );
+    assert_same_freshness(&m, pg, schema);
+    m.fake.handle().expire_key_after(None);
+    sync(&m);
+    assert_same_freshness(&m, pg, schema);
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT consecutive_failures, stale FROM {schema}.mirror_freshness"
+        ))
+        .trim(),
+        "0|f"
     );
 }
 
