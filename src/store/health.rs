@@ -380,10 +380,26 @@ mod tests {
     #[test]
     fn the_view_counts_the_failures_since_the_last_success_of_full_runs_only() {
         let (_dir, store) = mirror(&[
-            ("failed", "2026-11-28T07:00:00Z", Some("2026-11-28T07:00:01Z")),
-            ("succeeded", "2026-11-28T08:00:00Z", Some("2026-11-28T08:00:09Z")),
-            ("failed", "2026-11-28T08:30:00Z", Some("2026-11-28T08:30:01Z")),
-            ("failed", "2026-11-28T09:00:00Z", Some("2026-11-28T09:00:01Z")),
+            (
+                "failed",
+                "2026-11-28T07:00:00Z",
+                Some("2026-11-28T07:00:01Z"),
+            ),
+            (
+                "succeeded",
+                "2026-11-28T08:00:00Z",
+                Some("2026-11-28T08:00:09Z"),
+            ),
+            (
+                "failed",
+                "2026-11-28T08:30:00Z",
+                Some("2026-11-28T08:30:01Z"),
+            ),
+            (
+                "failed",
+                "2026-11-28T09:00:00Z",
+                Some("2026-11-28T09:00:01Z"),
+            ),
         ]);
         // A group command's targeted refresh is not a full run.
         store
@@ -442,27 +458,72 @@ mod tests {
     #[test]
     fn each_health_alert_is_queued_once_per_outage_however_often_the_check_runs() {
         let (_dir, mut store) = mirror(&[
-            ("succeeded", "2026-11-28T08:00:00Z", Some("2026-11-28T08:00:09Z")),
-            ("failed", "2026-11-28T08:30:00Z", Some("2026-11-28T08:30:01Z")),
+            (
+                "succeeded",
+                "2026-11-28T08:00:00Z",
+                Some("2026-11-28T08:00:09Z"),
+            ),
+            (
+                "failed",
+                "2026-11-28T08:30:00Z",
+                Some("2026-11-28T08:30:01Z"),
+            ),
         ]);
         health_rules(&mut store, "[\"failing\", \"recovered\"]");
         let now = "2026-11-28T09:00:05Z";
-        assert_eq!(store.queue_health_alerts(now).unwrap(), 0, "one failure of two");
-        add(&store, &[("failed", "2026-11-28T09:00:00Z", Some("2026-11-28T09:00:01Z"))]);
+        assert_eq!(
+            store.queue_health_alerts(now).unwrap(),
+            0,
+            "one failure of two"
+        );
+        add(
+            &store,
+            &[(
+                "failed",
+                "2026-11-28T09:00:00Z",
+                Some("2026-11-28T09:00:01Z"),
+            )],
+        );
         for expected in [1, 0, 0] {
             assert_eq!(store.queue_health_alerts(now).unwrap(), expected);
         }
-        add(&store, &[("failed", "2026-11-28T09:30:00Z", Some("2026-11-28T09:30:01Z"))]);
-        assert_eq!(store.queue_health_alerts(now).unwrap(), 0, "still the same outage");
-        add(&store, &[("succeeded", "2026-11-28T10:00:00Z", Some("2026-11-28T10:00:05Z"))]);
+        add(
+            &store,
+            &[(
+                "failed",
+                "2026-11-28T09:30:00Z",
+                Some("2026-11-28T09:30:01Z"),
+            )],
+        );
+        assert_eq!(
+            store.queue_health_alerts(now).unwrap(),
+            0,
+            "still the same outage"
+        );
+        add(
+            &store,
+            &[(
+                "succeeded",
+                "2026-11-28T10:00:00Z",
+                Some("2026-11-28T10:00:05Z"),
+            )],
+        );
         for expected in [1, 0] {
             assert_eq!(store.queue_health_alerts(now).unwrap(), expected);
         }
         add(
             &store,
             &[
-                ("failed", "2026-11-28T10:30:00Z", Some("2026-11-28T10:30:01Z")),
-                ("failed", "2026-11-28T11:00:00Z", Some("2026-11-28T11:00:01Z")),
+                (
+                    "failed",
+                    "2026-11-28T10:30:00Z",
+                    Some("2026-11-28T10:30:01Z"),
+                ),
+                (
+                    "failed",
+                    "2026-11-28T11:00:00Z",
+                    Some("2026-11-28T11:00:01Z"),
+                ),
             ],
         );
         assert_eq!(store.queue_health_alerts(now).unwrap(), 1, "a new outage");
@@ -502,13 +563,19 @@ mod tests {
     #[test]
     fn without_health_rules_nothing_is_queued_and_the_outbox_is_not_touched() {
         let (_dir, mut store) = mirror(&[("failed", "2026-11-28T08:30:00Z", None)]);
-        assert_eq!(store.queue_health_alerts("2026-11-28T09:00:00Z").unwrap(), 0);
+        assert_eq!(
+            store.queue_health_alerts("2026-11-28T09:00:00Z").unwrap(),
+            0
+        );
         let config = crate::config::Config::parse(
             "[api]\norganization_id = 1\nworkspace_id = 2\n[[alert]]\nname = \"a\"\nentity = \"user\"\ncommand = [\"/bin/true\"]\n",
         )
         .unwrap();
         store.set_outbox_rules(crate::alerts::outbox_rules(&config));
-        assert_eq!(store.queue_health_alerts("2026-11-28T09:00:00Z").unwrap(), 0);
+        assert_eq!(
+            store.queue_health_alerts("2026-11-28T09:00:00Z").unwrap(),
+            0
+        );
         assert!(queued(&store).is_empty());
     }
 }

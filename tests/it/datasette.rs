@@ -23,13 +23,13 @@ const CANNED: [(&str, &str); 7] = [
     ("people_in_no_group", ""),
 ];
 
-/// The views the metadata must describe: the contract's (as `export --csv` writes them) and
-/// the headcount view.
+/// The views the metadata must describe: the contract's (as `export --csv` writes them), the
+/// headcount view and the freshness view (not in the CSV set: its age is computed when read).
 fn described_views() -> impl Iterator<Item = &'static str> {
     orgmirror::export::CSV_VIEWS
         .iter()
         .copied()
-        .chain(["group_headcount_daily"])
+        .chain(["group_headcount_daily", "mirror_freshness"])
 }
 
 fn metadata() -> PathBuf {
@@ -209,7 +209,9 @@ fn datasette_serves_the_mirror_while_orgmirror_syncs() {
     // The page leads with what a reader should use: the freshness check first, the canned
     // queries and every view with a line each; the tables behind the views are hidden.
     let database = &meta["databases"]["org"];
-    let description = database["description_html"].as_str().expect("a description");
+    let description = database["description_html"]
+        .as_str()
+        .expect("a description");
     let first = |needle: &str| description.find(needle).unwrap_or(usize::MAX);
     assert!(
         first("Is this data current?") < first("<li>"),
@@ -222,9 +224,14 @@ fn datasette_serves_the_mirror_while_orgmirror_syncs() {
         );
     }
     for (name, _) in CANNED {
-        let title = database["queries"][name]["title"].as_str().expect("a title");
+        let title = database["queries"][name]["title"]
+            .as_str()
+            .expect("a title");
         let title = title.split(',').next().unwrap_or(title);
-        assert!(description.contains(title), "the description lacks {title:?}");
+        assert!(
+            description.contains(title),
+            "the description lacks {title:?}"
+        );
     }
     for table in rows(
         &conn,

@@ -450,6 +450,28 @@ fn status_check_exits_0_fresh_1_failing_or_stale_2_unreadable_and_python_reads_t
     );
     assert!(py["age_seconds"].as_i64().unwrap() > 3, "{py}");
     assert!(py["last_error"].is_null() && py["hint"].is_null(), "{py}");
+    // The README's sqlite3 line says the same.
+    let readme = include_str!("../../README.md");
+    let line = readme
+        .lines()
+        .find(|l| {
+            l.starts_with("sqlite3 -readonly /var/lib/orgmirror/org.sqlite 'SELECT last_success_at")
+        })
+        .expect("the README's freshness query");
+    let sql = line.split('\'').nth(1).expect("quoted SQL");
+    let out = Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(&m.db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3");
+    let shown = text(&out.stdout);
+    let last_success = py["last_success_at"].as_str().expect("a success");
+    assert!(
+        shown.starts_with(last_success) && shown.trim_end().ends_with("|1|0"),
+        "{shown}{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -615,7 +615,9 @@ fn assert_same_freshness(m: &Mirror, cluster: &Cluster, schema: &str) {
         "SELECT {}, {}, coalesce(stale::int::text, 'NULL'), age_seconds
          FROM {schema}.mirror_freshness WHERE organization_id = 1001",
         times.map(pg_epoch).join(", "),
-        plain.map(|c| format!("coalesce({c}::text, 'NULL')")).join(", ")
+        plain
+            .map(|c| format!("coalesce({c}::text, 'NULL')"))
+            .join(", ")
     ));
     let mirror = rows(
         &m.conn(),

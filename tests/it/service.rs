@@ -1219,6 +1219,73 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     );
 }
 
+/// The probe's timer and service (README, "Is the data current?") verify, and the service's
+/// command is `status --check`, which passes on a fresh mirror.
+#[test]
+fn the_check_timer_and_service_verify_and_run_the_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let service = std::fs::read_to_string(repo.join("orgmirror-check.service")).unwrap();
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    assert_eq!(
+        exec,
+        "/usr/local/bin/orgmirror --config /etc/orgmirror/orgmirror.toml status --check"
+    );
+    let m = Mirror::new(5);
+    m.sync_ok();
+    let args: Vec<String> = exec
+        .replace(
+            "/etc/orgmirror/orgmirror.toml",
+            &m.config.display().to_string(),
+        )
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let out = Command::new(bin())
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("ok: last success "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let Some(analyze) = systemd_analyze() else {
+        return;
+    };
+    std::fs::write(
+        dir.path().join("orgmirror-check.service"),
+        service.replace("/usr/local/bin/orgmirror", bin()),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo.join("orgmirror-check.timer"),
+        dir.path().join("orgmirror-check.timer"),
+    )
+    .unwrap();
+    for unit in ["orgmirror-check.service", "orgmirror-check.timer"] {
+        let verify = Command::new(analyze)
+            .args(["verify", "--man=no"])
+            .arg(dir.path().join(unit))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "systemd-analyze verify {unit}:\n{}{}",
+            text(&verify.stdout),
+            text(&verify.stderr)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Real BI clients on the live file
 
