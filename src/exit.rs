@@ -63,11 +63,11 @@ pub fn command(e: &CommandError) -> Exit {
     }
 }
 
-/// Credentials or ids the API refused are the configuration's to fix; anything else
-/// may pass.
+/// Credentials or ids the API refused, and features the plan lacks, are the
+/// configuration's to fix; anything else may pass.
 fn api(e: &ApiError) -> Exit {
     match e {
-        ApiError::Auth { .. } => Exit::Config,
+        ApiError::Auth { .. } | ApiError::PlanLacks { .. } => Exit::Config,
         _ => Exit::Failed,
     }
 }

@@ -127,8 +127,12 @@ enum Command {
         /// "API key expired".
         #[arg(long, value_name = "N|Ns")]
         key_expires_after: Option<orgmirror::fake::KeyExpiry>,
+        /// Features the organization's plan lacks (rates,working_hours,custom_fields):
+        /// asking for one gets 402.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        plan_lacks: Vec<orgmirror::fake::PlanFeature>,
         /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks"])]
         replay: Option<PathBuf>,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
@@ -224,6 +228,7 @@ fn main() -> ExitCode {
                 per_page_cap,
                 profile,
                 key_expires_after,
+                plan_lacks,
                 replay: None,
             } => {
                 let opts = orgmirror::fake::FakeOptions {
@@ -232,6 +237,7 @@ fn main() -> ExitCode {
                     per_page_cap,
                     profile,
                     key_expires_after,
+                    plan_lacks,
                     ..Default::default()
                 };
                 orgmirror::fake::serve_cli(listen, opts)

@@ -23,9 +23,17 @@
 //!
 //! Keys expire as a Focus key does when asked ([`FakeOptions::key_expires_after`],
 //! [`FakeHandle::expire_key_after`]: after N requests or N seconds): then every request with
-//! the key or the token gets 401 `API key expired` (JSON on focus, text on seed); a login
-//! never expires. A new key ([`FakeHandle::set_api_key`], [`FakeHandle::set_credentials`])
-//! revokes the old one (401 `API key revoked`) and starts its expiry afresh.
+//! the key or the token gets 401 `API key expired` (the seed profile's 403 text names the
+//! reason); a login never expires. A new key ([`FakeHandle::set_api_key`],
+//! [`FakeHandle::set_credentials`]) revokes the old one (401 `API key revoked`) and starts
+//! its expiry afresh.
+//!
+//! A plan can lack rates, working hours or custom fields ([`FakeOptions::plan_lacks`],
+//! `--plan-lacks`): a users request asking for one (`include_rates=true`, …) gets 402
+//! `<feature> feature not available on the plan` as a JSON error without quota headers
+//! (with a quota on, its headers say requests are left), as the published spec has it.
+//! Error bodies carry `error_values` where the spec gives them: a group created without a
+//! name is 400 `required_fields_missing` with `{"fields": ["name"], "is_deletion": false}`.
 //!
 //! Tests can force any envelope per list ([`FakeHandle::set_list_shape`]) and the Track v9
 //! paging headers `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size`
@@ -171,6 +179,8 @@ pub struct FakeOptions {
     pub latency: Duration,
     /// When the key (the API key and the token) stops being accepted; `None`: never.
     pub key_expires_after: Option<KeyExpiry>,
+    /// Features the organization's plan lacks: asking for one is a 402.
+    pub plan_lacks: Vec<PlanFeature>,
 }
 
 impl Default for FakeOptions {
@@ -189,6 +199,53 @@ impl Default for FakeOptions {
             api_key: DEMO_API_KEY.to_string(),
             latency: Duration::ZERO,
             key_expires_after: None,
+            plan_lacks: Vec::new(),
+        }
+    }
+}
+
+/// A feature a plan may lack, asked for by a parameter of the users list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFeature {
+    /// `include_rates=true`.
+    Rates,
+    /// `include_working_hours=true`.
+    WorkingHours,
+    /// `include_custom_fields=true`.
+    CustomFields,
+}
+
+impl PlanFeature {
+    /// The query parameter that asks for it.
+    pub fn parameter(self) -> &'static str {
+        match self {
+            PlanFeature::Rates => "include_rates",
+            PlanFeature::WorkingHours => "include_working_hours",
+            PlanFeature::CustomFields => "include_custom_fields",
+        }
+    }
+
+    /// As a 402's description names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanFeature::Rates => "rates",
+            PlanFeature::WorkingHours => "working_hours",
+            PlanFeature::CustomFields => "user_custom_fields",
+        }
+    }
+}
+
+impl std::str::FromStr for PlanFeature {
+    type Err = String;
+    /// `rates`, `working_hours` or `custom_fields` (`--plan-lacks`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "rates" => Ok(PlanFeature::Rates),
+            "working_hours" => Ok(PlanFeature::WorkingHours),
+            "custom_fields" => Ok(PlanFeature::CustomFields),
+            other => Err(format!(
+                "unknown feature `{other}` (rates, working_hours or custom_fields)"
+            )),
         }
     }
 }
@@ -427,6 +484,8 @@ pub(crate) struct FakeState {
     pub(crate) key_since: Instant,
     /// Keys and tokens replaced by a new one: refused as revoked.
     pub(crate) revoked: Vec<String>,
+    /// Features the plan lacks: asking for one is a 402 without the quota's headers.
+    pub(crate) plan_lacks: Vec<PlanFeature>,
 }
 
 impl FakeState {
@@ -507,6 +566,7 @@ impl FakeHandle {
                 key_uses: 0,
                 key_since: Instant::now(),
                 revoked: Vec::new(),
+                plan_lacks: opts.plan_lacks.clone(),
             })),
         }
     }
@@ -831,6 +891,13 @@ impl FakeHandle {
         let mut s = self.lock();
         let old = std::mem::replace(&mut s.api_key, key.to_string());
         s.replace_key(old, key);
+    }
+
+    /// The plan lacks exactly these features from now on: a request asking for one gets
+    /// 402 with a JSON error body (the quota's headers, when a quota is on, say requests
+    /// are left).
+    pub fn set_plan_lacks(&self, features: &[PlanFeature]) {
+        self.lock().plan_lacks = features.to_vec();
     }
 
     /// Makes the key (the API key and the token) expire as `expiry` says, counting from

@@ -250,10 +250,34 @@ impl Reply {
                     &ErrorBody {
                         error: word,
                         error_description: &message,
+                        error_values: None,
                         trace_id: wire::trace_id(),
                     },
                 )
             }
+        }
+    }
+
+    /// A validation error with the `error_values` the published spec gives it (focus; the
+    /// seed's plain text has none).
+    fn error_with_values(
+        profile: FakeProfile,
+        status: StatusCode,
+        word: &str,
+        message: &str,
+        values: Value,
+    ) -> Reply {
+        match profile {
+            FakeProfile::Seed => Reply::text(status, message),
+            FakeProfile::Focus => Reply::json(
+                status,
+                &ErrorBody {
+                    error: word,
+                    error_description: message,
+                    error_values: Some(values),
+                    trace_id: wire::trace_id(),
+                },
+            ),
         }
     }
 
@@ -437,6 +461,7 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
             &ErrorBody {
                 error: &error,
                 error_description: &description,
+                error_values: None,
                 trace_id: wire::trace_id(),
             },
         )
@@ -715,26 +740,25 @@ fn presented(s: &FakeState, headers: &HeaderMap) -> Presented {
 /// use is counted against its expiry).
 fn refuse_credentials(s: &mut FakeState, headers: &HeaderMap) -> Option<Reply> {
     let profile = s.profile;
+    // The reference page knows only 403 for credentials it refuses.
+    let refused = |reason: &str| match profile {
+        FakeProfile::Seed => Reply::text(
+            StatusCode::FORBIDDEN,
+            format!("User does not have access: {reason}"),
+        ),
+        FakeProfile::Focus => Reply::error(profile, StatusCode::UNAUTHORIZED, reason),
+    };
     match presented(s, headers) {
         Presented::Login => None,
-        Presented::Key if s.key_expired() => {
-            Some(Reply::error(profile, StatusCode::UNAUTHORIZED, KEY_EXPIRED))
-        }
+        Presented::Key if s.key_expired() => Some(refused(KEY_EXPIRED)),
         Presented::Key => {
             s.key_uses += 1;
             None
         }
-        Presented::Revoked => Some(Reply::error(profile, StatusCode::UNAUTHORIZED, KEY_REVOKED)),
+        Presented::Revoked => Some(refused(KEY_REVOKED)),
         Presented::Refused => Some(match profile {
-            FakeProfile::Seed => Reply::text(
-                StatusCode::FORBIDDEN,
-                "User does not have access: missing or invalid credentials",
-            ),
-            FakeProfile::Focus => Reply::error(
-                profile,
-                StatusCode::UNAUTHORIZED,
-                "invalid or missing API key",
-            ),
+            FakeProfile::Seed => refused("missing or invalid credentials"),
+            FakeProfile::Focus => refused("invalid or missing API key"),
         }),
     }
 }
@@ -798,6 +822,7 @@ fn bad(message: String) -> (StatusCode, String) {
 }
 
 fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
+    plan_allows(s, params)?;
     let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
     let rates = params.bool("include_rates").map_err(bad)?;
     let hours = params.bool("include_working_hours").map_err(bad)?;
@@ -909,6 +934,20 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
         .map(|inner| WithExtra { inner, extra })
         .collect();
     Ok(list_reply(s, s.shapes.users, &items, paging.facts(total)))
+}
+
+/// A 402 for a feature the plan lacks that the request asks for (as the published spec
+/// words it: `<feature> feature not available on the plan`).
+fn plan_allows(s: &FakeState, params: &Params) -> Result<(), (StatusCode, String)> {
+    for feature in &s.plan_lacks {
+        if params.bool(feature.parameter()).unwrap_or(false) {
+            return Err((
+                StatusCode::PAYMENT_REQUIRED,
+                format!("{} feature not available on the plan", feature.name()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Ids far above the real ones, unique per page, so a client sees only new rows.
@@ -1110,7 +1149,13 @@ fn group_reply(s: &FakeState, status: StatusCode, id: i64) -> Reply {
 fn create_group(s: &mut FakeState, body: &[u8]) -> Handled {
     let write = parse_group_write(body)?;
     if write.name.is_none() {
-        return Err(bad("name is required".to_string()));
+        return Ok(Reply::error_with_values(
+            s.profile,
+            StatusCode::BAD_REQUEST,
+            "required_fields_missing",
+            "name is required",
+            serde_json::json!({ "fields": ["name"], "is_deletion": false }),
+        ));
     }
     check_refs(s, &write)?;
     let name = write.name.as_deref().unwrap_or_default();
