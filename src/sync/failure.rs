@@ -45,6 +45,7 @@ impl SyncError {
                 ApiError::Auth { status, body, .. } | ApiError::Status { status, body, .. } => {
                     said(body, *status)
                 }
+                ApiError::PlanLacks { body, .. } => said(body, 402),
                 ApiError::Timeout { after, .. } => {
                     format!("no answer within {:.0}s", after.as_secs_f64())
                 }
@@ -72,16 +73,21 @@ impl SyncError {
                  otherwise nothing: the next run that sees them again succeeds"
                 .to_string(),
             SyncError::Api(e) => match e {
-                ApiError::Auth { status: 401, .. } => "make a new Focus API key (the old one may have expired on the date its user picked) \
+                ApiError::Auth { status: 401, .. } => "make a new Focus API key (in Focus profile settings; a key expires on the date its user picked) \
                      and put it where orgmirror reads it (api.token_file, TOGGL_API_TOKEN or the systemd credential); \
                      the next run uses it"
                     .to_string(),
                 ApiError::Auth { .. } => "the key's user may not see this organization: check api.organization_id and \
                      api.workspace_id, and that the user is an admin of the organization"
                     .to_string(),
-                ApiError::Status { status: 402, .. } => "the organization's Focus plan does not include what the mirror asks for: \
-                     set sync.include_rates = false (rates need a higher plan), or upgrade the plan"
-                    .to_string(),
+                ApiError::PlanLacks { settings, .. } if settings.is_empty() => {
+                    "the organization's Focus plan does not include what the mirror asks for: upgrade the plan"
+                        .to_string()
+                }
+                ApiError::PlanLacks { settings, .. } => format!(
+                    "the organization's Focus plan lacks what the mirror asks for: set {} (or upgrade the plan)",
+                    settings.join(" or ")
+                ),
                 ApiError::Status { status: 404, .. } => {
                     "check api.base_url, api.organization_id and api.workspace_id".to_string()
                 }
@@ -147,6 +153,7 @@ mod tests {
                 endpoint: endpoint(),
                 status,
                 body: body.into(),
+                trace_id: None,
                 sent_as: SentAs::Bearer,
                 focus_key: true,
             })
@@ -172,9 +179,14 @@ mod tests {
                 "api.organization_id",
             ),
             (
-                status(402, "plan"),
-                "plan (402)",
-                "sync.include_rates = false",
+                SyncError::Api(ApiError::PlanLacks {
+                    endpoint: endpoint(),
+                    body: "Rates are not available on your plan".into(),
+                    json: None,
+                    settings: vec!["sync.include_rates = false"],
+                }),
+                "Rates are not available on your plan (402)",
+                "set sync.include_rates = false (or upgrade the plan)",
             ),
             (
                 status(502, "<html>bad gateway</html>"),
