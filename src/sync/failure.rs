@@ -108,27 +108,37 @@ impl SyncError {
     }
 }
 
-/// Whether two runs failed the same way: the same error but for its numbers (page, trace
-/// id, seconds), so that a failure repeated run after run is told once, loudly.
+/// Whether two runs failed the same way: the same error but for its numbers (page, seconds)
+/// and trace ids, so that a failure repeated run after run is told once, loudly.
 pub fn same_error(a: &str, b: &str) -> bool {
-    fn shape(text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
+    shape(a) == shape(b)
+}
+
+/// `text` with each trace id (the token after `trace_id `) and each run of digits as `#`.
+fn shape(text: &str) -> String {
+    fn digits_as_hash(text: &str, out: &mut String) {
         let mut in_number = false;
         for c in text.chars() {
-            let digit = c.is_ascii_hexdigit() && (c.is_ascii_digit() || in_number);
-            if digit {
+            if c.is_ascii_digit() {
                 if !in_number {
                     out.push('#');
                 }
-                in_number = true;
             } else {
-                in_number = false;
                 out.push(c);
             }
+            in_number = c.is_ascii_digit();
         }
-        out
     }
-    shape(a) == shape(b)
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("trace_id ") {
+        let (before, after) = rest.split_at(at + "trace_id ".len());
+        digits_as_hash(before, &mut out);
+        out.push('#');
+        rest = after.trim_start_matches(|c: char| !(c.is_whitespace() || c == ')'));
+    }
+    digits_as_hash(rest, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -228,7 +238,11 @@ mod tests {
     fn the_same_error_differs_only_in_its_numbers() {
         assert!(same_error(
             "GET /organizations/1001/users page 3: HTTP 500 validation: x (trace_id 9f3a0c)",
-            "GET /organizations/1001/users page 4: HTTP 500 validation: x (trace_id 0b11e2)"
+            "GET /organizations/1001/users page 4: HTTP 500 validation: x (trace_id bd11e2)"
+        ));
+        assert!(same_error(
+            "HTTP 401: API key expired (trace_id 7e8d9931c0a5decfdc15e4bea90ae98e)",
+            "HTTP 401: API key expired (trace_id bd624498612fdffe1a61e04885481bae)"
         ));
         assert!(!same_error(
             "GET /x: no answer within 30s",
