@@ -226,9 +226,10 @@ pub fn verdict(f: Option<&Freshness>, now: DateTime<Utc>) -> Verdict {
             ),
         };
     }
-    let running = (f.last_status.as_deref() == Some("running"))
-        .then(|| f.last_attempt_at.as_deref())
-        .flatten()
+    let running = f
+        .last_attempt_at
+        .as_deref()
+        .filter(|_| f.last_status.as_deref() == Some("running"))
         .map(|t| format!("; a run has been going since {}", clock_time(t, now)))
         .unwrap_or_default();
     if f.stale == Some(true) {

@@ -282,16 +282,17 @@ mod tests {
         let r = rules("");
         let now = "2026-11-28T10:05:00Z";
         // (failures, queued already) -> due
-        let table: [(i64, &[(&str, i64)], Vec<(&str, i64)>); 5] = [
-            (2, &[], vec![]),
-            (3, &[], vec![("failing", 41)]),
-            (4, &[("failing", 41)], vec![]),
+        type Kinds = Vec<(&'static str, i64)>;
+        let table: [(i64, Kinds, Kinds); 5] = [
+            (2, vec![], vec![]),
+            (3, vec![], vec![("failing", 41)]),
+            (4, vec![("failing", 41)], vec![]),
             // A new outage (after run 41) is not the old one (after run 7).
-            (3, &[("failing", 7)], vec![("failing", 41)]),
-            (30, &[("failing", 41)], vec![]),
+            (3, vec![("failing", 7)], vec![("failing", 41)]),
+            (30, vec![("failing", 41)], vec![]),
         ];
         for (n, queued, want) in table {
-            let due = due(&r, &state(failing_for(n), now, queued), &origin());
+            let due = due(&r, &state(failing_for(n), now, &queued), &origin());
             assert_eq!(kinds(&due), want, "{n} failures, queued {queued:?}");
         }
         let r = rules("failing_after = 1");
