@@ -471,9 +471,10 @@ fn finish(
                 .num_seconds()
                 .max(0)
         });
-    // A run that failed or was refused is an error the first time after a success, then a
-    // warning while it fails the same way; one that could not write the mirror at all (the
-    // database refused it) is always an error.
+    // A run that failed or was refused is an error the first time after a success, with what
+    // to do (unless the caller prints the error, whose message says it), then a warning while
+    // it fails the same way; one that could not write the mirror at all (the database refused
+    // it) is always an error.
     let (status, level) = if report.committed {
         ("succeeded", tracing::Level::INFO)
     } else if unwritable || (ending.full && !repeated) {
@@ -522,7 +523,7 @@ fn finish(
                     .as_ref()
                     .filter(|_| !ending.printed)
                     .map(tracing::field::display),
-                hint = hint.as_deref().filter(|_| !repeated),
+                hint = hint.as_deref().filter(|_| !repeated && !ending.printed),
                 "{message}"
             )
         };
