@@ -110,14 +110,16 @@ pub struct HealthAlert {
     pub payload: String,
 }
 
-const FRESHNESS: &str = "SELECT last_success_at, last_attempt_at, last_status, last_error,
-        consecutive_failures, age_seconds, stale, stale_after_seconds, failing_since, hint,
-        (SELECT reason FROM sync_runs WHERE kind = 'full' AND status = 'failed'
-           AND sync_run_id > ?1 ORDER BY sync_run_id DESC LIMIT 1),
-        (SELECT exit_status FROM sync_runs WHERE kind = 'full' AND status = 'failed'
-           AND sync_run_id > ?1 ORDER BY sync_run_id DESC LIMIT 1),
+/// The view, with the newest failure's reason and exit status (since run `?1`, the last
+/// success) and when the first full run began.
+const FRESHNESS: &str = "SELECT f.last_success_at, f.last_attempt_at, f.last_status, f.last_error,
+        f.consecutive_failures, f.age_seconds, f.stale, f.stale_after_seconds, f.failing_since,
+        f.hint, failed.reason, failed.exit_status,
         (SELECT min(coalesce(wall_clock_at, started_at)) FROM sync_runs WHERE kind = 'full')
-    FROM mirror_freshness";
+    FROM mirror_freshness f
+    LEFT JOIN (SELECT reason, exit_status FROM sync_runs
+               WHERE kind = 'full' AND status = 'failed' AND sync_run_id > ?1
+               ORDER BY sync_run_id DESC LIMIT 1) failed ON 1";
 
 const LAST_SUCCESS: &str = "SELECT coalesce(max(sync_run_id), 0) FROM sync_runs
     WHERE kind = 'full' AND status = 'succeeded'";
