@@ -63,20 +63,24 @@ impl After<'_> {
 
 /// Which stored entities a pull speaks for. A full pull speaks for all of them; a
 /// targeted refresh only for the users and groups it fetched, so that what it did
-/// not fetch is not taken for deleted. Rates are left alone when they were not pulled.
+/// not fetch is not taken for deleted. Rates and custom field values are left alone when
+/// they were not pulled — but for the values of a user who is deleted: they go with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    /// `None`: every user and group; `Some`: only these (and no roles).
+    /// `None`: every user and group; `Some`: only these (and no roles, no custom fields).
     pub only: Option<Targets>,
     /// Whether the pull asked for rates (`include_rates`).
     pub rates: bool,
+    /// Whether the pull read custom field values (`sync.custom_fields_workspace_id`).
+    pub custom_fields: bool,
 }
 
 impl Scope {
-    /// A complete pull, rates included.
+    /// A complete pull, rates and custom fields included.
     pub const FULL: Scope = Scope {
         only: None,
         rates: true,
+        custom_fields: true,
     };
 
     /// Whether the pull is authoritative for `key`.
@@ -84,12 +88,15 @@ impl Scope {
         if key.entity == Entity::UserRate && !self.rates {
             return false;
         }
+        if key.entity == Entity::UserCustomField && !self.custom_fields {
+            return false;
+        }
         match &self.only {
             None => true,
             Some(t) => match key.entity {
                 Entity::User | Entity::UserRate => t.users.contains(&key.id),
                 Entity::Group | Entity::GroupMembership => t.groups.contains(&key.id),
-                Entity::Role => false,
+                Entity::Role | Entity::UserCustomField => false,
             },
         }
     }
@@ -160,6 +167,26 @@ pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) ->
             .collect();
         deletions.sort();
         changes.extend(deletions.into_iter().map(|key| Change {
+            key,
+            op: Op::Delete,
+            after: None,
+        }));
+    }
+    // A deleted user's custom field values go with them, pulled or not.
+    let gone: BTreeSet<i64> = changes
+        .iter()
+        .filter(|c| c.key.entity == Entity::User && c.op == Op::Delete)
+        .map(|c| c.key.id)
+        .collect();
+    if !gone.is_empty() {
+        let orphans: Vec<EntityKey> = stored
+            .keys()
+            .filter(|k| {
+                k.entity == Entity::UserCustomField && gone.contains(&k.id) && !scope.covers(k)
+            })
+            .copied()
+            .collect();
+        changes.extend(orphans.into_iter().map(|key| Change {
             key,
             op: Op::Delete,
             after: None,
@@ -430,6 +457,7 @@ mod tests {
                 groups: [100].into(),
             }),
             rates: true,
+            custom_fields: false,
         };
         let d = diff(&stored, &pulled, &scope);
         let got: Vec<(String, Op)> = d

@@ -118,6 +118,9 @@ pub struct TeamsPage<T = Team> {
 /// A permission inside a role.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Permission {
+    /// The published spec's; the reference page has none.
+    pub category_id: Option<i64>,
+    pub category_name: Option<String>,
     pub condition: Option<String>,
     pub description: Option<String>,
     pub entity: Option<String>,
@@ -129,6 +132,9 @@ pub struct Permission {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Role {
     pub code: Option<String>,
+    /// The levels it is the default at, or `null` (the published spec's; the reference
+    /// page has none, nor `require_group`).
+    pub default_for_levels: Option<Vec<String>>,
     pub description: Option<String>,
     pub entity: Option<String>,
     pub name: Option<String>,
@@ -136,6 +142,8 @@ pub struct Role {
     #[serde(default, deserialize_with = "null_as_empty")]
     pub permissions: Vec<Permission>,
     pub privilege_level: Option<i64>,
+    /// Only conferred through a group.
+    pub require_group: Option<bool>,
     pub role_id: Option<i64>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -196,6 +204,9 @@ pub struct OrganizationUser {
     pub admin: Option<bool>,
     pub can_edit_personal_details: Option<bool>,
     pub created_at: Option<String>,
+    /// Only with `include_custom_fields=true` (see [`MemberCustomFields`]).
+    #[serde(default, deserialize_with = "present_list")]
+    pub custom_field_values: Option<Vec<CustomFieldValue>>,
     pub deleted_at: Option<String>,
     pub email: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -217,6 +228,38 @@ pub struct OrganizationUser {
     pub working_hours: Option<f64>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub workspaces: Vec<UserWorkspace>,
+}
+
+/// One member of a workspace with their custom field values: a row of `GET …/users?
+/// workspaces=N&include_custom_fields=true` (the published spec's), read for nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberCustomFields {
+    pub id: Option<i64>,
+    /// `None` when the row has no `custom_field_values` (the spec omits it when the key may
+    /// not see them): the member's values are then not spoken for. `null` is no values.
+    #[serde(default, deserialize_with = "present_list")]
+    pub custom_field_values: Option<Vec<CustomFieldValue>>,
+}
+
+/// A member's value of one custom field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomFieldValue {
+    pub custom_field_id: Option<i64>,
+    pub custom_field_name: Option<String>,
+    pub field_type: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub selected_options: Vec<SelectedOption>,
+    /// Any JSON (text, a number, a date, a list of ids); `Null` when absent.
+    #[serde(default)]
+    pub value: serde_json::Value,
+}
+
+/// An option selected in a custom field value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectedOption {
+    pub is_deleted: Option<bool>,
+    pub option_id: Option<i64>,
+    pub option_name: Option<String>,
 }
 
 /// Top-level field names each entity's model knows; anything else the API sends is
@@ -244,6 +287,7 @@ impl KnownFields for OrganizationUser {
         "admin",
         "can_edit_personal_details",
         "created_at",
+        "custom_field_values",
         "deleted_at",
         "email",
         "groups",
@@ -267,6 +311,19 @@ impl KnownFields for OrganizationUser {
         Some(OrganizationUser {
             id: Some(id),
             ..OrganizationUser::default()
+        })
+    }
+}
+
+impl KnownFields for MemberCustomFields {
+    /// A user's fields: the rest of the row is the users list's, not unknown.
+    const FIELDS: &'static [&'static str] = OrganizationUser::FIELDS;
+
+    /// A member whose row could not be read: their values are not spoken for (kept).
+    fn stand_in(id: i64) -> Option<Self> {
+        Some(MemberCustomFields {
+            id: Some(id),
+            custom_field_values: None,
         })
     }
 }
@@ -296,15 +353,28 @@ impl KnownFields for Team {
 impl KnownFields for Role {
     const FIELDS: &'static [&'static str] = &[
         "code",
+        "default_for_levels",
         "description",
         "entity",
         "name",
         "organization_id",
         "permissions",
         "privilege_level",
+        "require_group",
         "role_id",
         "type",
     ];
+}
+
+/// A list that is present: `null` is an empty one (absent stays `None` by `default`).
+fn present_list<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(
+        Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
 }
 
 /// Lists arrive as `null` as readily as `[]`; both mean "none".

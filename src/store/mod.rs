@@ -73,6 +73,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "17_alert_outbox",
         include_str!("migrations/17_alert_outbox.sql"),
     ),
+    (
+        "24_published_roles_and_custom_fields",
+        include_str!("migrations/24_published_roles_and_custom_fields.sql"),
+    ),
 ];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
