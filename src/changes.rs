@@ -676,17 +676,21 @@ fn role_sentences(row: &ChangeRow) -> Vec<String> {
             "require_group" => out.push(format!(
                 "role {name} is no longer conferred only through a group"
             )),
-            "default_for_levels" => match after.and_then(|a| a.get(field)).and_then(Value::as_array)
-            {
-                Some(levels) if !levels.is_empty() => {
-                    let levels: Vec<String> = levels
-                        .iter()
-                        .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_string))
-                        .collect();
-                    out.push(format!("role {name} is now the default at {}", levels.join(", ")))
+            "default_for_levels" => {
+                match after.and_then(|a| a.get(field)).and_then(Value::as_array) {
+                    Some(levels) if !levels.is_empty() => {
+                        let levels: Vec<String> = levels
+                            .iter()
+                            .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_string))
+                            .collect();
+                        out.push(format!(
+                            "role {name} is now the default at {}",
+                            levels.join(", ")
+                        ))
+                    }
+                    _ => out.push(format!("role {name} is no longer a default role")),
                 }
-                _ => out.push(format!("role {name} is no longer a default role")),
-            },
+            }
             "permissions" => {
                 let (old, new) = (permission_names(before), permission_names(after));
                 let gained: Vec<&str> = new
@@ -711,7 +715,9 @@ fn role_sentences(row: &ChangeRow) -> Vec<String> {
                     if old_categories.iter().all(Option::is_none)
                         && new_categories.iter().any(Option::is_some)
                     {
-                        out.push(format!("role {name}: the API now sends its permissions' categories"));
+                        out.push(format!(
+                            "role {name}: the API now sends its permissions' categories"
+                        ));
                     } else if old_categories != new_categories {
                         out.push(format!("role {name}'s permission categories changed"));
                     } else {

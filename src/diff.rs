@@ -471,6 +471,63 @@ mod tests {
         );
     }
 
+    /// A user's custom field values go with the user, in a pull that did not read them (a
+    /// targeted refresh, or custom fields turned off) as in one that did.
+    #[test]
+    fn a_deleted_users_custom_field_values_go_with_them_whatever_the_scope() {
+        use crate::api::models::{CustomFieldValue, MemberCustomFields};
+        let mut held = snapshot(&Org {
+            users: vec![(1, "Ann".into(), None), (2, "Bob".into(), None)],
+            groups: vec![],
+        });
+        held.watch_custom_fields(9);
+        for id in [1, 2] {
+            let mut u = user(id, "x", None);
+            u.workspaces = vec![crate::api::models::UserWorkspace {
+                id: Some(9),
+                ..Default::default()
+            }];
+            held.add_user(u, None).unwrap();
+            let member = MemberCustomFields {
+                id: Some(id),
+                custom_field_values: Some(vec![CustomFieldValue {
+                    custom_field_id: Some(7),
+                    value: "Sales".into(),
+                    ..Default::default()
+                }]),
+            };
+            assert!(held.add_member_custom_fields(member).unwrap());
+        }
+        let stored = state_of(&held);
+        assert_eq!(held.count(Entity::UserCustomField), 2);
+        let pulled = snapshot(&Org {
+            users: vec![(2, "Bob".into(), None)],
+            groups: vec![],
+        });
+        let targeted = Scope {
+            only: Some(Targets {
+                users: [1, 2].into(),
+                groups: BTreeSet::new(),
+            }),
+            rates: true,
+            custom_fields: false,
+        };
+        let without = Scope {
+            custom_fields: false,
+            ..Scope::FULL
+        };
+        for scope in [targeted, without] {
+            let d = diff(&stored, &pulled, &scope);
+            let deleted: Vec<String> = d
+                .changes
+                .iter()
+                .filter(|c| c.op == Op::Delete)
+                .map(|c| format!("{} {}", c.key.entity.as_str(), c.key.entity_id()))
+                .collect();
+            assert_eq!(deleted, ["user 1", "user_custom_field 1:7"], "{scope:?}");
+        }
+    }
+
     #[test]
     fn changed_fields_names_top_level_keys() {
         assert_eq!(

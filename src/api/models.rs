@@ -265,8 +265,16 @@ pub struct SelectedOption {
 /// Top-level field names each entity's model knows; anything else the API sends is
 /// "unknown" and kept verbatim by the mirror.
 pub trait KnownFields {
-    /// The wire names of the fields this model reads.
+    /// The wire names of the fields this model reads that the reference page lists.
     const FIELDS: &'static [&'static str];
+
+    /// The fields it reads that only Toggl's published spec has (`check` does not miss them).
+    const PUBLISHED_FIELDS: &'static [&'static str] = &[];
+
+    /// Whether the model reads a top-level field of this name.
+    fn is_known(name: &str) -> bool {
+        Self::FIELDS.contains(&name) || Self::PUBLISHED_FIELDS.contains(&name)
+    }
 
     /// A stand-in for an item whose `id` could be read but whose body could not: a list
     /// of a model that has one quarantines such items instead of failing (see
@@ -287,7 +295,6 @@ impl KnownFields for OrganizationUser {
         "admin",
         "can_edit_personal_details",
         "created_at",
-        "custom_field_values",
         "deleted_at",
         "email",
         "groups",
@@ -307,6 +314,8 @@ impl KnownFields for OrganizationUser {
         "workspaces",
     ];
 
+    const PUBLISHED_FIELDS: &'static [&'static str] = &["custom_field_values"];
+
     fn stand_in(id: i64) -> Option<Self> {
         Some(OrganizationUser {
             id: Some(id),
@@ -318,6 +327,7 @@ impl KnownFields for OrganizationUser {
 impl KnownFields for MemberCustomFields {
     /// A user's fields: the rest of the row is the users list's, not unknown.
     const FIELDS: &'static [&'static str] = OrganizationUser::FIELDS;
+    const PUBLISHED_FIELDS: &'static [&'static str] = OrganizationUser::PUBLISHED_FIELDS;
 
     /// A member whose row could not be read: their values are not spoken for (kept).
     fn stand_in(id: i64) -> Option<Self> {
@@ -353,17 +363,17 @@ impl KnownFields for Team {
 impl KnownFields for Role {
     const FIELDS: &'static [&'static str] = &[
         "code",
-        "default_for_levels",
         "description",
         "entity",
         "name",
         "organization_id",
         "permissions",
         "privilege_level",
-        "require_group",
         "role_id",
         "type",
     ];
+
+    const PUBLISHED_FIELDS: &'static [&'static str] = &["default_for_levels", "require_group"];
 }
 
 /// A list that is present: `null` is an empty one (absent stays `None` by `default`).

@@ -631,7 +631,12 @@ impl FakeHandle {
 
     /// Sets a member's value of a custom field that has no options (text, number, date,
     /// checkbox). False when the user or field is unknown, or the field has options.
-    pub fn set_custom_field_value(&self, user_id: i64, field_id: i64, value: serde_json::Value) -> bool {
+    pub fn set_custom_field_value(
+        &self,
+        user_id: i64,
+        field_id: i64,
+        value: serde_json::Value,
+    ) -> bool {
         self.org(|o| {
             let plain = o
                 .custom_fields
@@ -653,7 +658,12 @@ impl FakeHandle {
     /// Selects these options of a select (one) or multi-select field for a member; the
     /// `value` is the option's id, or the list of ids. False when the user, the field or an
     /// option is unknown, or a select gets more than one.
-    pub fn select_custom_field_options(&self, user_id: i64, field_id: i64, options: &[i64]) -> bool {
+    pub fn select_custom_field_options(
+        &self,
+        user_id: i64,
+        field_id: i64,
+        options: &[i64],
+    ) -> bool {
         self.org(|o| {
             let Some(field) = o.custom_fields.iter().find(|f| f.id == field_id) else {
                 return false;
@@ -864,8 +874,15 @@ impl FakeHandle {
     }
 
     /// A member's custom field values by field id (empty when unknown).
-    pub fn custom_field_values(&self, user_id: i64) -> std::collections::BTreeMap<i64, FakeCustomValue> {
-        self.org(|o| o.user(user_id).map(|u| u.custom_values.clone()).unwrap_or_default())
+    pub fn custom_field_values(
+        &self,
+        user_id: i64,
+    ) -> std::collections::BTreeMap<i64, FakeCustomValue> {
+        self.org(|o| {
+            o.user(user_id)
+                .map(|u| u.custom_values.clone())
+                .unwrap_or_default()
+        })
     }
 
     /// How many users, groups, roles, memberships and workspaces there are.

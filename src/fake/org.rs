@@ -689,7 +689,9 @@ impl FakeOrg {
                     },
                     "date" => FakeCustomValue {
                         value: Value::from(
-                            (user.created_at.date_naive()).format("%Y-%m-%d").to_string(),
+                            (user.created_at.date_naive())
+                                .format("%Y-%m-%d")
+                                .to_string(),
                         ),
                         option_ids: Vec::new(),
                     },
@@ -1297,52 +1299,94 @@ fn generate_roles(rng: &mut SplitMix64) -> Vec<FakeRole> {
         Option<&'static str>,
     );
     const ROLES: &[RoleRow] = &[
-        ("org_owner", "Owner", "owner", 100, "organization", false, None),
-        ("org_admin", "Administrator", "admin", 90, "organization", false, None),
-        ("ws_manager", "Team Lead 🧭", "manager", 60, "group", true, None),
-        ("ws_member", "Member", "manager", 30, "workspace", false, Some("workspace")),
+        (
+            "org_owner",
+            "Owner",
+            "owner",
+            100,
+            "organization",
+            false,
+            None,
+        ),
+        (
+            "org_admin",
+            "Administrator",
+            "admin",
+            90,
+            "organization",
+            false,
+            None,
+        ),
+        (
+            "ws_manager",
+            "Team Lead 🧭",
+            "manager",
+            60,
+            "group",
+            true,
+            None,
+        ),
+        (
+            "ws_member",
+            "Member",
+            "manager",
+            30,
+            "workspace",
+            false,
+            Some("workspace"),
+        ),
         ("ws_reviewer", "Prüfer", "guest", 20, "project", false, None),
-        ("ws_guest", "Guest", "guest", 10, "workspace", false, Some("project")),
+        (
+            "ws_guest",
+            "Guest",
+            "guest",
+            10,
+            "workspace",
+            false,
+            Some("project"),
+        ),
     ];
     let mut next_pid = 701;
     ROLES
         .iter()
         .enumerate()
-        .map(|(i, (code, name, kind, level, entity, require_group, default))| {
-            // Higher privilege: more of the catalog; always at least two permissions.
-            let n = 2 + (*level as usize * (CATALOG.len() - 2)) / 100;
-            let start = rng.below(CATALOG.len() as u64) as usize;
-            let mut permissions: Vec<FakePermission> = (0..n)
-                .map(|k| {
-                    let (pname, pentity, cond) = CATALOG[(start + k) % CATALOG.len()];
-                    let pid = next_pid;
-                    next_pid += 1;
-                    let (category_id, category_name) = permission_category(pname);
-                    FakePermission {
-                        permission_id: pid,
-                        name: pname.to_string(),
-                        entity: pentity.to_string(),
-                        condition: cond.map(str::to_string),
-                        description: format!("Allows {}", pname.replace('_', " ")),
-                        category_id,
-                        category_name: category_name.to_string(),
-                    }
-                })
-                .collect();
-            permissions.sort_by_key(|p| p.permission_id);
-            FakeRole {
-                role_id: 11 + i as i64,
-                code: code.to_string(),
-                name: name.to_string(),
-                kind: kind.to_string(),
-                privilege_level: *level,
-                entity: entity.to_string(),
-                description: format!("{name}: built-in {kind} role"),
-                permissions,
-                require_group: *require_group,
-                default_for_levels: default.map(|level| vec![level.to_string()]),
-            }
-        })
+        .map(
+            |(i, (code, name, kind, level, entity, require_group, default))| {
+                // Higher privilege: more of the catalog; always at least two permissions.
+                let n = 2 + (*level as usize * (CATALOG.len() - 2)) / 100;
+                let start = rng.below(CATALOG.len() as u64) as usize;
+                let mut permissions: Vec<FakePermission> = (0..n)
+                    .map(|k| {
+                        let (pname, pentity, cond) = CATALOG[(start + k) % CATALOG.len()];
+                        let pid = next_pid;
+                        next_pid += 1;
+                        let (category_id, category_name) = permission_category(pname);
+                        FakePermission {
+                            permission_id: pid,
+                            name: pname.to_string(),
+                            entity: pentity.to_string(),
+                            condition: cond.map(str::to_string),
+                            description: format!("Allows {}", pname.replace('_', " ")),
+                            category_id,
+                            category_name: category_name.to_string(),
+                        }
+                    })
+                    .collect();
+                permissions.sort_by_key(|p| p.permission_id);
+                FakeRole {
+                    role_id: 11 + i as i64,
+                    code: code.to_string(),
+                    name: name.to_string(),
+                    kind: kind.to_string(),
+                    privilege_level: *level,
+                    entity: entity.to_string(),
+                    description: format!("{name}: built-in {kind} role"),
+                    permissions,
+                    require_group: *require_group,
+                    default_for_levels: default.map(|level| vec![level.to_string()]),
+                }
+            },
+        )
         .collect()
 }
 

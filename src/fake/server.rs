@@ -910,7 +910,9 @@ fn made_up_users(s: &FakeState, paging: Paging, rates: bool, hours: bool) -> Vec
     let Some(template) = s.org.users.first() else {
         return Vec::new();
     };
-    let template = s.org.render_user(template, rates, hours, None, s.utc_offset);
+    let template = s
+        .org
+        .render_user(template, rates, hours, None, s.utc_offset);
     let first = (paging.page as i64 - 1).saturating_mul(paging.per_page as i64);
     (0..paging.per_page as i64)
         .map(|i| {

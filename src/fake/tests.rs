@@ -1616,7 +1616,11 @@ async fn focus_answers_as_the_published_spec() {
         .json();
     assert_eq!(users.as_array().map(Vec::len), Some(10), "{users}");
     assert_fields(records(&users, "[]"), SEED_USER, "users");
-    assert_fields(records(&users, "[].groups[]"), SEED_USER_GROUP, "users.groups");
+    assert_fields(
+        records(&users, "[].groups[]"),
+        SEED_USER_GROUP,
+        "users.groups",
+    );
     for u in arr(&users) {
         assert!(u["user_id"].is_string(), "{u}");
         assert!(u.get("custom_field_values").is_none(), "not asked for: {u}");
@@ -1627,12 +1631,18 @@ async fn focus_answers_as_the_published_spec() {
     assert_eq!(keys, ["data", "page", "rows", "total"], "{teams}");
     assert_fields(records(&teams, "data[]"), FOCUS_TEAM, "teams.data");
     assert!(
-        arr(&teams["data"]).iter().all(|t| t.get("ghosts").is_none()),
+        arr(&teams["data"])
+            .iter()
+            .all(|t| t.get("ghosts").is_none()),
         "{teams}"
     );
     let roles = get(&server, ROLES).await.json();
     assert_fields(records(&roles, "[]"), FOCUS_ROLE, "roles");
-    assert_fields(records(&roles, "[].permissions[]"), FOCUS_PERMISSION, "roles.permissions");
+    assert_fields(
+        records(&roles, "[].permissions[]"),
+        FOCUS_PERMISSION,
+        "roles.permissions",
+    );
     for r in arr(&roles) {
         assert!(
             ["owner", "admin", "manager", "guest"].contains(&r["type"].as_str().unwrap_or("")),
@@ -1651,8 +1661,12 @@ async fn focus_answers_as_the_published_spec() {
         );
     }
     assert!(arr(&roles).iter().any(|r| r["require_group"] == true));
-    assert!(arr(&roles).iter().any(|r| r["default_for_levels"].is_array()));
-    assert!(arr(&roles).iter().any(|r| r["default_for_levels"].is_null()));
+    assert!(arr(&roles)
+        .iter()
+        .any(|r| r["default_for_levels"].is_array()));
+    assert!(arr(&roles)
+        .iter()
+        .any(|r| r["default_for_levels"].is_null()));
     let mine = get(&server, MY_GROUPS).await.json();
     assert_fields(records(&mine, "[]"), SEED_GROUP_REF, "groups/me");
 }
@@ -1684,15 +1698,19 @@ async fn focus_lists_custom_fields_of_exactly_one_workspace() {
         "selected_options",
     );
     let values = records(&members, "[].custom_field_values[]");
-    let types: std::collections::BTreeSet<&str> =
-        values.iter().filter_map(|v| v["field_type"].as_str()).collect();
+    let types: std::collections::BTreeSet<&str> = values
+        .iter()
+        .filter_map(|v| v["field_type"].as_str())
+        .collect();
     assert_eq!(
         types.into_iter().collect::<Vec<_>>(),
         ["date", "multi_select", "number", "select", "text"]
     );
-    assert!(records(&members, "[].custom_field_values[].selected_options[]")
-        .iter()
-        .any(|o| o["is_deleted"] == true));
+    assert!(
+        records(&members, "[].custom_field_values[].selected_options[]")
+            .iter()
+            .any(|o| o["is_deleted"] == true)
+    );
     // Without, or with more than one workspace, or in the reference page's form: 400.
     for query in [
         "include_custom_fields=true",
@@ -1701,7 +1719,10 @@ async fn focus_lists_custom_fields_of_exactly_one_workspace() {
     ] {
         let a = get(&server, &format!("{USERS}?{query}")).await;
         let description = assert_json_error(&a, 400, "bad_request");
-        assert!(description.contains("exactly one workspace"), "{description}");
+        assert!(
+            description.contains("exactly one workspace"),
+            "{description}"
+        );
     }
     // The control surface: a value set, cleared, renamed.
     let member = in_2001[1];
@@ -1710,15 +1731,20 @@ async fn focus_lists_custom_fields_of_exactly_one_workspace() {
     assert!(h.rename_custom_field_option(FIRST_CUSTOM_FIELD_ID, 8102, "Kundenservice"));
     assert!(!h.select_custom_field_options(member, FIRST_CUSTOM_FIELD_ID, &[8102, 8103]));
     let value_of = |v: &Value, field: i64| -> Option<Value> {
-        arr(v)
-            .iter()
-            .find(|u| u["id"] == member)
-            .and_then(|u| arr(&u["custom_field_values"]).iter().find(|c| c["custom_field_id"] == field).cloned())
+        arr(v).iter().find(|u| u["id"] == member).and_then(|u| {
+            arr(&u["custom_field_values"])
+                .iter()
+                .find(|c| c["custom_field_id"] == field)
+                .cloned()
+        })
     };
     let members = get(&server, &with_fields).await.json();
     let department = value_of(&members, FIRST_CUSTOM_FIELD_ID).expect("set");
     assert_eq!(department["value"], 8102);
-    assert_eq!(department["selected_options"][0]["option_name"], "Kundenservice");
+    assert_eq!(
+        department["selected_options"][0]["option_name"],
+        "Kundenservice"
+    );
     assert_eq!(value_of(&members, 8002).expect("set")["value"], "CC-7");
     assert!(h.clear_custom_field(member, 8002));
     assert!(h.rename_custom_field(FIRST_CUSTOM_FIELD_ID, "Abteilung"));

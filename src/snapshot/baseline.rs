@@ -140,7 +140,9 @@ impl Baseline {
     pub(super) fn forget_custom_fields_of(&mut self, user: i64) {
         let seen: Vec<EntityKey> = self
             .unchanged
-            .range(EntityKey::custom_field(user, i64::MIN)..=EntityKey::custom_field(user, i64::MAX))
+            .range(
+                EntityKey::custom_field(user, i64::MIN)..=EntityKey::custom_field(user, i64::MAX),
+            )
             .copied()
             .collect();
         for k in seen {

@@ -567,11 +567,8 @@ impl<'a> CurrentRows<'a> {
                  category_name)",
             &self.role_permissions,
         )?;
-        let options: Vec<(String, String)> = self
-            .custom_fields
-            .iter()
-            .map(|v| option_lists(v))
-            .collect();
+        let options: Vec<(String, String)> =
+            self.custom_fields.iter().map(|v| option_lists(v)).collect();
         let rows: Vec<[Value<'_>; 7]> = self
             .custom_fields
             .iter()

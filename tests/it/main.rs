@@ -14,6 +14,7 @@ mod groups;
 mod history;
 mod litestream;
 mod mirror;
+mod published;
 mod replica;
 mod service;
 mod support;

@@ -8,6 +8,12 @@ use std::process::Output;
 use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
 use rusqlite::Connection;
 
+/// The workspace whose custom fields [`CUSTOM_FIELDS`] mirrors: the fake's first.
+pub const CUSTOM_FIELDS_WORKSPACE: i64 = 2001;
+
+/// `Mirror::with`'s extra config that mirrors the custom fields of the fake's first workspace.
+pub const CUSTOM_FIELDS: &str = "[sync]\ncustom_fields_workspace_id = 2001\n";
+
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_orgmirror")
