@@ -430,14 +430,7 @@ impl OrgSnapshot {
     }
 
     fn remove_custom_fields_of(&mut self, user: i64) {
-        let held: Vec<(i64, i64)> = self
-            .custom_fields
-            .range((user, i64::MIN)..=(user, i64::MAX))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in held {
-            self.custom_fields.remove(&k);
-        }
+        remove_pairs_of(&mut self.custom_fields, user);
         self.baseline.forget_custom_fields_of(user);
     }
 
@@ -532,14 +525,7 @@ impl OrgSnapshot {
     }
 
     fn remove_memberships_of(&mut self, group_id: i64) {
-        let keys: Vec<(i64, i64)> = self
-            .memberships
-            .range((group_id, i64::MIN)..=(group_id, i64::MAX))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in keys {
-            self.memberships.remove(&k);
-        }
+        remove_pairs_of(&mut self.memberships, group_id);
         self.baseline.forget_memberships_of(group_id);
     }
 
@@ -606,6 +592,17 @@ impl OrgSnapshot {
                 Entity::UserRate => self.rates.len(),
                 Entity::UserCustomField => self.custom_fields.len(),
             }
+    }
+}
+
+/// Removes the entries of a map keyed by pairs whose first is `first`.
+fn remove_pairs_of<V>(map: &mut BTreeMap<(i64, i64), V>, first: i64) {
+    let keys: Vec<(i64, i64)> = map
+        .range((first, i64::MIN)..=(first, i64::MAX))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in keys {
+        map.remove(&k);
     }
 }
 

@@ -1,10 +1,12 @@
 //! Serde models of every response and request body in the upstream reference page
-//! (`shared/seed/toggl-focus-organization-api.txt`).
+//! (`shared/seed/toggl-focus-organization-api.txt`), with the fields Toggl's published spec
+//! adds (a role's `require_group` and `default_for_levels`, a permission's category, a member's
+//! `custom_field_values`: [`KnownFields::PUBLISHED_FIELDS`]).
 //!
 //! The page promises no field, so every field is an `Option` and `null` is accepted.
 //! Unknown fields are ignored by these structs; the sync keeps them separately
-//! (see [`crate::api::split_unknown_fields`]). The same structs serialize the fake's
-//! responses, so the names here are the wire names.
+//! (see [`crate::api::split_unknown_fields`]). The names here are the wire names (the fake
+//! has its own definitions of them).
 
 use serde::{Deserialize, Serialize};
 

@@ -117,15 +117,16 @@ impl Baseline {
 
     /// The memberships of `group_id` are no longer seen.
     pub(super) fn forget_memberships_of(&mut self, group_id: i64) {
-        let unchanged: Vec<EntityKey> = self
-            .unchanged
-            .range(
-                EntityKey::membership(group_id, i64::MIN)
-                    ..=EntityKey::membership(group_id, i64::MAX),
-            )
-            .copied()
-            .collect();
-        for k in unchanged {
+        self.forget_between(
+            EntityKey::membership(group_id, i64::MIN),
+            EntityKey::membership(group_id, i64::MAX),
+        );
+    }
+
+    /// No entity from `first` to `last` (both included) is seen any more.
+    fn forget_between(&mut self, first: EntityKey, last: EntityKey) {
+        let seen: Vec<EntityKey> = self.unchanged.range(first..=last).copied().collect();
+        for k in seen {
             self.unchanged.remove(&k);
         }
     }
@@ -138,16 +139,10 @@ impl Baseline {
 
     /// No custom field value of this user is seen any more.
     pub(super) fn forget_custom_fields_of(&mut self, user: i64) {
-        let seen: Vec<EntityKey> = self
-            .unchanged
-            .range(
-                EntityKey::custom_field(user, i64::MIN)..=EntityKey::custom_field(user, i64::MAX),
-            )
-            .copied()
-            .collect();
-        for k in seen {
-            self.unchanged.remove(&k);
-        }
+        self.forget_between(
+            EntityKey::custom_field(user, i64::MIN),
+            EntityKey::custom_field(user, i64::MAX),
+        );
     }
 
     /// Every custom field value the stored state holds of this user counts as seen unchanged.

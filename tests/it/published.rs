@@ -12,8 +12,8 @@ use orgmirror::fake::{
 use serde_json::Value;
 
 use crate::support::{
-    events_of_run, fake_groups, fake_memberships, last_run, ok, rows, scalar, text, Mirror,
-    CUSTOM_FIELDS, CUSTOM_FIELDS_WORKSPACE,
+    events_of_run, fake_groups, fake_memberships, last_run, ok, possessive, rows, scalar, text,
+    Mirror, CUSTOM_FIELDS, CUSTOM_FIELDS_WORKSPACE,
 };
 
 /// The members of the custom fields' workspace, ascending.
@@ -327,9 +327,7 @@ fn a_server_without_the_published_role_fields_leaves_them_null_without_events() 
         ..options
     })
     .expect("fake starts");
-    let config = std::fs::read_to_string(&m.config).unwrap();
-    let config = config.replace(&m.fake.base_url(), &published.base_url());
-    std::fs::write(&m.config, config).unwrap();
+    m.point_at(&published);
     m.sync_ok();
     let run = last_run(&conn);
     let updates = events(&m, run, "role", "update");
@@ -505,14 +503,6 @@ fn custom_fields_are_mirrored_changed_and_removed_with_history() {
     );
 }
 
-fn possessive(name: &str) -> String {
-    if name.ends_with('s') {
-        format!("{name}'")
-    } else {
-        format!("{name}'s")
-    }
-}
-
 /// A member the custom fields pull skips (rows shift between its pages) keeps their values:
 /// absent from that pull is not removed, while the users pull lists them in the workspace.
 #[test]
@@ -612,12 +602,7 @@ fn a_users_list_without_custom_field_values_removes_none() {
         ..options
     })
     .expect("fake starts");
-    let config = std::fs::read_to_string(&m.config).unwrap();
-    std::fs::write(
-        &m.config,
-        config.replace(&m.fake.base_url(), &seed.base_url()),
-    )
-    .unwrap();
+    m.point_at(&seed);
     let out = m.sync_ok();
     assert!(
         text(&out.stderr).contains("sent no custom_field_values"),

@@ -106,6 +106,22 @@ impl Mirror {
     pub fn conn(&self) -> Connection {
         Connection::open(&self.db).expect("open db")
     }
+
+    /// Points the config at another fake (the same organization from another server).
+    pub fn point_at(&self, other: &FakeServer) {
+        let config = std::fs::read_to_string(&self.config).expect("read config");
+        let config = config.replace(&self.fake.base_url(), &other.base_url());
+        std::fs::write(&self.config, config).expect("write config");
+    }
+}
+
+/// `name's`, or `name'` after an s, as the change feed writes it.
+pub fn possessive(name: &str) -> String {
+    if name.ends_with('s') {
+        format!("{name}'")
+    } else {
+        format!("{name}'s")
+    }
 }
 
 /// `orgmirror --config CONFIG ARGS` with only `env` as credentials (and no `RUST_LOG`).
