@@ -14,7 +14,7 @@ mod groups;
 mod history;
 mod litestream;
 mod mirror;
-mod published;
+mod roles_and_custom_fields;
 mod replica;
 mod service;
 mod support;
