@@ -75,9 +75,9 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(PathBuf, Config), Command
     Ok((path, config))
 }
 
-/// The client for `config`, with credentials from the environment.
+/// The client for `config`, with credentials from the environment or `api.token_file`.
 pub fn client_for(config: &Config) -> Result<Client, CommandError> {
-    let credentials = Credentials::from_env()?;
+    let credentials = Credentials::load(&config.api)?;
     Ok(Client::new(&config.api, &credentials)?)
 }
 

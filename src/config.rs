@@ -85,6 +85,9 @@ pub struct ApiConfig {
     /// Requests per hour the account may make; unset: learnt from the `X-Toggl-Quota-*`
     /// headers (for `schedule.cron = "auto"`).
     pub hourly_quota: Option<u32>,
+    /// A file holding the API key, read at every run (a key replaced in it is used without
+    /// a restart); `TOGGL_API_TOKEN` wins over it. Relative to the config file's directory.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -106,6 +109,7 @@ impl Default for ApiConfig {
             max_body_bytes: 64 * 1024 * 1024,
             max_pages: 10_000,
             hourly_quota: None,
+            token_file: None,
         }
     }
 }
@@ -336,6 +340,12 @@ pub enum ConfigError {
     },
     #[error("invalid credentials: {0}")]
     BadCredentials(String),
+    /// A key file that holds no usable key (never its contents).
+    #[error("credential file {path}: {problem}")]
+    CredentialFile {
+        path: PathBuf,
+        problem: &'static str,
+    },
 }
 
 impl Config {
@@ -369,12 +379,15 @@ impl Config {
             },
             other => other,
         })?;
+        let dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
         if config.database.path.is_relative() {
-            let dir = std::path::absolute(path)
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-                .unwrap_or_default();
             config.database.path = dir.join(&config.database.path);
+        }
+        if let Some(file) = config.api.token_file.as_mut().filter(|f| f.is_relative()) {
+            *file = dir.join(&*file);
         }
         Ok(config)
     }
@@ -440,6 +453,17 @@ impl Config {
         }
         if self.database.path.as_os_str().is_empty() {
             return Err(invalid("database.path", "must not be empty"));
+        }
+        if self
+            .api
+            .token_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return Err(invalid(
+                "api.token_file",
+                "must be a file's path (or left out)",
+            ));
         }
         // SQLite takes it in milliseconds, as a 32-bit int.
         if self.database.busy_timeout.0 * 1000.0 > f64::from(i32::MAX) {
@@ -589,16 +613,25 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// From the process environment, in the documented order of precedence.
-    pub fn from_env() -> Result<Credentials, ConfigError> {
-        Credentials::from_lookup(|k| std::env::var(k).ok())
+    /// From the process environment and `api.token_file`, in the documented order of
+    /// precedence. Read afresh at every call: a run reads the key as it is now.
+    pub fn load(api: &ApiConfig) -> Result<Credentials, ConfigError> {
+        Credentials::from_lookup(|k| std::env::var(k).ok(), api.token_file.as_deref())
     }
 
-    /// The same, reading variables through `var` (testable without touching the environment).
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Credentials, ConfigError> {
+    /// The same, reading variables through `var` (testable without touching the
+    /// environment): `TOGGL_API_TOKEN`, then `token_file`, then `TOGGL_EMAIL` and
+    /// `TOGGL_PASSWORD`, then `$CREDENTIALS_DIRECTORY/toggl_api_token`.
+    pub fn from_lookup(
+        var: impl Fn(&str) -> Option<String>,
+        token_file: Option<&Path>,
+    ) -> Result<Credentials, ConfigError> {
         let nonempty = |k: &str| var(k).filter(|v| !v.trim().is_empty());
         if let Some(token) = nonempty("TOGGL_API_TOKEN") {
             return Credentials::token(token);
+        }
+        if let Some(path) = token_file {
+            return Credentials::token_in(path);
         }
         match (nonempty("TOGGL_EMAIL"), nonempty("TOGGL_PASSWORD")) {
             (Some(email), Some(password)) => {
@@ -627,15 +660,34 @@ impl Credentials {
         if let Some(dir) = nonempty("CREDENTIALS_DIRECTORY") {
             let path = Path::new(&dir).join("toggl_api_token");
             if path.exists() {
-                let token =
-                    std::fs::read_to_string(&path).map_err(|source| ConfigError::Credential {
-                        path: path.clone(),
-                        source,
-                    })?;
-                return Credentials::token(token);
+                return Credentials::token_in(&path);
             }
         }
         Err(ConfigError::NoCredentials)
+    }
+
+    /// The key in a file (surrounding whitespace ignored); an error names the file, never
+    /// what it holds.
+    fn token_in(path: &Path) -> Result<Credentials, ConfigError> {
+        let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::Credential {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let token = raw.trim();
+        let problem = if token.is_empty() {
+            Some("it is empty; write the API key in it")
+        } else if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            Some("it holds more than one word; write only the API key in it")
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(ConfigError::CredentialFile {
+                path: path.to_path_buf(),
+                problem,
+            }),
+            None => Ok(Credentials::Token(SecretString::from(token.to_string()))),
+        }
     }
 
     fn token(raw: String) -> Result<Credentials, ConfigError> {
@@ -838,9 +890,11 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        let c =
-            Credentials::from_lookup(env(&[("TOGGL_API_TOKEN", "tok"), ("TOGGL_EMAIL", "a@b")]))
-                .unwrap();
+        let c = Credentials::from_lookup(
+            env(&[("TOGGL_API_TOKEN", "tok"), ("TOGGL_EMAIL", "a@b")]),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             c.authorization(AuthScheme::Basic).expose_secret(),
             "Basic dG9rOmFwaV90b2tlbg=="
@@ -854,15 +908,18 @@ mod tests {
             c.authorization(AuthScheme::Auto).expose_secret(),
             "Basic dG9rOmFwaV90b2tlbg=="
         );
-        let key = Credentials::from_lookup(env(&[("TOGGL_API_TOKEN", "toggl_sk_abc")])).unwrap();
+        let key =
+            Credentials::from_lookup(env(&[("TOGGL_API_TOKEN", "toggl_sk_abc")]), None).unwrap();
         assert_eq!(
             key.authorization(AuthScheme::Auto).expose_secret(),
             "Bearer toggl_sk_abc"
         );
         assert_eq!(key.sent_as(AuthScheme::Basic), SentAs::BasicToken);
-        let c =
-            Credentials::from_lookup(env(&[("TOGGL_EMAIL", "a@b.c"), ("TOGGL_PASSWORD", "pw")]))
-                .unwrap();
+        let c = Credentials::from_lookup(
+            env(&[("TOGGL_EMAIL", "a@b.c"), ("TOGGL_PASSWORD", "pw")]),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             c.authorization(AuthScheme::Basic).expose_secret(),
             "Basic YUBiLmM6cHc="
@@ -872,11 +929,11 @@ mod tests {
             "Basic YUBiLmM6cHc="
         );
         assert!(matches!(
-            Credentials::from_lookup(env(&[("TOGGL_EMAIL", "a@b.c")])),
+            Credentials::from_lookup(env(&[("TOGGL_EMAIL", "a@b.c")]), None),
             Err(ConfigError::BadCredentials(_))
         ));
         assert!(matches!(
-            Credentials::from_lookup(env(&[])),
+            Credentials::from_lookup(env(&[]), None),
             Err(ConfigError::NoCredentials)
         ));
         assert!(!format!("{c:?}").contains("pw"));
@@ -887,13 +944,92 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("toggl_api_token"), "secret-token\n").unwrap();
         let d = dir.path().to_string_lossy().to_string();
-        let c =
-            Credentials::from_lookup(move |k| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone()))
-                .unwrap();
+        let c = Credentials::from_lookup(
+            move |k| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone()),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             c.authorization(AuthScheme::Bearer).expose_secret(),
             "Bearer secret-token"
         );
+    }
+
+    #[test]
+    fn a_token_file_is_read_at_each_call_after_the_environments_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        let systemd = dir.path().join("creds");
+        std::fs::create_dir(&systemd).unwrap();
+        std::fs::write(systemd.join("toggl_api_token"), "from-systemd").unwrap();
+        let systemd = systemd.to_string_lossy().to_string();
+        let env = |pairs: Vec<(&'static str, String)>| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
+        let bearer = |c: Result<Credentials, ConfigError>| {
+            c.map(|c| {
+                c.authorization(AuthScheme::Bearer)
+                    .expose_secret()
+                    .to_string()
+            })
+        };
+        std::fs::write(&file, "toggl_sk_first\n").unwrap();
+        let login = vec![
+            ("TOGGL_EMAIL", "a@b.c".to_string()),
+            ("TOGGL_PASSWORD", "pw".to_string()),
+            ("CREDENTIALS_DIRECTORY", systemd.clone()),
+        ];
+        // The file wins over a login and over the systemd credential…
+        assert_eq!(
+            bearer(Credentials::from_lookup(env(login.clone()), Some(&file))).unwrap(),
+            "Bearer toggl_sk_first"
+        );
+        // …and is read again at every call: a replaced key is the one used.
+        std::fs::write(&file, "toggl_sk_second").unwrap();
+        assert_eq!(
+            bearer(Credentials::from_lookup(env(login), Some(&file))).unwrap(),
+            "Bearer toggl_sk_second"
+        );
+        // TOGGL_API_TOKEN wins over it.
+        let token = vec![("TOGGL_API_TOKEN", "from-env".to_string())];
+        assert_eq!(
+            bearer(Credentials::from_lookup(env(token), Some(&file))).unwrap(),
+            "Bearer from-env"
+        );
+        // A missing, empty or many-worded file is an error naming the file, never its text.
+        let missing = dir.path().join("absent");
+        let cases: [(&Path, &str, &str); 3] = [
+            (&missing, "", "cannot read credential"),
+            (&file, " \n", "it is empty"),
+            (&file, "toggl_sk_secret more", "more than one word"),
+        ];
+        for (path, content, says) in cases {
+            if path == file.as_path() {
+                std::fs::write(path, content).unwrap();
+            }
+            let e = Credentials::from_lookup(env(vec![]), Some(path)).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(says) && text.contains(&path.display().to_string()),
+                "{text}"
+            );
+            assert!(!text.contains("secret"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_relative_token_file_is_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("orgmirror.toml");
+        std::fs::write(&config, format!("{MINIMAL}token_file = \"keys/toggl\"\n")).unwrap();
+        let loaded = Config::load(&config).unwrap();
+        let dir = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(loaded.api.token_file, Some(dir.join("keys/toggl")));
+        let empty = format!("{MINIMAL}token_file = \"\"\n");
+        assert!(Config::parse(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("api.token_file"));
     }
 
     #[test]

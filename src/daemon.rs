@@ -7,7 +7,9 @@
 //!   tick to the loop. **A tick that finds `pending` already true (a run queued or going) is
 //!   skipped and logged**, so runs never overlap and never pile up.
 //! - The loop owns the `Store` and the `Client` and runs one sync at a time; a failed run
-//!   is recorded by `run_once` and the daemon carries on.
+//!   is recorded by `run_once` and the daemon carries on. Each run reads the credentials
+//!   afresh (`TOGGL_API_TOKEN`, `api.token_file`, the systemd credential): a key replaced
+//!   in its file is used from the next tick on, and a refused key is never kept.
 //! - The first stop signal stops the schedule. A run in progress gets
 //!   `schedule.shutdown_timeout` to finish; after that its future is dropped (it can only be
 //!   parked at an HTTP await; dropping it rolls back the run's one transaction, so nothing

@@ -61,11 +61,11 @@ pub fn command(e: &CommandError) -> Exit {
     }
 }
 
-/// Credentials or ids the API refused are the configuration's to fix; anything else
-/// may pass.
+/// Credentials or ids the API refused, and features the plan lacks, are the
+/// configuration's to fix; anything else may pass.
 fn api(e: &ApiError) -> Exit {
     match e {
-        ApiError::Auth { .. } => Exit::Config,
+        ApiError::Auth { .. } | ApiError::PlanLacks { .. } => Exit::Config,
         _ => Exit::Failed,
     }
 }
@@ -86,6 +86,7 @@ fn sync(e: &SyncError) -> Exit {
     match e {
         SyncError::Refused(_) => Exit::Refused,
         SyncError::Api(e) => api(e),
+        SyncError::Credentials(_) => Exit::Config,
         SyncError::Store(_) | SyncError::Record(_) | SyncError::WriterStopped(_) => Exit::Failed,
     }
 }

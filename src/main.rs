@@ -118,8 +118,16 @@ enum Command {
         /// 100 per page, `data` envelopes, JSON errors); seed: exactly as the reference page shows.
         #[arg(long, default_value = "focus")]
         profile: orgmirror::fake::FakeProfile,
+        /// The key (API key and token) expires after N requests, or Ns seconds: then 401
+        /// "API key expired".
+        #[arg(long, value_name = "N|Ns")]
+        key_expires_after: Option<orgmirror::fake::KeyExpiry>,
+        /// Features the organization's plan lacks (rates,working_hours,custom_fields):
+        /// asking for one gets 402.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        plan_lacks: Vec<orgmirror::fake::PlanFeature>,
         /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks"])]
         replay: Option<PathBuf>,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
@@ -212,6 +220,8 @@ fn main() -> ExitCode {
                 seed,
                 per_page_cap,
                 profile,
+                key_expires_after,
+                plan_lacks,
                 replay: None,
             } => {
                 let opts = orgmirror::fake::FakeOptions {
@@ -219,6 +229,8 @@ fn main() -> ExitCode {
                     seed,
                     per_page_cap,
                     profile,
+                    key_expires_after,
+                    plan_lacks,
                     ..Default::default()
                 };
                 orgmirror::fake::serve_cli(listen, opts)

@@ -41,6 +41,9 @@ pub enum SyncError {
     /// The deletion guard refused the run.
     #[error("refused: {0}")]
     Refused(String),
+    /// The credentials could not be read (a daemon's tick reads them afresh).
+    #[error(transparent)]
+    Credentials(#[from] crate::config::ConfigError),
 }
 
 impl SyncError {
@@ -165,6 +168,37 @@ pub async fn run_once(
     )?;
     crate::replica::after_run(config, report.run_id, report.committed).await;
     Ok(report)
+}
+
+/// A full run with the credentials read afresh, as the daemon's ticks run: a key replaced
+/// in `api.token_file` or the systemd credential is used without a restart, and a key the
+/// API refused is never kept. Credentials that cannot be read fail the run, recorded in
+/// `sync_runs` like any other failure.
+pub async fn run_with_fresh_credentials(
+    client: &Client,
+    store: &mut Store,
+    config: &Config,
+    options: &SyncOptions,
+) -> Result<RunReport, StoreError> {
+    let fresh = crate::config::Credentials::load(&config.api)
+        .map_err(SyncError::from)
+        .and_then(|c| client.use_credentials(&c).map_err(SyncError::from));
+    match fresh {
+        Ok(()) => run_once(client, store, config, options).await,
+        Err(error) => {
+            let started = Instant::now();
+            let (run_id, _) = begin_run(store, "full", config).await?;
+            client.start_run();
+            finish(
+                client,
+                store,
+                run_id,
+                started,
+                Err(error),
+                options.prints_report,
+            )
+        }
+    }
 }
 
 /// Starts a run; returns its id and its time (see [`run_time`]). While another connection

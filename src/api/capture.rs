@@ -255,7 +255,7 @@ impl Client {
     /// [`Client::redact`] on bytes that need not be UTF-8.
     fn redact_bytes<'a>(&self, body: &'a [u8]) -> Cow<'a, [u8]> {
         let mut out = Cow::Borrowed(body);
-        for secret in &self.secrets {
+        for secret in &self.secrets() {
             let secret = secret.expose_secret().as_bytes();
             if secret.len() < 4 {
                 continue;

@@ -6,13 +6,16 @@
 //! headers of every answer, reads the body under `api.max_body_bytes`, retries 5xx,
 //! timeouts and connection errors with capped, jittered backoff within
 //! `api.max_retry_time` (but not a server certificate rustls refused: asking again will
-//! not make it trusted), honours 429 `Retry-After`, and waits out 402 (quota spent)
-//! within `api.max_quota_wait`. Paged lists follow the stop rules in [`paging`].
+//! not make it trusted), honours 429 `Retry-After`, and waits out a 402 that is the quota
+//! (its `X-Toggl-Quota-*` headers say the window is spent, or a text body speaks of the
+//! hourly limit) within `api.max_quota_wait` — one that does not say when the quota resets
+//! is waited on once a run. Any other 402 is a feature the plan lacks
+//! ([`ApiError::PlanLacks`]): never waited on. Paged lists follow the stop rules in [`paging`].
 //!
 //! Writes: POST and DELETE are never repeated after a 5xx, timeout or connection error
 //! (the server may have applied them; a repeated DELETE would answer 404 for a group it
 //! did delete), PUT is (it replaces the group with the same body). All of them wait out
-//! 402 and 429, which the server answers without processing the request.
+//! the quota's 402 and 429, which the server answers without processing the request.
 //!
 //! **Secrets never leave this module**: the `Authorization` header is marked sensitive,
 //! and error texts built from server answers are scrubbed of the credentials.
@@ -33,13 +36,13 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::config::{ApiConfig, Credentials, SentAs};
+use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
 use models::{
     Group, GroupRef, GroupWrite, KnownFields, MemberCustomFields, OrganizationUser, Role, Team,
@@ -72,14 +75,17 @@ impl std::fmt::Display for Endpoint {
 /// A request that did not give a usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401/403: the credentials are wrong or lack access. Never retried. One short
-    /// message: how the credentials went out and what to try next.
-    #[error("{endpoint}: HTTP {status}, credentials sent as {sent_as}: {}", auth_advice(*.status, *.sent_as, *.focus_key))]
+    /// 401/403: the credentials are wrong, expired or lack access. Never retried. One
+    /// short message: what the server said (its reason and trace id), how the credentials
+    /// went out and what to do next.
+    #[error("{endpoint}: {}", auth_message(*.status, .body, .trace_id.as_deref(), *.sent_as, *.focus_key))]
     Auth {
         endpoint: Endpoint,
         status: u16,
         /// What the server said (its `error_description`, or the text).
         body: String,
+        /// The `trace_id` of a JSON error body.
+        trace_id: Option<String>,
         sent_as: SentAs,
         /// The token looks like a Focus API key (`toggl_sk_…`).
         focus_key: bool,
@@ -94,6 +100,19 @@ pub enum ApiError {
         body: String,
         /// The rest of a JSON error body.
         json: Option<Box<ErrorParts>>,
+    },
+    /// 402 without the quota saying it is spent: a feature the organization's plan lacks.
+    /// Not retried, and never waited on: the run fails at once naming the setting that
+    /// stops asking for it.
+    #[error("{endpoint}: HTTP 402{}; {}", describe_error(.json.as_deref(), .body), plan_advice(.settings))]
+    PlanLacks {
+        endpoint: Endpoint,
+        /// The server's description, or its text.
+        body: String,
+        json: Option<Box<ErrorParts>>,
+        /// What stops asking for the feature (`sync.include_rates = false`), one per
+        /// feature the request asked for that the description may mean.
+        settings: Vec<&'static str>,
     },
     /// Connection refused, reset, DNS, TLS… (after retries).
     #[error("{endpoint}: {message}")]
@@ -137,9 +156,44 @@ pub enum ApiError {
     Paging { endpoint: Endpoint, message: String },
 }
 
+/// What a Focus key refused with 401 calls for: the key expired or was replaced.
+pub const FOCUS_KEY_ADVICE: &str =
+    "Focus keys expire, and a new one revokes the old: make one in Focus profile settings";
+
+/// How much of the server's reason a refusal quotes.
+const AUTH_REASON_QUOTE: usize = 60;
+
+/// `HTTP 401: API key expired; <advice> (trace_id …)`: the server's reason, how the
+/// credentials went out (unless a Focus key went as Bearer, as it should), what to do.
+fn auth_message(
+    status: u16,
+    body: &str,
+    trace_id: Option<&str>,
+    sent_as: SentAs,
+    focus_key: bool,
+) -> String {
+    let mut text = format!("HTTP {status}");
+    if !(focus_key && sent_as == SentAs::Bearer) {
+        text.push_str(&format!(" (sent as {sent_as})"));
+    }
+    let reason = body.trim();
+    if !reason.is_empty() {
+        let cut: String = reason.chars().take(AUTH_REASON_QUOTE).collect();
+        let more = if cut.len() < reason.len() { "…" } else { "" };
+        text.push_str(&format!(": {cut}{more}"));
+    }
+    text.push_str("; ");
+    text.push_str(auth_advice(status, sent_as, focus_key));
+    if let Some(trace) = trace_id {
+        text.push_str(&format!(" (trace_id {trace})"));
+    }
+    text
+}
+
 /// What to try after a 401 or 403, by how the credentials went out.
 fn auth_advice(status: u16, sent_as: SentAs, focus_key: bool) -> &'static str {
     match (status, sent_as) {
+        (401, SentAs::Bearer) if focus_key => FOCUS_KEY_ADVICE,
         (401, SentAs::Bearer) => "the key was refused; check TOGGL_API_TOKEN and api.base_url",
         (401, SentAs::BasicToken) if focus_key => {
             "a toggl_sk_ key goes as Bearer: set api.auth_scheme = \"auto\""
@@ -155,11 +209,14 @@ fn auth_advice(status: u16, sent_as: SentAs, focus_key: bool) -> &'static str {
 pub struct ErrorParts {
     /// The `error` word (`validation`, `not_found`…), when there is one.
     pub error: Option<String>,
+    /// The `error_values`, as a person reads them (`name`, or `field=value` pairs).
+    pub values: Option<String>,
     /// The `trace_id`, which the API's support asks for.
     pub trace_id: Option<String>,
 }
 
-/// ` validation: <description> (trace_id …)` for a JSON error body, `: <text>` otherwise.
+/// ` validation: <description> (name) (trace_id …)` for a JSON error body, `: <text>`
+/// otherwise.
 fn describe_error(json: Option<&ErrorParts>, body: &str) -> String {
     let word = json.and_then(|j| j.error.as_deref());
     let mut text = match (word, body.is_empty()) {
@@ -168,10 +225,64 @@ fn describe_error(json: Option<&ErrorParts>, body: &str) -> String {
         (None, true) => String::new(),
         (None, false) => format!(": {body}"),
     };
+    if let Some(values) = json.and_then(|j| j.values.as_deref()) {
+        text.push_str(&format!(" ({values})"));
+    }
     if let Some(trace) = json.and_then(|j| j.trace_id.as_deref()) {
         text.push_str(&format!(" (trace_id {trace})"));
     }
     text
+}
+
+/// A feature a request can ask for that a plan may lack: its query parameter, a word its
+/// 402's description would use, and the setting that stops asking for it.
+const PLAN_FEATURES: [(&str, &str, &str); 3] = [
+    ("include_rates", "rate", "sync.include_rates = false"),
+    (
+        "include_working_hours",
+        "working",
+        "sync.include_working_hours = false",
+    ),
+    (
+        "include_custom_fields",
+        "custom",
+        "unset sync.custom_fields_workspace_id",
+    ),
+];
+
+/// The settings that stop a request asking for what its 402 refused: the feature the
+/// description names among those asked for, else every one asked for.
+pub(crate) fn plan_settings(query: &str, description: &str) -> Vec<&'static str> {
+    let asked: Vec<_> = PLAN_FEATURES
+        .iter()
+        .filter(|(param, _, _)| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .any(|(k, v)| k == *param && (v == "true" || v == "1"))
+        })
+        .collect();
+    let said = description.to_ascii_lowercase();
+    let named: Vec<_> = asked
+        .iter()
+        .filter(|(_, word, _)| said.contains(word))
+        .map(|(_, _, setting)| *setting)
+        .collect();
+    if named.is_empty() {
+        asked.iter().map(|(_, _, setting)| *setting).collect()
+    } else {
+        named
+    }
+}
+
+/// What to do about a 402 that is not the quota.
+fn plan_advice(settings: &[&str]) -> String {
+    if settings.is_empty() {
+        "the organization's plan does not include this request".to_string()
+    } else {
+        format!(
+            "the organization's plan lacks what it asks for: set {}",
+            settings.join(" or ")
+        )
+    }
 }
 
 /// The request quota as the last response announced it.
@@ -240,11 +351,13 @@ pub struct Client {
     max_pages: u32,
     /// Added to every quota wait: the reset time is the server's, in whole seconds.
     quota_margin: Duration,
-    /// Credential strings scrubbed from error texts.
-    secrets: Vec<SecretString>,
-    /// How the credentials go out, for the message of a refusal.
-    sent_as: SentAs,
-    focus_key: bool,
+    /// Waited (once a run) after a quota 402 that does not say when the quota resets.
+    blind_quota_wait: Duration,
+    /// How the credentials go out: replaced before a run when they were read afresh.
+    auth: Mutex<Auth>,
+    auth_scheme: AuthScheme,
+    /// Credential strings scrubbed from error texts: every credential this client sent.
+    secrets: Mutex<Vec<SecretString>>,
     /// At most `api.max_requests_per_second`, one at a time (`None`: no pacing).
     pacer: Option<governor::DefaultDirectRateLimiter>,
     state: Mutex<State>,
@@ -253,6 +366,16 @@ pub struct Client {
     /// A refused page size is warned about here (a sync, which remembers the size
     /// accepted), or reported by the caller (`check`, which writes nothing).
     warns_of_page_sizes: bool,
+}
+
+/// The `Authorization` header and what a refusal says of it.
+#[derive(Debug, Clone)]
+struct Auth {
+    header: HeaderValue,
+    /// How the credentials go out, for the message of a refusal.
+    sent_as: SentAs,
+    /// The token looks like a Focus API key (`toggl_sk_…`).
+    focus_key: bool,
 }
 
 /// Per-run counters and what the client has learned about the server.
@@ -273,6 +396,8 @@ struct State {
     /// The page size the API accepted per list (`users`, `teams`) after refusing a larger
     /// one: known across runs (seeded from the database), never larger than asked.
     page_size: std::collections::BTreeMap<&'static str, u32>,
+    /// This run has waited once for a 402 that did not say when the quota resets.
+    blind_quota_wait: bool,
     /// Some request of this client had a 2xx answer (a 404 before that may be a base URL
     /// without `/api`).
     answered: bool,
@@ -323,6 +448,32 @@ fn pacer(per_second: f64) -> Option<governor::DefaultDirectRateLimiter> {
     Some(governor::RateLimiter::direct(quota))
 }
 
+/// The `Authorization` header of `credentials` under `scheme`, marked sensitive; the
+/// strings to scrub from texts go to `secrets`.
+fn authorization(
+    credentials: &Credentials,
+    scheme: AuthScheme,
+    secrets: &mut Vec<SecretString>,
+) -> Result<Auth, &'static str> {
+    let authorization = credentials.authorization(scheme);
+    let mut header = HeaderValue::from_str(authorization.expose_secret())
+        .map_err(|_| "the credentials contain characters that cannot be sent in an HTTP header")?;
+    header.set_sensitive(true);
+    if let Some((_, credential)) = authorization.expose_secret().split_once(' ') {
+        secrets.push(SecretString::from(credential.to_string()));
+    }
+    secrets.push(authorization);
+    match credentials {
+        Credentials::Token(token) => secrets.push(token.clone()),
+        Credentials::Login { password, .. } => secrets.push(password.clone()),
+    }
+    Ok(Auth {
+        header,
+        sent_as: credentials.sent_as(scheme),
+        focus_key: credentials.is_focus_key(),
+    })
+}
+
 /// Ids asked for in one by-id request at most.
 const MAX_IDS_PER_REQUEST: usize = 100;
 
@@ -338,16 +489,10 @@ impl Client {
             },
             message,
         };
-        let authorization = credentials.authorization(api.auth_scheme);
-        let mut auth = HeaderValue::from_str(authorization.expose_secret()).map_err(|_| {
-            setup_error(
-                "the credentials contain characters that cannot be sent in an HTTP header"
-                    .to_string(),
-            )
-        })?;
-        auth.set_sensitive(true);
+        let mut secrets = Vec::new();
+        let auth = authorization(credentials, api.auth_scheme, &mut secrets)
+            .map_err(|message| setup_error(message.to_string()))?;
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -358,14 +503,6 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| setup_error(format!("cannot build the HTTP client: {e}")))?;
-        let mut secrets = vec![authorization.clone()];
-        if let Some((_, credential)) = authorization.expose_secret().split_once(' ') {
-            secrets.push(SecretString::from(credential.to_string()));
-        }
-        match credentials {
-            Credentials::Token(token) => secrets.push(token.clone()),
-            Credentials::Login { password, .. } => secrets.push(password.clone()),
-        }
         Ok(Client {
             http,
             base_url: api.base_url.trim_end_matches('/').to_string(),
@@ -381,14 +518,57 @@ impl Client {
             max_body_bytes: api.max_body_bytes,
             max_pages: api.max_pages.max(1),
             quota_margin: Duration::from_secs(1),
-            secrets,
-            sent_as: credentials.sent_as(api.auth_scheme),
-            focus_key: credentials.is_focus_key(),
+            blind_quota_wait: transport::DEFAULT_QUOTA_WAIT,
+            auth: Mutex::new(auth),
+            auth_scheme: api.auth_scheme,
+            secrets: Mutex::new(secrets),
             pacer: pacer(api.max_requests_per_second),
             state: Mutex::new(State::default()),
             recorder: None,
             warns_of_page_sizes: true,
         })
+    }
+
+    /// Sends `credentials` from now on (read afresh before a run: a key replaced in its
+    /// file or systemd credential is used without a restart). The ones sent before stay
+    /// scrubbed from error texts.
+    pub fn use_credentials(&self, credentials: &Credentials) -> Result<(), ApiError> {
+        let mut secrets = Vec::new();
+        let auth = authorization(credentials, self.auth_scheme, &mut secrets).map_err(|m| {
+            ApiError::Transport {
+                endpoint: Endpoint {
+                    method: "SETUP",
+                    path: self.org_path(""),
+                    page: None,
+                },
+                message: m.to_string(),
+            }
+        })?;
+        let mut known = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        for secret in secrets {
+            if !known
+                .iter()
+                .any(|k| k.expose_secret() == secret.expose_secret())
+            {
+                known.push(secret);
+            }
+        }
+        drop(known);
+        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = auth;
+        Ok(())
+    }
+
+    /// How the credentials go out now.
+    fn auth(&self) -> Auth {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The credential strings to scrub from texts.
+    fn secrets(&self) -> Vec<SecretString> {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A refused page size is the caller's to report (`check` shows it in its report and
@@ -416,6 +596,7 @@ impl Client {
             s.quota_wait = Duration::ZERO;
             s.retry_wait = Duration::ZERO;
             s.pacing_wait = Duration::ZERO;
+            s.blind_quota_wait = false;
             s.users = PageSizes::default();
             s.teams = PageSizes::default();
             s.quarantined.clear();
@@ -1119,17 +1300,94 @@ mod page_size_tests {
                             page: Some(1234),
                         },
                         status,
-                        // The server's text is not quoted: it would make the message long.
+                        // The server's text is quoted only in part: it would make the
+                        // message long.
                         body: "x".repeat(400),
+                        trace_id: None,
                         sent_as,
                         focus_key,
                     };
                     let text = e.to_string();
-                    assert!(text.len() < 170, "{} chars: {text}", text.len());
-                    assert!(text.contains(&format!("sent as {sent_as}")), "{text}");
+                    assert!(text.chars().count() < 240, "{} chars: {text}", text.len());
+                    assert!(text.contains(&"x".repeat(AUTH_REASON_QUOTE)), "{text}");
+                    if !(focus_key && sent_as == SentAs::Bearer) {
+                        assert!(text.contains(&format!("sent as {sent_as}")), "{text}");
+                    }
                 }
             }
         }
+    }
+
+    /// An expired or revoked Focus key: the server's reason and trace id, that Focus keys
+    /// expire and a new one revokes the old, and where to make one, under 200 characters.
+    #[test]
+    fn an_expired_focus_key_says_why_and_where_to_make_a_new_one() {
+        for reason in ["API key expired", "API key revoked"] {
+            let e = ApiError::Auth {
+                endpoint: Endpoint {
+                    method: "GET",
+                    path: "/organizations/4242/users".into(),
+                    page: Some(1),
+                },
+                status: 401,
+                body: reason.into(),
+                trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+                sent_as: SentAs::Bearer,
+                focus_key: true,
+            };
+            let text = e.to_string();
+            assert_eq!(
+                text,
+                format!(
+                    "GET /organizations/4242/users page 1: HTTP 401: {reason}; {FOCUS_KEY_ADVICE} \
+                     (trace_id 0af7651916cd43dd8448eb211c80319c)"
+                )
+            );
+            assert!(text.chars().count() < 200, "{} chars: {text}", text.len());
+        }
+    }
+
+    /// A plan-locked 402 names the setting that stops asking for the feature: the one its
+    /// description names among those the request asked for, else each one asked for.
+    #[test]
+    fn a_plan_refusal_names_the_setting_that_avoids_it() {
+        let both = "include_rates=true&include_working_hours=true&page=1&per_page=100";
+        #[rustfmt::skip]
+        let cases: [(&str, &str, &[&str]); 6] = [
+            (both, "rates feature not available on the plan", &["sync.include_rates = false"]),
+            (both, "Working hours are not on your plan", &["sync.include_working_hours = false"]),
+            (both, "Feature not available on current plan", &["sync.include_rates = false", "sync.include_working_hours = false"]),
+            ("workspaces=9&include_custom_fields=true", "user_custom_fields feature not available on the plan", &["unset sync.custom_fields_workspace_id"]),
+            ("include_rates=false&page=1", "Feature not available", &[]),
+            ("", "rates", &[]),
+        ];
+        for (query, description, settings) in cases {
+            assert_eq!(
+                plan_settings(query, description),
+                settings,
+                "{query} {description}"
+            );
+        }
+        let e = ApiError::PlanLacks {
+            endpoint: Endpoint {
+                method: "GET",
+                path: "/organizations/4242/users".into(),
+                page: Some(1),
+            },
+            body: "rates feature not available on the plan".into(),
+            json: Some(Box::new(ErrorParts {
+                error: Some("payment_required".into()),
+                values: None,
+                trace_id: Some("t1".into()),
+            })),
+            settings: vec!["sync.include_rates = false"],
+        };
+        assert_eq!(
+            e.to_string(),
+            "GET /organizations/4242/users page 1: HTTP 402 payment_required: rates feature not \
+             available on the plan (trace_id t1); the organization's plan lacks what it asks for: \
+             set sync.include_rates = false"
+        );
     }
 
     #[test]

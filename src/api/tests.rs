@@ -694,9 +694,10 @@ async fn a_reset_beyond_the_budget_fails_at_once() {
 
 #[tokio::test]
 async fn a_402_that_does_not_say_when_the_quota_resets_is_waited_out_for_a_minute() {
-    // No quota headers at all, an HTML body: the client assumes a minute, which is more
-    // than this budget (10 s), so it gives up at once instead of asking again.
-    let server = serve(|_, _| reply(402, &[], "<html><body>Payment Required</body></html>")).await;
+    // No quota headers, the hourly limit in text: the client assumes a minute, which is
+    // more than this budget (10 s), so it gives up at once instead of asking again.
+    let server =
+        serve(|_, _| reply(402, &[], "You have hit your hourly limit for API calls")).await;
     let client = client(&server);
     let started = Instant::now();
     let err = client.roles().await.unwrap_err();
@@ -710,6 +711,62 @@ async fn a_402_that_does_not_say_when_the_quota_resets_is_waited_out_for_a_minut
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(server.count(), 1);
     assert_eq!(client.stats().quota_wait, Duration::ZERO);
+}
+
+/// A quota 402 that does not say when the quota resets is waited on once a run; the next
+/// one fails the run rather than waiting again, and again.
+#[tokio::test]
+async fn a_402_without_a_reset_time_is_waited_on_once_a_run() {
+    let server = serve(|_, _| reply(402, &[], "hourly limit reached")).await;
+    let mut client = client(&server);
+    client.blind_quota_wait = Duration::from_millis(20);
+    client.start_run();
+    let err = client.roles().await.unwrap_err();
+    assert!(matches!(err, ApiError::GaveUp { .. }), "{err}");
+    assert!(err.to_string().contains("x-toggl-quota-resets-in"), "{err}");
+    assert_eq!(server.count(), 2, "one wait, then no more");
+    // A new run may wait once again.
+    client.start_run();
+    assert!(client.roles().await.is_err());
+    assert_eq!(server.count(), 4);
+}
+
+/// A 402 that is not the quota (JSON without quota headers, or with requests left) is a
+/// feature the plan lacks: never waited on, never asked again.
+#[tokio::test]
+async fn a_402_that_is_not_the_quota_fails_at_once_naming_the_setting() {
+    let body = r#"{"error":"payment_required","error_description":"Feature not available on current plan","trace_id":"t1"}"#;
+    for headers in [
+        &[][..],
+        &[
+            ("x-toggl-quota-remaining", "57"),
+            ("x-toggl-quota-resets-in", "1200"),
+        ][..],
+    ] {
+        let headers: Vec<(&'static str, &'static str)> = headers.to_vec();
+        let server = serve(move |_, _| {
+            let mut h = headers.clone();
+            h.push(("content-type", "application/json"));
+            reply(402, &h, body)
+        })
+        .await;
+        let client = client(&server);
+        let started = Instant::now();
+        let err = client
+            .pull_users(true, false, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::PlanLacks { .. }), "{err}");
+        assert!(
+            err.to_string().ends_with(
+                "the organization's plan lacks what it asks for: set sync.include_rates = false"
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(server.count(), 1);
+        assert_eq!(client.stats().quota_wait, Duration::ZERO);
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode};
 use secrecy::ExposeSecret;
 use tracing::{debug, warn};
@@ -16,7 +16,7 @@ pub const QUOTA_REMAINING: &str = "x-toggl-quota-remaining";
 pub const QUOTA_RESETS_IN: &str = "x-toggl-quota-resets-in";
 
 /// How long to wait after a 402 that does not say when the quota resets.
-const DEFAULT_QUOTA_WAIT: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_QUOTA_WAIT: Duration = Duration::from_secs(60);
 
 /// The furthest a quota reset is believed to be: Toggl's quota is hourly, so a server that
 /// announces more has slipped, and taking it at its word (as a stored reset time that every
@@ -136,7 +136,24 @@ impl Client {
                             ),
                         });
                     }
-                    let resets_in = resets_in.unwrap_or(DEFAULT_QUOTA_WAIT);
+                    let resets_in = match resets_in {
+                        Some(resets_in) => resets_in,
+                        // A 402 that does not say when the quota resets is waited on once
+                        // a run: one that keeps coming is not waited on for ever.
+                        None if self
+                            .with_state(|s| std::mem::replace(&mut s.blind_quota_wait, true)) =>
+                        {
+                            return Err(ApiError::GaveUp {
+                                endpoint,
+                                attempts: quota_answers,
+                                last: format!(
+                                    "{} (a 402 again, and no {QUOTA_RESETS_IN} header says when the quota resets)",
+                                    without_endpoint(&error, &req.endpoint())
+                                ),
+                            });
+                        }
+                        None => self.blind_quota_wait,
+                    };
                     self.quota_sleep(&endpoint, resets_in).await?;
                 }
                 Failure::Retry {
@@ -173,7 +190,11 @@ impl Client {
             url.push('?');
             url.push_str(req.query.as_str());
         }
-        let mut builder = self.http.request(req.method.clone(), &url);
+        let auth = self.auth();
+        let mut builder = self
+            .http
+            .request(req.method.clone(), &url)
+            .header(AUTHORIZATION, auth.header);
         if let Some(body) = &req.body {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
@@ -246,13 +267,20 @@ impl Client {
                 endpoint: endpoint.clone(),
                 status: code,
                 body: body.clone(),
-                sent_as: self.sent_as,
-                focus_key: self.focus_key,
+                trace_id: said.json.as_ref().and_then(|j| j.trace_id.clone()),
+                sent_as: auth.sent_as,
+                focus_key: auth.focus_key,
             }),
-            StatusCode::PAYMENT_REQUIRED => Failure::Quota {
+            StatusCode::PAYMENT_REQUIRED if is_quota_refusal(&headers, &said) => Failure::Quota {
                 error: status_error(),
                 resets_in: header_seconds(&headers, QUOTA_RESETS_IN),
             },
+            StatusCode::PAYMENT_REQUIRED => Failure::Fatal(ApiError::PlanLacks {
+                endpoint: endpoint.clone(),
+                settings: super::plan_settings(req.query.as_str(), &said.text),
+                body: body.clone(),
+                json: said.json.clone(),
+            }),
             StatusCode::TOO_MANY_REQUESTS => Failure::Retry {
                 error: status_error(),
                 after: retry_after(&headers, SystemTime::now()),
@@ -336,6 +364,7 @@ impl Client {
                 text: quote(&json.description),
                 json: Some(Box::new(ErrorParts {
                     error: json.error.map(|e| quote(&e)),
+                    values: json.values.map(|v| quote(&v)),
                     trace_id: json.trace_id.map(|t| quote(&t)),
                 })),
             };
@@ -356,7 +385,7 @@ impl Client {
     /// Blanks any credential in `text`.
     pub(super) fn redact(&self, text: String) -> String {
         let mut text = text;
-        for secret in &self.secrets {
+        for secret in &self.secrets() {
             let secret = secret.expose_secret();
             if secret.len() >= 4 && text.contains(secret) {
                 text = text.replace(secret, "[redacted]");
@@ -540,12 +569,55 @@ struct ErrorText {
     json: Option<Box<ErrorParts>>,
 }
 
-/// The parts of a JSON error body, `{"error", "error_description", "trace_id"}` as the
-/// real API is reported to send (`message` read as a description too).
+/// Whether a 402 is the request quota: its headers say the window is spent (or when it
+/// resets, without a count), or a text body speaks of the hourly limit as the reference
+/// page's does. Anything else is a feature the plan lacks, which waiting does not fix.
+fn is_quota_refusal(headers: &HeaderMap, said: &ErrorText) -> bool {
+    let remaining = headers
+        .get(QUOTA_REMAINING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    match remaining {
+        Some(left) => left <= 0,
+        None if headers.contains_key(QUOTA_RESETS_IN) => true,
+        None => {
+            let text = said.text.to_ascii_lowercase();
+            said.json.is_none() && (text.contains("hourly limit") || text.contains("quota"))
+        }
+    }
+}
+
+/// The parts of a JSON error body, `{"error", "error_description", "error_values",
+/// "trace_id"}` as the published spec has it (`message` read as a description too).
 struct JsonError {
     error: Option<String>,
     description: String,
+    values: Option<String>,
     trace_id: Option<String>,
+}
+
+/// `error_values` as a person reads them: a list's items (`name, email`), an object's
+/// `fields` list (the spec's `required_fields_missing`), or its `key=value` pairs.
+fn error_values(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let item = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let text = match value {
+        Value::Null => return None,
+        Value::Array(items) => items.iter().map(item).collect::<Vec<_>>().join(", "),
+        Value::Object(map) => match map.get("fields") {
+            Some(Value::Array(fields)) => fields.iter().map(item).collect::<Vec<_>>().join(", "),
+            _ => map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", item(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        other => item(other),
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 fn json_error(body: &[u8]) -> Option<JsonError> {
@@ -561,6 +633,7 @@ fn json_error(body: &[u8]) -> Option<JsonError> {
     let error = text("error");
     let description = text("error_description").or_else(|| text("message"));
     let trace_id = text("trace_id");
+    let values = object.get("error_values").and_then(error_values);
     if error.is_none() && description.is_none() {
         return None;
     }
@@ -568,11 +641,13 @@ fn json_error(body: &[u8]) -> Option<JsonError> {
         Some(description) => JsonError {
             error,
             description,
+            values,
             trace_id,
         },
         None => JsonError {
             error: None,
             description: error.unwrap_or_default(),
+            values,
             trace_id,
         },
     })
@@ -826,6 +901,63 @@ mod tests {
                 )
             });
             assert_eq!(got, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn error_values_read_as_a_list_the_specs_fields_or_pairs() {
+        #[rustfmt::skip]
+        let cases = [
+            (r#"["name"]"#, Some("name")),
+            (r#"["name", "emoji"]"#, Some("name, emoji")),
+            (r#"{"fields": ["name"], "is_deletion": false}"#, Some("name")),
+            (r#"{"workspace_id": 3, "limit": "5"}"#, Some("limit=5, workspace_id=3")),
+            ("null", None),
+            ("[]", None),
+            ("7", Some("7")),
+        ];
+        for (json, expected) in cases {
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(error_values(&value).as_deref(), expected, "{json}");
+        }
+        let body = r#"{"error":"required_fields_missing","error_description":"missing required fields","error_values":{"fields":["name"],"is_deletion":false},"trace_id":"t1"}"#;
+        let parts = json_error(body.as_bytes()).unwrap();
+        assert_eq!(parts.values.as_deref(), Some("name"));
+    }
+
+    /// A 402 is the quota only when its headers say the window is spent (or when it
+    /// resets), or a text body speaks of the hourly limit; else the plan lacks a feature.
+    #[test]
+    fn a_402_is_the_quota_only_when_the_quota_says_so() {
+        let said = |text: &str, json: bool| ErrorText {
+            text: text.to_string(),
+            json: json.then(|| {
+                Box::new(ErrorParts {
+                    error: Some("payment_required".into()),
+                    values: None,
+                    trace_id: None,
+                })
+            }),
+        };
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        #[rustfmt::skip]
+        let cases = [
+            ("spent", headers(&[(QUOTA_REMAINING, "0"), (QUOTA_RESETS_IN, "30")]), said("quota exceeded", true), true),
+            ("a reset without a count", headers(&[(QUOTA_RESETS_IN, "30")]), said("x", true), true),
+            ("requests left: the plan", headers(&[(QUOTA_REMAINING, "57"), (QUOTA_RESETS_IN, "30")]), said("Feature not available on current plan", true), false),
+            ("JSON without headers: the plan", headers(&[]), said("user_custom_fields feature not available on the plan", true), false),
+            ("JSON naming a quota: the plan's", headers(&[]), said("Report view quota exceeded", true), false),
+            ("the reference page's text", headers(&[]), said("You have hit your hourly limit for API calls", false), true),
+            ("other text: the plan", headers(&[]), said("Payment Required", false), false),
+        ];
+        for (case, h, said, quota) in cases {
+            assert_eq!(is_quota_refusal(&h, &said), quota, "{case}");
         }
     }
 

@@ -107,7 +107,7 @@ async fn checks(
         progress.ok(line);
     }
 
-    let credentials = Credentials::from_env()
+    let credentials = Credentials::load(&config.api)
         .map_err(|e| CommandError::usage(format!("check failed: credentials: {e}")))?;
     let credential = match credentials {
         Credentials::Token(_) => "API token",
@@ -256,14 +256,9 @@ fn verdict(step: Step, ctx: &Context<'_>, e: ApiError) -> CommandError {
     let config = |message: String| CommandError::usage(format!("check failed: {message}"));
     let failed = |message: String| CommandError::failed(format!("check failed: {message}"));
     match (&e, step) {
-        (
-            ApiError::Auth {
-                status: 401, body, ..
-            },
-            _,
-        ) => config(format!(
-            "the API at {base_url} refused the credentials: {e}{}",
-            said(body)
+        // The refusal names the server's reason and what to do (an expired key: make one).
+        (ApiError::Auth { status: 401, .. }, _) => config(format!(
+            "the API at {base_url} refused the credentials: {e}"
         )),
         (ApiError::Auth { status, body, .. }, Step::Credentials) => config(format!(
             "the API at {base_url} refused the credentials for organization {org} (HTTP {status}): \

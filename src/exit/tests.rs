@@ -22,6 +22,7 @@ fn auth() -> ApiError {
         endpoint: endpoint(),
         status: 401,
         body: String::new(),
+        trace_id: None,
         sent_as: SentAs::Bearer,
         focus_key: true,
     }
@@ -89,6 +90,16 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
             Config,
         ),
         ("a timeout", CommandError::Api(timeout()).into(), Failed),
+        (
+            "a feature the plan lacks",
+            run(SyncError::Api(ApiError::PlanLacks {
+                endpoint: endpoint(),
+                body: "rates feature not available on the plan".into(),
+                json: None,
+                settings: vec!["sync.include_rates = false"],
+            })),
+            Config,
+        ),
         ("a setup mistake", setup().into(), Config),
         ("another writer", locked().into(), Failed),
         (
@@ -103,6 +114,14 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
             Failed,
         ),
         ("a bad record", run(SyncError::Record(record())), Failed),
+        (
+            "a tick's key file unreadable",
+            run(SyncError::Credentials(ConfigError::CredentialFile {
+                path: PathBuf::from("/etc/orgmirror/toggl_api_token"),
+                problem: "it is empty; write the API key in it",
+            })),
+            Config,
+        ),
         ("a writer's error", run(SyncError::Store(locked())), Failed),
         (
             "a writer's setup error",

@@ -34,6 +34,20 @@
 //! members; [`FakeHandle`] sets, clears and renames them. Changing a value does not change
 //! the user's `updated_at`.
 //!
+//! Keys expire as a Focus key does when asked ([`FakeOptions::key_expires_after`],
+//! [`FakeHandle::expire_key_after`]: after N requests or N seconds): then every request with
+//! the key or the token gets 401 `API key expired` (the seed profile's 403 text names the
+//! reason); a login never expires. A new key ([`FakeHandle::set_api_key`],
+//! [`FakeHandle::set_credentials`]) revokes the old one (401 `API key revoked`) and starts
+//! its expiry afresh.
+//!
+//! A plan can lack rates, working hours or custom fields ([`FakeOptions::plan_lacks`],
+//! `--plan-lacks`): a users request asking for one (`include_rates=true`, …) gets 402
+//! `<feature> feature not available on the plan` as a JSON error without quota headers
+//! (with a quota on, its headers say requests are left), as the published spec has it.
+//! Error bodies carry `error_values` where the spec gives them: a group created without a
+//! name is 400 `required_fields_missing` with `{"fields": ["name"], "is_deletion": false}`.
+//!
 //! Tests can force any envelope per list ([`FakeHandle::set_list_shape`]) and the Track v9
 //! paging headers `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size`
 //! ([`FakeHandle::set_paging_headers`], one by one with [`FakeHandle::send_paging_headers`]).
@@ -71,6 +85,11 @@ pub use wire::{ListShape, PER_PAGE_REFUSAL};
 
 /// The Focus API key the fake accepts by default (as `Authorization: Bearer …`).
 pub const DEMO_API_KEY: &str = "toggl_sk_demo";
+
+/// The `error_description` of a 401 for a key that ran out ([`KeyExpiry`]).
+pub const KEY_EXPIRED: &str = "API key expired";
+/// The `error_description` of a 401 for a key a newer one replaced.
+pub const KEY_REVOKED: &str = "API key revoked";
 
 /// The most rows the Focus profile lets `per_page` ask for; more is a 400.
 pub const FOCUS_PER_PAGE_MAX: usize = 100;
@@ -172,6 +191,10 @@ pub struct FakeOptions {
     pub api_key: String,
     /// Waited before every answer: a slow network, for the paced bench.
     pub latency: Duration,
+    /// When the key (the API key and the token) stops being accepted; `None`: never.
+    pub key_expires_after: Option<KeyExpiry>,
+    /// Features the organization's plan lacks: asking for one is a 402.
+    pub plan_lacks: Vec<PlanFeature>,
 }
 
 impl Default for FakeOptions {
@@ -189,7 +212,82 @@ impl Default for FakeOptions {
             profile: FakeProfile::Focus,
             api_key: DEMO_API_KEY.to_string(),
             latency: Duration::ZERO,
+            key_expires_after: None,
+            plan_lacks: Vec::new(),
         }
+    }
+}
+
+/// A feature a plan may lack, asked for by a parameter of the users list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFeature {
+    /// `include_rates=true`.
+    Rates,
+    /// `include_working_hours=true`.
+    WorkingHours,
+    /// `include_custom_fields=true`.
+    CustomFields,
+}
+
+impl PlanFeature {
+    /// The query parameter that asks for it.
+    pub fn parameter(self) -> &'static str {
+        match self {
+            PlanFeature::Rates => "include_rates",
+            PlanFeature::WorkingHours => "include_working_hours",
+            PlanFeature::CustomFields => "include_custom_fields",
+        }
+    }
+
+    /// As a 402's description names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanFeature::Rates => "rates",
+            PlanFeature::WorkingHours => "working_hours",
+            PlanFeature::CustomFields => "user_custom_fields",
+        }
+    }
+}
+
+impl std::str::FromStr for PlanFeature {
+    type Err = String;
+    /// `rates`, `working_hours` or `custom_fields` (`--plan-lacks`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "rates" => Ok(PlanFeature::Rates),
+            "working_hours" => Ok(PlanFeature::WorkingHours),
+            "custom_fields" => Ok(PlanFeature::CustomFields),
+            other => Err(format!(
+                "unknown feature `{other}` (rates, working_hours or custom_fields)"
+            )),
+        }
+    }
+}
+
+/// When a Focus API key runs out, as its user picked when making it: after this many
+/// requests with it, or this many seconds after it became valid. Once spent, every
+/// request with it gets 401 `API key expired`; a login (e-mail and password) never expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyExpiry {
+    /// The key answers this many requests, then is expired.
+    Requests(u64),
+    /// The key is expired this many seconds after it became valid.
+    Seconds(u64),
+}
+
+impl std::str::FromStr for KeyExpiry {
+    type Err = String;
+    /// `N` requests, or `Ns` seconds.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let (digits, make): (&str, fn(u64) -> KeyExpiry) = match text.strip_suffix('s') {
+            Some(secs) => (secs, KeyExpiry::Seconds),
+            None => (text, KeyExpiry::Requests),
+        };
+        digits
+            .parse::<u64>()
+            .map(make)
+            .map_err(|_| format!("`{s}` is not N (requests) or Ns (seconds)"))
     }
 }
 
@@ -394,6 +492,14 @@ pub(crate) struct FakeState {
     /// Which of `X-Records`, `X-Pages`, `X-Page`, `X-Page-Size` list answers carry.
     pub(crate) paging_headers: Vec<PagingHeader>,
     pub(crate) latency: Duration,
+    /// When the current key runs out, and the requests it answered since it became valid.
+    pub(crate) key_expiry: Option<KeyExpiry>,
+    pub(crate) key_uses: u64,
+    pub(crate) key_since: Instant,
+    /// Keys and tokens replaced by a new one: refused as revoked.
+    pub(crate) revoked: Vec<String>,
+    /// Features the plan lacks: asking for one is a 402 without the quota's headers.
+    pub(crate) plan_lacks: Vec<PlanFeature>,
 }
 
 impl FakeState {
@@ -405,6 +511,29 @@ impl FakeState {
             self.requests_dropped += half;
         }
         self.requests.push(request);
+    }
+
+    /// Whether the current key has run out (see [`KeyExpiry`]).
+    pub(crate) fn key_expired(&self) -> bool {
+        match self.key_expiry {
+            None => false,
+            Some(KeyExpiry::Requests(n)) => self.key_uses >= n,
+            Some(KeyExpiry::Seconds(n)) => self.key_since.elapsed() >= Duration::from_secs(n),
+        }
+    }
+
+    /// A new key: the old one is revoked, and the expiry counts from now.
+    fn replace_key(&mut self, old: String, new: &str) {
+        if !old.is_empty() && old != new && !self.revoked.contains(&old) {
+            self.revoked.push(old);
+        }
+        self.revoked.retain(|k| k != new);
+        self.restart_key_clock();
+    }
+
+    fn restart_key_clock(&mut self) {
+        self.key_uses = 0;
+        self.key_since = Instant::now();
     }
 }
 
@@ -447,6 +576,11 @@ impl FakeHandle {
                 shapes: Shapes::of(opts.profile),
                 paging_headers: Vec::new(),
                 latency: opts.latency,
+                key_expiry: opts.key_expires_after,
+                key_uses: 0,
+                key_since: Instant::now(),
+                revoked: Vec::new(),
+                plan_lacks: opts.plan_lacks.clone(),
             })),
         }
     }
@@ -915,12 +1049,37 @@ impl FakeHandle {
         s.quota_window = None;
     }
 
-    /// Changes the accepted token and login.
+    /// Changes the accepted token and login. A new token revokes the old one (401 `API key
+    /// revoked`) and starts its expiry afresh.
     pub fn set_credentials(&self, token: &str, email: &str, password: &str) {
         let mut s = self.lock();
-        s.token = token.to_string();
+        let old = std::mem::replace(&mut s.token, token.to_string());
+        s.replace_key(old, token);
         s.email = email.to_string();
         s.password = password.to_string();
+    }
+
+    /// Makes `key` the Focus API key accepted as Bearer: the old key is revoked (401 `API
+    /// key revoked`), and the new one's expiry counts from now.
+    pub fn set_api_key(&self, key: &str) {
+        let mut s = self.lock();
+        let old = std::mem::replace(&mut s.api_key, key.to_string());
+        s.replace_key(old, key);
+    }
+
+    /// The plan lacks exactly these features from now on: a request asking for one gets
+    /// 402 with a JSON error body (the quota's headers, when a quota is on, say requests
+    /// are left).
+    pub fn set_plan_lacks(&self, features: &[PlanFeature]) {
+        self.lock().plan_lacks = features.to_vec();
+    }
+
+    /// Makes the key (the API key and the token) expire as `expiry` says, counting from
+    /// now (`None`: never).
+    pub fn expire_key_after(&self, expiry: Option<KeyExpiry>) {
+        let mut s = self.lock();
+        s.key_expiry = expiry;
+        s.restart_key_clock();
     }
 
     /// The profile served.

@@ -24,6 +24,7 @@ use super::wire::{
 };
 use super::{
     FakeHandle, FakeProfile, FakeState, Fault, FaultKind, LoggedRequest, PagingHeader, Route,
+    KEY_EXPIRED, KEY_REVOKED,
 };
 
 const JSON: &str = "application/json";
@@ -249,10 +250,34 @@ impl Reply {
                     &ErrorBody {
                         error: word,
                         error_description: &message,
+                        error_values: None,
                         trace_id: wire::trace_id(),
                     },
                 )
             }
+        }
+    }
+
+    /// A validation error with the `error_values` the published spec gives it (focus; the
+    /// seed's plain text has none).
+    fn error_with_values(
+        profile: FakeProfile,
+        status: StatusCode,
+        word: &str,
+        message: &str,
+        values: Value,
+    ) -> Reply {
+        match profile {
+            FakeProfile::Seed => Reply::text(status, message),
+            FakeProfile::Focus => Reply::json(
+                status,
+                &ErrorBody {
+                    error: word,
+                    error_description: message,
+                    error_values: Some(values),
+                    trace_id: wire::trace_id(),
+                },
+            ),
         }
     }
 
@@ -436,6 +461,7 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
             &ErrorBody {
                 error: &error,
                 error_description: &description,
+                error_values: None,
                 trace_id: wire::trace_id(),
             },
         )
@@ -648,38 +674,93 @@ async fn hanging_body() -> std::io::Result<Body> {
     Ok(Body::new(reqwest::Body::from(upstream)))
 }
 
-/// Whether the request carries the accepted token or login.
-fn authenticated(s: &FakeState, headers: &HeaderMap) -> bool {
+/// What credential a request presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    /// The accepted key or token (which may have run out).
+    Key,
+    /// The accepted e-mail and password.
+    Login,
+    /// A key or token that a newer one replaced.
+    Revoked,
+    /// Nothing the fake accepts.
+    Refused,
+}
+
+/// Which credential the request carries.
+fn presented(s: &FakeState, headers: &HeaderMap) -> Presented {
     let Some(value) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return false;
+        return Presented::Refused;
     };
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
+    let key_or_revoked = |given: &str, key: &str| {
+        if !key.is_empty() && given == key {
+            Presented::Key
+        } else if s.revoked.iter().any(|old| old == given) {
+            Presented::Revoked
+        } else {
+            Presented::Refused
+        }
+    };
     if scheme.eq_ignore_ascii_case("bearer") {
         // The focus profile takes an API key as Bearer; the seed's fake took its token.
         let key = match s.profile {
             FakeProfile::Focus => &s.api_key,
             FakeProfile::Seed => &s.token,
         };
-        return !key.is_empty() && rest == key;
+        return key_or_revoked(rest, key);
     }
     if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
+        return Presented::Refused;
     }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest) else {
-        return false;
+        return Presented::Refused;
     };
     let Ok(decoded) = String::from_utf8(decoded) else {
-        return false;
+        return Presented::Refused;
     };
     let Some((user, password)) = decoded.split_once(':') else {
-        return false;
+        return Presented::Refused;
     };
-    (password == "api_token" && !s.token.is_empty() && user == s.token)
-        || (!s.email.is_empty() && user.eq_ignore_ascii_case(&s.email) && password == s.password)
+    if password == "api_token" {
+        return key_or_revoked(user, &s.token);
+    }
+    if !s.email.is_empty() && user.eq_ignore_ascii_case(&s.email) && password == s.password {
+        Presented::Login
+    } else {
+        Presented::Refused
+    }
+}
+
+/// The refusal of a request's credentials, or `None` when they are accepted (a key's
+/// use is counted against its expiry).
+fn refuse_credentials(s: &mut FakeState, headers: &HeaderMap) -> Option<Reply> {
+    let profile = s.profile;
+    // The reference page knows only 403 for credentials it refuses.
+    let refused = |reason: &str| match profile {
+        FakeProfile::Seed => Reply::text(
+            StatusCode::FORBIDDEN,
+            format!("User does not have access: {reason}"),
+        ),
+        FakeProfile::Focus => Reply::error(profile, StatusCode::UNAUTHORIZED, reason),
+    };
+    match presented(s, headers) {
+        Presented::Login => None,
+        Presented::Key if s.key_expired() => Some(refused(KEY_EXPIRED)),
+        Presented::Key => {
+            s.key_uses += 1;
+            None
+        }
+        Presented::Revoked => Some(refused(KEY_REVOKED)),
+        Presented::Refused => Some(match profile {
+            FakeProfile::Seed => refused("missing or invalid credentials"),
+            FakeProfile::Focus => refused("invalid or missing API key"),
+        }),
+    }
 }
 
 fn dispatch(
@@ -702,18 +783,8 @@ fn dispatch(
             "method not allowed",
         );
     }
-    if !authenticated(s, headers) {
-        return match profile {
-            FakeProfile::Seed => Reply::text(
-                StatusCode::FORBIDDEN,
-                "User does not have access: missing or invalid credentials",
-            ),
-            FakeProfile::Focus => Reply::error(
-                profile,
-                StatusCode::UNAUTHORIZED,
-                "invalid or missing API key",
-            ),
-        };
+    if let Some(refusal) = refuse_credentials(s, headers) {
+        return refusal;
     }
     match org.parse::<i64>() {
         Ok(id) if id == s.org.organization_id => {}
@@ -789,6 +860,7 @@ fn custom_fields_of(
 }
 
 fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
+    plan_allows(s, params)?;
     let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
     let rates = params.bool("include_rates").map_err(bad)?;
     let hours = params.bool("include_working_hours").map_err(bad)?;
@@ -901,6 +973,20 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
         .map(|inner| WithExtra { inner, extra })
         .collect();
     Ok(list_reply(s, s.shapes.users, &items, paging.facts(total)))
+}
+
+/// A 402 for a feature the plan lacks that the request asks for (as the published spec
+/// words it: `<feature> feature not available on the plan`).
+fn plan_allows(s: &FakeState, params: &Params) -> Result<(), (StatusCode, String)> {
+    for feature in &s.plan_lacks {
+        if params.bool(feature.parameter()).unwrap_or(false) {
+            return Err((
+                StatusCode::PAYMENT_REQUIRED,
+                format!("{} feature not available on the plan", feature.name()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Ids far above the real ones, unique per page, so a client sees only new rows.
@@ -1104,7 +1190,13 @@ fn group_reply(s: &FakeState, status: StatusCode, id: i64) -> Reply {
 fn create_group(s: &mut FakeState, body: &[u8]) -> Handled {
     let write = parse_group_write(body)?;
     if write.name.is_none() {
-        return Err(bad("name is required".to_string()));
+        return Ok(Reply::error_with_values(
+            s.profile,
+            StatusCode::BAD_REQUEST,
+            "required_fields_missing",
+            "name is required",
+            serde_json::json!({ "fields": ["name"], "is_deletion": false }),
+        ));
     }
     check_refs(s, &write)?;
     let name = write.name.as_deref().unwrap_or_default();

@@ -1827,3 +1827,132 @@ async fn every_envelope_and_the_paging_headers_can_be_forced() {
     assert!(roles.json()["items"].is_array());
     assert_eq!(roles.header("x-page").as_deref(), Some("1"));
 }
+
+#[tokio::test]
+async fn a_key_expires_after_its_requests_and_a_new_key_revokes_the_old_one() {
+    let server = start(FakeOptions {
+        key_expires_after: Some(KeyExpiry::Requests(2)),
+        ..focus(5)
+    })
+    .await;
+    let h = server.handle();
+    let roles = |auth| call(&server, reqwest::Method::GET, ROLES, auth, None);
+    // The key and the token are one key: two requests between them, then both are spent.
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_demo")).await.status, 200);
+    assert_eq!(roles(Auth::Token).await.status, 200);
+    for auth in [Auth::Raw("Bearer toggl_sk_demo"), Auth::Token] {
+        let a = roles(auth).await;
+        assert_eq!(assert_json_error(&a, 401, "unauthorized"), KEY_EXPIRED);
+        assert!(a.header("x-toggl-quota-remaining").is_none());
+    }
+    // A login is not a key: it never expires.
+    assert_eq!(roles(Auth::Login).await.status, 200);
+    // A new key is valid (its own two requests); the old one is revoked.
+    h.set_api_key("toggl_sk_second");
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+    let old = roles(Auth::Raw("Bearer toggl_sk_demo")).await;
+    assert_eq!(assert_json_error(&old, 401, "unauthorized"), KEY_REVOKED);
+    // A new token revokes the old token, and starts the count again.
+    h.set_credentials("token-two", DEMO_EMAIL, "demo-password");
+    let old = roles(Auth::Token).await;
+    assert_eq!(assert_json_error(&old, 401, "unauthorized"), KEY_REVOKED);
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+    // No expiry: the key answers for ever.
+    h.expire_key_after(None);
+    for _ in 0..3 {
+        assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+    }
+    // By time: spent once its seconds have passed.
+    h.expire_key_after(Some(KeyExpiry::Seconds(0)));
+    let a = roles(Auth::Raw("Bearer toggl_sk_second")).await;
+    assert_eq!(assert_json_error(&a, 401, "unauthorized"), KEY_EXPIRED);
+    h.expire_key_after(Some(KeyExpiry::Seconds(3600)));
+    assert_eq!(roles(Auth::Raw("Bearer toggl_sk_second")).await.status, 200);
+}
+
+#[test]
+fn key_expiry_reads_requests_or_seconds() {
+    assert_eq!("3".parse::<KeyExpiry>(), Ok(KeyExpiry::Requests(3)));
+    assert_eq!(" 90s ".parse::<KeyExpiry>(), Ok(KeyExpiry::Seconds(90)));
+    for bad in ["", "s", "-1", "2m", "1.5s"] {
+        assert!(bad.parse::<KeyExpiry>().is_err(), "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_feature_the_plan_lacks_is_a_402_without_the_quotas_headers() {
+    let server = start(FakeOptions {
+        plan_lacks: vec![PlanFeature::Rates],
+        ..focus(5)
+    })
+    .await;
+    let locked = get(&server, &format!("{USERS}?include_rates=true")).await;
+    let said = assert_json_error(&locked, 402, "payment_required");
+    assert_eq!(said, "rates feature not available on the plan");
+    assert!(locked.header("x-toggl-quota-remaining").is_none());
+    assert!(locked.header("x-toggl-quota-resets-in").is_none());
+    // Not asking for it is fine; so is a feature the plan has.
+    for query in ["?include_rates=false", "?include_working_hours=true"] {
+        assert_eq!(get(&server, &format!("{USERS}{query}")).await.status, 200);
+    }
+    let h = server.handle();
+    h.set_plan_lacks(&[PlanFeature::WorkingHours, PlanFeature::CustomFields]);
+    assert_eq!(
+        get(&server, &format!("{USERS}?include_rates=true"))
+            .await
+            .status,
+        200
+    );
+    for (query, feature) in [
+        ("include_working_hours=true", "working_hours"),
+        (
+            "workspaces=2001&include_custom_fields=true",
+            "user_custom_fields",
+        ),
+    ] {
+        let a = get(&server, &format!("{USERS}?{query}")).await;
+        let said = assert_json_error(&a, 402, "payment_required");
+        assert_eq!(said, format!("{feature} feature not available on the plan"));
+    }
+    // With a quota on, its headers say requests are left: not the quota's 402.
+    h.set_quota(Some(QuotaConfig {
+        limit: 10,
+        window: Duration::from_secs(3600),
+    }));
+    let a = get(&server, &format!("{USERS}?include_working_hours=true")).await;
+    assert_eq!(a.status, 402);
+    assert_eq!(a.header("x-toggl-quota-remaining").as_deref(), Some("9"));
+    assert_eq!(
+        "rates,working_hours,custom_fields"
+            .split(',')
+            .map(str::parse::<PlanFeature>)
+            .collect::<Result<Vec<_>, _>>(),
+        Ok(vec![
+            PlanFeature::Rates,
+            PlanFeature::WorkingHours,
+            PlanFeature::CustomFields
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_group_created_without_a_name_is_required_fields_missing_with_its_values() {
+    let server = start(focus(5)).await;
+    let a = call(
+        &server,
+        reqwest::Method::POST,
+        "/organizations/1001/groups",
+        Auth::Token,
+        Some(r#"{"emoji":"x"}"#),
+    )
+    .await;
+    let said = assert_json_error(&a, 400, "required_fields_missing");
+    assert_eq!(said, "name is required");
+    assert_eq!(
+        a.json()["error_values"],
+        serde_json::json!({ "fields": ["name"], "is_deletion": false })
+    );
+    // Other errors carry none.
+    let other = get(&server, &format!("{USERS}?per_page=101")).await;
+    assert!(other.json().get("error_values").is_none(), "{}", other.body);
+}

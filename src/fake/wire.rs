@@ -332,12 +332,14 @@ pub fn list_body<T: Serialize>(
     }
 }
 
-/// The error body clients of the real API report: `error`, `error_description`, and a
-/// `trace_id` support asks for.
+/// The error body of the published spec (`response.Error`): `error`,
+/// `error_description`, the `error_values` some errors carry, and a `trace_id` support asks for.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
     pub error: &'a str,
     pub error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_values: Option<serde_json::Value>,
     pub trace_id: String,
 }
 

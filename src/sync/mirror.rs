@@ -34,14 +34,15 @@ impl Mirror {
         Ok(Self { store })
     }
 
-    /// One full run ([`super::run_once`]).
+    /// One full run with the credentials read afresh
+    /// ([`super::run_with_fresh_credentials`]).
     pub async fn run_once(
         &mut self,
         client: &Client,
         config: &Config,
         options: &SyncOptions,
     ) -> Result<RunReport, StoreError> {
-        super::run_once(client, &mut self.store, config, options).await
+        super::run_with_fresh_credentials(client, &mut self.store, config, options).await
     }
 
     /// Marks every `running` row failed with `reason`: a run dropped at shutdown (its

@@ -60,6 +60,7 @@ fn masked(m: &Mirror, out: &Output) -> String {
     ]
     .iter()
     .fold(all, |text, marker| digits_masked_after(&text, marker));
+    let all = trace_ids_masked(&all);
     // A log line's time.
     all.lines()
         .map(|line| match line.split_once("Z ") {
@@ -69,6 +70,28 @@ fn masked(m: &Mirror, out: &Output) -> String {
             _ => format!("{line}\n"),
         })
         .collect()
+}
+
+/// `text` with each `trace_id` (32 hex digits, new at every answer) masked.
+fn trace_ids_masked(text: &str) -> String {
+    let marker = "trace_id ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let after = at + marker.len();
+        out.push_str(&rest[..after]);
+        let hex = rest[after..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len() - after);
+        out.push_str(if hex == 32 {
+            "<trace_id>"
+        } else {
+            &rest[after..after + hex]
+        });
+        rest = &rest[after + hex..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `text` with the digits that follow each `marker` replaced by `<s>`.

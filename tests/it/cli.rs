@@ -225,3 +225,60 @@ fn sync_shows_progress_per_entity_on_a_terminal_only() {
         );
     }
 }
+
+/// `fake-api --key-expires-after 2`: the key answers two requests, then the JSON 401 of an
+/// expired key (`Ns` counts seconds instead; a bad value is refused by name).
+#[test]
+fn fake_api_key_expires_after_its_requests() {
+    let mut child = Command::new(bin())
+        .args(["fake-api", "--listen", "127.0.0.1:0", "--users", "5"])
+        .args(["--key-expires-after", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fake-api starts");
+    let stdout = child.stdout.take().expect("stdout");
+    // All nine lines: a pipe closed early would end the server on its next line.
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .take(9)
+        .map_while(Result::ok)
+        .collect();
+    let base = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("base_url="))
+        .unwrap_or_default()
+        .to_string();
+    let roles = || {
+        Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-H"])
+            .arg("Authorization: Bearer toggl_sk_demo")
+            .arg(format!("{base}/organizations/1001/roles"))
+            .output()
+            .map(|o| text(&o.stdout))
+    };
+    let answers: Vec<String> = (0..3).map(|_| roles().unwrap_or_default()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        answers[0].ends_with("\n200") && answers[1].ends_with("\n200"),
+        "{answers:?}"
+    );
+    let (body, status) = answers[2].rsplit_once('\n').expect("status line");
+    assert_eq!(status, "401", "{body}");
+    let body: serde_json::Value = serde_json::from_str(body).expect("JSON 401");
+    assert_eq!(body["error"], "unauthorized");
+    assert_eq!(body["error_description"], "API key expired");
+    assert!(body["trace_id"].is_string(), "{body}");
+
+    let bad = Command::new(bin())
+        .args(["fake-api", "--key-expires-after", "soon"])
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--key-expires-after"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -138,11 +138,14 @@ fn every_endpoint_round_trips_through_the_client() {
 fn basic_and_bearer_auth_are_accepted_and_wrong_credentials_are_an_auth_error() {
     let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
     let rt = runtime();
-    let login = Credentials::from_lookup(|k| match k {
-        "TOGGL_EMAIL" => Some("demo@example.com".into()),
-        "TOGGL_PASSWORD" => Some("demo-password".into()),
-        _ => None,
-    })
+    let login = Credentials::from_lookup(
+        |k| match k {
+            "TOGGL_EMAIL" => Some("demo@example.com".into()),
+            "TOGGL_PASSWORD" => Some("demo-password".into()),
+            _ => None,
+        },
+        None,
+    )
     .expect("login");
     for (scheme, credentials) in [
         ("basic", token("demo-token")),
@@ -162,4 +165,27 @@ fn basic_and_bearer_auth_are_accepted_and_wrong_credentials_are_an_auth_error() 
     // The default (focus) profile answers a refused key 401, as the real API is reported to.
     assert!(matches!(err, ApiError::Auth { status: 401, .. }), "{err}");
     assert!(!err.to_string().contains("wrong-token"), "{err}");
+}
+
+/// An error's `error_values` are shown: `HTTP 400 required_fields_missing: … (name)`.
+#[test]
+fn an_errors_values_are_shown_beside_its_description() {
+    let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
+    let client = Client::new(&config(&fake, "auto").api, &token("toggl_sk_demo")).expect("client");
+    let nameless = GroupWrite {
+        emoji: Some("x".into()),
+        name: None,
+        organization_users: None,
+        workspaces: None,
+    };
+    let err = runtime()
+        .block_on(client.create_group(&nameless))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "POST /organizations/1001/groups: HTTP 400 required_fields_missing: name is required (name) (trace_id "
+        ),
+        "{text}"
+    );
 }

@@ -1359,5 +1359,7 @@ mod edges;
 
 #[path = "alerts.rs"]
 mod alerts;
+#[path = "published.rs"]
+mod published;
 #[path = "survives_daemon.rs"]
 mod survives;

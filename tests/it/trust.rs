@@ -1020,7 +1020,7 @@ fn wrong_credentials_fail_at_once_with_one_request_and_no_secret() {
     assert_eq!(m.fake.handle().request_count(), 1, "401 is not retried");
     // One short message, printed once: the scheme sent and what to try next (the advice
     // was printed twice, by the summary event and the report, and ran to ~400 characters).
-    let advice = "credentials sent as Basic <token>:api_token";
+    let advice = "sent as Basic <token>:api_token";
     assert!(
         stderr.contains("HTTP 401") && stderr.contains(advice),
         "the fake answers 401: {stderr}"
