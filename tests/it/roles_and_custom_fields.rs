@@ -616,3 +616,36 @@ fn a_users_list_without_custom_field_values_removes_none() {
     }
     assert_eq!(mirrored_custom_fields(&m), held);
 }
+
+/// A plan without custom fields answers their pull with a 402 that is not the quota: the run
+/// fails at once with exit 2 naming the setting that avoids it, and the mirror stays as it was.
+#[test]
+fn a_plan_without_custom_fields_fails_the_run_naming_the_setting() {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 20,
+            ..Default::default()
+        },
+        CUSTOM_FIELDS,
+    );
+    m.sync_ok();
+    let held = mirrored_custom_fields(&m);
+    let org = m.fake.handle();
+    org.set_plan_lacks(&[orgmirror::fake::PlanFeature::CustomFields]);
+    let out = m.run(&["sync"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unset sync.custom_fields_workspace_id"),
+        "{stderr}"
+    );
+    assert_eq!(mirrored_custom_fields(&m), held);
+    let conn = m.conn();
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT status FROM sync_runs ORDER BY sync_run_id DESC LIMIT 1"
+        ),
+        [["failed"]]
+    );
+}
