@@ -29,6 +29,7 @@ pub const CSV_VIEWS: &[&str] = &[
     "group_members_current",
     "roles_current",
     "role_permissions_current",
+    "user_custom_fields_current",
     "group_membership_history",
     "rate_history",
     "change_events",

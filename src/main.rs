@@ -59,7 +59,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// The organization as it stood at TIME, from the history: the five current views as
+    /// The organization as it stood at TIME, from the history: the six current views as
     /// tables of a self-contained SQLite file, written atomically.
     Asof {
         /// RFC 3339 (2026-03-01T09:00:00Z), or a date (2026-03-01: its start in UTC).
@@ -82,7 +82,7 @@ enum Command {
         /// Up to (not including) this time (RFC 3339, or a date).
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
-        /// Only these entities: user, group, group_membership, user_rate, role.
+        /// Only these entities: user, group, group_membership, user_rate, user_custom_field, role.
         #[arg(long, value_delimiter = ',', value_name = "ENTITY,...")]
         entity: Vec<String>,
         /// One JSON object per event (with the resolved names) for scripts.

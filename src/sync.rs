@@ -337,6 +337,7 @@ pub async fn refresh(
         let scope = Scope {
             only: Some(targets),
             rates: config.sync.include_rates,
+            custom_fields: false,
         };
         let d = diff::diff(&stored, &snapshot, &scope);
         let totals = RunTotals {
@@ -567,10 +568,11 @@ fn totals_of(stats: &RequestStats) -> RunTotals {
 /// (each is in its list as a stand-in, which `add_user`/`add_team` then pass over).
 fn apply_quarantine(client: &Client, snapshot: &mut OrgSnapshot) {
     for q in client.quarantined() {
-        let entity = if q.list == "teams" {
-            Entity::Group
-        } else {
-            Entity::User
+        let entity = match q.list.as_str() {
+            "teams" => Entity::Group,
+            "users" => Entity::User,
+            // A custom fields row that could not be read only leaves that member's values be.
+            _ => continue,
         };
         let key = crate::model::EntityKey::new(entity, q.id);
         if !snapshot.is_quarantined(&key) {
@@ -631,6 +633,9 @@ async fn pull_and_commit(
     // it can be written (inside the run's one transaction) while later pages arrive.
     let stored = Arc::new(store.stored_state()?);
     let mut snapshot = OrgSnapshot::against(Arc::clone(&stored));
+    if let Some(workspace) = config.sync.custom_fields_workspace_id {
+        snapshot.watch_custom_fields(workspace);
+    }
     let writer = store.early_writer(run_id, at)?;
     let pulled = pull(client, config, &mut progress, &mut snapshot, &writer).await;
     if let Err(e) = pulled {
@@ -656,9 +661,13 @@ async fn pull_and_commit(
 
     confirm_absences(client, config, &stored, &mut snapshot).await?;
     confirm_members(client, config, &stored, &mut snapshot, false).await?;
+    if let Some(workspace) = config.sync.custom_fields_workspace_id {
+        pull_custom_fields(client, &mut progress, &mut snapshot, workspace).await?;
+    }
     let scope = Scope {
         only: None,
         rates: config.sync.include_rates,
+        custom_fields: config.sync.custom_fields_workspace_id.is_some(),
     };
     if !options.allow_mass_delete {
         guard_deletions(&stored, &snapshot, config.sync.max_delete_fraction)?;
@@ -713,6 +722,52 @@ async fn pull(
             Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
         })
         .await?;
+    Ok(())
+}
+
+/// The custom field values of the members of `workspace` (a paged pull of its members),
+/// after every user is known: a member's values are taken only from a row that has them, and
+/// the values of a member the pull did not speak for stay as they are while the users pull
+/// listed them in the workspace (see [`OrgSnapshot::settle_custom_fields`]).
+async fn pull_custom_fields(
+    client: &Client,
+    progress: &mut ProgressLine,
+    snapshot: &mut OrgSnapshot,
+    workspace: i64,
+) -> Result<(), SyncError> {
+    let (mut rows, mut spoken) = (0usize, 0usize);
+    let mut report = |p: &PageProgress| {
+        progress.report(&PageProgress {
+            entity: "custom fields",
+            ..p.clone()
+        })
+    };
+    client
+        .pull_custom_fields_each(workspace, &mut report, &mut |page| {
+            for (member, _) in page {
+                rows += 1;
+                spoken += usize::from(snapshot.add_member_custom_fields(member)?);
+            }
+            Ok::<(), SyncError>(())
+        })
+        .await?;
+    progress.done();
+    let kept = snapshot.settle_custom_fields();
+    if rows > 0 && spoken == 0 {
+        warn!(
+            workspace,
+            members = rows,
+            "the users list sent no custom_field_values for workspace {workspace}; its custom fields are not mirrored this run (the API key's user may not see them) and what the mirror holds of them stays"
+        );
+    }
+    info!(
+        workspace,
+        members = rows,
+        with_values = spoken,
+        values = snapshot.count(Entity::UserCustomField),
+        kept_unread = kept,
+        "pulled custom fields"
+    );
     Ok(())
 }
 
@@ -916,7 +971,7 @@ impl ProgressLine {
     }
 
     fn done(&mut self) {
-        if self.enabled && self.current.is_some() {
+        if self.enabled && self.current.take().is_some() {
             let _ = writeln!(std::io::stderr());
         }
     }

@@ -15,7 +15,7 @@ use super::{validate_base_url, ConfigError, Seconds};
 pub struct AlertRule {
     /// Unique; names the rule in the outbox, `status` and the commands.
     pub name: String,
-    /// `user`, `group`, `group_membership`, `role` or `user_rate`: a change rule.
+    /// `user`, `group`, `group_membership`, `role`, `user_rate` or `user_custom_field`: a change rule.
     pub entity: Option<String>,
     /// `failing`, `stale`, `recovered`: a health rule (instead of `entity`).
     #[serde(default)]
@@ -155,6 +155,16 @@ pub fn entity_fields(entity: &str) -> Option<&'static [&'static str]> {
             "description",
             "organization_id",
             "permissions",
+            "require_group",
+            "default_for_levels",
+        ]),
+        "user_custom_field" => Some(&[
+            "organization_user_id",
+            "custom_field_id",
+            "custom_field_name",
+            "field_type",
+            "value",
+            "selected_options",
         ]),
         _ => None,
     }
@@ -215,7 +225,9 @@ pub fn validate_rules(rules: &[AlertRule]) -> Result<(), ConfigError> {
         let Some(known) = entity_fields(entity) else {
             return Err(bad(
                 "entity",
-                format!("`{entity}` is not one of user, group, group_membership, role, user_rate"),
+                format!(
+                    "`{entity}` is not one of user, group, group_membership, role, user_rate, user_custom_field"
+                ),
             ));
         };
         if let Some(op) = rule.op.iter().find(|op| !OPS.contains(&op.as_str())) {
@@ -367,7 +379,10 @@ fn validate_target(rule: &AlertRule, bad: &Bad<'_>) -> Result<(), ConfigError> {
 pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::{Entity, GroupRecord, MembershipRecord, RateRecord, RoleRecord, UserRecord};
+    use crate::model::{
+        Entity, GroupRecord, MembershipRecord, RateRecord, RoleRecord, UserCustomFieldRecord,
+        UserRecord,
+    };
     use serde_json::json;
 
     /// `[[alert]]` tables parsed and validated in a config of their own.
@@ -554,11 +569,21 @@ pub(crate) mod tests {
             keys(serde_json::to_value(m).unwrap()),
             sorted(Entity::GroupMembership)
         );
-        let role: RoleRecord =
-            serde_json::from_value(json!({"role_id": 1, "permissions": []})).unwrap();
+        // With the published fields, which a version leaves out when the API did not send them.
+        let role: RoleRecord = serde_json::from_value(json!({"role_id": 1, "permissions": [],
+            "require_group": true, "default_for_levels": ["workspace"]}))
+        .unwrap();
         assert_eq!(
             keys(serde_json::to_value(role).unwrap()),
             sorted(Entity::Role)
+        );
+        let value: UserCustomFieldRecord = serde_json::from_value(
+            json!({"organization_user_id": 1, "custom_field_id": 2, "selected_options": []}),
+        )
+        .unwrap();
+        assert_eq!(
+            keys(serde_json::to_value(value).unwrap()),
+            sorted(Entity::UserCustomField)
         );
         assert_eq!(entity_fields("person"), None);
     }

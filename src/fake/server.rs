@@ -821,6 +821,44 @@ fn bad(message: String) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, message)
 }
 
+/// The `workspaces` filter of the users list as the profile takes it: the published spec's
+/// comma form (`workspaces=1,2`) on focus, the reference page's `workspaces[]=1&workspaces[]=2`
+/// on seed; the other form is an unknown parameter, ignored.
+fn workspaces_filter(profile: FakeProfile, params: &Params) -> Result<Vec<i64>, String> {
+    match profile {
+        FakeProfile::Seed => params.ints("workspaces[]"),
+        FakeProfile::Focus => params
+            .all("workspaces")
+            .flat_map(|v| v.split(','))
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("invalid workspaces: {v:?} is not an integer"))
+            })
+            .collect(),
+    }
+}
+
+/// The workspace whose custom fields the users list includes: `include_custom_fields=true`
+/// (the published spec's, so the focus profile's only) needs `workspaces` to name exactly one.
+fn custom_fields_of(
+    profile: FakeProfile,
+    params: &Params,
+    workspaces: &[i64],
+) -> Result<Option<i64>, String> {
+    if profile == FakeProfile::Seed || !params.bool("include_custom_fields")? {
+        return Ok(None);
+    }
+    match workspaces {
+        [one] => Ok(Some(*one)),
+        _ => Err(format!(
+            "include_custom_fields requires workspaces to name exactly one workspace (got {})",
+            workspaces.len()
+        )),
+    }
+}
+
 fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
     plan_allows(s, params)?;
     let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
@@ -828,7 +866,8 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
     let hours = params.bool("include_working_hours").map_err(bad)?;
     let ids = params.ints("org_user_ids[]").map_err(bad)?;
     let accounts = params.ints("user_account_ids[]").map_err(bad)?;
-    let workspaces = params.ints("workspaces[]").map_err(bad)?;
+    let workspaces = workspaces_filter(s.profile, params).map_err(bad)?;
+    let custom_fields = custom_fields_of(s.profile, params, &workspaces).map_err(bad)?;
     let groups = params.ints("groups[]").map_err(bad)?;
     let tags = params.ints("tag_ids[]").map_err(bad)?;
     let roles = params.ints("roles[]").map_err(bad)?;
@@ -870,7 +909,7 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
             && statuses.is_empty()
             && !only_admins
             && filter.is_none());
-        let render = |u| org.render_user(u, rates, hours, offset);
+        let render = |u| org.render_user(u, rates, hours, custom_fields, offset);
         if filtered {
             let matching: Vec<_> = org
                 .users
@@ -957,7 +996,9 @@ fn made_up_users(s: &FakeState, paging: Paging, rates: bool, hours: bool) -> Vec
     let Some(template) = s.org.users.first() else {
         return Vec::new();
     };
-    let template = s.org.render_user(template, rates, hours, s.utc_offset);
+    let template = s
+        .org
+        .render_user(template, rates, hours, None, s.utc_offset);
     let first = (paging.page as i64 - 1).saturating_mul(paging.per_page as i64);
     (0..paging.per_page as i64)
         .map(|i| {
@@ -1010,7 +1051,7 @@ fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
 
     let (data, total): (Vec<Team>, usize) = if never_ends {
         let template = match org.groups.values().next() {
-            Some(g) => org.render_team(g, offset),
+            Some(g) => org.render_team(g, offset, s.profile),
             None => Team::default(),
         };
         let first = (paging.page as i64 - 1).saturating_mul(paging.per_page as i64);
@@ -1044,7 +1085,7 @@ fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
             .collect();
         let data = paging
             .positions(matching.len())
-            .map(|i| org.render_team(matching[i], offset))
+            .map(|i| org.render_team(matching[i], offset, s.profile))
             .collect();
         (data, matching.len())
     };
@@ -1062,7 +1103,7 @@ fn list_roles(s: &FakeState) -> Reply {
         .roles
         .iter()
         .map(|r| WithExtra {
-            inner: s.org.render_role(r),
+            inner: s.org.render_role(r, s.profile),
             extra,
         })
         .collect();

@@ -33,7 +33,7 @@ pub use verify::{verify, ViewCheck};
 
 /// The replica schema's version (`replica_schema.version`); `schema.sql` is applied to a
 /// schema older than this.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// Why a replication attempt stopped; the mirror is unaffected either way.

@@ -76,6 +76,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/17_alert_outbox.sql"),
     ),
     (
+        "24_published_roles_and_custom_fields",
+        include_str!("migrations/24_published_roles_and_custom_fields.sql"),
+    ),
+    (
         "25_mirror_health",
         include_str!("migrations/25_mirror_health.sql"),
     ),

@@ -181,6 +181,10 @@ fn add_names(conn: &Connection, event: &mut EventRow) -> rusqlite::Result<()> {
             Some((g, u)) => (id(u), id(g)),
             None => (None, None),
         },
+        "user_custom_field" => (
+            event.entity_id.split_once(':').and_then(|(u, _)| id(u)),
+            None,
+        ),
         _ => (None, None),
     };
     let name_of = |entity: &str, id: i64| -> rusqlite::Result<Option<String>> {

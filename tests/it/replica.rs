@@ -1181,3 +1181,103 @@ fn the_daemon_replicates_each_committed_run() {
     assert_eq!(status.code(), Some(0));
     assert_same_views(&m, pg, schema, 1001);
 }
+
+/// Custom field values and the published role fields, replicated: the new views answer the
+/// same on both sides after values are set, changed and removed and a role changed.
+#[test]
+fn custom_fields_and_the_published_role_fields_answer_the_same_in_postgresql() {
+    let Some(pg) = shared() else { return };
+    let schema = "t_custom_fields";
+    let m = mirror_with_replica(pg, 60, 1001, schema);
+    let mut config = std::fs::read_to_string(&m.config).unwrap();
+    config.push_str(crate::support::CUSTOM_FIELDS);
+    std::fs::write(&m.config, config).unwrap();
+    sync(&m);
+    let fake = m.fake.handle();
+    let members: Vec<i64> = fake
+        .user_ids()
+        .into_iter()
+        .filter(|u| !fake.custom_field_values(*u).is_empty())
+        .collect();
+    assert!(fake.select_custom_field_options(
+        members[0],
+        orgmirror::fake::FIRST_CUSTOM_FIELD_ID,
+        &[8103]
+    ));
+    assert!(fake.select_custom_field_options(members[1], 8004, &[8121, 8124]));
+    assert!(fake.set_custom_field_value(members[2], 8002, serde_json::json!("CC-9")));
+    let cleared = *fake.custom_field_values(members[3]).keys().next().unwrap();
+    assert!(fake.clear_custom_field(members[3], cleared));
+    assert!(fake.remove_user(members[4]));
+    let role = fake.role_ids()[1];
+    assert!(fake.set_role_description(role, "Keeps the lights on"));
+    let permission = fake.role(role).unwrap().permissions[0].permission_id;
+    assert!(fake.set_permission_category(role, permission, 77, "Ops"));
+    sync(&m);
+    assert_eq!(replica_run(pg, schema, 1001), Some(2));
+
+    let conn = m.conn();
+    let compare = |view: &str, sqlite: &str, postgres: &str, order: &str| {
+        let mirror: Vec<String> = rows(
+            &conn,
+            &format!("SELECT {sqlite} FROM {view} ORDER BY {order}"),
+        )
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect();
+        let replica: Vec<String> = pg
+            .psql(&format!(
+                "SELECT {postgres} FROM {schema}.{view} WHERE organization_id = 1001 ORDER BY {order}"
+            ))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert!(!mirror.is_empty(), "{view} is empty");
+        assert_eq!(mirror, replica, "{view}");
+    };
+    compare(
+        "user_custom_fields_current",
+        "organization_user_id, custom_field_id, custom_field_name, field_type, coalesce(value, 'NULL'),
+         option_ids, option_names",
+        "organization_user_id, custom_field_id, custom_field_name, field_type, coalesce(value, 'NULL'),
+         replace(option_ids::text, ', ', ','), replace(option_names::text, ', ', ',')",
+        "1, 2",
+    );
+    compare(
+        "user_custom_field_history",
+        "organization_user_id, custom_field_id, coalesce(value, 'NULL'), option_names,
+         CAST(strftime('%s', valid_from) AS INTEGER), coalesce(CAST(strftime('%s', valid_to) AS INTEGER), 'NULL')",
+        "organization_user_id, custom_field_id, coalesce(value, 'NULL'), replace(option_names::text, ', ', ','),
+         extract(epoch FROM valid_from)::bigint, coalesce(extract(epoch FROM valid_to)::bigint::text, 'NULL')",
+        "1, 2, 5",
+    );
+    compare(
+        "roles_current",
+        "role_id, description, coalesce(require_group, 'NULL'), coalesce(default_for_levels, 'NULL')",
+        "role_id, description, coalesce(require_group::int::text, 'NULL'),
+         coalesce(replace(default_for_levels::text, ', ', ','), 'NULL')",
+        "1",
+    );
+    compare(
+        "role_permissions_current",
+        "role_id, permission_id, category_id, category_name",
+        "role_id, permission_id, category_id, category_name",
+        "1, 2",
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT count(*) FROM change_events WHERE entity = 'user_custom_field' AND sync_run_id = 2"
+        ),
+        pg.psql(&format!(
+            "SELECT count(*) FROM {schema}.change_events
+             WHERE organization_id = 1001 AND entity = 'user_custom_field' AND sync_run_id = 2"
+        ))
+        .trim()
+        .parse::<i64>()
+        .unwrap()
+    );
+    let out = verify_ok(&m);
+    assert!(out.contains("user_custom_fields_current"), "{out}");
+    assert!(out.contains("user_custom_field_history"), "{out}");
+}
