@@ -204,7 +204,10 @@ CREATE TABLE workspaces (
     name         TEXT
 );
 
--- The SQL contract.
+-- The SQL contract. This file is schema version 1; src/store/migrations/ holds the later ones
+-- (24_published_roles_and_custom_fields.sql gives roles_current `require_group` and
+-- `default_for_levels`, role_permissions_current `category_id` and `category_name`, and adds
+-- user_custom_fields_current and user_custom_field_history).
 CREATE VIEW change_events AS
 SELECT e.event_id, e.sync_run_id, e.observed_at, e.entity, e.entity_id, e.op, e.changed_fields,
        b.data_json AS before_json, a.data_json AS after_json

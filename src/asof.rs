@@ -1,5 +1,5 @@
 //! `orgmirror asof TIME --out FILE [--csv DIR] [--force]`: the organization as it stood at
-//! TIME, rebuilt from the history — the five current views of the contract as tables of a
+//! TIME, rebuilt from the history — the six current views of the contract as tables of a
 //! self-contained SQLite file, written atomically like `export` (and with its code).
 
 use std::path::Path;

@@ -173,9 +173,8 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
 
     let body = get(format!("{base}/roles")).await?;
     requests += 1;
-    // The default profile wraps every list in `data` (teams with a `total`).
-    let roles: TeamsPage<Role> =
-        serde_json::from_slice(&body).map_err(|e| parse_error("roles", e))?;
+    // The default profile answers bare arrays, but for teams (`data` with a `total`).
+    let roles: Vec<Role> = serde_json::from_slice(&body).map_err(|e| parse_error("roles", e))?;
 
     let mut teams = 0usize;
     for page in 1.. {
@@ -201,9 +200,9 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
         ))
         .await?;
         requests += 1;
-        let parsed: TeamsPage<OrganizationUser> =
+        let parsed: Vec<OrganizationUser> =
             serde_json::from_slice(&body).map_err(|e| parse_error("users", e))?;
-        let n = parsed.data.len();
+        let n = parsed.len();
         users += n;
         if n == 0 || n < largest {
             break;
@@ -212,7 +211,7 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
     }
     orgmirror::outln!(
         "{}",
-        json!({"requests": requests, "roles": roles.data.len(), "teams": teams, "users": users})
+        json!({"requests": requests, "roles": roles.len(), "teams": teams, "users": users})
     );
     Ok(Exit::Ok)
 }

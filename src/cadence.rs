@@ -1,6 +1,7 @@
 //! `schedule.cron = "auto"`: how often to sync so that the mirror spends at most its share
 //! of the hourly request quota. [`choose`] is the pure rule; [`plan`] feeds it from the
 //! database (the last full run's requests, the quota seen); [`drive`] is the daemon's ticker.
+//! Also, for any schedule, how long without a success makes the mirror stale ([`stale_after`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::info;
 
-use crate::config::Config;
+use chrono::{DateTime, Utc};
+
+use crate::config::{next_run, Config};
 use crate::store::Store;
 
 /// The `schedule.cron` value that picks the interval from the quota (a value of the config,
@@ -103,6 +106,44 @@ pub fn plan_at(config: &Config, path: &Path) -> Cadence {
     plan(config, store.as_ref())
 }
 
+/// How many schedule intervals without a success make the mirror stale.
+pub const STALE_INTERVALS: u32 = 3;
+
+/// How long without a successful run before the mirror counts as stale: three schedule
+/// intervals. For a cron, the interval is the longest gap between two of its firings over
+/// the next week (a weekday schedule is not stale on Monday morning); with `"auto"`, the
+/// interval the cadence chooses now (from the database, when there is one).
+pub fn stale_after(config: &Config, store: Option<&Store>) -> Duration {
+    let interval = if config.schedule.cron == AUTO {
+        Duration::from_secs(plan(config, store).interval_seconds)
+    } else {
+        longest_gap(&config.schedule.cron, Utc::now())
+    };
+    interval.saturating_mul(STALE_INTERVALS)
+}
+
+/// The longest gap between two consecutive firings of `cron` after `from`: over a week
+/// (at most 1000 firings), and at least one gap however far apart they are.
+pub fn longest_gap(cron: &str, from: DateTime<Utc>) -> Duration {
+    let horizon = from + chrono::Duration::days(7);
+    let mut longest = None;
+    let Ok(mut previous) = next_run(cron, from) else {
+        return Duration::from_secs(FALLBACK_INTERVAL_S);
+    };
+    for _ in 0..1000 {
+        let Ok(next) = next_run(cron, previous) else {
+            break;
+        };
+        let gap = (next - previous).to_std().unwrap_or_default();
+        longest = Some(longest.map_or(gap, |l: Duration| l.max(gap)));
+        if next > horizon {
+            break;
+        }
+        previous = next;
+    }
+    longest.unwrap_or(Duration::from_secs(FALLBACK_INTERVAL_S))
+}
+
 /// The daemon's ticker for `cron = "auto"`: asks for a run (`request`) every interval,
 /// the interval chosen again before each wait (a run changes what a sync costs).
 pub async fn drive(config: Config, request: impl Fn() + Send + 'static) {
@@ -122,6 +163,42 @@ pub async fn drive(config: Config, request: impl Fn() + Send + 'static) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stale_threshold_is_three_of_the_schedules_longest_gaps() {
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        let monday = at("2026-11-30T10:00:00Z");
+        // (cron, the longest gap between two firings from Monday 10:00 over a week)
+        let table = [
+            ("0 */30 * * * *", 1800),
+            ("*/2 * * * * *", 2),
+            ("0 0 9 * * MON-FRI", 3 * 86_400),
+            ("0 0 0 1 * *", 31 * 86_400),
+            ("0 0 8,20 * * *", 12 * 3600),
+        ];
+        for (cron, gap) in table {
+            assert_eq!(
+                longest_gap(cron, monday),
+                Duration::from_secs(gap),
+                "{cron}"
+            );
+        }
+        let config = |cron: &str| {
+            Config::parse(&format!(
+                "[api]\norganization_id = 1\nworkspace_id = 2\n[schedule]\ncron = \"{cron}\"\n"
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            stale_after(&config("0 */30 * * * *"), None),
+            Duration::from_secs(3 * 1800)
+        );
+        // "auto" before any sync: three of its fallback interval.
+        assert_eq!(
+            stale_after(&config("auto"), None),
+            Duration::from_secs(3 * FALLBACK_INTERVAL_S)
+        );
+    }
 
     #[test]
     fn the_interval_leaves_the_share_of_the_quota_and_never_drops_below_five_minutes() {

@@ -201,7 +201,8 @@ impl<W: Write> Feed<W> {
         if head.first_run {
             writeln!(self.out, "{at}  {}", first_sync_summary(&block.counts))?;
         }
-        // People first, then groups, memberships, rates and roles; each in event order.
+        // People first, then groups, memberships, rates, custom fields and roles; each in
+        // event order.
         block
             .rows
             .sort_by_key(|r| (entity_rank(&r.entity), r.event_id));
@@ -230,7 +231,8 @@ fn entity_rank(entity: &str) -> u8 {
         "group" => 1,
         "group_membership" => 2,
         "user_rate" => 3,
-        _ => 4,
+        "user_custom_field" => 4,
+        _ => 5,
     }
 }
 
@@ -250,6 +252,7 @@ fn first_sync_summary(counts: &BTreeMap<String, usize>) -> String {
         ("group", "groups"),
         ("group_membership", "memberships"),
         ("user_rate", "rates"),
+        ("user_custom_field", "custom field values"),
         ("role", "roles"),
     ]
     .iter()
@@ -269,6 +272,7 @@ pub fn sentences(row: &ChangeRow) -> Vec<String> {
         "group" => group_sentences(row),
         "group_membership" => membership_sentences(row),
         "user_rate" => rate_sentences(row),
+        "user_custom_field" => custom_field_sentences(row),
         "role" => role_sentences(row),
         other => vec![format!("{other} {} {}", row.entity_id, past(&row.op))],
     }
@@ -535,6 +539,99 @@ fn rate_sentences(row: &ChangeRow) -> Vec<String> {
     }
 }
 
+/// A custom field value as a person reads it: the names of the options selected, else the
+/// value, else `none`.
+fn custom_field_value_text(v: Option<&Value>) -> String {
+    let options: Vec<String> = v
+        .and_then(|v| v.get("selected_options"))
+        .and_then(Value::as_array)
+        .map(|os| {
+            os.iter()
+                .filter_map(|o| text_of(Some(o), "option_name"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !options.is_empty() {
+        return options.join(", ");
+    }
+    text_of(v, "value").unwrap_or_else(|| "none".to_string())
+}
+
+fn custom_field_sentences(row: &ChangeRow) -> Vec<String> {
+    let (user_id, field_id) = row
+        .entity_id
+        .split_once(':')
+        .unwrap_or((row.entity_id.as_str(), ""));
+    let who = possessive(&person(row.user_name.clone(), user_id));
+    let (before, after) = (row.before.as_ref(), row.after.as_ref());
+    let field = text_of(latest(row), "custom_field_name")
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("custom field {field_id}"));
+    match row.op.as_str() {
+        "insert" => {
+            return vec![format!(
+                "{who} {field} set to {}",
+                custom_field_value_text(after)
+            )]
+        }
+        "delete" => {
+            return vec![format!(
+                "{who} {field} cleared (was {})",
+                custom_field_value_text(before)
+            )]
+        }
+        _ => {}
+    }
+    let mut out = Vec::new();
+    let mut other = Vec::new();
+    let fields = meaningful(row);
+    if fields.contains(&"custom_field_name") {
+        let old = text_of(before, "custom_field_name").unwrap_or_else(|| field_id.to_string());
+        out.push(format!("{who} custom field {old} is now called {field}"));
+    }
+    let (old, new) = (
+        custom_field_value_text(before),
+        custom_field_value_text(after),
+    );
+    if old != new {
+        out.push(format!("{who} {field} changed from {old} to {new}"));
+    }
+    for f in fields {
+        match f {
+            "custom_field_name" | "value" | "selected_options" => {}
+            other_field => other.push(other_field),
+        }
+    }
+    if !other.is_empty() || out.is_empty() {
+        let what = if other.is_empty() {
+            "value".to_string()
+        } else {
+            other.join(", ")
+        };
+        out.push(format!("{who} {field}'s {what} changed"));
+    }
+    out
+}
+
+/// Whether the API began (`Some(true)`) or stopped (`Some(false)`) sending `field`: the
+/// mirror leaves out of a version the fields the API did not send.
+fn sent_change(before: Option<&Value>, after: Option<&Value>, field: &str) -> Option<bool> {
+    let has = |v: Option<&Value>| v.and_then(|v| v.get(field)).is_some();
+    match (has(before), has(after)) {
+        (false, true) => Some(true),
+        (true, false) => Some(false),
+        _ => None,
+    }
+}
+
+/// The `category_id`s of a role's permissions, `None` for a permission without one.
+fn permission_categories(v: Option<&Value>) -> Vec<Option<Value>> {
+    v.and_then(|v| v.get("permissions"))
+        .and_then(Value::as_array)
+        .map(|ps| ps.iter().map(|p| p.get("category_id").cloned()).collect())
+        .unwrap_or_default()
+}
+
 fn permission_names(v: Option<&Value>) -> Vec<String> {
     v.and_then(|v| v.get("permissions"))
         .and_then(Value::as_array)
@@ -553,12 +650,47 @@ fn role_sentences(row: &ChangeRow) -> Vec<String> {
     }
     let mut out = Vec::new();
     let mut other = Vec::new();
+    let (mut now_sent, mut no_longer_sent) = (Vec::new(), Vec::new());
     for field in meaningful(row) {
+        // Only these are left out of a version when the API does not send them.
+        let optional = matches!(field, "require_group" | "default_for_levels");
+        match sent_change(before, after, field).filter(|_| optional) {
+            Some(true) => {
+                now_sent.push(field);
+                continue;
+            }
+            Some(false) => {
+                no_longer_sent.push(field);
+                continue;
+            }
+            None => {}
+        }
         match field {
             "name" => out.push(format!(
                 "role {} renamed to {name}",
                 text_of(before, "name").unwrap_or_else(|| id.clone())
             )),
+            "require_group" if flag(after, field) == Some(true) => {
+                out.push(format!("role {name} is now conferred only through a group"))
+            }
+            "require_group" => out.push(format!(
+                "role {name} is no longer conferred only through a group"
+            )),
+            "default_for_levels" => {
+                match after.and_then(|a| a.get(field)).and_then(Value::as_array) {
+                    Some(levels) if !levels.is_empty() => {
+                        let levels: Vec<String> = levels
+                            .iter()
+                            .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_string))
+                            .collect();
+                        out.push(format!(
+                            "role {name} is now the default at {}",
+                            levels.join(", ")
+                        ))
+                    }
+                    _ => out.push(format!("role {name} is no longer a default role")),
+                }
+            }
             "permissions" => {
                 let (old, new) = (permission_names(before), permission_names(after));
                 let gained: Vec<&str> = new
@@ -577,8 +709,20 @@ fn role_sentences(row: &ChangeRow) -> Vec<String> {
                 if !lost.is_empty() {
                     out.push(format!("role {name} lost {}", lost.join(", ")));
                 }
+                let (old_categories, new_categories) =
+                    (permission_categories(before), permission_categories(after));
                 if gained.is_empty() && lost.is_empty() {
-                    out.push(format!("role {name}'s permissions changed"));
+                    if old_categories.iter().all(Option::is_none)
+                        && new_categories.iter().any(Option::is_some)
+                    {
+                        out.push(format!(
+                            "role {name}: the API now sends its permissions' categories"
+                        ));
+                    } else if old_categories != new_categories {
+                        out.push(format!("role {name}'s permission categories changed"));
+                    } else {
+                        out.push(format!("role {name}'s permissions changed"));
+                    }
                 }
             }
             other_field => other.push(other_field),
@@ -586,6 +730,18 @@ fn role_sentences(row: &ChangeRow) -> Vec<String> {
     }
     if !other.is_empty() {
         out.push(format!("role {name}'s {} changed", other.join(", ")));
+    }
+    if !now_sent.is_empty() {
+        out.push(format!(
+            "role {name}: the API now sends {}",
+            now_sent.join(", ")
+        ));
+    }
+    if !no_longer_sent.is_empty() {
+        out.push(format!(
+            "role {name}: the API no longer sends {}",
+            no_longer_sent.join(", ")
+        ));
     }
     out
 }

@@ -15,9 +15,40 @@ pub fn now_utc() -> String {
     format_utc(chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
 }
 
+/// A length of time as a person reads it: `40 s`, `12 min`, `7 h`, `3 d` (rounded down;
+/// seconds up to two minutes, minutes up to two hours, hours up to two days).
+pub fn span(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_change_unit_at_two_of_the_next() {
+        let table = [
+            (-5, "0 s"),
+            (0, "0 s"),
+            (119, "119 s"),
+            (120, "2 min"),
+            (12 * 60 + 59, "12 min"),
+            (7199, "119 min"),
+            (7200, "2 h"),
+            (7 * 3600 + 1800, "7 h"),
+            (172_799, "47 h"),
+            (172_800, "2 d"),
+        ];
+        for (seconds, shown) in table {
+            assert_eq!(span(seconds), shown, "{seconds}");
+        }
+    }
 
     #[test]
     fn instants_are_written_in_utc_with_fractions_only_when_there_are_some() {

@@ -52,6 +52,10 @@ pub enum CommandError {
     /// A failure that may pass by itself (the network, the disk, a race upstream).
     #[error("{0}")]
     Failed(String),
+    /// `status --check` could not read the mirror (missing, unreadable, not upgraded yet):
+    /// what a probe reports as unknown, and a person must look at.
+    #[error("cannot read the mirror: {0}")]
+    Unreadable(String),
 }
 
 impl CommandError {
@@ -89,11 +93,13 @@ pub fn open_store(config: &Config) -> Result<Store, CommandError> {
 
 /// `orgmirror sync`.
 /// With `capture`, every answer the run receives is also recorded into that directory
-/// ([`crate::api::capture`]).
+/// ([`crate::api::capture`]). A failed run is recorded with the exit status `exit_status`
+/// gives its error (`exit`'s mapping, which this layer cannot name).
 pub async fn sync(
     config_path: Option<&Path>,
     allow_mass_delete: bool,
     capture: Option<&Path>,
+    exit_status: sync::ExitStatusOf,
 ) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
     let mut client = client_for(&config)?;
@@ -114,6 +120,7 @@ pub async fn sync(
         allow_mass_delete,
         progress: true,
         prints_report: true,
+        exit_status: Some(exit_status),
     };
     let report = sync::run_once(&client, &mut store, &config, &options).await?;
     print_report(&report);

@@ -190,6 +190,9 @@ pub struct SyncConfig {
     pub include_working_hours: bool,
     /// Refuse a run that would remove more than this share of users or of groups.
     pub max_delete_fraction: f64,
+    /// Mirror the custom field values of this workspace's members (one more paged pull of
+    /// them per run); `None` (the default): custom fields are not read.
+    pub custom_fields_workspace_id: Option<i64>,
 }
 
 impl Default for SyncConfig {
@@ -198,6 +201,7 @@ impl Default for SyncConfig {
             include_rates: true,
             include_working_hours: true,
             max_delete_fraction: 0.5,
+            custom_fields_workspace_id: None,
         }
     }
 }
@@ -476,6 +480,12 @@ impl Config {
             return Err(invalid(
                 "sync.max_delete_fraction",
                 format!("must be between 0 and 1, not {f}"),
+            ));
+        }
+        if let Some(id) = self.sync.custom_fields_workspace_id.filter(|id| *id < 1) {
+            return Err(invalid(
+                "sync.custom_fields_workspace_id",
+                format!("must be a workspace id (at least 1), not {id}; leave it out to not mirror custom fields"),
             ));
         }
         if self.schedule.cron != AUTO_CRON {
@@ -808,6 +818,7 @@ mod tests {
             ("[api]\norganization_id = 1\n", "api.workspace_id"),
             ("[api]\norganization_id = 1\nworkspace_id = 2\nper_page = 0\n", "api.per_page"),
             (&format!("{MINIMAL}[sync]\nmax_delete_fraction = 1.5\n"), "sync.max_delete_fraction"),
+            (&format!("{MINIMAL}[sync]\ncustom_fields_workspace_id = 0\n"), "sync.custom_fields_workspace_id"),
             (&format!("{MINIMAL}[schedule]\ncron = \"*/5 * * * *\"\n"), "schedule.cron"),
             (&format!("{MINIMAL}[log]\nlevel = \"=[\"\n"), "log.level"),
             (&format!("{MINIMAL}[database]\nbusy_timeout = \"600h\"\n"), "database.busy_timeout"),

@@ -7,9 +7,12 @@
 //!   tick to the loop. **A tick that finds `pending` already true (a run queued or going) is
 //!   skipped and logged**, so runs never overlap and never pile up.
 //! - The loop owns the `Store` and the `Client` and runs one sync at a time; a failed run
-//!   is recorded by `run_once` and the daemon carries on. Each run reads the credentials
-//!   afresh (`TOGGL_API_TOKEN`, `api.token_file`, the systemd credential): a key replaced
-//!   in its file is used from the next tick on, and a refused key is never kept.
+//!   is recorded by `run_once` (which also queues the health alerts its outcome calls
+//!   for) and the daemon carries on. Each run reads the credentials afresh
+//!   (`TOGGL_API_TOKEN`, `api.token_file`, the systemd credential): a key replaced in its
+//!   file is used from the next tick on, and a refused key is never kept.
+//! - A health check on a timer (`alerts::watch`, its own connection) tells the journal, and
+//!   the health rules, when the mirror goes stale, also while a run hangs.
 //! - The first stop signal stops the schedule. A run in progress gets
 //!   `schedule.shutdown_timeout` to finish; after that its future is dropped (it can only be
 //!   parked at an HTTP await; dropping it rolls back the run's one transaction, so nothing
@@ -174,8 +177,12 @@ enum RunEnd {
     Killed,
 }
 
-/// `orgmirror run`.
-pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
+/// `orgmirror run`. A failed run is recorded with the exit status `exit_status` gives its
+/// error (`exit`'s mapping).
+pub async fn run(
+    config_path: Option<&Path>,
+    exit_status: sync::ExitStatusOf,
+) -> Result<Exit, CommandError> {
     // First, so that a signal during start-up is handled as a stop, not as death.
     let mut signals = StopSignals::install().map_err(|e| {
         CommandError::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
@@ -190,6 +197,14 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
     if let Some(deliverer) = crate::alerts::deliver::Deliverer::new(&config)? {
         tokio::spawn(deliverer.run(Arc::clone(&alert_wake)));
     }
+    // The health check on a timer: a run that hangs, or a schedule that stopped firing,
+    // makes the mirror stale without a run finishing to say so.
+    let watcher = crate::alerts::watch::Watcher::new(&config)?;
+    debug!(
+        period_ms = watcher.period().as_millis() as u64,
+        "health check armed"
+    );
+    tokio::spawn(watcher.run(Arc::clone(&alert_wake)));
     crate::metrics::spawn(&config).await?;
 
     let (ticks_tx, mut ticks) = mpsc::channel::<Trigger>(1);
@@ -229,6 +244,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<Exit, CommandError> {
         allow_mass_delete: false,
         progress: false,
         prints_report: false,
+        exit_status: Some(exit_status),
     };
     let outcome: Result<(), CommandError> = loop {
         let trigger = tokio::select! {

@@ -63,20 +63,24 @@ impl After<'_> {
 
 /// Which stored entities a pull speaks for. A full pull speaks for all of them; a
 /// targeted refresh only for the users and groups it fetched, so that what it did
-/// not fetch is not taken for deleted. Rates are left alone when they were not pulled.
+/// not fetch is not taken for deleted. Rates and custom field values are left alone when
+/// they were not pulled — but for the values of a user who is deleted: they go with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    /// `None`: every user and group; `Some`: only these (and no roles).
+    /// `None`: every user and group; `Some`: only these (and no roles, no custom fields).
     pub only: Option<Targets>,
     /// Whether the pull asked for rates (`include_rates`).
     pub rates: bool,
+    /// Whether the pull read custom field values (`sync.custom_fields_workspace_id`).
+    pub custom_fields: bool,
 }
 
 impl Scope {
-    /// A complete pull, rates included.
+    /// A complete pull, rates and custom fields included.
     pub const FULL: Scope = Scope {
         only: None,
         rates: true,
+        custom_fields: true,
     };
 
     /// Whether the pull is authoritative for `key`.
@@ -84,12 +88,15 @@ impl Scope {
         if key.entity == Entity::UserRate && !self.rates {
             return false;
         }
+        if key.entity == Entity::UserCustomField && !self.custom_fields {
+            return false;
+        }
         match &self.only {
             None => true,
             Some(t) => match key.entity {
                 Entity::User | Entity::UserRate => t.users.contains(&key.id),
                 Entity::Group | Entity::GroupMembership => t.groups.contains(&key.id),
-                Entity::Role => false,
+                Entity::Role | Entity::UserCustomField => false,
             },
         }
     }
@@ -160,6 +167,26 @@ pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) ->
             .collect();
         deletions.sort();
         changes.extend(deletions.into_iter().map(|key| Change {
+            key,
+            op: Op::Delete,
+            after: None,
+        }));
+    }
+    // A deleted user's custom field values go with them, pulled or not.
+    let gone: BTreeSet<i64> = changes
+        .iter()
+        .filter(|c| c.key.entity == Entity::User && c.op == Op::Delete)
+        .map(|c| c.key.id)
+        .collect();
+    if !gone.is_empty() {
+        let orphans: Vec<EntityKey> = stored
+            .keys()
+            .filter(|k| {
+                k.entity == Entity::UserCustomField && gone.contains(&k.id) && !scope.covers(k)
+            })
+            .copied()
+            .collect();
+        changes.extend(orphans.into_iter().map(|key| Change {
             key,
             op: Op::Delete,
             after: None,
@@ -430,6 +457,7 @@ mod tests {
                 ..Targets::default()
             }),
             rates: true,
+            custom_fields: false,
         };
         let d = diff(&stored, &pulled, &scope);
         let got: Vec<(String, Op)> = d
@@ -441,6 +469,63 @@ mod tests {
             got,
             vec![("100:2".into(), Op::Insert), ("100:1".into(), Op::Delete)]
         );
+    }
+
+    /// A user's custom field values go with the user, in a pull that did not read them (a
+    /// targeted refresh, or custom fields turned off) as in one that did.
+    #[test]
+    fn a_deleted_users_custom_field_values_go_with_them_whatever_the_scope() {
+        use crate::api::models::{CustomFieldValue, MemberCustomFields};
+        let mut held = snapshot(&Org {
+            users: vec![(1, "Ann".into(), None), (2, "Bob".into(), None)],
+            groups: vec![],
+        });
+        held.watch_custom_fields(9);
+        for id in [1, 2] {
+            let mut u = user(id, "x", None);
+            u.workspaces = vec![crate::api::models::UserWorkspace {
+                id: Some(9),
+                ..Default::default()
+            }];
+            held.add_user(u, None).unwrap();
+            let member = MemberCustomFields {
+                id: Some(id),
+                custom_field_values: Some(vec![CustomFieldValue {
+                    custom_field_id: Some(7),
+                    value: "Sales".into(),
+                    ..Default::default()
+                }]),
+            };
+            assert!(held.add_member_custom_fields(member).unwrap());
+        }
+        let stored = state_of(&held);
+        assert_eq!(held.count(Entity::UserCustomField), 2);
+        let pulled = snapshot(&Org {
+            users: vec![(2, "Bob".into(), None)],
+            groups: vec![],
+        });
+        let targeted = Scope {
+            only: Some(Targets {
+                users: [1, 2].into(),
+                ..Targets::default()
+            }),
+            rates: true,
+            custom_fields: false,
+        };
+        let without = Scope {
+            custom_fields: false,
+            ..Scope::FULL
+        };
+        for scope in [targeted, without] {
+            let d = diff(&stored, &pulled, &scope);
+            let deleted: Vec<String> = d
+                .changes
+                .iter()
+                .filter(|c| c.op == Op::Delete)
+                .map(|c| format!("{} {}", c.key.entity.as_str(), c.key.entity_id()))
+                .collect();
+            assert_eq!(deleted, ["user 1", "user_custom_field 1:7"], "{scope:?}");
+        }
     }
 
     #[test]

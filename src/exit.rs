@@ -49,7 +49,9 @@ pub fn status(e: &Error) -> Exit {
 /// The exit status of a command's error (also what `check --json` reports).
 pub fn command(e: &CommandError) -> Exit {
     match e {
-        CommandError::Config(_) | CommandError::Usage(_) => Exit::Config,
+        CommandError::Config(_) | CommandError::Usage(_) | CommandError::Unreadable(_) => {
+            Exit::Config
+        }
         CommandError::Api(e) => api(e),
         CommandError::Store(e) => store(e),
         CommandError::Run(run) => sync(&run.error),
@@ -80,6 +82,12 @@ fn store(e: &StoreError) -> Exit {
     }
 }
 
+/// The exit status of a run's error, as a number: what `sync` records with a failed run
+/// (`sync_runs.exit_status`), handed to it by `main` as `sync::ExitStatusOf`.
+pub fn of_run(e: &SyncError) -> i64 {
+    sync(e) as i64
+}
+
 /// A run that did not commit. Its store errors come from a database the run had opened
 /// and locked, so they are failures of that run (1), as they always were.
 fn sync(e: &SyncError) -> Exit {
@@ -108,6 +116,7 @@ fn alerts(e: &AlertsError) -> Exit {
         AlertsError::Config(_)
         | AlertsError::UnknownRule { .. }
         | AlertsError::NoRules
+        | AlertsError::HealthReplay { .. }
         | AlertsError::Since(_) => Exit::Config,
         AlertsError::Store(e) => store(e),
         AlertsError::Client(_) | AlertsError::NotAccepted { .. } => Exit::Failed,

@@ -36,11 +36,16 @@ enum Command {
     /// The daemon: syncs on schedule.cron until SIGTERM/SIGINT (exit 0 after a clean stop;
     /// a second signal abandons a run in progress and exits 1).
     Run,
-    /// The last runs, what they changed, the quota seen, the database size, the next scheduled run.
+    /// Is the data current (the first line), then the last runs, what they changed, the quota
+    /// seen, the database size, the next scheduled run.
     Status {
         /// One JSON document for scripts.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "check")]
         json: bool,
+        /// A monitoring probe: print only the verdict; exit 0 fresh, 1 failing or stale,
+        /// 2 when the mirror cannot be read.
+        #[arg(long)]
+        check: bool,
     },
     /// A consistent, self-contained copy of the database for BI tools, written atomically.
     Export {
@@ -54,7 +59,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// The organization as it stood at TIME, from the history: the five current views as
+    /// The organization as it stood at TIME, from the history: the six current views as
     /// tables of a self-contained SQLite file, written atomically.
     Asof {
         /// RFC 3339 (2026-03-01T09:00:00Z), or a date (2026-03-01: its start in UTC).
@@ -77,7 +82,7 @@ enum Command {
         /// Up to (not including) this time (RFC 3339, or a date).
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
-        /// Only these entities: user, group, group_membership, user_rate, role.
+        /// Only these entities: user, group, group_membership, user_rate, user_custom_field, role.
         #[arg(long, value_delimiter = ',', value_name = "ENTITY,...")]
         entity: Vec<String>,
         /// One JSON object per event (with the resolved names) for scripts.
@@ -85,7 +90,7 @@ enum Command {
         json: bool,
     },
     /// Validates the config, reaches the API, confirms credentials and organization access,
-    /// and reports how the API answers (at most five requests).
+    /// and reports how the API answers (at most seven requests).
     Check {
         /// One JSON document (the same report) for scripts and bug reports.
         #[arg(long)]
@@ -167,9 +172,11 @@ fn main() -> ExitCode {
             Command::Sync {
                 allow_mass_delete,
                 capture,
-            } => commands::sync(config, allow_mass_delete, capture.as_deref()).await?,
-            Command::Run => orgmirror::daemon::run(config).await?,
-            Command::Status { json } => orgmirror::status::run(config, json)?,
+            } => {
+                commands::sync(config, allow_mass_delete, capture.as_deref(), exit::of_run).await?
+            }
+            Command::Run => orgmirror::daemon::run(config, exit::of_run).await?,
+            Command::Status { json, check } => orgmirror::status::run(config, json, check)?,
             Command::Export { out, csv, force } => {
                 orgmirror::export::run(config, out.as_deref(), csv.as_deref(), force)?
             }

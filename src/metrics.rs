@@ -245,6 +245,22 @@ pub fn render(f: &Figures, now: DateTime<Utc>) -> String {
             at.timestamp() as f64,
         );
     }
+    if let Some(fresh) = &f.db.freshness {
+        gauge(
+            &mut r,
+            "consecutive_failures",
+            "Full runs that failed in a row since the last success",
+            fresh.consecutive_failures as f64,
+        );
+        if let Some(at) = fresh.last_attempt_at.as_deref().and_then(time) {
+            gauge(
+                &mut r,
+                "last_attempt_timestamp_seconds",
+                "When the newest full run began, whatever became of it (Unix time)",
+                at.timestamp() as f64,
+            );
+        }
+    }
     if let Some((_, started, Some(finished), _)) = &f.db.last_run {
         if let (Some(s), Some(e)) = (time(started), time(finished)) {
             gauge(
@@ -370,6 +386,11 @@ mod tests {
                     last_error_at: None,
                     oldest_pending_at: None,
                 }],
+                freshness: Some(crate::store::Freshness {
+                    consecutive_failures: 2,
+                    last_attempt_at: Some("2026-11-28T12:05:00Z".into()),
+                    ..Default::default()
+                }),
             },
             database_bytes: 4096,
             wal_bytes: 0,
@@ -397,6 +418,11 @@ mod tests {
             "{om}"
         );
         assert!(om.contains("orgmirror_quarantined_records 2"), "{om}");
+        assert!(om.contains("orgmirror_consecutive_failures 2"), "{om}");
+        assert!(
+            om.contains("orgmirror_last_attempt_timestamp_seconds 1795867500"),
+            "{om}"
+        );
         let text = prometheus_text(&om);
         assert!(!text.contains("# EOF"), "{text}");
         assert!(

@@ -8,11 +8,12 @@ mod baseline;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::api::models::{OrganizationUser, Role, Team};
+use crate::api::models::{CustomFieldValue, MemberCustomFields, OrganizationUser, Role, Team};
 use crate::model::{
     is_soft_deleted, utc, CanonicalJson, Entity, EntityKey, GhostRecord, GroupRecord,
     GroupWorkspaceRecord, Kept, MembershipRecord, NewRow, PermissionRecord, RateRecord, Record,
-    RecordRef, RoleRecord, StoredHashes, StoredState, TagRecord, UserRecord, UserWorkspaceRecord,
+    RecordRef, RoleRecord, SelectedOptionRecord, StoredHashes, StoredState, TagRecord,
+    UserCustomFieldRecord, UserRecord, UserWorkspaceRecord,
 };
 use baseline::Baseline;
 
@@ -30,10 +31,24 @@ pub struct OrgSnapshot {
     pub users: BTreeMap<i64, Kept<UserRecord>>,
     pub memberships: BTreeMap<(i64, i64), MembershipRecord>,
     pub rates: BTreeMap<i64, RateRecord>,
+    /// Custom field values by (organization user, custom field).
+    pub custom_fields: BTreeMap<(i64, i64), UserCustomFieldRecord>,
     /// Workspace names seen in users and groups (not tracked as history).
     pub workspace_names: BTreeMap<i64, String>,
     /// What the pull matched against the mirror, handed over early, or could not read.
     baseline: Baseline,
+    /// The workspace whose custom fields this pull mirrors, and what it saw of them.
+    custom_field_pull: Option<CustomFieldPull>,
+}
+
+/// What a pull saw of the members of the custom fields' workspace.
+#[derive(Debug, Clone, Default)]
+struct CustomFieldPull {
+    workspace_id: i64,
+    /// Users whose record (in the users pull) lists the workspace.
+    members: BTreeSet<i64>,
+    /// Members the custom fields pull spoke for: every value of theirs it did not list is gone.
+    spoken_for: BTreeSet<i64>,
 }
 
 /// A record the API sent that cannot be mirrored (no id, say).
@@ -95,6 +110,7 @@ impl OrgSnapshot {
                 Entity::User => drop(self.users.remove(&key.id)),
                 Entity::GroupMembership => drop(self.memberships.remove(&(key.id, key.sub_id))),
                 Entity::UserRate => drop(self.rates.remove(&key.id)),
+                Entity::UserCustomField => drop(self.custom_fields.remove(&(key.id, key.sub_id))),
             }
         }
         same
@@ -137,6 +153,10 @@ impl OrgSnapshot {
                     .rates
                     .remove(&key.id)
                     .map(|r| NewRow::new(key, Record::Rate(r), None)),
+                Entity::UserCustomField => self
+                    .custom_fields
+                    .remove(&(key.id, key.sub_id))
+                    .map(|v| NewRow::new(key, Record::CustomField(v), None)),
             };
             if let Some(row) = row {
                 self.baseline.settle(row.key, row.hashes);
@@ -179,6 +199,7 @@ impl OrgSnapshot {
                 Entity::User => self.users.contains_key(&key.id),
                 Entity::GroupMembership => self.memberships.contains_key(&(key.id, key.sub_id)),
                 Entity::UserRate => self.rates.contains_key(&key.id),
+                Entity::UserCustomField => self.custom_fields.contains_key(&(key.id, key.sub_id)),
             }
     }
 
@@ -339,6 +360,14 @@ impl OrgSnapshot {
         }
         workspaces.sort_by_key(|w| w.id);
         workspaces.dedup_by_key(|w| w.id);
+        if let Some(pull) = &mut self.custom_field_pull {
+            // The later copy of a user seen twice says where they are.
+            if workspaces.iter().any(|w| w.id == pull.workspace_id) {
+                pull.members.insert(id);
+            } else {
+                pull.members.remove(&id);
+            }
+        }
         match user.rate {
             Some(rate) => {
                 let record = RateRecord {
@@ -394,12 +423,105 @@ impl OrgSnapshot {
         Ok(())
     }
 
-    /// Removes a user and its rate (memberships come from the groups).
+    /// Removes a user, its rate and its custom field values (memberships come from the groups).
     pub fn remove_user(&mut self, id: i64) {
         self.users.remove(&id);
         self.rates.remove(&id);
         self.baseline.forget(&EntityKey::new(Entity::User, id));
         self.baseline.forget(&EntityKey::new(Entity::UserRate, id));
+        self.remove_custom_fields_of(id);
+        if let Some(pull) = &mut self.custom_field_pull {
+            pull.members.remove(&id);
+            pull.spoken_for.remove(&id);
+        }
+    }
+
+    fn remove_custom_fields_of(&mut self, user: i64) {
+        remove_pairs_of(&mut self.custom_fields, user);
+        self.baseline.forget_custom_fields_of(user);
+    }
+
+    /// This pull mirrors the custom fields of `workspace_id`: the users pull notes who is a
+    /// member of it. Call before the users are added.
+    pub fn watch_custom_fields(&mut self, workspace_id: i64) {
+        self.custom_field_pull = Some(CustomFieldPull {
+            workspace_id,
+            ..CustomFieldPull::default()
+        });
+    }
+
+    /// Adds one row of the custom fields pull: the member's values, when the row has them
+    /// and the member is a user the users pull listed in the workspace (anyone else is not
+    /// this run's to judge). A member seen twice (rows shift between pages) keeps the later
+    /// copy's values. Returns whether the row spoke for the member.
+    pub fn add_member_custom_fields(
+        &mut self,
+        member: MemberCustomFields,
+    ) -> Result<bool, RecordError> {
+        const ENTITY: &str = "user_custom_field";
+        let id = member
+            .id
+            .ok_or_else(|| missing(ENTITY, "without id".into(), "id"))?;
+        let Some(values) = member.custom_field_values else {
+            return Ok(false);
+        };
+        let user = EntityKey::new(Entity::User, id);
+        let listed = self
+            .custom_field_pull
+            .as_ref()
+            .is_some_and(|p| p.members.contains(&id));
+        if !listed || self.is_quarantined(&user) || !self.has(&user) {
+            return Ok(false);
+        }
+        let mut records = BTreeMap::new();
+        for v in values {
+            let record = custom_field_record(id, v)?;
+            records.insert(record.custom_field_id, record);
+        }
+        if let Some(pull) = &mut self.custom_field_pull {
+            if !pull.spoken_for.insert(id) {
+                self.remove_custom_fields_of(id);
+            }
+        }
+        for (field, record) in records {
+            let key = EntityKey::custom_field(id, field);
+            if !self.is_unchanged(key, RecordRef::CustomField(&record), None) {
+                self.custom_fields.insert((id, field), record);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ends the custom fields pull. The values the mirror holds of a member the pull did not
+    /// speak for are kept (seen unchanged) while the member is still a user listed in the
+    /// workspace, or quarantined: a row skipped by a page shift, or one without values, never
+    /// removes them. A member gone from the organization or from the workspace loses them.
+    /// Returns the members whose values were kept that way.
+    pub fn settle_custom_fields(&mut self) -> usize {
+        let Some(pull) = &self.custom_field_pull else {
+            return 0;
+        };
+        let held: BTreeSet<i64> = self
+            .baseline
+            .stored_keys(Entity::UserCustomField)
+            .map(|k| k.id)
+            .filter(|u| !pull.spoken_for.contains(u))
+            .collect();
+        let mut kept = 0;
+        for user in held {
+            let key = EntityKey::new(Entity::User, user);
+            let still = self.is_quarantined(&key)
+                || (self.has(&key)
+                    && self
+                        .custom_field_pull
+                        .as_ref()
+                        .is_some_and(|p| p.members.contains(&user)));
+            if still {
+                self.baseline.keep_custom_fields_of(user);
+                kept += 1;
+            }
+        }
+        kept
     }
 
     /// Removes a group and its memberships.
@@ -410,14 +532,7 @@ impl OrgSnapshot {
     }
 
     fn remove_memberships_of(&mut self, group_id: i64) {
-        let keys: Vec<(i64, i64)> = self
-            .memberships
-            .range((group_id, i64::MIN)..=(group_id, i64::MAX))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in keys {
-            self.memberships.remove(&k);
-        }
+        remove_pairs_of(&mut self.memberships, group_id);
         self.baseline.forget_memberships_of(group_id);
     }
 
@@ -459,11 +574,17 @@ impl OrgSnapshot {
             value: RecordRef::Rate(r),
             unknown: None,
         });
+        let custom_fields = self.custom_fields.iter().map(|(&(u, f), v)| SnapshotRow {
+            key: EntityKey::custom_field(u, f),
+            value: RecordRef::CustomField(v),
+            unknown: None,
+        });
         roles
             .chain(groups)
             .chain(users)
             .chain(memberships)
             .chain(rates)
+            .chain(custom_fields)
     }
 
     /// Number of entities of each kind.
@@ -476,8 +597,67 @@ impl OrgSnapshot {
                 Entity::User => self.users.len(),
                 Entity::GroupMembership => self.memberships.len(),
                 Entity::UserRate => self.rates.len(),
+                Entity::UserCustomField => self.custom_fields.len(),
             }
     }
+}
+
+/// Removes the entries of a map keyed by pairs whose first is `first`.
+fn remove_pairs_of<V>(map: &mut BTreeMap<(i64, i64), V>, first: i64) {
+    let keys: Vec<(i64, i64)> = map
+        .range((first, i64::MIN)..=(first, i64::MAX))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in keys {
+        map.remove(&k);
+    }
+}
+
+/// One value of a member's `custom_field_values`, normalised: the value as text, the
+/// selected options sorted by id.
+fn custom_field_record(
+    user: i64,
+    v: CustomFieldValue,
+) -> Result<UserCustomFieldRecord, RecordError> {
+    let at = || user.to_string();
+    let field = v.custom_field_id.ok_or_else(|| {
+        missing(
+            "user_custom_field",
+            at(),
+            "custom_field_values[].custom_field_id",
+        )
+    })?;
+    let mut selected_options = Vec::with_capacity(v.selected_options.len());
+    for o in v.selected_options {
+        let option_id = o.option_id.ok_or_else(|| {
+            missing(
+                "user_custom_field",
+                format!("{user}:{field}"),
+                "selected_options[].option_id",
+            )
+        })?;
+        selected_options.push(SelectedOptionRecord {
+            option_id,
+            option_name: o.option_name,
+            is_deleted: o.is_deleted,
+        });
+    }
+    selected_options.sort_by_key(|o| o.option_id);
+    selected_options.dedup_by_key(|o| o.option_id);
+    let value = match v.value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) => Some(text),
+        // serde_json's maps are sorted: an object's text is canonical.
+        other => Some(other.to_string()),
+    };
+    Ok(UserCustomFieldRecord {
+        organization_user_id: user,
+        custom_field_id: field,
+        custom_field_name: v.custom_field_name,
+        field_type: v.field_type,
+        value,
+        selected_options,
+    })
 }
 
 /// One entity of a snapshot.
@@ -502,6 +682,8 @@ impl RoleRecord {
                 entity: p.entity,
                 condition: p.condition,
                 description: p.description,
+                category_id: p.category_id,
+                category_name: p.category_name,
             });
         }
         permissions.sort_by_key(|p| p.permission_id);
@@ -516,6 +698,10 @@ impl RoleRecord {
             description: role.description,
             organization_id: role.organization_id,
             permissions,
+            require_group: role.require_group,
+            default_for_levels: role
+                .default_for_levels
+                .map(|levels| CanonicalJson::from_strings(&levels)),
         })
     }
 }

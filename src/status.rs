@@ -1,6 +1,8 @@
-//! `orgmirror status [--json]`: the last runs and what they changed, the last failure, the
-//! quota last seen, the database and `-wal` sizes, and the next scheduled run. Reads the
-//! database read-only, so it is safe while the daemon writes.
+//! `orgmirror status [--json|--check]`: first the verdict (is the data current?), then the
+//! last runs and what they changed, the last failure, the quota last seen, the database and
+//! `-wal` sizes, and the next scheduled run. `--check` prints only the verdict and exits
+//! 0 fresh, 1 failing or stale, 2 when the mirror cannot be read (a monitoring probe).
+//! Reads the database read-only, so it is safe while the daemon writes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,10 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cadence::{self, Cadence};
-use crate::clock::format_utc;
+use crate::clock::{format_utc, span};
 use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{next_run, Config};
-use crate::store::{RuleBacklog, Store, SyncRunRow};
+use crate::store::{Freshness, RuleBacklog, Store, SyncRunRow};
 
 /// How many runs `status` lists.
 pub const RUNS_SHOWN: usize = 10;
@@ -20,6 +22,11 @@ pub const RUNS_SHOWN: usize = 10;
 /// Everything `status` reports; `--json` prints it as is.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// Is the data current: `status`'s first line, and `status --check`'s only one.
+    pub verdict: Verdict,
+    /// What the verdict is read from (`mirror_freshness`, with the newest failure's reason
+    /// and exit status); `None` when the mirror has none yet.
+    pub freshness: Option<Freshness>,
     pub database: DatabaseStatus,
     pub schedule: ScheduleStatus,
     /// Newest first, at most [`RUNS_SHOWN`].
@@ -107,9 +114,12 @@ pub struct QuotaStatus {
     pub resets_at: Option<String>,
 }
 
-/// `orgmirror status`.
-pub fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, CommandError> {
+/// `orgmirror status`; with `check`, only the verdict, and its exit status.
+pub fn run(config_path: Option<&Path>, json: bool, check: bool) -> Result<Exit, CommandError> {
     let (_, config) = load_config(config_path)?;
+    if check {
+        return probe(&config, Utc::now());
+    }
     let mut report = collect(&config, Utc::now())?;
     // Asked only here (collect reads nothing but the database): bounded by the replica's
     // connect timeout.
@@ -124,6 +134,130 @@ pub fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, CommandError>
         crate::out!("{}", render(&report));
     }
     Ok(Exit::Ok)
+}
+
+/// `status --check`: the verdict line alone; 0 fresh, 1 failing or stale (an outcome), and
+/// a mirror that cannot be read an error (`CommandError::Unreadable`, exit 2), its line
+/// printed first so that a probe's output says it too.
+fn probe(config: &Config, now: DateTime<Utc>) -> Result<Exit, CommandError> {
+    let unreadable = |reason: String| {
+        crate::outln!("UNKNOWN: cannot read the mirror: {reason}");
+        CommandError::Unreadable(reason)
+    };
+    let path = &config.database.path;
+    let store = Store::open_read_only(path).map_err(|e| unreadable(e.to_string()))?;
+    let freshness = store
+        .freshness()
+        .map_err(|e| unreadable(e.to_string()))?
+        .ok_or_else(|| {
+            unreadable(format!(
+                "{} was written by an older orgmirror; its next run upgrades it",
+                path.display()
+            ))
+        })?;
+    let verdict = verdict(Some(&freshness), now);
+    crate::outln!("{}", verdict.line);
+    Ok(if verdict.state == State::Ok {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+/// Whether the data is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    Failing,
+    Stale,
+}
+
+/// The verdict: its state and the line that says it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub state: State,
+    pub line: String,
+}
+
+/// `09:00 UTC` today (by `now`), else `2026-11-27 09:00 UTC`.
+fn clock_time(t: &str, now: DateTime<Utc>) -> String {
+    match DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc)) {
+        Ok(t) if t.date_naive() == now.date_naive() => t.format("%H:%M UTC").to_string(),
+        Ok(t) => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+fn seconds_since(t: Option<&str>, now: DateTime<Utc>) -> Option<i64> {
+    let t = DateTime::parse_from_rfc3339(t?).ok()?;
+    Some((now - t.with_timezone(&Utc)).num_seconds())
+}
+
+/// The verdict of `f` (`None`: a mirror with no runs yet) at `now`: FAILING while the
+/// newest finished full runs failed, else STALE past the threshold, else ok.
+pub fn verdict(f: Option<&Freshness>, now: DateTime<Utc>) -> Verdict {
+    let Some(f) = f.filter(|f| f.last_status.is_some()) else {
+        return Verdict {
+            state: State::Stale,
+            line: "STALE: no sync has run yet".to_string(),
+        };
+    };
+    let age = seconds_since(f.last_success_at.as_deref(), now);
+    let last_success = match age {
+        Some(age) => format!("last success {} ago", span(age)),
+        None => "no successful run yet".to_string(),
+    };
+    if f.consecutive_failures > 0 {
+        let n = f.consecutive_failures;
+        let since = f
+            .failing_since
+            .as_deref()
+            .map(|t| format!(" since {}", clock_time(t, now)))
+            .unwrap_or_default();
+        let reason = f
+            .reason
+            .as_deref()
+            .or(f.last_error.as_deref())
+            .unwrap_or("unknown error");
+        let hint = f
+            .hint
+            .as_deref()
+            .map(|h| format!(" — {h}"))
+            .unwrap_or_default();
+        let stale = if f.stale == Some(true) {
+            format!(" ({last_success})")
+        } else {
+            String::new()
+        };
+        return Verdict {
+            state: State::Failing,
+            line: format!(
+                "FAILING: {n} run{}{since}, {reason}{hint}{stale}",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+    }
+    let running = f
+        .last_attempt_at
+        .as_deref()
+        .filter(|_| f.last_status.as_deref() == Some("running"))
+        .map(|t| format!("; a run has been going since {}", clock_time(t, now)))
+        .unwrap_or_default();
+    if f.stale == Some(true) {
+        let first = match (age, seconds_since(f.first_attempt_at.as_deref(), now)) {
+            (None, Some(first)) => format!("; the first run began {} ago", span(first)),
+            _ => String::new(),
+        };
+        return Verdict {
+            state: State::Stale,
+            line: format!("STALE: {last_success}{first}{running}"),
+        };
+    }
+    Verdict {
+        state: State::Ok,
+        line: format!("ok: {last_success}{running}"),
+    }
 }
 
 /// Gathers the report from the database named in `config`, opened read-only.
@@ -155,6 +289,8 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         cadence: None,
     };
     let mut report = StatusReport {
+        verdict: verdict(None, now),
+        freshness: None,
         database,
         schedule,
         runs: Vec::new(),
@@ -174,6 +310,8 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Comm
         return Ok(report);
     }
     let store = Store::open_read_only(path)?;
+    report.freshness = store.freshness()?;
+    report.verdict = verdict(report.freshness.as_ref(), now);
     report.runs = store
         .recent_runs(RUNS_SHOWN)?
         .into_iter()
@@ -304,6 +442,7 @@ fn process_exists(pid: i64) -> bool {
 pub fn render(report: &StatusReport) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
+    let _ = writeln!(out, "{}", report.verdict.line);
     let db = &report.database;
     let _ = writeln!(
         out,
@@ -493,6 +632,93 @@ mod tests {
             "2026-11-28T12:10:06Z"
         );
         assert!(next_run("*/5 * * * *", at).is_err());
+    }
+
+    #[test]
+    fn the_verdict_says_failing_first_then_stale_then_ok() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:10:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let base = Freshness {
+            last_success_at: Some("2026-11-28T11:58:00Z".into()),
+            last_attempt_at: Some("2026-11-28T11:58:00Z".into()),
+            last_status: Some("succeeded".into()),
+            stale: Some(false),
+            ..Freshness::default()
+        };
+        let failing = Freshness {
+            last_status: Some("failed".into()),
+            consecutive_failures: 4,
+            failing_since: Some("2026-11-28T09:00:00Z".into()),
+            reason: Some("API key expired (401)".into()),
+            hint: Some("make a new key".into()),
+            ..base.clone()
+        };
+        let cases = [
+            ("fresh", Some(base.clone()), State::Ok, "ok: last success 12 min ago"),
+            (
+                "a run in progress",
+                Some(Freshness {
+                    last_status: Some("running".into()),
+                    last_attempt_at: Some("2026-11-28T12:09:00Z".into()),
+                    ..base.clone()
+                }),
+                State::Ok,
+                "ok: last success 12 min ago; a run has been going since 12:09 UTC",
+            ),
+            (
+                "failing",
+                Some(failing.clone()),
+                State::Failing,
+                "FAILING: 4 runs since 09:00 UTC, API key expired (401) — make a new key",
+            ),
+            (
+                "failing for long",
+                Some(Freshness {
+                    consecutive_failures: 1,
+                    failing_since: Some("2026-11-27T09:00:00Z".into()),
+                    last_success_at: Some("2026-11-27T05:00:00Z".into()),
+                    stale: Some(true),
+                    ..failing.clone()
+                }),
+                State::Failing,
+                "FAILING: 1 run since 2026-11-27 09:00 UTC, API key expired (401) — make a new key (last success 31 h ago)",
+            ),
+            (
+                "stale",
+                Some(Freshness {
+                    last_success_at: Some("2026-11-28T05:00:00Z".into()),
+                    stale: Some(true),
+                    ..base.clone()
+                }),
+                State::Stale,
+                "STALE: last success 7 h ago",
+            ),
+            (
+                "stale before any success",
+                Some(Freshness {
+                    last_success_at: None,
+                    first_attempt_at: Some("2026-11-28T10:00:00Z".into()),
+                    last_status: Some("running".into()),
+                    last_attempt_at: Some("2026-11-28T10:00:00Z".into()),
+                    stale: Some(true),
+                    ..base.clone()
+                }),
+                State::Stale,
+                "STALE: no successful run yet; the first run began 2 h ago; a run has been going since 10:00 UTC",
+            ),
+            ("no runs", None, State::Stale, "STALE: no sync has run yet"),
+        ];
+        for (case, f, state, line) in cases {
+            assert_eq!(
+                verdict(f.as_ref(), now),
+                Verdict {
+                    state,
+                    line: line.to_string()
+                },
+                "{case}"
+            );
+        }
     }
 
     #[test]

@@ -16,14 +16,16 @@ use crate::config::Config;
 use crate::diff::{self, Scope};
 use crate::model::{Entity, EntityKey, StoredState, Targets};
 use crate::snapshot::{OrgSnapshot, RecordError};
-use crate::store::{EarlyWriter, RunTimes, RunTotals, Store};
+use crate::store::{EarlyWriter, RunFailure, RunTimes, RunTotals, Store};
 
+mod failure;
 #[cfg(test)]
 mod guard_tests;
 mod mirror;
 /// The error a run ends with: the store's, for now (one error type per layer is issue 14's
 /// later part); re-exported so the daemon names only `sync`.
 pub use crate::store::StoreError;
+pub use failure::{same_error, ExitStatusOf};
 pub use mirror::{open_store, Mirror};
 
 /// Why a run did not commit.
@@ -86,6 +88,8 @@ pub struct SyncOptions {
     /// The caller prints the run's report, error included (`sync`, `demo`): the summary
     /// event then leaves the error out, so that a person reads it once.
     pub prints_report: bool,
+    /// The exit status a failed run's error maps to, recorded with it (`exit`'s mapping).
+    pub exit_status: Option<ExitStatusOf>,
 }
 
 /// How a run went, committed or not.
@@ -166,10 +170,24 @@ pub async fn run_once(
         run_id,
         started,
         result,
-        options.prints_report,
+        Ending::full(options),
     )?;
-    crate::replica::after_run(config, report.run_id, report.committed).await;
+    after_full_run(store, config, &report).await;
     Ok(report)
+}
+
+/// After a full run, its row final: the health alerts its outcome calls for (not part of
+/// the run: a transaction of their own, see `Store::queue_health_alerts`), then the replica.
+async fn after_full_run(store: &mut Store, config: &Config, report: &RunReport) {
+    let run_id = report.run_id;
+    match store.queue_health_alerts(&now_utc()) {
+        Ok(0) => {}
+        Ok(n) => info!(run_id, alerts = n, "health alerts queued"),
+        Err(error) => {
+            warn!(run_id, %error, "could not queue the health alerts; the daemon's next check does")
+        }
+    }
+    crate::replica::after_run(config, run_id, report.committed).await;
 }
 
 /// A full run with the credentials read afresh, as the daemon's ticks run: a key replaced
@@ -191,14 +209,16 @@ pub async fn run_with_fresh_credentials(
             let started = Instant::now();
             let (run_id, _) = begin_run(store, "full", config).await?;
             client.start_run();
-            finish(
+            let report = finish(
                 client,
                 store,
                 run_id,
                 started,
                 Err(error),
-                options.prints_report,
-            )
+                Ending::full(options),
+            )?;
+            after_full_run(store, config, &report).await;
+            Ok(report)
         }
     }
 }
@@ -223,8 +243,10 @@ async fn begin_run(
     let patience = config.database.busy_timeout.duration();
     let waiting = Instant::now();
     let mut said = false;
+    let stale_after = crate::cadence::stale_after(config, Some(store)).as_secs();
+    let stale_after = i64::try_from(stale_after).ok();
     let run_id = loop {
-        match store.begin_run(kind, &now_utc()) {
+        match store.begin_run(kind, &now_utc(), stale_after) {
             Err(e) if (e.is_busy() || e.is_locked()) && waiting.elapsed() < patience => {
                 if !said {
                     said = true;
@@ -365,6 +387,7 @@ pub async fn refresh(
         let scope = Scope {
             only: Some(targets),
             rates: config.sync.include_rates,
+            custom_fields: false,
         };
         let d = diff::diff(&stored, &snapshot, &scope);
         let totals = RunTotals {
@@ -377,9 +400,35 @@ pub async fn refresh(
     }
     .await;
     // The group commands print the report.
-    let report = finish(client, store, run_id, started, result, true)?;
+    let ending = Ending {
+        printed: true,
+        exit_status: None,
+        full: false,
+    };
+    let report = finish(client, store, run_id, started, result, ending)?;
     crate::replica::after_run(config, report.run_id, report.committed).await;
     Ok(report)
+}
+
+/// How [`finish`] records and tells a run's end.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// The caller prints the report, error included.
+    printed: bool,
+    exit_status: Option<ExitStatusOf>,
+    /// A full run: the journal tells how it stands among the runs before it.
+    full: bool,
+}
+
+impl Ending {
+    /// A full run's, as `options` ask.
+    fn full(options: &SyncOptions) -> Ending {
+        Ending {
+            printed: options.prints_report,
+            exit_status: options.exit_status,
+            full: true,
+        }
+    }
 }
 
 fn finish(
@@ -388,7 +437,7 @@ fn finish(
     run_id: i64,
     started: Instant,
     result: Result<BTreeMap<(Entity, &'static str), usize>, SyncError>,
-    printed: bool,
+    ending: Ending,
 ) -> Result<RunReport, StoreError> {
     let stats = client.stats();
     let totals = totals_of(&stats);
@@ -430,8 +479,13 @@ fn finish(
             }
         }
         Err(e) => {
-            let message = e.to_string();
-            if let Err(e) = store.fail_run(run_id, &message, &now_utc(), &totals) {
+            let failure = RunFailure {
+                error: e.to_string(),
+                reason: e.reason(),
+                hint: e.hint(),
+                exit_status: ending.exit_status.map(|of| of(&e)),
+            };
+            if let Err(e) = store.fail_run(run_id, &failure, &now_utc(), &totals) {
                 store.release_writer();
                 return Err(e);
             }
@@ -443,16 +497,69 @@ fn finish(
         .iter()
         .map(|((e, op), n)| (format!("{}.{op}", e.as_str()), *n))
         .collect();
-    // A run that failed or was refused is a warning; one that could not write the mirror
-    // at all (the database refused it) is an error.
+    // How the run stands among the full runs before it: the first failure after a success
+    // is an error, the same failure again a warning with its count, a success after
+    // failures says how long the outage lasted.
+    let streak = if ending.full {
+        store
+            .run_streak(run_id)
+            .inspect_err(|error| warn!(run_id, %error, "cannot read the runs before this one"))
+            .ok()
+    } else {
+        None
+    };
+    let failed_before = streak.as_ref().map_or(0, |s| s.failed_before);
+    let repeated = match (&streak, &report.error) {
+        (Some(s), Some(e)) if s.failed_before > 0 => s
+            .previous_error
+            .as_deref()
+            .is_some_and(|previous| same_error(previous, &e.to_string())),
+        _ => false,
+    };
+    let in_a_row = (!report.committed).then_some(failed_before + 1);
+    let hint = report.error.as_ref().map(SyncError::hint);
+    let outage_s = streak
+        .as_ref()
+        .filter(|_| report.committed && failed_before > 0)
+        .and_then(|s| s.first_failed_at.as_deref())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .num_seconds()
+                .max(0)
+        });
+    // A run that failed or was refused is an error the first time after a success, with what
+    // to do (unless the caller prints the error, whose message says it), then a warning while
+    // it fails the same way; one that could not write the mirror at all (the database refused
+    // it) is always an error.
     let (status, level) = if report.committed {
         ("succeeded", tracing::Level::INFO)
+    } else if unwritable || (ending.full && !repeated) {
+        (
+            if report.refused() {
+                "refused"
+            } else {
+                "failed"
+            },
+            tracing::Level::ERROR,
+        )
     } else if report.refused() {
         ("refused", tracing::Level::WARN)
-    } else if unwritable {
-        ("failed", tracing::Level::ERROR)
     } else {
         ("failed", tracing::Level::WARN)
+    };
+    let message = match (in_a_row, repeated) {
+        (Some(n), true) => format!("{} failed run in a row: same error", ordinal(n)),
+        (Some(n), false) if n > 1 => {
+            format!("{} failed run in a row: a different error", ordinal(n))
+        }
+        (Some(_), false) => "sync failed".to_string(),
+        (None, _) if outage_s.is_some() => format!(
+            "sync finished: recovered after {failed_before} failed run{}, an outage of {}",
+            if failed_before == 1 { "" } else { "s" },
+            crate::clock::span(outage_s.unwrap_or(0))
+        ),
+        (None, _) => "sync finished".to_string(),
     };
     macro_rules! finished {
         ($level:expr) => {
@@ -465,12 +572,16 @@ fn finish(
                 quota_remaining = report.quota_remaining,
                 events_written = report.events_written(),
                 events = ?events,
+                consecutive_failures = in_a_row,
+                recovered_after_failures = (outage_s.is_some()).then_some(failed_before),
+                outage_seconds = outage_s,
                 error = report
                     .error
                     .as_ref()
-                    .filter(|_| !printed)
+                    .filter(|_| !ending.printed)
                     .map(tracing::field::display),
-                "sync finished"
+                hint = hint.as_deref().filter(|_| !repeated && !ending.printed),
+                "{message}"
             )
         };
     }
@@ -481,6 +592,18 @@ fn finish(
     }
     store.release_writer();
     Ok(report)
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, …, `11th`, `21st`.
+fn ordinal(n: i64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 fn totals_of(stats: &RequestStats) -> RunTotals {
@@ -502,10 +625,11 @@ fn totals_of(stats: &RequestStats) -> RunTotals {
 /// (each is in its list as a stand-in, which `add_user`/`add_team` then pass over).
 fn apply_quarantine(client: &Client, snapshot: &mut OrgSnapshot) {
     for q in client.quarantined() {
-        let entity = if q.list == "teams" {
-            Entity::Group
-        } else {
-            Entity::User
+        let entity = match q.list.as_str() {
+            "teams" => Entity::Group,
+            "users" => Entity::User,
+            // A custom fields row that could not be read only leaves that member's values be.
+            _ => continue,
         };
         let key = crate::model::EntityKey::new(entity, q.id);
         if !snapshot.is_quarantined(&key) {
@@ -566,6 +690,9 @@ async fn pull_and_commit(
     // it can be written (inside the run's one transaction) while later pages arrive.
     let stored = Arc::new(store.stored_state()?);
     let mut snapshot = OrgSnapshot::against(Arc::clone(&stored));
+    if let Some(workspace) = config.sync.custom_fields_workspace_id {
+        snapshot.watch_custom_fields(workspace);
+    }
     let writer = store.early_writer(run_id, at)?;
     let pulled = pull(client, config, &mut progress, &mut snapshot, &writer).await;
     if let Err(e) = pulled {
@@ -591,9 +718,13 @@ async fn pull_and_commit(
 
     let pending = confirm_absences(client, config, &stored, &pending, &mut snapshot).await?;
     confirm_members(client, config, &stored, &mut snapshot, false).await?;
+    if let Some(workspace) = config.sync.custom_fields_workspace_id {
+        pull_custom_fields(client, &mut progress, &mut snapshot, workspace).await?;
+    }
     let scope = Scope {
         only: None,
         rates: config.sync.include_rates,
+        custom_fields: config.sync.custom_fields_workspace_id.is_some(),
     };
     if !options.allow_mass_delete {
         guard_deletions(&stored, &snapshot, config.sync.max_delete_fraction)?;
@@ -649,6 +780,52 @@ async fn pull(
             Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
         })
         .await?;
+    Ok(())
+}
+
+/// The custom field values of the members of `workspace` (a paged pull of its members),
+/// after every user is known: a member's values are taken only from a row that has them, and
+/// the values of a member the pull did not speak for stay as they are while the users pull
+/// listed them in the workspace (see [`OrgSnapshot::settle_custom_fields`]).
+async fn pull_custom_fields(
+    client: &Client,
+    progress: &mut ProgressLine,
+    snapshot: &mut OrgSnapshot,
+    workspace: i64,
+) -> Result<(), SyncError> {
+    let (mut rows, mut spoken) = (0usize, 0usize);
+    let mut report = |p: &PageProgress| {
+        progress.report(&PageProgress {
+            entity: "custom fields",
+            ..p.clone()
+        })
+    };
+    client
+        .pull_custom_fields_each(workspace, &mut report, &mut |page| {
+            for (member, _) in page {
+                rows += 1;
+                spoken += usize::from(snapshot.add_member_custom_fields(member)?);
+            }
+            Ok::<(), SyncError>(())
+        })
+        .await?;
+    progress.done();
+    let kept = snapshot.settle_custom_fields();
+    if rows > 0 && spoken == 0 {
+        warn!(
+            workspace,
+            members = rows,
+            "the users list sent no custom_field_values for workspace {workspace}; its custom fields are not mirrored this run (the API key's user may not see them) and what the mirror holds of them stays"
+        );
+    }
+    info!(
+        workspace,
+        members = rows,
+        with_values = spoken,
+        values = snapshot.count(Entity::UserCustomField),
+        kept_unread = kept,
+        "pulled custom fields"
+    );
     Ok(())
 }
 
@@ -912,7 +1089,7 @@ impl ProgressLine {
     }
 
     fn done(&mut self) {
-        if self.enabled && self.current.is_some() {
+        if self.enabled && self.current.take().is_some() {
             let _ = writeln!(std::io::stderr());
         }
     }

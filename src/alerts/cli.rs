@@ -6,21 +6,23 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::deliver::{after_commit, http_client, unix_ms, Deliverer, Target};
+use super::health::{self, Origin};
 use super::{AlertsError, Rules};
 use crate::clock::now_utc;
-use crate::config::Config;
-use crate::store::{EventRow, Store, StoreError};
+use crate::config::{AlertRule, Config};
+use crate::store::{EventRow, Freshness, Outage, Store, StoreError};
 
 /// `orgmirror alerts …`.
 #[derive(Debug, Subcommand)]
 pub enum AlertsCmd {
-    /// Send a sample event to rule NAME's target now (not queued; nothing is recorded).
+    /// Send a sample event (for a health rule, a sample of its first kind) to rule NAME's
+    /// target now (not queued; nothing is recorded).
     Test {
         /// The rule's `name`.
         name: String,
     },
-    /// Queue the past events rule NAME (or every rule) matches, observed at or after
-    /// --since, that are not queued for it yet, then deliver what can be delivered now.
+    /// Queue the past events rule NAME (or every rule on changes) matches, observed at or
+    /// after --since, that are not queued for it yet, then deliver what can be delivered now.
     Replay {
         /// The rule's `name`; without it, every rule.
         name: Option<String>,
@@ -59,20 +61,24 @@ async fn test(config: &Config, name: &str) -> Result<(), AlertsError> {
         .find(|r| r.name == name)
         .ok_or_else(|| unknown_rule(config, name))?;
     let target = Target::new(rule, http_client()?)?;
-    let sample = EventRow {
-        event_id: 0,
-        sync_run_id: 0,
-        observed_at: now_utc(),
-        entity: rule.entity.clone(),
-        entity_id: "0".into(),
-        op: rule.op.first().cloned().unwrap_or_else(|| "update".into()),
-        changed_fields: rule.fields.clone(),
-        before: None,
-        after: Some(json!(rule.after)),
-        people: Vec::new(),
-        groups: Vec::new(),
+    let mut body = if rule.is_health() {
+        health_sample(config, rule)
+    } else {
+        let sample = EventRow {
+            event_id: 0,
+            sync_run_id: 0,
+            observed_at: now_utc(),
+            entity: rule.entity.clone().unwrap_or_default(),
+            entity_id: "0".into(),
+            op: rule.op.first().cloned().unwrap_or_else(|| "update".into()),
+            changed_fields: rule.fields.clone(),
+            before: None,
+            after: Some(json!(rule.after)),
+            people: Vec::new(),
+            groups: Vec::new(),
+        };
+        super::payload(name, &sample)
     };
-    let mut body = super::payload(name, &sample);
     body["test"] = json!(true);
     let key = format!("test-{}", unix_ms());
     let limit = rule.timeout.duration() + Duration::from_secs(1);
@@ -85,6 +91,41 @@ async fn test(config: &Config, name: &str) -> Result<(), AlertsError> {
             name: name.to_string(),
             reason,
         }),
+    }
+}
+
+/// A health rule's sample: its first kind, with made-up facts of the shape a real one has.
+fn health_sample(config: &Config, rule: &AlertRule) -> serde_json::Value {
+    let now = now_utc();
+    let origin = Origin::new(&config.database.path, config.api.organization_id);
+    let failures = i64::from(rule.failing_after());
+    let sample = Freshness {
+        last_success_at: Some(now.clone()),
+        last_attempt_at: Some(now.clone()),
+        last_status: Some("failed".into()),
+        last_error: Some("a sample error: this is `orgmirror alerts test`".into()),
+        consecutive_failures: failures,
+        failing_since: Some(now.clone()),
+        hint: Some("nothing to do: this is a test".into()),
+        reason: Some("a sample reason".into()),
+        exit_status: Some(2),
+        ..Freshness::default()
+    };
+    match rule.on.first().map(String::as_str) {
+        Some("stale") => {
+            let threshold = rule.stale_after.map_or(5400, |s| s.0.round() as i64);
+            health::stale(rule, &sample, threshold + 1, threshold, &now, &origin)
+        }
+        Some("recovered") => {
+            let outage = Outage {
+                since: Some(now.clone()),
+                failed_runs: failures,
+                ended_at: Some(now.clone()),
+                ..Outage::default()
+            };
+            health::recovered(rule, &outage, &now, &origin)
+        }
+        _ => health::failing(rule, &sample, &now, &origin),
     }
 }
 
@@ -109,19 +150,25 @@ async fn replay(
     since: &str,
     open_store: impl FnOnce(&Config) -> Result<Store, StoreError>,
 ) -> Result<(), AlertsError> {
+    let changes: Vec<&AlertRule> = config.alert.iter().filter(|r| !r.is_health()).collect();
     let names: Vec<&str> = match name {
-        Some(name) if !config.alert.iter().any(|r| r.name == name) => {
-            return Err(unknown_rule(config, name))
-        }
-        Some(name) => vec![name],
-        None if config.alert.is_empty() => return Err(AlertsError::NoRules),
-        None => config.alert.iter().map(|r| r.name.as_str()).collect(),
+        Some(name) => match config.alert.iter().find(|r| r.name == name) {
+            None => return Err(unknown_rule(config, name)),
+            Some(r) if r.is_health() => {
+                return Err(AlertsError::HealthReplay {
+                    name: name.to_string(),
+                })
+            }
+            Some(_) => vec![name],
+        },
+        None if changes.is_empty() => return Err(AlertsError::NoRules),
+        None => changes.iter().map(|r| r.name.as_str()).collect(),
     };
     let since = parse_since(since).map_err(AlertsError::Since)?;
     let mut store = open_store(config)?;
     let deliverer = Deliverer::new(config)?;
     store.lock_writer()?;
-    let rules = Rules(config.alert.clone());
+    let rules = Rules::of(config);
     for name in names {
         let (queued, matched) = store.replay_alerts(name, &since, &rules, &now_utc())?;
         crate::outln!(

@@ -357,7 +357,7 @@ impl Deliverer {
         let at = now_utc();
         match result {
             Ok(()) => {
-                debug!(rule = %row.rule, event_id = row.event_id, "alert delivered");
+                debug!(rule = %row.rule, key = %row.key, "alert delivered");
                 self.record(|s| s.alert_delivered(row.outbox_id, &at))
                     .await?;
                 Ok(None)
@@ -371,7 +371,7 @@ impl Deliverer {
                 let next = unix_ms() + delay.as_millis() as i64;
                 warn!(
                     rule = %row.rule,
-                    event_id = row.event_id,
+                    key = %row.key,
                     attempts = row.attempts + 1,
                     retry_in_ms = delay.as_millis() as u64,
                     error = %error,
@@ -548,8 +548,7 @@ fn spawn_rule(
                 },
                 None => Duration::MAX,
             };
-            let key = row.event_id.to_string();
-            let result = target.send(&key, &row.payload_json, left).await;
+            let result = target.send(&row.key, &row.payload_json, left).await;
             let failed = result.is_err();
             if tx.send(Outcome::Sent(row, result)).is_err() || failed {
                 break;

@@ -17,9 +17,12 @@ pub enum AlertsError {
     /// A rule the command names is not in the config.
     #[error("no [[alert]] rule named {name:?}{}", known_rules(.known))]
     UnknownRule { name: String, known: Vec<String> },
-    /// `alerts replay` without a name and without rules.
-    #[error("the config has no [[alert]] rules to replay")]
+    /// `alerts replay` without a name and without rules on changes.
+    #[error("the config has no [[alert]] rules on changes (entity) to replay")]
     NoRules,
+    /// `alerts replay` of a health rule: there are no past events for it.
+    #[error("alert {name:?} is on the mirror's health (on = [...]): replay queues past change events, which only a rule with entity matches")]
+    HealthReplay { name: String },
     /// `--since` is not a time.
     #[error("{0}")]
     Since(String),

@@ -1,14 +1,18 @@
 //! Alert rules (`[[alert]]`, the type and its validation in `config::alerts`): which change
-//! events a rule matches, and the JSON a target gets.
+//! events a rule matches, and the JSON a target gets; [`health`] for the rules on the
+//! mirror's own health.
 //!
 //! A run queues the events its rules match in the alert outbox in its own transaction
-//! (`store::OutboxRules`, implemented here by [`Rules`]); [`deliver`] sends them after the
-//! commit, at least once, and never again once a target accepted one. `cli` holds the
-//! `alerts test` and `alerts replay` commands.
+//! (`store::OutboxRules`, implemented here by [`Rules`]), and the health check the health
+//! alerts the mirror's state calls for; [`deliver`] sends them after the commit, at least
+//! once, and never again once a target accepted one. `cli` holds the `alerts test` and
+//! `alerts replay` commands.
 
 pub mod cli;
 pub mod deliver;
 mod error;
+pub mod health;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::config::{AlertRule, Config};
 use crate::model::Entity;
-use crate::store::{EventRow, OutboxRules};
+use crate::store::{EventRow, HealthAlert, HealthState, OutboxRules};
 
 pub use cli::AlertsCmd;
 pub use error::AlertsError;
@@ -25,7 +29,7 @@ pub use error::AlertsError;
 impl AlertRule {
     /// Whether `event` is one this rule alerts on.
     pub fn matches(&self, event: &EventRow) -> bool {
-        if event.entity != self.entity {
+        if self.entity.as_deref() != Some(event.entity.as_str()) {
             return false;
         }
         if !self.op.is_empty() && !self.op.contains(&event.op) {
@@ -86,28 +90,40 @@ pub fn relative_change(before: f64, after: f64) -> f64 {
     }
 }
 
-/// The configured rules, as the store's outbox sees them.
+/// The configured rules, as the store's outbox sees them, with where health alerts come from.
 #[derive(Debug, Clone)]
-pub struct Rules(pub Vec<AlertRule>);
+pub struct Rules {
+    pub rules: Vec<AlertRule>,
+    pub origin: health::Origin,
+}
+
+impl Rules {
+    /// The rules of `config`.
+    pub fn of(config: &Config) -> Rules {
+        Rules {
+            rules: config.alert.clone(),
+            origin: health::Origin::new(&config.database.path, config.api.organization_id),
+        }
+    }
+}
 
 /// The rules of `config` for [`crate::store::Store::set_outbox_rules`]; `None` without any.
 pub fn outbox_rules(config: &Config) -> Option<Arc<dyn OutboxRules>> {
-    (!config.alert.is_empty())
-        .then(|| Arc::new(Rules(config.alert.clone())) as Arc<dyn OutboxRules>)
+    (!config.alert.is_empty()).then(|| Arc::new(Rules::of(config)) as Arc<dyn OutboxRules>)
 }
 
 impl OutboxRules for Rules {
     fn entities(&self) -> Vec<&'static str> {
         let set: BTreeSet<&'static str> = self
-            .0
+            .rules
             .iter()
-            .filter_map(|r| Entity::parse(&r.entity).map(Entity::as_str))
+            .filter_map(|r| Entity::parse(r.entity.as_deref()?).map(Entity::as_str))
             .collect();
         set.into_iter().collect()
     }
 
     fn matching(&self, event: &EventRow) -> Vec<String> {
-        self.0
+        self.rules
             .iter()
             .filter(|r| r.matches(event))
             .map(|r| r.name.clone())
@@ -116,6 +132,14 @@ impl OutboxRules for Rules {
 
     fn payload(&self, rule: &str, event: &EventRow) -> String {
         payload(rule, event).to_string()
+    }
+
+    fn watches_health(&self) -> bool {
+        self.rules.iter().any(AlertRule::is_health)
+    }
+
+    fn health_due(&self, state: &HealthState) -> Vec<HealthAlert> {
+        health::due(&self.rules, state, &self.origin)
     }
 }
 

@@ -208,7 +208,7 @@ where
     let mut de = serde_json::Deserializer::from_str(item.get());
     let value = T::deserialize(Capture {
         inner: &mut de,
-        known: T::FIELDS,
+        known: T::is_known,
         unknown: &mut unknown,
     })?;
     de.end()?;
@@ -226,7 +226,7 @@ where
 /// the same for the item's map.
 struct Capture<'a, T> {
     inner: T,
-    known: &'static [&'static str],
+    known: fn(&str) -> bool,
     unknown: &'a mut serde_json::Map<String, serde_json::Value>,
 }
 
@@ -281,7 +281,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Capture<'_, V> {
 
 struct CaptureMap<'a, A> {
     map: A,
-    known: &'static [&'static str],
+    known: fn(&str) -> bool,
     unknown: &'a mut serde_json::Map<String, serde_json::Value>,
     /// The name of the unknown field whose value comes next.
     pending: Option<String>,
@@ -297,7 +297,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CaptureMap<'_, A> {
         let Some(key) = self.map.next_key_seed(KeyText)? else {
             return Ok(None);
         };
-        self.pending = (!self.known.contains(&key.as_ref())).then(|| key.clone().into_owned());
+        self.pending = (!(self.known)(key.as_ref())).then(|| key.clone().into_owned());
         seed.deserialize(de::value::CowStrDeserializer::new(key))
             .map(Some)
     }
@@ -544,7 +544,7 @@ mod tests {
             object.insert("id".into(), id.into());
             object.insert("name".into(), name.clone().into());
             for (k, v) in &extra {
-                if !OrganizationUser::FIELDS.contains(&k.as_str()) {
+                if !OrganizationUser::is_known(k) {
                     object.insert(k.clone(), v.clone());
                 }
             }

@@ -44,7 +44,9 @@ use tracing::{debug, warn};
 
 use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
-use models::{Group, GroupRef, GroupWrite, KnownFields, OrganizationUser, Role, Team};
+use models::{
+    Group, GroupRef, GroupWrite, KnownFields, MemberCustomFields, OrganizationUser, Role, Team,
+};
 use paging::{Announced, HasId, Next, PageError, Pager};
 pub use transport::MAX_QUOTA_RESET;
 use transport::{Answer, Query, Request};
@@ -910,6 +912,45 @@ impl Client {
         .await
     }
 
+    /// The members of workspace `workspace_id` with their custom field values (`GET …/users?
+    /// workspaces=N&include_custom_fields=true`: the spec accepts the flag only with one
+    /// workspace), paged like the users list and with its page size, without rates or working
+    /// hours, handed to `each` a page at a time. A row whose body cannot be read comes as a
+    /// stand-in without values (its member's values are not spoken for) and is listed in
+    /// [`Client::quarantined`] under [`CUSTOM_FIELDS_LIST`], not as a user.
+    pub async fn pull_custom_fields_each<E: From<ApiError>>(
+        &self,
+        workspace_id: i64,
+        progress: &mut dyn FnMut(&PageProgress),
+        each: &mut dyn FnMut(Vec<WithUnknown<MemberCustomFields>>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut query = Query::default();
+        push_workspace_filter(&mut query, workspace_id);
+        query.push("include_custom_fields", "true");
+        let spec = ListSpec {
+            entity: "users",
+            path: "/users",
+            query,
+        };
+        let quarantined_before = self.with_state(|s| s.quarantined.len());
+        let mut pager = Pager::streaming();
+        let pulled = self
+            .pull(
+                &spec,
+                self.page_size_for("users"),
+                &mut pager,
+                progress,
+                each,
+            )
+            .await;
+        self.with_state(|s| {
+            for q in s.quarantined.iter_mut().skip(quarantined_before) {
+                q.list = CUSTOM_FIELDS_LIST.to_string();
+            }
+        });
+        pulled
+    }
+
     /// Re-reads specific teams through the `group_ids` filter, batched like
     /// [`Client::users_by_ids`].
     pub async fn teams_by_ids(&self, ids: &[i64]) -> Result<ByIds<Team>, ApiError> {
@@ -1231,6 +1272,16 @@ impl Client {
             retry_failures: true,
         }
     }
+}
+
+/// The list a row quarantined by [`Client::pull_custom_fields_each`] is recorded under.
+pub const CUSTOM_FIELDS_LIST: &str = "custom_fields";
+
+/// The users list's filter to one workspace, in the published form (`workspaces=N`; the
+/// reference page's is `workspaces[]=N`). The one place the custom fields pull sets it: where
+/// the client learns which id-filter form the users list honours, that form goes here.
+fn push_workspace_filter(query: &mut Query, workspace_id: i64) {
+    query.push("workspaces", workspace_id);
 }
 
 /// A paged list endpoint with its fixed query.

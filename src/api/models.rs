@@ -1,10 +1,12 @@
 //! Serde models of every response and request body in the upstream reference page
-//! (`shared/seed/toggl-focus-organization-api.txt`).
+//! (`shared/seed/toggl-focus-organization-api.txt`), with the fields Toggl's published spec
+//! adds (a role's `require_group` and `default_for_levels`, a permission's category, a member's
+//! `custom_field_values`: [`KnownFields::PUBLISHED_FIELDS`]).
 //!
 //! The page promises no field, so every field is an `Option` and `null` is accepted.
 //! Unknown fields are ignored by these structs; the sync keeps them separately
-//! (see [`crate::api::split_unknown_fields`]). The same structs serialize the fake's
-//! responses, so the names here are the wire names.
+//! (see [`crate::api::split_unknown_fields`]). The names here are the wire names (the fake
+//! has its own definitions of them).
 
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +120,9 @@ pub struct TeamsPage<T = Team> {
 /// A permission inside a role.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Permission {
+    /// The published spec's; the reference page has none.
+    pub category_id: Option<i64>,
+    pub category_name: Option<String>,
     pub condition: Option<String>,
     pub description: Option<String>,
     pub entity: Option<String>,
@@ -129,6 +134,9 @@ pub struct Permission {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Role {
     pub code: Option<String>,
+    /// The levels it is the default at, or `null` (the published spec's; the reference
+    /// page has none, nor `require_group`).
+    pub default_for_levels: Option<Vec<String>>,
     pub description: Option<String>,
     pub entity: Option<String>,
     pub name: Option<String>,
@@ -136,6 +144,8 @@ pub struct Role {
     #[serde(default, deserialize_with = "null_as_empty")]
     pub permissions: Vec<Permission>,
     pub privilege_level: Option<i64>,
+    /// Only conferred through a group.
+    pub require_group: Option<bool>,
     pub role_id: Option<i64>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -196,6 +206,9 @@ pub struct OrganizationUser {
     pub admin: Option<bool>,
     pub can_edit_personal_details: Option<bool>,
     pub created_at: Option<String>,
+    /// Only with `include_custom_fields=true` (see [`MemberCustomFields`]).
+    #[serde(default, deserialize_with = "present_list")]
+    pub custom_field_values: Option<Vec<CustomFieldValue>>,
     pub deleted_at: Option<String>,
     pub email: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -219,11 +232,51 @@ pub struct OrganizationUser {
     pub workspaces: Vec<UserWorkspace>,
 }
 
+/// One member of a workspace with their custom field values: a row of `GET …/users?
+/// workspaces=N&include_custom_fields=true` (the published spec's), read for nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberCustomFields {
+    pub id: Option<i64>,
+    /// `None` when the row has no `custom_field_values` (the spec omits it when the key may
+    /// not see them): the member's values are then not spoken for. `null` is no values.
+    #[serde(default, deserialize_with = "present_list")]
+    pub custom_field_values: Option<Vec<CustomFieldValue>>,
+}
+
+/// A member's value of one custom field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomFieldValue {
+    pub custom_field_id: Option<i64>,
+    pub custom_field_name: Option<String>,
+    pub field_type: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub selected_options: Vec<SelectedOption>,
+    /// Any JSON (text, a number, a date, a list of ids); `Null` when absent.
+    #[serde(default)]
+    pub value: serde_json::Value,
+}
+
+/// An option selected in a custom field value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectedOption {
+    pub is_deleted: Option<bool>,
+    pub option_id: Option<i64>,
+    pub option_name: Option<String>,
+}
+
 /// Top-level field names each entity's model knows; anything else the API sends is
 /// "unknown" and kept verbatim by the mirror.
 pub trait KnownFields {
-    /// The wire names of the fields this model reads.
+    /// The wire names of the fields this model reads that the reference page lists.
     const FIELDS: &'static [&'static str];
+
+    /// The fields it reads that only Toggl's published spec has (`check` does not miss them).
+    const PUBLISHED_FIELDS: &'static [&'static str] = &[];
+
+    /// Whether the model reads a top-level field of this name.
+    fn is_known(name: &str) -> bool {
+        Self::FIELDS.contains(&name) || Self::PUBLISHED_FIELDS.contains(&name)
+    }
 
     /// A stand-in for an item whose `id` could be read but whose body could not: a list
     /// of a model that has one quarantines such items instead of failing (see
@@ -263,10 +316,26 @@ impl KnownFields for OrganizationUser {
         "workspaces",
     ];
 
+    const PUBLISHED_FIELDS: &'static [&'static str] = &["custom_field_values"];
+
     fn stand_in(id: i64) -> Option<Self> {
         Some(OrganizationUser {
             id: Some(id),
             ..OrganizationUser::default()
+        })
+    }
+}
+
+impl KnownFields for MemberCustomFields {
+    /// A user's fields: the rest of the row is the users list's, not unknown.
+    const FIELDS: &'static [&'static str] = OrganizationUser::FIELDS;
+    const PUBLISHED_FIELDS: &'static [&'static str] = OrganizationUser::PUBLISHED_FIELDS;
+
+    /// A member whose row could not be read: their values are not spoken for (kept).
+    fn stand_in(id: i64) -> Option<Self> {
+        Some(MemberCustomFields {
+            id: Some(id),
+            custom_field_values: None,
         })
     }
 }
@@ -305,6 +374,19 @@ impl KnownFields for Role {
         "role_id",
         "type",
     ];
+
+    const PUBLISHED_FIELDS: &'static [&'static str] = &["default_for_levels", "require_group"];
+}
+
+/// A list that is present: `null` is an empty one (absent stays `None` by `default`).
+fn present_list<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(
+        Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
 }
 
 /// Lists arrive as `null` as readily as `[]`; both mean "none".

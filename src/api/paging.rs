@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::models::{GroupRef, OrganizationUser, Team};
+use super::models::{GroupRef, MemberCustomFields, OrganizationUser, Team};
 use super::WithUnknown;
 
 /// What a list row is identified by.
@@ -38,6 +38,12 @@ pub trait HasId {
 }
 
 impl HasId for OrganizationUser {
+    fn id(&self) -> Option<i64> {
+        self.id
+    }
+}
+
+impl HasId for MemberCustomFields {
     fn id(&self) -> Option<i64> {
         self.id
     }

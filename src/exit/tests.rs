@@ -75,6 +75,11 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
         ("no config file", ConfigError::NotFound.into(), Config),
         ("no credentials", ConfigError::NoCredentials.into(), Config),
         (
+            "status --check cannot read the mirror",
+            CommandError::Unreadable("does not exist".into()).into(),
+            Config,
+        ),
+        (
             "a bad argument",
             CommandError::usage("--users 3").into(),
             Config,
@@ -160,6 +165,14 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
         (
             "alerts replay without rules",
             AlertsError::NoRules.into(),
+            Config,
+        ),
+        (
+            "alerts replay of a health rule",
+            AlertsError::HealthReplay {
+                name: "mirror down".into(),
+            }
+            .into(),
             Config,
         ),
         (

@@ -9,17 +9,30 @@
 //! misread on both sides.
 //!
 //! Two profiles ([`FakeProfile`]):
-//! - **`Focus`** (the default: `demo`, the tests, `bench`) behaves as public clients of the
-//!   real API report: `Authorization: Bearer toggl_sk_…` ([`FakeOptions::api_key`]) accepted
-//!   beside the seed's Basic credentials (`<token>:api_token`, `<email>:<password>`); any
-//!   other key or scheme is **401**; `per_page` above 100 is **400** with the Go validator's
-//!   JSON; every error body is JSON `{"error", "error_description", "trace_id"}`; lists are
-//!   `{"page": 1, "per_page": 100, "data": [...]}`. **Only the teams list announces a
-//!   `total`** (in its body); users, roles and groups/me announce none, so a users pull ends
-//!   at a short or empty page.
+//! - **`Focus`** (the default: `demo`, the tests, `bench`) answers as Toggl's published spec
+//!   ("Toggl Focus API") says, where public clients of the real API reported nothing else:
+//!   `Authorization: Bearer toggl_sk_…` ([`FakeOptions::api_key`]) accepted beside the seed's
+//!   Basic credentials (`<token>:api_token`, `<email>:<password>`); any other key or scheme is
+//!   **401**; `per_page` above 100 is **400** with the Go validator's JSON; every error body
+//!   is JSON `{"error", "error_description", "trace_id"}`. Users, roles and groups/me are
+//!   **bare JSON arrays**, which announce no total, so a users pull ends at a short or empty
+//!   page; teams are `{"data", "page", "rows", "total"}` and a team has **no `ghosts`**. Roles
+//!   carry `default_for_levels` (`null` for a role that is the default nowhere) and
+//!   `require_group`, their permissions `category_id` and `category_name`; `type` is owner,
+//!   admin, manager or guest. The users list filters by `workspaces=N` (the comma form; the
+//!   `workspaces[]` form is an unknown parameter, ignored) and, with
+//!   `include_custom_fields=true`, adds each member's `custom_field_values` of that one
+//!   workspace (anything but exactly one workspace is a 400).
 //! - **`Seed`** answers exactly as the reference page shows: `items` for users, roles and
-//!   groups/me, `data/page/rows/total` for teams, plain-text errors, 403 for refused
-//!   credentials, `per_page` silently capped by `per_page_cap`.
+//!   groups/me, `data/page/rows/total` for teams with their `ghosts`, roles without the
+//!   published fields, `workspaces[]` filters, no custom fields (`include_custom_fields` is an
+//!   unknown parameter), plain-text errors, 403 for refused credentials, `per_page` silently
+//!   capped by `per_page_cap`.
+//!
+//! The organization has a few custom fields in its first workspace, one of each kind (select,
+//! text, select, multi-select with a deleted option, number, date), with values for most
+//! members; [`FakeHandle`] sets, clears and renames them. Changing a value does not change
+//! the user's `updated_at`.
 //!
 //! Filters that take several values (`org_user_ids`, `user_account_ids`, `workspaces`,
 //! `groups`, `roles`, `tag_ids`, `toggl_products`, `active_status` on users; `group_ids` on
@@ -70,8 +83,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, FixedOffset, Utc};
 
 pub use org::{
-    FakeGroup, FakeGroupWorkspace, FakeMember, FakePermission, FakeRate, FakeRole, FakeTag,
-    FakeUser, FakeUserWorkspace, FakeWorkspace, FIRST_GROUP_ID, FIRST_USER_ID,
+    FakeCustomField, FakeCustomFieldOption, FakeCustomValue, FakeGroup, FakeGroupWorkspace,
+    FakeMember, FakePermission, FakeRate, FakeRole, FakeTag, FakeUser, FakeUserWorkspace,
+    FakeWorkspace, FIRST_CUSTOM_FIELD_ID, FIRST_GROUP_ID, FIRST_USER_ID,
 };
 use org::{FakeOrg, GenParams};
 pub use wire::{ListShape, PER_PAGE_REFUSAL};
@@ -147,14 +161,14 @@ impl Shapes {
     fn of(profile: FakeProfile) -> Shapes {
         match profile {
             FakeProfile::Focus => Shapes {
-                users: ListShape::FOCUS,
-                teams: ListShape::FOCUS_TOTAL,
-                roles: ListShape::FOCUS,
-                my_groups: ListShape::FOCUS,
+                users: ListShape::Bare,
+                teams: ListShape::TEAMS,
+                roles: ListShape::Bare,
+                my_groups: ListShape::Bare,
             },
             FakeProfile::Seed => Shapes {
                 users: ListShape::Items,
-                teams: ListShape::SEED_TEAMS,
+                teams: ListShape::TEAMS,
                 roles: ListShape::Items,
                 my_groups: ListShape::Items,
             },
@@ -747,6 +761,149 @@ impl FakeHandle {
         self.edit_role(role_id, |r| r.name = name.to_string())
     }
 
+    /// Changes a role's description. False when unknown.
+    pub fn set_role_description(&self, role_id: i64, description: &str) -> bool {
+        self.edit_role(role_id, |r| r.description = description.to_string())
+    }
+
+    /// Moves a permission of a role to another category. False when either is unknown.
+    pub fn set_permission_category(
+        &self,
+        role_id: i64,
+        permission_id: i64,
+        category_id: i64,
+        category_name: &str,
+    ) -> bool {
+        let mut found = false;
+        self.edit_role(role_id, |r| {
+            if let Some(p) = r
+                .permissions
+                .iter_mut()
+                .find(|p| p.permission_id == permission_id)
+            {
+                p.category_id = category_id;
+                p.category_name = category_name.to_string();
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Sets a member's value of a custom field that has no options (text, number, date,
+    /// checkbox). False when the user or field is unknown, or the field has options.
+    pub fn set_custom_field_value(
+        &self,
+        user_id: i64,
+        field_id: i64,
+        value: serde_json::Value,
+    ) -> bool {
+        self.org(|o| {
+            let plain = o
+                .custom_fields
+                .iter()
+                .any(|f| f.id == field_id && f.options.is_empty());
+            plain
+                && o.edit_custom_values(user_id, |values| {
+                    values.insert(
+                        field_id,
+                        FakeCustomValue {
+                            value,
+                            option_ids: Vec::new(),
+                        },
+                    );
+                })
+        })
+    }
+
+    /// Selects these options of a select (one) or multi-select field for a member; the
+    /// `value` is the option's id, or the list of ids. False when the user, the field or an
+    /// option is unknown, or a select gets more than one.
+    pub fn select_custom_field_options(
+        &self,
+        user_id: i64,
+        field_id: i64,
+        options: &[i64],
+    ) -> bool {
+        self.org(|o| {
+            let Some(field) = o.custom_fields.iter().find(|f| f.id == field_id) else {
+                return false;
+            };
+            let known = options
+                .iter()
+                .all(|id| field.options.iter().any(|x| x.id == *id));
+            let value = match (field.field_type.as_str(), options) {
+                ("select", [one]) => serde_json::Value::from(*one),
+                ("multi_select", ids) => serde_json::Value::from(ids.to_vec()),
+                _ => return false,
+            };
+            known
+                && o.edit_custom_values(user_id, |values| {
+                    values.insert(
+                        field_id,
+                        FakeCustomValue {
+                            value,
+                            option_ids: options.to_vec(),
+                        },
+                    );
+                })
+        })
+    }
+
+    /// Clears a member's value of a custom field. False when the user is unknown or had none.
+    pub fn clear_custom_field(&self, user_id: i64, field_id: i64) -> bool {
+        let mut had = false;
+        self.org(|o| {
+            o.edit_custom_values(user_id, |values| {
+                had = values.remove(&field_id).is_some();
+            })
+        });
+        had
+    }
+
+    /// Renames a custom field. False when unknown.
+    pub fn rename_custom_field(&self, field_id: i64, name: &str) -> bool {
+        self.org(|o| match o.custom_field_mut(field_id) {
+            Some(f) => {
+                f.name = name.to_string();
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Renames an option of a custom field. False when either is unknown.
+    pub fn rename_custom_field_option(&self, field_id: i64, option_id: i64, name: &str) -> bool {
+        self.org(|o| {
+            match o
+                .custom_field_mut(field_id)
+                .and_then(|f| f.options.iter_mut().find(|x| x.id == option_id))
+            {
+                Some(option) => {
+                    option.name = name.to_string();
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    /// Deletes an option of a custom field: members who had it keep it, `is_deleted`. False
+    /// when either is unknown.
+    pub fn delete_custom_field_option(&self, field_id: i64, option_id: i64) -> bool {
+        self.org(|o| {
+            match o
+                .custom_field_mut(field_id)
+                .and_then(|f| f.options.iter_mut().find(|x| x.id == option_id))
+            {
+                Some(option) => {
+                    option.deleted = true;
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
     /// Adds a permission to a role; returns the new permission's id.
     pub fn add_role_permission(&self, role_id: i64, name: &str) -> Option<i64> {
         self.org(|o| o.add_role_permission(role_id, name))
@@ -869,6 +1026,23 @@ impl FakeHandle {
     /// A full copy of a role.
     pub fn role(&self, role_id: i64) -> Option<FakeRole> {
         self.org(|o| o.roles.iter().find(|r| r.role_id == role_id).cloned())
+    }
+
+    /// Every custom field, by id.
+    pub fn custom_fields(&self) -> Vec<FakeCustomField> {
+        self.org(|o| o.custom_fields.clone())
+    }
+
+    /// A member's custom field values by field id (empty when unknown).
+    pub fn custom_field_values(
+        &self,
+        user_id: i64,
+    ) -> std::collections::BTreeMap<i64, FakeCustomValue> {
+        self.org(|o| {
+            o.user(user_id)
+                .map(|u| u.custom_values.clone())
+                .unwrap_or_default()
+        })
     }
 
     /// How many users, groups, roles, memberships and workspaces there are.

@@ -11,14 +11,17 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::wire::{
-    Ghost, Group, GroupRef, GroupUser, GroupWorkspace, OrganizationUser, Permission, Rate, Role,
-    Tag, Team, UserGroup, UserWorkspace,
+    CustomFieldValue, Ghost, Group, GroupRef, GroupUser, GroupWorkspace, OrganizationUser,
+    Permission, Rate, Role, SelectedOption, Tag, Team, UserGroup, UserWorkspace,
 };
+use super::FakeProfile;
 
 /// The first organization user id; ids grow from here.
 pub const FIRST_USER_ID: i64 = 100_001;
 /// The first group id.
 pub const FIRST_GROUP_ID: i64 = 5001;
+/// The first custom field's id (`Department`, a select of the first workspace).
+pub const FIRST_CUSTOM_FIELD_ID: i64 = 8001;
 
 /// splitmix64: tiny, fast and stable across crate versions, unlike a library PRNG whose
 /// algorithm may change under us and break "same seed, same bytes".
@@ -136,6 +139,36 @@ pub struct FakeUser {
     pub working_hours: Option<f64>,
     /// The groups the user is a member of; kept equal to the groups' member lists.
     pub groups: BTreeSet<i64>,
+    /// The user's custom field values by custom field id (fields of any workspace).
+    pub custom_values: BTreeMap<i64, FakeCustomValue>,
+}
+
+/// A custom field of a workspace (entity type `user`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeCustomField {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub name: String,
+    /// `text`, `number`, `date`, `checkbox`, `select`, `multi_select`.
+    pub field_type: String,
+    pub options: Vec<FakeCustomFieldOption>,
+}
+
+/// An option of a select or multi-select custom field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeCustomFieldOption {
+    pub id: i64,
+    pub name: String,
+    /// Deleted from the field; members who had it selected keep it, marked `is_deleted`.
+    pub deleted: bool,
+}
+
+/// A member's value of one custom field: the JSON `value` and, for the select types, the
+/// options selected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeCustomValue {
+    pub value: Value,
+    pub option_ids: Vec<i64>,
 }
 
 /// A user's membership of a group.
@@ -180,6 +213,9 @@ pub struct FakePermission {
     pub entity: String,
     pub condition: Option<String>,
     pub description: String,
+    /// The published spec's permission category.
+    pub category_id: i64,
+    pub category_name: String,
 }
 
 /// An organization role.
@@ -194,6 +230,10 @@ pub struct FakeRole {
     pub entity: String,
     pub description: String,
     pub permissions: Vec<FakePermission>,
+    /// Only conferred through a group (the published spec's).
+    pub require_group: bool,
+    /// The levels it is the default at; `None` when it is the default nowhere.
+    pub default_for_levels: Option<Vec<String>>,
 }
 
 /// The whole fake organization. Users are a `Vec` sorted by id so a page is a slice.
@@ -204,6 +244,8 @@ pub struct FakeOrg {
     pub users: Vec<FakeUser>,
     pub groups: BTreeMap<i64, FakeGroup>,
     pub roles: Vec<FakeRole>,
+    /// The custom fields of the workspaces, by id.
+    pub custom_fields: Vec<FakeCustomField>,
     /// The fake clock: mutations stamp `updated_at` with it.
     pub now: DateTime<Utc>,
     /// Extra top-level fields per entity (`user`, `group`, `role`) the models do not know.
@@ -341,6 +383,7 @@ impl FakeOrg {
             users: Vec::with_capacity(user_count),
             groups: BTreeMap::new(),
             roles: generate_roles(&mut rng),
+            custom_fields: Vec::new(),
             now,
             extra: BTreeMap::new(),
             next_user_id: FIRST_USER_ID,
@@ -470,6 +513,7 @@ impl FakeOrg {
                 rate,
                 working_hours,
                 groups: BTreeSet::new(),
+                custom_values: BTreeMap::new(),
             });
         }
 
@@ -546,7 +590,168 @@ impl FakeOrg {
                 org.add_member(id, uid, created_at);
             }
         }
+        // Their own generator: the rest of the organization is what it was before they existed.
+        org.generate_custom_fields(&mut SplitMix64::new(p.seed ^ 0x6375_7374_6f6d_6669));
         org
+    }
+
+    /// A few custom fields of each type in the first workspace, with values for most of its
+    /// members: a deleted option some still have selected, text, a number, a date.
+    fn generate_custom_fields(&mut self, rng: &mut SplitMix64) {
+        let Some(ws) = self.workspaces.first().map(|w| w.id) else {
+            return;
+        };
+        let option = |id: i64, name: &str, deleted: bool| FakeCustomFieldOption {
+            id,
+            name: name.to_string(),
+            deleted,
+        };
+        let field = |id: i64, name: &str, field_type: &str, options| FakeCustomField {
+            id,
+            workspace_id: ws,
+            name: name.to_string(),
+            field_type: field_type.to_string(),
+            options,
+        };
+        self.custom_fields = vec![
+            field(
+                FIRST_CUSTOM_FIELD_ID,
+                "Department",
+                "select",
+                vec![
+                    option(8101, "Sales", false),
+                    option(8102, "Support", false),
+                    option(8103, "Engineering", false),
+                    option(8104, "Finanzen", false),
+                    option(8105, "Legacy Ops", true),
+                ],
+            ),
+            field(8002, "Cost centre", "text", Vec::new()),
+            field(
+                8003,
+                "Contract type",
+                "select",
+                vec![
+                    option(8111, "Permanent", false),
+                    option(8112, "Fixed-term", false),
+                    option(8113, "Contractor", false),
+                ],
+            ),
+            field(
+                8004,
+                "Skills",
+                "multi_select",
+                vec![
+                    option(8121, "Rust", false),
+                    option(8122, "SQL", false),
+                    option(8123, "Design", false),
+                    option(8124, "Négociation", false),
+                ],
+            ),
+            field(8005, "Weekly target", "number", Vec::new()),
+            field(8006, "Start date", "date", Vec::new()),
+        ];
+        let fields = self.custom_fields.clone();
+        for user in self.users.iter_mut() {
+            if !user.workspaces.iter().any(|w| w.workspace_id == ws) {
+                continue;
+            }
+            for f in &fields {
+                if !rng.chance(75) {
+                    continue;
+                }
+                let value = match f.field_type.as_str() {
+                    "select" => {
+                        let o = rng.pick(&f.options).id;
+                        FakeCustomValue {
+                            value: Value::from(o),
+                            option_ids: vec![o],
+                        }
+                    }
+                    "multi_select" => {
+                        let mut ids: Vec<i64> = f
+                            .options
+                            .iter()
+                            .filter(|_| rng.chance(40))
+                            .map(|o| o.id)
+                            .collect();
+                        if ids.is_empty() {
+                            ids.push(rng.pick(&f.options).id);
+                        }
+                        FakeCustomValue {
+                            value: Value::from(ids.clone()),
+                            option_ids: ids,
+                        }
+                    }
+                    "number" => FakeCustomValue {
+                        value: Value::from(*rng.pick(WORKING_HOURS)),
+                        option_ids: Vec::new(),
+                    },
+                    "date" => FakeCustomValue {
+                        value: Value::from(
+                            (user.created_at.date_naive())
+                                .format("%Y-%m-%d")
+                                .to_string(),
+                        ),
+                        option_ids: Vec::new(),
+                    },
+                    _ => FakeCustomValue {
+                        value: Value::from(format!("CC-{}", 1000 + rng.below(40))),
+                        option_ids: Vec::new(),
+                    },
+                };
+                user.custom_values.insert(f.id, value);
+            }
+        }
+    }
+
+    /// Applies `f` to a user's custom field values; the user's `updated_at` stays (the values
+    /// are not part of the user's record). False when the user is unknown.
+    pub fn edit_custom_values(
+        &mut self,
+        user_id: i64,
+        f: impl FnOnce(&mut BTreeMap<i64, FakeCustomValue>),
+    ) -> bool {
+        match self.user_mut(user_id) {
+            Some(u) => {
+                f(&mut u.custom_values);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A custom field by id.
+    pub fn custom_field_mut(&mut self, id: i64) -> Option<&mut FakeCustomField> {
+        self.custom_fields.iter_mut().find(|f| f.id == id)
+    }
+
+    /// A member's values of the custom fields of `workspace`, as the users list renders them.
+    fn render_custom_values(&self, u: &FakeUser, workspace: i64) -> Vec<CustomFieldValue> {
+        self.custom_fields
+            .iter()
+            .filter(|f| f.workspace_id == workspace)
+            .filter_map(|f| {
+                let v = u.custom_values.get(&f.id)?;
+                let selected_options = v
+                    .option_ids
+                    .iter()
+                    .filter_map(|id| f.options.iter().find(|o| o.id == *id))
+                    .map(|o| SelectedOption {
+                        is_deleted: o.deleted,
+                        option_id: o.id,
+                        option_name: o.name.clone(),
+                    })
+                    .collect();
+                Some(CustomFieldValue {
+                    custom_field_id: f.id,
+                    custom_field_name: f.name.clone(),
+                    field_type: f.field_type.clone(),
+                    selected_options,
+                    value: v.value.clone(),
+                })
+            })
+            .collect()
     }
 
     /// A new id for records without an id range of their own (links, memberships, rates).
@@ -669,6 +874,7 @@ impl FakeOrg {
             rate: None,
             working_hours: None,
             groups: BTreeSet::new(),
+            custom_values: BTreeMap::new(),
         });
         id
     }
@@ -793,12 +999,15 @@ impl FakeOrg {
         let pid = self.next_permission_id;
         let role = self.roles.iter_mut().find(|r| r.role_id == role_id)?;
         self.next_permission_id += 1;
+        let (category_id, category_name) = permission_category(name);
         role.permissions.push(FakePermission {
             permission_id: pid,
             name: name.to_string(),
             entity: role.entity.clone(),
             condition: None,
             description: format!("Allows {name}"),
+            category_id,
+            category_name: category_name.to_string(),
         });
         Some(pid)
     }
@@ -821,12 +1030,14 @@ impl FakeOrg {
 
     // ----- rendering into the wire models -----
 
-    /// A user as `GET …/users` lists it.
+    /// A user as `GET …/users` lists it; with `custom_fields`, their values of that
+    /// workspace's custom fields (`include_custom_fields=true`).
     pub fn render_user(
         &self,
         u: &FakeUser,
         include_rates: bool,
         include_working_hours: bool,
+        custom_fields: Option<i64>,
         offset: Option<FixedOffset>,
     ) -> OrganizationUser {
         let t = |at: DateTime<Utc>| Some(render_time(at, offset));
@@ -838,6 +1049,7 @@ impl FakeOrg {
             admin: Some(u.admin),
             can_edit_personal_details: Some(u.can_edit_personal_details),
             created_at: t(u.created_at),
+            custom_field_values: custom_fields.map(|ws| self.render_custom_values(u, ws)),
             deleted_at: None,
             email: Some(u.email.clone()),
             groups: groups
@@ -982,20 +1194,26 @@ impl FakeOrg {
         }
     }
 
-    /// A group as the teams list returns it.
-    pub fn render_team(&self, g: &FakeGroup, offset: Option<FixedOffset>) -> Team {
+    /// A group as the teams list returns it (with its ghosts on the seed profile only).
+    pub fn render_team(
+        &self,
+        g: &FakeGroup,
+        offset: Option<FixedOffset>,
+        profile: FakeProfile,
+    ) -> Team {
+        let ghosts = g
+            .ghosts
+            .iter()
+            .map(|(id, name)| Ghost {
+                id: Some(*id),
+                name: Some(name.clone()),
+            })
+            .collect();
         Team {
             created_at: Some(render_time(g.created_at, offset)),
             deleted_at: None,
             emoji: g.emoji.clone(),
-            ghosts: g
-                .ghosts
-                .iter()
-                .map(|(id, name)| Ghost {
-                    id: Some(*id),
-                    name: Some(name.clone()),
-                })
-                .collect(),
+            ghosts: (profile == FakeProfile::Seed).then_some(ghosts),
             id: Some(g.id),
             name: Some(g.name.clone()),
             organization_id: Some(self.organization_id),
@@ -1005,10 +1223,12 @@ impl FakeOrg {
         }
     }
 
-    /// A role as `GET …/roles` lists it.
-    pub fn render_role(&self, r: &FakeRole) -> Role {
+    /// A role as `GET …/roles` lists it (the published spec's fields on the focus profile only).
+    pub fn render_role(&self, r: &FakeRole, profile: FakeProfile) -> Role {
+        let published = profile == FakeProfile::Focus;
         Role {
             code: Some(r.code.clone()),
+            default_for_levels: published.then(|| r.default_for_levels.clone()),
             description: Some(r.description.clone()),
             entity: Some(r.entity.clone()),
             name: Some(r.name.clone()),
@@ -1017,6 +1237,8 @@ impl FakeOrg {
                 .permissions
                 .iter()
                 .map(|p| Permission {
+                    category_id: published.then_some(p.category_id),
+                    category_name: published.then(|| p.category_name.clone()),
                     condition: p.condition.clone(),
                     description: Some(p.description.clone()),
                     entity: Some(p.entity.clone()),
@@ -1025,9 +1247,22 @@ impl FakeOrg {
                 })
                 .collect(),
             privilege_level: Some(r.privilege_level),
+            require_group: published.then_some(r.require_group),
             role_id: Some(r.role_id),
             kind: Some(r.kind.clone()),
         }
+    }
+}
+
+/// The category of a permission, from its name (the published spec's `category_*`).
+fn permission_category(name: &str) -> (i64, &'static str) {
+    match name {
+        "view_users" | "manage_users" => (1, "People"),
+        "view_user_groups" | "manage_user_groups" => (2, "Groups"),
+        "view_rates" | "edit_rates" | "manage_billing" => (3, "Rates & billing"),
+        "view_reports" => (4, "Reports"),
+        "track_time" | "plan_work" => (5, "Time & planning"),
+        _ => (9, "Other"),
     }
 }
 
@@ -1053,48 +1288,105 @@ fn generate_roles(rng: &mut SplitMix64) -> Vec<FakeRole> {
         ("track_time", "workspace", Some("own_entries")),
         ("plan_work", "workspace", None),
     ];
-    const ROLES: &[(&str, &str, &str, i64, &str)] = &[
-        ("org_owner", "Owner", "system", 100, "organization"),
-        ("org_admin", "Administrator", "system", 90, "organization"),
-        ("ws_manager", "Team Lead 🧭", "custom", 60, "workspace"),
-        ("ws_member", "Member", "system", 30, "workspace"),
-        ("ws_reviewer", "Prüfer", "custom", 20, "workspace"),
-        ("ws_guest", "Guest", "system", 10, "workspace"),
+    // (code, name, type, level, entity, only through a group, the default at).
+    type RoleRow = (
+        &'static str,
+        &'static str,
+        &'static str,
+        i64,
+        &'static str,
+        bool,
+        Option<&'static str>,
+    );
+    const ROLES: &[RoleRow] = &[
+        (
+            "org_owner",
+            "Owner",
+            "owner",
+            100,
+            "organization",
+            false,
+            None,
+        ),
+        (
+            "org_admin",
+            "Administrator",
+            "admin",
+            90,
+            "organization",
+            false,
+            None,
+        ),
+        (
+            "ws_manager",
+            "Team Lead 🧭",
+            "manager",
+            60,
+            "group",
+            true,
+            None,
+        ),
+        (
+            "ws_member",
+            "Member",
+            "manager",
+            30,
+            "workspace",
+            false,
+            Some("workspace"),
+        ),
+        ("ws_reviewer", "Prüfer", "guest", 20, "project", false, None),
+        (
+            "ws_guest",
+            "Guest",
+            "guest",
+            10,
+            "workspace",
+            false,
+            Some("project"),
+        ),
     ];
     let mut next_pid = 701;
     ROLES
         .iter()
         .enumerate()
-        .map(|(i, (code, name, kind, level, entity))| {
-            // Higher privilege: more of the catalog; always at least two permissions.
-            let n = 2 + (*level as usize * (CATALOG.len() - 2)) / 100;
-            let start = rng.below(CATALOG.len() as u64) as usize;
-            let mut permissions: Vec<FakePermission> = (0..n)
-                .map(|k| {
-                    let (pname, pentity, cond) = CATALOG[(start + k) % CATALOG.len()];
-                    let pid = next_pid;
-                    next_pid += 1;
-                    FakePermission {
-                        permission_id: pid,
-                        name: pname.to_string(),
-                        entity: pentity.to_string(),
-                        condition: cond.map(str::to_string),
-                        description: format!("Allows {}", pname.replace('_', " ")),
-                    }
-                })
-                .collect();
-            permissions.sort_by_key(|p| p.permission_id);
-            FakeRole {
-                role_id: 11 + i as i64,
-                code: code.to_string(),
-                name: name.to_string(),
-                kind: kind.to_string(),
-                privilege_level: *level,
-                entity: entity.to_string(),
-                description: format!("{name}: built-in {kind} role"),
-                permissions,
-            }
-        })
+        .map(
+            |(i, (code, name, kind, level, entity, require_group, default))| {
+                // Higher privilege: more of the catalog; always at least two permissions.
+                let n = 2 + (*level as usize * (CATALOG.len() - 2)) / 100;
+                let start = rng.below(CATALOG.len() as u64) as usize;
+                let mut permissions: Vec<FakePermission> = (0..n)
+                    .map(|k| {
+                        let (pname, pentity, cond) = CATALOG[(start + k) % CATALOG.len()];
+                        let pid = next_pid;
+                        next_pid += 1;
+                        let (category_id, category_name) = permission_category(pname);
+                        FakePermission {
+                            permission_id: pid,
+                            name: pname.to_string(),
+                            entity: pentity.to_string(),
+                            condition: cond.map(str::to_string),
+                            description: format!("Allows {}", pname.replace('_', " ")),
+                            category_id,
+                            category_name: category_name.to_string(),
+                        }
+                    })
+                    .collect();
+                permissions.sort_by_key(|p| p.permission_id);
+                FakeRole {
+                    role_id: 11 + i as i64,
+                    code: code.to_string(),
+                    name: name.to_string(),
+                    kind: kind.to_string(),
+                    privilege_level: *level,
+                    entity: entity.to_string(),
+                    description: format!("{name}: built-in {kind} role"),
+                    permissions,
+                    require_group: *require_group,
+                    default_for_levels: default.map(|level| vec![level.to_string()]),
+                }
+            },
+        )
         .collect()
 }
 

@@ -849,6 +849,25 @@ fn bad(message: String) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, message)
 }
 
+/// The workspace whose custom fields the users list includes: `include_custom_fields=true`
+/// (the published spec's, so the focus profile's only) needs `workspaces` to name exactly one.
+fn custom_fields_of(
+    profile: FakeProfile,
+    params: &Params,
+    workspaces: &[i64],
+) -> Result<Option<i64>, String> {
+    if profile == FakeProfile::Seed || !params.bool("include_custom_fields")? {
+        return Ok(None);
+    }
+    match workspaces {
+        [one] => Ok(Some(*one)),
+        _ => Err(format!(
+            "include_custom_fields requires workspaces to name exactly one workspace (got {})",
+            workspaces.len()
+        )),
+    }
+}
+
 fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
     plan_allows(s, params)?;
     let paging = Paging::from(params, s.per_page_cap, s.per_page_max).map_err(bad)?;
@@ -858,6 +877,7 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
     let ids = params.array_ints(form, "org_user_ids").map_err(bad)?;
     let accounts = params.array_ints(form, "user_account_ids").map_err(bad)?;
     let workspaces = params.array_ints(form, "workspaces").map_err(bad)?;
+    let custom_fields = custom_fields_of(s.profile, params, &workspaces).map_err(bad)?;
     let groups = params.array_ints(form, "groups").map_err(bad)?;
     let tags = params.array_ints(form, "tag_ids").map_err(bad)?;
     let roles = params.array_ints(form, "roles").map_err(bad)?;
@@ -900,7 +920,7 @@ fn list_users(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
             && statuses.is_empty()
             && !only_admins
             && filter.is_none());
-        let render = |u| org.render_user(u, rates, hours, offset);
+        let render = |u| org.render_user(u, rates, hours, custom_fields, offset);
         if filtered {
             let matching: Vec<_> = org
                 .users
@@ -987,7 +1007,9 @@ fn made_up_users(s: &FakeState, paging: Paging, rates: bool, hours: bool) -> Vec
     let Some(template) = s.org.users.first() else {
         return Vec::new();
     };
-    let template = s.org.render_user(template, rates, hours, s.utc_offset);
+    let template = s
+        .org
+        .render_user(template, rates, hours, None, s.utc_offset);
     let first = (paging.page as i64 - 1).saturating_mul(paging.per_page as i64);
     (0..paging.per_page as i64)
         .map(|i| {
@@ -1042,7 +1064,7 @@ fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
 
     let (data, total): (Vec<Team>, usize) = if never_ends {
         let template = match org.groups.values().next() {
-            Some(g) => org.render_team(g, offset),
+            Some(g) => org.render_team(g, offset, s.profile),
             None => Team::default(),
         };
         let first = (paging.page as i64 - 1).saturating_mul(paging.per_page as i64);
@@ -1076,7 +1098,7 @@ fn list_teams(s: &FakeState, params: &Params, never_ends: bool) -> Handled {
             .collect();
         let data = paging
             .positions(matching.len())
-            .map(|i| org.render_team(matching[i], offset))
+            .map(|i| org.render_team(matching[i], offset, s.profile))
             .collect();
         (data, matching.len())
     };
@@ -1094,7 +1116,7 @@ fn list_roles(s: &FakeState) -> Reply {
         .roles
         .iter()
         .map(|r| WithExtra {
-            inner: s.org.render_role(r),
+            inner: s.org.render_role(r, s.profile),
             extra,
         })
         .collect();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::wire::{Group, GroupRef, OrganizationUser, Role, Team};
 use super::*;
@@ -275,11 +275,12 @@ fn arr(v: &Value) -> &[Value] {
 }
 
 /// The records at `path` below `v`: `key` steps into a field (a null one is no record),
-/// `key[]` into each element of a list; `""` is `v` itself.
+/// `key[]` into each element of a list (`[]` of `v` itself, a bare array); `""` is `v` itself.
 fn records<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut at = vec![v];
     for step in path.split('.').filter(|s| !s.is_empty()) {
         at = match step.strip_suffix("[]") {
+            Some("") => at.into_iter().flat_map(arr).collect(),
             Some(list) => at.into_iter().flat_map(|v| arr(&v[list])).collect(),
             None => at
                 .into_iter()
@@ -1491,7 +1492,7 @@ fn the_request_log_keeps_the_newest_requests_and_counts_them_all() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The focus profile: as public clients of the real API report it.
+// The focus profile: as Toggl's published spec says.
 
 fn focus(users: usize) -> FakeOptions {
     FakeOptions {
@@ -1548,7 +1549,7 @@ async fn focus_refuses_more_than_100_a_page_with_the_validators_json() {
     let server = start(focus(150)).await;
     let ok = get(&server, &format!("{USERS}?per_page=100")).await;
     assert_eq!(ok.status, 200);
-    assert_eq!(ok.json()["data"].as_array().map(Vec::len), Some(100));
+    assert_eq!(ok.json().as_array().map(Vec::len), Some(100));
     for path in [
         format!("{USERS}?per_page=101"),
         format!("{TEAMS}&per_page=200"),
@@ -1564,29 +1565,223 @@ async fn focus_refuses_more_than_100_a_page_with_the_validators_json() {
     assert_json_error(&a, 403, "forbidden");
 }
 
+// The published spec's field lists (its `required`), where they differ from the seed's.
+const FOCUS_TEAM: &[&str] = &[
+    "created_at",
+    "deleted_at",
+    "emoji",
+    "id",
+    "name",
+    "organization_id",
+    "updated_at",
+    "users",
+    "workspaces",
+];
+const FOCUS_ROLE: &[&str] = &[
+    "code",
+    "default_for_levels",
+    "description",
+    "entity",
+    "name",
+    "organization_id",
+    "permissions",
+    "privilege_level",
+    "require_group",
+    "role_id",
+    "type",
+];
+const FOCUS_PERMISSION: &[&str] = &[
+    "category_id",
+    "category_name",
+    "condition",
+    "description",
+    "entity",
+    "name",
+    "permission_id",
+];
+const FOCUS_CUSTOM_FIELD_VALUE: &[&str] = &[
+    "custom_field_id",
+    "custom_field_name",
+    "field_type",
+    "selected_options",
+    "value",
+];
+const FOCUS_SELECTED_OPTION: &[&str] = &["is_deleted", "option_id", "option_name"];
+
 #[tokio::test]
-async fn focus_lists_are_data_envelopes_and_only_teams_announce_a_total() {
+async fn focus_answers_as_the_published_spec() {
     let server = start(focus(30)).await;
     let users = get(&server, &format!("{USERS}?page=2&per_page=10"))
         .await
         .json();
-    assert_eq!(users["page"], 2);
-    assert_eq!(users["per_page"], 10);
-    assert_eq!(users["data"].as_array().map(Vec::len), Some(10));
-    assert!(
-        users.get("items").is_none() && users.get("total").is_none(),
-        "{users}"
+    assert_eq!(users.as_array().map(Vec::len), Some(10), "{users}");
+    assert_fields(records(&users, "[]"), SEED_USER, "users");
+    assert_fields(
+        records(&users, "[].groups[]"),
+        SEED_USER_GROUP,
+        "users.groups",
     );
+    for u in arr(&users) {
+        assert!(u["user_id"].is_string(), "{u}");
+        assert!(u.get("custom_field_values").is_none(), "not asked for: {u}");
+    }
     let teams = get(&server, TEAMS).await.json();
-    assert!(teams["total"].as_i64().is_some(), "{teams}");
-    assert!(teams["data"].is_array());
-    for path in [ROLES, MY_GROUPS] {
-        let v = get(&server, path).await.json();
+    let mut keys: Vec<&String> = teams.as_object().expect("an object").keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["data", "page", "rows", "total"], "{teams}");
+    assert_fields(records(&teams, "data[]"), FOCUS_TEAM, "teams.data");
+    assert!(
+        arr(&teams["data"])
+            .iter()
+            .all(|t| t.get("ghosts").is_none()),
+        "{teams}"
+    );
+    let roles = get(&server, ROLES).await.json();
+    assert_fields(records(&roles, "[]"), FOCUS_ROLE, "roles");
+    assert_fields(
+        records(&roles, "[].permissions[]"),
+        FOCUS_PERMISSION,
+        "roles.permissions",
+    );
+    for r in arr(&roles) {
         assert!(
-            v["data"].is_array() && v.get("items").is_none(),
-            "{path}: {v}"
+            ["owner", "admin", "manager", "guest"].contains(&r["type"].as_str().unwrap_or("")),
+            "{r}"
+        );
+        assert!(
+            ["organization", "workspace", "project", "group"]
+                .contains(&r["entity"].as_str().unwrap_or("")),
+            "{r}"
+        );
+        // `null` for a role that is the default nowhere, never an empty list.
+        let levels = &r["default_for_levels"];
+        assert!(
+            levels.is_null() || arr(levels).iter().all(Value::is_string) && !arr(levels).is_empty(),
+            "{r}"
         );
     }
+    assert!(arr(&roles).iter().any(|r| r["require_group"] == true));
+    assert!(arr(&roles)
+        .iter()
+        .any(|r| r["default_for_levels"].is_array()));
+    assert!(arr(&roles)
+        .iter()
+        .any(|r| r["default_for_levels"].is_null()));
+    let mine = get(&server, MY_GROUPS).await.json();
+    assert_fields(records(&mine, "[]"), SEED_GROUP_REF, "groups/me");
+}
+
+#[tokio::test]
+async fn focus_lists_custom_fields_of_exactly_one_workspace() {
+    let server = start(focus(60)).await;
+    let h = server.handle();
+    let with_fields = format!("{USERS}?workspaces=2001&include_custom_fields=true&per_page=100");
+    let members = get(&server, &with_fields).await.json();
+    let in_2001: Vec<i64> = h
+        .user_ids()
+        .into_iter()
+        .filter(|id| {
+            h.user_record(*id)
+                .is_some_and(|u| u.workspaces.iter().any(|w| w.workspace_id == 2001))
+        })
+        .collect();
+    assert!(in_2001.len() < 60, "workspace 2001 is not everyone's");
+    assert_eq!(ids(&json!({ "data": members }), "data"), in_2001);
+    assert_fields(
+        records(&members, "[].custom_field_values[]"),
+        FOCUS_CUSTOM_FIELD_VALUE,
+        "custom_field_values",
+    );
+    assert_fields(
+        records(&members, "[].custom_field_values[].selected_options[]"),
+        FOCUS_SELECTED_OPTION,
+        "selected_options",
+    );
+    let values = records(&members, "[].custom_field_values[]");
+    let types: std::collections::BTreeSet<&str> = values
+        .iter()
+        .filter_map(|v| v["field_type"].as_str())
+        .collect();
+    assert_eq!(
+        types.into_iter().collect::<Vec<_>>(),
+        ["date", "multi_select", "number", "select", "text"]
+    );
+    assert!(
+        records(&members, "[].custom_field_values[].selected_options[]")
+            .iter()
+            .any(|o| o["is_deleted"] == true)
+    );
+    // Without, or with more than one workspace, or in the reference page's form: 400.
+    for query in [
+        "include_custom_fields=true",
+        "workspaces=2001,2002&include_custom_fields=true",
+        "workspaces[]=2001&include_custom_fields=true",
+    ] {
+        let a = get(&server, &format!("{USERS}?{query}")).await;
+        let description = assert_json_error(&a, 400, "bad_request");
+        assert!(
+            description.contains("exactly one workspace"),
+            "{description}"
+        );
+    }
+    // The control surface: a value set, cleared, renamed.
+    let member = in_2001[1];
+    assert!(h.select_custom_field_options(member, FIRST_CUSTOM_FIELD_ID, &[8102]));
+    assert!(h.set_custom_field_value(member, 8002, json!("CC-7")));
+    assert!(h.rename_custom_field_option(FIRST_CUSTOM_FIELD_ID, 8102, "Kundenservice"));
+    assert!(!h.select_custom_field_options(member, FIRST_CUSTOM_FIELD_ID, &[8102, 8103]));
+    let value_of = |v: &Value, field: i64| -> Option<Value> {
+        arr(v).iter().find(|u| u["id"] == member).and_then(|u| {
+            arr(&u["custom_field_values"])
+                .iter()
+                .find(|c| c["custom_field_id"] == field)
+                .cloned()
+        })
+    };
+    let members = get(&server, &with_fields).await.json();
+    let department = value_of(&members, FIRST_CUSTOM_FIELD_ID).expect("set");
+    assert_eq!(department["value"], 8102);
+    assert_eq!(
+        department["selected_options"][0]["option_name"],
+        "Kundenservice"
+    );
+    assert_eq!(value_of(&members, 8002).expect("set")["value"], "CC-7");
+    assert!(h.clear_custom_field(member, 8002));
+    assert!(h.rename_custom_field(FIRST_CUSTOM_FIELD_ID, "Abteilung"));
+    let members = get(&server, &with_fields).await.json();
+    assert_eq!(value_of(&members, 8002), None);
+    assert_eq!(
+        value_of(&members, FIRST_CUSTOM_FIELD_ID).expect("set")["custom_field_name"],
+        "Abteilung"
+    );
+}
+
+#[tokio::test]
+async fn seed_answers_without_the_published_fields() {
+    let server = start(opts(30)).await;
+    let roles = get(&server, ROLES).await.json();
+    for r in records(&roles, "items[]") {
+        assert!(
+            r.get("require_group").is_none() && r.get("default_for_levels").is_none(),
+            "{r}"
+        );
+    }
+    for p in records(&roles, "items[].permissions[]") {
+        assert!(p.get("category_id").is_none(), "{p}");
+    }
+    let teams = get(&server, TEAMS).await.json();
+    assert_fields(records(&teams, "data[]"), SEED_TEAM, "teams.data");
+    // `include_custom_fields` is not the reference page's: an unknown parameter, ignored.
+    let users = get(
+        &server,
+        &format!("{USERS}?workspaces[]=2001&include_custom_fields=true"),
+    )
+    .await
+    .json();
+    assert!(!records(&users, "items[]").is_empty());
+    assert!(records(&users, "items[]")
+        .iter()
+        .all(|u| u.get("custom_field_values").is_none()));
 }
 
 #[tokio::test]
@@ -1769,9 +1964,14 @@ async fn each_profile_honours_one_form_of_the_array_filters() {
     let focus_server = start(focus(30)).await;
     let seed_server = start(opts(30)).await;
     let everyone = |server: &FakeServer| server.handle().user_ids().len();
+    /// The ids listed, whatever the envelope (a bare array on focus).
     async fn users(server: &FakeServer, list: &str, query: String) -> Vec<i64> {
         let url = format!("{USERS}?per_page=100&{query}");
-        ids(&get(server, &url).await.json(), list)
+        let v = get(server, &url).await.json();
+        match v.as_array() {
+            Some(rows) => rows.iter().filter_map(|x| x["id"].as_i64()).collect(),
+            None => ids(&v, list),
+        }
     }
     let comma = "org_user_ids=100005,100002,999".to_string();
     let brackets = "org_user_ids[]=100005&org_user_ids[]=100002".to_string();

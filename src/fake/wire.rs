@@ -1,10 +1,12 @@
 //! The fake's own wire definitions: the JSON of every record it serves, written from the
-//! reference page's field names (`shared/seed/toggl-focus-organization-api.txt`), not from
-//! the client's models. A field the client misreads is then misread on one side only, and
-//! a test notices.
+//! reference page's field names (`shared/seed/toggl-focus-organization-api.txt`) and Toggl's
+//! published spec ("Toggl Focus API"), not from the client's models. A field the client
+//! misreads is then misread on one side only, and a test notices.
 //!
 //! Fields are `Option` where the page shows `null` as a possible value (they serialize as
-//! `null`, as the page's examples do); field order is the page's (alphabetical).
+//! `null`, as the page's examples do); field order is the page's (alphabetical). A field only
+//! one of the two documents has is left out of the JSON when `None` (`skip_serializing_if`):
+//! the profile that follows the other document never sends it.
 
 use serde::Serialize;
 
@@ -68,14 +70,16 @@ pub struct Group {
     pub workspaces: Vec<GroupWorkspace>,
 }
 
-/// One element of the teams list: a group with its ghosts.
+/// One element of the teams list: a group, with its ghosts on the reference page (the
+/// published spec's team has none).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[cfg_attr(test, derive(serde::Deserialize))]
 pub struct Team {
     pub created_at: Option<String>,
     pub deleted_at: Option<String>,
     pub emoji: Option<String>,
-    pub ghosts: Vec<Ghost>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ghosts: Option<Vec<Ghost>>,
     pub id: Option<i64>,
     pub name: Option<String>,
     pub organization_id: Option<i64>,
@@ -84,10 +88,14 @@ pub struct Team {
     pub workspaces: Vec<GroupWorkspace>,
 }
 
-/// A permission inside a role.
+/// A permission inside a role (`category_*`: the published spec's only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[cfg_attr(test, derive(serde::Deserialize))]
 pub struct Permission {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_name: Option<String>,
     pub condition: Option<String>,
     pub description: Option<String>,
     pub entity: Option<String>,
@@ -95,17 +103,23 @@ pub struct Permission {
     pub permission_id: Option<i64>,
 }
 
-/// One element of `GET …/roles` `items[]`.
+/// One element of `GET …/roles` (`default_for_levels` and `require_group`: the published
+/// spec's only, where both are required: `default_for_levels` is `null` for a role that is
+/// the default nowhere, never `[]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[cfg_attr(test, derive(serde::Deserialize))]
 pub struct Role {
     pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_for_levels: Option<Option<Vec<String>>>,
     pub description: Option<String>,
     pub entity: Option<String>,
     pub name: Option<String>,
     pub organization_id: Option<i64>,
     pub permissions: Vec<Permission>,
     pub privilege_level: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_group: Option<bool>,
     pub role_id: Option<i64>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -168,6 +182,9 @@ pub struct OrganizationUser {
     pub admin: Option<bool>,
     pub can_edit_personal_details: Option<bool>,
     pub created_at: Option<String>,
+    /// Only with `include_custom_fields=true` (the published spec's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_field_values: Option<Vec<CustomFieldValue>>,
     pub deleted_at: Option<String>,
     pub email: Option<String>,
     pub groups: Vec<UserGroup>,
@@ -186,6 +203,27 @@ pub struct OrganizationUser {
     pub user_id: Option<String>,
     pub working_hours: Option<f64>,
     pub workspaces: Vec<UserWorkspace>,
+}
+
+/// A member's value of one custom field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
+pub struct CustomFieldValue {
+    pub custom_field_id: i64,
+    pub custom_field_name: String,
+    pub field_type: String,
+    pub selected_options: Vec<SelectedOption>,
+    /// Text, a number, a date, a checkbox, an option id or a list of them.
+    pub value: serde_json::Value,
+}
+
+/// An option selected in a custom field value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
+pub struct SelectedOption {
+    pub is_deleted: bool,
+    pub option_id: i64,
+    pub option_name: String,
 }
 
 /// The body of a group create (`POST …/groups`) or update (`PUT …/groups/{id}`), as the
@@ -220,14 +258,15 @@ impl ListShape {
         rows: false,
         total: false,
     };
-    /// The seed's teams list: `data`, `page`, `rows`, `total`.
-    pub const SEED_TEAMS: ListShape = ListShape::Data {
+    /// The teams list of the reference page and of the published spec: `data`, `page`,
+    /// `rows`, `total`.
+    pub const TEAMS: ListShape = ListShape::Data {
         page: true,
         per_page: false,
         rows: true,
         total: true,
     };
-    /// What clients of the real API report: `page`, `per_page`, `data`.
+    /// What public clients of the real API reported: `page`, `per_page`, `data`.
     pub const FOCUS: ListShape = ListShape::Data {
         page: true,
         per_page: true,

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub use records::{
     CanonicalJson, GhostRecord, GroupRecord, GroupWorkspaceRecord, Kept, MembershipRecord, NewRow,
-    PermissionRecord, RateRecord, Record, RecordRef, RoleRecord, TagRecord, UserRecord,
-    UserWorkspaceRecord,
+    PermissionRecord, RateRecord, Record, RecordRef, RoleRecord, SelectedOptionRecord, TagRecord,
+    UserCustomFieldRecord, UserRecord, UserWorkspaceRecord,
 };
 pub use stored::{content_hash, hashes_of, StoredHashes, StoredState};
 pub use timestamp::{is_soft_deleted, utc, Timestamp};
@@ -29,16 +29,18 @@ pub enum Entity {
     User,
     GroupMembership,
     UserRate,
+    UserCustomField,
 }
 
 impl Entity {
     /// Every kind, in the order a run writes them.
-    pub const ALL: [Entity; 5] = [
+    pub const ALL: [Entity; 6] = [
         Entity::Role,
         Entity::Group,
         Entity::User,
         Entity::GroupMembership,
         Entity::UserRate,
+        Entity::UserCustomField,
     ];
 
     /// The name used in `change_events.entity` and the history table.
@@ -49,6 +51,7 @@ impl Entity {
             Entity::User => "user",
             Entity::GroupMembership => "group_membership",
             Entity::UserRate => "user_rate",
+            Entity::UserCustomField => "user_custom_field",
         }
     }
 
@@ -58,13 +61,15 @@ impl Entity {
     }
 }
 
-/// Identifies one entity: the upstream id, or (group, user) for a membership.
+/// Identifies one entity: the upstream id, (group, user) for a membership, or (user, custom
+/// field) for a custom field's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntityKey {
     pub entity: Entity,
-    /// The upstream id; the group id for a membership; the user id for a rate.
+    /// The upstream id; the group id for a membership; the user id for a rate or a custom
+    /// field's value.
     pub id: i64,
-    /// The organization user id of a membership; 0 otherwise.
+    /// The organization user id of a membership; the custom field's id of a value; 0 otherwise.
     pub sub_id: i64,
 }
 
@@ -85,10 +90,22 @@ impl EntityKey {
         }
     }
 
-    /// `change_events.entity_id`: the upstream id, or `group_id:organization_user_id`.
+    /// One member's value of one custom field.
+    pub fn custom_field(organization_user_id: i64, custom_field_id: i64) -> EntityKey {
+        EntityKey {
+            entity: Entity::UserCustomField,
+            id: organization_user_id,
+            sub_id: custom_field_id,
+        }
+    }
+
+    /// `change_events.entity_id`: the upstream id, `group_id:organization_user_id`, or
+    /// `organization_user_id:custom_field_id`.
     pub fn entity_id(&self) -> String {
         match self.entity {
-            Entity::GroupMembership => format!("{}:{}", self.id, self.sub_id),
+            Entity::GroupMembership | Entity::UserCustomField => {
+                format!("{}:{}", self.id, self.sub_id)
+            }
             _ => self.id.to_string(),
         }
     }
@@ -99,6 +116,10 @@ impl EntityKey {
             Entity::GroupMembership => {
                 let (g, u) = entity_id.split_once(':')?;
                 Some(EntityKey::membership(g.parse().ok()?, u.parse().ok()?))
+            }
+            Entity::UserCustomField => {
+                let (u, f) = entity_id.split_once(':')?;
+                Some(EntityKey::custom_field(u.parse().ok()?, f.parse().ok()?))
             }
             _ => Some(EntityKey::new(entity, entity_id.parse().ok()?)),
         }
@@ -124,6 +145,7 @@ mod tests {
         for key in [
             EntityKey::new(Entity::User, 42),
             EntityKey::membership(5, 9),
+            EntityKey::custom_field(100_001, 31),
         ] {
             assert_eq!(EntityKey::parse(key.entity, &key.entity_id()), Some(key));
         }

@@ -188,6 +188,16 @@ pub struct RoleRecord {
     pub organization_id: Option<i64>,
     /// Sorted by permission id.
     pub permissions: Vec<PermissionRecord>,
+    /// Whether the role is only conferred through a group. Left out of the JSON when the
+    /// API did not send it, as every field below: a role from a server that sends none of
+    /// them has the JSON (and hash) it always had, so no update appears that is only a
+    /// new column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_group: Option<bool>,
+    /// The levels the role is the default at, as a JSON array; `None` when it is the
+    /// default nowhere (the API's `null`) or the API did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_for_levels: Option<CanonicalJson>,
 }
 
 /// A permission of a role.
@@ -198,6 +208,37 @@ pub struct PermissionRecord {
     pub entity: Option<String>,
     pub condition: Option<String>,
     pub description: Option<String>,
+    /// Left out when not sent (see [`RoleRecord::require_group`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_name: Option<String>,
+}
+
+/// One member's value of one custom field (of the workspace `sync.custom_fields_workspace_id`).
+/// The field's and the options' names are kept with the value, as the API sends them: a
+/// renamed field or option is an update of every value that carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserCustomFieldRecord {
+    pub organization_user_id: i64,
+    pub custom_field_id: i64,
+    pub custom_field_name: Option<String>,
+    /// `text`, `number`, `date`, `checkbox`, `select`, `multi_select`, `users`, …
+    pub field_type: Option<String>,
+    /// The value as text: a string as itself, anything else (a number, `true`, a list of
+    /// option ids) as its JSON; `None` for `null`.
+    pub value: Option<String>,
+    /// Sorted by option id.
+    pub selected_options: Vec<SelectedOptionRecord>,
+}
+
+/// An option selected in a member's custom field value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectedOptionRecord {
+    pub option_id: i64,
+    pub option_name: Option<String>,
+    /// The option was deleted from the field and is still selected.
+    pub is_deleted: Option<bool>,
 }
 
 /// A record with the top-level fields the model did not know, kept verbatim.
@@ -221,6 +262,7 @@ pub enum RecordRef<'a> {
     User(&'a UserRecord),
     Membership(&'a MembershipRecord),
     Rate(&'a RateRecord),
+    CustomField(&'a UserCustomFieldRecord),
 }
 
 impl RecordRef<'_> {
@@ -253,6 +295,7 @@ impl RecordRef<'_> {
             RecordRef::User(r) => serde_json::to_writer(&mut *out, r),
             RecordRef::Membership(r) => serde_json::to_writer(&mut *out, r),
             RecordRef::Rate(r) => serde_json::to_writer(&mut *out, r),
+            RecordRef::CustomField(r) => serde_json::to_writer(&mut *out, r),
         };
         // Serializing these plain structs (strings, numbers, Values) cannot fail.
         if let Err(e) = r {
@@ -272,6 +315,7 @@ pub enum Record {
     User(UserRecord),
     Membership(MembershipRecord),
     Rate(RateRecord),
+    CustomField(UserCustomFieldRecord),
 }
 
 impl Record {
@@ -282,6 +326,7 @@ impl Record {
             Record::User(r) => RecordRef::User(r),
             Record::Membership(r) => RecordRef::Membership(r),
             Record::Rate(r) => RecordRef::Rate(r),
+            Record::CustomField(r) => RecordRef::CustomField(r),
         }
     }
 }
@@ -367,6 +412,47 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    /// A role from a server that sends none of the published fields (`require_group`,
+    /// `default_for_levels`, a permission's `category_*`) has, byte for byte, the JSON the
+    /// mirror stored before it knew them: no update appears after an upgrade.
+    #[test]
+    fn a_role_without_the_published_fields_keeps_the_json_it_always_had() {
+        let permission = PermissionRecord {
+            permission_id: 701,
+            name: Some("view_users".into()),
+            entity: Some("organization".into()),
+            condition: None,
+            description: Some("Allows view users".into()),
+            category_id: None,
+            category_name: None,
+        };
+        let mut role = RoleRecord {
+            role_id: 11,
+            code: Some("org_owner".into()),
+            name: Some("Owner".into()),
+            kind: Some("owner".into()),
+            privilege_level: Some(100),
+            entity: Some("organization".into()),
+            description: None,
+            organization_id: Some(1001),
+            permissions: vec![permission],
+            require_group: None,
+            default_for_levels: None,
+        };
+        let before = r#"{"role_id":11,"code":"org_owner","name":"Owner","type":"owner","privilege_level":100,"entity":"organization","description":null,"organization_id":1001,"permissions":[{"permission_id":701,"name":"view_users","entity":"organization","condition":null,"description":"Allows view users"}]}"#;
+        assert_eq!(RecordRef::Role(&role).canonical_json(), before);
+        role.require_group = Some(false);
+        role.default_for_levels = Some(CanonicalJson::from_strings(&["organization".into()]));
+        role.permissions[0].category_id = Some(3);
+        role.permissions[0].category_name = Some("Users".into());
+        let json = RecordRef::Role(&role).canonical_json();
+        assert!(
+            json.contains(r#""require_group":false,"default_for_levels":["organization"]"#)
+                && json.contains(r#""category_id":3,"category_name":"Users""#),
+            "{json}"
+        );
     }
 
     #[test]

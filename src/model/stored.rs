@@ -40,6 +40,17 @@ impl StoredState {
         self.rows.iter().map(|(k, _)| k)
     }
 
+    /// The stored keys from `first` to `last`, both included, in order.
+    pub fn keys_between(
+        &self,
+        first: &EntityKey,
+        last: &EntityKey,
+    ) -> impl Iterator<Item = &EntityKey> + '_ {
+        let start = self.rows.partition_point(|(k, _)| k < first);
+        let end = self.rows.partition_point(|(k, _)| k <= last);
+        self.rows[start..end.max(start)].iter().map(|(k, _)| k)
+    }
+
     /// Number of stored entities.
     pub fn len(&self) -> usize {
         self.rows.len()

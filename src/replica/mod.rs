@@ -33,7 +33,7 @@ pub use verify::{verify, ViewCheck};
 
 /// The replica schema's version (`replica_schema.version`); `schema.sql` is applied to a
 /// schema older than this.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 3;
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// Why a replication attempt stopped; the mirror is unaffected either way.
@@ -464,6 +464,10 @@ pub async fn after_run(config: &Config, run_id: i64, committed: bool) {
         return;
     };
     if !committed {
+        // A failed run's row waits for the next committed one; its health does not.
+        if let Err(e) = record_health(config, pg).await {
+            warn!(run_id, error = %e, "could not record the mirror's health in PostgreSQL; the next run tries again");
+        }
         return;
     }
     match catch_up(config, pg).await {
@@ -482,6 +486,59 @@ pub async fn after_run(config: &Config, run_id: i64, committed: bool) {
             "replication to PostgreSQL failed; the run is committed in SQLite, and the next run or `orgmirror replicate` catches up"
         ),
     }
+    if let Err(e) = record_health(config, pg).await {
+        warn!(run_id, error = %e, "could not record the mirror's health in PostgreSQL; the next run tries again");
+    }
+}
+
+/// Copies the mirror's health (`mirror_freshness`) into the replica's `mirror_health` row
+/// for this organization, so that its `mirror_freshness` says the same.
+pub async fn record_health(
+    config: &Config,
+    pg: &PostgresReplicaConfig,
+) -> Result<(), ReplicaError> {
+    let store = open_mirror(&config.database.path).await?;
+    let (_, read) = with_store(Some(store), |s| s.freshness()).await?;
+    let Some(f) = read? else {
+        return Ok(());
+    };
+    let target = Target::from_config(pg)?;
+    let mut client = target.connect().await?;
+    ensure_schema(&target, &mut client).await?;
+    let instant = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    client
+        .execute(
+            "INSERT INTO mirror_health (organization_id, last_success_at, last_attempt_at, last_status,
+                 last_error, consecutive_failures, stale_after_seconds, failing_since, hint,
+                 first_attempt_at, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+             ON CONFLICT (organization_id) DO UPDATE SET
+                 last_success_at = excluded.last_success_at, last_attempt_at = excluded.last_attempt_at,
+                 last_status = excluded.last_status, last_error = excluded.last_error,
+                 consecutive_failures = excluded.consecutive_failures,
+                 stale_after_seconds = excluded.stale_after_seconds,
+                 failing_since = excluded.failing_since, hint = excluded.hint,
+                 first_attempt_at = excluded.first_attempt_at, recorded_at = excluded.recorded_at",
+            &[
+                &config.api.organization_id,
+                &instant(&f.last_success_at),
+                &instant(&f.last_attempt_at),
+                &f.last_status,
+                &f.last_error,
+                &f.consecutive_failures,
+                &f.stale_after_seconds,
+                &instant(&f.failing_since),
+                &f.hint,
+                &instant(&f.first_attempt_at),
+            ],
+        )
+        .await
+        .map_err(|e| target.error("cannot record the mirror's health", e))?;
+    Ok(())
 }
 
 /// Drops a replica's schema and everything in it (the benchmark's clean-up).
@@ -574,6 +631,7 @@ pub async fn run(config: &Config, verify_after: bool) -> Result<(), ReplicaError
         return Err(ReplicaError::NotConfigured);
     };
     let done = catch_up(config, &pg).await?;
+    record_health(config, &pg).await?;
     let at = done
         .at_run
         .map(|r| format!("at run {r}"))

@@ -168,7 +168,9 @@ SELECT r.id AS role_id,
        (r.data->>'privilege_level')::bigint AS privilege_level,
        r.data->>'entity' AS entity,
        r.data->>'description' AS description,
-       r.organization_id
+       r.organization_id,
+       (r.data->>'require_group')::boolean AS require_group,
+       r.data->'default_for_levels' AS default_for_levels
 FROM entity_history r
 WHERE r.entity = 'role' AND r.valid_to IS NULL;
 
@@ -179,7 +181,9 @@ SELECT r.organization_id,
        p->>'name' AS name,
        p->>'entity' AS entity,
        p->>'condition' AS condition,
-       p->>'description' AS description
+       p->>'description' AS description,
+       (p->>'category_id')::bigint AS category_id,
+       p->>'category_name' AS category_name
 FROM entity_history r
 CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.data->'permissions', '[]'::jsonb)) AS p
 WHERE r.entity = 'role' AND r.valid_to IS NULL;
@@ -217,3 +221,68 @@ SELECT organization_id,
        valid_from, valid_to, data AS data_json
 FROM entity_history
 WHERE entity = 'group';
+
+-- A custom field value's selected options, in option id order (the version's order): their
+-- ids or their names as a JSON array.
+CREATE OR REPLACE FUNCTION option_list(data jsonb, part text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(jsonb_agg(o.option -> part ORDER BY o.n), '[]'::jsonb)
+    FROM jsonb_array_elements(coalesce(data -> 'selected_options', '[]'::jsonb))
+         WITH ORDINALITY AS o(option, n)
+$$;
+
+CREATE OR REPLACE VIEW user_custom_fields_current AS
+SELECT v.organization_id,
+       v.id AS organization_user_id,
+       v.sub_id AS custom_field_id,
+       v.data->>'custom_field_name' AS custom_field_name,
+       v.data->>'field_type' AS field_type,
+       v.data->>'value' AS value,
+       option_list(v.data, 'option_id') AS option_ids,
+       option_list(v.data, 'option_name') AS option_names
+FROM entity_history v
+WHERE v.entity = 'user_custom_field' AND v.valid_to IS NULL;
+
+CREATE OR REPLACE VIEW user_custom_field_history AS
+SELECT organization_id,
+       id AS organization_user_id,
+       sub_id AS custom_field_id,
+       data->>'custom_field_name' AS custom_field_name,
+       data->>'field_type' AS field_type,
+       data->>'value' AS value,
+       option_list(data, 'option_id') AS option_ids,
+       option_list(data, 'option_name') AS option_names,
+       valid_from, valid_to, data AS data_json
+FROM entity_history
+WHERE entity = 'user_custom_field';
+
+-- Whether each organization's mirror is current: the facts of its mirror_freshness view, as
+-- they stood after its newest run (full or failed: a failed run's own row comes over with
+-- the next committed one, its health at once). The view below computes the age when read,
+-- so a mirror that stopped goes stale here on time too.
+CREATE TABLE IF NOT EXISTS mirror_health (
+    organization_id      bigint PRIMARY KEY,
+    last_success_at      timestamptz,
+    last_attempt_at      timestamptz,
+    last_status          text,
+    last_error           text,
+    consecutive_failures bigint      NOT NULL,
+    stale_after_seconds  bigint,
+    failing_since        timestamptz,
+    hint                 text,
+    -- What `stale` counts from before any success.
+    first_attempt_at     timestamptz,
+    recorded_at          timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE OR REPLACE VIEW mirror_freshness AS
+SELECT organization_id, last_success_at, last_attempt_at, last_status, last_error,
+       consecutive_failures,
+       floor(extract(epoch FROM now() - last_success_at))::bigint AS age_seconds,
+       CASE WHEN stale_after_seconds IS NULL OR coalesce(last_success_at, first_attempt_at) IS NULL
+            THEN NULL
+            ELSE floor(extract(epoch FROM now() - coalesce(last_success_at, first_attempt_at)))
+                 > stale_after_seconds
+       END AS stale,
+       stale_after_seconds, failing_since, hint
+FROM mirror_health;

@@ -117,15 +117,16 @@ impl Baseline {
 
     /// The memberships of `group_id` are no longer seen.
     pub(super) fn forget_memberships_of(&mut self, group_id: i64) {
-        let unchanged: Vec<EntityKey> = self
-            .unchanged
-            .range(
-                EntityKey::membership(group_id, i64::MIN)
-                    ..=EntityKey::membership(group_id, i64::MAX),
-            )
-            .copied()
-            .collect();
-        for k in unchanged {
+        self.forget_between(
+            EntityKey::membership(group_id, i64::MIN),
+            EntityKey::membership(group_id, i64::MAX),
+        );
+    }
+
+    /// No entity from `first` to `last` (both included) is seen any more.
+    fn forget_between(&mut self, first: EntityKey, last: EntityKey) {
+        let seen: Vec<EntityKey> = self.unchanged.range(first..=last).copied().collect();
+        for k in seen {
             self.unchanged.remove(&k);
         }
     }
@@ -134,6 +135,38 @@ impl Baseline {
     pub(super) fn forget_memberships_of_users(&mut self, users: &BTreeSet<i64>) {
         self.unchanged
             .retain(|k| !(k.entity == Entity::GroupMembership && users.contains(&k.sub_id)));
+    }
+
+    /// No custom field value of this user is seen any more.
+    pub(super) fn forget_custom_fields_of(&mut self, user: i64) {
+        self.forget_between(
+            EntityKey::custom_field(user, i64::MIN),
+            EntityKey::custom_field(user, i64::MAX),
+        );
+    }
+
+    /// Every custom field value the stored state holds of this user counts as seen unchanged.
+    pub(super) fn keep_custom_fields_of(&mut self, user: i64) {
+        if let Some(stored) = &self.stored {
+            let held = stored.keys_between(
+                &EntityKey::custom_field(user, i64::MIN),
+                &EntityKey::custom_field(user, i64::MAX),
+            );
+            self.unchanged.extend(held.copied());
+        }
+    }
+
+    /// The stored keys of one kind of entity (none without a stored state).
+    pub(super) fn stored_keys(&self, entity: Entity) -> impl Iterator<Item = &EntityKey> + '_ {
+        let bound = |id| EntityKey {
+            entity,
+            id,
+            sub_id: id,
+        };
+        let (first, last) = (bound(i64::MIN), bound(i64::MAX));
+        self.stored
+            .iter()
+            .flat_map(move |s| s.keys_between(&first, &last))
     }
 
     /// Quarantines a user or group (its records already taken back by the caller): what
@@ -150,7 +183,11 @@ impl Baseline {
         if let Some(stored) = &self.stored {
             let held = stored.keys().filter(|k| match key.entity {
                 Entity::User => {
-                    k.id == key.id && matches!(k.entity, Entity::User | Entity::UserRate)
+                    k.id == key.id
+                        && matches!(
+                            k.entity,
+                            Entity::User | Entity::UserRate | Entity::UserCustomField
+                        )
                 }
                 _ => k.id == key.id && matches!(k.entity, Entity::Group | Entity::GroupMembership),
             });

@@ -1,4 +1,4 @@
-//! The organization as it stood at a past moment, rebuilt from `entity_history`: the five
+//! The organization as it stood at a past moment, rebuilt from `entity_history`: the six
 //! current views of the contract, with the same columns, as tables of a new in-memory
 //! database (which `orgmirror asof` writes out like `export`).
 //!
@@ -19,6 +19,7 @@ pub const ASOF_TABLES: &[&str] = &[
     "group_members_current",
     "roles_current",
     "role_permissions_current",
+    "user_custom_fields_current",
 ];
 
 /// The tables, with the columns (and order) of the views in `schema.sql`, typed as the
@@ -74,7 +75,9 @@ CREATE TABLE roles_current (
     privilege_level INTEGER,
     entity          TEXT,
     description     TEXT,
-    organization_id INTEGER
+    organization_id INTEGER,
+    require_group   INTEGER,
+    default_for_levels TEXT
 );
 CREATE TABLE role_permissions_current (
     role_id       INTEGER NOT NULL,
@@ -83,7 +86,19 @@ CREATE TABLE role_permissions_current (
     entity        TEXT,
     condition     TEXT,
     description   TEXT,
+    category_id   INTEGER,
+    category_name TEXT,
     PRIMARY KEY (role_id, permission_id)
+);
+CREATE TABLE user_custom_fields_current (
+    organization_user_id INTEGER NOT NULL,
+    custom_field_id      INTEGER NOT NULL,
+    custom_field_name    TEXT,
+    field_type           TEXT,
+    value                TEXT,
+    option_ids           TEXT NOT NULL,
+    option_names         TEXT NOT NULL,
+    PRIMARY KEY (organization_user_id, custom_field_id)
 );
 CREATE TABLE as_of (
     as_of          TEXT NOT NULL,
@@ -174,7 +189,9 @@ const FILL_TABLES: &[&str] = &[
                 json_extract(r.data_json, '$.privilege_level'),
                 json_extract(r.data_json, '$.entity'),
                 json_extract(r.data_json, '$.description'),
-                json_extract(r.data_json, '$.organization_id')
+                json_extract(r.data_json, '$.organization_id'),
+                json_extract(r.data_json, '$.require_group'),
+                json_extract(r.data_json, '$.default_for_levels')
          FROM src.entity_history r
          WHERE r.entity = 'role' AND ",
         in_force!("r")
@@ -186,10 +203,26 @@ const FILL_TABLES: &[&str] = &[
                 json_extract(p.value, '$.name'),
                 json_extract(p.value, '$.entity'),
                 json_extract(p.value, '$.condition'),
-                json_extract(p.value, '$.description')
+                json_extract(p.value, '$.description'),
+                json_extract(p.value, '$.category_id'),
+                json_extract(p.value, '$.category_name')
          FROM src.entity_history r, json_each(r.data_json, '$.permissions') p
          WHERE r.entity = 'role' AND ",
         in_force!("r")
+    ),
+    concat!(
+        "INSERT INTO user_custom_fields_current
+         SELECT v.id, v.sub_id,
+                json_extract(v.data_json, '$.custom_field_name'),
+                json_extract(v.data_json, '$.field_type'),
+                json_extract(v.data_json, '$.value'),
+                (SELECT json_group_array(json_extract(o.value, '$.option_id') ORDER BY o.key)
+                 FROM json_each(v.data_json, '$.selected_options') o),
+                (SELECT json_group_array(json_extract(o.value, '$.option_name') ORDER BY o.key)
+                 FROM json_each(v.data_json, '$.selected_options') o)
+         FROM src.entity_history v
+         WHERE v.entity = 'user_custom_field' AND ",
+        in_force!("v")
     ),
 ];
 
@@ -219,7 +252,7 @@ pub enum AsOfError {
 }
 
 impl Store {
-    /// The five current views as they stood at `at` (RFC 3339 UTC, whole seconds, `Z`),
+    /// The six current views as they stood at `at` (RFC 3339 UTC, whole seconds, `Z`),
     /// from the history, read in one transaction.
     pub fn as_of(&self, at: &str) -> Result<AsOfState, AsOfError> {
         let sql = sqlite_error(&self.path);

@@ -6,6 +6,18 @@
 /// `(name, SQL)` of every canned query, in the order of the metadata.
 pub const CANNED_QUERIES: &[(&str, &str)] = &[
     (
+        "is_this_data_current",
+        r#"SELECT CASE WHEN last_status IS NULL THEN 'no: no sync has run yet'
+            WHEN stale = 1 AND last_success_at IS NULL THEN 'no: no sync has succeeded yet'
+            WHEN stale = 1 THEN 'no: the last successful sync is older than ' || (stale_after_seconds / 60) || ' min'
+            WHEN consecutive_failures > 0 THEN 'yes, but the last ' || consecutive_failures || ' sync(s) failed'
+            WHEN last_success_at IS NULL THEN 'not yet: the first sync is running'
+            ELSE 'yes' END AS current,
+       last_success_at, age_seconds / 60 AS minutes_since_success,
+       last_attempt_at, last_status, consecutive_failures, failing_since, last_error, hint
+FROM mirror_freshness"#,
+    ),
+    (
         "members_on_a_date",
         r#"SELECT m.organization_user_id,
        (SELECT u.name FROM user_history u

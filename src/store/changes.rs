@@ -28,7 +28,7 @@ pub struct ChangeRow {
     pub changed_fields: Vec<String>,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
-    /// The user a user, rate or membership event concerns: their name then.
+    /// The user a rate, membership or custom field event concerns: their name then.
     pub user_name: Option<String>,
     /// The group a group or membership event concerns: its name and emoji then.
     pub group_name: Option<String>,
@@ -60,6 +60,8 @@ const CHANGES_SQL: &str = concat!(
             CASE e.entity
                 WHEN 'user' THEN NULL
                 WHEN 'user_rate' THEN ",
+    version_then!("user", "coalesce(a.id, b.id)", "name"),
+    " WHEN 'user_custom_field' THEN ",
     version_then!("user", "coalesce(a.id, b.id)", "name"),
     " WHEN 'group_membership' THEN ",
     version_then!("user", "coalesce(a.sub_id, b.sub_id)", "name"),

@@ -1,7 +1,8 @@
 //! Writing a full run while it still pulls: a thread with its own connection opens the
-//! run's one transaction, inserts the entities new to the mirror as pages hand them
-//! over, and gives the connection back for the final diff and the commit. Nothing is
-//! visible to readers before that commit; a run that fails or is refused rolls back.
+//! run's one transaction at its first write, inserts the entities new to the mirror as
+//! pages hand them over, and gives the connection back (the transaction open) for the
+//! final diff and the commit. Nothing is visible to readers before that commit; a run
+//! that fails or is refused rolls back.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,7 +21,8 @@ use crate::model::{EntityKey, NewRow, StoredHashes};
 /// is this far behind, so a slow disk bounds memory instead of growing it.
 const QUEUE: usize = 4;
 
-type Outcome = rusqlite::Result<(Connection, Counts)>;
+/// The connection back, the inserts counted, and whether the run's transaction began.
+type Outcome = rusqlite::Result<(Connection, Counts, bool)>;
 
 /// The writing side of a full run (see the module docs).
 pub struct EarlyWriter {
@@ -46,17 +48,6 @@ impl EarlyWriter {
         observed_at: String,
         outbox: Option<Arc<dyn OutboxRules>>,
     ) -> Result<EarlyWriter, StoreError> {
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(sqlite_error(&path))?;
-        // The writer numbers the history rows it inserts itself, so that their events can
-        // point at them from the same multi-row statements; it holds the write lock.
-        let mut next_history_id: i64 = conn
-            .query_row(
-                "SELECT coalesce(max(history_id), 0) + 1 FROM entity_history",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sqlite_error(&path))?;
         let (sender, batches) = sync_channel::<Vec<NewRow>>(QUEUE);
         let (give_back, returned) = channel::<Vec<NewRow>>();
         let at = observed_at.clone();
@@ -64,10 +55,16 @@ impl EarlyWriter {
             .name("orgmirror-writer".into())
             .spawn(move || {
                 let mut counts = Counts::new();
+                // The run's transaction begins with its first write, not with the run: a
+                // run that pulls for long (paced, waiting on the quota, or hung) without
+                // anything new to write leaves the database to the alert outbox meanwhile.
+                let mut next_history_id = None;
                 for batch in batches {
-                    if let Err(e) =
-                        write::insert_new(&conn, run_id, &at, &batch, &mut next_history_id)
-                    {
+                    let next = match next_history_id.as_mut() {
+                        Some(next) => next,
+                        None => next_history_id.insert(begin(&conn)?),
+                    };
+                    if let Err(e) = write::insert_new(&conn, run_id, &at, &batch, next) {
                         let _ = conn.execute_batch("ROLLBACK");
                         return Err(e);
                     }
@@ -76,7 +73,7 @@ impl EarlyWriter {
                     }
                     let _ = give_back.send(batch);
                 }
-                Ok((conn, counts))
+                Ok((conn, counts, next_history_id.is_some()))
             })
             .map_err(|e| StoreError::Io {
                 path: path.clone(),
@@ -117,8 +114,10 @@ impl EarlyWriter {
     /// Why the writer stopped, if it did. Either way the run's transaction is rolled back.
     pub fn error(mut self) -> Option<StoreError> {
         match self.join() {
-            Ok((conn, _)) => {
-                let _ = conn.execute_batch("ROLLBACK");
+            Ok((conn, _, begun)) => {
+                if begun {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
                 None
             }
             Err(e) => Some(e),
@@ -135,7 +134,10 @@ impl EarlyWriter {
         totals: &RunTotals,
     ) -> Result<Counts, StoreError> {
         let started = std::time::Instant::now();
-        let (conn, counts) = self.join()?;
+        let (conn, counts, begun) = self.join()?;
+        if !begun {
+            begin(&conn).map_err(sqlite_error(&self.path))?;
+        }
         let drained = started.elapsed();
         let end = RunEnd {
             run_id: self.run_id,
@@ -162,8 +164,8 @@ impl EarlyWriter {
         result.map_err(sqlite_error(&self.path))
     }
 
-    /// Stops the writer and takes its connection back, the transaction still open.
-    fn join(&mut self) -> Result<(Connection, Counts), StoreError> {
+    /// Stops the writer and takes its connection back, the transaction (if begun) still open.
+    fn join(&mut self) -> Result<(Connection, Counts, bool), StoreError> {
         self.sender = None;
         let thread = self.thread.take().ok_or_else(|| StoreError::Io {
             path: self.path.clone(),
@@ -179,11 +181,27 @@ impl EarlyWriter {
     }
 }
 
+/// Opens the run's transaction (holding the write lock until its commit or rollback) and
+/// returns the first history id the run numbers its rows from.
+fn begin(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    // The writer numbers the history rows it inserts itself, so that their events can
+    // point at them from the same multi-row statements; it holds the write lock.
+    conn.query_row(
+        "SELECT coalesce(max(history_id), 0) + 1 FROM entity_history",
+        [],
+        |r| r.get(0),
+    )
+    .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
+}
+
 impl Drop for EarlyWriter {
     /// A run that ends without [`EarlyWriter::finish`] leaves no trace: roll back.
     fn drop(&mut self) {
         if self.thread.is_some() {
-            if let Ok((conn, _)) = self.join() {
+            if let Ok((conn, _, true)) = self.join() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
         }

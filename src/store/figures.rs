@@ -62,6 +62,7 @@ impl Store {
         }
         figures.quota = self.last_quota()?;
         figures.alerts = self.alert_backlog()?;
+        figures.freshness = self.freshness()?;
         Ok(figures)
     }
 
@@ -97,4 +98,6 @@ pub struct ScrapeFigures {
     /// Remaining, resets_at.
     pub quota: Option<(i64, Option<String>)>,
     pub alerts: Vec<RuleBacklog>,
+    /// Whether the data is current (`mirror_freshness`).
+    pub freshness: Option<super::Freshness>,
 }

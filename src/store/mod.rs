@@ -10,6 +10,7 @@ mod demo;
 mod early;
 mod export;
 mod figures;
+mod health;
 mod integrity;
 mod lookup;
 mod outbox;
@@ -41,6 +42,7 @@ pub use demo::{demo_questions, DemoEvent, DemoQuestion};
 pub use early::{EarlyWriter, WriterStopped};
 pub use export::Source;
 pub use figures::ScrapeFigures;
+pub use health::{Freshness, HealthAlert, HealthState, Outage, QueuedHealth, RunStreak};
 pub use integrity::RECOVERY;
 pub use outbox::{DeliveryLock, EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
@@ -74,8 +76,16 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/17_alert_outbox.sql"),
     ),
     (
-        "24_id_filters",
-        include_str!("migrations/24_id_filters.sql"),
+        "24_published_roles_and_custom_fields",
+        include_str!("migrations/24_published_roles_and_custom_fields.sql"),
+    ),
+    (
+        "25_mirror_health",
+        include_str!("migrations/25_mirror_health.sql"),
+    ),
+    (
+        "26_id_filters",
+        include_str!("migrations/26_id_filters.sql"),
     ),
 ];
 /// `PRAGMA user_version` of a database with every migration applied.
@@ -225,6 +235,20 @@ pub struct Store {
     outbox_rules: Option<std::sync::Arc<dyn OutboxRules>>,
 }
 
+/// Why a run did not commit, as its `sync_runs` row keeps it ([`Store::fail_run`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFailure {
+    /// The whole error (`sync_runs.error`).
+    pub error: String,
+    /// A short form: the server's reason and the HTTP status, e.g. `API key expired (401)`.
+    pub reason: String,
+    /// What to do about it.
+    pub hint: String,
+    /// The exit status `orgmirror sync` ends with for it (`exit::status`); `None` when the
+    /// caller did not say.
+    pub exit_status: Option<i64>,
+}
+
 /// A run's time and the clock behind it ([`Store::run_times`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunTimes {
@@ -286,19 +310,32 @@ impl Store {
                 });
             }
         }
-        // Create the file ourselves so that it never exists with a wider mode, whatever the umask.
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(mode)
-            .open(path)
-            .map_err(|e| match setup::not_writable(path, e.kind()) {
-                Some(fix) => StoreError::Setup {
-                    path: path.to_path_buf(),
-                    message: format!("cannot create or open it for writing ({e}): {fix}"),
-                },
-                None => io(format!("cannot create or open: {e}")),
-            })?;
+        // Create the file ourselves so that it never exists with a wider mode, whatever the
+        // umask. An existing file is never opened beside SQLite, only asked about: closing any
+        // descriptor of it drops every POSIX lock this process holds on it, SQLite's included
+        // (another store of this process, the daemon's), and a client elsewhere closing the
+        // file would then take itself for the last one and remove the -wal under ours.
+        let usable = if path.exists() {
+            setup::writable(path)
+        } else {
+            OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .mode(mode)
+                .open(path)
+                .map(drop)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => setup::writable(path),
+                    _ => Err(e),
+                })
+        };
+        usable.map_err(|e| match setup::not_writable(path, e.kind()) {
+            Some(fix) => StoreError::Setup {
+                path: path.to_path_buf(),
+                message: format!("cannot create or open it for writing ({e}): {fix}"),
+            },
+            None => io(format!("cannot create or open: {e}")),
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
         let mut store = Store {
@@ -585,13 +622,21 @@ impl Store {
         self.writer_lock = None;
     }
 
-    /// Records the start of a run, after marking runs of dead processes as interrupted.
+    /// Records the start of a run, after marking runs of dead processes as interrupted,
+    /// with the age after which the mirror counts as stale (`mirror_freshness`).
     /// Does not wait when another connection (a BI tool writing, `sqlite3`) holds SQLite's
     /// write lock: it fails at once with an error for which [`StoreError::is_busy`] holds,
     /// so that an async caller can wait asleep (`sync::begin_run`).
-    pub fn begin_run(&mut self, kind: &str, started_at: &str) -> Result<i64, StoreError> {
+    pub fn begin_run(
+        &mut self,
+        kind: &str,
+        started_at: &str,
+        stale_after_seconds: Option<i64>,
+    ) -> Result<i64, StoreError> {
         self.lock_writer()?;
-        let begun = self.with_busy_timeout(Duration::ZERO, |s| s.insert_run(kind, started_at));
+        let begun = self.with_busy_timeout(Duration::ZERO, |s| {
+            s.insert_run(kind, started_at, stale_after_seconds)
+        });
         if begun.is_err() {
             // No run to finish: let other writers in (a busy database, say), or an idle
             // daemon would keep every manual sync out until its next run.
@@ -621,7 +666,12 @@ impl Store {
         result.and_then(|t| restored.map(|()| t))
     }
 
-    fn insert_run(&mut self, kind: &str, wall_clock: &str) -> Result<i64, StoreError> {
+    fn insert_run(
+        &mut self,
+        kind: &str,
+        wall_clock: &str,
+        stale_after_seconds: Option<i64>,
+    ) -> Result<i64, StoreError> {
         let pid = i64::from(std::process::id());
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
@@ -635,8 +685,9 @@ impl Store {
             .and_then(|_| clock::run_time(&tx, wall_clock))
             .and_then(|started_at| {
                 tx.execute(
-                    "INSERT INTO sync_runs (kind, started_at, wall_clock_at, status, pid) VALUES (?1, ?2, ?3, 'running', ?4)",
-                    params![kind, started_at, wall_clock, pid],
+                    "INSERT INTO sync_runs (kind, started_at, wall_clock_at, status, pid, stale_after_seconds)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                    params![kind, started_at, wall_clock, pid, stale_after_seconds],
                 )
             })
             .map(|_| tx.last_insert_rowid())
@@ -668,26 +719,30 @@ impl Store {
         })
     }
 
-    /// Marks a run failed; nothing else changes.
+    /// Marks a run failed, with why and what to do; nothing else changes.
     pub fn fail_run(
         &mut self,
         run_id: i64,
-        error: &str,
+        failure: &RunFailure,
         finished_at: &str,
         totals: &RunTotals,
     ) -> Result<(), StoreError> {
         let r = self.conn.execute(
             "UPDATE sync_runs SET status = 'failed', error = ?2, finished_at = ?3, requests = ?4,
-                 quota_remaining = ?5, quota_resets_at = ?6, events_written = 0, pacing_wait_ms = ?7
+                 quota_remaining = ?5, quota_resets_at = ?6, events_written = 0, pacing_wait_ms = ?7,
+                 reason = ?8, hint = ?9, exit_status = ?10
              WHERE sync_run_id = ?1",
             params![
                 run_id,
-                error,
+                failure.error,
                 finished_at,
                 totals.requests,
                 totals.quota_remaining,
                 totals.quota_resets_at,
-                totals.pacing_wait_ms
+                totals.pacing_wait_ms,
+                failure.reason,
+                failure.hint,
+                failure.exit_status
             ],
         );
         self.sql(r).map(|_| ())

@@ -1,8 +1,9 @@
-//! The alert outbox (`alert_outbox`, migration 17): the events `[[alert]]` rules match are
-//! queued here inside the run's own transaction ([`queue_run`], called by `write::finish`
-//! for full and targeted runs alike), so a committed change always has its alerts; the
-//! deliverer (`crate::alerts`) sends them after the commit and records each outcome. A row
-//! with `delivered_at` set is never selected for sending again.
+//! The alert outbox (`alert_outbox`, migrations 17 and 25): the events `[[alert]]` rules
+//! match are queued here inside the run's own transaction ([`queue_run`], called by
+//! `write::finish` for full and targeted runs alike), so a committed change always has its
+//! alerts; the health alerts the mirror's state calls for are queued by the health check
+//! (`store::health`). The deliverer (`crate::alerts`) sends them after the commit and
+//! records each outcome. A row with `delivered_at` set is never selected for sending again.
 
 use std::os::unix::io::AsRawFd;
 
@@ -11,7 +12,8 @@ use serde_json::Value;
 
 use super::{lock_path, sqlite_error, Store, StoreError};
 
-/// What the store needs of the alert rules to queue a run's events.
+/// What the store needs of the alert rules to queue a run's events, and the health alerts
+/// the mirror's state calls for (`Store::queue_health_alerts`).
 pub trait OutboxRules: Send + Sync {
     /// The entities any rule watches (events of other entities are not read).
     fn entities(&self) -> Vec<&'static str>;
@@ -19,6 +21,11 @@ pub trait OutboxRules: Send + Sync {
     fn matching(&self, event: &EventRow) -> Vec<String>;
     /// The body sent to `rule`'s target for `event` (the names are filled in).
     fn payload(&self, rule: &str, event: &EventRow) -> String;
+    /// Whether any rule watches the mirror's health.
+    fn watches_health(&self) -> bool;
+    /// The health alerts `state` calls for, with their bodies (those already queued are
+    /// in `state.queued`; one queued again is ignored).
+    fn health_due(&self, state: &super::HealthState) -> Vec<super::HealthAlert>;
 }
 
 /// One change event as the rules see it.
@@ -45,7 +52,11 @@ pub struct EventRow {
 pub struct OutboxRow {
     pub outbox_id: i64,
     pub rule: String,
-    pub event_id: i64,
+    /// The change event it is about; `None` for a health alert.
+    pub event_id: Option<i64>,
+    /// What every attempt sends as `Idempotency-Key`: the event id, or for a health alert
+    /// `health-<kind>-after-run-<run>` (the same for a rule's alert however often queued).
+    pub key: String,
     pub attempts: i64,
     pub next_attempt_ms: i64,
     pub payload_json: String,
@@ -170,6 +181,10 @@ fn add_names(conn: &Connection, event: &mut EventRow) -> rusqlite::Result<()> {
             Some((g, u)) => (id(u), id(g)),
             None => (None, None),
         },
+        "user_custom_field" => (
+            event.entity_id.split_once(':').and_then(|(u, _)| id(u)),
+            None,
+        ),
         _ => (None, None),
     };
     let name_of = |entity: &str, id: i64| -> rusqlite::Result<Option<String>> {
@@ -226,22 +241,27 @@ impl Store {
             .map_err(sqlite_error(&path))
     }
 
-    /// Alerts not delivered yet, oldest event first per rule, at most `per_rule` of each.
+    /// Alerts not delivered yet, oldest event first per rule (a health rule's in the order
+    /// queued), at most `per_rule` of each.
     pub fn pending_alerts(&self, per_rule: usize) -> Result<Vec<OutboxRow>, StoreError> {
         let mut stmt = self.sql(self.conn.prepare_cached(
-            "SELECT outbox_id, rule, event_id, attempts, next_attempt_ms, payload_json FROM (
-                 SELECT *, row_number() OVER (PARTITION BY rule ORDER BY event_id) AS n
+            "SELECT outbox_id, rule, event_id,
+                    coalesce(CAST(event_id AS TEXT),
+                             'health-' || health_kind || '-after-run-' || health_after_run),
+                    attempts, next_attempt_ms, payload_json FROM (
+                 SELECT *, row_number() OVER (PARTITION BY rule ORDER BY event_id, outbox_id) AS n
                  FROM alert_outbox WHERE delivered_at IS NULL)
-             WHERE n <= ?1 ORDER BY rule, event_id",
+             WHERE n <= ?1 ORDER BY rule, event_id, outbox_id",
         ))?;
         let rows = self.sql(stmt.query_map([per_rule as i64], |r| {
             Ok(OutboxRow {
                 outbox_id: r.get(0)?,
                 rule: r.get(1)?,
                 event_id: r.get(2)?,
-                attempts: r.get(3)?,
-                next_attempt_ms: r.get(4)?,
-                payload_json: r.get(5)?,
+                key: r.get(3)?,
+                attempts: r.get(4)?,
+                next_attempt_ms: r.get(5)?,
+                payload_json: r.get(6)?,
             })
         }))?;
         rows.map(|r| self.sql(r)).collect()

@@ -7,6 +7,21 @@ use std::ffi::CStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+/// Whether this process may write the existing file `path` (by its effective ids), asked
+/// without opening it: the error an open for writing would meet.
+pub(super) fn writable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: faccessat reads the NUL-terminated path, which outlives the call.
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Why `path` cannot be opened for writing, and the command that fixes it; `None` when
 /// the error is not about permissions.
 pub(super) fn not_writable(path: &Path, kind: std::io::ErrorKind) -> Option<String> {

@@ -39,7 +39,7 @@ fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
 }
 
 fn run(store: &mut Store, snap: &OrgSnapshot, at: &str) -> usize {
-    let id = store.begin_run("full", at).unwrap();
+    let id = store.begin_run("full", at, None).unwrap();
     let stored = store.stored_state().unwrap();
     let d = diff(&stored, snap, &Scope::FULL);
     let counts = store
@@ -143,11 +143,11 @@ fn one_writer_at_a_time_and_stale_runs_are_marked_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.sqlite");
     let mut a = Store::open(&db, &StoreOptions::default()).unwrap();
-    let first = a.begin_run("full", "2026-01-01T00:00:00Z").unwrap();
+    let first = a.begin_run("full", "2026-01-01T00:00:00Z", None).unwrap();
     let mut b = Store::open(&db, &StoreOptions::default()).unwrap();
     assert!(matches!(b.lock_writer(), Err(StoreError::Locked { .. })));
     drop(a); // the process "died" with its run still running
-    b.begin_run("full", "2026-01-01T00:01:00Z").unwrap();
+    b.begin_run("full", "2026-01-01T00:01:00Z", None).unwrap();
     let runs = b.recent_runs(5).unwrap();
     let old = runs.iter().find(|r| r.sync_run_id == first).unwrap();
     assert_eq!(old.status, "failed");
@@ -249,7 +249,7 @@ fn a_failing_early_writer_says_why_and_commits_nothing() {
     let rows = again.take_new();
     assert_eq!(rows.len(), 1);
     let at = "2026-01-02T00:00:00Z";
-    let run_id = store.begin_run("full", at).unwrap();
+    let run_id = store.begin_run("full", at, None).unwrap();
     let writer = store.early_writer(run_id, at).unwrap();
     let stopped = (0..200).any(|_| {
         let refused = writer.send(rows.clone()).is_err();
@@ -264,7 +264,15 @@ fn a_failing_early_writer_says_why_and_commits_nothing() {
     assert_eq!(after, before);
     // The write lock is free again: the run can be recorded as failed.
     store
-        .fail_run(run_id, &error, at, &RunTotals::default())
+        .fail_run(
+            run_id,
+            &super::RunFailure {
+                error,
+                ..Default::default()
+            },
+            at,
+            &RunTotals::default(),
+        )
         .unwrap();
 }
 
@@ -391,4 +399,87 @@ fn as_of_reads_a_mirror_at_a_path_a_uri_must_escape() {
         }
         other => panic!("not refused: {:?}", other.map(|s| s.at)),
     }
+}
+
+/// A mirror synced before roles had their published fields (the schema before
+/// `24_published_roles_and_custom_fields`, a role stored with the JSON of that time) is
+/// migrated: the new columns are NULL, and the role pulled again from a server that sends none
+/// of the new fields is unchanged: no event.
+#[test]
+fn a_mirror_from_before_the_published_role_fields_migrates_without_a_change() {
+    use crate::api::models::{Permission, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.sqlite");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(SCHEMA_SQL).unwrap();
+    let at = MIGRATIONS
+        .iter()
+        .position(|(name, _)| *name == "24_published_roles_and_custom_fields")
+        .unwrap();
+    for (_, sql) in &MIGRATIONS[..at] {
+        conn.execute_batch(sql).unwrap();
+    }
+    // What the previous version wrote for a role (its canonical JSON had no other fields).
+    let json = r#"{"role_id":11,"code":"org_owner","name":"Owner","type":"owner","privilege_level":100,"entity":"organization","description":"All of it","organization_id":1001,"permissions":[{"permission_id":701,"name":"view_users","entity":"organization","condition":null,"description":"Allows view users"}]}"#;
+    conn.execute_batch(&format!(
+        "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={};
+         INSERT INTO sync_runs (sync_run_id, started_at, finished_at, status)
+             VALUES (1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 'succeeded');
+         INSERT INTO roles (role_id, code, name, type, privilege_level, entity, description, organization_id)
+             VALUES (11, 'org_owner', 'Owner', 'owner', 100, 'organization', 'All of it', 1001);
+         INSERT INTO role_permissions (role_id, permission_id, name, entity, condition, description)
+             VALUES (11, 701, 'view_users', 'organization', NULL, 'Allows view users');",
+        1 + at
+    ))
+    .unwrap();
+    conn.execute(
+        "INSERT INTO entity_history (history_id, entity, entity_id, id, sub_id, valid_from,
+             data_json, data_hash, opened_by)
+         VALUES (1, 'role', '11', 11, 0, '2026-01-01T00:00:00Z', ?1, ?2, 1)",
+        rusqlite::params![json, crate::model::content_hash(json)],
+    )
+    .unwrap();
+    conn.execute_batch(
+        "INSERT INTO change_log (sync_run_id, observed_at, entity, entity_id, op, after_history)
+         VALUES (1, '2026-01-01T00:00:00Z', 'role', '11', 'insert', 1);",
+    )
+    .unwrap();
+    drop(conn);
+
+    let mut store = Store::open(&db, &StoreOptions::default()).unwrap();
+    let role_row: Vec<(String, Option<i64>)> = pairs(
+        store.connection(),
+        "SELECT name, require_group FROM roles_current",
+    );
+    assert_eq!(role_row, [("Owner".to_string(), None)]);
+    let nulls: Vec<(Option<String>, Option<i64>)> = pairs(
+        store.connection(),
+        "SELECT default_for_levels, category_id FROM roles_current JOIN role_permissions_current USING (role_id)",
+    );
+    assert_eq!(nulls, [(None, None)]);
+    let mut again = OrgSnapshot::default();
+    again
+        .add_roles(vec![(
+            Role {
+                role_id: Some(11),
+                code: Some("org_owner".into()),
+                name: Some("Owner".into()),
+                kind: Some("owner".into()),
+                privilege_level: Some(100),
+                entity: Some("organization".into()),
+                description: Some("All of it".into()),
+                organization_id: Some(1001),
+                permissions: vec![Permission {
+                    permission_id: Some(701),
+                    name: Some("view_users".into()),
+                    entity: Some("organization".into()),
+                    description: Some("Allows view users".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            None,
+        )])
+        .unwrap();
+    assert_eq!(run(&mut store, &again, "2026-01-02T00:00:00Z"), 0);
 }

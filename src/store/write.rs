@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Connection, ToSql};
 
 use crate::diff::{changed_fields, Change, Diff, Op};
-use crate::model::{Entity, EntityKey, NewRow, RecordRef, StoredHashes};
+use crate::model::{Entity, EntityKey, NewRow, RecordRef, StoredHashes, UserCustomFieldRecord};
 
 /// The request accounting a run row records.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -278,7 +278,9 @@ fn apply_change(
                 }
                 Entity::Group => "UPDATE groups SET unknown_json = ?2 WHERE group_id = ?1",
                 Entity::Role => "UPDATE roles SET unknown_json = ?2 WHERE role_id = ?1",
-                Entity::GroupMembership | Entity::UserRate => return Ok(()),
+                Entity::GroupMembership | Entity::UserRate | Entity::UserCustomField => {
+                    return Ok(())
+                }
             };
             tx.prepare_cached(table)?
                 .execute(params![key.id, after.unknown])?;
@@ -355,11 +357,14 @@ fn delete_current(tx: &Connection, key: &EntityKey) -> rusqlite::Result<()> {
             "DELETE FROM role_permissions WHERE role_id = ?1",
         ],
         Entity::UserRate => &["DELETE FROM user_rates WHERE organization_user_id = ?1"],
-        Entity::GroupMembership => {
-            tx.prepare_cached(
-                "DELETE FROM group_members WHERE group_id = ?1 AND organization_user_id = ?2",
-            )?
-            .execute(params![key.id, key.sub_id])?;
+        Entity::GroupMembership | Entity::UserCustomField => {
+            let sql = if key.entity == Entity::GroupMembership {
+                "DELETE FROM group_members WHERE group_id = ?1 AND organization_user_id = ?2"
+            } else {
+                "DELETE FROM user_custom_fields WHERE organization_user_id = ?1 AND custom_field_id = ?2"
+            };
+            tx.prepare_cached(sql)?
+                .execute(params![key.id, key.sub_id])?;
             return Ok(());
         }
     };
@@ -402,8 +407,10 @@ struct CurrentRows<'a> {
     group_workspaces: Vec<[Value<'a>; 6]>,
     group_ghosts: Vec<[Value<'a>; 3]>,
     group_members: Vec<[Value<'a>; 10]>,
-    roles: Vec<[Value<'a>; 9]>,
-    role_permissions: Vec<[Value<'a>; 6]>,
+    roles: Vec<[Value<'a>; 11]>,
+    role_permissions: Vec<[Value<'a>; 8]>,
+    /// Written by [`CurrentRows::write`], which makes their option lists' JSON.
+    custom_fields: Vec<&'a UserCustomFieldRecord>,
 }
 
 impl<'a> CurrentRows<'a> {
@@ -505,6 +512,8 @@ impl<'a> CurrentRows<'a> {
                     &r.description,
                     &r.organization_id,
                     unknown,
+                    &r.require_group,
+                    &r.default_for_levels,
                 ]);
                 for p in &r.permissions {
                     self.role_permissions.push([
@@ -514,9 +523,12 @@ impl<'a> CurrentRows<'a> {
                         &p.entity,
                         &p.condition,
                         &p.description,
+                        &p.category_id,
+                        &p.category_name,
                     ]);
                 }
             }
+            RecordRef::CustomField(v) => self.custom_fields.push(v),
         }
     }
 
@@ -568,15 +580,56 @@ impl<'a> CurrentRows<'a> {
         )?;
         insert_rows(
             conn,
-            "roles (role_id, code, name, type, privilege_level, entity, description, organization_id, unknown_json)",
+            "roles (role_id, code, name, type, privilege_level, entity, description, organization_id, unknown_json,
+                 require_group, default_for_levels_json)",
             &self.roles,
         )?;
         insert_rows(
             conn,
-            "role_permissions (role_id, permission_id, name, entity, condition, description)",
+            "role_permissions (role_id, permission_id, name, entity, condition, description, category_id,
+                 category_name)",
             &self.role_permissions,
+        )?;
+        let options: Vec<(String, String)> =
+            self.custom_fields.iter().map(|v| option_lists(v)).collect();
+        let rows: Vec<[Value<'_>; 7]> = self
+            .custom_fields
+            .iter()
+            .zip(&options)
+            .map(|(v, (ids, names))| -> [Value<'_>; 7] {
+                [
+                    &v.organization_user_id,
+                    &v.custom_field_id,
+                    &v.custom_field_name,
+                    &v.field_type,
+                    &v.value,
+                    ids,
+                    names,
+                ]
+            })
+            .collect();
+        insert_rows(
+            conn,
+            "user_custom_fields (organization_user_id, custom_field_id, custom_field_name, field_type, value,
+                 option_ids_json, option_names_json)",
+            &rows,
         )
     }
+}
+
+/// A value's selected options as two JSON arrays, in option id order: their ids, their names.
+fn option_lists(v: &UserCustomFieldRecord) -> (String, String) {
+    let ids: Vec<i64> = v.selected_options.iter().map(|o| o.option_id).collect();
+    let names: Vec<Option<&str>> = v
+        .selected_options
+        .iter()
+        .map(|o| o.option_name.as_deref())
+        .collect();
+    // Integers and strings always serialize.
+    (
+        serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_string()),
+        serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_string()),
+    )
 }
 
 /// Rows per multi-row `INSERT`: each statement execution costs about as much as

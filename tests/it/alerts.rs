@@ -22,31 +22,31 @@ use crate::support::{ok, rows, scalar, text, Mirror};
 // A webhook receiver
 
 #[derive(Debug, Clone, Copy)]
-enum Answer {
+pub(super) enum Answer {
     Status(u16),
     /// Never answers.
     Hang,
 }
 
 #[derive(Debug, Clone)]
-struct Hit {
-    key: String,
-    event: String,
-    signature: Option<String>,
-    body: String,
+pub(super) struct Hit {
+    pub(super) key: String,
+    pub(super) event: String,
+    pub(super) signature: Option<String>,
+    pub(super) body: String,
 }
 
 type Shared = (Arc<Mutex<Vec<Hit>>>, Arc<Mutex<VecDeque<Answer>>>);
 
 /// A webhook receiver on 127.0.0.1 port 0 that answers from a plan (then 200).
-struct Receiver {
+pub(super) struct Receiver {
     addr: SocketAddr,
     hits: Arc<Mutex<Vec<Hit>>>,
     plan: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 impl Receiver {
-    fn start(plan: &[Answer]) -> Receiver {
+    pub(super) fn start(plan: &[Answer]) -> Receiver {
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let plan = Arc::new(Mutex::new(plan.iter().copied().collect::<VecDeque<_>>()));
         let state: Shared = (hits.clone(), plan.clone());
@@ -71,11 +71,11 @@ impl Receiver {
         Receiver { addr, hits, plan }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(super) fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 
@@ -117,10 +117,10 @@ async fn hook(
     }
 }
 
-const SECRET: &str = "s3cret-for-tests";
+pub(super) const SECRET: &str = "s3cret-for-tests";
 
 /// `sha256=<hex>`, computed here with the hmac crate (not orgmirror's code).
-fn expected_signature(body: &str) -> String {
+pub(super) fn expected_signature(body: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(body.as_bytes());
@@ -585,7 +585,7 @@ fn a_missing_alert_secret_stops_sync_before_it_runs() {
 // Metrics and health
 
 /// `GET path` over plain HTTP/1.1: (status, body).
-fn http_get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String) {
+pub(super) fn http_get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the metrics server");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let accept = accept
@@ -611,14 +611,14 @@ fn http_get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String) {
 }
 
 /// The `host:port` the daemon logged for its metrics server.
-fn metrics_addr(d: &Daemon) -> Option<String> {
+pub(super) fn metrics_addr(d: &Daemon) -> Option<String> {
     let log = d.log();
     let line = log.lines().find(|l| l.contains("metrics listening"))?;
     let rest = &line[line.find("addr=")? + 5..];
     Some(rest.split_whitespace().next()?.to_string())
 }
 
-fn sample(metrics: &str, series: &str) -> f64 {
+pub(super) fn sample(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
@@ -666,6 +666,8 @@ fn metrics_pass_promtool_move_with_runs_and_healthz_turns_503_when_runs_fail() {
         "orgmirror_last_success_timestamp_seconds",
         "orgmirror_last_run_duration_seconds",
         "orgmirror_quarantined_records",
+        "orgmirror_consecutive_failures",
+        "orgmirror_last_attempt_timestamp_seconds",
         "orgmirror_database_bytes",
         "orgmirror_wal_bytes",
     ] {
@@ -742,6 +744,16 @@ fn metrics_pass_promtool_move_with_runs_and_healthz_turns_503_when_runs_fail() {
     let (_, third) = http_get(&addr, "/metrics", None);
     assert!(
         sample(&third, "orgmirror_runs_total{status=\"failed\"}") >= 1.0,
+        "{third}"
+    );
+    assert_eq!(sample(&first, "orgmirror_consecutive_failures"), 0.0);
+    assert!(
+        sample(&third, "orgmirror_consecutive_failures") >= 1.0,
+        "{third}"
+    );
+    assert!(
+        sample(&third, "orgmirror_last_attempt_timestamp_seconds")
+            > sample(&first, "orgmirror_last_attempt_timestamp_seconds"),
         "{third}"
     );
     d.signal(libc::SIGTERM);

@@ -7,14 +7,17 @@ use std::process::Command;
 
 use rusqlite::Connection;
 
-use crate::support::{bin, ok, on_a_terminal, rows, run_demo, scalar, text, Mirror};
+use crate::support::{
+    bin, ok, on_a_terminal, possessive, rows, run_demo, scalar, text, Mirror, CUSTOM_FIELDS,
+};
 
-const CURRENT_VIEWS: [&str; 5] = [
+const CURRENT_VIEWS: [&str; 6] = [
     "users_current",
     "groups_current",
     "group_members_current",
     "roles_current",
     "role_permissions_current",
+    "user_custom_fields_current",
 ];
 
 /// Each current view (or the as-of file's table of that name): its columns and its rows in
@@ -49,7 +52,8 @@ fn first_observed_at(conn: &Connection) -> String {
     .expect("a first sync")
 }
 
-/// Changes of every kind the history holds: people, groups, memberships, rates, roles.
+/// Changes of every kind the history holds: people, groups, memberships, rates, roles,
+/// custom field values.
 fn change_everything(m: &Mirror) {
     let org = m.fake.handle();
     let users = org.user_ids();
@@ -72,11 +76,31 @@ fn change_everything(m: &Mirror) {
     let role = org.role_ids()[0];
     org.rename_role(role, "Renamed role");
     org.add_role_permission(role, "brand_new_permission");
+    org.set_role_description(org.role_ids()[1], "Described again");
+    let with_values: Vec<i64> = users
+        .iter()
+        .copied()
+        .filter(|u| !org.custom_field_values(*u).is_empty())
+        .collect();
+    assert!(org.select_custom_field_options(with_values[0], 8004, &[8122, 8123]));
+    let field = *org
+        .custom_field_values(with_values[1])
+        .keys()
+        .next()
+        .expect("a value");
+    assert!(org.clear_custom_field(with_values[1], field));
+    assert!(org.set_custom_field_value(with_values[2], 8002, "CC-1".into()));
 }
 
 #[test]
 fn asof_between_two_syncs_is_the_first_state_and_at_now_the_current_views() {
-    let m = Mirror::new(40);
+    let m = Mirror::with(
+        orgmirror::fake::FakeOptions {
+            users: 40,
+            ..Default::default()
+        },
+        CUSTOM_FIELDS,
+    );
     m.sync_ok();
     let first_state = views_of(&m.db);
     let first_sync = first_observed_at(&m.conn());
@@ -238,14 +262,6 @@ fn demo_story(stdout: &str) -> BTreeMap<&'static str, String> {
         }
     }
     story
-}
-
-fn possessive(name: &str) -> String {
-    if name.ends_with('s') {
-        format!("{name}'")
-    } else {
-        format!("{name}'s")
-    }
 }
 
 #[test]

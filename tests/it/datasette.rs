@@ -13,7 +13,8 @@ use crate::support::{rows, text, Mirror};
 
 /// The canned queries of the metadata, with the parameters each needs (`{group}`,
 /// `{day}`, `{person}` filled in from the mirror).
-const CANNED: [(&str, &str); 6] = [
+const CANNED: [(&str, &str); 7] = [
+    ("is_this_data_current", ""),
     ("members_on_a_date", "group={group}&day={day}"),
     ("rate_history_of_a_person", "person={person}"),
     ("changes_of_the_last_run", ""),
@@ -22,13 +23,13 @@ const CANNED: [(&str, &str); 6] = [
     ("people_in_no_group", ""),
 ];
 
-/// The views the metadata must describe: the contract's (as `export --csv` writes them) and
-/// the headcount view.
+/// The views the metadata must describe: the contract's (as `export --csv` writes them), the
+/// headcount view and the freshness view (not in the CSV set: its age is computed when read).
 fn described_views() -> impl Iterator<Item = &'static str> {
     orgmirror::export::CSV_VIEWS
         .iter()
         .copied()
-        .chain(["group_headcount_daily"])
+        .chain(["group_headcount_daily", "mirror_freshness"])
 }
 
 fn metadata() -> PathBuf {
@@ -205,6 +206,71 @@ fn datasette_serves_the_mirror_while_orgmirror_syncs() {
         assert!(page["error"].is_null(), "{view}: {page}");
     }
 
+    // The page leads with what a reader should use: the freshness check first, the canned
+    // queries and every view with a line each; the tables behind the views are hidden.
+    let database = &meta["databases"]["org"];
+    let description = database["description_html"]
+        .as_str()
+        .expect("a description");
+    let first = |needle: &str| description.find(needle).unwrap_or(usize::MAX);
+    assert!(
+        first("Is this data current?") < first("<li>"),
+        "the freshness check comes first: {description}"
+    );
+    for view in described_views().filter(|v| *v != "sync_runs") {
+        assert!(
+            description.contains(&format!("<code>{view}</code>")),
+            "the description lacks {view}"
+        );
+    }
+    for (name, _) in CANNED {
+        let title = database["queries"][name]["title"]
+            .as_str()
+            .expect("a title");
+        let title = title.split(',').next().unwrap_or(title);
+        assert!(
+            description.contains(title),
+            "the description lacks {title:?}"
+        );
+    }
+    for table in rows(
+        &conn,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name <> 'sync_runs'",
+    ) {
+        assert_eq!(
+            tables[&table[0]]["hidden"], true,
+            "{} is not hidden",
+            table[0]
+        );
+    }
+    let page = ds.json("/org.json");
+    let listed: Vec<&str> = page["queries"]
+        .as_array()
+        .expect("queries")
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert_eq!(listed.first(), Some(&"is_this_data_current"), "{listed:?}");
+    let shown: Vec<&str> = page["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter(|t| t["hidden"] == false)
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(shown, ["sync_runs"]);
+
+    // Is this data current? Yes: the last sync succeeded just now.
+    let fresh = ds.json("/org/is_this_data_current.json?_shape=objects");
+    let row = &fresh["rows"][0];
+    assert_eq!(row["current"], "yes", "{fresh}");
+    assert_eq!(row["consecutive_failures"], 0);
+    let last: Vec<Vec<String>> = rows(
+        &conn,
+        "SELECT finished_at FROM sync_runs WHERE status = 'succeeded' ORDER BY sync_run_id DESC LIMIT 1",
+    );
+    assert_eq!(row["last_success_at"], last[0][0]);
+
     // The canned queries are the ones bench times, word for word.
     let queries = &meta["databases"]["org"]["queries"];
     for (name, sql) in orgmirror::store::CANNED_QUERIES {
@@ -313,8 +379,29 @@ fn browse(ds: &Datasette, m: &Mirror) {
             "the database page lacks {shown}:\n{dom}"
         );
     }
+    // It opens on the freshness check, and its SQL box on the table of runs, not on an
+    // internal table.
+    let at = |needle: &str| dom.find(needle).unwrap_or(usize::MAX);
+    assert!(
+        at("Is this data current?") < at("Custom SQL query"),
+        "the description leads:\n{dom}"
+    );
+    assert!(dom.contains("select * from sync_runs</textarea>"), "{dom}");
+    assert!(!dom.contains("select * from alert_outbox"), "{dom}");
+    let queries = &dom[at("id=\"queries\"").min(dom.len())..];
+    assert!(
+        queries.find("Is this data current?") < queries.find("Members of a group on a date"),
+        "the freshness check is the first query:\n{dom}"
+    );
     let shot = artifacts.join("datasette-database.png");
     chromium(&[&format!("--screenshot={}", shot.display())], &database);
+    assert!(std::fs::metadata(&shot).is_ok_and(|s| s.len() > 1000));
+
+    let page = format!("{}/org/is_this_data_current", ds.base);
+    let dom = chromium(&["--dump-dom"], &page);
+    assert!(dom.contains("<td class=\"col-current\">yes</td>"), "{dom}");
+    let shot = artifacts.join("datasette-is_this_data_current.png");
+    chromium(&[&format!("--screenshot={}", shot.display())], &page);
     assert!(std::fs::metadata(&shot).is_ok_and(|s| s.len() > 1000));
 
     let page = format!("{}/org/people_in_no_group", ds.base);

@@ -272,7 +272,7 @@ fn every_envelope_and_paging_header_ends_paging_at_the_minimum_of_requests() {
         ("data", ListShape::DATA, false),
         ("data+page+per_page", ListShape::FOCUS, false),
         ("data+page+per_page+total", ListShape::FOCUS_TOTAL, true),
-        ("data+page+rows+total", ListShape::SEED_TEAMS, true),
+        ("data+page+rows+total", ListShape::TEAMS, true),
         ("data+everything", all, true),
         ("array", ListShape::Bare, false),
     ];

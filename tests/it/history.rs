@@ -718,8 +718,11 @@ fn hide(users: BTreeSet<i64>, groups: BTreeSet<i64>, roles: BTreeSet<i64>) -> Re
     })
 }
 
-/// A list's rows, in the seed's `items` or the focus profile's `data`.
+/// A list's rows: the focus profile's bare array, the seed's `items`, or `data`.
 fn rows_of(v: &mut Value) -> Option<&mut Vec<Value>> {
+    if v.is_array() {
+        return v.as_array_mut();
+    }
     let key = if v.get("items").is_some() {
         "items"
     } else {

@@ -15,6 +15,7 @@ mod history;
 mod litestream;
 mod mirror;
 mod replica;
+mod roles_and_custom_fields;
 mod service;
 mod support;
 mod trust;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use orgmirror::fake::FakeOptions;
+use orgmirror::fake::{FakeOptions, KeyExpiry};
 
 use crate::support::{
     assert_one_time_per_run, assert_references_hold, bin, ok, rows, scalar, text, Mirror,
@@ -598,6 +598,85 @@ fn the_contract_views_answer_the_same_in_postgresql_after_a_first_sync_a_churn_s
     );
 }
 
+/// `mirror_freshness` on both sides, read with queries of their own: every fact the same,
+/// and the age computed when read (the replica's read first, so never the larger).
+fn assert_same_freshness(m: &Mirror, cluster: &Cluster, schema: &str) {
+    let epoch = |c: &str| format!("coalesce(CAST(strftime('%s', {c}) AS INTEGER), 'NULL')");
+    let pg_epoch = |c: &str| format!("coalesce(extract(epoch FROM {c})::bigint::text, 'NULL')");
+    let times = ["last_success_at", "last_attempt_at", "failing_since"];
+    let plain = [
+        "last_status",
+        "last_error",
+        "consecutive_failures",
+        "stale_after_seconds",
+        "hint",
+    ];
+    let replica = cluster.psql(&format!(
+        "SELECT {}, {}, coalesce(stale::int::text, 'NULL'), age_seconds
+         FROM {schema}.mirror_freshness WHERE organization_id = 1001",
+        times.map(pg_epoch).join(", "),
+        plain
+            .map(|c| format!("coalesce({c}::text, 'NULL')"))
+            .join(", ")
+    ));
+    let mirror = rows(
+        &m.conn(),
+        &format!(
+            "SELECT {}, {}, coalesce(stale, 'NULL'), age_seconds FROM mirror_freshness",
+            times.map(epoch).join(", "),
+            plain.map(|c| format!("coalesce({c}, 'NULL')")).join(", ")
+        ),
+    );
+    assert_eq!(mirror.len(), 1);
+    let replica: Vec<&str> = replica.trim_end().split('|').collect();
+    let (mirror_age, facts) = mirror[0].split_last().expect("columns");
+    let (replica_age, replica_facts) = replica.split_last().expect("one row");
+    assert_eq!(facts, replica_facts, "mirror_freshness differs");
+    let (mirror_age, replica_age): (i64, i64) = (
+        mirror_age.parse().expect("an age"),
+        replica_age.parse().expect("an age"),
+    );
+    assert!(
+        (0..=mirror_age).contains(&replica_age),
+        "age: {replica_age} in PostgreSQL, {mirror_age} in the mirror"
+    );
+}
+
+#[test]
+fn mirror_freshness_says_the_same_in_postgresql_also_while_runs_fail() {
+    let Some(pg) = shared() else { return };
+    let schema = "t_freshness";
+    let m = mirror_with_replica(pg, 20, 1001, schema);
+    sync(&m);
+    assert_same_freshness(&m, pg, schema);
+    // Failed runs are not committed runs: the replica's health moves at once all the same.
+    m.fake
+        .handle()
+        .expire_key_after(Some(KeyExpiry::Requests(0)));
+    for _ in 0..2 {
+        assert_eq!(run(&m, &["sync"]).status.code(), Some(2));
+    }
+    assert_eq!(replica_run(pg, schema, 1001), Some(1));
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT consecutive_failures, last_status FROM {schema}.mirror_freshness"
+        ))
+        .trim(),
+        "2|failed"
+    );
+    assert_same_freshness(&m, pg, schema);
+    m.fake.handle().expire_key_after(None);
+    sync(&m);
+    assert_same_freshness(&m, pg, schema);
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT consecutive_failures, stale FROM {schema}.mirror_freshness"
+        ))
+        .trim(),
+        "0|f"
+    );
+}
+
 #[test]
 fn two_organizations_in_one_schema_stay_apart() {
     let Some(pg) = shared() else { return };
@@ -1101,4 +1180,104 @@ fn the_daemon_replicates_each_committed_run() {
     let status = daemon.wait().expect("daemon exits");
     assert_eq!(status.code(), Some(0));
     assert_same_views(&m, pg, schema, 1001);
+}
+
+/// Custom field values and the published role fields, replicated: the new views answer the
+/// same on both sides after values are set, changed and removed and a role changed.
+#[test]
+fn custom_fields_and_the_published_role_fields_answer_the_same_in_postgresql() {
+    let Some(pg) = shared() else { return };
+    let schema = "t_custom_fields";
+    let m = mirror_with_replica(pg, 60, 1001, schema);
+    let mut config = std::fs::read_to_string(&m.config).unwrap();
+    config.push_str(crate::support::CUSTOM_FIELDS);
+    std::fs::write(&m.config, config).unwrap();
+    sync(&m);
+    let fake = m.fake.handle();
+    let members: Vec<i64> = fake
+        .user_ids()
+        .into_iter()
+        .filter(|u| !fake.custom_field_values(*u).is_empty())
+        .collect();
+    assert!(fake.select_custom_field_options(
+        members[0],
+        orgmirror::fake::FIRST_CUSTOM_FIELD_ID,
+        &[8103]
+    ));
+    assert!(fake.select_custom_field_options(members[1], 8004, &[8121, 8124]));
+    assert!(fake.set_custom_field_value(members[2], 8002, serde_json::json!("CC-9")));
+    let cleared = *fake.custom_field_values(members[3]).keys().next().unwrap();
+    assert!(fake.clear_custom_field(members[3], cleared));
+    assert!(fake.remove_user(members[4]));
+    let role = fake.role_ids()[1];
+    assert!(fake.set_role_description(role, "Keeps the lights on"));
+    let permission = fake.role(role).unwrap().permissions[0].permission_id;
+    assert!(fake.set_permission_category(role, permission, 77, "Ops"));
+    sync(&m);
+    assert_eq!(replica_run(pg, schema, 1001), Some(2));
+
+    let conn = m.conn();
+    let compare = |view: &str, sqlite: &str, postgres: &str, order: &str| {
+        let mirror: Vec<String> = rows(
+            &conn,
+            &format!("SELECT {sqlite} FROM {view} ORDER BY {order}"),
+        )
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect();
+        let replica: Vec<String> = pg
+            .psql(&format!(
+                "SELECT {postgres} FROM {schema}.{view} WHERE organization_id = 1001 ORDER BY {order}"
+            ))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert!(!mirror.is_empty(), "{view} is empty");
+        assert_eq!(mirror, replica, "{view}");
+    };
+    compare(
+        "user_custom_fields_current",
+        "organization_user_id, custom_field_id, custom_field_name, field_type, coalesce(value, 'NULL'),
+         option_ids, option_names",
+        "organization_user_id, custom_field_id, custom_field_name, field_type, coalesce(value, 'NULL'),
+         replace(option_ids::text, ', ', ','), replace(option_names::text, ', ', ',')",
+        "1, 2",
+    );
+    compare(
+        "user_custom_field_history",
+        "organization_user_id, custom_field_id, coalesce(value, 'NULL'), option_names,
+         CAST(strftime('%s', valid_from) AS INTEGER), coalesce(CAST(strftime('%s', valid_to) AS INTEGER), 'NULL')",
+        "organization_user_id, custom_field_id, coalesce(value, 'NULL'), replace(option_names::text, ', ', ','),
+         extract(epoch FROM valid_from)::bigint, coalesce(extract(epoch FROM valid_to)::bigint::text, 'NULL')",
+        "1, 2, 5",
+    );
+    compare(
+        "roles_current",
+        "role_id, description, coalesce(require_group, 'NULL'), coalesce(default_for_levels, 'NULL')",
+        "role_id, description, coalesce(require_group::int::text, 'NULL'),
+         coalesce(replace(default_for_levels::text, ', ', ','), 'NULL')",
+        "1",
+    );
+    compare(
+        "role_permissions_current",
+        "role_id, permission_id, category_id, category_name",
+        "role_id, permission_id, category_id, category_name",
+        "1, 2",
+    );
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT count(*) FROM change_events WHERE entity = 'user_custom_field' AND sync_run_id = 2"
+        ),
+        pg.psql(&format!(
+            "SELECT count(*) FROM {schema}.change_events
+             WHERE organization_id = 1001 AND entity = 'user_custom_field' AND sync_run_id = 2"
+        ))
+        .trim()
+        .parse::<i64>()
+        .unwrap()
+    );
+    let out = verify_ok(&m);
+    assert!(out.contains("user_custom_fields_current"), "{out}");
+    assert!(out.contains("user_custom_field_history"), "{out}");
 }

@@ -369,6 +369,46 @@ fn other_writers_can_run_between_the_daemons_runs() {
     );
 }
 
+/// Closing any descriptor of the database file drops every POSIX lock the process holds on
+/// it, SQLite's own too. Were the daemon to open and close the file beside its connections
+/// (as opening a second store once did), a read-write client closing next to it would take
+/// itself for the last connection and remove the `-wal` under the daemon, whose runs would
+/// then fail with "disk I/O error" and be lost.
+#[test]
+fn a_read_write_client_closing_beside_the_daemon_never_breaks_its_runs() {
+    let m = Mirror::new(10);
+    append_config(
+        &m,
+        "[schedule]\ncron = \"*/1 * * * * *\"\nrun_at_start = true",
+    );
+    let mut d = Daemon::start(&m);
+    wait_until(Duration::from_secs(20), "a run", || {
+        succeeded_runs(&m.db) >= 1
+    });
+    let out = Command::new("sqlite3")
+        .arg(&m.db)
+        .arg("SELECT count(*) FROM sync_runs")
+        .output()
+        .expect("sqlite3 runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = succeeded_runs(&m.db);
+    wait_until(Duration::from_secs(20), "two more runs", || {
+        succeeded_runs(&m.db) >= before + 2
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait(Duration::from_secs(15)).success());
+    let log = d.log();
+    assert!(!log.contains("disk I/O error"), "{log}");
+    assert_eq!(
+        live_scalar(
+            &m.db,
+            "SELECT count(*) FROM sync_runs WHERE status <> 'succeeded'"
+        ),
+        0,
+        "{log}"
+    );
+}
+
 #[test]
 fn runs_never_overlap_and_busy_ticks_are_skipped() {
     let m = slow_users_under_the_daemon(20, Duration::from_millis(1500), "* * * * * *", "10s");
@@ -1179,6 +1219,73 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     );
 }
 
+/// The probe's timer and service (README, "Is the data current?") verify, and the service's
+/// command is `status --check`, which passes on a fresh mirror.
+#[test]
+fn the_check_timer_and_service_verify_and_run_the_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let service = std::fs::read_to_string(repo.join("orgmirror-check.service")).unwrap();
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    assert_eq!(
+        exec,
+        "/usr/local/bin/orgmirror --config /etc/orgmirror/orgmirror.toml status --check"
+    );
+    let m = Mirror::new(5);
+    m.sync_ok();
+    let args: Vec<String> = exec
+        .replace(
+            "/etc/orgmirror/orgmirror.toml",
+            &m.config.display().to_string(),
+        )
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let out = Command::new(bin())
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("ok: last success "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let Some(analyze) = systemd_analyze() else {
+        return;
+    };
+    std::fs::write(
+        dir.path().join("orgmirror-check.service"),
+        service.replace("/usr/local/bin/orgmirror", bin()),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo.join("orgmirror-check.timer"),
+        dir.path().join("orgmirror-check.timer"),
+    )
+    .unwrap();
+    for unit in ["orgmirror-check.service", "orgmirror-check.timer"] {
+        let verify = Command::new(analyze)
+            .args(["verify", "--man=no"])
+            .arg(dir.path().join(unit))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "systemd-analyze verify {unit}:\n{}{}",
+            text(&verify.stdout),
+            text(&verify.stderr)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Real BI clients on the live file
 
@@ -1359,6 +1466,8 @@ mod edges;
 
 #[path = "alerts.rs"]
 mod alerts;
+#[path = "health.rs"]
+mod health;
 #[path = "published.rs"]
 mod published;
 #[path = "survives_daemon.rs"]

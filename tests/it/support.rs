@@ -8,6 +8,12 @@ use std::process::Output;
 use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
 use rusqlite::Connection;
 
+/// The workspace whose custom fields [`CUSTOM_FIELDS`] mirrors: the fake's first.
+pub const CUSTOM_FIELDS_WORKSPACE: i64 = 2001;
+
+/// `Mirror::with`'s extra config that mirrors the custom fields of the fake's first workspace.
+pub const CUSTOM_FIELDS: &str = "[sync]\ncustom_fields_workspace_id = 2001\n";
+
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_orgmirror")
@@ -99,6 +105,22 @@ impl Mirror {
 
     pub fn conn(&self) -> Connection {
         Connection::open(&self.db).expect("open db")
+    }
+
+    /// Points the config at another fake (the same organization from another server).
+    pub fn point_at(&self, other: &FakeServer) {
+        let config = std::fs::read_to_string(&self.config).expect("read config");
+        let config = config.replace(&self.fake.base_url(), &other.base_url());
+        std::fs::write(&self.config, config).expect("write config");
+    }
+}
+
+/// `name's`, or `name'` after an s, as the change feed writes it.
+pub fn possessive(name: &str) -> String {
+    if name.ends_with('s') {
+        format!("{name}'")
+    } else {
+        format!("{name}'s")
     }
 }
 

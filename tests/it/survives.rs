@@ -235,12 +235,14 @@ fn unreadable(user: i64, group: i64) -> Rewrite {
             return;
         };
         // Whichever envelope the profile answers with (indexing a missing key would add it).
-        let list = if body.get("items").is_some() {
-            "items"
+        let rows = if body.is_array() {
+            body.as_array_mut()
+        } else if body.get("items").is_some() {
+            body["items"].as_array_mut()
         } else {
-            "data"
+            body["data"].as_array_mut()
         };
-        for item in body[list].as_array_mut().into_iter().flatten() {
+        for item in rows.into_iter().flatten() {
             if item["id"] == json!(id) {
                 item[field] = bad.clone();
             }

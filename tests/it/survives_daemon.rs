@@ -120,39 +120,60 @@ fn ticks_during_concurrent_manual_syncs_and_group_renames_are_never_lost() {
     assert_eq!(daemon_runs, started_runs, "{log}");
 }
 
-/// The level of the one "sync finished" line in `stderr`.
-fn finished_level(stderr: &str) -> String {
+/// The level and message of the one line that ends a run in `stderr`.
+fn finished(stderr: &str) -> (String, String) {
     let lines: Vec<Value> = json_lines(stderr)
         .into_iter()
-        .filter(|v| v["message"] == "sync finished")
+        .filter(|v| v["duration_ms"].is_number() && v["status"].is_string())
         .collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    lines[0]["level"].as_str().unwrap_or("").to_string()
+    let field = |f: &str| lines[0][f].as_str().unwrap_or("").to_string();
+    (field("level"), field("message"))
 }
 
 #[test]
-fn failed_and_refused_runs_log_warnings_and_the_schedulers_chatter_is_filtered() {
+fn a_failure_is_an_error_once_then_a_warning_while_it_repeats_and_the_schedulers_chatter_is_filtered(
+) {
     let m = Mirror::new(20);
     append_config(&m, "[log]\nformat = \"json\"");
     let out = output(&m.config, &["sync"], Some("demo-token"));
     assert!(out.status.success());
-    assert_eq!(finished_level(&text(&out.stderr)), "INFO");
-    // Failed: the API is down.
+    let level = |out: &std::process::Output| finished(&text(&out.stderr));
+    let said = |l: &str, m: &str| (l.to_string(), m.to_string());
+    assert_eq!(level(&out), said("INFO", "sync finished"));
+    // Failed: the API is down. The first failure after a success is an error, with what to
+    // do; the same failure again a warning with its count.
     m.fake.handle().inject(Fault::new(
         Route::Any,
         FaultKind::Status(500, "down".into()),
     ));
     let out = output(&m.config, &["sync"], Some("demo-token"));
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(finished_level(&text(&out.stderr)), "WARN");
+    assert_eq!(level(&out), said("ERROR", "sync failed"));
+    // What to do is kept with the run (`sync` prints the error; the daemon logs the hint).
+    let hint = |m: &Mirror| rows(&m.conn(), "SELECT hint FROM mirror_freshness")[0][0].clone();
+    assert!(
+        hint(&m).starts_with("it may pass by itself"),
+        "{}",
+        hint(&m)
+    );
+    let out = output(&m.config, &["sync"], Some("demo-token"));
+    assert_eq!(
+        level(&out),
+        said("WARN", "2nd failed run in a row: same error")
+    );
     m.fake.handle().clear_faults();
-    // Refused: most users vanished.
+    // Refused: most users vanished. Another error: an error again.
     for id in m.fake.handle().user_ids().into_iter().skip(2) {
         m.fake.handle().remove_user(id);
     }
     let out = output(&m.config, &["sync"], Some("demo-token"));
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(finished_level(&text(&out.stderr)), "WARN");
+    assert_eq!(
+        level(&out),
+        said("ERROR", "3rd failed run in a row: a different error")
+    );
+    assert!(text(&out.stderr).contains("--allow-mass-delete"));
     // The mirror cannot be written (here a trigger refuses every event): ERROR.
     let conn = m.conn();
     conn.execute_batch(
@@ -167,7 +188,7 @@ fn failed_and_refused_runs_log_warnings_and_the_schedulers_chatter_is_filtered()
         Some("demo-token"),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert_eq!(finished_level(&text(&out.stderr)), "ERROR");
+    assert_eq!(finished(&text(&out.stderr)).0, "ERROR");
     conn.execute_batch("DROP TRIGGER refuse_events")
         .expect("drop the trigger");
     drop(conn);
