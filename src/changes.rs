@@ -26,10 +26,6 @@ pub enum ChangesError {
     Command(#[from] CommandError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("--since: {0}")]
-    Since(String),
-    #[error("--until: {0}")]
-    Until(String),
     #[error("--entity: unknown entity `{name}` (give some of {known})")]
     UnknownEntity { name: String, known: String },
     /// The shell found no such pager: the feed went nowhere.
@@ -40,18 +36,11 @@ pub enum ChangesError {
 /// `orgmirror changes`.
 pub fn run(
     config_path: Option<&Path>,
-    since: Option<&str>,
-    until: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
     entities: &[String],
     json_lines: bool,
 ) -> Result<Exit, ChangesError> {
-    let now = Utc::now();
-    let since = since
-        .map(|s| parse_since(s, now).map_err(ChangesError::Since))
-        .transpose()?;
-    let until = until
-        .map(|u| crate::asof::parse_time(u).map_err(ChangesError::Until))
-        .transpose()?;
     let mut known = Vec::new();
     for name in entities.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
         if Entity::parse(name).is_none() {
@@ -92,26 +81,6 @@ pub fn run(
     }
     read?;
     Ok(Exit::Ok)
-}
-
-/// `--since`: a span back from now (`7d`, `12h`, `30m`, `2w`) or a time ([`crate::asof::parse_time`]).
-pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let span = match (num.parse::<i64>(), unit) {
-        (Ok(n), "w") => chrono::Duration::try_weeks(n),
-        (Ok(n), "d") => chrono::Duration::try_days(n),
-        (Ok(n), "h") => chrono::Duration::try_hours(n),
-        (Ok(n), "m") => chrono::Duration::try_minutes(n),
-        _ => {
-            return crate::asof::parse_time(t).map_err(|_| {
-                format!("`{text}` is neither a span back from now (7d, 12h, 30m, 2w) nor a time (RFC 3339 or a date)")
-            })
-        }
-    };
-    span.and_then(|s| now.checked_sub_signed(s))
-        .ok_or_else(|| format!("`{text}` reaches back too far"))
 }
 
 /// The feed as text: a header per run, then a line per sentence, `YYYY-MM-DD HH:MM  …`.
@@ -1189,19 +1158,5 @@ mod tests {
         for (case, row, expected) in cases {
             assert_eq!(sentences(&row), expected, "{case}");
         }
-    }
-
-    #[test]
-    fn since_is_a_span_back_or_a_time() {
-        let now = DateTime::parse_from_rfc3339("2026-12-08T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let back = |t: &str| parse_since(t, now).map(format_utc);
-        assert_eq!(back("7d").as_deref(), Ok("2026-12-01T12:00:00Z"));
-        assert_eq!(back("2w").as_deref(), Ok("2026-11-24T12:00:00Z"));
-        assert_eq!(back("36h").as_deref(), Ok("2026-12-07T00:00:00Z"));
-        assert_eq!(back("2026-12-01").as_deref(), Ok("2026-12-01T00:00:00Z"));
-        assert!(back("7x").unwrap_err().contains("7d"));
-        assert!(back("99999999999999d").is_err());
     }
 }

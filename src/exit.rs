@@ -104,9 +104,7 @@ fn changes(e: &ChangesError) -> Exit {
     match e {
         ChangesError::Command(e) => command(e),
         ChangesError::Store(e) => store(e),
-        ChangesError::Since(_)
-        | ChangesError::Until(_)
-        | ChangesError::UnknownEntity { .. }
+        ChangesError::UnknownEntity { .. }
         | ChangesError::Pager => Exit::Config,
     }
 }
@@ -116,8 +114,7 @@ fn alerts(e: &AlertsError) -> Exit {
         AlertsError::Config(_)
         | AlertsError::UnknownRule { .. }
         | AlertsError::NoRules
-        | AlertsError::HealthReplay { .. }
-        | AlertsError::Since(_) => Exit::Config,
+        | AlertsError::HealthReplay { .. } => Exit::Config,
         AlertsError::Store(e) => store(e),
         AlertsError::Client(_) | AlertsError::NotAccepted { .. } => Exit::Failed,
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use orgmirror::commands::{self, CommandError, Exit};
 use orgmirror::exit::{self, Error};
@@ -62,8 +63,10 @@ enum Command {
     /// The organization as it stood at TIME, from the history: the six current views as
     /// tables of a self-contained SQLite file, written atomically.
     Asof {
-        /// RFC 3339 (2026-03-01T09:00:00Z), or a date (2026-03-01: its start in UTC).
-        time: String,
+        /// RFC 3339 (2026-03-01T09:00:00Z), a date (2026-03-01: its start in UTC), or a span
+        /// back from now (7d, 12h, 2w).
+        #[arg(value_parser = orgmirror::clock::parse_moment)]
+        time: DateTime<Utc>,
         /// Where to write the file.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -77,11 +80,11 @@ enum Command {
     /// The change feed as sentences, grouped by run, newest last (paged on a terminal).
     Changes {
         /// From a span back from now (7d, 12h, 2w) or a time (RFC 3339, or a date).
-        #[arg(long, value_name = "7d|TIME")]
-        since: Option<String>,
-        /// Up to (not including) this time (RFC 3339, or a date).
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
+        #[arg(long, value_name = "7d|TIME", value_parser = orgmirror::clock::parse_moment)]
+        since: Option<DateTime<Utc>>,
+        /// Up to (not including) this time (RFC 3339, a date, or a span back from now).
+        #[arg(long, value_name = "TIME", value_parser = orgmirror::clock::parse_moment)]
+        until: Option<DateTime<Utc>>,
         /// Only these entities: user, group, group_membership, user_rate, user_custom_field, role.
         #[arg(long, value_delimiter = ',', value_name = "ENTITY,...")]
         entity: Vec<String>,
@@ -185,14 +188,14 @@ fn main() -> ExitCode {
                 out,
                 csv,
                 force,
-            } => orgmirror::asof::run(config, &time, &out, csv.as_deref(), force)?,
+            } => orgmirror::asof::run(config, time, &out, csv.as_deref(), force)?,
             Command::Changes {
                 since,
                 until,
                 entity,
                 json,
             } => {
-                orgmirror::changes::run(config, since.as_deref(), until.as_deref(), &entity, json)?
+                orgmirror::changes::run(config, since, until, &entity, json)?
             }
             Command::Check { json } => orgmirror::check::run(config, json).await?,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await?,

@@ -23,9 +23,6 @@ pub enum AlertsError {
     /// `alerts replay` of a health rule: there are no past events for it.
     #[error("alert {name:?} is on the mirror's health (on = [...]): replay queues past change events, which only a rule with entity matches")]
     HealthReplay { name: String },
-    /// `--since` is not a time.
-    #[error("{0}")]
-    Since(String),
     /// The target did not accept `alerts test`'s sample event.
     #[error("alert {name:?}: the sample event was not accepted: {reason}")]
     NotAccepted { name: String, reason: String },

@@ -158,11 +158,6 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
             Config,
         ),
         (
-            "alerts --since",
-            AlertsError::Since("--since `y`".into()).into(),
-            Config,
-        ),
-        (
             "alerts replay without rules",
             AlertsError::NoRules.into(),
             Config,
@@ -197,16 +192,6 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
         (
             "alerts through check",
             CommandError::Alerts(AlertsError::NoRules).into(),
-            Config,
-        ),
-        (
-            "changes --since",
-            ChangesError::Since("`yesterday`".into()).into(),
-            Config,
-        ),
-        (
-            "changes --until",
-            ChangesError::Until("`soon`".into()).into(),
             Config,
         ),
         (
