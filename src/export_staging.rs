@@ -6,7 +6,6 @@
 //! touches one that a running export is writing.
 
 use std::fs::File;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use tracing::info;
@@ -21,12 +20,10 @@ pub const SUFFIX: &str = ".tmp";
 /// Holds `file` (a temporary file, or a directory opened read-only) for this process:
 /// [`remove_stale`] leaves it alone while the lock is held.
 pub fn hold(file: &File) -> std::io::Result<()> {
-    // SAFETY: flock on a descriptor we own; released when it is closed (or the process dies).
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
+    if crate::lockfile::flock(file)? {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error())
+        Err(std::io::ErrorKind::WouldBlock.into())
     }
 }
 

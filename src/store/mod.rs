@@ -25,7 +25,6 @@ mod write;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -549,13 +548,20 @@ impl Store {
         }
         let lock_path = lock_path(&self.path);
         let file = self.open_lock_file(&lock_path)?;
-        // SAFETY: flock on a file descriptor we own; it is released when `file` is closed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            return Err(StoreError::Locked {
-                path: self.path.clone(),
-                lock: lock_path,
-            });
+        match crate::lockfile::flock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StoreError::Locked {
+                    path: self.path.clone(),
+                    lock: lock_path,
+                })
+            }
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: lock_path,
+                    message: format!("cannot lock: {e}"),
+                })
+            }
         }
         self.writer_lock = Some(file);
         Ok(())
@@ -590,27 +596,20 @@ impl Store {
         }
         let lock_path = lock_path(&self.path);
         let file = self.open_lock_file(&lock_path)?;
-        // SAFETY: an all-zero flock is a valid value of this plain C struct.
-        let mut range: libc::flock = unsafe { std::mem::zeroed() };
-        range.l_type = libc::F_WRLCK as libc::c_short;
-        range.l_whence = libc::SEEK_SET as libc::c_short;
-        range.l_start = 1;
-        range.l_len = 1;
-        // SAFETY: F_OFD_SETLK on a descriptor we own, with a valid flock; the lock goes
-        // with the open file description, released when `file` is closed.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
-                Some(libc::EAGAIN | libc::EACCES) => StoreError::DaemonRunning {
+        match crate::lockfile::lock_byte(&file, DAEMON_LOCK_BYTE) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StoreError::DaemonRunning {
                     path: self.path.clone(),
                     lock: lock_path,
-                },
-                _ => StoreError::Io {
+                })
+            }
+            Err(e) => {
+                return Err(StoreError::Io {
                     path: lock_path,
-                    message: format!("cannot lock: {err}"),
-                },
-            });
+                    message: format!("cannot lock: {e}"),
+                })
+            }
         }
         self.daemon_lock = Some(file);
         Ok(())
@@ -1058,6 +1057,11 @@ fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         source,
     }
 }
+
+/// The byte of `<path>.lock` the daemon lock is on (`Store::lock_daemon`).
+const DAEMON_LOCK_BYTE: i64 = 1;
+/// The byte of `<path>.lock` the alert delivery lock is on (`Store::lock_delivery`).
+const DELIVERY_LOCK_BYTE: i64 = 2;
 
 /// `<db>.lock`.
 pub fn lock_path(db: &Path) -> PathBuf {
