@@ -427,15 +427,9 @@ impl Deliverer {
         &mut self,
         write: impl Fn(&Store) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let started = Instant::now();
-        loop {
-            match write(&self.store) {
-                Err(e) if e.is_busy() && started.elapsed() < RECORD_PATIENCE => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                done => return done,
-            }
-        }
+        // Held as `&mut` (a `Store` is `Send`, not `Sync`) across the sleeps.
+        let store = &mut self.store;
+        crate::store::retry_while_busy(RECORD_PATIENCE, move || write(store), |_| {}).await
     }
 
     /// Passes until nothing is due or `limit` is spent (a one-shot command after its commit).

@@ -625,7 +625,7 @@ impl Store {
     /// with the age after which the mirror counts as stale (`mirror_freshness`).
     /// Does not wait when another connection (a BI tool writing, `sqlite3`) holds SQLite's
     /// write lock: it fails at once with an error for which [`StoreError::is_busy`] holds,
-    /// so that an async caller can wait asleep (`sync::begin_run`).
+    /// so that an async caller can wait asleep ([`retry_while_busy`]).
     pub fn begin_run(
         &mut self,
         kind: &str,
@@ -1055,6 +1055,34 @@ fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// How long [`retry_while_busy`] sleeps between two tries.
+const BUSY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Calls `attempt` until it does not fail for another writer (SQLite's write lock held by
+/// another connection, or the writer lock by another process) or `patience` is spent,
+/// sleeping between tries: asleep, not in SQLite's busy handler, so that an async caller
+/// (the daemon's loop) goes on pinging the watchdog and hearing stop signals meanwhile.
+/// `waiting` hears the first such error, when the wait begins.
+pub async fn retry_while_busy<T>(
+    patience: Duration,
+    mut attempt: impl FnMut() -> Result<T, StoreError>,
+    waiting: impl FnOnce(&StoreError),
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let mut waiting = Some(waiting);
+    loop {
+        match attempt() {
+            Err(e) if (e.is_busy() || e.is_locked()) && started.elapsed() < patience => {
+                if let Some(waiting) = waiting.take() {
+                    waiting(&e);
+                }
+                tokio::time::sleep(BUSY_PAUSE).await;
+            }
+            done => return done,
+        }
     }
 }
 
