@@ -95,9 +95,20 @@ mod tests {
             ("90m", "2026-12-08T10:30:00Z"),
         ];
         for (text, at) in table {
-            assert_eq!(moment_at(text, now).map(format_utc).as_deref(), Ok(at), "{text:?}");
+            assert_eq!(
+                moment_at(text, now).map(format_utc).as_deref(),
+                Ok(at),
+                "{text:?}"
+            );
         }
-        for bad in ["yesterday", "7x", "7 days", "2026-13-01", "2026-03-01 09:30", ""] {
+        for bad in [
+            "yesterday",
+            "7x",
+            "7 days",
+            "2026-13-01",
+            "2026-03-01 09:30",
+            "",
+        ] {
             let e = moment_at(bad, now).unwrap_err();
             assert_eq!(e, MomentError::NotATime(bad.to_string()));
             assert!(e.to_string().contains("RFC 3339"), "{e}");

@@ -104,8 +104,7 @@ fn changes(e: &ChangesError) -> Exit {
     match e {
         ChangesError::Command(e) => command(e),
         ChangesError::Store(e) => store(e),
-        ChangesError::UnknownEntity { .. }
-        | ChangesError::Pager => Exit::Config,
+        ChangesError::UnknownEntity { .. } | ChangesError::Pager => Exit::Config,
     }
 }
 

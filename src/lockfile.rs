@@ -55,7 +55,10 @@ mod tests {
         let (a, b) = (open(), open());
         assert!(flock(&a).unwrap());
         assert!(!flock(&b).unwrap(), "held by a");
-        assert!(lock_byte(&b, 1).unwrap(), "a byte lock is apart from the flock");
+        assert!(
+            lock_byte(&b, 1).unwrap(),
+            "a byte lock is apart from the flock"
+        );
         assert!(!lock_byte(&a, 1).unwrap(), "held by b");
         assert!(lock_byte(&a, 2).unwrap(), "another byte");
         drop(a);

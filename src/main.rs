@@ -194,9 +194,7 @@ fn main() -> ExitCode {
                 until,
                 entity,
                 json,
-            } => {
-                orgmirror::changes::run(config, since, until, &entity, json)?
-            }
+            } => orgmirror::changes::run(config, since, until, &entity, json)?,
             Command::Check { json } => orgmirror::check::run(config, json).await?,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await?,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await?,

@@ -25,7 +25,7 @@ use crate::clock::now_utc;
 use crate::config::{Config, ConfigError};
 use crate::store::{OutboxRow, Store, StoreError, StoreOptions};
 
-/// Alerts of one rule taken per pass (the next pass takes the rest).
+/// Alerts of one rule a task takes (the next task takes the rest).
 const PER_RULE: usize = 200;
 /// How often an idle daemon looks for alerts queued by other processes.
 const IDLE_POLL: Duration = Duration::from_secs(10);
@@ -254,9 +254,9 @@ pub fn http_client() -> Result<reqwest::Client, AlertsError> {
         .map_err(|e| AlertsError::Client(e.to_string()))
 }
 
-/// What one pass did.
+/// What a one-shot command's delivery did.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PassReport {
+pub struct DeliveryReport {
     pub delivered: usize,
     pub failed: usize,
     /// Another process holds the delivery lock: it delivers.
@@ -385,26 +385,112 @@ impl Deliverer {
         }
     }
 
-    /// Sends what is due, each rule on a task of its own, until nothing is due or
-    /// `deadline` passes; records every outcome as it comes (a one-shot command's pass).
-    pub async fn pass(&mut self, deadline: Instant) -> Result<PassReport, StoreError> {
-        let mut report = PassReport::default();
+    /// Records an outcome, waiting asleep while a run's transaction holds the database.
+    async fn record(
+        &mut self,
+        write: impl Fn(&Store) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // Held as `&mut` (a `Store` is `Send`, not `Sync`) across the sleeps.
+        let store = &mut self.store;
+        crate::store::retry_while_busy(RECORD_PATIENCE, move || write(store), |_| {}).await
+    }
+
+    /// Delivers until nothing is due soon or `limit` is spent (a one-shot command after
+    /// its commit); leaves delivery to the process that holds the delivery lock, if any.
+    pub async fn deliver_for(&mut self, limit: Duration) -> Result<DeliveryReport, StoreError> {
         let Some(_lock) = self.store.lock_delivery()? else {
-            report.locked_out = true;
-            return Ok(report);
+            return Ok(DeliveryReport {
+                locked_out: true,
+                ..DeliveryReport::default()
+            });
         };
-        let (batches, _) = self.due(&BTreeSet::new())?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for (target, rows) in batches {
-            spawn_rule(target, rows, Some(deadline), tx.clone());
-        }
-        drop(tx);
-        while let Some(outcome) = rx.recv().await {
-            if let Outcome::Sent(row, result) = outcome {
-                match self.settle(row, result).await? {
-                    None => report.delivered += 1,
-                    Some(_) => report.failed += 1,
+        self.deliver(&Until::Deadline(Instant::now() + limit)).await
+    }
+
+    /// The daemon's delivery: holds the delivery lock for the daemon's life (waiting while
+    /// a one-shot command delivers), then delivers as [`Deliverer::deliver`] says, woken
+    /// after each run (`wake`). Never returns; the daemon drops it on shutdown (an attempt
+    /// cut short is sent again later).
+    pub async fn run(mut self, wake: Arc<Notify>) {
+        let _lock = loop {
+            match self.store.lock_delivery() {
+                Ok(Some(lock)) => break lock,
+                Ok(None) => debug!("another process is delivering alerts; waiting"),
+                Err(e) => {
+                    warn!(error = %e, "cannot take the alert delivery lock; trying again later")
                 }
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+        };
+        info!(rules = self.targets.len(), "alert delivery started");
+        let _ = self.deliver(&Until::Forever(wake)).await;
+    }
+
+    /// The delivery loop, the daemon's and a one-shot command's: starts each rule whose
+    /// oldest alert is due and that has no task going (a rule whose target hangs holds up
+    /// only itself), records every outcome as it comes, and looks again when a task ends,
+    /// when a retry falls due, and every [`IDLE_POLL`] for alerts other processes queued.
+    /// The daemon's goes on for good, logging what it cannot read or record; a one-shot
+    /// command's returns such an error, and stops once no task is going and nothing falls
+    /// due within [`ONE_SHOT_RETRY_WAIT`] before its deadline.
+    async fn deliver(&mut self, until: &Until) -> Result<DeliveryReport, StoreError> {
+        let deadline = match until {
+            Until::Deadline(deadline) => Some(*deadline),
+            Until::Forever(_) => None,
+        };
+        let mut report = DeliveryReport::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut going: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let next_due = match self.due(&going) {
+                Ok((batches, next_due)) => {
+                    for (target, rows) in batches {
+                        going.insert(target.rule.name.clone());
+                        spawn_rule(target, rows, deadline, tx.clone());
+                    }
+                    next_due
+                }
+                Err(e) if deadline.is_some() => return Err(e),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the alert outbox; trying again later");
+                    None
+                }
+            };
+            let wait = next_due
+                .map(|due| Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0)));
+            if let Some(deadline) = deadline {
+                let soon = wait.is_some_and(|wait| {
+                    wait <= ONE_SHOT_RETRY_WAIT && Instant::now() + wait < deadline
+                });
+                if going.is_empty() && !soon {
+                    break;
+                }
+            }
+            let wait = wait
+                .unwrap_or(IDLE_POLL)
+                .clamp(Duration::from_millis(20), IDLE_POLL);
+            let woken = async {
+                match until {
+                    Until::Forever(wake) => wake.notified().await,
+                    Until::Deadline(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(outcome) = rx.recv() => match outcome {
+                    Outcome::Sent(row, result) => match self.settle(row, result).await {
+                        Ok(None) => report.delivered += 1,
+                        Ok(Some(_)) => report.failed += 1,
+                        Err(e) if deadline.is_some() => return Err(e),
+                        Err(e) => {
+                            warn!(error = %e, "cannot record an alert's delivery; it will be sent again")
+                        }
+                    },
+                    Outcome::Done(rule) => {
+                        going.remove(&rule);
+                    }
+                },
+                () = woken => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         report.pending = self
@@ -421,97 +507,14 @@ impl Deliverer {
         }
         Ok(report)
     }
+}
 
-    /// Records an outcome, waiting asleep while a run's transaction holds the database.
-    async fn record(
-        &mut self,
-        write: impl Fn(&Store) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        // Held as `&mut` (a `Store` is `Send`, not `Sync`) across the sleeps.
-        let store = &mut self.store;
-        crate::store::retry_while_busy(RECORD_PATIENCE, move || write(store), |_| {}).await
-    }
-
-    /// Passes until nothing is due or `limit` is spent (a one-shot command after its commit).
-    pub async fn deliver_for(&mut self, limit: Duration) -> Result<PassReport, StoreError> {
-        let deadline = Instant::now() + limit;
-        let mut total = PassReport::default();
-        loop {
-            let pass = self.pass(deadline).await?;
-            total.delivered += pass.delivered;
-            total.failed += pass.failed;
-            total.locked_out = pass.locked_out;
-            total.pending = pass.pending;
-            total.next_due_ms = pass.next_due_ms;
-            if pass.locked_out || pass.pending == 0 {
-                return Ok(total);
-            }
-            // Wait for the next retry if it falls before the deadline; else leave it queued.
-            let Some(due) = pass.next_due_ms else {
-                return Ok(total);
-            };
-            let wait = Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0));
-            if wait > ONE_SHOT_RETRY_WAIT || Instant::now() + wait >= deadline {
-                return Ok(total);
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// The daemon's delivery loop: holds the delivery lock for the daemon's life (waiting
-    /// while a one-shot command delivers), and starts each rule whose oldest alert is due
-    /// and that has no task going — after each run (`wake`), when a retry falls due, and
-    /// every [`IDLE_POLL`] for alerts other processes queued. A rule whose target hangs
-    /// holds up only itself. Never returns; the daemon drops it on shutdown (an attempt
-    /// cut short is sent again later).
-    pub async fn run(mut self, wake: Arc<Notify>) {
-        let _lock = loop {
-            match self.store.lock_delivery() {
-                Ok(Some(lock)) => break lock,
-                Ok(None) => debug!("another process is delivering alerts; waiting"),
-                Err(e) => {
-                    warn!(error = %e, "cannot take the alert delivery lock; trying again later")
-                }
-            }
-            tokio::time::sleep(IDLE_POLL).await;
-        };
-        info!(rules = self.targets.len(), "alert delivery started");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut busy: BTreeSet<String> = BTreeSet::new();
-        loop {
-            let next_due = match self.due(&busy) {
-                Ok((batches, next_due)) => {
-                    for (target, rows) in batches {
-                        busy.insert(target.rule.name.clone());
-                        spawn_rule(target, rows, None, tx.clone());
-                    }
-                    next_due
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot read the alert outbox; trying again later");
-                    None
-                }
-            };
-            let wait = next_due
-                .map(|due| Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0)))
-                .unwrap_or(IDLE_POLL)
-                .clamp(Duration::from_millis(20), IDLE_POLL);
-            tokio::select! {
-                Some(outcome) = rx.recv() => match outcome {
-                    Outcome::Sent(row, result) => {
-                        if let Err(e) = self.settle(row, result).await {
-                            warn!(error = %e, "cannot record an alert's delivery; it will be sent again");
-                        }
-                    }
-                    Outcome::Done(rule) => {
-                        busy.remove(&rule);
-                    }
-                },
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
+/// How long [`Deliverer::deliver`] goes on.
+enum Until {
+    /// For the daemon's life, woken after each of its runs.
+    Forever(Arc<Notify>),
+    /// Until nothing is due soon, or this deadline (a one-shot command).
+    Deadline(Instant),
 }
 
 /// One rule's target and its alerts to send, in event order.
