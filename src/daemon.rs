@@ -31,11 +31,13 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tracing::{debug, error, info, warn};
 
+use crate::cadence;
 use crate::clock::now_utc;
 use crate::commands::{client_for, load_config, CommandError, Exit};
+use crate::config::Config;
 use crate::sync::{self, RunReport, StoreError, SyncOptions};
 
 /// The `sync_runs.error` of a run abandoned because it outlived `schedule.shutdown_timeout`.
@@ -212,13 +214,7 @@ pub async fn run(
         pending: Arc::new(AtomicBool::new(false)),
         ticks: ticks_tx,
     };
-    let mut scheduler = arm_schedule(&config.schedule.cron, gate.clone()).await?;
-    if config.schedule.cron == crate::cadence::AUTO {
-        let gate = gate.clone();
-        tokio::spawn(crate::cadence::drive(config.clone(), move || {
-            gate.request(Trigger::Schedule)
-        }));
-    }
+    let mut scheduler = arm_schedule(&config, gate.clone()).await?;
     let cron = config.schedule.cron.as_str();
     let shutdown_timeout = config.schedule.shutdown_timeout.duration();
     info!(
@@ -406,31 +402,29 @@ fn mark_abandoned(mirror: &mut sync::Mirror, reason: &str) {
     }
 }
 
-/// Starts the cron schedule (UTC), each tick going through `gate`.
-async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, CommandError> {
-    let scheduler_error = |what: &str, e: tokio_cron_scheduler::JobSchedulerError| {
+/// Starts the schedule (UTC), each tick going through `gate`: the job of `schedule.cron`,
+/// or with `cron = "auto"` the first of [`auto_job`]'s one-shot jobs.
+async fn arm_schedule(config: &Config, gate: RunGate) -> Result<JobScheduler, CommandError> {
+    let scheduler_error = |what: &str, e: JobSchedulerError| {
         CommandError::failed(format!("cannot {what} the schedule: {e}"))
     };
     let scheduler = JobScheduler::new()
         .await
         .map_err(|e| scheduler_error("create", e))?;
-    if cron == crate::cadence::AUTO {
-        // `cadence::drive` asks for the runs; the scheduler stays empty.
-        scheduler
-            .start()
-            .await
-            .map_err(|e| scheduler_error("start", e))?;
-        return Ok(scheduler);
-    }
-    let job = Job::new_async(cron, move |_id, _scheduler| {
-        let gate = gate.clone();
-        Box::pin(async move { gate.request(Trigger::Schedule) })
-    })
-    .map_err(|e| {
-        CommandError::usage(format!(
-            "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
-        ))
-    })?;
+    let cron = config.schedule.cron.as_str();
+    let job = if cron == cadence::AUTO {
+        auto_job(Arc::new(config.clone()), gate).map_err(|e| scheduler_error("arm", e))?
+    } else {
+        Job::new_async(cron, move |_id, _scheduler| {
+            let gate = gate.clone();
+            Box::pin(async move { gate.request(Trigger::Schedule) })
+        })
+        .map_err(|e| {
+            CommandError::usage(format!(
+                "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
+            ))
+        })?
+    };
     scheduler
         .add(job)
         .await
@@ -442,9 +436,90 @@ async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, Command
     Ok(scheduler)
 }
 
+/// `cron = "auto"`: a run after each interval the cadence chooses, chosen again before each
+/// (a run changes what a sync costs).
+fn auto_job(config: Arc<Config>, gate: RunGate) -> Result<Job, JobSchedulerError> {
+    let interval = move || {
+        let cadence = cadence::plan_at(&config, &config.database.path);
+        info!(
+            interval_s = cadence.interval_seconds,
+            planned_requests_per_hour = cadence.planned_requests_per_hour,
+            reason = %cadence.reason,
+            "auto schedule: the next run after this interval"
+        );
+        Duration::from_secs(cadence.interval_seconds)
+    };
+    chosen_intervals(
+        Arc::new(interval),
+        Arc::new(move || gate.request(Trigger::Schedule)),
+    )
+}
+
+/// A one-shot job after `interval()` that calls `tick` and adds the next such job to the
+/// scheduler that ran it.
+fn chosen_intervals(
+    interval: Arc<dyn Fn() -> Duration + Send + Sync>,
+    tick: Arc<dyn Fn() + Send + Sync>,
+) -> Result<Job, JobSchedulerError> {
+    Job::new_one_shot_async(interval(), move |_id, scheduler| {
+        let (interval, tick) = (Arc::clone(&interval), Arc::clone(&tick));
+        Box::pin(async move {
+            tick();
+            let next = match chosen_intervals(interval, tick) {
+                Ok(job) => scheduler.add(job).await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = next {
+                error!(error = %e, "the schedule cannot arm its next run; restart the daemon");
+            }
+        })
+    })
+}
+
 /// Stops taking ticks.
 async fn stop_schedule(scheduler: &mut JobScheduler) {
     if let Err(e) = scheduler.shutdown().await {
         warn!(error = %e, "the schedule did not stop cleanly");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_interval_chosen_again_before_each_tick_keeps_the_schedule_going() {
+        let chosen = Arc::new(AtomicUsize::new(0));
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let interval = {
+            let chosen = Arc::clone(&chosen);
+            move || {
+                chosen.fetch_add(1, Ordering::SeqCst);
+                Duration::from_millis(200)
+            }
+        };
+        let tick = {
+            let ticks = Arc::clone(&ticks);
+            move || {
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let mut scheduler = JobScheduler::new().await.unwrap();
+        let job = chosen_intervals(Arc::new(interval), Arc::new(tick)).unwrap();
+        scheduler.add(job).await.unwrap();
+        scheduler.start().await.unwrap();
+        let started = std::time::Instant::now();
+        while ticks.load(Ordering::SeqCst) < 3 && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        scheduler.shutdown().await.unwrap();
+        let ticks = ticks.load(Ordering::SeqCst);
+        assert!(ticks >= 3, "{ticks} ticks");
+        // One interval chosen before each tick (the first job's, then each successor's as
+        // its predecessor ticks), and perhaps the next one's.
+        let chosen = chosen.load(Ordering::SeqCst);
+        assert!((ticks..=ticks + 1).contains(&chosen), "{chosen} chosen, {ticks} ticks");
     }
 }
