@@ -6,7 +6,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::commands::{load_config, CommandError, Exit};
+use crate::commands::{load_config, Exit};
+use crate::export::ExportError;
 use crate::store::{Store, StoreOptions, ASOF_TABLES};
 
 /// `orgmirror asof`.
@@ -16,7 +17,7 @@ pub fn run(
     out: &Path,
     csv: Option<&Path>,
     force: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, ExportError> {
     let at = crate::clock::format_utc(at);
     let (_, config) = load_config(config_path)?;
     // Refused before the history is read (a whole organization takes a while).

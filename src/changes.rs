@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::clock::format_utc;
-use crate::commands::{load_config, CommandError, Exit};
+use crate::commands::{load_config, Exit};
+use crate::config::ConfigError;
 use crate::model::Entity;
 use crate::store::{ChangeFilter, ChangeRow, Store, StoreError};
 
@@ -23,7 +24,7 @@ const BOOKKEEPING: &[&str] = &["updated_at"];
 pub enum ChangesError {
     /// The config (loaded as every command loads it).
     #[error(transparent)]
-    Command(#[from] CommandError),
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("--entity: unknown entity `{name}` (give some of {known})")]

@@ -37,7 +37,7 @@ use tracing::{debug, error, info, warn};
 use crate::cadence;
 use crate::clock::now_utc;
 use crate::commands::{client_for, load_config, CommandError, Exit};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::sync::{self, RunReport, StoreError, SyncOptions};
 
 /// The `sync_runs.error` of a run abandoned because it outlived `schedule.shutdown_timeout`.
@@ -45,6 +45,29 @@ pub const SHUTDOWN_REASON: &str =
     "interrupted: shutdown (the run did not finish within schedule.shutdown_timeout)";
 /// The `sync_runs.error` of a run abandoned by a second stop signal.
 pub const SECOND_SIGNAL_REASON: &str = "interrupted: shutdown (a second stop signal)";
+
+/// Why the daemon could not start, or stopped other than cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config, the credentials, the database, the alert rules.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot {doing} the schedule: {source}")]
+    Schedule {
+        doing: &'static str,
+        source: JobSchedulerError,
+    },
+    /// A second stop signal abandoned the run in progress (it is worth another, which
+    /// systemd restarts the service for).
+    #[error("the run in progress was abandoned: {SECOND_SIGNAL_REASON}")]
+    Abandoned,
+}
+
+crate::commands::from_layers!(DaemonError);
 
 /// How soon a run that could not start (the database held by another writer past
 /// `database.busy_timeout`) is asked for again.
@@ -184,11 +207,9 @@ enum RunEnd {
 pub async fn run(
     config_path: Option<&Path>,
     exit_status: sync::ExitStatusOf,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, DaemonError> {
     // First, so that a signal during start-up is handled as a stop, not as death.
-    let mut signals = StopSignals::install().map_err(|e| {
-        CommandError::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
-    })?;
+    let mut signals = StopSignals::install().map_err(DaemonError::Signals)?;
     let (config_file, config) = load_config(config_path)?;
     let client = client_for(&config)?;
     // One daemon per database, for its whole life (the writer lock is only held by runs).
@@ -242,7 +263,7 @@ pub async fn run(
         prints_report: false,
         exit_status: Some(exit_status),
     };
-    let outcome: Result<(), CommandError> = loop {
+    let outcome: Result<(), DaemonError> = loop {
         let trigger = tokio::select! {
             signal = signals.recv() => {
                 info!(signal, "stop signal received; no run in progress");
@@ -302,9 +323,7 @@ pub async fn run(
             RunEnd::Killed => {
                 mark_abandoned(&mut mirror, SECOND_SIGNAL_REASON);
                 // Exits 1: the abandoned run is worth another, which systemd restarts for.
-                break Err(CommandError::failed(format!(
-                    "the run in progress was abandoned: {SECOND_SIGNAL_REASON}"
-                )));
+                break Err(DaemonError::Abandoned);
             }
         }
     };
@@ -404,10 +423,8 @@ fn mark_abandoned(mirror: &mut sync::Mirror, reason: &str) {
 
 /// Starts the schedule (UTC), each tick going through `gate`: the job of `schedule.cron`,
 /// or with `cron = "auto"` the first of [`auto_job`]'s one-shot jobs.
-async fn arm_schedule(config: &Config, gate: RunGate) -> Result<JobScheduler, CommandError> {
-    let scheduler_error = |what: &str, e: JobSchedulerError| {
-        CommandError::failed(format!("cannot {what} the schedule: {e}"))
-    };
+async fn arm_schedule(config: &Config, gate: RunGate) -> Result<JobScheduler, DaemonError> {
+    let scheduler_error = |doing: &'static str, source| DaemonError::Schedule { doing, source };
     let scheduler = JobScheduler::new()
         .await
         .map_err(|e| scheduler_error("create", e))?;
@@ -419,10 +436,9 @@ async fn arm_schedule(config: &Config, gate: RunGate) -> Result<JobScheduler, Co
             let gate = gate.clone();
             Box::pin(async move { gate.request(Trigger::Schedule) })
         })
-        .map_err(|e| {
-            CommandError::usage(format!(
-                "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
-            ))
+        .map_err(|e| ConfigError::Invalid {
+            field: "schedule.cron",
+            message: format!("`{cron}` is not a valid cron expression: {e}"),
         })?
     };
     scheduler
@@ -520,6 +536,9 @@ mod tests {
         // One interval chosen before each tick (the first job's, then each successor's as
         // its predecessor ticks), and perhaps the next one's.
         let chosen = chosen.load(Ordering::SeqCst);
-        assert!((ticks..=ticks + 1).contains(&chosen), "{chosen} chosen, {ticks} ticks");
+        assert!(
+            (ticks..=ticks + 1).contains(&chosen),
+            "{chosen} chosen, {ticks} ticks"
+        );
     }
 }

@@ -164,10 +164,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            let e = CommandError::failed(format!("cannot start the async runtime: {e}"));
-            return fail(&e.into());
-        }
+        Err(e) => return fail(&CommandError::Runtime(e).into()),
     };
     let config = cli.config.as_deref();
     let result: Result<Exit, Error> = runtime.block_on(async {
@@ -195,10 +192,21 @@ fn main() -> ExitCode {
                 entity,
                 json,
             } => orgmirror::changes::run(config, since, until, &entity, json)?,
-            Command::Check { json } => orgmirror::check::run(config, json).await?,
+            Command::Check { json } => orgmirror::check::run(config, json, exit::check).await?,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await?,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await?,
-            Command::Bench(args) => bench::run(args).await?,
+            Command::Bench(args) => match bench::run(args).await {
+                Ok(exit) => exit,
+                Err(bench::BenchError::Command(e)) => return Err(e.into()),
+                // Dev tooling's own errors: an argument (2) or a failure (1).
+                Err(e) => {
+                    orgmirror::errln!("orgmirror: {e}");
+                    match e {
+                        bench::BenchError::Usage(_) => Exit::Config,
+                        _ => Exit::Failed,
+                    }
+                }
+            },
             Command::Alerts(cmd) => {
                 let (_, config) = commands::load_config(config)?;
                 orgmirror::alerts::cli::run(&config, cmd, orgmirror::sync::open_store).await?;
@@ -215,11 +223,11 @@ fn main() -> ExitCode {
                 replay: Some(dir),
                 ..
             } => {
-                let recording = orgmirror::fake::replay::Recording::read(&dir)
-                    .map_err(|e| CommandError::usage(format!("fake-api --replay: {e}")))?;
+                let recording =
+                    orgmirror::fake::replay::Recording::read(&dir).map_err(CommandError::Replay)?;
                 orgmirror::fake::replay::serve_cli(listen, recording)
                     .await
-                    .map_err(|e| CommandError::failed(format!("{e:#}")))?;
+                    .map_err(|e| CommandError::FakeApi(e.into()))?;
                 Exit::Ok
             }
             Command::FakeApi {
@@ -243,7 +251,7 @@ fn main() -> ExitCode {
                 };
                 orgmirror::fake::serve_cli(listen, opts)
                     .await
-                    .map_err(|e| CommandError::failed(format!("{e:#}")))?;
+                    .map_err(|e| CommandError::FakeApi(e.into()))?;
                 Exit::Ok
             }
         })
@@ -260,17 +268,26 @@ fn fail(e: &Error) -> ExitCode {
     exit::status(e).into()
 }
 
+/// Why `--users` is not a number of fake users.
+#[derive(Debug, thiserror::Error)]
+enum UsersError {
+    #[error("`{0}` is not a number of users")]
+    NotANumber(String),
+    #[error("{n} users: give {min} to {max}")]
+    OutOfRange { n: usize, min: usize, max: usize },
+}
+
 /// A number of fake users from `MIN` to [`orgmirror::fake::MAX_USERS`] (more would not fit
 /// in memory: the fake holds its organization whole).
-fn users_between<const MIN: usize>(text: &str) -> Result<usize, String> {
+fn users_between<const MIN: usize>(text: &str) -> Result<usize, UsersError> {
     let n: usize = text
         .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a number of users"))?;
+        .map_err(|_| UsersError::NotANumber(text.to_string()))?;
     let max = orgmirror::fake::MAX_USERS;
     if (MIN..=max).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("{n} users: give {MIN} to {max}"))
+        Err(UsersError::OutOfRange { n, min: MIN, max })
     }
 }

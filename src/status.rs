@@ -14,7 +14,7 @@ use crate::cadence::{self, Cadence};
 use crate::clock::{format_utc, span};
 use crate::commands::{load_config, CommandError, Exit};
 use crate::config::{next_run, Config};
-use crate::store::{Freshness, RuleBacklog, Store, SyncRunRow};
+use crate::store::{Freshness, RuleBacklog, Store, StoreError, SyncRunRow};
 
 /// How many runs `status` lists.
 pub const RUNS_SHOWN: usize = 10;
@@ -114,8 +114,31 @@ pub struct QuotaStatus {
     pub resets_at: Option<String>,
 }
 
+/// Why `status` could not report.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The config, the mirror, the JSON.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// `status --check` could not read the mirror (missing, unreadable, not upgraded yet):
+    /// what a probe reports as unknown, and a person must look at.
+    #[error("cannot read the mirror: {0}")]
+    Unreadable(#[from] Unreadable),
+}
+
+crate::commands::from_layers!(StatusError: crate::config::ConfigError, StoreError);
+
+/// Why `status --check` cannot read the mirror.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{} was written by an older orgmirror; its next run upgrades it", .path.display())]
+    NotUpgraded { path: PathBuf },
+}
+
 /// `orgmirror status`; with `check`, only the verdict, and its exit status.
-pub fn run(config_path: Option<&Path>, json: bool, check: bool) -> Result<Exit, CommandError> {
+pub fn run(config_path: Option<&Path>, json: bool, check: bool) -> Result<Exit, StatusError> {
     let (_, config) = load_config(config_path)?;
     if check {
         return probe(&config, Utc::now());
@@ -127,8 +150,10 @@ pub fn run(config_path: Option<&Path>, json: bool, check: bool) -> Result<Exit, 
         tokio::runtime::Handle::current().block_on(crate::replica::status(&config))
     });
     if json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| CommandError::failed(format!("cannot encode the status as JSON: {e}")))?;
+        let text = serde_json::to_string_pretty(&report).map_err(|source| CommandError::Json {
+            what: "the status",
+            source,
+        })?;
         crate::outln!("{text}");
     } else {
         crate::out!("{}", render(&report));
@@ -137,24 +162,19 @@ pub fn run(config_path: Option<&Path>, json: bool, check: bool) -> Result<Exit, 
 }
 
 /// `status --check`: the verdict line alone; 0 fresh, 1 failing or stale (an outcome), and
-/// a mirror that cannot be read an error (`CommandError::Unreadable`, exit 2), its line
+/// a mirror that cannot be read an error (`StatusError::Unreadable`, exit 2), its line
 /// printed first so that a probe's output says it too.
-fn probe(config: &Config, now: DateTime<Utc>) -> Result<Exit, CommandError> {
-    let unreadable = |reason: String| {
+fn probe(config: &Config, now: DateTime<Utc>) -> Result<Exit, StatusError> {
+    let unreadable = |reason: Unreadable| {
         crate::outln!("UNKNOWN: cannot read the mirror: {reason}");
-        CommandError::Unreadable(reason)
+        StatusError::Unreadable(reason)
     };
     let path = &config.database.path;
-    let store = Store::open_read_only(path).map_err(|e| unreadable(e.to_string()))?;
+    let store = Store::open_read_only(path).map_err(|e| unreadable(e.into()))?;
     let freshness = store
         .freshness()
-        .map_err(|e| unreadable(e.to_string()))?
-        .ok_or_else(|| {
-            unreadable(format!(
-                "{} was written by an older orgmirror; its next run upgrades it",
-                path.display()
-            ))
-        })?;
+        .map_err(|e| unreadable(e.into()))?
+        .ok_or_else(|| unreadable(Unreadable::NotUpgraded { path: path.clone() }))?;
     let verdict = verdict(Some(&freshness), now);
     crate::outln!("{}", verdict.line);
     Ok(if verdict.state == State::Ok {
@@ -261,7 +281,7 @@ pub fn verdict(f: Option<&Freshness>, now: DateTime<Utc>) -> Verdict {
 }
 
 /// Gathers the report from the database named in `config`, opened read-only.
-pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, CommandError> {
+pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
     let path = &config.database.path;
     let wal_warn_bytes = config.database.wal_warn_bytes;
     let size_bytes = file_size(path);

@@ -40,6 +40,44 @@ const RECORD_PATIENCE: Duration = Duration::from_secs(120);
 /// The longest error text kept in the outbox.
 const MAX_ERROR: usize = 500;
 
+/// Why a target did not accept an alert (kept, cut short, as the outbox's `last_error`).
+/// A webhook is named by its origin only: its path often is its secret (Slack's).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("HTTP {status} from {origin}")]
+    Status {
+        status: reqwest::StatusCode,
+        origin: String,
+    },
+    #[error("no answer from {origin} within {:.1}s", .after.as_secs_f64())]
+    Timeout { origin: String, after: Duration },
+    #[error("{origin}: {}", error_chain(.source))]
+    Request {
+        origin: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program}: {source}")]
+    Wait {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} exited with {status}: {stderr}")]
+    Exited {
+        program: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("{program} did not finish within {:.1}s (killed)", .after.as_secs_f64())]
+    Killed { program: String, after: Duration },
+    #[error("the rule has neither webhook nor command")]
+    NoTarget,
+}
+
 /// Where one rule's alerts go, with its secret.
 pub struct Target {
     pub rule: AlertRule,
@@ -62,7 +100,7 @@ impl Target {
     }
 
     /// Sends `body` once; `Ok` when the target accepted it (2xx, exit 0).
-    pub async fn send(&self, key: &str, body: &str, limit: Duration) -> Result<(), String> {
+    pub async fn send(&self, key: &str, body: &str, limit: Duration) -> Result<(), SendError> {
         let timeout = self.rule.timeout.duration().min(limit);
         let signature = self.secret.as_ref().map(|s| sign(s, body));
         if let Some(url) = &self.rule.webhook {
@@ -83,14 +121,21 @@ impl Target {
             }
             match request.body(body.to_string()).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("HTTP {} from {origin}", r.status())),
-                Err(e) if e.is_timeout() => Err(format!(
-                    "no answer from {origin} within {:.1}s",
-                    timeout.as_secs_f64()
-                )),
-                Err(e) => Err(format!("{origin}: {}", error_chain(&e.without_url()))),
+                Ok(r) => Err(SendError::Status {
+                    status: r.status(),
+                    origin,
+                }),
+                Err(e) if e.is_timeout() => Err(SendError::Timeout {
+                    origin,
+                    after: timeout,
+                }),
+                Err(e) => Err(SendError::Request {
+                    origin,
+                    source: e.without_url(),
+                }),
             }
         } else if let Some(argv) = &self.rule.command {
+            let program = || argv[0].clone();
             let run = async {
                 let mut cmd = tokio::process::Command::new(&argv[0]);
                 cmd.args(&argv[1..])
@@ -103,9 +148,10 @@ impl Target {
                 if let Some(sig) = &signature {
                     cmd.env("ORGMIRROR_SIGNATURE", sig);
                 }
-                let mut child = cmd
-                    .spawn()
-                    .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+                let mut child = cmd.spawn().map_err(|source| SendError::Spawn {
+                    program: program(),
+                    source,
+                })?;
                 if let Some(mut stdin) = child.stdin.take() {
                     // A program that does not read its input may close it: not an error.
                     let _ = stdin.write_all(body.as_bytes()).await;
@@ -113,29 +159,29 @@ impl Target {
                 let out = child
                     .wait_with_output()
                     .await
-                    .map_err(|e| format!("{}: {e}", argv[0]))?;
+                    .map_err(|source| SendError::Wait {
+                        program: program(),
+                        source,
+                    })?;
                 if out.status.success() {
                     Ok(())
                 } else {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    Err(format!(
-                        "{} exited with {}: {}",
-                        argv[0],
-                        out.status,
-                        stderr.trim()
-                    ))
+                    Err(SendError::Exited {
+                        program: program(),
+                        status: out.status,
+                        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    })
                 }
             };
             match tokio::time::timeout(timeout, run).await {
                 Ok(result) => result,
-                Err(_) => Err(format!(
-                    "{} did not finish within {:.1}s (killed)",
-                    argv[0],
-                    timeout.as_secs_f64()
-                )),
+                Err(_) => Err(SendError::Killed {
+                    program: program(),
+                    after: timeout,
+                }),
             }
         } else {
-            Err("the rule has neither webhook nor command".into())
+            Err(SendError::NoTarget)
         }
     }
 
@@ -251,7 +297,7 @@ pub fn http_client() -> Result<reqwest::Client, AlertsError> {
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("orgmirror/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| AlertsError::Client(e.to_string()))
+        .map_err(AlertsError::Client)
 }
 
 /// What a one-shot command's delivery did.
@@ -352,7 +398,7 @@ impl Deliverer {
     async fn settle(
         &mut self,
         row: OutboxRow,
-        result: Result<(), String>,
+        result: Result<(), SendError>,
     ) -> Result<Option<i64>, StoreError> {
         let at = now_utc();
         match result {
@@ -377,7 +423,7 @@ impl Deliverer {
                     error = %error,
                     "alert not delivered; will retry"
                 );
-                let error: String = error.chars().take(MAX_ERROR).collect();
+                let error: String = error.to_string().chars().take(MAX_ERROR).collect();
                 self.record(|s| s.alert_failed(row.outbox_id, &at, &error, next))
                     .await?;
                 Ok(Some(next))
@@ -523,7 +569,7 @@ type Batch = (Arc<Target>, Vec<OutboxRow>);
 /// What a rule's task reports.
 enum Outcome {
     /// One attempt and how it went.
-    Sent(OutboxRow, Result<(), String>),
+    Sent(OutboxRow, Result<(), SendError>),
     /// The task is done (after its last `Sent`).
     Done(String),
 }

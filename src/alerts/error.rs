@@ -1,5 +1,6 @@
 //! Why an `alerts` command, or the delivery it sets up, could not start or finish.
 
+use super::deliver::SendError;
 use crate::config::ConfigError;
 use crate::store::StoreError;
 
@@ -13,7 +14,7 @@ pub enum AlertsError {
     Store(#[from] StoreError),
     /// The HTTP client webhooks are sent with could not be built.
     #[error("cannot build the webhook client: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
     /// A rule the command names is not in the config.
     #[error("no [[alert]] rule named {name:?}{}", known_rules(.known))]
     UnknownRule { name: String, known: Vec<String> },
@@ -25,7 +26,7 @@ pub enum AlertsError {
     HealthReplay { name: String },
     /// The target did not accept `alerts test`'s sample event.
     #[error("alert {name:?}: the sample event was not accepted: {reason}")]
-    NotAccepted { name: String, reason: String },
+    NotAccepted { name: String, reason: SendError },
 }
 
 fn known_rules(known: &[String]) -> String {

@@ -14,12 +14,111 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde::Deserialize;
 
-use super::{bad_input, describe_change, find_created, join_ids, refresh_after, Labels, LiveGroup};
+use super::{
+    describe_change, find_created, join_ids, refresh_after, GroupError, Labels, LiveGroup,
+};
 use crate::api::models::{GroupWrite, OrganizationUser, Team};
 use crate::api::Client;
 use crate::commands::{self, CommandError, Exit};
 use crate::config::Config;
 use crate::model::Targets;
+
+/// Why `groups plan/apply/export` could not do what the file asks.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupsFileError {
+    /// The config, the API, the alert rules.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A group's write, or the refresh after the writes.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// `groups export` over a file, without `--force`.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{}: a [[group]] has an empty name", .path.display())]
+    EmptyName { path: PathBuf },
+    #[error("{}: group id {id} is given twice", .path.display())]
+    IdTwice { path: PathBuf, id: i64 },
+    #[error("{}: group {name:?} is named twice; groups are matched by name, so give each of them its `id`", .path.display())]
+    NameTwice { path: PathBuf, name: String },
+    #[error("group {group:?}: member {id} is not a user of the organization")]
+    NotAUser { group: String, id: i64 },
+    #[error(
+        "group {group:?}: unknown member e-mail {email:?}: no user of the organization has it"
+    )]
+    UnknownEmail { group: String, email: String },
+    #[error("group {group:?}: ambiguous member e-mail {email:?}: users {} have it; give the id instead", join_ids(.ids))]
+    AmbiguousEmail {
+        group: String,
+        email: String,
+        ids: Vec<i64>,
+    },
+    #[error("group {group:?}: unknown workspace {name:?}")]
+    UnknownWorkspace { group: String, name: String },
+    #[error("group {group:?}: ambiguous workspace {name:?}: workspaces {} have that name; give the id", join_ids(.ids))]
+    AmbiguousWorkspace {
+        group: String,
+        name: String,
+        ids: Vec<i64>,
+    },
+    #[error("group {name:?}: id {id} is not a group of the organization")]
+    UnknownId { name: String, id: i64 },
+    #[error("groups {first:?} and {second:?} of the file both describe group {id} {current:?}; give its `id` to one of them only")]
+    DescribedTwice {
+        first: String,
+        second: String,
+        id: i64,
+        current: String,
+    },
+    /// The organization, not the file, has the name twice: one of them must change first.
+    #[error("the organization has {} groups named {name:?} (ids {}); give the group's `id` in the file, or rename all but one first", .ids.len(), join_ids(.ids))]
+    NamedTwiceUpstream { name: String, ids: Vec<i64> },
+    #[error(
+        "not applying: stdin is not a terminal to confirm on; pass --yes to apply without asking"
+    )]
+    NoTerminal,
+    #[error("declined; nothing was changed")]
+    Declined,
+    /// A step of the plan failed: what was applied before it stays.
+    #[error("{}", stopped_text(.failed, .applied, .not_applied))]
+    Stopped {
+        /// The step and its error.
+        failed: String,
+        applied: Vec<String>,
+        not_applied: Vec<String>,
+    },
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+crate::commands::from_layers!(GroupsFileError);
+
+/// What an apply that stopped did and did not do.
+fn stopped_text(failed: &str, applied: &[String], not_applied: &[String]) -> String {
+    let mut text = format!("failed: {failed}\n");
+    text.push_str(&format!("already applied ({}):\n", applied.len()));
+    for a in applied {
+        text.push_str(&format!("  {a}\n"));
+    }
+    text.push_str(&format!("not applied ({}):\n", not_applied.len()));
+    for a in not_applied {
+        text.push_str(&format!("  {a}\n"));
+    }
+    text.trim_end().to_string()
+}
 
 /// `orgmirror groups …`.
 #[derive(Debug, Subcommand)]
@@ -86,25 +185,22 @@ impl std::fmt::Display for Ref {
 
 impl GroupsFile {
     /// Parses and checks a groups file; errors name the file and what is wrong.
-    pub fn parse(text: &str, origin: &Path) -> Result<GroupsFile, CommandError> {
-        let file: GroupsFile =
-            toml::from_str(text).map_err(|e| bad_input(format!("{}: {e}", origin.display())))?;
+    pub fn parse(text: &str, origin: &Path) -> Result<GroupsFile, GroupsFileError> {
+        let path = || origin.to_path_buf();
+        let file: GroupsFile = toml::from_str(text).map_err(|source| GroupsFileError::Parse {
+            path: path(),
+            source,
+        })?;
         let mut names: BTreeMap<&str, usize> = BTreeMap::new();
         let mut ids = BTreeSet::new();
         for g in &file.groups {
             if g.name.trim().is_empty() {
-                return Err(bad_input(format!(
-                    "{}: a [[group]] has an empty name",
-                    origin.display()
-                )));
+                return Err(GroupsFileError::EmptyName { path: path() });
             }
             *names.entry(g.name.as_str()).or_default() += 1;
             if let Some(id) = g.id {
                 if !ids.insert(id) {
-                    return Err(bad_input(format!(
-                        "{}: group id {id} is given twice",
-                        origin.display()
-                    )));
+                    return Err(GroupsFileError::IdTwice { path: path(), id });
                 }
             }
         }
@@ -114,11 +210,10 @@ impl GroupsFile {
             .iter()
             .find(|g| g.id.is_none() && names[g.name.as_str()] > 1);
         if let Some(g) = ambiguous {
-            return Err(bad_input(format!(
-                "{}: group {:?} is named twice; groups are matched by name, so give each of them its `id`",
-                origin.display(),
-                g.name
-            )));
+            return Err(GroupsFileError::NameTwice {
+                path: path(),
+                name: g.name.clone(),
+            });
         }
         Ok(file)
     }
@@ -176,26 +271,31 @@ impl LiveOrg {
         org
     }
 
-    fn member(&self, group: &str, r: &Ref) -> Result<i64, CommandError> {
+    fn member(&self, group: &str, r: &Ref) -> Result<i64, GroupsFileError> {
+        let group = group.to_string();
         match r {
             Ref::Id(id) if self.user_ids.contains(id) => Ok(*id),
-            Ref::Id(id) => Err(bad_input(format!(
-                "group {group:?}: member {id} is not a user of the organization"
-            ))),
-            Ref::Name(email) => match self.emails.get(&email.trim().to_lowercase()).map(Vec::as_slice) {
-                Some([id]) => Ok(*id),
-                None | Some([]) => Err(bad_input(format!(
-                    "group {group:?}: unknown member e-mail {email:?}: no user of the organization has it"
-                ))),
-                Some(many) => Err(bad_input(format!(
-                    "group {group:?}: ambiguous member e-mail {email:?}: users {} have it; give the id instead",
-                    join_ids(many)
-                ))),
-            },
+            Ref::Id(id) => Err(GroupsFileError::NotAUser { group, id: *id }),
+            Ref::Name(email) => {
+                let email = email.clone();
+                match self
+                    .emails
+                    .get(&email.trim().to_lowercase())
+                    .map(Vec::as_slice)
+                {
+                    Some([id]) => Ok(*id),
+                    None | Some([]) => Err(GroupsFileError::UnknownEmail { group, email }),
+                    Some(many) => Err(GroupsFileError::AmbiguousEmail {
+                        group,
+                        email,
+                        ids: many.to_vec(),
+                    }),
+                }
+            }
         }
     }
 
-    fn workspace(&self, group: &str, r: &Ref) -> Result<i64, CommandError> {
+    fn workspace(&self, group: &str, r: &Ref) -> Result<i64, GroupsFileError> {
         match r {
             Ref::Id(id) => Ok(*id),
             Ref::Name(name) => {
@@ -204,13 +304,11 @@ impl LiveOrg {
                     .get(name)
                     .map(|s| s.iter().copied().collect())
                     .unwrap_or_default();
+                let (group, name) = (group.to_string(), name.clone());
                 match ids.as_slice() {
                     [id] => Ok(*id),
-                    [] => Err(bad_input(format!("group {group:?}: unknown workspace {name:?}"))),
-                    many => Err(bad_input(format!(
-                        "group {group:?}: ambiguous workspace {name:?}: workspaces {} have that name; give the id",
-                        join_ids(many)
-                    ))),
+                    [] => Err(GroupsFileError::UnknownWorkspace { group, name }),
+                    _ => Err(GroupsFileError::AmbiguousWorkspace { group, name, ids }),
                 }
             }
         }
@@ -306,7 +404,7 @@ pub fn plan(
     file: &GroupsFile,
     org: &LiveOrg,
     default_workspace: i64,
-) -> Result<Vec<Action>, CommandError> {
+) -> Result<Vec<Action>, GroupsFileError> {
     let mut by_name: BTreeMap<&str, Vec<&LiveGroup>> = BTreeMap::new();
     for g in &org.groups {
         by_name.entry(g.name.as_str()).or_default().push(g);
@@ -335,22 +433,19 @@ pub fn plan(
             .transpose()?;
         let current: Option<&LiveGroup> = match spec.id {
             Some(id) => Some(org.groups.iter().find(|g| g.id == id).ok_or_else(|| {
-                bad_input(format!(
-                    "group {:?}: id {id} is not a group of the organization",
-                    spec.name
-                ))
+                GroupsFileError::UnknownId {
+                    name: spec.name.clone(),
+                    id,
+                }
             })?),
             None => match by_name.get(spec.name.as_str()).map(Vec::as_slice) {
                 None | Some([]) => None,
                 Some([current]) => Some(*current),
                 Some(many) => {
-                    let ids: Vec<i64> = many.iter().map(|g| g.id).collect();
-                    return Err(CommandError::failed(format!(
-                        "the organization has {} groups named {:?} (ids {}); give the group's `id` in the file, or rename all but one first",
-                        ids.len(),
-                        spec.name,
-                        join_ids(&ids)
-                    )));
+                    return Err(GroupsFileError::NamedTwiceUpstream {
+                        name: spec.name.clone(),
+                        ids: many.iter().map(|g| g.id).collect(),
+                    });
                 }
             },
         };
@@ -374,10 +469,12 @@ pub fn plan(
             }
             Some(current) => {
                 if let Some(other) = described.insert(current.id, spec.name.as_str()) {
-                    return Err(bad_input(format!(
-                        "groups {other:?} and {:?} of the file both describe group {} {:?}; give its `id` to one of them only",
-                        spec.name, current.id, current.name
-                    )));
+                    return Err(GroupsFileError::DescribedTwice {
+                        first: other.to_string(),
+                        second: spec.name.clone(),
+                        id: current.id,
+                        current: current.name.clone(),
+                    });
                 }
                 let mut after = current.clone();
                 // The same name, unless an `id` picked the group: then a rename.
@@ -412,7 +509,7 @@ pub fn plan(
 }
 
 /// Runs one `groups` subcommand.
-pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, CommandError> {
+pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, GroupsFileError> {
     let (_, config) = commands::load_config(config_path)?;
     let client = commands::client_for(&config)?;
     if matches!(cmd, GroupsCmd::Apply { .. }) {
@@ -431,7 +528,7 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, Com
         GroupsCmd::Apply { file, yes } => apply(&client, &config, &file, yes).await,
         GroupsCmd::Export { file, force } => {
             if file.exists() && !force {
-                return Err(crate::export::exists(&file, "it"));
+                return Err(crate::export::exists(&file, "it").into());
             }
             let org = pull_live(&client).await?;
             let text = export_text(&org);
@@ -442,13 +539,15 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, Com
     }
 }
 
-fn read_file(path: &Path) -> Result<GroupsFile, CommandError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad_input(format!("cannot read {}: {e}", path.display())))?;
+fn read_file(path: &Path) -> Result<GroupsFile, GroupsFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GroupsFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     GroupsFile::parse(&text, path)
 }
 
-async fn pull_live(client: &Client) -> Result<LiveOrg, CommandError> {
+async fn pull_live(client: &Client) -> Result<LiveOrg, GroupsFileError> {
     let teams = client.pull_teams(&mut |_| {}).await?;
     let users = client.pull_users(false, false, &mut |_| {}).await?;
     let teams: Vec<Team> = teams.into_iter().map(|(t, _)| t).collect();
@@ -481,7 +580,7 @@ async fn apply(
     config: &Config,
     file: &Path,
     yes: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupsFileError> {
     let desired = read_file(file)?;
     let org = pull_live(client).await?;
     let actions = plan(&desired, &org, config.api.workspace_id)?;
@@ -491,9 +590,7 @@ async fn apply(
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            return Err(bad_input(
-                "not applying: stdin is not a terminal to confirm on; pass --yes to apply without asking",
-            ));
+            return Err(GroupsFileError::NoTerminal);
         }
         let _ = write!(
             std::io::stderr(),
@@ -505,7 +602,7 @@ async fn apply(
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
             crate::outln!("not applied; nothing was changed");
-            return Err(CommandError::failed("declined; nothing was changed"));
+            return Err(GroupsFileError::Declined);
         }
     }
     // An update reads its group fresh before it writes: two requests.
@@ -523,7 +620,7 @@ async fn apply(
     let mut failure: Option<(usize, String)> = None;
     for (i, action) in actions.iter().enumerate() {
         let line = action.line(&org.labels);
-        let result: Result<(), CommandError> = match action {
+        let result: Result<(), GroupsFileError> = match action {
             Action::Create {
                 name,
                 body,
@@ -532,7 +629,7 @@ async fn apply(
                 Ok(created) => {
                     let id = match created.and_then(|g| g.id) {
                         Some(id) => Ok(id),
-                        None => find_created(client, name, &known).await,
+                        None => find_created(client, name, &known).await.map_err(Into::into),
                     };
                     id.map(|id| {
                         targets.groups.insert(id);
@@ -571,7 +668,9 @@ async fn apply(
         Ok(Exit::Ok)
     } else {
         let done = format!("{} changes were applied", applied.len());
-        refresh_after(client, config, targets, &done).await
+        refresh_after(client, config, targets, &done)
+            .await
+            .map_err(GroupsFileError::from)
     };
     match failure {
         None => {
@@ -582,17 +681,11 @@ async fn apply(
             if let Err(e) = refreshed {
                 crate::errln!("orgmirror: {e}");
             }
-            let mut message = format!("failed: {error}\n");
-            message.push_str(&format!("already applied ({}):\n", applied.len()));
-            for a in &applied {
-                message.push_str(&format!("  {a}\n"));
-            }
-            let rest: Vec<String> = actions[i..].iter().map(|a| a.line(&org.labels)).collect();
-            message.push_str(&format!("not applied ({}):\n", rest.len()));
-            for a in &rest {
-                message.push_str(&format!("  {a}\n"));
-            }
-            Err(CommandError::failed(message.trim_end()))
+            Err(GroupsFileError::Stopped {
+                failed: error,
+                applied,
+                not_applied: actions[i..].iter().map(|a| a.line(&org.labels)).collect(),
+            })
         }
     }
 }
@@ -604,10 +697,10 @@ async fn update_onto_fresh(
     client: &Client,
     before: &LiveGroup,
     after: &LiveGroup,
-) -> Result<BTreeSet<i64>, CommandError> {
+) -> Result<BTreeSet<i64>, GroupsFileError> {
     let fresh = super::fetch_group(client, before.id)
         .await?
-        .ok_or_else(|| CommandError::failed(format!("group {} no longer exists", before.id)))?;
+        .ok_or(GroupError::Gone(before.id))?;
     let next = rebase(before, after, &fresh);
     client.update_group(before.id, &next.as_write()).await?;
     Ok(fresh
@@ -711,16 +804,17 @@ fn toml_string(s: &str) -> String {
 
 /// Writes `text` to `path` through a temporary file; without `force`, refuses (atomically)
 /// a `path` that exists.
-fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), CommandError> {
+fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), GroupsFileError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let fail = |e: &dyn std::fmt::Display| {
-        CommandError::failed(format!("cannot write {}: {e}", path.display()))
+    let fail = |source| GroupsFileError::Write {
+        path: path.to_path_buf(),
+        source,
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-    tmp.write_all(text.as_bytes()).map_err(|e| fail(&e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
     let persisted = if force {
         tmp.persist(path)
     } else {
@@ -728,9 +822,9 @@ fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), CommandE
     };
     persisted.map_err(|e| {
         if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            crate::export::exists(path, "it")
+            crate::export::exists(path, "it").into()
         } else {
-            fail(&e.error)
+            fail(e.error)
         }
     })?;
     Ok(())
@@ -778,7 +872,7 @@ mod tests {
         org
     }
 
-    fn parse(text: &str) -> Result<GroupsFile, CommandError> {
+    fn parse(text: &str) -> Result<GroupsFile, GroupsFileError> {
         GroupsFile::parse(text, Path::new("groups.toml"))
     }
 

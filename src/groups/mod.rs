@@ -12,7 +12,8 @@ pub mod file;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
@@ -21,7 +22,7 @@ use crate::api::{ApiError, ByIds, Client};
 use crate::commands::{self, CommandError, Exit};
 use crate::config::Config;
 use crate::model::{is_soft_deleted, Targets};
-use crate::store::Store;
+use crate::store::{QueryError, Store, StoreError};
 use crate::sync;
 
 /// `orgmirror group …`: one write (or read) of the organization's groups.
@@ -98,13 +99,78 @@ pub struct DryRun {
     pub dry_run: bool,
 }
 
-/// A command-line value that is wrong (exit 2), naming the value.
-pub(crate) fn bad_input(message: impl std::fmt::Display) -> CommandError {
-    CommandError::usage(message.to_string())
+/// Why a `group` command (or the write of `groups apply`) could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// The config, the API, the mirror, the alert rules.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("--name must not be empty")]
+    EmptyName,
+    #[error("nothing to update: give --name, --emoji, --add-member, --remove-member, --members or --workspaces")]
+    NothingToUpdate,
+    /// Removal would win silently (see `apply_change`): the command line contradicts itself.
+    #[error("user {user} is both added and removed (--add-member {added:?}, --remove-member {removed:?}); keep only one of the two")]
+    AddedAndRemoved {
+        user: i64,
+        added: String,
+        removed: String,
+    },
+    #[error("member {0:?} is neither an organization user id nor an e-mail address")]
+    NotAMember(String),
+    /// A name to look up, and no mirror to look it up in.
+    #[error("cannot look up {what} {value:?}: the mirror database {} does not exist yet; run `orgmirror sync` first or give the id", .path.display())]
+    NoMirror {
+        what: &'static str,
+        value: String,
+        path: PathBuf,
+    },
+    /// The mirror exists but cannot be read (the error names its path).
+    #[error("cannot look up {what} {value:?} in the mirror: {source}")]
+    MirrorUnusable {
+        what: &'static str,
+        value: String,
+        source: Arc<StoreError>,
+    },
+    #[error("looking up {what} {value:?} in the mirror: {source}")]
+    Lookup {
+        what: &'static str,
+        value: String,
+        source: QueryError,
+    },
+    #[error("unknown {what} {value:?}: no such {what} in the mirror (run `orgmirror sync` if it is new, or give the id)")]
+    Unknown { what: &'static str, value: String },
+    #[error("ambiguous {what} {value:?}: it matches ids {}; give the id instead", join_ids(.ids))]
+    Ambiguous {
+        what: &'static str,
+        value: String,
+        ids: Vec<i64>,
+    },
+    /// The group is not there upstream (deleted meanwhile, or never was).
+    #[error("group {0} does not exist")]
+    NoSuchGroup(i64),
+    /// A group a plan read is gone by the time its update is sent.
+    #[error("group {0} no longer exists")]
+    Gone(i64),
+    /// The 201 of a create carried no id, and the pull that looks for it failed.
+    #[error("group {name:?} was created, but finding its id failed: {source}")]
+    CreatedIdLost { name: String, source: Box<ApiError> },
+    #[error("group {0:?} was created, but no group of that name is listed; run `orgmirror sync`")]
+    CreatedNotListed(String),
+    #[error("group {name:?} was created, but groups {} all have that name, so its id is unknown; run `orgmirror sync`", join_ids(.ids))]
+    CreatedAmbiguous { name: String, ids: Vec<i64> },
+    /// The write went through; the mirror will have it after the next sync.
+    #[error("{done}, but the mirror was not refreshed: {cause}; the next `orgmirror sync` will record the change")]
+    NotRefreshed {
+        done: String,
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
+crate::commands::from_layers!(GroupError);
+
 /// Runs one `group` subcommand.
-pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, CommandError> {
+pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, GroupError> {
     let (_, config) = commands::load_config(config_path)?;
     let client = commands::client_for(&config)?;
     // What the API taught the mirror (page sizes, the id filter form) is not asked again.
@@ -194,7 +260,7 @@ enum MirrorState {
     Open(Store),
     Missing,
     /// The file exists but cannot be used; the error says why.
-    Unusable(crate::store::StoreError),
+    Unusable(Arc<StoreError>),
 }
 
 impl MirrorNames {
@@ -205,7 +271,7 @@ impl MirrorNames {
         let mirror = if path.exists() {
             match Store::open_read_only(&path) {
                 Ok(store) => MirrorState::Open(store),
-                Err(e) => MirrorState::Unusable(e),
+                Err(e) => MirrorState::Unusable(Arc::new(e)),
             }
         } else {
             MirrorState::Missing
@@ -213,57 +279,56 @@ impl MirrorNames {
         MirrorNames { mirror, path }
     }
 
-    fn ids(&self, what: &str, value: &str, lookup: Lookup) -> Result<Vec<i64>, CommandError> {
+    fn ids(&self, what: &'static str, value: &str, lookup: Lookup) -> Result<Vec<i64>, GroupError> {
+        let value = value.to_string();
         let store = match &self.mirror {
             MirrorState::Open(store) => store,
             MirrorState::Missing => {
-                return Err(bad_input(format!(
-                    "cannot look up {what} {value:?}: the mirror database {} does not exist yet; run `orgmirror sync` first or give the id",
-                    self.path.display()
-                )))
+                return Err(GroupError::NoMirror {
+                    what,
+                    value,
+                    path: self.path.clone(),
+                })
             }
-            // The error names the path (`database PATH: …`).
             MirrorState::Unusable(e) => {
-                return Err(CommandError::failed(format!(
-                    "cannot look up {what} {value:?} in the mirror: {e}"
-                )))
+                return Err(GroupError::MirrorUnusable {
+                    what,
+                    value,
+                    source: Arc::clone(e),
+                })
             }
         };
-        lookup(store, value).map_err(|e| {
-            CommandError::failed(format!("looking up {what} {value:?} in the mirror: {e}"))
+        lookup(store, &value).map_err(|source| GroupError::Lookup {
+            what,
+            value,
+            source,
         })
     }
 
-    fn one(&self, what: &str, value: &str, lookup: Lookup) -> Result<i64, CommandError> {
+    fn one(&self, what: &'static str, value: &str, lookup: Lookup) -> Result<i64, GroupError> {
         let ids = self.ids(what, value, lookup)?;
+        let value = value.to_string();
         match ids.as_slice() {
             [id] => Ok(*id),
-            [] => Err(bad_input(format!(
-                "unknown {what} {value:?}: no such {what} in the mirror (run `orgmirror sync` if it is new, or give the id)"
-            ))),
-            many => Err(bad_input(format!(
-                "ambiguous {what} {value:?}: it matches ids {}; give the id instead",
-                join_ids(many)
-            ))),
+            [] => Err(GroupError::Unknown { what, value }),
+            _ => Err(GroupError::Ambiguous { what, value, ids }),
         }
     }
 
     /// An organization user id, or the user with this e-mail (case-insensitive).
-    pub fn member(&self, value: &str) -> Result<i64, CommandError> {
+    pub fn member(&self, value: &str) -> Result<i64, GroupError> {
         let value = value.trim();
         if let Ok(id) = value.parse::<i64>() {
             return Ok(id);
         }
         if !value.contains('@') {
-            return Err(bad_input(format!(
-                "member {value:?} is neither an organization user id nor an e-mail address"
-            )));
+            return Err(GroupError::NotAMember(value.to_string()));
         }
         self.one("member e-mail", value, Store::users_with_email)
     }
 
     /// A workspace id, or the workspace with this exact name.
-    pub fn workspace(&self, value: &str) -> Result<i64, CommandError> {
+    pub fn workspace(&self, value: &str) -> Result<i64, GroupError> {
         let value = value.trim();
         if let Ok(id) = value.parse::<i64>() {
             return Ok(id);
@@ -273,7 +338,7 @@ impl MirrorNames {
 
     /// A group id, or the group with this exact name (spaces around it included when a
     /// group is named so; else without them).
-    pub fn group(&self, value: &str) -> Result<i64, CommandError> {
+    pub fn group(&self, value: &str) -> Result<i64, GroupError> {
         if let Ok(id) = value.trim().parse::<i64>() {
             return Ok(id);
         }
@@ -285,14 +350,14 @@ impl MirrorNames {
 
     /// The ids of the groups the mirror knows by exactly this name (none without a usable
     /// mirror: this only helps find a created group, and `find_created` refuses to guess).
-    fn groups_named(&self, name: &str) -> Result<Vec<i64>, CommandError> {
+    fn groups_named(&self, name: &str) -> Result<Vec<i64>, GroupError> {
         if !matches!(self.mirror, MirrorState::Open(_)) {
             return Ok(Vec::new());
         }
         self.ids("group", name, GROUPS_NAMED)
     }
 
-    fn members(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
+    fn members(&self, values: &[String]) -> Result<Vec<i64>, GroupError> {
         let mut ids: Vec<i64> = Vec::new();
         for (_, id) in self.members_as_given(values)? {
             if !ids.contains(&id) {
@@ -306,7 +371,7 @@ impl MirrorNames {
     fn members_as_given<'v>(
         &self,
         values: &'v [String],
-    ) -> Result<Vec<(&'v str, i64)>, CommandError> {
+    ) -> Result<Vec<(&'v str, i64)>, GroupError> {
         values
             .iter()
             .filter(|v| !v.trim().is_empty())
@@ -314,7 +379,7 @@ impl MirrorNames {
             .collect()
     }
 
-    fn workspaces(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
+    fn workspaces(&self, values: &[String]) -> Result<Vec<i64>, GroupError> {
         let mut ids: Vec<i64> = Vec::new();
         for v in values.iter().filter(|v| !v.trim().is_empty()) {
             let id = self.workspace(v)?;
@@ -349,11 +414,7 @@ pub(crate) fn groups_path(config: &Config) -> String {
     format!("/organizations/{}/groups", config.api.organization_id)
 }
 
-fn print_dry_run(
-    method: &str,
-    path: &str,
-    body: Option<&GroupWrite>,
-) -> Result<Exit, CommandError> {
+fn print_dry_run(method: &str, path: &str, body: Option<&GroupWrite>) -> Result<Exit, GroupError> {
     crate::outln!("dry run: would send\n{}", request_line(method, path, body));
     crate::outln!("dry run: nothing was written (a dry run may read, never writes)");
     Ok(Exit::Ok)
@@ -421,8 +482,8 @@ fn is_not_found(e: &ApiError) -> bool {
     matches!(e, ApiError::Status { status: 404, .. })
 }
 
-fn not_found(id: i64) -> CommandError {
-    CommandError::failed(format!("group {id} does not exist"))
+fn not_found(id: i64) -> GroupError {
+    GroupError::NoSuchGroup(id)
 }
 
 /// Refreshes the mirror for `targets` after a write, prints the run and delivers its
@@ -433,18 +494,19 @@ pub(crate) async fn refresh_after(
     config: &Config,
     targets: Targets,
     done: &str,
-) -> Result<Exit, CommandError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        CommandError::failed(format!(
-            "{done}, but the mirror was not refreshed: {e}; the next `orgmirror sync` will record the change"
-        ))
+) -> Result<Exit, GroupError> {
+    let failed = |cause: Box<dyn std::error::Error + Send + Sync>| GroupError::NotRefreshed {
+        done: done.to_string(),
+        cause,
     };
-    let mut store = commands::open_store(config).map_err(|e| failed(&e))?;
+    let mut store = commands::open_store(config).map_err(|e| failed(e.into()))?;
     let report = sync::refresh(client, &mut store, config, targets)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(e.into()))?;
     drop(store);
-    let report = report.into_result().map_err(|run| failed(&run.error))?;
+    let report = report
+        .into_result()
+        .map_err(|run| failed(run.error.into()))?;
     commands::print_report(&report);
     // The secrets were found before the write; the alerts are queued whatever happens here.
     match crate::alerts::deliver::Deliverer::new(config) {
@@ -462,9 +524,9 @@ async fn create(
     members: &[String],
     workspaces: &[String],
     dry_run: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupError> {
     if name.trim().is_empty() {
-        return Err(bad_input("--name must not be empty"));
+        return Err(GroupError::EmptyName);
     }
     let names = MirrorNames::open(config);
     let members = names.members(members)?;
@@ -504,12 +566,15 @@ pub(crate) async fn find_created(
     client: &Client,
     name: &str,
     known: &[i64],
-) -> Result<i64, CommandError> {
-    let teams = client.pull_teams(&mut |_| {}).await.map_err(|e| {
-        CommandError::failed(format!(
-            "group {name:?} was created, but finding its id failed: {e}"
-        ))
-    })?;
+) -> Result<i64, GroupError> {
+    let teams =
+        client
+            .pull_teams(&mut |_| {})
+            .await
+            .map_err(|source| GroupError::CreatedIdLost {
+                name: name.to_string(),
+                source: Box::new(source),
+            })?;
     let ids: Vec<i64> = teams
         .iter()
         .filter(|(t, _)| t.name.as_deref() == Some(name))
@@ -518,13 +583,11 @@ pub(crate) async fn find_created(
         .collect();
     match ids.as_slice() {
         [id] => Ok(*id),
-        [] => Err(CommandError::failed(format!(
-            "group {name:?} was created, but no group of that name is listed; run `orgmirror sync`"
-        ))),
-        many => Err(CommandError::failed(format!(
-            "group {name:?} was created, but groups {} all have that name, so its id is unknown; run `orgmirror sync`",
-            join_ids(many)
-        ))),
+        [] => Err(GroupError::CreatedNotListed(name.to_string())),
+        _ => Err(GroupError::CreatedAmbiguous {
+            name: name.to_string(),
+            ids,
+        }),
     }
 }
 
@@ -627,14 +690,12 @@ async fn update(
     group: &str,
     change: UpdateRequest,
     dry_run: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupError> {
     if change.is_empty() {
-        return Err(bad_input(
-            "nothing to update: give --name, --emoji, --add-member, --remove-member, --members or --workspaces",
-        ));
+        return Err(GroupError::NothingToUpdate);
     }
     if change.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(bad_input("--name must not be empty"));
+        return Err(GroupError::EmptyName);
     }
     let names = MirrorNames::open(config);
     let id = names.group(group)?;
@@ -643,9 +704,11 @@ async fn update(
     // Removal would win silently (see `apply_change`); the command line contradicts itself.
     for (added, user) in &add {
         if let Some((removed, _)) = remove.iter().find(|(_, r)| r == user) {
-            return Err(bad_input(format!(
-                "user {user} is both added and removed (--add-member {added:?}, --remove-member {removed:?}); keep only one of the two"
-            )));
+            return Err(GroupError::AddedAndRemoved {
+                user: *user,
+                added: added.to_string(),
+                removed: removed.to_string(),
+            });
         }
     }
     let add: Vec<i64> = add.into_iter().map(|(_, u)| u).collect();
@@ -725,7 +788,7 @@ async fn delete(
     config: &Config,
     group: &str,
     dry_run: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupError> {
     let names = MirrorNames::open(config);
     let id = names.group(group)?;
     let path = format!(
