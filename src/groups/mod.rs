@@ -7,22 +7,26 @@
 //! from a fresh read of the group right before it is sent.
 //! **`--dry-run` reads but never writes**: it may GET the group to print the exact body.
 
+mod error;
 pub mod file;
+mod names;
 #[cfg(test)]
 mod tests;
 
+pub use error::GroupError;
+pub use names::MirrorNames;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use clap::{Args, Subcommand};
 
 use crate::api::models::{GroupWrite, Team};
 use crate::api::{ApiError, ByIds, Client};
-use crate::commands::{self, CommandError, Exit};
+use crate::commands::{self, Exit};
 use crate::config::Config;
 use crate::model::{is_soft_deleted, Targets};
-use crate::store::{QueryError, Store, StoreError};
+use crate::store::Store;
 use crate::sync;
 
 /// `orgmirror group …`: one write (or read) of the organization's groups.
@@ -99,76 +103,6 @@ pub struct DryRun {
     pub dry_run: bool,
 }
 
-/// Why a `group` command (or the write of `groups apply`) could not do what it was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    /// The config, the API, the mirror, the alert rules.
-    #[error(transparent)]
-    Command(#[from] CommandError),
-    #[error("--name must not be empty")]
-    EmptyName,
-    #[error("nothing to update: give --name, --emoji, --add-member, --remove-member, --members or --workspaces")]
-    NothingToUpdate,
-    /// Removal would win silently (see `apply_change`): the command line contradicts itself.
-    #[error("user {user} is both added and removed (--add-member {added:?}, --remove-member {removed:?}); keep only one of the two")]
-    AddedAndRemoved {
-        user: i64,
-        added: String,
-        removed: String,
-    },
-    #[error("member {0:?} is neither an organization user id nor an e-mail address")]
-    NotAMember(String),
-    /// A name to look up, and no mirror to look it up in.
-    #[error("cannot look up {what} {value:?}: the mirror database {} does not exist yet; run `orgmirror sync` first or give the id", .path.display())]
-    NoMirror {
-        what: &'static str,
-        value: String,
-        path: PathBuf,
-    },
-    /// The mirror exists but cannot be read (the error names its path).
-    #[error("cannot look up {what} {value:?} in the mirror: {source}")]
-    MirrorUnusable {
-        what: &'static str,
-        value: String,
-        source: Arc<StoreError>,
-    },
-    #[error("looking up {what} {value:?} in the mirror: {source}")]
-    Lookup {
-        what: &'static str,
-        value: String,
-        source: QueryError,
-    },
-    #[error("unknown {what} {value:?}: no such {what} in the mirror (run `orgmirror sync` if it is new, or give the id)")]
-    Unknown { what: &'static str, value: String },
-    #[error("ambiguous {what} {value:?}: it matches ids {}; give the id instead", join_ids(.ids))]
-    Ambiguous {
-        what: &'static str,
-        value: String,
-        ids: Vec<i64>,
-    },
-    /// The group is not there upstream (deleted meanwhile, or never was).
-    #[error("group {0} does not exist")]
-    NoSuchGroup(i64),
-    /// A group a plan read is gone by the time its update is sent.
-    #[error("group {0} no longer exists")]
-    Gone(i64),
-    /// The 201 of a create carried no id, and the pull that looks for it failed.
-    #[error("group {name:?} was created, but finding its id failed: {source}")]
-    CreatedIdLost { name: String, source: Box<ApiError> },
-    #[error("group {0:?} was created, but no group of that name is listed; run `orgmirror sync`")]
-    CreatedNotListed(String),
-    #[error("group {name:?} was created, but groups {} all have that name, so its id is unknown; run `orgmirror sync`", join_ids(.ids))]
-    CreatedAmbiguous { name: String, ids: Vec<i64> },
-    /// The write went through; the mirror will have it after the next sync.
-    #[error("{done}, but the mirror was not refreshed: {cause}; the next `orgmirror sync` will record the change")]
-    NotRefreshed {
-        done: String,
-        cause: Box<dyn std::error::Error + Send + Sync>,
-    },
-}
-
-crate::commands::from_layers!(GroupError);
-
 /// Runs one `group` subcommand.
 pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, GroupError> {
     let (_, config) = commands::load_config(config_path)?;
@@ -240,154 +174,6 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, Grou
             }
             Ok(Exit::Ok)
         }
-    }
-}
-
-/// A lookup of the mirror: the ids a name (or e-mail) matches.
-type Lookup = fn(&Store, &str) -> Result<Vec<i64>, crate::store::QueryError>;
-
-/// The groups of one exact name, by id.
-const GROUPS_NAMED: Lookup = Store::groups_named;
-
-/// Resolves e-mails, workspace names and group names to ids through the mirror database.
-pub struct MirrorNames {
-    mirror: MirrorState,
-    path: std::path::PathBuf,
-}
-
-/// The mirror as `MirrorNames` found it.
-enum MirrorState {
-    Open(Store),
-    Missing,
-    /// The file exists but cannot be used; the error says why.
-    Unusable(Arc<StoreError>),
-}
-
-impl MirrorNames {
-    /// Opens the mirror read-only if it exists; a missing or unusable mirror only matters
-    /// once a name needs it.
-    pub fn open(config: &Config) -> MirrorNames {
-        let path = config.database.path.clone();
-        let mirror = if path.exists() {
-            match Store::open_read_only(&path) {
-                Ok(store) => MirrorState::Open(store),
-                Err(e) => MirrorState::Unusable(Arc::new(e)),
-            }
-        } else {
-            MirrorState::Missing
-        };
-        MirrorNames { mirror, path }
-    }
-
-    fn ids(&self, what: &'static str, value: &str, lookup: Lookup) -> Result<Vec<i64>, GroupError> {
-        let value = value.to_string();
-        let store = match &self.mirror {
-            MirrorState::Open(store) => store,
-            MirrorState::Missing => {
-                return Err(GroupError::NoMirror {
-                    what,
-                    value,
-                    path: self.path.clone(),
-                })
-            }
-            MirrorState::Unusable(e) => {
-                return Err(GroupError::MirrorUnusable {
-                    what,
-                    value,
-                    source: Arc::clone(e),
-                })
-            }
-        };
-        lookup(store, &value).map_err(|source| GroupError::Lookup {
-            what,
-            value,
-            source,
-        })
-    }
-
-    fn one(&self, what: &'static str, value: &str, lookup: Lookup) -> Result<i64, GroupError> {
-        let ids = self.ids(what, value, lookup)?;
-        let value = value.to_string();
-        match ids.as_slice() {
-            [id] => Ok(*id),
-            [] => Err(GroupError::Unknown { what, value }),
-            _ => Err(GroupError::Ambiguous { what, value, ids }),
-        }
-    }
-
-    /// An organization user id, or the user with this e-mail (case-insensitive).
-    pub fn member(&self, value: &str) -> Result<i64, GroupError> {
-        let value = value.trim();
-        if let Ok(id) = value.parse::<i64>() {
-            return Ok(id);
-        }
-        if !value.contains('@') {
-            return Err(GroupError::NotAMember(value.to_string()));
-        }
-        self.one("member e-mail", value, Store::users_with_email)
-    }
-
-    /// A workspace id, or the workspace with this exact name.
-    pub fn workspace(&self, value: &str) -> Result<i64, GroupError> {
-        let value = value.trim();
-        if let Ok(id) = value.parse::<i64>() {
-            return Ok(id);
-        }
-        self.one("workspace", value, Store::workspaces_named)
-    }
-
-    /// A group id, or the group with this exact name (spaces around it included when a
-    /// group is named so; else without them).
-    pub fn group(&self, value: &str) -> Result<i64, GroupError> {
-        if let Ok(id) = value.trim().parse::<i64>() {
-            return Ok(id);
-        }
-        if value != value.trim() && !self.ids("group", value, GROUPS_NAMED)?.is_empty() {
-            return self.one("group", value, GROUPS_NAMED);
-        }
-        self.one("group", value.trim(), GROUPS_NAMED)
-    }
-
-    /// The ids of the groups the mirror knows by exactly this name (none without a usable
-    /// mirror: this only helps find a created group, and `find_created` refuses to guess).
-    fn groups_named(&self, name: &str) -> Result<Vec<i64>, GroupError> {
-        if !matches!(self.mirror, MirrorState::Open(_)) {
-            return Ok(Vec::new());
-        }
-        self.ids("group", name, GROUPS_NAMED)
-    }
-
-    fn members(&self, values: &[String]) -> Result<Vec<i64>, GroupError> {
-        let mut ids: Vec<i64> = Vec::new();
-        for (_, id) in self.members_as_given(values)? {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
-    }
-
-    /// Each non-empty value with the user id it names, in order (not deduplicated).
-    fn members_as_given<'v>(
-        &self,
-        values: &'v [String],
-    ) -> Result<Vec<(&'v str, i64)>, GroupError> {
-        values
-            .iter()
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| Ok((v.as_str(), self.member(v)?)))
-            .collect()
-    }
-
-    fn workspaces(&self, values: &[String]) -> Result<Vec<i64>, GroupError> {
-        let mut ids: Vec<i64> = Vec::new();
-        for v in values.iter().filter(|v| !v.trim().is_empty()) {
-            let id = self.workspace(v)?;
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
     }
 }
 
