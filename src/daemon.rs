@@ -191,7 +191,7 @@ fn notify(states: &[NotifyState<'_>]) {
 }
 
 /// How a run the loop started ended.
-enum RunEnd {
+enum RunFate {
     /// It finished (committed, failed or refused: `run_once` recorded it).
     Finished(Result<RunReport, StoreError>),
     /// It finished after a stop signal arrived: record it, then stop.
@@ -213,7 +213,7 @@ pub async fn run(
     let (config_file, config) = load_config(config_path)?;
     let client = client_for(&config)?;
     // One daemon per database, for its whole life (the writer lock is only held by runs).
-    let mut mirror = sync::Mirror::open_for_daemon(&config)?;
+    let mut mirror = sync::DaemonStore::open_for_daemon(&config)?;
     // Alerts are delivered on a task of their own (a dead target never holds up a run),
     // woken after each run; metrics are served on another.
     let alert_wake = Arc::new(tokio::sync::Notify::new());
@@ -281,7 +281,7 @@ pub async fn run(
             tokio::pin!(run);
             loop {
                 tokio::select! {
-                    result = &mut run => break RunEnd::Finished(result),
+                    result = &mut run => break RunFate::Finished(result),
                     _ = watchdog.tick() => {}
                     signal = signals.recv() => {
                         info!(
@@ -302,7 +302,7 @@ pub async fn run(
         gate.done();
         alert_wake.notify_one();
         match end {
-            RunEnd::Finished(Err(e)) if e.is_locked() || e.is_busy() => {
+            RunFate::Finished(Err(e)) if e.is_locked() || e.is_busy() => {
                 // Not lost: another writer held the database all along; try again soon.
                 warn!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "the run could not start; retrying shortly");
                 let gate = gate.clone();
@@ -311,16 +311,16 @@ pub async fn run(
                     gate.request(Trigger::Retry);
                 });
             }
-            RunEnd::Finished(result) => report_run(result),
-            RunEnd::FinishedThenStop(result) => {
+            RunFate::Finished(result) => report_run(result),
+            RunFate::FinishedThenStop(result) => {
                 report_run(result);
                 break Ok(());
             }
-            RunEnd::Abandoned => {
+            RunFate::Abandoned => {
                 mark_abandoned(&mut mirror, SHUTDOWN_REASON);
                 break Ok(());
             }
-            RunEnd::Killed => {
+            RunFate::Killed => {
                 mark_abandoned(&mut mirror, SECOND_SIGNAL_REASON);
                 // Exits 1: the abandoned run is worth another, which systemd restarts for.
                 break Err(DaemonError::Abandoned);
@@ -344,7 +344,7 @@ async fn finish_or_abandon<F>(
     signals: &mut StopSignals,
     watchdog: &mut Watchdog,
     timeout: Duration,
-) -> RunEnd
+) -> RunFate
 where
     F: Future<Output = Result<RunReport, StoreError>>,
 {
@@ -352,17 +352,17 @@ where
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            result = &mut run => return RunEnd::FinishedThenStop(result),
+            result = &mut run => return RunFate::FinishedThenStop(result),
             _ = &mut deadline => {
                 warn!(
                     shutdown_timeout_s = timeout.as_secs_f64(),
                     "the run in progress did not finish within schedule.shutdown_timeout; abandoning it"
                 );
-                return RunEnd::Abandoned;
+                return RunFate::Abandoned;
             }
             signal = signals.recv() => {
                 warn!(signal, "second stop signal; abandoning the run in progress and exiting now");
-                return RunEnd::Killed;
+                return RunFate::Killed;
             }
             _ = watchdog.tick() => {}
         }
@@ -411,7 +411,7 @@ fn report_run(result: Result<RunReport, StoreError>) {
 }
 
 /// Marks the abandoned run's `sync_runs` row failed.
-fn mark_abandoned(mirror: &mut sync::Mirror, reason: &str) {
+fn mark_abandoned(mirror: &mut sync::DaemonStore, reason: &str) {
     match mirror.abandon_running(reason) {
         Ok(rows) => warn!(rows, reason, "abandoned run marked failed"),
         Err(e) => error!(

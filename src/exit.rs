@@ -258,7 +258,7 @@ pub fn of_run(e: &SyncError) -> i64 {
 }
 
 /// A run that did not commit. Its store errors come from a database the run had opened
-/// and locked, so they are failures of that run (1), as they always were.
+/// and locked, so they are failures of that run (1).
 fn sync(e: &SyncError) -> Exit {
     match e {
         SyncError::Refused(_) => Exit::Refused,

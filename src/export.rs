@@ -309,7 +309,7 @@ pub fn write_csv(
             .map_err(ExportError::io("create the directory", &parent))?;
     }
     staging::remove_stale(&parent);
-    // Debris of builds that wrote the CSV files one by one inside `dir`.
+    // Also inside `dir`, where an older orgmirror wrote its temporary CSV files.
     staging::remove_stale(dir);
     // Directories: the files' read bits and search.
     let staged = staging::StagedDir::new(&parent, mode | ((mode & 0o444) >> 2))?;

@@ -26,7 +26,7 @@ mod mirror;
 /// later part); re-exported so the daemon names only `sync`.
 pub use crate::store::StoreError;
 pub use failure::{same_error, ExitStatusOf};
-pub use mirror::{open_store, Mirror};
+pub use mirror::{open_store, DaemonStore};
 
 /// Why a run did not commit.
 #[derive(Debug, thiserror::Error)]
