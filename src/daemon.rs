@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
@@ -155,9 +154,11 @@ struct Watchdog(Option<tokio::time::Interval>);
 
 impl Watchdog {
     fn from_env() -> Watchdog {
-        let mut usec = 0;
-        // Keep the variables: unsetting them races with other threads reading the environment.
-        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        // For this process only (`WATCHDOG_PID`): a child the service runs does not ping.
+        let usec = std::env::var("WATCHDOG_USEC").ok().and_then(|u| u.parse::<u64>().ok());
+        let ours = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok())
+            == Some(std::process::id());
+        if let (Some(usec @ 1..), true) = (usec, ours) {
             let period = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,16 +177,32 @@ impl Watchdog {
         match &mut self.0 {
             Some(interval) => {
                 interval.tick().await;
-                notify(&[NotifyState::Watchdog]);
+                notify(&["WATCHDOG=1"]);
             }
             None => std::future::pending().await,
         }
     }
 }
 
-/// Sends to systemd's notify socket; a no-op outside systemd.
-fn notify(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(false, states) {
+/// Sends `states` (`READY=1`, `STATUS=…`) to systemd's notify socket, `$NOTIFY_SOCKET` (a
+/// path, or `@name` in the abstract namespace); a no-op outside systemd.
+fn notify(states: &[&str]) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let message = states.join("\n") + "\n";
+    let sent = UnixDatagram::unbound().and_then(|datagram| {
+        match socket.as_bytes().strip_prefix(b"@") {
+            Some(name) => {
+                datagram.send_to_addr(message.as_bytes(), &SocketAddr::from_abstract_name(name)?)
+            }
+            None => datagram.send_to(message.as_bytes(), &socket),
+        }
+    });
+    if let Err(e) = sent {
         debug!(error = %e, "sd_notify failed");
     }
 }
@@ -247,10 +264,8 @@ pub async fn run(
         "daemon started"
     );
     notify(&[
-        NotifyState::Ready,
-        NotifyState::Status(&format!(
-            "waiting for the first run (schedule \"{cron}\" UTC)"
-        )),
+        "READY=1",
+        &format!("STATUS=waiting for the first run (schedule \"{cron}\" UTC)"),
     ]);
     if config.schedule.run_at_start {
         gate.request(Trigger::Start);
@@ -291,8 +306,8 @@ pub async fn run(
                         );
                         stop_schedule(&mut scheduler).await;
                         notify(&[
-                            NotifyState::Stopping,
-                            NotifyState::Status("stopping: waiting for the run in progress"),
+                            "STOPPING=1",
+                            "STATUS=stopping: waiting for the run in progress",
                         ]);
                         break finish_or_abandon(run.as_mut(), &mut signals, &mut watchdog, shutdown_timeout).await;
                     }
@@ -329,7 +344,7 @@ pub async fn run(
     };
 
     stop_schedule(&mut scheduler).await;
-    notify(&[NotifyState::Stopping, NotifyState::Status("stopped")]);
+    notify(&["STOPPING=1", "STATUS=stopped"]);
     drop(mirror);
     info!(
         stopped_cleanly = outcome.is_ok(),
@@ -398,14 +413,14 @@ fn report_run(result: Result<RunReport, StoreError>) {
                         .map_or_else(|| "unknown error".to_string(), |e| e.to_string())
                 )
             };
-            notify(&[NotifyState::Status(&status)]);
+            notify(&[&format!("STATUS={status}")]);
         }
         Err(e) => {
             error!(error = %e, "the run could not be recorded in the database; the daemon carries on");
-            notify(&[NotifyState::Status(&format!(
-                "last run could not be recorded at {}: {e}",
+            notify(&[&format!(
+                "STATUS=last run could not be recorded at {}: {e}",
                 now_utc()
-            ))]);
+            )]);
         }
     }
 }
