@@ -155,8 +155,12 @@ struct Watchdog(Option<tokio::time::Interval>);
 impl Watchdog {
     fn from_env() -> Watchdog {
         // For this process only (`WATCHDOG_PID`): a child the service runs does not ping.
-        let usec = std::env::var("WATCHDOG_USEC").ok().and_then(|u| u.parse::<u64>().ok());
-        let ours = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok())
+        let usec = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|u| u.parse::<u64>().ok());
+        let ours = std::env::var("WATCHDOG_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
             == Some(std::process::id());
         if let (Some(usec @ 1..), true) = (usec, ours) {
             let period = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
@@ -194,14 +198,13 @@ fn notify(states: &[&str]) {
         return;
     };
     let message = states.join("\n") + "\n";
-    let sent = UnixDatagram::unbound().and_then(|datagram| {
-        match socket.as_bytes().strip_prefix(b"@") {
+    let sent =
+        UnixDatagram::unbound().and_then(|datagram| match socket.as_bytes().strip_prefix(b"@") {
             Some(name) => {
                 datagram.send_to_addr(message.as_bytes(), &SocketAddr::from_abstract_name(name)?)
             }
             None => datagram.send_to(message.as_bytes(), &socket),
-        }
-    });
+        });
     if let Err(e) = sent {
         debug!(error = %e, "sd_notify failed");
     }

@@ -76,8 +76,8 @@ pub fn status(e: &Error) -> Exit {
     }
 }
 
-/// The exit status of a command's error (also what `check --json` reports).
-pub fn command(e: &CommandError) -> Exit {
+/// The exit status of a layer's error, whichever command met it.
+fn command(e: &CommandError) -> Exit {
     match e {
         CommandError::Config(_) => Exit::Config,
         CommandError::Api(e) => api(e),

@@ -546,25 +546,33 @@ impl Store {
         if self.writer_lock.is_some() {
             return Ok(());
         }
-        let lock_path = lock_path(&self.path);
-        let file = self.open_lock_file(&lock_path)?;
-        match crate::lockfile::flock(&file) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(StoreError::Locked {
-                    path: self.path.clone(),
-                    lock: lock_path,
-                })
-            }
-            Err(e) => {
-                return Err(StoreError::Io {
-                    path: lock_path,
-                    message: format!("cannot lock: {e}"),
-                })
-            }
-        }
+        let Some(file) = self.take_lock("the writer lock", crate::lockfile::flock)? else {
+            return Err(StoreError::Locked {
+                path: self.path.clone(),
+                lock: lock_path(&self.path),
+            });
+        };
         self.writer_lock = Some(file);
         Ok(())
+    }
+
+    /// Opens `<path>.lock` and takes a lock on it with `take` (`what` names it in errors);
+    /// `None` when another process holds it.
+    fn take_lock(
+        &self,
+        what: &str,
+        take: impl FnOnce(&File) -> std::io::Result<bool>,
+    ) -> Result<Option<File>, StoreError> {
+        let lock_path = lock_path(&self.path);
+        let file = self.open_lock_file(&lock_path)?;
+        match take(&file) {
+            Ok(true) => Ok(Some(file)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(StoreError::Io {
+                path: lock_path,
+                message: format!("cannot take {what}: {e}"),
+            }),
+        }
     }
 
     fn open_lock_file(&self, lock_path: &Path) -> Result<File, StoreError> {
@@ -594,23 +602,13 @@ impl Store {
         if self.daemon_lock.is_some() {
             return Ok(());
         }
-        let lock_path = lock_path(&self.path);
-        let file = self.open_lock_file(&lock_path)?;
-        match crate::lockfile::lock_byte(&file, DAEMON_LOCK_BYTE) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(StoreError::DaemonRunning {
-                    path: self.path.clone(),
-                    lock: lock_path,
-                })
-            }
-            Err(e) => {
-                return Err(StoreError::Io {
-                    path: lock_path,
-                    message: format!("cannot lock: {e}"),
-                })
-            }
-        }
+        let take = |file: &File| crate::lockfile::lock_byte(file, DAEMON_LOCK_BYTE);
+        let Some(file) = self.take_lock("the daemon lock", take)? else {
+            return Err(StoreError::DaemonRunning {
+                path: self.path.clone(),
+                lock: lock_path(&self.path),
+            });
+        };
         self.daemon_lock = Some(file);
         Ok(())
     }

@@ -8,7 +8,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::{lock_path, sqlite_error, Store, StoreError};
+use super::{sqlite_error, Store, StoreError};
 
 /// What the store needs of the alert rules to queue a run's events, and the health alerts
 /// the mirror's state calls for (`Store::queue_health_alerts`).
@@ -327,15 +327,9 @@ impl Store {
 
     /// Takes the delivery lock unless another process holds it (then `None`).
     pub fn lock_delivery(&self) -> Result<Option<DeliveryLock>, StoreError> {
-        let lock = lock_path(&self.path);
-        let file = self.open_lock_file(&lock)?;
-        match crate::lockfile::lock_byte(&file, super::DELIVERY_LOCK_BYTE) {
-            Ok(true) => Ok(Some(DeliveryLock { _file: file })),
-            Ok(false) => Ok(None),
-            Err(err) => Err(StoreError::Io {
-                path: lock,
-                message: format!("cannot take the alert delivery lock: {err}"),
-            }),
-        }
+        let take =
+            |file: &std::fs::File| crate::lockfile::lock_byte(file, super::DELIVERY_LOCK_BYTE);
+        let lock = self.take_lock("the alert delivery lock", take)?;
+        Ok(lock.map(|file| DeliveryLock { _file: file }))
     }
 }
