@@ -3,8 +3,9 @@
 //! tells systemd how it is doing (`Type=notify`: READY, STATUS, WATCHDOG, STOPPING).
 //!
 //! How it fits together:
-//! - The cron job only *asks* for a run: it flips `pending` from false to true and sends a
-//!   tick to the loop. **A tick that finds `pending` already true (a run queued or going) is
+//! - The schedule (tokio-cron-scheduler: the job of `schedule.cron`, or with `"auto"` a
+//!   one-shot job per interval the cadence chooses, each arming the next) only *asks* for a
+//!   run: it flips `pending` from false to true and sends a tick to the loop. **A tick that finds `pending` already true (a run queued or going) is
 //!   skipped and logged**, so runs never overlap and never pile up.
 //! - The loop owns the `Store` and the `Client` and runs one sync at a time; a failed run
 //!   is recorded by `run_once` (which also queues the health alerts its outcome calls
