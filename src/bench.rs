@@ -42,8 +42,8 @@ use serde_json::{json, Value};
 
 use orgmirror::api::models::{OrganizationUser, Role, Team, TeamsPage};
 use orgmirror::commands::{CommandError, Exit};
-use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
 use orgmirror::store::{Store, StoreOptions};
+use orgmirror_fake::{FakeHandle, FakeOptions, FakeServer};
 
 mod queries;
 
@@ -273,7 +273,7 @@ fn sizes_of(args: &BenchArgs) -> Result<Vec<usize>, CommandError> {
     } else {
         args.sizes.clone()
     };
-    let max = orgmirror::fake::MAX_USERS;
+    let max = orgmirror_fake::MAX_USERS;
     if sizes.is_empty() || sizes.iter().any(|&n| n == 0 || n > max) {
         return Err(CommandError::usage(format!(
             "--sizes: give one or more sizes from 1 to {max}"
@@ -296,7 +296,7 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
     } else {
         (args.query_sizes.clone(), args.churn_runs)
     };
-    let max = orgmirror::fake::MAX_USERS;
+    let max = orgmirror_fake::MAX_USERS;
     if query_sizes.iter().any(|&n| n == 0 || n > max) {
         return Err(CommandError::usage(format!(
             "--query-sizes: give sizes from 1 to {max}"
@@ -703,7 +703,7 @@ fn measure_store_floor(
     db: &Path,
     dir: &Path,
     size: usize,
-    counts: &orgmirror::fake::OrgCounts,
+    counts: &orgmirror_fake::OrgCounts,
 ) -> Result<Measurement, String> {
     let copy = dir.join("store-floor.sqlite");
     let mut cmd = Command::new(exe);
@@ -753,7 +753,7 @@ fn apply_churn(fake: &FakeHandle, size: usize) -> Value {
     let mut rng = fastrand::Rng::with_seed(42);
     let mut users = fake.user_ids();
     // Not the owner: the deletion guard and `groups/me` lean on them.
-    users.retain(|&id| id != orgmirror::fake::FIRST_USER_ID);
+    users.retain(|&id| id != orgmirror_fake::FIRST_USER_ID);
     rng.shuffle(&mut users);
     let groups = fake.group_ids();
     let mut done = [0usize; 6];

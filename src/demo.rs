@@ -10,9 +10,9 @@ use secrecy::SecretString;
 use crate::api::Client;
 use crate::commands::{print_report, CommandError, Exit};
 use crate::config::{Config, Credentials, LogFormat};
-use crate::fake::{FakeOptions, FakeServer};
 use crate::store::{demo_questions, DemoQuestion, Field, Store, StoreOptions};
 use crate::sync::{self, SyncOptions};
+use orgmirror_fake::{FakeOptions, FakeServer};
 
 /// The fewest users the demo's story can be told with.
 pub const MIN_USERS: usize = 10;
@@ -112,7 +112,8 @@ fn remove_database(db: &Path) -> Result<(), CommandError> {
                 db.display()
             ))
         })?;
-        let demo = store.is_demo_database(crate::fake::FIRST_USER_ID, crate::fake::DEMO_EMAIL);
+        let demo =
+            store.is_demo_database(orgmirror_fake::FIRST_USER_ID, orgmirror_fake::DEMO_EMAIL);
         if !demo.unwrap_or(false) {
             return Err(CommandError::failed(format!(
                 "{} is the mirror of an organization, not a demo database; choose another --db",

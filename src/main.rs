@@ -122,15 +122,15 @@ enum Command {
         /// focus: as the real Focus API is reported to answer (Bearer toggl_sk_ keys, at most
         /// 100 per page, `data` envelopes, JSON errors); seed: exactly as the reference page shows.
         #[arg(long, default_value = "focus")]
-        profile: orgmirror::fake::FakeProfile,
+        profile: orgmirror_fake::FakeProfile,
         /// The key (API key and token) expires after N requests, or Ns seconds: then 401
         /// "API key expired".
         #[arg(long, value_name = "N|Ns")]
-        key_expires_after: Option<orgmirror::fake::KeyExpiry>,
+        key_expires_after: Option<orgmirror_fake::KeyExpiry>,
         /// Features the organization's plan lacks (rates,working_hours,custom_fields):
         /// asking for one gets 402.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
-        plan_lacks: Vec<orgmirror::fake::PlanFeature>,
+        plan_lacks: Vec<orgmirror_fake::PlanFeature>,
         /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks"])]
         replay: Option<PathBuf>,
@@ -214,9 +214,9 @@ fn main() -> ExitCode {
                 replay: Some(dir),
                 ..
             } => {
-                let recording = orgmirror::fake::replay::Recording::read(&dir)
+                let recording = orgmirror::api::replay::Recording::read(&dir)
                     .map_err(|e| CommandError::usage(format!("fake-api --replay: {e}")))?;
-                orgmirror::fake::replay::serve_cli(listen, recording)
+                orgmirror::api::replay::serve_cli(listen, recording)
                     .await
                     .map_err(|e| CommandError::failed(format!("{e:#}")))?;
                 Exit::Ok
@@ -231,7 +231,7 @@ fn main() -> ExitCode {
                 plan_lacks,
                 replay: None,
             } => {
-                let opts = orgmirror::fake::FakeOptions {
+                let opts = orgmirror_fake::FakeOptions {
                     users,
                     seed,
                     per_page_cap,
@@ -240,7 +240,7 @@ fn main() -> ExitCode {
                     plan_lacks,
                     ..Default::default()
                 };
-                orgmirror::fake::serve_cli(listen, opts)
+                orgmirror_fake::serve_cli(listen, opts)
                     .await
                     .map_err(|e| CommandError::failed(format!("{e:#}")))?;
                 Exit::Ok
@@ -259,14 +259,14 @@ fn fail(e: &Error) -> ExitCode {
     exit::status(e).into()
 }
 
-/// A number of fake users from `MIN` to [`orgmirror::fake::MAX_USERS`] (more would not fit
+/// A number of fake users from `MIN` to [`orgmirror_fake::MAX_USERS`] (more would not fit
 /// in memory: the fake holds its organization whole).
 fn users_between<const MIN: usize>(text: &str) -> Result<usize, String> {
     let n: usize = text
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number of users"))?;
-    let max = orgmirror::fake::MAX_USERS;
+    let max = orgmirror_fake::MAX_USERS;
     if (MIN..=max).contains(&n) {
         Ok(n)
     } else {

@@ -70,7 +70,6 @@
 //! - Group membership changes bump the group's `updated_at`, not the user's.
 
 mod org;
-pub mod replay;
 mod server;
 #[cfg(test)]
 mod tests;
