@@ -154,17 +154,16 @@ fn change_the_organization(server: &FakeServer) -> Story {
     let name_of = |id: i64| org.user(id).map(|u| u.name).unwrap_or_default();
 
     // The busiest group gets renamed, gains a member and loses one.
-    let group = groups
+    let busiest = groups
         .iter()
-        .copied()
-        .max_by_key(|g| org.group_members(*g).len())
+        .filter_map(|&g| org.group(g))
+        .max_by_key(|g| g.members.len())
         .unwrap_or_default();
-    let old_name = org.group(group).map(|g| g.name).unwrap_or_default();
+    let (group, old_name, members) = (busiest.id, busiest.name, busiest.members);
     org.rename_group(group, "Platform Team 🚀");
     lines.push(format!(
         "group {group} \"{old_name}\" was renamed to \"Platform Team 🚀\""
     ));
-    let members = org.group_members(group);
     if let Some(&leaver) = members.first() {
         org.leave_group(group, leaver);
         lines.push(format!("{} left it", name_of(leaver)));
@@ -186,7 +185,7 @@ fn change_the_organization(server: &FakeServer) -> Story {
         .copied()
         .skip(1)
         .filter(|&u| u != rate_user && Some(&u) != users.last())
-        .find(|&u| org.user_record(u).is_some_and(|r| !r.admin));
+        .find(|&u| org.user(u).is_some_and(|r| !r.admin));
     if let Some(admin) = promoted {
         org.set_admin(admin, true);
         lines.push(format!("{} became an admin", name_of(admin)));
