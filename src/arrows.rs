@@ -759,7 +759,7 @@ mod tests {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let graph = module_graph(&src);
         assert!(
-            graph.contains_key("store") && graph.contains_key("bench"),
+            graph.contains_key("store") && graph.contains_key("demo"),
             "{graph:?}"
         );
         if let Err(problems) = check_cycles(&graph, ALLOWED_CYCLES) {

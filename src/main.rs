@@ -8,8 +8,6 @@ use clap::{Parser, Subcommand};
 use orgmirror::commands::{self, CommandError, Exit};
 use orgmirror::exit::{self, Error};
 
-mod bench;
-
 /// Mirrors a Toggl Focus organization into SQLite and keeps the history of every change.
 #[derive(Parser)]
 #[command(name = "orgmirror", version, about)]
@@ -150,8 +148,6 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Benchmark: sync vs. a bare fetch-and-parse floor against the built-in fake, as JSON.
-    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -197,7 +193,6 @@ fn main() -> ExitCode {
             Command::Check { json } => orgmirror::check::run(config, json).await?,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await?,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await?,
-            Command::Bench(args) => bench::run(args).await?,
             Command::Alerts(cmd) => {
                 let (_, config) = commands::load_config(config)?;
                 orgmirror::alerts::cli::run(&config, cmd, orgmirror::sync::open_store).await?;
