@@ -4,7 +4,7 @@
 //! `orgmirror demo` and `orgmirror fake-api` serve it plain: a [`FakeHandle`] reads the
 //! organization and changes it in the few ways the demo and the benchmark need. The tests
 //! build it with the `control` feature (orgmirror's dev-dependency), which adds the control
-//! surface ([`control`]): every change to the organization, the server's knobs, injected
+//! surface (`control/`): every change to the organization, the server's knobs, injected
 //! faults and the request log. The `orgmirror` binary is built without it.
 //!
 //! This crate does not depend on `orgmirror`: it renders its answers from its own wire
@@ -74,7 +74,7 @@
 
 mod cli;
 #[cfg(feature = "control")]
-pub mod control;
+mod control;
 mod handle;
 mod options;
 mod org;

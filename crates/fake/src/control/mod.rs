@@ -17,7 +17,7 @@ use crate::server::Route;
 use crate::wire::ListShape;
 
 /// The most requests the fake's log keeps (it drops the older half when full), so that a
-/// long-running `fake-api` does not grow without end.
+/// long test does not grow it without end.
 pub const REQUEST_LOG_MAX: usize = 100_000;
 
 /// One request as the fake saw it.
