@@ -89,6 +89,7 @@ pub use control::{Fault, FaultKind, LoggedRequest, Mutation, REQUEST_LOG_MAX};
 pub use handle::{FakeHandle, GroupInfo, OrgCounts, UserInfo};
 pub use options::{
     ArrayFilters, FakeOptions, FakeProfile, KeyExpiry, PagingHeader, PlanFeature, QuotaConfig,
+    UnknownValue,
 };
 pub use org::{
     FakeCustomField, FakeCustomFieldOption, FakeCustomValue, FakeGroup, FakeGroupWorkspace,

@@ -16,13 +16,27 @@ pub enum FakeProfile {
     Seed,
 }
 
+/// A value of a `fake-api` flag the fake does not take, and what it takes instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue(String);
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
 impl std::str::FromStr for FakeProfile {
-    type Err = String;
+    type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "focus" => Ok(FakeProfile::Focus),
             "seed" => Ok(FakeProfile::Seed),
-            other => Err(format!("unknown profile `{other}` (focus or seed)")),
+            other => Err(UnknownValue(format!(
+                "unknown profile `{other}` (focus or seed)"
+            ))),
         }
     }
 }
@@ -165,16 +179,16 @@ impl PlanFeature {
 }
 
 impl std::str::FromStr for PlanFeature {
-    type Err = String;
+    type Err = UnknownValue;
     /// `rates`, `working_hours` or `custom_fields` (`--plan-lacks`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
             "rates" => Ok(PlanFeature::Rates),
             "working_hours" => Ok(PlanFeature::WorkingHours),
             "custom_fields" => Ok(PlanFeature::CustomFields),
-            other => Err(format!(
+            other => Err(UnknownValue(format!(
                 "unknown feature `{other}` (rates, working_hours or custom_fields)"
-            )),
+            ))),
         }
     }
 }
@@ -191,7 +205,7 @@ pub enum KeyExpiry {
 }
 
 impl std::str::FromStr for KeyExpiry {
-    type Err = String;
+    type Err = UnknownValue;
     /// `N` requests, or `Ns` seconds.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let text = s.trim();
@@ -202,7 +216,7 @@ impl std::str::FromStr for KeyExpiry {
         digits
             .parse::<u64>()
             .map(make)
-            .map_err(|_| format!("`{s}` is not N (requests) or Ns (seconds)"))
+            .map_err(|_| UnknownValue(format!("`{s}` is not N (requests) or Ns (seconds)")))
     }
 }
 
