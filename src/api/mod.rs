@@ -25,6 +25,7 @@ mod decode;
 pub mod models;
 pub mod paging;
 pub mod probe;
+pub mod replay;
 mod transport;
 
 #[cfg(test)]
