@@ -3,8 +3,6 @@
 
 pub mod alerts;
 pub mod api;
-#[cfg(test)]
-mod arrows;
 pub mod asof;
 pub mod cadence;
 pub mod changes;
@@ -25,8 +23,6 @@ pub mod model;
 pub mod quarantine;
 pub mod replica;
 pub mod snapshot;
-#[cfg(test)]
-mod sql_owner;
 pub mod status;
 pub mod store;
 pub mod sync;

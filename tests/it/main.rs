@@ -19,4 +19,5 @@ mod roles_and_custom_fields;
 mod service;
 mod shipped;
 mod support;
+mod tidy;
 mod trust;
