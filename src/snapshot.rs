@@ -11,9 +11,9 @@ use std::sync::Arc;
 use crate::api::models::{CustomFieldValue, MemberCustomFields, OrganizationUser, Role, Team};
 use crate::model::{
     is_soft_deleted, utc, CanonicalJson, Entity, EntityKey, GhostRecord, GroupRecord,
-    GroupWorkspaceRecord, Kept, MembershipRecord, NewRow, PermissionRecord, RateRecord, Record,
-    RecordRef, RoleRecord, SelectedOptionRecord, StoredHashes, StoredState, TagRecord,
-    UserCustomFieldRecord, UserRecord, UserWorkspaceRecord,
+    GroupWorkspaceRecord, Kept, MembershipRecord, PermissionRecord, RateRecord, RecordRef,
+    RoleRecord, SelectedOptionRecord, StoredState, TagRecord, UserCustomFieldRecord, UserRecord,
+    UserWorkspaceRecord,
 };
 use baseline::Baseline;
 
@@ -35,7 +35,7 @@ pub struct OrgSnapshot {
     pub custom_fields: BTreeMap<(i64, i64), UserCustomFieldRecord>,
     /// Workspace names seen in users and groups (not tracked as history).
     pub workspace_names: BTreeMap<i64, String>,
-    /// What the pull matched against the mirror, handed over early, or could not read.
+    /// What the pull matched against the mirror, or could not read.
     baseline: Baseline,
     /// The workspace whose custom fields this pull mirrors, and what it saw of them.
     custom_field_pull: Option<CustomFieldPull>,
@@ -116,66 +116,8 @@ impl OrgSnapshot {
         same
     }
 
-    /// Hands over, whole, the records of entities the baseline does not hold and that
-    /// were not handed over before: a run writes these inserts while it still pulls.
-    /// What is handed over stays seen (in `unchanged`) and becomes this run's stored
-    /// version of the entity ([`OrgSnapshot::settled`]): a later copy that differs is
-    /// kept as a change against it, and one the pull takes back (a team seen again
-    /// without a member) is no longer seen, so the final diff undoes it.
-    /// Without a baseline nothing is known to be new, and nothing is handed over.
-    pub fn take_new(&mut self) -> Vec<NewRow> {
-        let Some(pending) = self.baseline.take_pending() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for key in pending {
-            if !self.baseline.is_new(&key) {
-                continue;
-            }
-            let row = match key.entity {
-                Entity::Role => self
-                    .roles
-                    .remove(&key.id)
-                    .map(|k| NewRow::new(key, Record::Role(k.record), k.unknown)),
-                Entity::Group => self
-                    .groups
-                    .remove(&key.id)
-                    .map(|k| NewRow::new(key, Record::Group(k.record), k.unknown)),
-                Entity::User => self
-                    .users
-                    .remove(&key.id)
-                    .map(|k| NewRow::new(key, Record::User(k.record), k.unknown)),
-                Entity::GroupMembership => self
-                    .memberships
-                    .remove(&(key.id, key.sub_id))
-                    .map(|m| NewRow::new(key, Record::Membership(m), None)),
-                Entity::UserRate => self
-                    .rates
-                    .remove(&key.id)
-                    .map(|r| NewRow::new(key, Record::Rate(r), None)),
-                Entity::UserCustomField => self
-                    .custom_fields
-                    .remove(&(key.id, key.sub_id))
-                    .map(|v| NewRow::new(key, Record::CustomField(v), None)),
-            };
-            if let Some(row) = row {
-                self.baseline.settle(row.key, row.hashes);
-                out.push(row);
-            }
-        }
-        // In key order, as a diff writes: each table and index then grows at one end.
-        out.sort_by_key(|row| row.key);
-        out
-    }
-
-    /// What [`OrgSnapshot::take_new`] handed over this run, with its hashes.
-    pub fn settled(&self) -> &BTreeMap<EntityKey, StoredHashes> {
-        self.baseline.settled()
-    }
-
-    /// Entities the pull saw unchanged (only against a stored state), and those
-    /// [`OrgSnapshot::take_new`] handed over while the pull still sees them, in key order:
-    /// seen, with no record kept.
+    /// Entities the pull saw unchanged (only against a stored state), in key order: seen,
+    /// with no record kept.
     pub fn unchanged(&self) -> impl Iterator<Item = &EntityKey> + '_ {
         self.baseline.unchanged()
     }
@@ -808,6 +750,5 @@ mod tests {
         assert!(!s.is_quarantined(&EntityKey::new(Entity::User, 2)));
         let d = diff(&stored, &s, &Scope::FULL);
         assert!(d.is_empty(), "{:?}", d.changes);
-        assert!(s.take_new().is_empty());
     }
 }

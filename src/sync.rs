@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::diff::{self, Scope};
 use crate::model::{Entity, EntityKey, StoredState, Targets};
 use crate::snapshot::{OrgSnapshot, RecordError};
-use crate::store::{EarlyWriter, RunFailure, RunTimes, RunTotals, Store};
+use crate::store::{RunFailure, RunTimes, RunTotals, Store};
 
 mod failure;
 #[cfg(test)]
@@ -38,10 +38,6 @@ pub enum SyncError {
     /// A record the API sent that cannot be mirrored, named by entity, id and field.
     #[error(transparent)]
     Record(#[from] RecordError),
-    /// The writer thread stopped without saying why (its reason, when it has one, is
-    /// the run's error instead: [`SyncError::Store`]).
-    #[error(transparent)]
-    WriterStopped(#[from] crate::store::WriterStopped),
     /// The deletion guard refused the run.
     #[error("refused: {0}")]
     Refused(String),
@@ -686,32 +682,21 @@ async fn pull_and_commit(
 
     let mut progress = ProgressLine::new(options.progress);
     // This process holds the writer lock: what the mirror holds cannot change during the
-    // pull, so records that match it can be dropped as they arrive, and entities new to
-    // it can be written (inside the run's one transaction) while later pages arrive.
+    // pull, so records that match it can be reduced to their keys as they arrive.
     let stored = Arc::new(store.stored_state()?);
     let mut snapshot = OrgSnapshot::against(Arc::clone(&stored));
     if let Some(workspace) = config.sync.custom_fields_workspace_id {
         snapshot.watch_custom_fields(workspace);
     }
-    let writer = store.early_writer(run_id, at)?;
-    let pulled = pull(client, config, &mut progress, &mut snapshot, &writer).await;
-    if let Err(e) = pulled {
-        // A pull that stopped because the writer did fails with the writer's reason.
-        return Err(writer.error().map(SyncError::from).unwrap_or(e));
-    }
+    pull(client, config, &mut progress, &mut snapshot).await?;
     progress.done();
-    let settled = snapshot.settled();
     info!(
         run_id,
         roles = snapshot.count(Entity::Role),
         groups = snapshot.count(Entity::Group),
         users = snapshot.count(Entity::User),
         memberships = snapshot.count(Entity::GroupMembership),
-        unchanged = snapshot
-            .unchanged()
-            .filter(|k| !settled.contains_key(k))
-            .count(),
-        written_early = settled.len(),
+        unchanged = snapshot.unchanged().count(),
         requests = client.stats().requests,
         "pulled the organization"
     );
@@ -721,34 +706,29 @@ async fn pull_and_commit(
     if let Some(workspace) = config.sync.custom_fields_workspace_id {
         pull_custom_fields(client, &mut progress, &mut snapshot, workspace).await?;
     }
+    if !options.allow_mass_delete {
+        guard_deletions(&stored, &snapshot, config.sync.max_delete_fraction)?;
+    }
     let scope = Scope {
         only: None,
         rates: config.sync.include_rates,
         custom_fields: config.sync.custom_fields_workspace_id.is_some(),
     };
-    if !options.allow_mass_delete {
-        guard_deletions(&stored, &snapshot, config.sync.max_delete_fraction)?;
-    }
-    // What the run wrote early is, to the final diff, what the mirror holds.
-    let held = stored.overlaid(snapshot.settled());
-    let d = diff::diff(&held, &snapshot, &scope);
+    let d = diff::diff(&stored, &snapshot, &scope);
     let totals = RunTotals {
         quarantined: quarantined_json(client),
         pending_absences: Some(pending),
         ..totals_of(&client.stats())
     };
-    let counts = writer.finish(&d, snapshot.settled(), &snapshot.workspace_names, &totals)?;
-    Ok(counts)
+    Ok(store.commit_run(run_id, &d, &snapshot.workspace_names, at, &totals)?)
 }
 
-/// Pulls roles, teams and users into `snapshot`, handing what is new to the mirror to
-/// `writer` page by page.
+/// Pulls roles, teams and users into `snapshot`, a page at a time.
 async fn pull(
     client: &Client,
     config: &Config,
     progress: &mut ProgressLine,
     snapshot: &mut OrgSnapshot,
-    writer: &EarlyWriter,
 ) -> Result<(), SyncError> {
     let roles = client.roles().await?;
     progress.report(&PageProgress {
@@ -767,7 +747,7 @@ async fn pull(
             for (team, unknown) in page {
                 snapshot.add_team(team, unknown)?;
             }
-            Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
+            Ok::<(), SyncError>(())
         })
         .await?;
     let (rates, hours) = (config.sync.include_rates, config.sync.include_working_hours);
@@ -777,7 +757,7 @@ async fn pull(
             for (user, unknown) in page {
                 snapshot.add_user(user, unknown)?;
             }
-            Ok::<(), SyncError>(writer.send(snapshot.take_new())?)
+            Ok::<(), SyncError>(())
         })
         .await?;
     Ok(())

@@ -134,11 +134,6 @@ fn each_kind_of_error_exits_with_the_status_the_readme_documents() {
             Failed,
         ),
         (
-            "the writer stopped",
-            run(crate::store::WriterStopped.into()),
-            Failed,
-        ),
-        (
             "asof before the first sync",
             CommandError::AsOf(AsOfError::NoHistory).into(),
             Config,

@@ -7,7 +7,6 @@ mod canned;
 mod changes;
 mod clock;
 mod demo;
-mod early;
 mod export;
 mod figures;
 mod health;
@@ -39,7 +38,6 @@ pub use bench::{users_current_in, BenchQueryError, CannedArguments, CannedTiming
 pub use canned::{canned_query, CANNED_QUERIES};
 pub use changes::{ChangeFilter, ChangeRow};
 pub use demo::{demo_questions, DemoEvent, DemoQuestion};
-pub use early::{EarlyWriter, WriterStopped};
 pub use export::Source;
 pub use figures::ScrapeFigures;
 pub use health::{Freshness, HealthAlert, HealthState, Outage, QueuedHealth, RunStreak};
@@ -823,33 +821,6 @@ impl Store {
             self.outbox_rules.as_deref(),
         )
         .map_err(sqlite_error(&path))
-    }
-
-    /// Starts writing full run `run_id` while it pulls (see [`EarlyWriter`]), on a
-    /// connection of its own configured like this one. Needs the writer lock.
-    pub fn early_writer(&self, run_id: i64, observed_at: &str) -> Result<EarlyWriter, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn =
-            Connection::open_with_flags(&self.path, flags).map_err(sqlite_error(&self.path))?;
-        let writer = Store {
-            conn,
-            path: self.path.clone(),
-            options: self.options.clone(),
-            writer_lock: None,
-            daemon_lock: None,
-            outbox_rules: None,
-        };
-        writer.configure()?;
-        // The foreign keys stay declared, and every test run checks them
-        // (`PRAGMA foreign_key_check`); enforcing them here costs a third of each event's insert.
-        writer.sql(writer.conn.execute_batch("PRAGMA foreign_keys=OFF"))?;
-        EarlyWriter::start(
-            writer.conn,
-            self.path.clone(),
-            run_id,
-            observed_at.to_string(),
-            self.outbox_rules.clone(),
-        )
     }
 
     /// After a run: fold the WAL back into the database so it does not grow while
