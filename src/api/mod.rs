@@ -30,10 +30,7 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
-use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
@@ -1117,17 +1114,8 @@ impl Client {
             if next == Next::Done {
                 return self.hand_over(spec, page, pager, progress, each);
             }
-            // The next page is needed whatever this one holds: ask for it first, so the
-            // server builds it while this one is handed over.
-            current = {
-                let mut fetch = std::pin::pin!(self.send_page(spec, size, page + 1));
-                let early = start(&mut fetch).await;
-                self.hand_over(spec, page, pager, progress, each)?;
-                match early {
-                    Some(answer) => answer?,
-                    None => fetch.await?,
-                }
-            };
+            self.hand_over(spec, page, pager, progress, each)?;
+            current = self.send_page(spec, size, page + 1).await?;
             if current.size != size {
                 // Pages of another size: the next one says nothing about the end.
                 pager.page_size_changed();
@@ -1431,16 +1419,6 @@ impl<T: HasId> Distinct<T> {
             }
         }
     }
-}
-
-/// Polls `fut` once, so that a request goes out now and proceeds (on the runtime's other
-/// threads) while the caller works; its answer if it already has one.
-async fn start<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| match Pin::new(&mut *fut).poll(cx) {
-        Poll::Ready(out) => Poll::Ready(Some(out)),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await
 }
 
 #[cfg(test)]
