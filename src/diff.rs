@@ -126,7 +126,9 @@ impl Diff<'_> {
 
 /// Compares `pulled` with `stored`, for the entities `scope` covers.
 pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) -> Diff<'a> {
-    let mut changes = Vec::new();
+    // Every record the pull kept may be a change (a first sync: all of them), and a large
+    // vector grown by doubling would hold up to twice that.
+    let mut changes = Vec::with_capacity(pulled.records());
     let mut seen = 0usize;
     for row in pulled.rows() {
         if !scope.covers(&row.key) {

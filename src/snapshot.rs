@@ -26,13 +26,15 @@ use baseline::Baseline;
 /// every page has arrived.
 #[derive(Debug, Clone, Default)]
 pub struct OrgSnapshot {
-    pub roles: BTreeMap<i64, Kept<RoleRecord>>,
-    pub groups: BTreeMap<i64, Kept<GroupRecord>>,
-    pub users: BTreeMap<i64, Kept<UserRecord>>,
-    pub memberships: BTreeMap<(i64, i64), MembershipRecord>,
-    pub rates: BTreeMap<i64, RateRecord>,
+    // Records are boxed: a B-tree node has room for eleven values and a pull, adding in key
+    // order, leaves most nodes about half full, which costs more than a pointer each.
+    pub roles: BTreeMap<i64, Box<Kept<RoleRecord>>>,
+    pub groups: BTreeMap<i64, Box<Kept<GroupRecord>>>,
+    pub users: BTreeMap<i64, Box<Kept<UserRecord>>>,
+    pub memberships: BTreeMap<(i64, i64), Box<MembershipRecord>>,
+    pub rates: BTreeMap<i64, Box<RateRecord>>,
     /// Custom field values by (organization user, custom field).
-    pub custom_fields: BTreeMap<(i64, i64), UserCustomFieldRecord>,
+    pub custom_fields: BTreeMap<(i64, i64), Box<UserCustomFieldRecord>>,
     /// Workspace names seen in users and groups (not tracked as history).
     pub workspace_names: BTreeMap<i64, String>,
     /// What the pull matched against the mirror, or could not read.
@@ -80,7 +82,8 @@ impl OrgSnapshot {
             })?;
             let key = EntityKey::new(Entity::Role, record.role_id);
             if !self.is_unchanged(key, RecordRef::Role(&record), unknown.as_deref()) {
-                self.roles.insert(record.role_id, Kept { record, unknown });
+                self.roles
+                    .insert(record.role_id, Box::new(Kept { record, unknown }));
             }
         }
         Ok(())
@@ -246,12 +249,12 @@ impl OrgSnapshot {
         for (k, m) in members {
             let key = EntityKey::membership(k.0, k.1);
             if !self.is_unchanged(key, RecordRef::Membership(&m), None) {
-                self.memberships.insert(k, m);
+                self.memberships.insert(k, Box::new(m));
             }
         }
         let key = EntityKey::new(Entity::Group, id);
         if !self.is_unchanged(key, RecordRef::Group(&record), unknown.as_deref()) {
-            self.groups.insert(id, Kept { record, unknown });
+            self.groups.insert(id, Box::new(Kept { record, unknown }));
         }
         Ok(())
     }
@@ -324,7 +327,7 @@ impl OrgSnapshot {
                 };
                 let key = EntityKey::new(Entity::UserRate, id);
                 if !self.is_unchanged(key, RecordRef::Rate(&record), None) {
-                    self.rates.insert(id, record);
+                    self.rates.insert(id, Box::new(record));
                 }
             }
             None => {
@@ -360,7 +363,7 @@ impl OrgSnapshot {
         };
         let key = EntityKey::new(Entity::User, id);
         if !self.is_unchanged(key, RecordRef::User(&record), unknown.as_deref()) {
-            self.users.insert(id, Kept { record, unknown });
+            self.users.insert(id, Box::new(Kept { record, unknown }));
         }
         Ok(())
     }
@@ -428,7 +431,7 @@ impl OrgSnapshot {
         for (field, record) in records {
             let key = EntityKey::custom_field(id, field);
             if !self.is_unchanged(key, RecordRef::CustomField(&record), None) {
-                self.custom_fields.insert((id, field), record);
+                self.custom_fields.insert((id, field), Box::new(record));
             }
         }
         Ok(true)
@@ -527,6 +530,16 @@ impl OrgSnapshot {
             .chain(memberships)
             .chain(rates)
             .chain(custom_fields)
+    }
+
+    /// How many records the snapshot keeps (those it saw unchanged are keys only).
+    pub fn records(&self) -> usize {
+        self.roles.len()
+            + self.groups.len()
+            + self.users.len()
+            + self.memberships.len()
+            + self.rates.len()
+            + self.custom_fields.len()
     }
 
     /// Number of entities of each kind.

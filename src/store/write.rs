@@ -60,25 +60,25 @@ pub(super) fn commit(
 ) -> rusqlite::Result<Counts> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut counts = Counts::new();
-    let inserts: Vec<(EntityKey, &After<'_>)> = diff
-        .changes
-        .iter()
-        .filter_map(|c| match (c.op, &c.after) {
-            (Op::Insert, Some(after)) => Some((c.key, after)),
-            _ => None,
-        })
-        .collect();
-    if !inserts.is_empty() {
-        // The inserts number their history rows themselves, so that their events can point
-        // at them from the same multi-row statements; the run holds the write lock.
-        let mut next_history_id: i64 = tx.query_row(
-            "SELECT coalesce(max(history_id), 0) + 1 FROM entity_history",
-            [],
-            |r| r.get(0),
-        )?;
-        for batch in inserts.chunks(INSERTS_PER_BATCH) {
-            insert_new(&tx, run_id, observed_at, batch, &mut next_history_id)?;
+    // The inserts number their history rows themselves, so that their events can point at
+    // them from the same multi-row statements; the run holds the write lock.
+    let mut next_history_id: i64 = tx.query_row(
+        "SELECT coalesce(max(history_id), 0) + 1 FROM entity_history",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut batch = Vec::with_capacity(INSERTS_PER_BATCH);
+    for change in &diff.changes {
+        if let (Op::Insert, Some(after)) = (change.op, &change.after) {
+            batch.push((change.key, after));
+            if batch.len() == INSERTS_PER_BATCH {
+                insert_new(&tx, run_id, observed_at, &batch, &mut next_history_id)?;
+                batch.clear();
+            }
         }
+    }
+    if !batch.is_empty() {
+        insert_new(&tx, run_id, observed_at, &batch, &mut next_history_id)?;
     }
     for change in &diff.changes {
         if change.op != Op::Insert {
