@@ -117,7 +117,7 @@ where
             (None, None) => {
                 return Err(format!(
                     "the list is in neither `items` nor `data` (nor a bare array); the body starts with: {}",
-                    super::transport::body_excerpt(body, 120)
+                    super::error::body_excerpt(body, 120)
                 ))
             }
         };
@@ -307,7 +307,7 @@ fn envelope_error(body: &[u8], error: &serde_json::Error) -> String {
     if error.is_syntax() || error.is_eof() {
         format!(
             "not JSON ({error}); the body starts with: {}",
-            super::transport::body_excerpt(body, 120)
+            super::error::body_excerpt(body, 120)
         )
     } else {
         error.to_string()
