@@ -198,7 +198,9 @@ pub fn diff<'a>(stored: &StoredState, pulled: &'a OrgSnapshot, scope: &Scope) ->
     Diff { changes }
 }
 
-/// Applies `diff` to `stored`: the state the store holds after committing it.
+/// Applies `diff` to `stored`: the state the store holds after committing it (what the
+/// property tests hold the diff to).
+#[cfg(test)]
 pub fn apply(stored: &mut StoredState, diff: &Diff<'_>) {
     for c in &diff.changes {
         match (&c.op, &c.after) {
@@ -236,6 +238,7 @@ pub fn changed_fields(before: &str, after: &str) -> Vec<String> {
 }
 
 /// Hashes of every entity of a snapshot: what the store holds after committing it whole.
+#[cfg(test)]
 pub fn state_of(snapshot: &OrgSnapshot) -> StoredState {
     snapshot
         .rows()

@@ -152,7 +152,7 @@ impl Client {
                         if known != Some(form) {
                             self.learn_filter_form(entity, form);
                         }
-                        found.extend(pager.finish());
+                        found.extend(pager.into_rows());
                         break;
                     }
                     Err(ApiError::FilterIgnored { endpoint, filter }) => {

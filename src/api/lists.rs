@@ -162,7 +162,12 @@ impl Client {
         pulled
     }
 
-    pub(super) fn users_spec(&self, mut query: Query, rates: bool, working_hours: bool) -> ListSpec {
+    pub(super) fn users_spec(
+        &self,
+        mut query: Query,
+        rates: bool,
+        working_hours: bool,
+    ) -> ListSpec {
         if rates {
             query.push("include_rates", "true");
         }
@@ -285,7 +290,12 @@ impl Client {
     }
 
     /// The request for page `page` of a list; refused beyond `api.max_pages`.
-    pub(super) fn page_request(&self, spec: &ListSpec, per_page: u32, page: u32) -> Result<Request, ApiError> {
+    pub(super) fn page_request(
+        &self,
+        spec: &ListSpec,
+        per_page: u32,
+        page: u32,
+    ) -> Result<Request, ApiError> {
         let mut query = spec.query.clone();
         query.push("page", page).push("per_page", per_page);
         let mut req = self.request(Method::GET, "GET", spec.path, query, Some(page));

@@ -20,9 +20,9 @@
 //! **Secrets never leave this module**: the `Authorization` header is marked sensitive,
 //! and error texts built from server answers are scrubbed of the credentials.
 
+mod by_ids;
 pub mod capture;
 mod decode;
-mod by_ids;
 mod error;
 mod groups;
 mod lists;
@@ -43,11 +43,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
+use by_ids::MAX_IDS_PER_REQUEST;
+pub use by_ids::{ByIds, IdFilter};
 pub use decode::{decode_page, split_unknown_fields, DecodedPage, Envelope};
 pub(crate) use error::plan_settings;
 pub use error::{ApiError, Endpoint, ErrorParts, FOCUS_KEY_ADVICE};
-use by_ids::MAX_IDS_PER_REQUEST;
-pub use by_ids::{ByIds, IdFilter};
 use lists::ListSpec;
 pub use lists::{PageProgress, CUSTOM_FIELDS_LIST};
 use models::KnownFields;

@@ -9,8 +9,8 @@ use secrecy::ExposeSecret;
 use tracing::{debug, warn};
 
 use super::error::{
-    collapse_space, is_certificate_error, json_error, missing_api_hint, strip_tags, transport_message,
-    truncate, what_to_check, without_endpoint, ErrorText,
+    collapse_space, is_certificate_error, json_error, missing_api_hint, strip_tags,
+    transport_message, truncate, what_to_check, without_endpoint, ErrorText,
 };
 use super::{ApiError, Client, Endpoint, ErrorParts, QuotaSeen};
 
@@ -734,5 +734,4 @@ mod tests {
             assert_eq!(unix_ceil(time), secs, "{time:?}");
         }
     }
-
 }

@@ -462,8 +462,10 @@ impl Store {
             });
         }
         let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
+        // A 16 MiB page cache: a first sync commits while it holds the organization in
+        // memory, and a larger cache made that commit no faster (docs/performance.md).
         self.sql(self.conn.execute_batch(&format!(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-49152; PRAGMA journal_size_limit={limit};"
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384; PRAGMA journal_size_limit={limit};"
         )))
     }
 
@@ -811,7 +813,11 @@ impl Store {
         totals: &RunTotals,
     ) -> Result<BTreeMap<(Entity, &'static str), usize>, StoreError> {
         let path = self.path.clone();
-        write::commit(
+        // SQLite does not check the declared foreign keys while a run commits (it costs a
+        // third of each event's insert); the tests check them after every sync
+        // (`PRAGMA foreign_key_check`). The pragma only takes outside a transaction.
+        self.sql(self.conn.execute_batch("PRAGMA foreign_keys=OFF"))?;
+        let committed = write::commit(
             &mut self.conn,
             run_id,
             diff,
@@ -820,7 +826,11 @@ impl Store {
             totals,
             self.outbox_rules.as_deref(),
         )
-        .map_err(sqlite_error(&path))
+        .map_err(sqlite_error(&path));
+        if let Err(error) = self.conn.execute_batch("PRAGMA foreign_keys=ON") {
+            tracing::warn!(%error, "could not turn foreign key checks back on after a commit");
+        }
+        committed
     }
 
     /// After a run: fold the WAL back into the database so it does not grow while
