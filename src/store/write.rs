@@ -169,6 +169,8 @@ fn event(
     )
 }
 
+/// Writes one update, deletion or change of unknown fields: its history interval closed
+/// and/or opened, its current rows replaced, its event.
 fn apply_change(
     tx: &Connection,
     run_id: i64,
@@ -181,12 +183,6 @@ fn apply_change(
         event(tx, run_id, at, &key, &entity_id, op, fields, before, after)
     };
     match (change.op, &change.after) {
-        (Op::Insert, Some(after)) => {
-            let (json, hashes) = after.json_and_hashes();
-            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, &hashes)?;
-            write_current(tx, after.record, &after.unknown)?;
-            event("insert", None, None, Some(opened))
-        }
         (Op::Update, Some(after)) => {
             let (json, hashes) = after.json_and_hashes();
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
@@ -229,7 +225,8 @@ fn apply_change(
                 .execute(params![key.id, after.unknown])?;
             Ok(())
         }
-        (_, None) => Ok(()),
+        // Inserts go in batches ([`insert_new`]).
+        (Op::Insert, _) | (_, None) => Ok(()),
     }
 }
 
