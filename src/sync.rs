@@ -1,5 +1,12 @@
-//! One run: pull completely -> confirm absences -> guard -> diff -> commit.
-//! `sync`, `run` (the daemon), `demo` and the group commands all go through here.
+//! One run: pull completely -> confirm absences -> guard -> diff -> commit, in one
+//! transaction at the end. `sync`, `run` (the daemon), `demo` and the group commands all go
+//! through here.
+//!
+//! To follow a run: [`run_once`], then `pull_and_commit`: the stored hashes
+//! (`Store::stored_state`), every page into an [`OrgSnapshot`] (a record that matches its
+//! stored hash is kept as its key only), what the pull missed asked for by id
+//! (`confirm.rs`), the deletion guard, [`diff::diff`], and `Store::commit_run`. `end.rs`
+//! records how a run ended; `refresh.rs` is the targeted run after a group write.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -59,8 +59,8 @@ impl Client {
     /// Every team, handed to `each` a page at a time, so that a pull never holds the
     /// raw rows of the whole list. A team seen on two pages comes twice; the later copy
     /// is the fresher. An error from `each` fails the pull as it is (a bad record stays
-    /// the caller's record error, a writer's error its store error); the pull's own
-    /// errors come out through `E: From<ApiError>`.
+    /// the caller's record error); the pull's own errors come out through
+    /// `E: From<ApiError>`.
     pub async fn pull_teams_each<E: From<ApiError>>(
         &self,
         progress: &mut dyn FnMut(&PageProgress),

@@ -19,6 +19,11 @@
 //!
 //! **Secrets never leave this module**: the `Authorization` header is marked sensitive,
 //! and error texts built from server answers are scrubbed of the credentials.
+//!
+//! Here: the [`Client`] and what it keeps across requests (credentials, pacing, quota, page
+//! sizes and id filter forms learned). Its parts: `lists.rs` (paged lists), `by_ids.rs`
+//! (reads by id), `groups.rs` (the group writes), `transport.rs` (the send path),
+//! `decode.rs` (bodies into models), `error.rs` ([`ApiError`] and how an error answer is told).
 
 mod by_ids;
 pub mod capture;
