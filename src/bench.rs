@@ -47,6 +47,28 @@ use orgmirror::store::{Store, StoreOptions};
 
 mod queries;
 
+/// Why a bench stopped: an argument to fix (exit 2), a failure (exit 1), or the error of a
+/// command it ran. Dev tooling, not the product: its messages are what it reports.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+impl BenchError {
+    fn failed(message: impl std::fmt::Display) -> BenchError {
+        BenchError::Failed(message.to_string())
+    }
+
+    fn usage(message: impl std::fmt::Display) -> BenchError {
+        BenchError::Usage(message.to_string())
+    }
+}
+
 /// The sizes `--quick` runs (a CI smoke test, not a measurement).
 const QUICK_SIZES: [usize; 2] = [200, 1000];
 
@@ -121,34 +143,34 @@ pub struct BenchArgs {
 }
 
 /// `orgmirror bench`: runs every scenario at every size, prints a table, writes the JSON.
-pub async fn run(args: BenchArgs) -> Result<Exit, CommandError> {
+pub async fn run(args: BenchArgs) -> Result<Exit, BenchError> {
     if let Some(base_url) = args.floor_only.clone() {
         return floor(&base_url, args.organization_id, args.workspace_id).await;
     }
     if let (Some(from), Some(into)) = (args.store_floor_from.clone(), args.store_into.clone()) {
         return tokio::task::spawn_blocking(move || store_floor(&from, &into))
             .await
-            .map_err(|e| CommandError::failed(format!("bench: {e}")))?;
+            .map_err(|e| BenchError::failed(format!("bench: {e}")))?;
     }
     if let Some(into) = args.measure_into.clone() {
         return tokio::task::spawn_blocking(move || measure_command(&into, &args.command))
             .await
-            .map_err(|e| CommandError::failed(format!("bench: {e}")))?;
+            .map_err(|e| BenchError::failed(format!("bench: {e}")))?;
     }
     if let Some(url) = args.postgres.clone() {
         let handle = tokio::runtime::Handle::current();
         return tokio::task::spawn_blocking(move || measure_replica(&args, &url, &handle))
             .await
-            .map_err(|e| CommandError::failed(format!("bench: {e}")))?;
+            .map_err(|e| BenchError::failed(format!("bench: {e}")))?;
     }
     // Children are waited for with blocking calls; keep them off the runtime's workers.
     tokio::task::spawn_blocking(move || measure_all(&args))
         .await
-        .map_err(|e| CommandError::failed(format!("bench: {e}")))?
+        .map_err(|e| BenchError::failed(format!("bench: {e}")))?
 }
 
 /// The floor: the same pages with a bare typed client. Prints one JSON line of counts.
-async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, CommandError> {
+async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, BenchError> {
     let http = reqwest::Client::new();
     let base = format!("{}/organizations/{org}", base_url.trim_end_matches('/'));
     let get = |path: String| {
@@ -160,14 +182,14 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| CommandError::failed(format!("floor: GET {path}: {e}")))?;
+                .map_err(|e| BenchError::failed(format!("floor: GET {path}: {e}")))?;
             resp.bytes()
                 .await
-                .map_err(|e| CommandError::failed(format!("floor: GET {path}: {e}")))
+                .map_err(|e| BenchError::failed(format!("floor: GET {path}: {e}")))
         }
     };
     let parse_error = |what: &str, e: serde_json::Error| {
-        CommandError::failed(format!("floor: cannot parse {what}: {e}"))
+        BenchError::failed(format!("floor: cannot parse {what}: {e}"))
     };
     let mut requests = 0u32;
 
@@ -218,8 +240,8 @@ async fn floor(base_url: &str, org: i64, workspace: i64) -> Result<Exit, Command
 
 /// The store floor: a new database made as a sync makes it, filled with every row of
 /// `from` by SQLite alone, in one transaction, then checkpointed like a sync.
-fn store_floor(from: &Path, into: &Path) -> Result<Exit, CommandError> {
-    let failed = |e: String| CommandError::failed(format!("bench --store-floor-from: {e}"));
+fn store_floor(from: &Path, into: &Path) -> Result<Exit, BenchError> {
+    let failed = |e: String| BenchError::failed(format!("bench --store-floor-from: {e}"));
     let store = Store::open(into, &StoreOptions::default()).map_err(|e| failed(e.to_string()))?;
     store
         .fill_from_for_bench(from)
@@ -267,7 +289,7 @@ impl Measurement {
 }
 
 /// The organization sizes to measure: `--sizes`, or the quick ones.
-fn sizes_of(args: &BenchArgs) -> Result<Vec<usize>, CommandError> {
+fn sizes_of(args: &BenchArgs) -> Result<Vec<usize>, BenchError> {
     let sizes: Vec<usize> = if args.quick {
         QUICK_SIZES.to_vec()
     } else {
@@ -275,17 +297,17 @@ fn sizes_of(args: &BenchArgs) -> Result<Vec<usize>, CommandError> {
     };
     let max = orgmirror::fake::MAX_USERS;
     if sizes.is_empty() || sizes.iter().any(|&n| n == 0 || n > max) {
-        return Err(CommandError::usage(format!(
+        return Err(BenchError::usage(format!(
             "--sizes: give one or more sizes from 1 to {max}"
         )));
     }
     Ok(sizes)
 }
 
-fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
+fn measure_all(args: &BenchArgs) -> Result<Exit, BenchError> {
     let sizes = sizes_of(args)?;
     let exe = std::env::current_exe()
-        .map_err(|e| CommandError::failed(format!("bench: cannot find this binary: {e}")))?;
+        .map_err(|e| BenchError::failed(format!("bench: cannot find this binary: {e}")))?;
     let machine = machine_info();
     orgmirror::errln!(
         "orgmirror bench: sizes {sizes:?}, per_page {PER_PAGE}, fake page cap {}",
@@ -298,12 +320,12 @@ fn measure_all(args: &BenchArgs) -> Result<Exit, CommandError> {
     };
     let max = orgmirror::fake::MAX_USERS;
     if query_sizes.iter().any(|&n| n == 0 || n > max) {
-        return Err(CommandError::usage(format!(
+        return Err(BenchError::usage(format!(
             "--query-sizes: give sizes from 1 to {max}"
         )));
     }
     if !(args.paced_rps.is_finite() && args.paced_rps > 0.0) {
-        return Err(CommandError::usage(format!(
+        return Err(BenchError::usage(format!(
             "--paced-rps {}: give a positive number",
             args.paced_rps
         )));
@@ -355,8 +377,8 @@ fn measure_size(
     size: usize,
     per_page_cap: usize,
     paced_rps: f64,
-) -> Result<Vec<Measurement>, CommandError> {
-    let failed = |what: String| CommandError::failed(format!("bench ({size} users): {what}"));
+) -> Result<Vec<Measurement>, BenchError> {
+    let failed = |what: String| BenchError::failed(format!("bench ({size} users): {what}"));
     let BenchOrg {
         dir,
         options,
@@ -484,10 +506,10 @@ fn measure_replica(
     args: &BenchArgs,
     url: &str,
     runtime: &tokio::runtime::Handle,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, BenchError> {
     let sizes = sizes_of(args)?;
     let exe = std::env::current_exe()
-        .map_err(|e| CommandError::failed(format!("bench: cannot find this binary: {e}")))?;
+        .map_err(|e| BenchError::failed(format!("bench: cannot find this binary: {e}")))?;
     let mut results = Vec::new();
     orgmirror::outln!(
         "{:>8}  {:<18} {:>8} {:>10} {:>12} {:>10}",
@@ -556,8 +578,8 @@ fn measure_replica_size(
     per_page_cap: usize,
     url: &str,
     runtime: &tokio::runtime::Handle,
-) -> Result<Vec<Value>, CommandError> {
-    let failed = |what: String| CommandError::failed(format!("bench ({size} users): {what}"));
+) -> Result<Vec<Value>, BenchError> {
+    let failed = |what: String| BenchError::failed(format!("bench ({size} users): {what}"));
     let BenchOrg {
         dir,
         server,
@@ -570,7 +592,7 @@ fn measure_replica_size(
     let stamp = std::process::id();
     let follow_schema = format!("bench_{size}_{stamp}_follow");
     let boot_schema = format!("bench_{size}_{stamp}_boot");
-    let write_config = |name: &str, schema: Option<&str>| -> Result<PathBuf, CommandError> {
+    let write_config = |name: &str, schema: Option<&str>| -> Result<PathBuf, BenchError> {
         let path = dir.path().join(name);
         let replica = schema
             .map(|s| format!("[replica.postgres]\nurl = {url:?}\nschema = {s:?}\n"))
@@ -583,7 +605,7 @@ fn measure_replica_size(
     let follow = write_config("follow.toml", Some(&follow_schema))?;
     let boot = write_config("boot.toml", Some(&boot_schema))?;
     let run =
-        |config: &Path, command: &str, name: &str| -> Result<(ChildCost, String), CommandError> {
+        |config: &Path, command: &str, name: &str| -> Result<(ChildCost, String), BenchError> {
             let mut cmd = Command::new(exe);
             cmd.arg("--config")
                 .arg(config)
@@ -850,8 +872,8 @@ fn run_child(exe: &Path, cmd: Command, dir: &Path, name: &str) -> Result<ChildCo
 
 /// `bench --measure-into PATH -- CMD…`: runs CMD (stdio inherited), reads its wall time,
 /// CPU time and peak RSS with `wait4`, writes them to PATH, and exits as CMD did.
-fn measure_command(into: &Path, command: &[String]) -> Result<Exit, CommandError> {
-    let failed = |m: String| CommandError::failed(format!("bench --measure-into: {m}"));
+fn measure_command(into: &Path, command: &[String]) -> Result<Exit, BenchError> {
+    let failed = |m: String| BenchError::failed(format!("bench --measure-into: {m}"));
     let (program, args) = command
         .split_first()
         .ok_or_else(|| failed("no command after --".to_string()))?;
@@ -1019,15 +1041,15 @@ fn print_table(results: &[Measurement]) {
     }
 }
 
-fn write_json(out: &Path, document: &Value) -> Result<(), CommandError> {
+fn write_json(out: &Path, document: &Value) -> Result<(), BenchError> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
-            .map_err(|e| CommandError::failed(format!("--out: {}: {e}", parent.display())))?;
+            .map_err(|e| BenchError::failed(format!("--out: {}: {e}", parent.display())))?;
     }
     let text = serde_json::to_string_pretty(document)
-        .map_err(|e| CommandError::failed(format!("bench: cannot encode the results: {e}")))?;
+        .map_err(|e| BenchError::failed(format!("bench: cannot encode the results: {e}")))?;
     std::fs::write(out, text + "\n")
-        .map_err(|e| CommandError::failed(format!("--out: {}: {e}", out.display())))
+        .map_err(|e| BenchError::failed(format!("--out: {}: {e}", out.display())))
 }
 
 /// nproc, CPU model, total memory, git commit and the date.

@@ -1,15 +1,14 @@
 //! `schedule.cron = "auto"`: how often to sync so that the mirror spends at most its share
 //! of the hourly request quota. [`choose`] is the pure rule; [`plan`] feeds it from the
-//! database (the last full run's requests, the quota seen); [`drive`] is the daemon's ticker.
+//! database (the last full run's requests, the quota seen); the daemon's schedule asks it
+//! before each interval.
 //! Also, for any schedule, how long without a success makes the mirror stale ([`stale_after`]).
 
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-use tracing::info;
-
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::config::{next_run, Config};
 use crate::store::Store;
@@ -142,22 +141,6 @@ pub fn longest_gap(cron: &str, from: DateTime<Utc>) -> Duration {
         previous = next;
     }
     longest.unwrap_or(Duration::from_secs(FALLBACK_INTERVAL_S))
-}
-
-/// The daemon's ticker for `cron = "auto"`: asks for a run (`request`) every interval,
-/// the interval chosen again before each wait (a run changes what a sync costs).
-pub async fn drive(config: Config, request: impl Fn() + Send + 'static) {
-    loop {
-        let cadence = plan_at(&config, &config.database.path);
-        info!(
-            interval_s = cadence.interval_seconds,
-            planned_requests_per_hour = cadence.planned_requests_per_hour,
-            reason = %cadence.reason,
-            "auto schedule: the next run after this interval"
-        );
-        tokio::time::sleep(Duration::from_secs(cadence.interval_seconds)).await;
-        request();
-    }
 }
 
 #[cfg(test)]

@@ -27,9 +27,10 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// Why a command could not start or finish: the commands' layer, carrying the error of
-/// the layer it came from. Which exit status each means is decided in one place only,
-/// `exit::status` (beside `main`).
+/// Why a command could not start or finish, in the layers every command goes through
+/// (the config, the API, the store, a run, the alerts) and at `main`'s edge. A command's
+/// own failures are its module's error type, which carries this one for the rest; which
+/// exit status each means is decided in one place only, `exit::status` (beside `main`).
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
@@ -45,34 +46,52 @@ pub enum CommandError {
     AsOf(#[from] crate::store::AsOfError),
     #[error(transparent)]
     Alerts(#[from] crate::alerts::AlertsError),
-    /// What a person must fix: the command line, a file named on it, what the mirror
-    /// or the organization holds that the command cannot act on.
+    /// `sync --capture DIR` cannot record into DIR.
+    #[error("--capture: {0}")]
+    Capture(#[source] crate::api::capture::CaptureError),
+    /// `fake-api --replay DIR` cannot read the recording in DIR.
+    #[error("fake-api --replay: {0}")]
+    Replay(#[source] crate::api::capture::CaptureError),
+    /// The fake API's server stopped (it could not listen, say).
     #[error("{0}")]
-    Usage(String),
-    /// A failure that may pass by itself (the network, the disk, a race upstream).
-    #[error("{0}")]
-    Failed(String),
-    /// `status --check` could not read the mirror (missing, unreadable, not upgraded yet):
-    /// what a probe reports as unknown, and a person must look at.
-    #[error("cannot read the mirror: {0}")]
-    Unreadable(String),
+    FakeApi(Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A report that could not be written as JSON.
+    #[error("cannot encode {what} as JSON: {source}")]
+    Json {
+        what: &'static str,
+        source: serde_json::Error,
+    },
 }
 
-impl CommandError {
-    /// A failure that may pass by itself.
-    pub fn failed(message: impl std::fmt::Display) -> CommandError {
-        CommandError::Failed(message.to_string())
-    }
-
-    /// Something a person must fix (the command line, a file, the config's meaning).
-    pub fn usage(message: impl std::fmt::Display) -> CommandError {
-        CommandError::Usage(message.to_string())
-    }
+/// `From` each layer's error for a command's own error type `$error`, through its
+/// `Command` variant (so that `?` works on them as on a [`CommandError`]).
+macro_rules! from_layers {
+    ($error:ty) => {
+        $crate::commands::from_layers!($error:
+            $crate::config::ConfigError,
+            $crate::api::ApiError,
+            $crate::store::StoreError,
+            Box<$crate::sync::RunFailed>,
+            $crate::alerts::AlertsError
+        );
+    };
+    ($error:ty: $($layer:ty),+) => {
+        $(
+            impl From<$layer> for $error {
+                fn from(e: $layer) -> Self {
+                    <$error>::Command(e.into())
+                }
+            }
+        )+
+    };
 }
+pub(crate) use from_layers;
 
 /// Loads the config from `--config`, `$ORGMIRROR_CONFIG` or the default paths, and
 /// installs logging as it says.
-pub fn load_config(explicit: Option<&Path>) -> Result<(PathBuf, Config), CommandError> {
+pub fn load_config(explicit: Option<&Path>) -> Result<(PathBuf, Config), ConfigError> {
     let path = Config::locate(explicit)?;
     let config = Config::load(&path)?;
     crate::logging::init(config.log.format, &config.log.level);
@@ -105,8 +124,8 @@ pub async fn sync(
     let mut client = client_for(&config)?;
     let recorder = match capture {
         Some(dir) => {
-            let recorder = crate::api::capture::Recorder::to_dir(dir)
-                .map_err(|e| CommandError::usage(format!("--capture: {e}")))?;
+            let recorder =
+                crate::api::capture::Recorder::to_dir(dir).map_err(CommandError::Capture)?;
             client.record_with(recorder.clone());
             Some(recorder)
         }

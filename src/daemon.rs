@@ -3,8 +3,9 @@
 //! tells systemd how it is doing (`Type=notify`: READY, STATUS, WATCHDOG, STOPPING).
 //!
 //! How it fits together:
-//! - The cron job only *asks* for a run: it flips `pending` from false to true and sends a
-//!   tick to the loop. **A tick that finds `pending` already true (a run queued or going) is
+//! - The schedule (tokio-cron-scheduler: the job of `schedule.cron`, or with `"auto"` a
+//!   one-shot job per interval the cadence chooses, each arming the next) only *asks* for a
+//!   run: it flips `pending` from false to true and sends a tick to the loop. **A tick that finds `pending` already true (a run queued or going) is
 //!   skipped and logged**, so runs never overlap and never pile up.
 //! - The loop owns the `Store` and the `Client` and runs one sync at a time; a failed run
 //!   is recorded by `run_once` (which also queues the health alerts its outcome calls
@@ -28,14 +29,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tracing::{debug, error, info, warn};
 
+use crate::cadence;
 use crate::clock::now_utc;
 use crate::commands::{client_for, load_config, CommandError, Exit};
+use crate::config::{Config, ConfigError};
 use crate::sync::{self, RunReport, StoreError, SyncOptions};
 
 /// The `sync_runs.error` of a run abandoned because it outlived `schedule.shutdown_timeout`.
@@ -43,6 +45,29 @@ pub const SHUTDOWN_REASON: &str =
     "interrupted: shutdown (the run did not finish within schedule.shutdown_timeout)";
 /// The `sync_runs.error` of a run abandoned by a second stop signal.
 pub const SECOND_SIGNAL_REASON: &str = "interrupted: shutdown (a second stop signal)";
+
+/// Why the daemon could not start, or stopped other than cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config, the credentials, the database, the alert rules.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot {doing} the schedule: {source}")]
+    Schedule {
+        doing: &'static str,
+        source: JobSchedulerError,
+    },
+    /// A second stop signal abandoned the run in progress (it is worth another, which
+    /// systemd restarts the service for).
+    #[error("the run in progress was abandoned: {SECOND_SIGNAL_REASON}")]
+    Abandoned,
+}
+
+crate::commands::from_layers!(DaemonError);
 
 /// How soon a run that could not start (the database held by another writer past
 /// `database.busy_timeout`) is asked for again.
@@ -130,9 +155,15 @@ struct Watchdog(Option<tokio::time::Interval>);
 
 impl Watchdog {
     fn from_env() -> Watchdog {
-        let mut usec = 0;
-        // Keep the variables: unsetting them races with other threads reading the environment.
-        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        // For this process only (`WATCHDOG_PID`): a child the service runs does not ping.
+        let usec = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|u| u.parse::<u64>().ok());
+        let ours = std::env::var("WATCHDOG_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(std::process::id());
+        if let (Some(usec @ 1..), true) = (usec, ours) {
             let period = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -151,22 +182,37 @@ impl Watchdog {
         match &mut self.0 {
             Some(interval) => {
                 interval.tick().await;
-                notify(&[NotifyState::Watchdog]);
+                notify(&["WATCHDOG=1"]);
             }
             None => std::future::pending().await,
         }
     }
 }
 
-/// Sends to systemd's notify socket; a no-op outside systemd.
-fn notify(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(false, states) {
+/// Sends `states` (`READY=1`, `STATUS=…`) to systemd's notify socket, `$NOTIFY_SOCKET` (a
+/// path, or `@name` in the abstract namespace); a no-op outside systemd.
+fn notify(states: &[&str]) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let message = states.join("\n") + "\n";
+    let sent =
+        UnixDatagram::unbound().and_then(|datagram| match socket.as_bytes().strip_prefix(b"@") {
+            Some(name) => {
+                datagram.send_to_addr(message.as_bytes(), &SocketAddr::from_abstract_name(name)?)
+            }
+            None => datagram.send_to(message.as_bytes(), &socket),
+        });
+    if let Err(e) = sent {
         debug!(error = %e, "sd_notify failed");
     }
 }
 
 /// How a run the loop started ended.
-enum RunEnd {
+enum RunFate {
     /// It finished (committed, failed or refused: `run_once` recorded it).
     Finished(Result<RunReport, StoreError>),
     /// It finished after a stop signal arrived: record it, then stop.
@@ -182,15 +228,13 @@ enum RunEnd {
 pub async fn run(
     config_path: Option<&Path>,
     exit_status: sync::ExitStatusOf,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, DaemonError> {
     // First, so that a signal during start-up is handled as a stop, not as death.
-    let mut signals = StopSignals::install().map_err(|e| {
-        CommandError::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
-    })?;
+    let mut signals = StopSignals::install().map_err(DaemonError::Signals)?;
     let (config_file, config) = load_config(config_path)?;
     let client = client_for(&config)?;
     // One daemon per database, for its whole life (the writer lock is only held by runs).
-    let mut mirror = sync::Mirror::open_for_daemon(&config)?;
+    let mut mirror = sync::DaemonStore::open_for_daemon(&config)?;
     // Alerts are delivered on a task of their own (a dead target never holds up a run),
     // woken after each run; metrics are served on another.
     let alert_wake = Arc::new(tokio::sync::Notify::new());
@@ -212,13 +256,7 @@ pub async fn run(
         pending: Arc::new(AtomicBool::new(false)),
         ticks: ticks_tx,
     };
-    let mut scheduler = arm_schedule(&config.schedule.cron, gate.clone()).await?;
-    if config.schedule.cron == crate::cadence::AUTO {
-        let gate = gate.clone();
-        tokio::spawn(crate::cadence::drive(config.clone(), move || {
-            gate.request(Trigger::Schedule)
-        }));
-    }
+    let mut scheduler = arm_schedule(&config, gate.clone()).await?;
     let cron = config.schedule.cron.as_str();
     let shutdown_timeout = config.schedule.shutdown_timeout.duration();
     info!(
@@ -230,10 +268,8 @@ pub async fn run(
         "daemon started"
     );
     notify(&[
-        NotifyState::Ready,
-        NotifyState::Status(&format!(
-            "waiting for the first run (schedule \"{cron}\" UTC)"
-        )),
+        "READY=1",
+        &format!("STATUS=waiting for the first run (schedule \"{cron}\" UTC)"),
     ]);
     if config.schedule.run_at_start {
         gate.request(Trigger::Start);
@@ -246,7 +282,7 @@ pub async fn run(
         prints_report: false,
         exit_status: Some(exit_status),
     };
-    let outcome: Result<(), CommandError> = loop {
+    let outcome: Result<(), DaemonError> = loop {
         let trigger = tokio::select! {
             signal = signals.recv() => {
                 info!(signal, "stop signal received; no run in progress");
@@ -264,7 +300,7 @@ pub async fn run(
             tokio::pin!(run);
             loop {
                 tokio::select! {
-                    result = &mut run => break RunEnd::Finished(result),
+                    result = &mut run => break RunFate::Finished(result),
                     _ = watchdog.tick() => {}
                     signal = signals.recv() => {
                         info!(
@@ -274,8 +310,8 @@ pub async fn run(
                         );
                         stop_schedule(&mut scheduler).await;
                         notify(&[
-                            NotifyState::Stopping,
-                            NotifyState::Status("stopping: waiting for the run in progress"),
+                            "STOPPING=1",
+                            "STATUS=stopping: waiting for the run in progress",
                         ]);
                         break finish_or_abandon(run.as_mut(), &mut signals, &mut watchdog, shutdown_timeout).await;
                     }
@@ -285,7 +321,7 @@ pub async fn run(
         gate.done();
         alert_wake.notify_one();
         match end {
-            RunEnd::Finished(Err(e)) if e.is_locked() || e.is_busy() => {
+            RunFate::Finished(Err(e)) if e.is_locked() || e.is_busy() => {
                 // Not lost: another writer held the database all along; try again soon.
                 warn!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "the run could not start; retrying shortly");
                 let gate = gate.clone();
@@ -294,27 +330,25 @@ pub async fn run(
                     gate.request(Trigger::Retry);
                 });
             }
-            RunEnd::Finished(result) => report_run(result),
-            RunEnd::FinishedThenStop(result) => {
+            RunFate::Finished(result) => report_run(result),
+            RunFate::FinishedThenStop(result) => {
                 report_run(result);
                 break Ok(());
             }
-            RunEnd::Abandoned => {
+            RunFate::Abandoned => {
                 mark_abandoned(&mut mirror, SHUTDOWN_REASON);
                 break Ok(());
             }
-            RunEnd::Killed => {
+            RunFate::Killed => {
                 mark_abandoned(&mut mirror, SECOND_SIGNAL_REASON);
                 // Exits 1: the abandoned run is worth another, which systemd restarts for.
-                break Err(CommandError::failed(format!(
-                    "the run in progress was abandoned: {SECOND_SIGNAL_REASON}"
-                )));
+                break Err(DaemonError::Abandoned);
             }
         }
     };
 
     stop_schedule(&mut scheduler).await;
-    notify(&[NotifyState::Stopping, NotifyState::Status("stopped")]);
+    notify(&["STOPPING=1", "STATUS=stopped"]);
     drop(mirror);
     info!(
         stopped_cleanly = outcome.is_ok(),
@@ -329,7 +363,7 @@ async fn finish_or_abandon<F>(
     signals: &mut StopSignals,
     watchdog: &mut Watchdog,
     timeout: Duration,
-) -> RunEnd
+) -> RunFate
 where
     F: Future<Output = Result<RunReport, StoreError>>,
 {
@@ -337,17 +371,17 @@ where
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            result = &mut run => return RunEnd::FinishedThenStop(result),
+            result = &mut run => return RunFate::FinishedThenStop(result),
             _ = &mut deadline => {
                 warn!(
                     shutdown_timeout_s = timeout.as_secs_f64(),
                     "the run in progress did not finish within schedule.shutdown_timeout; abandoning it"
                 );
-                return RunEnd::Abandoned;
+                return RunFate::Abandoned;
             }
             signal = signals.recv() => {
                 warn!(signal, "second stop signal; abandoning the run in progress and exiting now");
-                return RunEnd::Killed;
+                return RunFate::Killed;
             }
             _ = watchdog.tick() => {}
         }
@@ -383,20 +417,20 @@ fn report_run(result: Result<RunReport, StoreError>) {
                         .map_or_else(|| "unknown error".to_string(), |e| e.to_string())
                 )
             };
-            notify(&[NotifyState::Status(&status)]);
+            notify(&[&format!("STATUS={status}")]);
         }
         Err(e) => {
             error!(error = %e, "the run could not be recorded in the database; the daemon carries on");
-            notify(&[NotifyState::Status(&format!(
-                "last run could not be recorded at {}: {e}",
+            notify(&[&format!(
+                "STATUS=last run could not be recorded at {}: {e}",
                 now_utc()
-            ))]);
+            )]);
         }
     }
 }
 
 /// Marks the abandoned run's `sync_runs` row failed.
-fn mark_abandoned(mirror: &mut sync::Mirror, reason: &str) {
+fn mark_abandoned(mirror: &mut sync::DaemonStore, reason: &str) {
     match mirror.abandon_running(reason) {
         Ok(rows) => warn!(rows, reason, "abandoned run marked failed"),
         Err(e) => error!(
@@ -406,31 +440,26 @@ fn mark_abandoned(mirror: &mut sync::Mirror, reason: &str) {
     }
 }
 
-/// Starts the cron schedule (UTC), each tick going through `gate`.
-async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, CommandError> {
-    let scheduler_error = |what: &str, e: tokio_cron_scheduler::JobSchedulerError| {
-        CommandError::failed(format!("cannot {what} the schedule: {e}"))
-    };
+/// Starts the schedule (UTC), each tick going through `gate`: the job of `schedule.cron`,
+/// or with `cron = "auto"` the first of [`auto_job`]'s one-shot jobs.
+async fn arm_schedule(config: &Config, gate: RunGate) -> Result<JobScheduler, DaemonError> {
+    let scheduler_error = |doing: &'static str, source| DaemonError::Schedule { doing, source };
     let scheduler = JobScheduler::new()
         .await
         .map_err(|e| scheduler_error("create", e))?;
-    if cron == crate::cadence::AUTO {
-        // `cadence::drive` asks for the runs; the scheduler stays empty.
-        scheduler
-            .start()
-            .await
-            .map_err(|e| scheduler_error("start", e))?;
-        return Ok(scheduler);
-    }
-    let job = Job::new_async(cron, move |_id, _scheduler| {
-        let gate = gate.clone();
-        Box::pin(async move { gate.request(Trigger::Schedule) })
-    })
-    .map_err(|e| {
-        CommandError::usage(format!(
-            "invalid config: schedule.cron: `{cron}` is not a valid cron expression: {e}"
-        ))
-    })?;
+    let cron = config.schedule.cron.as_str();
+    let job = if cron == cadence::AUTO {
+        auto_job(Arc::new(config.clone()), gate).map_err(|e| scheduler_error("arm", e))?
+    } else {
+        Job::new_async(cron, move |_id, _scheduler| {
+            let gate = gate.clone();
+            Box::pin(async move { gate.request(Trigger::Schedule) })
+        })
+        .map_err(|e| ConfigError::Invalid {
+            field: "schedule.cron",
+            message: format!("`{cron}` is not a valid cron expression: {e}"),
+        })?
+    };
     scheduler
         .add(job)
         .await
@@ -442,9 +471,93 @@ async fn arm_schedule(cron: &str, gate: RunGate) -> Result<JobScheduler, Command
     Ok(scheduler)
 }
 
+/// `cron = "auto"`: a run after each interval the cadence chooses, chosen again before each
+/// (a run changes what a sync costs).
+fn auto_job(config: Arc<Config>, gate: RunGate) -> Result<Job, JobSchedulerError> {
+    let interval = move || {
+        let cadence = cadence::plan_at(&config, &config.database.path);
+        info!(
+            interval_s = cadence.interval_seconds,
+            planned_requests_per_hour = cadence.planned_requests_per_hour,
+            reason = %cadence.reason,
+            "auto schedule: the next run after this interval"
+        );
+        Duration::from_secs(cadence.interval_seconds)
+    };
+    chosen_intervals(
+        Arc::new(interval),
+        Arc::new(move || gate.request(Trigger::Schedule)),
+    )
+}
+
+/// A one-shot job after `interval()` that calls `tick` and adds the next such job to the
+/// scheduler that ran it.
+fn chosen_intervals(
+    interval: Arc<dyn Fn() -> Duration + Send + Sync>,
+    tick: Arc<dyn Fn() + Send + Sync>,
+) -> Result<Job, JobSchedulerError> {
+    Job::new_one_shot_async(interval(), move |_id, scheduler| {
+        let (interval, tick) = (Arc::clone(&interval), Arc::clone(&tick));
+        Box::pin(async move {
+            tick();
+            let next = match chosen_intervals(interval, tick) {
+                Ok(job) => scheduler.add(job).await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = next {
+                error!(error = %e, "the schedule cannot arm its next run; restart the daemon");
+            }
+        })
+    })
+}
+
 /// Stops taking ticks.
 async fn stop_schedule(scheduler: &mut JobScheduler) {
     if let Err(e) = scheduler.shutdown().await {
         warn!(error = %e, "the schedule did not stop cleanly");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_interval_chosen_again_before_each_tick_keeps_the_schedule_going() {
+        let chosen = Arc::new(AtomicUsize::new(0));
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let interval = {
+            let chosen = Arc::clone(&chosen);
+            move || {
+                chosen.fetch_add(1, Ordering::SeqCst);
+                Duration::from_millis(200)
+            }
+        };
+        let tick = {
+            let ticks = Arc::clone(&ticks);
+            move || {
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let mut scheduler = JobScheduler::new().await.unwrap();
+        let job = chosen_intervals(Arc::new(interval), Arc::new(tick)).unwrap();
+        scheduler.add(job).await.unwrap();
+        scheduler.start().await.unwrap();
+        let started = std::time::Instant::now();
+        while ticks.load(Ordering::SeqCst) < 3 && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        scheduler.shutdown().await.unwrap();
+        let ticks = ticks.load(Ordering::SeqCst);
+        assert!(ticks >= 3, "{ticks} ticks");
+        // One interval chosen before each tick (the first job's, then each successor's as
+        // its predecessor ticks), and perhaps the next one's.
+        let chosen = chosen.load(Ordering::SeqCst);
+        assert!(
+            (ticks..=ticks + 1).contains(&chosen),
+            "{chosen} chosen, {ticks} ticks"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! organization, syncs into a fresh database, changes the organization the way real
 //! ones change, syncs again, and shows what the mirror recorded.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -11,19 +11,44 @@ use crate::api::Client;
 use crate::commands::{print_report, CommandError, Exit};
 use crate::config::{Config, Credentials, LogFormat};
 use crate::fake::{FakeOptions, FakeServer};
-use crate::store::{demo_questions, DemoQuestion, Field, Store, StoreOptions};
+use crate::store::{demo_questions, DemoQuestion, Field, QueryError, Store, StoreOptions};
 use crate::sync::{self, SyncOptions};
+
+/// Why the demo could not be told.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The config, the client, the database, a run.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("--users {users}: the demo needs at least {MIN_USERS} users")]
+    TooFewUsers { users: usize },
+    #[error("cannot start the fake organization: {0}")]
+    FakeStart(#[source] std::io::Error),
+    /// `--db` names a file the demo does not replace.
+    #[error("{} exists and is not an orgmirror database; choose another --db", .db.display())]
+    NotADatabase { db: PathBuf },
+    #[error("{} is the mirror of an organization, not a demo database; choose another --db", .db.display())]
+    NotADemo { db: PathBuf },
+    #[error("cannot remove {}: {source}", .path.display())]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// What the demo reads back from its database.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+crate::commands::from_layers!(DemoError);
 
 /// The fewest users the demo's story can be told with.
 pub const MIN_USERS: usize = 10;
 
 /// Runs the demo into `db` (replaced if it exists) with a fake org of `users` users.
-pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandError> {
+pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, DemoError> {
     crate::logging::init(LogFormat::Text, "warn");
     if users < MIN_USERS {
-        return Err(CommandError::usage(format!(
-            "--users {users}: the demo needs at least {MIN_USERS} users"
-        )));
+        return Err(DemoError::TooFewUsers { users });
     }
     remove_database(db)?;
     let options = FakeOptions {
@@ -33,7 +58,7 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
     };
     let server = FakeServer::start(options.clone(), ([127, 0, 0, 1], 0).into())
         .await
-        .map_err(|e| CommandError::failed(format!("cannot start the fake organization: {e}")))?;
+        .map_err(DemoError::FakeStart)?;
     let config = demo_config(&server.base_url(), &options, db)?;
     let client = Client::new(
         &config.api,
@@ -91,7 +116,7 @@ pub async fn run(db: &Path, users: usize, seed: u64) -> Result<Exit, CommandErro
     Ok(Exit::Ok)
 }
 
-fn demo_config(base_url: &str, options: &FakeOptions, db: &Path) -> Result<Config, CommandError> {
+fn demo_config(base_url: &str, options: &FakeOptions, db: &Path) -> Result<Config, DemoError> {
     let text = format!(
         "[api]\nbase_url = {base_url:?}\norganization_id = {}\nworkspace_id = {}\nmax_requests_per_second = 0\nmax_attempts = 2\ninitial_backoff = \"100ms\"\n\
          [database]\npath = {:?}\n",
@@ -102,22 +127,18 @@ fn demo_config(base_url: &str, options: &FakeOptions, db: &Path) -> Result<Confi
     Ok(Config::parse(&text)?)
 }
 
-fn remove_database(db: &Path) -> Result<(), CommandError> {
+fn remove_database(db: &Path) -> Result<(), DemoError> {
     if db.exists() {
         // Only ever replace a previous demo database, never some other file, nor the
         // mirror of a real organization (the fake's owner is the demo's mark).
-        let store = Store::open_read_only(db).map_err(|_| {
-            CommandError::failed(format!(
-                "{} exists and is not an orgmirror database; choose another --db",
-                db.display()
-            ))
+        let store = Store::open_read_only(db).map_err(|_| DemoError::NotADatabase {
+            db: db.to_path_buf(),
         })?;
         let demo = store.is_demo_database(crate::fake::FIRST_USER_ID, crate::fake::DEMO_EMAIL);
         if !demo.unwrap_or(false) {
-            return Err(CommandError::failed(format!(
-                "{} is the mirror of an organization, not a demo database; choose another --db",
-                db.display()
-            )));
+            return Err(DemoError::NotADemo {
+                db: db.to_path_buf(),
+            });
         }
         drop(store);
     }
@@ -128,10 +149,10 @@ fn remove_database(db: &Path) -> Result<(), CommandError> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(CommandError::failed(format!(
-                    "cannot remove {}: {e}",
-                    Path::new(&p).display()
-                )))
+                return Err(DemoError::Remove {
+                    path: PathBuf::from(p),
+                    source: e,
+                })
             }
         }
     }
@@ -206,8 +227,8 @@ fn change_the_organization(server: &FakeServer) -> Story {
     }
 }
 
-fn print_events(store: &Store, run_id: i64) -> Result<(), CommandError> {
-    let rows = store.demo_events(run_id).map_err(CommandError::failed)?;
+fn print_events(store: &Store, run_id: i64) -> Result<(), DemoError> {
+    let rows = store.demo_events(run_id)?;
     for (entity, id, op, fields) in rows {
         let fields = fields.map(|f| format!(" {f}")).unwrap_or_default();
         crate::outln!("   {op:<6} {entity:<16} {id}{fields}");
@@ -216,18 +237,18 @@ fn print_events(store: &Store, run_id: i64) -> Result<(), CommandError> {
 }
 
 /// Prints a query, then its answer as a small table.
-fn print_query(store: &Store, question: &DemoQuestion) -> Result<(), CommandError> {
+fn print_query(store: &Store, question: &DemoQuestion) -> Result<(), DemoError> {
     crate::outln!("\n   -- {}", question.question);
     for line in question.sql().lines() {
         crate::outln!("   {}", line.trim());
     }
-    let mut rows = store.answer(question).map_err(CommandError::failed)?;
+    let mut rows = store.answer(question)?;
     let names: Vec<String> = rows.columns().to_vec();
     let mut table = vec![names.clone()];
-    rows.for_each(CommandError::failed, |row| {
+    rows.for_each(DemoError::Query, |row| {
         let mut cells = Vec::with_capacity(names.len());
         for i in 0..names.len() {
-            let cell = match row.get(i).map_err(CommandError::failed)? {
+            let cell = match row.get(i)? {
                 Field::Null => "NULL".to_string(),
                 Field::Integer(n) => n.to_string(),
                 Field::Real(f) => format!("{f:.2}"),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 
 use crate::commands::{load_config, CommandError, Exit};
-use crate::store::{Field, Source, Store, StoreOptions};
+use crate::store::{Field, QueryError, Source, Store, StoreOptions};
 
 #[path = "export_staging.rs"]
 mod staging;
@@ -36,6 +36,76 @@ pub const CSV_VIEWS: &[&str] = &[
     "sync_runs",
 ];
 
+/// Why an export (or `asof`'s copy) was not written. A person fixes the command line
+/// (`--out`, `--csv`, `--force`); the rest may pass by itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The config, the mirror, the state `asof` rebuilt.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("export needs --out PATH, --csv DIR, or both")]
+    NothingAsked,
+    /// `--out` names one of the mirror's own files (`file` says which).
+    #[error("--out {} is {file}; write the copy elsewhere", .out.display())]
+    OntoMirror { out: PathBuf, file: &'static str },
+    /// A file in the way without `--force`.
+    #[error("{} already exists; pass --force to replace {what}", .path.display())]
+    Exists { path: PathBuf, what: &'static str },
+    #[error("--csv {} is not a directory", .dir.display())]
+    CsvNotADirectory { dir: PathBuf },
+    /// The CSV set replaces its directory whole: files of others would go with it.
+    #[error(
+        "--csv {} holds files export did not write ({}); the CSV set replaces the \
+         directory whole, so give --csv a directory of its own",
+        .dir.display(),
+        .files.join(", ")
+    )]
+    CsvForeignFiles { dir: PathBuf, files: Vec<String> },
+    /// SQLite takes the copy's name as text.
+    #[error("the export path {} is not valid UTF-8", .path.display())]
+    NotUtf8 { path: PathBuf },
+    /// Writing, moving or syncing a file or directory failed.
+    #[error("cannot {doing} {}: {source}", .path.display())]
+    Io {
+        doing: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `VACUUM INTO` failed.
+    #[error("cannot copy {what} into {}: {source}", .out.display())]
+    Copy {
+        what: String,
+        out: PathBuf,
+        source: QueryError,
+    },
+    /// The one read transaction the CSV files are read in.
+    #[error("cannot read {what}: {source}")]
+    Read { what: String, source: QueryError },
+    #[error("cannot read {view} from {what}: {source}")]
+    ReadView {
+        view: String,
+        what: String,
+        source: QueryError,
+    },
+}
+
+crate::commands::from_layers!(ExportError:
+    crate::config::ConfigError,
+    crate::store::StoreError,
+    crate::store::AsOfError
+);
+
+impl ExportError {
+    fn io(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ExportError {
+        let path = path.to_path_buf();
+        move |source| ExportError::Io {
+            doing,
+            path,
+            source,
+        }
+    }
+}
+
 /// `orgmirror export`: the copy at `out`, the CSV set in `csv`, or both (then the CSV
 /// files are read from the copy). Without `out` the CSV files are read from the mirror
 /// in one read transaction: one committed state either way.
@@ -44,12 +114,10 @@ pub fn run(
     out: Option<&Path>,
     csv: Option<&Path>,
     force: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, ExportError> {
     let (_, config) = load_config(config_path)?;
     if out.is_none() && csv.is_none() {
-        return Err(CommandError::usage(
-            "export needs --out PATH, --csv DIR, or both".to_string(),
-        ));
+        return Err(ExportError::NothingAsked);
     }
     // Refused before anything is written, so that a refusal leaves no half of an export.
     if let (Some(dir), false) = (csv, force) {
@@ -86,7 +154,7 @@ pub fn export_database(
     out: &Path,
     force: bool,
     mode: u32,
-) -> Result<(), CommandError> {
+) -> Result<(), ExportError> {
     write_database(
         source.source(),
         &source.path().display().to_string(),
@@ -109,12 +177,12 @@ pub fn write_database(
     out: &Path,
     force: bool,
     mode: u32,
-) -> Result<(), CommandError> {
+) -> Result<(), ExportError> {
     if let Some(file) = mirror_file_at(mirror, out) {
-        return Err(CommandError::usage(format!(
-            "--out {} is {file}; write the copy elsewhere",
-            out.display()
-        )));
+        return Err(ExportError::OntoMirror {
+            out: out.to_path_buf(),
+            file,
+        });
     }
     if out.exists() && !force {
         return Err(exists(out, "it"));
@@ -126,45 +194,37 @@ pub fn write_database(
         .suffix(staging::SUFFIX)
         .tempfile_in(&dir)
         .and_then(|tmp| staging::hold(tmp.as_file()).map(|()| tmp))
-        .map_err(|e| {
-            CommandError::failed(format!(
-                "cannot create a temporary file in {}: {e}",
-                dir.display()
-            ))
-        })?;
+        .map_err(ExportError::io("create a temporary file in", &dir))?;
     if tmp.path().to_str().is_none() {
-        return Err(CommandError::failed(format!(
-            "the export path {} is not valid UTF-8",
-            out.display()
-        )));
+        return Err(ExportError::NotUtf8 {
+            path: out.to_path_buf(),
+        });
     }
-    source.export_to(tmp.path()).map_err(|e| {
-        CommandError::failed(format!("cannot copy {what} into {}: {e}", out.display()))
-    })?;
+    source
+        .export_to(tmp.path())
+        .map_err(|source| ExportError::Copy {
+            what: what.to_string(),
+            out: out.to_path_buf(),
+            source,
+        })?;
     let file = tmp.as_file();
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .and_then(|()| file.sync_all())
-        .map_err(|e| CommandError::failed(format!("cannot write {}: {e}", tmp.path().display())))?;
+        .map_err(ExportError::io("write", tmp.path()))?;
     let persisted = if force {
         tmp.persist(out)
     } else {
         // Refuses atomically if PATH appeared meanwhile.
         tmp.persist_noclobber(out)
     };
-    persisted.map_err(|e| {
-        CommandError::failed(format!(
-            "cannot move the copy to {}: {}",
-            out.display(),
-            e.error
-        ))
-    })?;
+    persisted.map_err(|e| ExportError::io("move the copy to", out)(e.error))?;
     sync_dir(&dir)
 }
 
 /// Which of the mirror's own files (the database at `db`, its `-wal`, `-shm`, `-journal`
 /// or `.lock`) `out` names, if any: replacing one under a running daemon corrupts the
 /// mirror or breaks its writer lock.
-fn mirror_file_at(db: &Path, out: &Path) -> Option<String> {
+fn mirror_file_at(db: &Path, out: &Path) -> Option<&'static str> {
     let resolve = |p: &Path| -> Option<PathBuf> {
         let name = p.file_name()?;
         let parent = parent_dir(p).canonicalize().ok()?;
@@ -186,7 +246,7 @@ fn mirror_file_at(db: &Path, out: &Path) -> Option<String> {
         let own = PathBuf::from(own);
         let same_inode = out_inode.is_some() && out_inode == inode(&own);
         if own == out_path || same_inode {
-            return Some(what.to_string());
+            return Some(what);
         }
     }
     None
@@ -196,11 +256,11 @@ fn csv_targets(dir: &Path, views: &[&str]) -> Vec<PathBuf> {
     views.iter().map(|v| dir.join(format!("{v}.csv"))).collect()
 }
 
-pub(crate) fn refuse_existing_csv_of(dir: &Path, views: &[&str]) -> Result<(), CommandError> {
+pub(crate) fn refuse_existing_csv_of(dir: &Path, views: &[&str]) -> Result<(), ExportError> {
     refuse_existing_csv(&csv_targets(dir, views))
 }
 
-fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), CommandError> {
+fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), ExportError> {
     match targets.iter().find(|p| p.exists()) {
         Some(existing) => Err(exists(existing, "the CSV files")),
         None => Ok(()),
@@ -208,11 +268,11 @@ fn refuse_existing_csv(targets: &[PathBuf]) -> Result<(), CommandError> {
 }
 
 /// A file in the way without `--force`: the command line's to fix (exit 2).
-pub(crate) fn exists(path: &Path, what: &str) -> CommandError {
-    CommandError::usage(format!(
-        "{} already exists; pass --force to replace {what}",
-        path.display()
-    ))
+pub(crate) fn exists(path: &Path, what: &'static str) -> ExportError {
+    ExportError::Exists {
+        path: path.to_path_buf(),
+        what,
+    }
 }
 
 /// Writes one CSV per [`CSV_VIEWS`] entry of the mirror behind `store` (see [`write_csv`]).
@@ -221,7 +281,7 @@ pub fn export_csv(
     dir: &Path,
     force: bool,
     mode: u32,
-) -> Result<Vec<PathBuf>, CommandError> {
+) -> Result<Vec<PathBuf>, ExportError> {
     let what = store.path().display().to_string();
     write_csv(store.source(), &what, CSV_VIEWS, dir, force, mode)
 }
@@ -238,28 +298,27 @@ pub fn write_csv(
     dir: &Path,
     force: bool,
     mode: u32,
-) -> Result<Vec<PathBuf>, CommandError> {
+) -> Result<Vec<PathBuf>, ExportError> {
     let targets = csv_targets(dir, views);
     if !force {
         refuse_existing_csv(&targets)?;
     }
     let parent = parent_dir(dir);
     if !parent.is_dir() {
-        std::fs::create_dir_all(&parent).map_err(|e| {
-            CommandError::failed(format!(
-                "cannot create the directory {}: {e}",
-                parent.display()
-            ))
-        })?;
+        std::fs::create_dir_all(&parent)
+            .map_err(ExportError::io("create the directory", &parent))?;
     }
     staging::remove_stale(&parent);
-    // Debris of builds that wrote the CSV files one by one inside `dir`.
+    // Also inside `dir`, where an older orgmirror wrote its temporary CSV files.
     staging::remove_stale(dir);
     // Directories: the files' read bits and search.
     let staged = staging::StagedDir::new(&parent, mode | ((mode & 0o444) >> 2))?;
     let written = source
         .in_one_read(|| write_csv_set(source, what, views, staged.path(), mode))
-        .map_err(|e| CommandError::failed(format!("cannot read {what}: {e}")))?;
+        .map_err(|source| ExportError::Read {
+            what: what.to_string(),
+            source,
+        })?;
     written?;
     sync_dir(staged.path())?;
     let ours: Vec<String> = views.iter().map(|v| format!("{v}.csv")).collect();
@@ -275,13 +334,11 @@ fn write_csv_set(
     views: &[&str],
     dir: &Path,
     mode: u32,
-) -> Result<(), CommandError> {
+) -> Result<(), ExportError> {
     use std::os::unix::fs::OpenOptionsExt;
     for view in views {
         let target = dir.join(format!("{view}.csv"));
-        let io_error = |e: std::io::Error| {
-            CommandError::failed(format!("cannot write {}: {e}", target.display()))
-        };
+        let io_error = |e: std::io::Error| ExportError::io("write", &target)(e);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -304,12 +361,14 @@ fn write_view_csv(
     what: &str,
     view: &str,
     out: &mut impl Write,
-) -> Result<(), CommandError> {
-    let sql_error = |e: crate::store::QueryError| {
-        CommandError::failed(format!("cannot read {view} from {what}: {e}"))
+) -> Result<(), ExportError> {
+    let sql_error = |source: QueryError| ExportError::ReadView {
+        view: view.to_string(),
+        what: what.to_string(),
+        source,
     };
-    let io_error =
-        |e: std::io::Error| CommandError::failed(format!("cannot write {view}.csv: {e}"));
+    let csv = PathBuf::from(format!("{view}.csv"));
+    let io_error = |e: std::io::Error| ExportError::io("write", &csv)(e);
     let mut rows = source.view_rows(view).map_err(sql_error)?;
     let width = rows.columns().len();
     write_record(out, rows.columns().iter().map(|c| c.as_str().into())).map_err(io_error)?;
@@ -366,10 +425,10 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 /// Makes the renames durable.
-fn sync_dir(dir: &Path) -> Result<(), CommandError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
-        CommandError::failed(format!("cannot sync the directory {}: {e}", dir.display()))
-    })
+fn sync_dir(dir: &Path) -> Result<(), ExportError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ExportError::io("sync the directory", dir))
 }
 
 #[cfg(test)]

@@ -6,12 +6,11 @@
 //! touches one that a running export is writing.
 
 use std::fs::File;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use crate::commands::CommandError;
+use super::ExportError;
 
 /// The prefix of every temporary name an export uses.
 pub const PREFIX: &str = ".orgmirror-export-";
@@ -21,12 +20,10 @@ pub const SUFFIX: &str = ".tmp";
 /// Holds `file` (a temporary file, or a directory opened read-only) for this process:
 /// [`remove_stale`] leaves it alone while the lock is held.
 pub fn hold(file: &File) -> std::io::Result<()> {
-    // SAFETY: flock on a descriptor we own; released when it is closed (or the process dies).
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
+    if crate::lockfile::flock(file)? {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error())
+        Err(std::io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -94,14 +91,9 @@ pub struct StagedDir {
 
 impl StagedDir {
     /// A new staging directory in `parent`, with `mode`.
-    pub fn new(parent: &Path, mode: u32) -> Result<StagedDir, CommandError> {
+    pub fn new(parent: &Path, mode: u32) -> Result<StagedDir, ExportError> {
         use std::os::unix::fs::PermissionsExt;
-        let failed = |e: std::io::Error| {
-            CommandError::failed(format!(
-                "cannot create a temporary directory in {}: {e}",
-                parent.display()
-            ))
-        };
+        let failed = |e| ExportError::io("create a temporary directory in", parent)(e);
         let dir = tempfile::Builder::new()
             .prefix(PREFIX)
             .suffix(SUFFIX)
@@ -121,22 +113,16 @@ impl StagedDir {
     /// Puts the staged directory at `target` in one step: a new `target` by a rename;
     /// an existing one (holding only `ours`, files an export writes) exchanged atomically
     /// with it, the old set then removed. Readers see the old set or the new, never a mix.
-    pub fn swap_into(self, target: &Path, ours: &[String]) -> Result<(), CommandError> {
-        let failed = |e: std::io::Error| {
-            CommandError::failed(format!(
-                "cannot put the CSV files in place at {}: {e}",
-                target.display()
-            ))
-        };
+    pub fn swap_into(self, target: &Path, ours: &[String]) -> Result<(), ExportError> {
+        let failed = |e| ExportError::io("put the CSV files in place at", target)(e);
         if !target.exists() {
             let staged = self.dir.keep();
             return std::fs::rename(&staged, target).map_err(failed);
         }
         if !target.is_dir() {
-            return Err(CommandError::usage(format!(
-                "--csv {} is not a directory",
-                target.display()
-            )));
+            return Err(ExportError::CsvNotADirectory {
+                dir: target.to_path_buf(),
+            });
         }
         let foreign: Vec<String> = std::fs::read_dir(target)
             .map_err(failed)?
@@ -145,12 +131,10 @@ impl StagedDir {
             .filter(|n| !ours.contains(n))
             .collect();
         if !foreign.is_empty() {
-            return Err(CommandError::usage(format!(
-                "--csv {} holds files export did not write ({}); the CSV set replaces the \
-                     directory whole, so give --csv a directory of its own",
-                target.display(),
-                foreign.join(", ")
-            )));
+            return Err(ExportError::CsvForeignFiles {
+                dir: target.to_path_buf(),
+                files: foreign,
+            });
         }
         exchange(self.dir.path(), target).map_err(failed)?;
         // The old set is now at the staging path: dropping the TempDir removes it.

@@ -19,6 +19,7 @@ pub mod exit;
 pub mod export;
 pub mod fake;
 pub mod groups;
+pub(crate) mod lockfile;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use orgmirror::commands::{self, CommandError, Exit};
 use orgmirror::exit::{self, Error};
@@ -62,8 +63,10 @@ enum Command {
     /// The organization as it stood at TIME, from the history: the six current views as
     /// tables of a self-contained SQLite file, written atomically.
     Asof {
-        /// RFC 3339 (2026-03-01T09:00:00Z), or a date (2026-03-01: its start in UTC).
-        time: String,
+        /// RFC 3339 (2026-03-01T09:00:00Z), a date (2026-03-01: its start in UTC), or a span
+        /// back from now (7d, 12h, 2w).
+        #[arg(value_parser = orgmirror::clock::parse_moment)]
+        time: DateTime<Utc>,
         /// Where to write the file.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -77,11 +80,11 @@ enum Command {
     /// The change feed as sentences, grouped by run, newest last (paged on a terminal).
     Changes {
         /// From a span back from now (7d, 12h, 2w) or a time (RFC 3339, or a date).
-        #[arg(long, value_name = "7d|TIME")]
-        since: Option<String>,
-        /// Up to (not including) this time (RFC 3339, or a date).
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
+        #[arg(long, value_name = "7d|TIME", value_parser = orgmirror::clock::parse_moment)]
+        since: Option<DateTime<Utc>>,
+        /// Up to (not including) this time (RFC 3339, a date, or a span back from now).
+        #[arg(long, value_name = "TIME", value_parser = orgmirror::clock::parse_moment)]
+        until: Option<DateTime<Utc>>,
         /// Only these entities: user, group, group_membership, user_rate, user_custom_field, role.
         #[arg(long, value_delimiter = ',', value_name = "ENTITY,...")]
         entity: Vec<String>,
@@ -161,10 +164,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            let e = CommandError::failed(format!("cannot start the async runtime: {e}"));
-            return fail(&e.into());
-        }
+        Err(e) => return fail(&CommandError::Runtime(e).into()),
     };
     let config = cli.config.as_deref();
     let result: Result<Exit, Error> = runtime.block_on(async {
@@ -185,19 +185,28 @@ fn main() -> ExitCode {
                 out,
                 csv,
                 force,
-            } => orgmirror::asof::run(config, &time, &out, csv.as_deref(), force)?,
+            } => orgmirror::asof::run(config, time, &out, csv.as_deref(), force)?,
             Command::Changes {
                 since,
                 until,
                 entity,
                 json,
-            } => {
-                orgmirror::changes::run(config, since.as_deref(), until.as_deref(), &entity, json)?
-            }
-            Command::Check { json } => orgmirror::check::run(config, json).await?,
+            } => orgmirror::changes::run(config, since, until, &entity, json)?,
+            Command::Check { json } => orgmirror::check::run(config, json, exit::check).await?,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await?,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await?,
-            Command::Bench(args) => bench::run(args).await?,
+            Command::Bench(args) => match bench::run(args).await {
+                Ok(exit) => exit,
+                Err(bench::BenchError::Command(e)) => return Err(e.into()),
+                // Dev tooling's own errors: an argument (2) or a failure (1).
+                Err(e) => {
+                    orgmirror::errln!("orgmirror: {e}");
+                    match e {
+                        bench::BenchError::Usage(_) => Exit::Config,
+                        _ => Exit::Failed,
+                    }
+                }
+            },
             Command::Alerts(cmd) => {
                 let (_, config) = commands::load_config(config)?;
                 orgmirror::alerts::cli::run(&config, cmd, orgmirror::sync::open_store).await?;
@@ -214,11 +223,11 @@ fn main() -> ExitCode {
                 replay: Some(dir),
                 ..
             } => {
-                let recording = orgmirror::fake::replay::Recording::read(&dir)
-                    .map_err(|e| CommandError::usage(format!("fake-api --replay: {e}")))?;
+                let recording =
+                    orgmirror::fake::replay::Recording::read(&dir).map_err(CommandError::Replay)?;
                 orgmirror::fake::replay::serve_cli(listen, recording)
                     .await
-                    .map_err(|e| CommandError::failed(format!("{e:#}")))?;
+                    .map_err(|e| CommandError::FakeApi(e.into()))?;
                 Exit::Ok
             }
             Command::FakeApi {
@@ -242,7 +251,7 @@ fn main() -> ExitCode {
                 };
                 orgmirror::fake::serve_cli(listen, opts)
                     .await
-                    .map_err(|e| CommandError::failed(format!("{e:#}")))?;
+                    .map_err(|e| CommandError::FakeApi(e.into()))?;
                 Exit::Ok
             }
         })
@@ -259,17 +268,26 @@ fn fail(e: &Error) -> ExitCode {
     exit::status(e).into()
 }
 
+/// Why `--users` is not a number of fake users.
+#[derive(Debug, thiserror::Error)]
+enum UsersError {
+    #[error("`{0}` is not a number of users")]
+    NotANumber(String),
+    #[error("{n} users: give {min} to {max}")]
+    OutOfRange { n: usize, min: usize, max: usize },
+}
+
 /// A number of fake users from `MIN` to [`orgmirror::fake::MAX_USERS`] (more would not fit
 /// in memory: the fake holds its organization whole).
-fn users_between<const MIN: usize>(text: &str) -> Result<usize, String> {
+fn users_between<const MIN: usize>(text: &str) -> Result<usize, UsersError> {
     let n: usize = text
         .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a number of users"))?;
+        .map_err(|_| UsersError::NotANumber(text.to_string()))?;
     let max = orgmirror::fake::MAX_USERS;
     if (MIN..=max).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("{n} users: give {MIN} to {max}"))
+        Err(UsersError::OutOfRange { n, min: MIN, max })
     }
 }

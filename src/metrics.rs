@@ -21,9 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
-use crate::commands::CommandError;
 use crate::config::{next_run, Config};
-use crate::store::{ScrapeFigures, Store};
+use crate::store::{ScrapeFigures, Store, StoreError};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -40,20 +39,81 @@ struct Server {
     config: Config,
 }
 
+/// Why `/metrics` cannot be served (the daemon does not start).
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("invalid config: metrics.listen: `{listen}` is not an address and port")]
+    NotAnAddress { listen: String },
+    #[error("metrics.listen: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Why one scrape found no figures (a 503).
+#[derive(Debug, thiserror::Error)]
+enum ScrapeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the scrape failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Why `/healthz` answers 503.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Unhealthy {
+    #[error("unhealthy: no successful run yet{}", last_run_text(.last_run))]
+    NoSuccess { last_run: Option<LastRun> },
+    #[error("unhealthy: the last success time `{success}` cannot be read")]
+    UnreadableSuccess { success: String },
+    #[error(
+        "unhealthy: the last successful run finished at {success}, {age_s}s ago, more than two schedule intervals ({limit_s}s){}",
+        last_run_text(.last_run)
+    )]
+    TooOld {
+        success: String,
+        age_s: u64,
+        limit_s: u64,
+        last_run: Option<LastRun>,
+    },
+}
+
+/// The newest run, as `/healthz` tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRun {
+    pub status: String,
+    pub started_at: String,
+    pub error: Option<String>,
+}
+
+/// `; the last run (started …) failed: …`, or nothing.
+fn last_run_text(run: &Option<LastRun>) -> String {
+    run.as_ref().map_or_else(String::new, |run| {
+        format!(
+            "; the last run (started {}) {}{}",
+            run.started_at,
+            run.status,
+            run.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
 /// Binds `[metrics] listen` (when set) and serves on a task of its own; returns the bound
 /// address (logged as `metrics listening`).
-pub async fn spawn(config: &Config) -> Result<Option<SocketAddr>, CommandError> {
+pub async fn spawn(config: &Config) -> Result<Option<SocketAddr>, MetricsError> {
     let Some(listen) = &config.metrics.listen else {
         return Ok(None);
     };
-    let addr: SocketAddr = listen.parse().map_err(|_| {
-        CommandError::usage(format!(
-            "invalid config: metrics.listen: `{listen}` is not an address and port"
-        ))
+    let addr: SocketAddr = listen.parse().map_err(|_| MetricsError::NotAnAddress {
+        listen: listen.clone(),
     })?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        CommandError::usage(format!("metrics.listen: cannot listen on {addr}: {e}"))
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     if !bound.ip().is_loopback() {
         warn!(addr = %bound, "metrics are served beyond this host (metrics.listen is not a loopback address)");
@@ -75,7 +135,7 @@ pub async fn spawn(config: &Config) -> Result<Option<SocketAddr>, CommandError> 
 }
 
 /// Reads the figures (blocking SQLite, off the async workers).
-async fn read(config: &Config) -> Result<Figures, String> {
+async fn read(config: &Config) -> Result<Figures, ScrapeError> {
     let path: PathBuf = config.database.path.clone();
     tokio::task::spawn_blocking(move || {
         let mut figures = Figures {
@@ -84,19 +144,18 @@ async fn read(config: &Config) -> Result<Figures, String> {
             ..Figures::default()
         };
         if path.exists() {
-            let mut store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
-            figures.db = store.scrape_figures().map_err(|e| e.to_string())?;
+            let mut store = Store::open_read_only(&path)?;
+            figures.db = store.scrape_figures()?;
         }
         Ok(figures)
     })
-    .await
-    .map_err(|e| format!("the scrape failed: {e}"))?
+    .await?
 }
 
 async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
     let figures = match read(&server.config).await {
         Ok(f) => f,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
     let openmetrics = headers
         .get_all(header::ACCEPT)
@@ -148,34 +207,32 @@ pub fn health(
     db: &ScrapeFigures,
     interval: Duration,
     now: DateTime<Utc>,
-) -> Result<String, String> {
-    let last_run = db.last_run.as_ref().map(|(status, started, _, error)| {
-        format!(
-            "; the last run (started {started}) {status}{}",
-            error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        )
-    });
+) -> Result<String, Unhealthy> {
+    let last_run = db
+        .last_run
+        .as_ref()
+        .map(|(status, started, _, error)| LastRun {
+            status: status.clone(),
+            started_at: started.clone(),
+            error: error.clone(),
+        });
     let Some(success) = &db.last_success else {
-        return Err(format!(
-            "unhealthy: no successful run yet{}",
-            last_run.unwrap_or_default()
-        ));
+        return Err(Unhealthy::NoSuccess { last_run });
     };
     let at = DateTime::parse_from_rfc3339(success)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("unhealthy: the last success time `{success}` cannot be read"))?;
+        .map_err(|_| Unhealthy::UnreadableSuccess {
+            success: success.clone(),
+        })?;
     let age = (now - at).to_std().unwrap_or_default();
     let limit = interval.saturating_mul(2);
     if age > limit {
-        return Err(format!(
-            "unhealthy: the last successful run finished at {success}, {}s ago, more than two schedule intervals ({}s){}",
-            age.as_secs(),
-            limit.as_secs(),
-            last_run.unwrap_or_default()
-        ));
+        return Err(Unhealthy::TooOld {
+            success: success.clone(),
+            age_s: age.as_secs(),
+            limit_s: limit.as_secs(),
+            last_run,
+        });
     }
     Ok(format!("ok: the last successful run finished at {success}"))
 }
@@ -442,12 +499,16 @@ mod tests {
         let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
         let half_hour = Duration::from_secs(1800);
         assert!(health(&f.db, half_hour, at("2026-11-28T12:59:00Z")).is_ok());
-        let err = health(&f.db, half_hour, at("2026-11-28T13:01:00Z")).unwrap_err();
+        let err = health(&f.db, half_hour, at("2026-11-28T13:01:00Z"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("two schedule intervals"), "{err}");
         let mut none = f.db.clone();
         none.last_success = None;
         none.last_run = Some(("failed".into(), "x".into(), None, Some("HTTP 500".into())));
-        let err = health(&none, half_hour, at("2026-11-28T12:01:00Z")).unwrap_err();
+        let err = health(&none, half_hour, at("2026-11-28T12:01:00Z"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("no successful run") && err.contains("HTTP 500"),
             "{err}"

@@ -36,7 +36,7 @@ mod refresh;
 /// later part); re-exported so the daemon names only `sync`.
 pub use crate::store::StoreError;
 pub use failure::{same_error, ExitStatusOf};
-pub use mirror::{open_store, Mirror};
+pub use mirror::{open_store, DaemonStore};
 pub use refresh::refresh;
 
 use confirm::{confirm_absences, confirm_members, guard_deletions};
@@ -252,22 +252,14 @@ async fn begin_run(
         "quick_check"
     );
     let patience = config.database.busy_timeout.duration();
-    let waiting = Instant::now();
-    let mut said = false;
     let stale_after = crate::cadence::stale_after(config, Some(store)).as_secs();
     let stale_after = i64::try_from(stale_after).ok();
-    let run_id = loop {
-        match store.begin_run(kind, &now_utc(), stale_after) {
-            Err(e) if (e.is_busy() || e.is_locked()) && waiting.elapsed() < patience => {
-                if !said {
-                    said = true;
-                    info!(kind, error = %e, patience_s = patience.as_secs_f64(), "waiting for the database");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            begun => break begun?,
-        }
-    };
+    let run_id = crate::store::retry_while_busy(
+        patience,
+        || store.begin_run(kind, &now_utc(), stale_after),
+        |e| info!(kind, error = %e, patience_s = patience.as_secs_f64(), "waiting for the database"),
+    )
+    .await?;
     let at = run_time(store, run_id)?;
     Ok((run_id, at))
 }

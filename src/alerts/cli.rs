@@ -26,9 +26,10 @@ pub enum AlertsCmd {
     Replay {
         /// The rule's `name`; without it, every rule.
         name: Option<String>,
-        /// RFC 3339 time (`2026-11-01T00:00:00Z`) or a UTC date (`2026-11-01`).
-        #[arg(long, value_name = "TIME")]
-        since: String,
+        /// RFC 3339 time (`2026-11-01T00:00:00Z`), a UTC date (`2026-11-01`), or a span back
+        /// from now (`7d`).
+        #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_moment)]
+        since: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -42,7 +43,7 @@ pub async fn run(
     match cmd {
         AlertsCmd::Test { name } => test(config, &name).await,
         AlertsCmd::Replay { name, since } => {
-            replay(config, name.as_deref(), &since, open_store).await
+            replay(config, name.as_deref(), since, open_store).await
         }
     }
 }
@@ -129,25 +130,10 @@ fn health_sample(config: &Config, rule: &AlertRule) -> serde_json::Value {
     }
 }
 
-/// `--since` as the mirror writes times (so text order is time order).
-pub fn parse_since(text: &str) -> Result<String, String> {
-    let t = text.trim();
-    let parsed = chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| d.with_timezone(&chrono::Utc))
-        .or_else(|_| {
-            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        })
-        .map_err(|_| {
-            format!("--since `{text}` is not a time: give 2026-11-01T00:00:00Z or 2026-11-01 (UTC)")
-        })?;
-    Ok(crate::clock::format_utc(parsed))
-}
-
 async fn replay(
     config: &Config,
     name: Option<&str>,
-    since: &str,
+    since: chrono::DateTime<chrono::Utc>,
     open_store: impl FnOnce(&Config) -> Result<Store, StoreError>,
 ) -> Result<(), AlertsError> {
     let changes: Vec<&AlertRule> = config.alert.iter().filter(|r| !r.is_health()).collect();
@@ -164,7 +150,8 @@ async fn replay(
         None if changes.is_empty() => return Err(AlertsError::NoRules),
         None => changes.iter().map(|r| r.name.as_str()).collect(),
     };
-    let since = parse_since(since).map_err(AlertsError::Since)?;
+    // As the mirror writes times, so that text order is time order.
+    let since = crate::clock::format_utc(since);
     let mut store = open_store(config)?;
     let deliverer = Deliverer::new(config)?;
     store.lock_writer()?;
@@ -180,19 +167,4 @@ async fn replay(
     drop(store);
     after_commit(deliverer).await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_a_time_or_a_date_in_utc() {
-        assert_eq!(parse_since("2026-11-01").unwrap(), "2026-11-01T00:00:00Z");
-        assert_eq!(
-            parse_since("2026-11-01T02:00:00+02:00").unwrap(),
-            "2026-11-01T00:00:00Z"
-        );
-        assert!(parse_since("yesterday").unwrap_err().contains("--since"));
-    }
 }

@@ -25,7 +25,7 @@ use crate::clock::now_utc;
 use crate::config::{Config, ConfigError};
 use crate::store::{OutboxRow, Store, StoreError, StoreOptions};
 
-/// Alerts of one rule taken per pass (the next pass takes the rest).
+/// Alerts of one rule a task takes (the next task takes the rest).
 const PER_RULE: usize = 200;
 /// How often an idle daemon looks for alerts queued by other processes.
 const IDLE_POLL: Duration = Duration::from_secs(10);
@@ -39,6 +39,44 @@ const ONE_SHOT_RETRY_WAIT: Duration = Duration::from_secs(5);
 const RECORD_PATIENCE: Duration = Duration::from_secs(120);
 /// The longest error text kept in the outbox.
 const MAX_ERROR: usize = 500;
+
+/// Why a target did not accept an alert (kept, cut short, as the outbox's `last_error`).
+/// A webhook is named by its origin only: its path often is its secret (Slack's).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("HTTP {status} from {origin}")]
+    Status {
+        status: reqwest::StatusCode,
+        origin: String,
+    },
+    #[error("no answer from {origin} within {:.1}s", .after.as_secs_f64())]
+    Timeout { origin: String, after: Duration },
+    #[error("{origin}: {}", error_chain(.source))]
+    Request {
+        origin: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program}: {source}")]
+    Wait {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} exited with {status}: {stderr}")]
+    Exited {
+        program: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("{program} did not finish within {:.1}s (killed)", .after.as_secs_f64())]
+    Killed { program: String, after: Duration },
+    #[error("the rule has neither webhook nor command")]
+    NoTarget,
+}
 
 /// Where one rule's alerts go, with its secret.
 pub struct Target {
@@ -62,7 +100,7 @@ impl Target {
     }
 
     /// Sends `body` once; `Ok` when the target accepted it (2xx, exit 0).
-    pub async fn send(&self, key: &str, body: &str, limit: Duration) -> Result<(), String> {
+    pub async fn send(&self, key: &str, body: &str, limit: Duration) -> Result<(), SendError> {
         let timeout = self.rule.timeout.duration().min(limit);
         let signature = self.secret.as_ref().map(|s| sign(s, body));
         if let Some(url) = &self.rule.webhook {
@@ -83,14 +121,21 @@ impl Target {
             }
             match request.body(body.to_string()).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("HTTP {} from {origin}", r.status())),
-                Err(e) if e.is_timeout() => Err(format!(
-                    "no answer from {origin} within {:.1}s",
-                    timeout.as_secs_f64()
-                )),
-                Err(e) => Err(format!("{origin}: {}", error_chain(&e.without_url()))),
+                Ok(r) => Err(SendError::Status {
+                    status: r.status(),
+                    origin,
+                }),
+                Err(e) if e.is_timeout() => Err(SendError::Timeout {
+                    origin,
+                    after: timeout,
+                }),
+                Err(e) => Err(SendError::Request {
+                    origin,
+                    source: e.without_url(),
+                }),
             }
         } else if let Some(argv) = &self.rule.command {
+            let program = || argv[0].clone();
             let run = async {
                 let mut cmd = tokio::process::Command::new(&argv[0]);
                 cmd.args(&argv[1..])
@@ -103,9 +148,10 @@ impl Target {
                 if let Some(sig) = &signature {
                     cmd.env("ORGMIRROR_SIGNATURE", sig);
                 }
-                let mut child = cmd
-                    .spawn()
-                    .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+                let mut child = cmd.spawn().map_err(|source| SendError::Spawn {
+                    program: program(),
+                    source,
+                })?;
                 if let Some(mut stdin) = child.stdin.take() {
                     // A program that does not read its input may close it: not an error.
                     let _ = stdin.write_all(body.as_bytes()).await;
@@ -113,29 +159,29 @@ impl Target {
                 let out = child
                     .wait_with_output()
                     .await
-                    .map_err(|e| format!("{}: {e}", argv[0]))?;
+                    .map_err(|source| SendError::Wait {
+                        program: program(),
+                        source,
+                    })?;
                 if out.status.success() {
                     Ok(())
                 } else {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    Err(format!(
-                        "{} exited with {}: {}",
-                        argv[0],
-                        out.status,
-                        stderr.trim()
-                    ))
+                    Err(SendError::Exited {
+                        program: program(),
+                        status: out.status,
+                        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    })
                 }
             };
             match tokio::time::timeout(timeout, run).await {
                 Ok(result) => result,
-                Err(_) => Err(format!(
-                    "{} did not finish within {:.1}s (killed)",
-                    argv[0],
-                    timeout.as_secs_f64()
-                )),
+                Err(_) => Err(SendError::Killed {
+                    program: program(),
+                    after: timeout,
+                }),
             }
         } else {
-            Err("the rule has neither webhook nor command".into())
+            Err(SendError::NoTarget)
         }
     }
 
@@ -251,12 +297,12 @@ pub fn http_client() -> Result<reqwest::Client, AlertsError> {
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("orgmirror/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| AlertsError::Client(e.to_string()))
+        .map_err(AlertsError::Client)
 }
 
-/// What one pass did.
+/// What a one-shot command's delivery did.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PassReport {
+pub struct DeliveryReport {
     pub delivered: usize,
     pub failed: usize,
     /// Another process holds the delivery lock: it delivers.
@@ -352,7 +398,7 @@ impl Deliverer {
     async fn settle(
         &mut self,
         row: OutboxRow,
-        result: Result<(), String>,
+        result: Result<(), SendError>,
     ) -> Result<Option<i64>, StoreError> {
         let at = now_utc();
         match result {
@@ -377,7 +423,7 @@ impl Deliverer {
                     error = %error,
                     "alert not delivered; will retry"
                 );
-                let error: String = error.chars().take(MAX_ERROR).collect();
+                let error: String = error.to_string().chars().take(MAX_ERROR).collect();
                 self.record(|s| s.alert_failed(row.outbox_id, &at, &error, next))
                     .await?;
                 Ok(Some(next))
@@ -385,26 +431,112 @@ impl Deliverer {
         }
     }
 
-    /// Sends what is due, each rule on a task of its own, until nothing is due or
-    /// `deadline` passes; records every outcome as it comes (a one-shot command's pass).
-    pub async fn pass(&mut self, deadline: Instant) -> Result<PassReport, StoreError> {
-        let mut report = PassReport::default();
+    /// Records an outcome, waiting asleep while a run's transaction holds the database.
+    async fn record(
+        &mut self,
+        write: impl Fn(&Store) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // Held as `&mut` (a `Store` is `Send`, not `Sync`) across the sleeps.
+        let store = &mut self.store;
+        crate::store::retry_while_busy(RECORD_PATIENCE, move || write(store), |_| {}).await
+    }
+
+    /// Delivers until nothing is due soon or `limit` is spent (a one-shot command after
+    /// its commit); leaves delivery to the process that holds the delivery lock, if any.
+    pub async fn deliver_for(&mut self, limit: Duration) -> Result<DeliveryReport, StoreError> {
         let Some(_lock) = self.store.lock_delivery()? else {
-            report.locked_out = true;
-            return Ok(report);
+            return Ok(DeliveryReport {
+                locked_out: true,
+                ..DeliveryReport::default()
+            });
         };
-        let (batches, _) = self.due(&BTreeSet::new())?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for (target, rows) in batches {
-            spawn_rule(target, rows, Some(deadline), tx.clone());
-        }
-        drop(tx);
-        while let Some(outcome) = rx.recv().await {
-            if let Outcome::Sent(row, result) = outcome {
-                match self.settle(row, result).await? {
-                    None => report.delivered += 1,
-                    Some(_) => report.failed += 1,
+        self.deliver(&Until::Deadline(Instant::now() + limit)).await
+    }
+
+    /// The daemon's delivery: holds the delivery lock for the daemon's life (waiting while
+    /// a one-shot command delivers), then delivers as [`Deliverer::deliver`] says, woken
+    /// after each run (`wake`). Never returns; the daemon drops it on shutdown (an attempt
+    /// cut short is sent again later).
+    pub async fn run(mut self, wake: Arc<Notify>) {
+        let _lock = loop {
+            match self.store.lock_delivery() {
+                Ok(Some(lock)) => break lock,
+                Ok(None) => debug!("another process is delivering alerts; waiting"),
+                Err(e) => {
+                    warn!(error = %e, "cannot take the alert delivery lock; trying again later")
                 }
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+        };
+        info!(rules = self.targets.len(), "alert delivery started");
+        let _ = self.deliver(&Until::Forever(wake)).await;
+    }
+
+    /// The delivery loop, the daemon's and a one-shot command's: starts each rule whose
+    /// oldest alert is due and that has no task going (a rule whose target hangs holds up
+    /// only itself), records every outcome as it comes, and looks again when a task ends,
+    /// when a retry falls due, and every [`IDLE_POLL`] for alerts other processes queued.
+    /// The daemon's goes on for good, logging what it cannot read or record; a one-shot
+    /// command's returns such an error, and stops once no task is going and nothing falls
+    /// due within [`ONE_SHOT_RETRY_WAIT`] before its deadline.
+    async fn deliver(&mut self, until: &Until) -> Result<DeliveryReport, StoreError> {
+        let deadline = match until {
+            Until::Deadline(deadline) => Some(*deadline),
+            Until::Forever(_) => None,
+        };
+        let mut report = DeliveryReport::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut going: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let next_due = match self.due(&going) {
+                Ok((batches, next_due)) => {
+                    for (target, rows) in batches {
+                        going.insert(target.rule.name.clone());
+                        spawn_rule(target, rows, deadline, tx.clone());
+                    }
+                    next_due
+                }
+                Err(e) if deadline.is_some() => return Err(e),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the alert outbox; trying again later");
+                    None
+                }
+            };
+            let wait = next_due
+                .map(|due| Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0)));
+            if let Some(deadline) = deadline {
+                let soon = wait.is_some_and(|wait| {
+                    wait <= ONE_SHOT_RETRY_WAIT && Instant::now() + wait < deadline
+                });
+                if going.is_empty() && !soon {
+                    break;
+                }
+            }
+            let wait = wait
+                .unwrap_or(IDLE_POLL)
+                .clamp(Duration::from_millis(20), IDLE_POLL);
+            let woken = async {
+                match until {
+                    Until::Forever(wake) => wake.notified().await,
+                    Until::Deadline(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(outcome) = rx.recv() => match outcome {
+                    Outcome::Sent(row, result) => match self.settle(row, result).await {
+                        Ok(None) => report.delivered += 1,
+                        Ok(Some(_)) => report.failed += 1,
+                        Err(e) if deadline.is_some() => return Err(e),
+                        Err(e) => {
+                            warn!(error = %e, "cannot record an alert's delivery; it will be sent again")
+                        }
+                    },
+                    Outcome::Done(rule) => {
+                        going.remove(&rule);
+                    }
+                },
+                () = woken => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         report.pending = self
@@ -421,103 +553,14 @@ impl Deliverer {
         }
         Ok(report)
     }
+}
 
-    /// Records an outcome, waiting asleep while a run's transaction holds the database.
-    async fn record(
-        &mut self,
-        write: impl Fn(&Store) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let started = Instant::now();
-        loop {
-            match write(&self.store) {
-                Err(e) if e.is_busy() && started.elapsed() < RECORD_PATIENCE => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                done => return done,
-            }
-        }
-    }
-
-    /// Passes until nothing is due or `limit` is spent (a one-shot command after its commit).
-    pub async fn deliver_for(&mut self, limit: Duration) -> Result<PassReport, StoreError> {
-        let deadline = Instant::now() + limit;
-        let mut total = PassReport::default();
-        loop {
-            let pass = self.pass(deadline).await?;
-            total.delivered += pass.delivered;
-            total.failed += pass.failed;
-            total.locked_out = pass.locked_out;
-            total.pending = pass.pending;
-            total.next_due_ms = pass.next_due_ms;
-            if pass.locked_out || pass.pending == 0 {
-                return Ok(total);
-            }
-            // Wait for the next retry if it falls before the deadline; else leave it queued.
-            let Some(due) = pass.next_due_ms else {
-                return Ok(total);
-            };
-            let wait = Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0));
-            if wait > ONE_SHOT_RETRY_WAIT || Instant::now() + wait >= deadline {
-                return Ok(total);
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// The daemon's delivery loop: holds the delivery lock for the daemon's life (waiting
-    /// while a one-shot command delivers), and starts each rule whose oldest alert is due
-    /// and that has no task going — after each run (`wake`), when a retry falls due, and
-    /// every [`IDLE_POLL`] for alerts other processes queued. A rule whose target hangs
-    /// holds up only itself. Never returns; the daemon drops it on shutdown (an attempt
-    /// cut short is sent again later).
-    pub async fn run(mut self, wake: Arc<Notify>) {
-        let _lock = loop {
-            match self.store.lock_delivery() {
-                Ok(Some(lock)) => break lock,
-                Ok(None) => debug!("another process is delivering alerts; waiting"),
-                Err(e) => {
-                    warn!(error = %e, "cannot take the alert delivery lock; trying again later")
-                }
-            }
-            tokio::time::sleep(IDLE_POLL).await;
-        };
-        info!(rules = self.targets.len(), "alert delivery started");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut busy: BTreeSet<String> = BTreeSet::new();
-        loop {
-            let next_due = match self.due(&busy) {
-                Ok((batches, next_due)) => {
-                    for (target, rows) in batches {
-                        busy.insert(target.rule.name.clone());
-                        spawn_rule(target, rows, None, tx.clone());
-                    }
-                    next_due
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot read the alert outbox; trying again later");
-                    None
-                }
-            };
-            let wait = next_due
-                .map(|due| Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0)))
-                .unwrap_or(IDLE_POLL)
-                .clamp(Duration::from_millis(20), IDLE_POLL);
-            tokio::select! {
-                Some(outcome) = rx.recv() => match outcome {
-                    Outcome::Sent(row, result) => {
-                        if let Err(e) = self.settle(row, result).await {
-                            warn!(error = %e, "cannot record an alert's delivery; it will be sent again");
-                        }
-                    }
-                    Outcome::Done(rule) => {
-                        busy.remove(&rule);
-                    }
-                },
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
+/// How long [`Deliverer::deliver`] goes on.
+enum Until {
+    /// For the daemon's life, woken after each of its runs.
+    Forever(Arc<Notify>),
+    /// Until nothing is due soon, or this deadline (a one-shot command).
+    Deadline(Instant),
 }
 
 /// One rule's target and its alerts to send, in event order.
@@ -526,7 +569,7 @@ type Batch = (Arc<Target>, Vec<OutboxRow>);
 /// What a rule's task reports.
 enum Outcome {
     /// One attempt and how it went.
-    Sent(OutboxRow, Result<(), String>),
+    Sent(OutboxRow, Result<(), SendError>),
     /// The task is done (after its last `Sent`).
     Done(String),
 }

@@ -1,5 +1,6 @@
 //! Why an `alerts` command, or the delivery it sets up, could not start or finish.
 
+use super::deliver::SendError;
 use crate::config::ConfigError;
 use crate::store::StoreError;
 
@@ -13,7 +14,7 @@ pub enum AlertsError {
     Store(#[from] StoreError),
     /// The HTTP client webhooks are sent with could not be built.
     #[error("cannot build the webhook client: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
     /// A rule the command names is not in the config.
     #[error("no [[alert]] rule named {name:?}{}", known_rules(.known))]
     UnknownRule { name: String, known: Vec<String> },
@@ -23,12 +24,9 @@ pub enum AlertsError {
     /// `alerts replay` of a health rule: there are no past events for it.
     #[error("alert {name:?} is on the mirror's health (on = [...]): replay queues past change events, which only a rule with entity matches")]
     HealthReplay { name: String },
-    /// `--since` is not a time.
-    #[error("{0}")]
-    Since(String),
     /// The target did not accept `alerts test`'s sample event.
     #[error("alert {name:?}: the sample event was not accepted: {reason}")]
-    NotAccepted { name: String, reason: String },
+    NotAccepted { name: String, reason: SendError },
 }
 
 fn known_rules(known: &[String]) -> String {

@@ -62,18 +62,20 @@ impl Watcher {
         match self.store.freshness() {
             Ok(Some(f)) if f.stale == Some(true) && self.told_stale != Some(f.last_success_run) => {
                 self.told_stale = Some(f.last_success_run);
+                // How long ago the last success was, when there was one.
+                let last_success_ago = f
+                    .age_seconds
+                    .filter(|_| f.last_success_at.is_some())
+                    .map(span);
                 error!(
                     last_success_at = f.last_success_at.as_deref(),
+                    last_success_ago = last_success_ago.as_deref(),
                     age_seconds = f.age_seconds,
                     stale_after_seconds = f.stale_after_seconds,
                     last_status = f.last_status.as_deref(),
                     last_attempt_at = f.last_attempt_at.as_deref(),
                     consecutive_failures = f.consecutive_failures,
-                    "the mirror is stale: {}",
-                    match (&f.last_success_at, f.age_seconds) {
-                        (Some(_), Some(age)) => format!("the last success was {} ago", span(age)),
-                        _ => "no run has succeeded yet".to_string(),
-                    }
+                    "the mirror is stale"
                 );
             }
             Ok(_) => {}

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use orgmirror::commands::CommandError;
 use orgmirror::store::{users_current_in, Store, StoreOptions, CANNED_QUERIES};
 
-use super::{apply_churn, run_child, BenchOrg};
+use super::{apply_churn, run_child, BenchError, BenchOrg};
 
 /// Times each in-process query runs; the median is reported.
 const REPEATS: usize = 7;
@@ -56,9 +55,8 @@ pub fn measure(
     churn_runs: usize,
     per_page_cap: usize,
     keep: Option<&Path>,
-) -> Result<(Vec<QueryMeasurement>, Value), CommandError> {
-    let failed =
-        |what: String| CommandError::failed(format!("bench queries ({size} users): {what}"));
+) -> Result<(Vec<QueryMeasurement>, Value), BenchError> {
+    let failed = |what: String| BenchError::failed(format!("bench queries ({size} users): {what}"));
     let BenchOrg {
         dir,
         server,

@@ -15,7 +15,7 @@
 pub mod compat;
 
 use std::fs::OpenOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -24,11 +24,155 @@ use crate::api::capture::Recorder;
 use crate::api::probe::PagedList;
 use crate::api::{ApiError, ByIds, Client, IdFilter};
 use crate::commands::{load_config, CommandError, Exit};
-use crate::config::{Config, Credentials, Seconds};
+use crate::config::{Config, ConfigError, Credentials, Seconds};
+use crate::store::StoreError;
 
 /// Attempts per request: one. `check` answers in seconds and spends at most seven
 /// requests; a server that is down is reported, not waited for.
 pub const CHECK_MAX_ATTEMPTS: u32 = 1;
+
+/// The one problem `check` found, from the step that proves it (each message begins
+/// `check failed:`). Config, credential and database problems, and what the API refuses,
+/// are a person's to fix; a server that cannot be reached or a spent quota may pass.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A layer's error outside the checks' own verdicts (an alert rule that cannot be
+    /// delivered, say).
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("check failed: the config is not valid: {0}")]
+    Config(#[source] ConfigError),
+    #[error("check failed: credentials: {0}")]
+    Credentials(#[source] ConfigError),
+    /// An alert rule's secret is missing.
+    #[error("check failed: {0}")]
+    AlertSecret(#[source] ConfigError),
+    /// The client cannot be built from the config.
+    #[error("check failed: {0}")]
+    Client(#[source] ApiError),
+    #[error("check failed: database: {} (the writer lock) is not a file", .lock.display())]
+    LockNotAFile { lock: PathBuf },
+    #[error("check failed: database: {} is not writable: {source}", .path.display())]
+    NotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file at `database.path` that cannot be opened as a mirror.
+    #[error("check failed: database: {0}")]
+    NotAMirror(#[source] StoreError),
+    #[error("check failed: database: the directory {} of database.path does not exist", .dir.display())]
+    NoDirectory { dir: PathBuf },
+    #[error(
+        "check failed: database: cannot create files in {} (database.path's directory): {source}",
+        .dir.display()
+    )]
+    DirectoryNotWritable {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// SQLite's `integrity_check` found damage (or could not run).
+    #[error("check failed: database {} is damaged: {}; {}", .path.display(), .problems.join("; "), crate::store::RECOVERY)]
+    Damaged {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    /// 401: the server's reason says what to do (an expired key: make one).
+    #[error("check failed: the API at {base_url} refused the credentials: {error}")]
+    CredentialsRefused {
+        base_url: String,
+        error: Box<ApiError>,
+    },
+    #[error(
+        "check failed: the API at {base_url} refused the credentials for organization {organization} \
+         (HTTP {status}): check the {credential}, api.organization_id (the web app shows it) and \
+         that the user may see that organization{}",
+        said(.body)
+    )]
+    OrganizationRefused {
+        base_url: String,
+        organization: i64,
+        status: u16,
+        credential: &'static str,
+        body: String,
+    },
+    #[error(
+        "check failed: the credentials were accepted, but their user may not read organization \
+         {organization}'s roles (HTTP {status}): orgmirror needs a user who may administer the \
+         organization{}",
+        said(.body)
+    )]
+    RolesRefused {
+        organization: i64,
+        status: u16,
+        body: String,
+    },
+    #[error(
+        "check failed: api.workspace_id = {workspace}: the API refused to list the groups through \
+         it (HTTP {status}): give a workspace of organization {organization} that this user may \
+         see (the web app shows its id){}{}",
+        said(.body),
+        .users_workspaces.as_deref().map(|w| format!("; the users' workspaces are {w}")).unwrap_or_default()
+    )]
+    WorkspaceRefused {
+        workspace: i64,
+        organization: i64,
+        status: u16,
+        body: String,
+        /// The workspaces the users list showed (`2001 Main, 2002 Other`).
+        users_workspaces: Option<String>,
+    },
+    #[error(
+        "check failed: the credentials were accepted, but their user may not list organization \
+         {organization}'s users (HTTP {status}){}",
+        said(.body)
+    )]
+    UsersRefused {
+        organization: i64,
+        status: u16,
+        body: String,
+    },
+    #[error(
+        "check failed: the API at {base_url} does not know organization {organization} (HTTP \
+         404): check api.organization_id, and that api.base_url ends in /api{}",
+        said(.body)
+    )]
+    UnknownOrganization {
+        base_url: String,
+        organization: i64,
+        body: String,
+    },
+    #[error("check failed: the API at {base_url} redirects; set api.base_url to the final address: {error}")]
+    Redirects {
+        base_url: String,
+        error: Box<ApiError>,
+    },
+    #[error("check failed: the API at {base_url} answered 402, not the quota: {error}")]
+    PlanLacks {
+        base_url: String,
+        error: Box<ApiError>,
+    },
+    #[error(
+        "check failed: cannot reach the API at {base_url} (check api.base_url, DNS, proxies and \
+         firewalls): {error}"
+    )]
+    Unreachable {
+        base_url: String,
+        error: Box<ApiError>,
+    },
+    #[error("check failed: the request quota is spent; it resets in {} s: try again then", .resets_in.as_secs())]
+    QuotaSpent { resets_in: std::time::Duration },
+    #[error("check failed: the API at {base_url} did not give a usable answer: {error}")]
+    Unusable {
+        base_url: String,
+        error: Box<ApiError>,
+    },
+}
+
+crate::commands::from_layers!(CheckError: crate::alerts::AlertsError);
+
+/// The exit status of a check's error, for `check --json` (`exit`'s mapping, which this
+/// module cannot name: `main` hands it over).
+pub type ExitStatusOf = fn(&CheckError) -> Exit;
 
 /// What `check --json` prints.
 #[derive(Debug, Serialize)]
@@ -59,7 +203,11 @@ impl Progress {
 }
 
 /// `orgmirror check [--json]`.
-pub async fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, CommandError> {
+pub async fn run(
+    config_path: Option<&Path>,
+    json: bool,
+    exit_status: ExitStatusOf,
+) -> Result<Exit, CheckError> {
     let mut progress = Progress {
         json,
         passed: Vec::new(),
@@ -69,7 +217,7 @@ pub async fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, Command
     if json {
         let (verdict, exit) = match &outcome {
             Ok(()) => ("all good".to_string(), Exit::Ok),
-            Err(e) => (e.to_string(), crate::exit::command(e)),
+            Err(e) => (e.to_string(), exit_status(e)),
         };
         let report = Report {
             ok: outcome.is_ok(),
@@ -78,14 +226,11 @@ pub async fn run(config_path: Option<&Path>, json: bool) -> Result<Exit, Command
             passed: std::mem::take(&mut progress.passed),
             compatibility,
         };
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => crate::outln!("{text}"),
-            Err(e) => {
-                return Err(CommandError::failed(format!(
-                    "check: cannot write JSON: {e}"
-                )))
-            }
-        }
+        let text = serde_json::to_string_pretty(&report).map_err(|source| CommandError::Json {
+            what: "the check report",
+            source,
+        })?;
+        crate::outln!("{text}");
     } else if let (Ok(()), Some(report)) = (&outcome, &compatibility) {
         crate::outln!();
         for line in report.lines() {
@@ -100,9 +245,8 @@ async fn checks(
     config_path: Option<&Path>,
     progress: &mut Progress,
     compatibility: &mut Option<compat::Compatibility>,
-) -> Result<(), CommandError> {
-    let (path, config) = load_config(config_path)
-        .map_err(|e| CommandError::usage(format!("check failed: the config is not valid: {e}")))?;
+) -> Result<(), CheckError> {
+    let (path, config) = load_config(config_path).map_err(CheckError::Config)?;
     progress.ok(format!("config {} is valid", path.display()));
 
     let (database, page_sizes) = check_database(&config)?;
@@ -111,8 +255,7 @@ async fn checks(
         progress.ok(line);
     }
 
-    let credentials = Credentials::load(&config.api)
-        .map_err(|e| CommandError::usage(format!("check failed: credentials: {e}")))?;
+    let credentials = Credentials::load(&config.api).map_err(CheckError::Credentials)?;
     let credential = match credentials {
         Credentials::Token(_) => "API token",
         Credentials::Login { .. } => "e-mail and password",
@@ -122,7 +265,7 @@ async fn checks(
         "credentials found ({credential}, sent as {scheme})"
     ));
     let rules = crate::alerts::deliver::find_secrets(&config).map_err(|e| match e {
-        AlertsError::Config(e) => CommandError::usage(format!("check failed: {e}")),
+        AlertsError::Config(e) => CheckError::AlertSecret(e),
         e => e.into(),
     })?;
     if rules > 0 {
@@ -136,8 +279,7 @@ async fn checks(
     api.max_retry_time = Seconds(api.max_retry_time.0.min(10.0));
     // A spent quota is reported, not waited out (its window may be an hour).
     api.max_quota_wait = Seconds(0.0);
-    let mut client = Client::new(&api, &credentials)
-        .map_err(|e| CommandError::usage(format!("check failed: {e}")))?;
+    let mut client = Client::new(&api, &credentials).map_err(CheckError::Client)?;
     let recorder = Recorder::in_memory();
     client.record_with(recorder.clone());
     // The report says which sizes were refused; check remembers none of them.
@@ -193,11 +335,11 @@ async fn api_checks(
     config: &Config,
     ctx: &Context<'_>,
     progress: &mut Progress,
-) -> Result<(), CommandError> {
+) -> Result<(), CheckError> {
     let groups = client
         .my_groups()
         .await
-        .map_err(|e| verdict(Step::Credentials, ctx, e))?;
+        .map_err(|e| verdict(Step::Credentials, ctx, e, None))?;
     progress.ok(format!(
         "{} accepted the credentials (the user is in {} groups)",
         ctx.base_url,
@@ -206,7 +348,7 @@ async fn api_checks(
     let roles = client
         .roles()
         .await
-        .map_err(|e| verdict(Step::Organization, ctx, e))?;
+        .map_err(|e| verdict(Step::Organization, ctx, e, None))?;
     progress.ok(format!(
         "organization {} is readable ({} roles)",
         ctx.organization_id,
@@ -218,7 +360,7 @@ async fn api_checks(
             include_working_hours: config.sync.include_working_hours,
         })
         .await
-        .map_err(|e| verdict(Step::Users, ctx, e))?;
+        .map_err(|e| verdict(Step::Users, ctx, e, None))?;
     let workspaces = users
         .workspaces
         .iter()
@@ -239,13 +381,11 @@ async fn api_checks(
     for (_, size) in client.page_sizes() {
         client.remember_page_size("teams", size);
     }
-    let teams = client.first_page(PagedList::Teams).await.map_err(|e| {
-        let mut problem = verdict(Step::Workspace, ctx, e);
-        if let (CommandError::Usage(message), false) = (&mut problem, workspaces.is_empty()) {
-            *message = format!("{message}; the users' workspaces are {workspaces}");
-        }
-        problem
-    })?;
+    let users_workspaces = (!workspaces.is_empty()).then_some(workspaces.as_str());
+    let teams = client
+        .first_page(PagedList::Teams)
+        .await
+        .map_err(|e| verdict(Step::Workspace, ctx, e, users_workspaces))?;
     progress.ok(format!(
         "the groups are listed through workspace {} ({} on the first page)",
         ctx.workspace_id, teams.rows
@@ -257,7 +397,7 @@ async fn api_checks(
         let read = client
             .users_by_ids(&[id], false, false)
             .await
-            .map_err(|e| verdict(Step::Users, ctx, e))?;
+            .map_err(|e| verdict(Step::Users, ctx, e, None))?;
         progress.ok(id_filter_line(&read, client.filter_form("users")));
     }
     Ok(())
@@ -302,29 +442,35 @@ fn id_filter_line(
     }
 }
 
-/// The one verdict for a failed request at `step`.
-fn verdict(step: Step, ctx: &Context<'_>, e: ApiError) -> CommandError {
-    let base_url = ctx.base_url;
-    let org = ctx.organization_id;
-    let config = |message: String| CommandError::usage(format!("check failed: {message}"));
-    let failed = |message: String| CommandError::failed(format!("check failed: {message}"));
+/// The one verdict for a failed request at `step` (`users_workspaces`: what the users
+/// list showed, for a workspace refused).
+fn verdict(
+    step: Step,
+    ctx: &Context<'_>,
+    e: ApiError,
+    users_workspaces: Option<&str>,
+) -> CheckError {
+    let base_url = ctx.base_url.to_string();
+    let organization = ctx.organization_id;
     match (&e, step) {
-        // The refusal names the server's reason and what to do (an expired key: make one).
-        (ApiError::Auth { status: 401, .. }, _) => config(format!(
-            "the API at {base_url} refused the credentials: {e}"
-        )),
-        (ApiError::Auth { status, body, .. }, Step::Credentials) => config(format!(
-            "the API at {base_url} refused the credentials for organization {org} (HTTP {status}): \
-             check the {}, api.organization_id (the web app shows it) and that the user may see \
-             that organization{}",
-            ctx.credential,
-            said(body)
-        )),
-        (ApiError::Auth { status, body, .. }, Step::Organization) => config(format!(
-            "the credentials were accepted, but their user may not read organization {org}'s \
-             roles (HTTP {status}): orgmirror needs a user who may administer the organization{}",
-            said(body)
-        )),
+        (ApiError::Auth { status: 401, .. }, _) => CheckError::CredentialsRefused {
+            base_url,
+            error: Box::new(e),
+        },
+        (ApiError::Auth { status, body, .. }, Step::Credentials) => {
+            CheckError::OrganizationRefused {
+                base_url,
+                organization,
+                status: *status,
+                credential: ctx.credential,
+                body: body.clone(),
+            }
+        }
+        (ApiError::Auth { status, body, .. }, Step::Organization) => CheckError::RolesRefused {
+            organization,
+            status: *status,
+            body: body.clone(),
+        },
         (ApiError::Auth { status, body, .. }, Step::Workspace)
         | (
             ApiError::Status {
@@ -333,47 +479,49 @@ fn verdict(step: Step, ctx: &Context<'_>, e: ApiError) -> CommandError {
                 ..
             },
             Step::Workspace,
-        ) => config(format!(
-            "api.workspace_id = {}: the API refused to list the groups through it (HTTP {status}): \
-             give a workspace of organization {org} that this user may see (the web app shows \
-             its id){}",
-            ctx.workspace_id,
-            said(body)
-        )),
-        (ApiError::Auth { status, body, .. }, Step::Users) => config(format!(
-            "the credentials were accepted, but their user may not list organization {org}'s \
-             users (HTTP {status}){}",
-            said(body)
-        )),
+        ) => CheckError::WorkspaceRefused {
+            workspace: ctx.workspace_id,
+            organization,
+            status: *status,
+            body: body.clone(),
+            users_workspaces: users_workspaces.map(str::to_string),
+        },
+        (ApiError::Auth { status, body, .. }, Step::Users) => CheckError::UsersRefused {
+            organization,
+            status: *status,
+            body: body.clone(),
+        },
         (
             ApiError::Status {
                 status: 404, body, ..
             },
             _,
-        ) => config(format!(
-            "the API at {base_url} does not know organization {org} (HTTP 404): check \
-             api.organization_id, and that api.base_url ends in /api{}",
-            said(body)
-        )),
-        (ApiError::Redirect { .. }, _) => config(format!(
-            "the API at {base_url} redirects; set api.base_url to the final address: {e}"
-        )),
+        ) => CheckError::UnknownOrganization {
+            base_url,
+            organization,
+            body: body.clone(),
+        },
+        (ApiError::Redirect { .. }, _) => CheckError::Redirects {
+            base_url,
+            error: Box::new(e),
+        },
         (ApiError::Transport { .. } | ApiError::Timeout { .. } | ApiError::GaveUp { .. }, _) => {
-            failed(format!(
-                "cannot reach the API at {base_url} (check api.base_url, DNS, proxies and \
-                 firewalls): {e}"
-            ))
+            CheckError::Unreachable {
+                base_url,
+                error: Box::new(e),
+            }
         }
-        (ApiError::PlanLacks { .. }, _) => config(format!(
-            "the API at {base_url} answered 402, not the quota: {e}"
-        )),
-        (ApiError::QuotaExhausted { resets_in, .. }, _) => failed(format!(
-            "the request quota is spent; it resets in {} s: try again then",
-            resets_in.as_secs()
-        )),
-        _ => failed(format!(
-            "the API at {base_url} did not give a usable answer: {e}"
-        )),
+        (ApiError::PlanLacks { .. }, _) => CheckError::PlanLacks {
+            base_url,
+            error: Box::new(e),
+        },
+        (ApiError::QuotaExhausted { resets_in, .. }, _) => CheckError::QuotaSpent {
+            resets_in: *resets_in,
+        },
+        _ => CheckError::Unusable {
+            base_url,
+            error: Box::new(e),
+        },
     }
 }
 
@@ -389,27 +537,25 @@ fn said(body: &str) -> String {
 
 /// The database file (or, before the first run, its directory) must be writable.
 /// With the page sizes an existing mirror remembers the API to have accepted.
-fn check_database(config: &Config) -> Result<(String, Vec<(String, u32)>), CommandError> {
+fn check_database(config: &Config) -> Result<(String, Vec<(String, u32)>), CheckError> {
     let path = &config.database.path;
-    let problem =
-        |message: String| CommandError::failed(format!("check failed: database: {message}"));
     let lock = crate::store::lock_path(path);
     if lock.exists() && !lock.is_file() {
-        return Err(problem(format!(
-            "{} (the writer lock) is not a file",
-            lock.display()
-        )));
+        return Err(CheckError::LockNotAFile { lock });
     }
     if path.exists() {
         OpenOptions::new()
             .write(true)
             .open(path)
-            .map_err(|e| problem(format!("{} is not writable: {e}", path.display())))?;
+            .map_err(|source| CheckError::NotWritable {
+                path: path.clone(),
+                source,
+            })?;
         // An empty file is a mirror to be; anything else must be one.
         let mut page_sizes = Vec::new();
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             let store =
-                crate::store::Store::open_read_only(path).map_err(|e| problem(e.to_string()))?;
+                crate::store::Store::open_read_only(path).map_err(CheckError::NotAMirror)?;
             // A mirror from before page sizes were remembered has none to give.
             page_sizes = store.page_sizes().unwrap_or_default();
         }
@@ -423,17 +569,11 @@ fn check_database(config: &Config) -> Result<(String, Vec<(String, u32)>), Comma
         _ => std::path::PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Err(problem(format!(
-            "the directory {} of database.path does not exist",
-            dir.display()
-        )));
+        return Err(CheckError::NoDirectory { dir });
     }
-    tempfile::tempfile_in(&dir).map_err(|e| {
-        problem(format!(
-            "cannot create files in {} (database.path's directory): {e}",
-            dir.display()
-        ))
-    })?;
+    if let Err(source) = tempfile::tempfile_in(&dir) {
+        return Err(CheckError::DirectoryNotWritable { dir, source });
+    }
     Ok((
         format!(
             "database directory {} is writable ({} will be created by the first run)",
@@ -447,24 +587,22 @@ fn check_database(config: &Config) -> Result<(String, Vec<(String, u32)>), Comma
 /// SQLite's full `integrity_check` of an existing mirror: every b-tree, and every index
 /// against its table. Damage is a person's to repair (exit 2), and the message says how.
 /// The line to report when there is a mirror and it passes.
-fn check_integrity(config: &Config) -> Result<Option<String>, CommandError> {
+fn check_integrity(config: &Config) -> Result<Option<String>, CheckError> {
     let path = &config.database.path;
     if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
         return Ok(None);
     }
-    let damaged = |problems: String| {
-        CommandError::usage(format!(
-            "check failed: database {} is damaged: {problems}; {}",
-            path.display(),
-            crate::store::RECOVERY
-        ))
+    let damaged = |problems: Vec<String>| CheckError::Damaged {
+        path: path.clone(),
+        problems,
     };
-    let store = crate::store::Store::open_read_only(path).map_err(|e| damaged(e.to_string()))?;
+    let store =
+        crate::store::Store::open_read_only(path).map_err(|e| damaged(vec![e.to_string()]))?;
     let problems = store
         .integrity_problems(true)
-        .map_err(|e| damaged(e.to_string()))?;
+        .map_err(|e| damaged(vec![e.to_string()]))?;
     if !problems.is_empty() {
-        return Err(damaged(problems.join("; ")));
+        return Err(damaged(problems));
     }
     Ok(Some(format!(
         "database {} passes SQLite's integrity_check",

@@ -324,7 +324,7 @@ fn validate_health(rule: &AlertRule, bad: &Bad<'_>) -> Result<(), ConfigError> {
 fn validate_target(rule: &AlertRule, bad: &Bad<'_>) -> Result<(), ConfigError> {
     match (&rule.webhook, &rule.command) {
         (Some(url), None) => {
-            validate_base_url(url).map_err(|m| bad("webhook", m))?;
+            validate_base_url(url).map_err(|e| bad("webhook", e.to_string()))?;
         }
         (None, Some(cmd)) => {
             if cmd.first().is_none_or(|p| p.trim().is_empty()) {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use tokio_postgres::config::{Host, SslMode};
 
-use super::Seconds;
+use super::{ConfigError, Seconds};
 
 /// `[replica]`: copies of the mirror elsewhere (none by default).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -46,47 +46,46 @@ fn default_replica_connect_timeout() -> Seconds {
 
 /// Checks `[replica.postgres]` without touching the environment or the network; the error
 /// names the key.
-pub fn validate(pg: &PostgresReplicaConfig) -> Result<(), (&'static str, String)> {
+pub fn validate(pg: &PostgresReplicaConfig) -> Result<(), ConfigError> {
     pg.driver_config().map(|_| ())
 }
 
 impl PostgresReplicaConfig {
     /// The URL as a driver config, with TLS made mandatory for remote hosts.
-    pub fn driver_config(&self) -> Result<tokio_postgres::Config, (&'static str, String)> {
+    pub fn driver_config(&self) -> Result<tokio_postgres::Config, ConfigError> {
         parse(self)
     }
 }
 
-fn parse(pg: &PostgresReplicaConfig) -> Result<tokio_postgres::Config, (&'static str, String)> {
+fn parse(pg: &PostgresReplicaConfig) -> Result<tokio_postgres::Config, ConfigError> {
+    let invalid = |field: &'static str, message: String| ConfigError::Invalid { field, message };
     let url_key = "replica.postgres.url";
     let text = pg.url.trim();
     if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
-        return Err((
+        return Err(invalid(
             url_key,
             "must be a URL such as \"postgres://orgmirror@db.example.com/reporting\"".to_string(),
         ));
     }
     let mut config: tokio_postgres::Config = text.parse().map_err(|e| {
-        (
+        invalid(
             url_key,
             format!("`{}` is not a PostgreSQL URL: {e}", redact(text)),
         )
     })?;
     if config.get_password().is_some() {
-        return Err((
-            url_key,
-            "must not contain a password; set PGPASSWORD or provide $CREDENTIALS_DIRECTORY/postgres_password"
+        return Err(invalid(url_key, "must not contain a password; set PGPASSWORD or provide $CREDENTIALS_DIRECTORY/postgres_password"
                 .to_string(),
         ));
     }
     if config.get_user().is_none() {
-        return Err((
+        return Err(invalid(
             url_key,
             "names no user (postgres://USER@host/db)".to_string(),
         ));
     }
     if config.get_hosts().is_empty() {
-        return Err((url_key, "names no host".to_string()));
+        return Err(invalid(url_key, "names no host".to_string()));
     }
     let remote: Vec<String> = config
         .get_hosts()
@@ -98,9 +97,7 @@ fn parse(pg: &PostgresReplicaConfig) -> Result<tokio_postgres::Config, (&'static
         .collect();
     if !remote.is_empty() {
         if config.get_ssl_mode() == SslMode::Disable {
-            return Err((
-                url_key,
-                format!(
+            return Err(invalid(url_key, format!(
                     "sslmode=disable to {}: the password would travel in clear text; TLS is required except to loopback or a Unix socket",
                     remote.join(", ")
                 ),
@@ -122,7 +119,7 @@ fn parse(pg: &PostgresReplicaConfig) -> Result<tokio_postgres::Config, (&'static
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
     };
     if !schema_ok {
-        return Err((
+        return Err(invalid(
             "replica.postgres.schema",
             format!(
                 "`{}` is not a plain schema name (lowercase letters, digits and _, at most 63)",
@@ -131,14 +128,14 @@ fn parse(pg: &PostgresReplicaConfig) -> Result<tokio_postgres::Config, (&'static
         ));
     }
     if pg.connect_timeout.0 <= 0.0 {
-        return Err((
+        return Err(invalid(
             "replica.postgres.connect_timeout",
             "must be greater than zero".to_string(),
         ));
     }
     if let Some(ca) = &pg.ca_file {
         if !ca.is_file() {
-            return Err((
+            return Err(invalid(
                 "replica.postgres.ca_file",
                 format!("{} is not a readable file", ca.display()),
             ));
@@ -193,9 +190,12 @@ mod tests {
         ] {
             assert!(validate(&pg(ok)).is_ok(), "{ok}: {:?}", validate(&pg(ok)));
         }
-        let (key, message) = validate(&pg("postgres://u@db.example.com/db?sslmode=disable"))
-            .expect_err("clear text to a remote host");
-        assert_eq!(key, "replica.postgres.url");
+        let Err(ConfigError::Invalid { field, message }) =
+            validate(&pg("postgres://u@db.example.com/db?sslmode=disable"))
+        else {
+            panic!("clear text to a remote host")
+        };
+        assert_eq!(field, "replica.postgres.url");
         assert!(message.contains("clear text"), "{message}");
         // Prefer (the default) becomes Require for a remote host.
         let parsed = parse(&pg("postgres://u@db.example.com/db")).unwrap();
@@ -205,6 +205,13 @@ mod tests {
         assert_eq!(parsed.get_ssl_mode(), SslMode::Disable);
         let parsed = parse(&pg("postgres://u@localhost/db?sslmode=require")).unwrap();
         assert_eq!(parsed.get_ssl_mode(), SslMode::Require);
+    }
+
+    fn field_of(refused: Result<(), ConfigError>) -> &'static str {
+        match refused {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -223,13 +230,10 @@ mod tests {
             ("mysql://u@h/db", "replica.postgres.url"),
             ("postgres://h/db", "replica.postgres.url"),
         ] {
-            assert_eq!(validate(&pg(url)).unwrap_err().0, key, "{url}");
+            assert_eq!(field_of(validate(&pg(url))), key, "{url}");
         }
         let mut bad_schema = pg("postgres://u@127.0.0.1/db");
         bad_schema.schema = "Org; DROP".to_string();
-        assert_eq!(
-            validate(&bad_schema).unwrap_err().0,
-            "replica.postgres.schema"
-        );
+        assert_eq!(field_of(validate(&bad_schema)), "replica.postgres.schema");
     }
 }

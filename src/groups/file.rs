@@ -14,12 +14,115 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde::Deserialize;
 
-use super::{bad_input, describe_change, find_created, join_ids, refresh_after, Labels, LiveGroup};
-use crate::api::models::{GroupWrite, OrganizationUser, Team};
+use super::{find_created, join_ids, refresh_after, GroupError, Labels, LiveGroup};
+use crate::api::models::{OrganizationUser, Team};
 use crate::api::Client;
 use crate::commands::{self, CommandError, Exit};
 use crate::config::Config;
 use crate::model::Targets;
+
+mod plan;
+#[cfg(test)]
+mod tests;
+
+pub use plan::{plan, Action, LiveOrg};
+
+/// Why `groups plan/apply/export` could not do what the file asks.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupsFileError {
+    /// The config, the API, the alert rules.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A group's write, or the refresh after the writes.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// `groups export` over a file, without `--force`.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{}: a [[group]] has an empty name", .path.display())]
+    EmptyName { path: PathBuf },
+    #[error("{}: group id {id} is given twice", .path.display())]
+    IdTwice { path: PathBuf, id: i64 },
+    #[error("{}: group {name:?} is named twice; groups are matched by name, so give each of them its `id`", .path.display())]
+    NameTwice { path: PathBuf, name: String },
+    #[error("group {group:?}: member {id} is not a user of the organization")]
+    NotAUser { group: String, id: i64 },
+    #[error(
+        "group {group:?}: unknown member e-mail {email:?}: no user of the organization has it"
+    )]
+    UnknownEmail { group: String, email: String },
+    #[error("group {group:?}: ambiguous member e-mail {email:?}: users {} have it; give the id instead", join_ids(.ids))]
+    AmbiguousEmail {
+        group: String,
+        email: String,
+        ids: Vec<i64>,
+    },
+    #[error("group {group:?}: unknown workspace {name:?}")]
+    UnknownWorkspace { group: String, name: String },
+    #[error("group {group:?}: ambiguous workspace {name:?}: workspaces {} have that name; give the id", join_ids(.ids))]
+    AmbiguousWorkspace {
+        group: String,
+        name: String,
+        ids: Vec<i64>,
+    },
+    #[error("group {name:?}: id {id} is not a group of the organization")]
+    UnknownId { name: String, id: i64 },
+    #[error("groups {first:?} and {second:?} of the file both describe group {id} {current:?}; give its `id` to one of them only")]
+    DescribedTwice {
+        first: String,
+        second: String,
+        id: i64,
+        current: String,
+    },
+    /// The organization, not the file, has the name twice: one of them must change first.
+    #[error("the organization has {} groups named {name:?} (ids {}); give the group's `id` in the file, or rename all but one first", .ids.len(), join_ids(.ids))]
+    NamedTwiceUpstream { name: String, ids: Vec<i64> },
+    #[error(
+        "not applying: stdin is not a terminal to confirm on; pass --yes to apply without asking"
+    )]
+    NoTerminal,
+    #[error("declined; nothing was changed")]
+    Declined,
+    /// A step of the plan failed: what was applied before it stays.
+    #[error("{}", stopped_text(.failed, .applied, .not_applied))]
+    Stopped {
+        /// The step and its error.
+        failed: String,
+        applied: Vec<String>,
+        not_applied: Vec<String>,
+    },
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+crate::commands::from_layers!(GroupsFileError);
+
+/// What an apply that stopped did and did not do.
+fn stopped_text(failed: &str, applied: &[String], not_applied: &[String]) -> String {
+    let mut text = format!("failed: {failed}\n");
+    text.push_str(&format!("already applied ({}):\n", applied.len()));
+    for a in applied {
+        text.push_str(&format!("  {a}\n"));
+    }
+    text.push_str(&format!("not applied ({}):\n", not_applied.len()));
+    for a in not_applied {
+        text.push_str(&format!("  {a}\n"));
+    }
+    text.trim_end().to_string()
+}
 
 /// `orgmirror groups …`.
 #[derive(Debug, Subcommand)]
@@ -86,25 +189,22 @@ impl std::fmt::Display for Ref {
 
 impl GroupsFile {
     /// Parses and checks a groups file; errors name the file and what is wrong.
-    pub fn parse(text: &str, origin: &Path) -> Result<GroupsFile, CommandError> {
-        let file: GroupsFile =
-            toml::from_str(text).map_err(|e| bad_input(format!("{}: {e}", origin.display())))?;
+    pub fn parse(text: &str, origin: &Path) -> Result<GroupsFile, GroupsFileError> {
+        let path = || origin.to_path_buf();
+        let file: GroupsFile = toml::from_str(text).map_err(|source| GroupsFileError::Parse {
+            path: path(),
+            source,
+        })?;
         let mut names: BTreeMap<&str, usize> = BTreeMap::new();
         let mut ids = BTreeSet::new();
         for g in &file.groups {
             if g.name.trim().is_empty() {
-                return Err(bad_input(format!(
-                    "{}: a [[group]] has an empty name",
-                    origin.display()
-                )));
+                return Err(GroupsFileError::EmptyName { path: path() });
             }
             *names.entry(g.name.as_str()).or_default() += 1;
             if let Some(id) = g.id {
                 if !ids.insert(id) {
-                    return Err(bad_input(format!(
-                        "{}: group id {id} is given twice",
-                        origin.display()
-                    )));
+                    return Err(GroupsFileError::IdTwice { path: path(), id });
                 }
             }
         }
@@ -114,305 +214,17 @@ impl GroupsFile {
             .iter()
             .find(|g| g.id.is_none() && names[g.name.as_str()] > 1);
         if let Some(g) = ambiguous {
-            return Err(bad_input(format!(
-                "{}: group {:?} is named twice; groups are matched by name, so give each of them its `id`",
-                origin.display(),
-                g.name
-            )));
+            return Err(GroupsFileError::NameTwice {
+                path: path(),
+                name: g.name.clone(),
+            });
         }
         Ok(file)
     }
 }
 
-/// The organization as one fresh pull sees it, with what maps names to ids.
-#[derive(Debug, Clone, Default)]
-pub struct LiveOrg {
-    pub groups: Vec<LiveGroup>,
-    /// Lower-cased e-mail -> users with it.
-    pub emails: BTreeMap<String, Vec<i64>>,
-    pub user_ids: BTreeSet<i64>,
-    pub labels: Labels,
-    /// Workspace name -> ids with it.
-    pub workspace_names: BTreeMap<String, BTreeSet<i64>>,
-}
-
-impl LiveOrg {
-    /// Builds it from pulled teams and users.
-    pub fn new(teams: &[Team], users: &[OrganizationUser]) -> LiveOrg {
-        let mut org = LiveOrg {
-            groups: teams.iter().filter_map(LiveGroup::from_team).collect(),
-            ..LiveOrg::default()
-        };
-        org.groups
-            .sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-        let mut workspaces: BTreeMap<i64, String> = BTreeMap::new();
-        for u in users {
-            let Some(id) = u.id else { continue };
-            org.user_ids.insert(id);
-            if let Some(email) = u.email.as_deref().filter(|e| !e.is_empty()) {
-                org.emails.entry(email.to_lowercase()).or_default().push(id);
-                org.labels.users.insert(id, email.to_string());
-            }
-            for w in &u.workspaces {
-                if let (Some(wid), Some(name)) = (w.id, &w.name) {
-                    workspaces.insert(wid, name.clone());
-                }
-            }
-        }
-        for t in teams {
-            for w in &t.workspaces {
-                if let (Some(wid), Some(name)) = (w.workspace_id, &w.name) {
-                    workspaces.insert(wid, name.clone());
-                }
-            }
-        }
-        for (id, name) in &workspaces {
-            org.workspace_names
-                .entry(name.clone())
-                .or_default()
-                .insert(*id);
-        }
-        org.labels.workspaces = workspaces;
-        org
-    }
-
-    fn member(&self, group: &str, r: &Ref) -> Result<i64, CommandError> {
-        match r {
-            Ref::Id(id) if self.user_ids.contains(id) => Ok(*id),
-            Ref::Id(id) => Err(bad_input(format!(
-                "group {group:?}: member {id} is not a user of the organization"
-            ))),
-            Ref::Name(email) => match self.emails.get(&email.trim().to_lowercase()).map(Vec::as_slice) {
-                Some([id]) => Ok(*id),
-                None | Some([]) => Err(bad_input(format!(
-                    "group {group:?}: unknown member e-mail {email:?}: no user of the organization has it"
-                ))),
-                Some(many) => Err(bad_input(format!(
-                    "group {group:?}: ambiguous member e-mail {email:?}: users {} have it; give the id instead",
-                    join_ids(many)
-                ))),
-            },
-        }
-    }
-
-    fn workspace(&self, group: &str, r: &Ref) -> Result<i64, CommandError> {
-        match r {
-            Ref::Id(id) => Ok(*id),
-            Ref::Name(name) => {
-                let ids: Vec<i64> = self
-                    .workspace_names
-                    .get(name)
-                    .map(|s| s.iter().copied().collect())
-                    .unwrap_or_default();
-                match ids.as_slice() {
-                    [id] => Ok(*id),
-                    [] => Err(bad_input(format!("group {group:?}: unknown workspace {name:?}"))),
-                    many => Err(bad_input(format!(
-                        "group {group:?}: ambiguous workspace {name:?}: workspaces {} have that name; give the id",
-                        join_ids(many)
-                    ))),
-                }
-            }
-        }
-    }
-}
-
-/// One step of a plan.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Create {
-        name: String,
-        body: GroupWrite,
-        members: Vec<i64>,
-    },
-    Update {
-        before: LiveGroup,
-        after: LiveGroup,
-    },
-    Delete {
-        group: LiveGroup,
-    },
-}
-
-impl Action {
-    /// The reviewable diff line: `+ create "X" …`, `~ update "Y": …`, `- delete "Z"`.
-    pub fn line(&self, labels: &Labels) -> String {
-        match self {
-            Action::Create { name, body, .. } => {
-                let mut parts = Vec::new();
-                if let Some(e) = &body.emoji {
-                    parts.push(format!("emoji: {e}"));
-                }
-                let members: Vec<String> = body
-                    .organization_users
-                    .iter()
-                    .flatten()
-                    .map(|u| labels.user(*u))
-                    .collect();
-                parts.push(format!(
-                    "members: {}",
-                    if members.is_empty() {
-                        "(none)".into()
-                    } else {
-                        members.join(", ")
-                    }
-                ));
-                let ws: Vec<String> = body
-                    .workspaces
-                    .iter()
-                    .flatten()
-                    .map(|w| labels.workspace(*w))
-                    .collect();
-                parts.push(format!(
-                    "workspaces: {}",
-                    if ws.is_empty() {
-                        "(none)".into()
-                    } else {
-                        ws.join(", ")
-                    }
-                ));
-                format!("+ create {name:?} {}", parts.join("; "))
-            }
-            Action::Update { before, after } => {
-                let changes =
-                    describe_change(before, after, &|u| labels.user(u), &|w| labels.workspace(w));
-                format!(
-                    "~ update {:?} (id {}): {}",
-                    before.name,
-                    before.id,
-                    changes.join(", ")
-                )
-            }
-            Action::Delete { group } => format!(
-                "- delete {:?} (id {}, {} members)",
-                group.name,
-                group.id,
-                group.members.len()
-            ),
-        }
-    }
-
-    fn order(&self) -> u8 {
-        match self {
-            Action::Create { .. } => 0,
-            Action::Update { .. } => 1,
-            Action::Delete { .. } => 2,
-        }
-    }
-}
-
-/// Pure: what to do to make `org` match `file`, in the safe order (creates, updates, deletes).
-pub fn plan(
-    file: &GroupsFile,
-    org: &LiveOrg,
-    default_workspace: i64,
-) -> Result<Vec<Action>, CommandError> {
-    let mut by_name: BTreeMap<&str, Vec<&LiveGroup>> = BTreeMap::new();
-    for g in &org.groups {
-        by_name.entry(g.name.as_str()).or_default().push(g);
-    }
-    // Live group id -> the name of the [[group]] that describes it.
-    let mut described: BTreeMap<i64, &str> = BTreeMap::new();
-    let mut actions = Vec::new();
-    for spec in &file.groups {
-        let members = spec
-            .members
-            .as_ref()
-            .map(|m| {
-                m.iter()
-                    .map(|r| org.member(&spec.name, r))
-                    .collect::<Result<BTreeSet<i64>, _>>()
-            })
-            .transpose()?;
-        let workspaces = spec
-            .workspaces
-            .as_ref()
-            .map(|w| {
-                w.iter()
-                    .map(|r| org.workspace(&spec.name, r))
-                    .collect::<Result<BTreeSet<i64>, _>>()
-            })
-            .transpose()?;
-        let current: Option<&LiveGroup> = match spec.id {
-            Some(id) => Some(org.groups.iter().find(|g| g.id == id).ok_or_else(|| {
-                bad_input(format!(
-                    "group {:?}: id {id} is not a group of the organization",
-                    spec.name
-                ))
-            })?),
-            None => match by_name.get(spec.name.as_str()).map(Vec::as_slice) {
-                None | Some([]) => None,
-                Some([current]) => Some(*current),
-                Some(many) => {
-                    let ids: Vec<i64> = many.iter().map(|g| g.id).collect();
-                    return Err(CommandError::failed(format!(
-                        "the organization has {} groups named {:?} (ids {}); give the group's `id` in the file, or rename all but one first",
-                        ids.len(),
-                        spec.name,
-                        join_ids(&ids)
-                    )));
-                }
-            },
-        };
-        match current {
-            None => {
-                let members: Vec<i64> = members.unwrap_or_default().into_iter().collect();
-                let workspaces: Vec<i64> = match workspaces {
-                    Some(w) => w.into_iter().collect(),
-                    None => vec![default_workspace],
-                };
-                actions.push(Action::Create {
-                    name: spec.name.clone(),
-                    body: GroupWrite {
-                        emoji: spec.emoji.clone(),
-                        name: Some(spec.name.clone()),
-                        organization_users: Some(members.clone()),
-                        workspaces: Some(workspaces),
-                    },
-                    members,
-                });
-            }
-            Some(current) => {
-                if let Some(other) = described.insert(current.id, spec.name.as_str()) {
-                    return Err(bad_input(format!(
-                        "groups {other:?} and {:?} of the file both describe group {} {:?}; give its `id` to one of them only",
-                        spec.name, current.id, current.name
-                    )));
-                }
-                let mut after = current.clone();
-                // The same name, unless an `id` picked the group: then a rename.
-                after.name = spec.name.clone();
-                if let Some(e) = &spec.emoji {
-                    after.emoji = Some(e.clone());
-                }
-                if let Some(m) = members {
-                    after.members = m;
-                }
-                if let Some(w) = workspaces {
-                    after.workspaces = w;
-                }
-                if after != *current {
-                    actions.push(Action::Update {
-                        before: current.clone(),
-                        after,
-                    });
-                }
-            }
-        }
-    }
-    if file.prune {
-        for g in &org.groups {
-            if !described.contains_key(&g.id) {
-                actions.push(Action::Delete { group: g.clone() });
-            }
-        }
-    }
-    actions.sort_by_key(Action::order);
-    Ok(actions)
-}
-
 /// Runs one `groups` subcommand.
-pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, CommandError> {
+pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, GroupsFileError> {
     let (_, config) = commands::load_config(config_path)?;
     let client = commands::client_for(&config)?;
     if matches!(cmd, GroupsCmd::Apply { .. }) {
@@ -431,7 +243,7 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, Com
         GroupsCmd::Apply { file, yes } => apply(&client, &config, &file, yes).await,
         GroupsCmd::Export { file, force } => {
             if file.exists() && !force {
-                return Err(crate::export::exists(&file, "it"));
+                return Err(crate::export::exists(&file, "it").into());
             }
             let org = pull_live(&client).await?;
             let text = export_text(&org);
@@ -442,13 +254,15 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupsCmd) -> Result<Exit, Com
     }
 }
 
-fn read_file(path: &Path) -> Result<GroupsFile, CommandError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad_input(format!("cannot read {}: {e}", path.display())))?;
+fn read_file(path: &Path) -> Result<GroupsFile, GroupsFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GroupsFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     GroupsFile::parse(&text, path)
 }
 
-async fn pull_live(client: &Client) -> Result<LiveOrg, CommandError> {
+async fn pull_live(client: &Client) -> Result<LiveOrg, GroupsFileError> {
     let teams = client.pull_teams(&mut |_| {}).await?;
     let users = client.pull_users(false, false, &mut |_| {}).await?;
     let teams: Vec<Team> = teams.into_iter().map(|(t, _)| t).collect();
@@ -481,7 +295,7 @@ async fn apply(
     config: &Config,
     file: &Path,
     yes: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupsFileError> {
     let desired = read_file(file)?;
     let org = pull_live(client).await?;
     let actions = plan(&desired, &org, config.api.workspace_id)?;
@@ -491,9 +305,7 @@ async fn apply(
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            return Err(bad_input(
-                "not applying: stdin is not a terminal to confirm on; pass --yes to apply without asking",
-            ));
+            return Err(GroupsFileError::NoTerminal);
         }
         let _ = write!(
             std::io::stderr(),
@@ -505,7 +317,7 @@ async fn apply(
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
             crate::outln!("not applied; nothing was changed");
-            return Err(CommandError::failed("declined; nothing was changed"));
+            return Err(GroupsFileError::Declined);
         }
     }
     // An update reads its group fresh before it writes: two requests.
@@ -523,7 +335,7 @@ async fn apply(
     let mut failure: Option<(usize, String)> = None;
     for (i, action) in actions.iter().enumerate() {
         let line = action.line(&org.labels);
-        let result: Result<(), CommandError> = match action {
+        let result: Result<(), GroupsFileError> = match action {
             Action::Create {
                 name,
                 body,
@@ -532,7 +344,7 @@ async fn apply(
                 Ok(created) => {
                     let id = match created.and_then(|g| g.id) {
                         Some(id) => Ok(id),
-                        None => find_created(client, name, &known).await,
+                        None => find_created(client, name, &known).await.map_err(Into::into),
                     };
                     id.map(|id| {
                         targets.groups.insert(id);
@@ -571,7 +383,9 @@ async fn apply(
         Ok(Exit::Ok)
     } else {
         let done = format!("{} changes were applied", applied.len());
-        refresh_after(client, config, targets, &done).await
+        refresh_after(client, config, targets, &done)
+            .await
+            .map_err(GroupsFileError::from)
     };
     match failure {
         None => {
@@ -582,17 +396,11 @@ async fn apply(
             if let Err(e) = refreshed {
                 crate::errln!("orgmirror: {e}");
             }
-            let mut message = format!("failed: {error}\n");
-            message.push_str(&format!("already applied ({}):\n", applied.len()));
-            for a in &applied {
-                message.push_str(&format!("  {a}\n"));
-            }
-            let rest: Vec<String> = actions[i..].iter().map(|a| a.line(&org.labels)).collect();
-            message.push_str(&format!("not applied ({}):\n", rest.len()));
-            for a in &rest {
-                message.push_str(&format!("  {a}\n"));
-            }
-            Err(CommandError::failed(message.trim_end()))
+            Err(GroupsFileError::Stopped {
+                failed: error,
+                applied,
+                not_applied: actions[i..].iter().map(|a| a.line(&org.labels)).collect(),
+            })
         }
     }
 }
@@ -604,10 +412,10 @@ async fn update_onto_fresh(
     client: &Client,
     before: &LiveGroup,
     after: &LiveGroup,
-) -> Result<BTreeSet<i64>, CommandError> {
+) -> Result<BTreeSet<i64>, GroupsFileError> {
     let fresh = super::fetch_group(client, before.id)
         .await?
-        .ok_or_else(|| CommandError::failed(format!("group {} no longer exists", before.id)))?;
+        .ok_or(GroupError::Gone(before.id))?;
     let next = rebase(before, after, &fresh);
     client.update_group(before.id, &next.as_write()).await?;
     Ok(fresh
@@ -711,16 +519,17 @@ fn toml_string(s: &str) -> String {
 
 /// Writes `text` to `path` through a temporary file; without `force`, refuses (atomically)
 /// a `path` that exists.
-fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), CommandError> {
+fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), GroupsFileError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let fail = |e: &dyn std::fmt::Display| {
-        CommandError::failed(format!("cannot write {}: {e}", path.display()))
+    let fail = |source| GroupsFileError::Write {
+        path: path.to_path_buf(),
+        source,
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-    tmp.write_all(text.as_bytes()).map_err(|e| fail(&e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
     let persisted = if force {
         tmp.persist(path)
     } else {
@@ -728,208 +537,10 @@ fn write_atomically(path: &Path, text: &str, force: bool) -> Result<(), CommandE
     };
     persisted.map_err(|e| {
         if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            crate::export::exists(path, "it")
+            crate::export::exists(path, "it").into()
         } else {
-            fail(&e.error)
+            fail(e.error)
         }
     })?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn org() -> LiveOrg {
-        let groups = vec![
-            LiveGroup {
-                id: 1,
-                name: "Platform".into(),
-                emoji: Some("🚀".into()),
-                members: [10, 11].into(),
-                workspaces: [2001].into(),
-            },
-            LiveGroup {
-                id: 2,
-                name: "Sales \"EU\"\u{7f}".into(),
-                emoji: None,
-                members: [12].into(),
-                workspaces: [2001].into(),
-            },
-        ];
-        let mut org = LiveOrg {
-            groups,
-            ..LiveOrg::default()
-        };
-        for (id, email) in [
-            (10, "ann@example.com"),
-            (11, "bob@example.com"),
-            (13, "dup@example.com"),
-            (14, "DUP@example.com"),
-        ] {
-            org.user_ids.insert(id);
-            org.emails.entry(email.to_lowercase()).or_default().push(id);
-            org.labels.users.insert(id, email.into());
-        }
-        org.user_ids.insert(12);
-        org.labels.workspaces.insert(2001, "Main workspace".into());
-        org.workspace_names
-            .insert("Main workspace".into(), [2001].into());
-        org
-    }
-
-    fn parse(text: &str) -> Result<GroupsFile, CommandError> {
-        GroupsFile::parse(text, Path::new("groups.toml"))
-    }
-
-    #[test]
-    fn export_then_plan_is_empty() {
-        let org = org();
-        let text = export_text(&org);
-        let file = parse(&text).expect(&text);
-        assert_eq!(plan(&file, &org, 2001).expect("plan"), vec![], "{text}");
-    }
-
-    #[test]
-    fn plan_creates_updates_and_prunes_in_order() {
-        let org = org();
-        let file = parse(
-            "prune = true\n[[group]]\nname = \"Platform\"\nmembers = [\"ANN@example.com\", 12]\n\
-             [[group]]\nname = \"New\"\nemoji = \"x\"\nmembers = [\"bob@example.com\"]\nworkspaces = [\"Main workspace\"]\n",
-        )
-        .expect("parses");
-        let actions = plan(&file, &org, 2001).expect("plan");
-        let lines: Vec<String> = actions.iter().map(|a| a.line(&org.labels)).collect();
-        assert_eq!(
-            lines,
-            vec![
-                "+ create \"New\" emoji: x; members: bob@example.com; workspaces: Main workspace"
-                    .to_string(),
-                "~ update \"Platform\" (id 1): +member 12, -member bob@example.com".to_string(),
-                "- delete \"Sales \\\"EU\\\"\\u{7f}\" (id 2, 1 members)".to_string(),
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_and_ambiguous_emails_are_named() {
-        let org = org();
-        let e = plan(
-            &parse("[[group]]\nname = \"X\"\nmembers = [\"nobody@example.com\"]\n").expect("p"),
-            &org,
-            1,
-        )
-        .expect_err("unknown");
-        assert!(
-            e.to_string()
-                .contains("unknown member e-mail \"nobody@example.com\""),
-            "{}",
-            e.to_string()
-        );
-        let e = plan(
-            &parse("[[group]]\nname = \"X\"\nmembers = [\"dup@example.com\"]\n").expect("p"),
-            &org,
-            1,
-        )
-        .expect_err("ambiguous");
-        assert!(
-            e.to_string().contains("ambiguous") && e.to_string().contains("13, 14"),
-            "{}",
-            e.to_string()
-        );
-    }
-
-    #[test]
-    fn duplicate_names_are_errors() {
-        assert!(parse("[[group]]\nname = \"A\"\n[[group]]\nname = \"A\"\n").is_err());
-        assert!(parse("[[group]]\nname = \"A\"\nbogus = 1\n").is_err());
-        let mut org = org();
-        let mut twin = org.groups[0].clone();
-        twin.id = 9;
-        org.groups.push(twin);
-        let e = plan(
-            &parse("[[group]]\nname = \"Platform\"\n").expect("p"),
-            &org,
-            1,
-        )
-        .expect_err("dup");
-        assert!(e.to_string().contains("ids 1, 9"), "{}", e.to_string());
-    }
-
-    #[test]
-    fn groups_of_the_same_name_are_told_apart_by_id() {
-        let mut org = org();
-        let mut twin = org.groups[0].clone();
-        twin.id = 9;
-        twin.members = [12].into();
-        org.groups.push(twin);
-        let text = export_text(&org);
-        assert!(
-            text.contains("id = 1\nname = \"Platform\"") && text.contains("id = 9\n"),
-            "{text}"
-        );
-        assert!(text.contains("id = 2\n"), "every group has its id: {text}");
-        let file = parse(&text).expect(&text);
-        assert_eq!(plan(&file, &org, 2001).expect("plan"), vec![], "{text}");
-
-        // The id picks the group; the name is what it should be called.
-        let file = parse("prune = true\n[[group]]\nid = 9\nname = \"Platform 2\"\n").expect("p");
-        let lines: Vec<String> = plan(&file, &org, 2001)
-            .expect("plan")
-            .iter()
-            .map(|a| a.line(&org.labels))
-            .collect();
-        assert_eq!(
-            lines,
-            vec![
-                "~ update \"Platform\" (id 9): name \"Platform\" -> \"Platform 2\"".to_string(),
-                "- delete \"Platform\" (id 1, 2 members)".to_string(),
-                "- delete \"Sales \\\"EU\\\"\\u{7f}\" (id 2, 1 members)".to_string(),
-            ]
-        );
-    }
-
-    #[test]
-    fn ids_in_the_file_are_checked() {
-        let org = org();
-        let e = parse("[[group]]\nid = 1\nname = \"A\"\n[[group]]\nid = 1\nname = \"B\"\n")
-            .expect_err("id twice");
-        assert!(
-            e.to_string().contains("group id 1 is given twice"),
-            "{}",
-            e.to_string()
-        );
-        let e = parse("[[group]]\nid = 1\nname = \"A\"\n[[group]]\nname = \"A\"\n")
-            .expect_err("a repeated name without its id");
-        assert!(
-            e.to_string().contains("\"A\" is named twice"),
-            "{}",
-            e.to_string()
-        );
-        let e = plan(
-            &parse("[[group]]\nid = 77\nname = \"A\"\n").expect("p"),
-            &org,
-            1,
-        )
-        .expect_err("unknown id");
-        assert!(
-            e.to_string()
-                .contains("id 77 is not a group of the organization"),
-            "{}",
-            e.to_string()
-        );
-        // One group described twice: by its id and by its (current) name.
-        let e = plan(
-            &parse("[[group]]\nid = 1\nname = \"Renamed\"\n[[group]]\nname = \"Platform\"\n")
-                .expect("p"),
-            &org,
-            1,
-        )
-        .expect_err("described twice");
-        assert!(
-            e.to_string().contains("both describe group 1"),
-            "{}",
-            e.to_string()
-        );
-    }
 }

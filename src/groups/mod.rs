@@ -7,9 +7,14 @@
 //! from a fresh read of the group right before it is sent.
 //! **`--dry-run` reads but never writes**: it may GET the group to print the exact body.
 
+mod error;
 pub mod file;
+mod names;
 #[cfg(test)]
 mod tests;
+
+pub use error::GroupError;
+pub use names::MirrorNames;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,7 +23,7 @@ use clap::{Args, Subcommand};
 
 use crate::api::models::{GroupWrite, Team};
 use crate::api::{ApiError, ByIds, Client};
-use crate::commands::{self, CommandError, Exit};
+use crate::commands::{self, Exit};
 use crate::config::Config;
 use crate::model::{is_soft_deleted, Targets};
 use crate::store::Store;
@@ -98,13 +103,8 @@ pub struct DryRun {
     pub dry_run: bool,
 }
 
-/// A command-line value that is wrong (exit 2), naming the value.
-pub(crate) fn bad_input(message: impl std::fmt::Display) -> CommandError {
-    CommandError::usage(message.to_string())
-}
-
 /// Runs one `group` subcommand.
-pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, CommandError> {
+pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, GroupError> {
     let (_, config) = commands::load_config(config_path)?;
     let client = commands::client_for(&config)?;
     // What the API taught the mirror (page sizes, the id filter form) is not asked again.
@@ -177,155 +177,6 @@ pub async fn run(config_path: Option<&Path>, cmd: GroupCmd) -> Result<Exit, Comm
     }
 }
 
-/// A lookup of the mirror: the ids a name (or e-mail) matches.
-type Lookup = fn(&Store, &str) -> Result<Vec<i64>, crate::store::QueryError>;
-
-/// The groups of one exact name, by id.
-const GROUPS_NAMED: Lookup = Store::groups_named;
-
-/// Resolves e-mails, workspace names and group names to ids through the mirror database.
-pub struct MirrorNames {
-    mirror: MirrorState,
-    path: std::path::PathBuf,
-}
-
-/// The mirror as `MirrorNames` found it.
-enum MirrorState {
-    Open(Store),
-    Missing,
-    /// The file exists but cannot be used; the error says why.
-    Unusable(crate::store::StoreError),
-}
-
-impl MirrorNames {
-    /// Opens the mirror read-only if it exists; a missing or unusable mirror only matters
-    /// once a name needs it.
-    pub fn open(config: &Config) -> MirrorNames {
-        let path = config.database.path.clone();
-        let mirror = if path.exists() {
-            match Store::open_read_only(&path) {
-                Ok(store) => MirrorState::Open(store),
-                Err(e) => MirrorState::Unusable(e),
-            }
-        } else {
-            MirrorState::Missing
-        };
-        MirrorNames { mirror, path }
-    }
-
-    fn ids(&self, what: &str, value: &str, lookup: Lookup) -> Result<Vec<i64>, CommandError> {
-        let store = match &self.mirror {
-            MirrorState::Open(store) => store,
-            MirrorState::Missing => {
-                return Err(bad_input(format!(
-                    "cannot look up {what} {value:?}: the mirror database {} does not exist yet; run `orgmirror sync` first or give the id",
-                    self.path.display()
-                )))
-            }
-            // The error names the path (`database PATH: …`).
-            MirrorState::Unusable(e) => {
-                return Err(CommandError::failed(format!(
-                    "cannot look up {what} {value:?} in the mirror: {e}"
-                )))
-            }
-        };
-        lookup(store, value).map_err(|e| {
-            CommandError::failed(format!("looking up {what} {value:?} in the mirror: {e}"))
-        })
-    }
-
-    fn one(&self, what: &str, value: &str, lookup: Lookup) -> Result<i64, CommandError> {
-        let ids = self.ids(what, value, lookup)?;
-        match ids.as_slice() {
-            [id] => Ok(*id),
-            [] => Err(bad_input(format!(
-                "unknown {what} {value:?}: no such {what} in the mirror (run `orgmirror sync` if it is new, or give the id)"
-            ))),
-            many => Err(bad_input(format!(
-                "ambiguous {what} {value:?}: it matches ids {}; give the id instead",
-                join_ids(many)
-            ))),
-        }
-    }
-
-    /// An organization user id, or the user with this e-mail (case-insensitive).
-    pub fn member(&self, value: &str) -> Result<i64, CommandError> {
-        let value = value.trim();
-        if let Ok(id) = value.parse::<i64>() {
-            return Ok(id);
-        }
-        if !value.contains('@') {
-            return Err(bad_input(format!(
-                "member {value:?} is neither an organization user id nor an e-mail address"
-            )));
-        }
-        self.one("member e-mail", value, Store::users_with_email)
-    }
-
-    /// A workspace id, or the workspace with this exact name.
-    pub fn workspace(&self, value: &str) -> Result<i64, CommandError> {
-        let value = value.trim();
-        if let Ok(id) = value.parse::<i64>() {
-            return Ok(id);
-        }
-        self.one("workspace", value, Store::workspaces_named)
-    }
-
-    /// A group id, or the group with this exact name (spaces around it included when a
-    /// group is named so; else without them).
-    pub fn group(&self, value: &str) -> Result<i64, CommandError> {
-        if let Ok(id) = value.trim().parse::<i64>() {
-            return Ok(id);
-        }
-        if value != value.trim() && !self.ids("group", value, GROUPS_NAMED)?.is_empty() {
-            return self.one("group", value, GROUPS_NAMED);
-        }
-        self.one("group", value.trim(), GROUPS_NAMED)
-    }
-
-    /// The ids of the groups the mirror knows by exactly this name (none without a usable
-    /// mirror: this only helps find a created group, and `find_created` refuses to guess).
-    fn groups_named(&self, name: &str) -> Result<Vec<i64>, CommandError> {
-        if !matches!(self.mirror, MirrorState::Open(_)) {
-            return Ok(Vec::new());
-        }
-        self.ids("group", name, GROUPS_NAMED)
-    }
-
-    fn members(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
-        let mut ids: Vec<i64> = Vec::new();
-        for (_, id) in self.members_as_given(values)? {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
-    }
-
-    /// Each non-empty value with the user id it names, in order (not deduplicated).
-    fn members_as_given<'v>(
-        &self,
-        values: &'v [String],
-    ) -> Result<Vec<(&'v str, i64)>, CommandError> {
-        values
-            .iter()
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| Ok((v.as_str(), self.member(v)?)))
-            .collect()
-    }
-
-    fn workspaces(&self, values: &[String]) -> Result<Vec<i64>, CommandError> {
-        let mut ids: Vec<i64> = Vec::new();
-        for v in values.iter().filter(|v| !v.trim().is_empty()) {
-            let id = self.workspace(v)?;
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
-    }
-}
-
 pub(crate) fn join_ids(ids: &[i64]) -> String {
     ids.iter()
         .map(i64::to_string)
@@ -349,11 +200,7 @@ pub(crate) fn groups_path(config: &Config) -> String {
     format!("/organizations/{}/groups", config.api.organization_id)
 }
 
-fn print_dry_run(
-    method: &str,
-    path: &str,
-    body: Option<&GroupWrite>,
-) -> Result<Exit, CommandError> {
+fn print_dry_run(method: &str, path: &str, body: Option<&GroupWrite>) -> Result<Exit, GroupError> {
     crate::outln!("dry run: would send\n{}", request_line(method, path, body));
     crate::outln!("dry run: nothing was written (a dry run may read, never writes)");
     Ok(Exit::Ok)
@@ -421,8 +268,8 @@ fn is_not_found(e: &ApiError) -> bool {
     matches!(e, ApiError::Status { status: 404, .. })
 }
 
-fn not_found(id: i64) -> CommandError {
-    CommandError::failed(format!("group {id} does not exist"))
+fn not_found(id: i64) -> GroupError {
+    GroupError::NoSuchGroup(id)
 }
 
 /// Refreshes the mirror for `targets` after a write, prints the run and delivers its
@@ -433,18 +280,19 @@ pub(crate) async fn refresh_after(
     config: &Config,
     targets: Targets,
     done: &str,
-) -> Result<Exit, CommandError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        CommandError::failed(format!(
-            "{done}, but the mirror was not refreshed: {e}; the next `orgmirror sync` will record the change"
-        ))
+) -> Result<Exit, GroupError> {
+    let failed = |cause: Box<dyn std::error::Error + Send + Sync>| GroupError::NotRefreshed {
+        done: done.to_string(),
+        cause,
     };
-    let mut store = commands::open_store(config).map_err(|e| failed(&e))?;
+    let mut store = commands::open_store(config).map_err(|e| failed(e.into()))?;
     let report = sync::refresh(client, &mut store, config, targets)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(e.into()))?;
     drop(store);
-    let report = report.into_result().map_err(|run| failed(&run.error))?;
+    let report = report
+        .into_result()
+        .map_err(|run| failed(run.error.into()))?;
     commands::print_report(&report);
     // The secrets were found before the write; the alerts are queued whatever happens here.
     match crate::alerts::deliver::Deliverer::new(config) {
@@ -462,9 +310,9 @@ async fn create(
     members: &[String],
     workspaces: &[String],
     dry_run: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupError> {
     if name.trim().is_empty() {
-        return Err(bad_input("--name must not be empty"));
+        return Err(GroupError::EmptyName);
     }
     let names = MirrorNames::open(config);
     let members = names.members(members)?;
@@ -504,12 +352,15 @@ pub(crate) async fn find_created(
     client: &Client,
     name: &str,
     known: &[i64],
-) -> Result<i64, CommandError> {
-    let teams = client.pull_teams(&mut |_| {}).await.map_err(|e| {
-        CommandError::failed(format!(
-            "group {name:?} was created, but finding its id failed: {e}"
-        ))
-    })?;
+) -> Result<i64, GroupError> {
+    let teams =
+        client
+            .pull_teams(&mut |_| {})
+            .await
+            .map_err(|source| GroupError::CreatedIdLost {
+                name: name.to_string(),
+                source: Box::new(source),
+            })?;
     let ids: Vec<i64> = teams
         .iter()
         .filter(|(t, _)| t.name.as_deref() == Some(name))
@@ -518,13 +369,11 @@ pub(crate) async fn find_created(
         .collect();
     match ids.as_slice() {
         [id] => Ok(*id),
-        [] => Err(CommandError::failed(format!(
-            "group {name:?} was created, but no group of that name is listed; run `orgmirror sync`"
-        ))),
-        many => Err(CommandError::failed(format!(
-            "group {name:?} was created, but groups {} all have that name, so its id is unknown; run `orgmirror sync`",
-            join_ids(many)
-        ))),
+        [] => Err(GroupError::CreatedNotListed(name.to_string())),
+        _ => Err(GroupError::CreatedAmbiguous {
+            name: name.to_string(),
+            ids,
+        }),
     }
 }
 
@@ -627,14 +476,12 @@ async fn update(
     group: &str,
     change: UpdateRequest,
     dry_run: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupError> {
     if change.is_empty() {
-        return Err(bad_input(
-            "nothing to update: give --name, --emoji, --add-member, --remove-member, --members or --workspaces",
-        ));
+        return Err(GroupError::NothingToUpdate);
     }
     if change.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(bad_input("--name must not be empty"));
+        return Err(GroupError::EmptyName);
     }
     let names = MirrorNames::open(config);
     let id = names.group(group)?;
@@ -643,9 +490,11 @@ async fn update(
     // Removal would win silently (see `apply_change`); the command line contradicts itself.
     for (added, user) in &add {
         if let Some((removed, _)) = remove.iter().find(|(_, r)| r == user) {
-            return Err(bad_input(format!(
-                "user {user} is both added and removed (--add-member {added:?}, --remove-member {removed:?}); keep only one of the two"
-            )));
+            return Err(GroupError::AddedAndRemoved {
+                user: *user,
+                added: added.to_string(),
+                removed: removed.to_string(),
+            });
         }
     }
     let add: Vec<i64> = add.into_iter().map(|(_, u)| u).collect();
@@ -725,7 +574,7 @@ async fn delete(
     config: &Config,
     group: &str,
     dry_run: bool,
-) -> Result<Exit, CommandError> {
+) -> Result<Exit, GroupError> {
     let names = MirrorNames::open(config);
     let id = names.group(group)?;
     let path = format!(

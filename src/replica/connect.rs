@@ -33,9 +33,7 @@ impl Target {
         pg: &PostgresReplicaConfig,
         password: Option<SecretString>,
     ) -> Result<Target, ReplicaError> {
-        let mut config = pg
-            .driver_config()
-            .map_err(|(field, message)| ReplicaError::Config(format!("{field}: {message}")))?;
+        let mut config = pg.driver_config()?;
         if let Some(p) = &password {
             config.password(p.expose_secret().as_bytes());
         }
@@ -106,24 +104,22 @@ impl Target {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &self.ca_file {
             use rustls::pki_types::pem::PemObject;
-            let bad = |message: String| {
-                ReplicaError::Config(format!(
-                    "replica.postgres.ca_file: {}: {message}",
-                    path.display()
-                ))
+            let bad = |source: Box<dyn std::error::Error + Send + Sync>| ReplicaError::CaFile {
+                path: path.clone(),
+                source,
             };
             let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| bad(e.into()))?;
             for cert in certs {
                 roots
-                    .add(cert.map_err(|e| bad(e.to_string()))?)
-                    .map_err(|e| bad(e.to_string()))?;
+                    .add(cert.map_err(|e| bad(e.into()))?)
+                    .map_err(|e| bad(e.into()))?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| ReplicaError::Config(format!("TLS: {e}")))?
+            .map_err(ReplicaError::Tls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
@@ -162,9 +158,11 @@ pub fn password_from(
     if let Some(dir) = var("CREDENTIALS_DIRECTORY").filter(|d| !d.trim().is_empty()) {
         let path = std::path::Path::new(&dir).join(PASSWORD_CREDENTIAL);
         if path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ReplicaError::Config(format!("cannot read credential {}: {e}", path.display()))
-            })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ReplicaError::Credential {
+                    path: path.clone(),
+                    source,
+                })?;
             let password = text.trim_end_matches(['\n', '\r']).to_string();
             return Ok(Some(SecretString::from(password)));
         }

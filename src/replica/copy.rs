@@ -169,9 +169,7 @@ pub(super) async fn send(
                     .await
                     .map_err(|e| target.error(&format!("COPY of {part:?} failed"), e))?;
                 if copied != rows {
-                    return Err(ReplicaError::Diverged(format!(
-                        "{part:?}: the server took {copied} rows of {rows}"
-                    )));
+                    return Err(ReplicaError::CopiedRows { part, copied, rows });
                 }
                 if part == ReplicaPart::Closings {
                     // Fresh statistics, so that the join below looks the few rows up by key
@@ -190,9 +188,7 @@ pub(super) async fn send(
                         .await
                         .map_err(|e| target.error("cannot close intervals", e))?;
                     if closed != rows {
-                        return Err(ReplicaError::Diverged(format!(
-                            "the run closes {rows} intervals, of which the replica holds {closed} open"
-                        )));
+                        return Err(ReplicaError::ClosedIntervals { rows, closed });
                     }
                 }
                 total += rows;

@@ -39,8 +39,24 @@ const SCHEMA_SQL: &str = include_str!("schema.sql");
 /// Why a replication attempt stopped; the mirror is unaffected either way.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
-    #[error("invalid config: {0}")]
-    Config(String),
+    /// `[replica.postgres]` as written cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("invalid config: replica.postgres.ca_file: {}: {source}", .path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("invalid config: TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    /// The replica's password (`$CREDENTIALS_DIRECTORY/postgres_password`).
+    #[error("invalid config: cannot read credential {}: {source}", .path.display())]
+    Credential {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: replica.postgres.schema: schema {schema} was set up by a newer orgmirror (replica schema version {version}); upgrade orgmirror")]
+    NewerSchema { schema: String, version: i32 },
     #[error("PostgreSQL replica {target}: cannot connect: {message}")]
     Connect { target: String, message: String },
     #[error("PostgreSQL replica {target}: {context}: {message}")]
@@ -52,17 +68,47 @@ pub enum ReplicaError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The replica holds runs of another mirror under this organization id.
-    #[error("{0}")]
-    Foreign(String),
-    /// What the replica holds does not fit the run being applied (changed by hand?).
-    #[error("the replica no longer matches the mirror: {0}; nothing of this run was applied (see `orgmirror replicate --verify`)")]
-    Diverged(String),
-    /// The mirror could not be read (its reader thread stopped).
-    #[error("cannot read the mirror: {0}")]
-    Mirror(String),
-    /// Another replicator kept moving the progress, or none has run yet (verify).
-    #[error("{0}")]
-    Progress(String),
+    #[error(
+        "PostgreSQL replica {target} (schema {schema}) holds organization {organization} up to run \
+         {run}, which is not this mirror's (run {run} started at {} there, {} here): another \
+         mirror file replicates this organization into this schema. Use another \
+         replica.postgres.schema, or delete the organization's rows there (every table's rows \
+         WHERE organization_id = {organization}) to bootstrap it from this mirror",
+        .replica_started_at.as_deref().unwrap_or("no such run"),
+        .mirror_started_at.as_deref().unwrap_or("no such run")
+    )]
+    Foreign {
+        target: String,
+        schema: String,
+        organization: i64,
+        run: i64,
+        replica_started_at: Option<String>,
+        mirror_started_at: Option<String>,
+    },
+    /// The server took fewer (or more) rows of a part than were sent (changed by hand?).
+    #[error("the replica no longer matches the mirror: {part:?}: the server took {copied} rows of {rows}; {DIVERGED}")]
+    CopiedRows {
+        part: crate::store::ReplicaPart,
+        copied: u64,
+        rows: u64,
+    },
+    /// The intervals a run closes are not all open in the replica (changed by hand?).
+    #[error("the replica no longer matches the mirror: the run closes {rows} intervals, of which the replica holds {closed} open; {DIVERGED}")]
+    ClosedIntervals { rows: u64, closed: u64 },
+    /// The mirror's reader is gone (a task that stopped took it).
+    #[error("cannot read the mirror: it is not open")]
+    MirrorClosed,
+    /// The mirror's reader task stopped (`doing` says when).
+    #[error("cannot read the mirror: {doing}: {source}")]
+    MirrorTask {
+        doing: &'static str,
+        source: tokio::task::JoinError,
+    },
+    #[error("another replicator kept moving this organization's progress; try again")]
+    KeptMoving,
+    /// `replicate --verify` before anything was replicated.
+    #[error("the replica holds nothing of organization {0} yet; run `orgmirror replicate`")]
+    NothingReplicated(i64),
     /// `orgmirror replicate` with no replica configured.
     #[error(
         "no [replica.postgres] in the config: add url (and schema) to replicate into PostgreSQL"
@@ -72,6 +118,9 @@ pub enum ReplicaError {
     #[error("the replica differs from the mirror in {0} view(s) (above); delete the organization's rows in PostgreSQL to bootstrap it anew")]
     Differs(usize),
 }
+
+/// What a replica that no longer matches its mirror is told.
+const DIVERGED: &str = "nothing of this run was applied (see `orgmirror replicate --verify`)";
 
 impl ReplicaError {
     /// The reason alone, without the replica's URL (for `status`, which shows it already).
@@ -211,10 +260,7 @@ pub async fn catch_up(
         if moved {
             conflicts += 1;
             if conflicts > 10 {
-                return Err(ReplicaError::Progress(
-                    "another replicator kept moving this organization's progress; try again"
-                        .to_string(),
-                ));
+                return Err(ReplicaError::KeptMoving);
             }
         }
         if store.is_none() {
@@ -264,7 +310,7 @@ async fn apply(
         Err(e) => return (store, Err(target.error("cannot read the progress", e))),
     }
     let Some(mut store) = store else {
-        return (None, Err(ReplicaError::Mirror("it is not open".into())));
+        return (None, Err(ReplicaError::MirrorClosed));
     };
     let (out, mut pieces) = mpsc::channel(copy::QUEUE);
     let parts_owned = parts.to_vec();
@@ -277,9 +323,12 @@ async fn apply(
     drop(pieces);
     let (store, read) = match reader.await {
         Ok((store, read)) => (Some(store), read.map_err(ReplicaError::from)),
-        Err(e) => (
+        Err(source) => (
             None,
-            Err(ReplicaError::Mirror(format!("the reader stopped: {e}"))),
+            Err(ReplicaError::MirrorTask {
+                doing: "the reader stopped",
+                source,
+            }),
         ),
     };
     let result = async {
@@ -339,17 +388,14 @@ fn check_same_mirror(
     if replica.is_some() && replica == mirror_at {
         return Ok(());
     }
-    let show = |t: Option<String>| t.unwrap_or_else(|| "no such run".to_string());
-    Err(ReplicaError::Foreign(format!(
-        "PostgreSQL replica {} (schema {}) holds organization {organization} up to run {run}, which is not this mirror's \
-         (run {run} started at {} there, {} here): another mirror file replicates this organization into this schema. \
-         Use another replica.postgres.schema, or delete the organization's rows there \
-         (every table's rows WHERE organization_id = {organization}) to bootstrap it from this mirror",
-        target.display,
-        target.schema,
-        show(replica.map(crate::clock::format_utc)),
-        show(mirror.map(str::to_string)),
-    )))
+    Err(ReplicaError::Foreign {
+        target: target.display.clone(),
+        schema: target.schema.clone(),
+        organization,
+        run,
+        replica_started_at: replica.map(crate::clock::format_utc),
+        mirror_started_at: mirror.map(str::to_string),
+    })
 }
 
 /// Creates or upgrades the replica's schema when it is older than [`SCHEMA_VERSION`], and
@@ -369,10 +415,10 @@ async fn ensure_schema(
         return Ok(());
     }
     if version.is_some_and(|v| v > SCHEMA_VERSION) {
-        return Err(ReplicaError::Config(format!(
-            "replica.postgres.schema: schema {schema} was set up by a newer orgmirror (replica schema version {}); upgrade orgmirror",
-            version.unwrap_or_default()
-        )));
+        return Err(ReplicaError::NewerSchema {
+            schema: schema.clone(),
+            version: version.unwrap_or_default(),
+        });
     }
     let tx = client
         .transaction()
@@ -436,7 +482,10 @@ async fn open_mirror(path: &Path) -> Result<Store, ReplicaError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || Store::open_read_only(&path))
         .await
-        .map_err(|e| ReplicaError::Mirror(format!("cannot open it: {e}")))?
+        .map_err(|source| ReplicaError::MirrorTask {
+            doing: "cannot open it",
+            source,
+        })?
         .map_err(ReplicaError::from)
 }
 
@@ -446,14 +495,17 @@ async fn with_store<T: Send + 'static>(
     f: impl FnOnce(&mut Store) -> T + Send + 'static,
 ) -> Result<(Store, T), ReplicaError> {
     let Some(mut store) = store else {
-        return Err(ReplicaError::Mirror("it is not open".into()));
+        return Err(ReplicaError::MirrorClosed);
     };
     tokio::task::spawn_blocking(move || {
         let t = f(&mut store);
         (store, t)
     })
     .await
-    .map_err(|e| ReplicaError::Mirror(format!("the reader stopped: {e}")))
+    .map_err(|source| ReplicaError::MirrorTask {
+        doing: "the reader stopped",
+        source,
+    })
 }
 
 /// After run `run_id`: replicates it (and whatever the replica misses) when a replica is

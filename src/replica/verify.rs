@@ -69,9 +69,7 @@ pub async fn verify(
     super::ensure_schema(&target, &mut client).await?;
     let organization = config.api.organization_id;
     let Some((at, _)) = super::progress_of(&target, &client, organization).await? else {
-        return Err(ReplicaError::Progress(format!(
-            "the replica holds nothing of organization {organization} yet; run `orgmirror replicate`"
-        )));
+        return Err(ReplicaError::NothingReplicated(organization));
     };
     let mut store = Some(open_mirror(&config.database.path).await?);
     let mut checks = Vec::new();

@@ -24,7 +24,6 @@ mod write;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -547,18 +546,33 @@ impl Store {
         if self.writer_lock.is_some() {
             return Ok(());
         }
-        let lock_path = lock_path(&self.path);
-        let file = self.open_lock_file(&lock_path)?;
-        // SAFETY: flock on a file descriptor we own; it is released when `file` is closed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
+        let Some(file) = self.take_lock("the writer lock", crate::lockfile::flock)? else {
             return Err(StoreError::Locked {
                 path: self.path.clone(),
-                lock: lock_path,
+                lock: lock_path(&self.path),
             });
-        }
+        };
         self.writer_lock = Some(file);
         Ok(())
+    }
+
+    /// Opens `<path>.lock` and takes a lock on it with `take` (`what` names it in errors);
+    /// `None` when another process holds it.
+    fn take_lock(
+        &self,
+        what: &str,
+        take: impl FnOnce(&File) -> std::io::Result<bool>,
+    ) -> Result<Option<File>, StoreError> {
+        let lock_path = lock_path(&self.path);
+        let file = self.open_lock_file(&lock_path)?;
+        match take(&file) {
+            Ok(true) => Ok(Some(file)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(StoreError::Io {
+                path: lock_path,
+                message: format!("cannot take {what}: {e}"),
+            }),
+        }
     }
 
     fn open_lock_file(&self, lock_path: &Path) -> Result<File, StoreError> {
@@ -588,30 +602,13 @@ impl Store {
         if self.daemon_lock.is_some() {
             return Ok(());
         }
-        let lock_path = lock_path(&self.path);
-        let file = self.open_lock_file(&lock_path)?;
-        // SAFETY: an all-zero flock is a valid value of this plain C struct.
-        let mut range: libc::flock = unsafe { std::mem::zeroed() };
-        range.l_type = libc::F_WRLCK as libc::c_short;
-        range.l_whence = libc::SEEK_SET as libc::c_short;
-        range.l_start = 1;
-        range.l_len = 1;
-        // SAFETY: F_OFD_SETLK on a descriptor we own, with a valid flock; the lock goes
-        // with the open file description, released when `file` is closed.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
-                Some(libc::EAGAIN | libc::EACCES) => StoreError::DaemonRunning {
-                    path: self.path.clone(),
-                    lock: lock_path,
-                },
-                _ => StoreError::Io {
-                    path: lock_path,
-                    message: format!("cannot lock: {err}"),
-                },
+        let take = |file: &File| crate::lockfile::lock_byte(file, DAEMON_LOCK_BYTE);
+        let Some(file) = self.take_lock("the daemon lock", take)? else {
+            return Err(StoreError::DaemonRunning {
+                path: self.path.clone(),
+                lock: lock_path(&self.path),
             });
-        }
+        };
         self.daemon_lock = Some(file);
         Ok(())
     }
@@ -626,7 +623,7 @@ impl Store {
     /// with the age after which the mirror counts as stale (`mirror_freshness`).
     /// Does not wait when another connection (a BI tool writing, `sqlite3`) holds SQLite's
     /// write lock: it fails at once with an error for which [`StoreError::is_busy`] holds,
-    /// so that an async caller can wait asleep (`sync::begin_run`).
+    /// so that an async caller can wait asleep ([`retry_while_busy`]).
     pub fn begin_run(
         &mut self,
         kind: &str,
@@ -1039,6 +1036,39 @@ fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         source,
     }
 }
+
+/// How long [`retry_while_busy`] sleeps between two tries.
+const BUSY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Calls `attempt` until it does not fail for another writer (SQLite's write lock held by
+/// another connection, or the writer lock by another process) or `patience` is spent,
+/// sleeping between tries: asleep, not in SQLite's busy handler, so that an async caller
+/// (the daemon's loop) goes on pinging the watchdog and hearing stop signals meanwhile.
+/// `waiting` hears the first such error, when the wait begins.
+pub async fn retry_while_busy<T>(
+    patience: Duration,
+    mut attempt: impl FnMut() -> Result<T, StoreError>,
+    waiting: impl FnOnce(&StoreError),
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let mut waiting = Some(waiting);
+    loop {
+        match attempt() {
+            Err(e) if (e.is_busy() || e.is_locked()) && started.elapsed() < patience => {
+                if let Some(waiting) = waiting.take() {
+                    waiting(&e);
+                }
+                tokio::time::sleep(BUSY_PAUSE).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The byte of `<path>.lock` the daemon lock is on (`Store::lock_daemon`).
+const DAEMON_LOCK_BYTE: i64 = 1;
+/// The byte of `<path>.lock` the alert delivery lock is on (`Store::lock_delivery`).
+const DELIVERY_LOCK_BYTE: i64 = 2;
 
 /// `<db>.lock`.
 pub fn lock_path(db: &Path) -> PathBuf {

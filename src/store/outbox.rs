@@ -5,12 +5,10 @@
 //! (`store::health`). The deliverer (`crate::alerts`) sends them after the commit and
 //! records each outcome. A row with `delivered_at` set is never selected for sending again.
 
-use std::os::unix::io::AsRawFd;
-
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::{lock_path, sqlite_error, Store, StoreError};
+use super::{sqlite_error, Store, StoreError};
 
 /// What the store needs of the alert rules to queue a run's events, and the health alerts
 /// the mirror's state calls for (`Store::queue_health_alerts`).
@@ -329,26 +327,9 @@ impl Store {
 
     /// Takes the delivery lock unless another process holds it (then `None`).
     pub fn lock_delivery(&self) -> Result<Option<DeliveryLock>, StoreError> {
-        let lock = lock_path(&self.path);
-        let file = self.open_lock_file(&lock)?;
-        // SAFETY: an all-zero flock is a valid value of this plain C struct.
-        let mut range: libc::flock = unsafe { std::mem::zeroed() };
-        range.l_type = libc::F_WRLCK as libc::c_short;
-        range.l_whence = libc::SEEK_SET as libc::c_short;
-        range.l_start = 2;
-        range.l_len = 1;
-        // SAFETY: F_OFD_SETLK on a descriptor we own, with a valid flock.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) };
-        if rc == 0 {
-            return Ok(Some(DeliveryLock { _file: file }));
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN | libc::EACCES) => Ok(None),
-            _ => Err(StoreError::Io {
-                path: lock,
-                message: format!("cannot take the alert delivery lock: {err}"),
-            }),
-        }
+        let take =
+            |file: &std::fs::File| crate::lockfile::lock_byte(file, super::DELIVERY_LOCK_BYTE);
+        let lock = self.take_lock("the alert delivery lock", take)?;
+        Ok(lock.map(|file| DeliveryLock { _file: file }))
     }
 }

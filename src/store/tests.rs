@@ -473,3 +473,48 @@ fn a_mirror_from_before_the_published_role_fields_migrates_without_a_change() {
         .unwrap();
     assert_eq!(run(&mut store, &again, "2026-01-02T00:00:00Z"), 0);
 }
+
+#[tokio::test]
+async fn a_busy_database_is_tried_again_until_the_patience_is_spent() {
+    let locked = || StoreError::Locked {
+        path: PathBuf::from("m.sqlite"),
+        lock: PathBuf::from("m.sqlite.lock"),
+    };
+    // Busy twice, then free: the value, after one word that it waits.
+    let (mut tries, mut said) = (0, 0);
+    let got = retry_while_busy(
+        Duration::from_secs(60),
+        || {
+            tries += 1;
+            if tries < 3 {
+                Err(locked())
+            } else {
+                Ok(tries)
+            }
+        },
+        |e| {
+            assert!(e.is_locked());
+            said += 1;
+        },
+    )
+    .await;
+    assert_eq!((got.unwrap(), said), (3, 1));
+    // Another error is not waited on.
+    let mut tries = 0;
+    let got: Result<(), _> = retry_while_busy(
+        Duration::from_secs(60),
+        || {
+            tries += 1;
+            Err(StoreError::Io {
+                path: PathBuf::from("m.sqlite"),
+                message: "disk full".into(),
+            })
+        },
+        |_| panic!("no wait"),
+    )
+    .await;
+    assert!(matches!(got, Err(StoreError::Io { .. })) && tries == 1);
+    // No patience: the busy error itself.
+    let got: Result<(), _> = retry_while_busy(Duration::ZERO, || Err(locked()), |_| {}).await;
+    assert!(got.unwrap_err().is_locked());
+}

@@ -22,11 +22,11 @@ pub fn open_store(config: &Config) -> Result<Store, StoreError> {
 }
 
 /// The daemon's database: one daemon per database while this is held.
-pub struct Mirror {
+pub struct DaemonStore {
     store: Store,
 }
 
-impl Mirror {
+impl DaemonStore {
     /// Opens the database and takes the daemon lock (the writer lock is only held by runs).
     pub fn open_for_daemon(config: &Config) -> Result<Self, StoreError> {
         let mut store = open_store(config)?;
