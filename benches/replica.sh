@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The PostgreSQL replica's benchmark (`orgmirror bench --postgres URL`) against a throwaway
+# The PostgreSQL replica's benchmark (`orgmirror-bench --postgres URL`) against a throwaway
 # PostgreSQL cluster with default durability settings, started here and removed afterwards.
 #   benches/replica.sh [SIZES]        # default 10000,100000; needs Debian's postgresql package
 # Writes bench-results/replica.json (or $BENCH_OUT) and prints a table: a first sync's
 # replication against the sync's own time, a churn run's replication, and a bootstrap's rows
-# per second. With $ORGMIRROR set to a built binary, that one is used instead of a release build.
+# per second. With $ORGMIRROR set to a built orgmirror binary, that one is measured (by the
+# orgmirror-bench beside it) instead of a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes="${1:-10000,100000}"
@@ -23,5 +24,6 @@ echo "$password" > "$dir/pw" && [ "${#as[@]}" = 0 ] || chown nobody "$dir/pw"
 trap '"${as[@]}" "$bin_dir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; rm -rf "$dir"' EXIT
 orgmirror="${ORGMIRROR:-}"
 if [ -z "$orgmirror" ]; then cargo build --release --quiet; orgmirror=target/release/orgmirror; fi
-PGPASSWORD=$password "$orgmirror" bench --postgres "postgres://orgmirror@127.0.0.1:$port/postgres" \
+PGPASSWORD=$password "$(dirname "$orgmirror")/orgmirror-bench" --orgmirror "$orgmirror" \
+  --postgres "postgres://orgmirror@127.0.0.1:$port/postgres" \
   --sizes "$sizes" --out "${BENCH_OUT:-bench-results/replica.json}"

@@ -10,9 +10,9 @@ use secrecy::SecretString;
 use crate::api::Client;
 use crate::commands::{print_report, CommandError, Exit};
 use crate::config::{Config, Credentials, LogFormat};
-use crate::fake::{FakeOptions, FakeServer};
 use crate::store::{demo_questions, DemoQuestion, Field, QueryError, Store, StoreOptions};
 use crate::sync::{self, SyncOptions};
+use orgmirror_fake::{FakeOptions, FakeServer};
 
 /// Why the demo could not be told.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,8 @@ fn remove_database(db: &Path) -> Result<(), DemoError> {
         let store = Store::open_read_only(db).map_err(|_| DemoError::NotADatabase {
             db: db.to_path_buf(),
         })?;
-        let demo = store.is_demo_database(crate::fake::FIRST_USER_ID, crate::fake::DEMO_EMAIL);
+        let demo =
+            store.is_demo_database(orgmirror_fake::FIRST_USER_ID, orgmirror_fake::DEMO_EMAIL);
         if !demo.unwrap_or(false) {
             return Err(DemoError::NotADemo {
                 db: db.to_path_buf(),
@@ -174,17 +175,16 @@ fn change_the_organization(server: &FakeServer) -> Story {
     let name_of = |id: i64| org.user(id).map(|u| u.name).unwrap_or_default();
 
     // The busiest group gets renamed, gains a member and loses one.
-    let group = groups
+    let busiest = groups
         .iter()
-        .copied()
-        .max_by_key(|g| org.group_members(*g).len())
+        .filter_map(|&g| org.group(g))
+        .max_by_key(|g| g.members.len())
         .unwrap_or_default();
-    let old_name = org.group(group).map(|g| g.name).unwrap_or_default();
+    let (group, old_name, members) = (busiest.id, busiest.name, busiest.members);
     org.rename_group(group, "Platform Team 🚀");
     lines.push(format!(
         "group {group} \"{old_name}\" was renamed to \"Platform Team 🚀\""
     ));
-    let members = org.group_members(group);
     if let Some(&leaver) = members.first() {
         org.leave_group(group, leaver);
         lines.push(format!("{} left it", name_of(leaver)));
@@ -206,7 +206,7 @@ fn change_the_organization(server: &FakeServer) -> Story {
         .copied()
         .skip(1)
         .filter(|&u| u != rate_user && Some(&u) != users.last())
-        .find(|&u| org.user_record(u).is_some_and(|r| !r.admin));
+        .find(|&u| org.user(u).is_some_and(|r| !r.admin));
     if let Some(admin) = promoted {
         org.set_admin(admin, true);
         lines.push(format!("{} became an admin", name_of(admin)));

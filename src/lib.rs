@@ -17,7 +17,6 @@ pub mod demo;
 pub mod diff;
 pub mod exit;
 pub mod export;
-pub mod fake;
 pub mod groups;
 pub(crate) mod lockfile;
 pub mod logging;

@@ -9,8 +9,6 @@ use clap::{Parser, Subcommand};
 use orgmirror::commands::{self, CommandError, Exit};
 use orgmirror::exit::{self, Error};
 
-mod bench;
-
 /// Mirrors a Toggl Focus organization into SQLite and keeps the history of every change.
 #[derive(Parser)]
 #[command(name = "orgmirror", version, about)]
@@ -125,15 +123,15 @@ enum Command {
         /// focus: as the real Focus API is reported to answer (Bearer toggl_sk_ keys, at most
         /// 100 per page, `data` envelopes, JSON errors); seed: exactly as the reference page shows.
         #[arg(long, default_value = "focus")]
-        profile: orgmirror::fake::FakeProfile,
+        profile: orgmirror_fake::FakeProfile,
         /// The key (API key and token) expires after N requests, or Ns seconds: then 401
         /// "API key expired".
         #[arg(long, value_name = "N|Ns")]
-        key_expires_after: Option<orgmirror::fake::KeyExpiry>,
+        key_expires_after: Option<orgmirror_fake::KeyExpiry>,
         /// Features the organization's plan lacks (rates,working_hours,custom_fields):
         /// asking for one gets 402.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
-        plan_lacks: Vec<orgmirror::fake::PlanFeature>,
+        plan_lacks: Vec<orgmirror_fake::PlanFeature>,
         /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks"])]
         replay: Option<PathBuf>,
@@ -153,8 +151,6 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Benchmark: sync vs. a bare fetch-and-parse floor against the built-in fake, as JSON.
-    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -195,18 +191,6 @@ fn main() -> ExitCode {
             Command::Check { json } => orgmirror::check::run(config, json, exit::check).await?,
             Command::Group(cmd) => orgmirror::groups::run(config, cmd).await?,
             Command::Groups(cmd) => orgmirror::groups::file::run(config, cmd).await?,
-            Command::Bench(args) => match bench::run(args).await {
-                Ok(exit) => exit,
-                Err(bench::BenchError::Command(e)) => return Err(e.into()),
-                // Dev tooling's own errors: an argument (2) or a failure (1).
-                Err(e) => {
-                    orgmirror::errln!("orgmirror: {e}");
-                    match e {
-                        bench::BenchError::Usage(_) => Exit::Config,
-                        _ => Exit::Failed,
-                    }
-                }
-            },
             Command::Alerts(cmd) => {
                 let (_, config) = commands::load_config(config)?;
                 orgmirror::alerts::cli::run(&config, cmd, orgmirror::sync::open_store).await?;
@@ -224,8 +208,8 @@ fn main() -> ExitCode {
                 ..
             } => {
                 let recording =
-                    orgmirror::fake::replay::Recording::read(&dir).map_err(CommandError::Replay)?;
-                orgmirror::fake::replay::serve_cli(listen, recording)
+                    orgmirror::api::replay::Recording::read(&dir).map_err(CommandError::Replay)?;
+                orgmirror::api::replay::serve_cli(listen, recording)
                     .await
                     .map_err(|e| CommandError::FakeApi(e.into()))?;
                 Exit::Ok
@@ -240,7 +224,7 @@ fn main() -> ExitCode {
                 plan_lacks,
                 replay: None,
             } => {
-                let opts = orgmirror::fake::FakeOptions {
+                let opts = orgmirror_fake::FakeOptions {
                     users,
                     seed,
                     per_page_cap,
@@ -249,7 +233,7 @@ fn main() -> ExitCode {
                     plan_lacks,
                     ..Default::default()
                 };
-                orgmirror::fake::serve_cli(listen, opts)
+                orgmirror_fake::serve_cli(listen, opts)
                     .await
                     .map_err(|e| CommandError::FakeApi(e.into()))?;
                 Exit::Ok
@@ -277,14 +261,14 @@ enum UsersError {
     OutOfRange { n: usize, min: usize, max: usize },
 }
 
-/// A number of fake users from `MIN` to [`orgmirror::fake::MAX_USERS`] (more would not fit
+/// A number of fake users from `MIN` to [`orgmirror_fake::MAX_USERS`] (more would not fit
 /// in memory: the fake holds its organization whole).
 fn users_between<const MIN: usize>(text: &str) -> Result<usize, UsersError> {
     let n: usize = text
         .trim()
         .parse()
         .map_err(|_| UsersError::NotANumber(text.to_string()))?;
-    let max = orgmirror::fake::MAX_USERS;
+    let max = orgmirror_fake::MAX_USERS;
     if (MIN..=max).contains(&n) {
         Ok(n)
     } else {

@@ -34,6 +34,7 @@ mod lists;
 pub mod models;
 pub mod paging;
 pub mod probe;
+pub mod replay;
 mod transport;
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! read what a run diffs against, and commit a run in one transaction.
 
 mod asof;
-mod bench;
 mod canned;
 mod changes;
 mod clock;
@@ -15,7 +14,6 @@ mod lookup;
 mod outbox;
 mod read_only;
 mod replica;
-mod respace;
 mod rows;
 mod setup;
 mod sql_types;
@@ -33,7 +31,6 @@ use crate::diff::Diff;
 use crate::model::{Entity, EntityKey, StoredHashes, StoredState};
 
 pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
-pub use bench::{users_current_in, BenchQueryError, CannedArguments, CannedTiming};
 pub use canned::{canned_query, CANNED_QUERIES};
 pub use changes::{ChangeFilter, ChangeRow};
 pub use demo::{demo_questions, DemoEvent, DemoQuestion};

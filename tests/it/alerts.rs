@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use orgmirror::fake::{FakeOptions, Fault, FaultKind, QuotaConfig, Route};
+use orgmirror_fake::{FakeOptions, Fault, FaultKind, QuotaConfig, Route};
 use serde_json::Value;
 
 use super::{append_config, command, live_scalar, succeeded_runs, wait_until, Daemon};

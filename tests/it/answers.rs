@@ -95,7 +95,7 @@ fn change_everything(m: &Mirror) {
 #[test]
 fn asof_between_two_syncs_is_the_first_state_and_at_now_the_current_views() {
     let m = Mirror::with(
-        orgmirror::fake::FakeOptions {
+        orgmirror_fake::FakeOptions {
             users: 40,
             ..Default::default()
         },

@@ -1,16 +1,34 @@
-//! `orgmirror bench --quick`: the benchmark runs end to end and its JSON says what it must.
+//! `orgmirror-bench --quick`: the benchmark runs end to end against this build's
+//! `orgmirror`, and its JSON says what it must.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use crate::support::{bin, text};
 
-/// `orgmirror bench ARGS --out FILE` (with `token` as TOGGL_API_TOKEN when given), which must
-/// succeed: the JSON it wrote.
+/// The `orgmirror-bench` binary `cargo test` builds beside `orgmirror` (a workspace member
+/// with tests of its own, so built with every `cargo test` of the workspace).
+fn bench_bin() -> PathBuf {
+    let path = std::path::Path::new(bin()).with_file_name("orgmirror-bench");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo test` at the workspace root, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// `orgmirror-bench ARGS --out FILE` measuring this build's `orgmirror` (with `token` as
+/// TOGGL_API_TOKEN when given), which must succeed: the JSON it wrote.
 fn bench(args: &[&str], token: Option<&str>) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bench.json");
-    let mut command = std::process::Command::new(bin());
-    command.arg("bench").args(args).arg("--out").arg(&out);
+    let mut command = std::process::Command::new(bench_bin());
+    command
+        .args(["--orgmirror", bin()])
+        .args(args)
+        .arg("--out")
+        .arg(&out);
     if let Some(token) = token {
         command.env("TOGGL_API_TOKEN", token);
     }
@@ -134,7 +152,7 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
     }
 }
 
-/// The README's `bench --queries-only` (here small): only the query scenario, at the sizes and
+/// The README's `orgmirror-bench --queries-only` (here small): only the query scenario, at the sizes and
 /// churn runs asked for.
 #[test]
 fn bench_queries_only_times_the_questions_and_no_sync_scenario() {

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use orgmirror::fake::FakeOptions;
+use orgmirror_fake::FakeOptions;
 
 use crate::support::{bin, ok, rows, run_with, text, Mirror};
 

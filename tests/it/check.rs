@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use orgmirror::fake::{FakeOptions, FakeProfile, QuotaConfig};
+use orgmirror_fake::{FakeOptions, FakeProfile, QuotaConfig};
 
 use crate::support::{run_with as run, text, Mirror};
 
@@ -109,9 +109,9 @@ fn digits_masked_after(text: &str, marker: &str) -> String {
 }
 
 const TOKEN: &[(&str, &str)] = &[("TOGGL_API_TOKEN", "demo-token")];
-const FOCUS_KEY: &[(&str, &str)] = &[("TOGGL_API_TOKEN", orgmirror::fake::DEMO_API_KEY)];
+const FOCUS_KEY: &[(&str, &str)] = &[("TOGGL_API_TOKEN", orgmirror_fake::DEMO_API_KEY)];
 const LOGIN: &[(&str, &str)] = &[
-    ("TOGGL_EMAIL", orgmirror::fake::DEMO_EMAIL),
+    ("TOGGL_EMAIL", orgmirror_fake::DEMO_EMAIL),
     ("TOGGL_PASSWORD", "demo-password"),
 ];
 

@@ -4,7 +4,7 @@
 use orgmirror::api::models::GroupWrite;
 use orgmirror::api::{ApiError, ByIds, Client};
 use orgmirror::config::{AuthScheme, Config, Credentials};
-use orgmirror::fake::{FakeOptions, FakeServer};
+use orgmirror_fake::{FakeOptions, FakeServer};
 use secrecy::SecretString;
 
 use crate::support::runtime;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use orgmirror::fake::{Fault, FaultKind, Route};
+use orgmirror_fake::{Fault, FaultKind, Route};
 use rusqlite::Connection;
 
 use super::{
@@ -44,7 +44,7 @@ fn longest_ping_gap(pings: &[Instant], from: Instant, to: Instant) -> Duration {
 #[test]
 fn watchdog_keeps_pinging_while_a_run_waits_out_a_402_quota_reset() {
     let m = Mirror::with(
-        orgmirror::fake::FakeOptions {
+        orgmirror_fake::FakeOptions {
             users: 10,
             ..Default::default()
         },
@@ -93,7 +93,7 @@ fn watchdog_keeps_pinging_while_a_run_waits_out_a_402_quota_reset() {
 #[test]
 fn sigterm_during_a_quota_wait_stops_within_the_shutdown_timeout_and_marks_the_run_failed() {
     let m = Mirror::with(
-        orgmirror::fake::FakeOptions {
+        orgmirror_fake::FakeOptions {
             users: 10,
             ..Default::default()
         },

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use orgmirror::api::{ApiError, Client};
 use orgmirror::config::{Config, Credentials};
-use orgmirror::fake::{
+use orgmirror_fake::{
     FakeHandle, FakeOptions, FakeProfile, FakeServer, Fault, FaultKind, ListShape, LoggedRequest,
     PagingHeader, Route,
 };

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orgmirror::fake::{Fault, FaultKind, Route};
+use orgmirror_fake::{Fault, FaultKind, Route};
 
 use crate::support::*;
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use orgmirror::fake::{FakeHandle, Fault, FaultKind, Route};
+use orgmirror_fake::{FakeHandle, Fault, FaultKind, Route};
 
 use super::*;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use orgmirror::fake::{FakeOptions, Fault, FaultKind, KeyExpiry, Route};
+use orgmirror_fake::{FakeOptions, Fault, FaultKind, KeyExpiry, Route};
 use serde_json::Value;
 
 use super::alerts::{expected_signature, Answer, Hit, Receiver, SECRET};

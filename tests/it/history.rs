@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use orgmirror::fake::{FakeHandle, FakeOptions, Fault, FaultKind, Route};
+use orgmirror_fake::{FakeHandle, FakeOptions, Fault, FaultKind, Route};
 use rusqlite::Connection;
 use serde_json::Value;
 

@@ -17,5 +17,6 @@ mod mirror;
 mod replica;
 mod roles_and_custom_fields;
 mod service;
+mod shipped;
 mod support;
 mod trust;

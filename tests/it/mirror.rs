@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orgmirror::fake::{FakeOptions, Fault, FaultKind, Route};
+use orgmirror_fake::{FakeOptions, Fault, FaultKind, Route};
 use proptest::prelude::*;
 use rusqlite::Connection;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use orgmirror::fake::{
+use orgmirror_fake::{
     ArrayFilters, FakeHandle, FakeOptions, FakeProfile, Fault, FaultKind, KeyExpiry, LoggedRequest,
     PlanFeature, QuotaConfig, Route, DEMO_API_KEY,
 };

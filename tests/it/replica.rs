@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use orgmirror::fake::{FakeOptions, KeyExpiry};
+use orgmirror_fake::{FakeOptions, KeyExpiry};
 
 use crate::support::{
     assert_one_time_per_run, assert_references_hold, bin, ok, rows, scalar, text, Mirror,
@@ -531,7 +531,7 @@ fn churn(m: &Mirror) {
     let users: Vec<i64> = fake
         .user_ids()
         .into_iter()
-        .filter(|&u| u != orgmirror::fake::FIRST_USER_ID)
+        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
         .collect();
     let groups = fake.group_ids();
     assert!(fake.set_rate(users[1], Some(123.5), "EUR"));
@@ -1201,7 +1201,7 @@ fn custom_fields_and_the_published_role_fields_answer_the_same_in_postgresql() {
         .collect();
     assert!(fake.select_custom_field_options(
         members[0],
-        orgmirror::fake::FIRST_CUSTOM_FIELD_ID,
+        orgmirror_fake::FIRST_CUSTOM_FIELD_ID,
         &[8103]
     ));
     assert!(fake.select_custom_field_options(members[1], 8004, &[8121, 8124]));

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use orgmirror::fake::{
+use orgmirror_fake::{
     FakeHandle, FakeOptions, FakeProfile, FakeServer, Fault, FaultKind, Route,
     FIRST_CUSTOM_FIELD_ID,
 };
@@ -631,7 +631,7 @@ fn a_plan_without_custom_fields_fails_the_run_naming_the_setting() {
     m.sync_ok();
     let held = mirrored_custom_fields(&m);
     let org = m.fake.handle();
-    org.set_plan_lacks(&[orgmirror::fake::PlanFeature::CustomFields]);
+    org.set_plan_lacks(&[orgmirror_fake::PlanFeature::CustomFields]);
     let out = m.run(&["sync"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orgmirror::fake::{FakeOptions, Fault, FaultKind, Route};
+use orgmirror_fake::{FakeOptions, Fault, FaultKind, Route};
 use rusqlite::Connection;
 
 use crate::support::{base64_of, bin, dump_current, rows, scalar, text, Mirror};

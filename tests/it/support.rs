@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use orgmirror::fake::{FakeHandle, FakeOptions, FakeServer};
+use orgmirror_fake::{FakeHandle, FakeOptions, FakeServer};
 use rusqlite::Connection;
 
 /// The workspace whose custom fields [`CUSTOM_FIELDS`] mirrors: the fake's first.

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use orgmirror::fake::{Fault, FaultKind, Route};
+use orgmirror_fake::{Fault, FaultKind, Route};
 use serde_json::{json, Value};
 
 use super::{proxied, Rewrite};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orgmirror::fake::{Fault, FaultKind, Route};
+use orgmirror_fake::{Fault, FaultKind, Route};
 use serde_json::Value;
 
 use super::{append_config, command, dir_of, live_scalar, output, wait_until, Daemon};

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use orgmirror::fake::{
+use orgmirror_fake::{
     FakeHandle, FakeOptions, FakeProfile, Fault, FaultKind, LoggedRequest, QuotaConfig, Route,
 };
 use rusqlite::Connection;

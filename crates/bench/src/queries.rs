@@ -1,4 +1,4 @@
-//! The query scenario of `orgmirror bench`: a mirror after a year of weekly churn (a first
+//! The query scenario of `orgmirror-bench`: a mirror after a year of weekly churn (a first
 //! sync, then `--churn-runs` syncs each after 1% of the users changed, the runs spread a
 //! week apart afterwards), and what people ask of it: the canned queries of
 //! `datasette/metadata.yml` (as-of members of one group, one person's rate history, the
@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use orgmirror::store::{users_current_in, Store, StoreOptions, CANNED_QUERIES};
+use orgmirror::store::CANNED_QUERIES;
 
-use super::{apply_churn, run_child, BenchError, BenchOrg};
+use crate::child::run_child;
+use crate::scenarios::{apply_churn, file_size, BenchOrg};
+use crate::{failed, respace, sql, BenchError, Binaries};
 
 /// Times each in-process query runs; the median is reported.
 const REPEATS: usize = 7;
@@ -50,13 +52,13 @@ impl QueryMeasurement {
 /// Builds the year at `size` users and times the questions. Returns the measurements and
 /// what building cost (for the JSON).
 pub fn measure(
-    exe: &Path,
+    binaries: &Binaries,
     size: usize,
     churn_runs: usize,
     per_page_cap: usize,
     keep: Option<&Path>,
 ) -> Result<(Vec<QueryMeasurement>, Value), BenchError> {
-    let failed = |what: String| BenchError::failed(format!("bench queries ({size} users): {what}"));
+    let failed = |what: String| failed(format!("queries ({size} users): {what}"));
     let BenchOrg {
         dir,
         server,
@@ -66,12 +68,12 @@ pub fn measure(
         ..
     } = BenchOrg::start(size, per_page_cap).map_err(failed)?;
     let sync = || {
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(&binaries.orgmirror);
         cmd.arg("--config")
             .arg(&config)
             .arg("sync")
             .env("TOGGL_API_TOKEN", "demo-token");
-        run_child(exe, cmd, dir.path(), "year-sync").map(|c| c.wall)
+        run_child(&binaries.bench, cmd, dir.path(), "year-sync").map(|c| c.wall)
     };
 
     let building = Instant::now();
@@ -94,12 +96,8 @@ pub fn measure(
     let first = chrono::Utc::now()
         - chrono::Duration::hours(1)
         - week * i32::try_from(churn_runs).unwrap_or(i32::MAX);
-    let mut store =
-        Store::open(&db, &StoreOptions::default()).map_err(|e| failed(e.to_string()))?;
-    store
-        .respace_runs_for_bench(first, week)
-        .map_err(|e| failed(e.to_string()))?;
-    drop(store);
+    respace::respace_runs(&db, first, week)
+        .map_err(|e| failed(format!("cannot spread the runs: {e}")))?;
     let built = building.elapsed();
     if let Some(keep) = keep {
         let copy = keep.join(format!("year-{size}.sqlite"));
@@ -114,20 +112,19 @@ pub fn measure(
         "build_s": built.as_secs_f64(),
         "initial_sync_s": initial.as_secs_f64(),
         "churn_sync_mean_s": churn_total.as_secs_f64() / churn_runs.max(1) as f64,
-        "db_bytes": super::file_size(&db),
-        "history_rows": history_rows(&db).map_err(failed)?,
+        "db_bytes": file_size(&db),
+        "history_rows": sql::read(&db)
+            .and_then(|conn| sql::count(&conn, "entity_history"))
+            .map_err(|e| failed(e.to_string()))?,
     });
     orgmirror::errln!("  {size:>7} year      built in {:.0}s", built.as_secs_f64());
 
     let mut out = Vec::new();
-    let store = Store::open_read_only(&db).map_err(|e| failed(e.to_string()))?;
+    let conn = sql::read(&db).map_err(|e| failed(e.to_string()))?;
     // The busiest group now, a day half a year back, the person whose rate changed most.
-    let arguments = store
-        .canned_arguments(churn_runs)
-        .map_err(|e| failed(e.to_string()))?;
-    for (name, _) in CANNED_QUERIES {
-        let timing = store
-            .time_canned_query(name, &arguments, REPEATS)
+    let arguments = sql::canned_arguments(&conn, churn_runs).map_err(|e| failed(e.to_string()))?;
+    for (name, query) in CANNED_QUERIES {
+        let timing = sql::time_canned_query(&conn, query, &arguments, REPEATS)
             .map_err(|e| failed(format!("{name}: {e}")))?;
         let (plan, rows, mut times) = (timing.plan, timing.rows, timing.times);
         times.sort();
@@ -141,7 +138,7 @@ pub fn measure(
             peak_rss_kib: None,
         });
     }
-    drop(store);
+    drop(conn);
 
     // The commands, as people run them.
     let now = orgmirror::clock::now_utc();
@@ -162,13 +159,15 @@ pub fn measure(
             vec!["changes".into(), "--since".into(), "7d".into()],
         ),
     ] {
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(&binaries.orgmirror);
         cmd.arg("--config").arg(&config).args(&args);
-        let cost = run_child(exe, cmd, dir.path(), "query-command").map_err(failed)?;
+        let cost = run_child(&binaries.bench, cmd, dir.path(), "query-command").map_err(failed)?;
         let stdout =
             std::fs::read_to_string(dir.path().join("query-command.stdout")).unwrap_or_default();
         let rows = if name.starts_with("asof") {
-            users_current_in(&asof_out).map_err(|e| failed(format!("asof: {e}")))? as usize
+            sql::read(&asof_out)
+                .and_then(|conn| sql::count(&conn, "users_current"))
+                .map_err(|e| failed(format!("asof: {e}")))? as usize
         } else {
             stdout.lines().count()
         };
@@ -184,11 +183,6 @@ pub fn measure(
     }
     orgmirror::errln!("  {size:>7} queries   done");
     Ok((out, build))
-}
-
-fn history_rows(db: &Path) -> Result<i64, String> {
-    let store = Store::open_read_only(db).map_err(|e| e.to_string())?;
-    store.history_row_count().map_err(|e| e.to_string())
 }
 
 /// The table of query times.

@@ -19,7 +19,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
 
-use crate::api::capture::{self, Exchange};
+use super::capture::{self, Exchange};
 
 /// Method, path below `/api`, and the decoded query pairs.
 type Key = (String, String, Vec<(String, String)>);
@@ -117,7 +117,7 @@ impl Recording {
 /// `orgmirror fake-api --replay DIR`: serves the recording until Ctrl-C or SIGTERM, after
 /// printing `base_url=…`, the organization id the recording asks for, and how many answers
 /// it holds, one `key=value` a line.
-pub async fn serve_cli(listen: SocketAddr, recording: Recording) -> anyhow::Result<()> {
+pub async fn serve_cli(listen: SocketAddr, recording: Recording) -> std::io::Result<()> {
     let exchanges = recording.0;
     let organization_id = exchanges.iter().find_map(|e| {
         e.path
@@ -126,9 +126,12 @@ pub async fn serve_cli(listen: SocketAddr, recording: Recording) -> anyhow::Resu
             .map(str::to_string)
     });
     let count = exchanges.len();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("fake-api: cannot listen on {listen}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("fake-api: cannot listen on {listen}: {e}"),
+        )
+    })?;
     let addr = listener.local_addr()?;
     let app = Router::new()
         .fallback(handle)
@@ -146,9 +149,18 @@ pub async fn serve_cli(listen: SocketAddr, recording: Recording) -> anyhow::Resu
     }
     tokio::select! {
         served = axum::serve(listener, app).into_future() => served?,
-        stopped = super::wait_for_signal() => stopped?,
+        stopped = wait_for_signal() => stopped?,
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,213 @@
+//! What a request asks for: its endpoint, its query parameters, its page.
+
+use axum::http::Method;
+
+use crate::options::ArrayFilters;
+use crate::wire::{PageFacts, PER_PAGE_REFUSAL};
+
+/// Which endpoint a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Any,
+    Users,
+    Teams,
+    Roles,
+    MyGroups,
+    CreateGroup,
+    UpdateGroup,
+    DeleteGroup,
+}
+
+/// The endpoints of the seed, as recognised from the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Users,
+    Teams,
+    Roles,
+    MyGroups,
+    /// `…/groups` (create).
+    Groups,
+    /// `…/groups/{group_id}`, the id as written.
+    Group(String),
+}
+
+/// The organization segment and endpoint of a path below `/api/organizations/`.
+pub(super) fn parse_path(path: &str) -> Option<(String, Endpoint)> {
+    let rest = path.strip_prefix("/api/organizations/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let endpoint = match parts.as_slice() {
+        [_, "users"] => Endpoint::Users,
+        [_, "teams"] => Endpoint::Teams,
+        [_, "roles"] => Endpoint::Roles,
+        [_, "groups"] => Endpoint::Groups,
+        [_, "groups", "me"] => Endpoint::MyGroups,
+        [_, "groups", id] if !id.is_empty() => Endpoint::Group(id.to_string()),
+        _ => return None,
+    };
+    Some((parts[0].to_string(), endpoint))
+}
+
+pub(super) fn route_of(method: &Method, endpoint: &Endpoint) -> Option<Route> {
+    Some(match (method.as_str(), endpoint) {
+        ("GET", Endpoint::Users) => Route::Users,
+        ("GET", Endpoint::Teams) => Route::Teams,
+        ("GET", Endpoint::Roles) => Route::Roles,
+        ("GET", Endpoint::MyGroups) => Route::MyGroups,
+        ("POST", Endpoint::Groups) => Route::CreateGroup,
+        ("PUT", Endpoint::Group(_)) => Route::UpdateGroup,
+        ("DELETE", Endpoint::Group(_)) => Route::DeleteGroup,
+        _ => return None,
+    })
+}
+
+/// The decoded query string; repeated keys (`ids[]=1&ids[]=2`) are kept in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(crate) fn parse(query: &str) -> Params {
+        Params(
+            url::form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn first(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[cfg(feature = "control")]
+    pub(crate) fn set(&mut self, key: &str, value: String) {
+        self.0.retain(|(k, _)| k != key);
+        self.0.push((key.to_string(), value));
+    }
+
+    pub(crate) fn int(&self, key: &str) -> Result<Option<i64>, String> {
+        match self.first(key) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("invalid {key}: {v:?} is not an integer")),
+        }
+    }
+
+    /// The values of a filter that takes several, written as `form` says (`name=1,2`, or
+    /// `name[]=1&name[]=2`); the other form is an unknown parameter, so ignored.
+    pub(crate) fn array(&self, form: ArrayFilters, name: &str) -> Vec<String> {
+        match form {
+            ArrayFilters::Comma => self
+                .first(name)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ArrayFilters::Brackets => {
+                let key = format!("{name}[]");
+                self.all(&key).map(str::to_string).collect()
+            }
+            ArrayFilters::Ignored => Vec::new(),
+        }
+    }
+
+    /// [`Params::array`] of integers.
+    pub(crate) fn array_ints(&self, form: ArrayFilters, name: &str) -> Result<Vec<i64>, String> {
+        let shown = match form {
+            ArrayFilters::Brackets => format!("{name}[]"),
+            _ => name.to_string(),
+        };
+        self.array(form, name)
+            .iter()
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("invalid {shown}: {v:?} is not an integer"))
+            })
+            .collect()
+    }
+
+    pub(crate) fn bool(&self, key: &str) -> Result<bool, String> {
+        match self.first(key) {
+            None => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") | Some("") => Ok(false),
+            Some(v) => Err(format!("invalid {key}: {v:?} is not a boolean")),
+        }
+    }
+
+    /// The page a request asks for, for fault matching (1 when absent or unreadable).
+    #[cfg(feature = "control")]
+    pub(crate) fn page_for_faults(&self) -> u32 {
+        self.first("page")
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .unwrap_or(1)
+    }
+}
+
+/// `page`, `per_page` and `sort_dir`, validated and capped.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Paging {
+    pub(super) page: usize,
+    pub(super) per_page: usize,
+    desc: bool,
+}
+
+impl Paging {
+    pub(crate) fn from(params: &Params, cap: usize, max: Option<usize>) -> Result<Paging, String> {
+        let page = params.int("page")?.unwrap_or(1);
+        if page < 1 {
+            return Err(format!("invalid page: {page} (pages start at 1)"));
+        }
+        let per_page = params.int("per_page")?.unwrap_or(50);
+        if per_page < 1 {
+            return Err(format!("invalid per_page: {per_page} (at least 1)"));
+        }
+        if max.is_some_and(|max| usize::try_from(per_page).unwrap_or(usize::MAX) > max) {
+            return Err(PER_PAGE_REFUSAL.to_string());
+        }
+        let desc = match params.first("sort_dir") {
+            None | Some("") => false,
+            Some(d) if d.eq_ignore_ascii_case("asc") => false,
+            Some(d) if d.eq_ignore_ascii_case("desc") => true,
+            Some(d) => return Err(format!("invalid sort_dir: {d:?} (asc or desc)")),
+        };
+        Ok(Paging {
+            page: usize::try_from(page).unwrap_or(usize::MAX),
+            per_page: usize::try_from(per_page).unwrap_or(usize::MAX).min(cap),
+            desc,
+        })
+    }
+
+    /// Positions (in sort order) of this page's rows in a list of `n`.
+    pub(crate) fn positions(&self, n: usize) -> impl Iterator<Item = usize> {
+        let start = (self.page - 1).saturating_mul(self.per_page).min(n);
+        let end = start.saturating_add(self.per_page).min(n);
+        let desc = self.desc;
+        (start..end).map(move |i| if desc { n - 1 - i } else { i })
+    }
+
+    /// What a page of a list of `total` rows announces.
+    pub(crate) fn facts(&self, total: usize) -> PageFacts {
+        PageFacts {
+            page: self.page,
+            per_page: self.per_page,
+            total,
+        }
+    }
+}
