@@ -3,6 +3,7 @@ use std::os::unix::fs::PermissionsExt;
 use super::*;
 use crate::api::models::build::{team, user};
 use crate::diff::{diff, Scope};
+use crate::model::StoredState;
 use crate::snapshot::OrgSnapshot;
 
 fn mode_of(p: &Path) -> u32 {
