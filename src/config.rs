@@ -66,8 +66,7 @@ pub struct ApiConfig {
     /// Asked for; never relied upon. A size the API refuses is adapted to (and remembered).
     pub per_page: u32,
     pub auth_scheme: AuthScheme,
-    /// Requests sent per second at most, retries and the early next-page request
-    /// included (0 = no pacing).
+    /// Requests sent per second at most, retries included (0 = no pacing).
     pub max_requests_per_second: f64,
     pub connect_timeout: Seconds,
     /// For one whole request, body included.

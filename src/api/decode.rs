@@ -3,8 +3,7 @@
 //!
 //! A list page is decoded in two passes over borrowed text: the envelope is parsed with
 //! each item kept as a [`RawValue`] (no allocation per field), then every item is read into
-//! its model, its unknown top-level keys kept on the way; a large page's items by two
-//! threads at once.
+//! its model, its unknown top-level keys kept on the way.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -95,16 +94,11 @@ fn lenient_count(raw: Option<&RawValue>) -> Option<i64> {
     text.parse::<i64>().ok().filter(|n| *n >= 0)
 }
 
-/// Pages with at least this many items are decoded by two threads.
-const SPLIT_FROM: usize = 64;
-
 /// Decodes one page of a list endpoint. The error text names the failing item by its
 /// index on the page (`item 17: invalid type: …`); the caller adds endpoint and page.
-/// A large page's items are decoded in two halves at once (a re-sync is CPU-bound on
-/// decoding, and the pull has the machine's other core to itself between writes).
 pub fn decode_page<T>(body: &[u8]) -> Result<DecodedPage<T>, String>
 where
-    T: DeserializeOwned + KnownFields + Send,
+    T: DeserializeOwned + KnownFields,
 {
     let bare = body
         .iter()
@@ -123,7 +117,7 @@ where
             (None, None) => {
                 return Err(format!(
                     "the list is in neither `items` nor `data` (nor a bare array); the body starts with: {}",
-                    super::transport::body_excerpt(body, 120)
+                    super::error::body_excerpt(body, 120)
                 ))
             }
         };
@@ -134,59 +128,26 @@ where
             envelope,
         )
     };
-    type Half<T> = (Vec<WithUnknown<T>>, Vec<(i64, String)>);
-    let decode = |first: usize, items: &[&RawValue]| -> Result<Half<T>, String> {
-        let mut quarantined = Vec::new();
-        let decoded = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                split_unknown_fields::<T>(item).or_else(|e| {
-                    let why = format!("item {}: {e}", first + i);
-                    let id = serde_json::from_str::<IdOnly>(item.get())
-                        .ok()
-                        .and_then(|o| o.id);
-                    match id.and_then(|id| T::stand_in(id).map(|s| (id, s))) {
-                        Some((id, stand_in)) => {
-                            quarantined.push((id, why));
-                            Ok((stand_in, None))
-                        }
-                        None => Err(why),
+    let mut quarantined = Vec::new();
+    let items = raw
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            split_unknown_fields::<T>(item).or_else(|e| {
+                let why = format!("item {i}: {e}");
+                let id = serde_json::from_str::<IdOnly>(item.get())
+                    .ok()
+                    .and_then(|o| o.id);
+                match id.and_then(|id| T::stand_in(id).map(|s| (id, s))) {
+                    Some((id, stand_in)) => {
+                        quarantined.push((id, why));
+                        Ok((stand_in, None))
                     }
-                })
+                    None => Err(why),
+                }
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok((decoded, quarantined))
-    };
-    if raw.len() < SPLIT_FROM {
-        let (items, quarantined) = decode(0, &raw)?;
-        return Ok(DecodedPage {
-            items,
-            total,
-            quarantined,
-            per_page,
-            envelope,
-        });
-    }
-    let (front, back) = raw.split_at(raw.len() / 2);
-    let (front, back) = std::thread::scope(|s| {
-        // A thread the system will not give (a tasks or pids limit) is no reason to fail:
-        // the second half is then decoded here, after the first.
-        let spawned = std::thread::Builder::new().spawn_scoped(s, || decode(front.len(), back));
-        let first = decode(0, front);
-        let second = match spawned {
-            Ok(handle) => handle.join().unwrap_or_else(|_| {
-                Err("decoding the page failed (a thread panicked)".to_string())
-            }),
-            Err(_) => decode(front.len(), back),
-        };
-        (first, second)
-    });
-    // The first failing item is the one reported.
-    let (mut items, mut quarantined) = front?;
-    let (back_items, back_quarantined) = back?;
-    items.extend(back_items);
-    quarantined.extend(back_quarantined);
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(DecodedPage {
         items,
         total,
@@ -346,7 +307,7 @@ fn envelope_error(body: &[u8], error: &serde_json::Error) -> String {
     if error.is_syntax() || error.is_eof() {
         format!(
             "not JSON ({error}); the body starts with: {}",
-            super::transport::body_excerpt(body, 120)
+            super::error::body_excerpt(body, 120)
         )
     } else {
         error.to_string()

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::models::{GroupWrite, OrganizationUser};
 use super::*;
 use crate::config::{AuthScheme, Seconds};
 

@@ -1,9 +1,6 @@
 //! What the mirror holds of each entity, as the diff sees it: the hashes of its current
 //! version's canonical JSON, never the JSON itself.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
 use super::EntityKey;
 
 /// The hashes of one stored entity's current version.
@@ -72,16 +69,6 @@ impl StoredState {
     /// Every stored key with its hashes, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&EntityKey, &StoredHashes)> + '_ {
         self.rows.iter().map(|(k, h)| (k, h))
-    }
-
-    /// This state with `written` laid over it: what a run compares its final pull with
-    /// after it wrote those entities early (see `OrgSnapshot::take_new`).
-    pub fn overlaid(&self, written: &BTreeMap<EntityKey, StoredHashes>) -> Cow<'_, StoredState> {
-        if written.is_empty() {
-            return Cow::Borrowed(self);
-        }
-        let rows = self.iter().chain(written.iter());
-        Cow::Owned(rows.map(|(k, h)| (*k, *h)).collect())
     }
 
     /// Forgets `key`.
