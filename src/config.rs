@@ -17,10 +17,10 @@ mod tests;
 mod validate;
 
 pub use alerts::AlertRule;
-pub use credentials::{BadCredentials, Credentials, SentAs, FOCUS_KEY_PREFIX};
+pub use credentials::{BadCredentials, Credentials, SentAs};
 pub use replica::{PostgresReplicaConfig, ReplicaConfig};
-pub use seconds::{parse_duration, DurationError, Seconds};
-pub use validate::{next_run, validate_base_url, validate_cron, BaseUrlError, CronError};
+pub use seconds::Seconds;
+pub use validate::{next_run, validate_base_url};
 
 /// Where the config is looked for when `--config` is not given, after `$ORGMIRROR_CONFIG`.
 pub const DEFAULT_CONFIG_PATHS: &[&str] = &["./orgmirror.toml", "/etc/orgmirror/orgmirror.toml"];

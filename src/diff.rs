@@ -76,6 +76,7 @@ pub struct Scope {
 }
 
 impl Scope {
+    #[cfg(test)]
     /// A complete pull, rates and custom fields included.
     pub const FULL: Scope = Scope {
         only: None,
@@ -110,14 +111,7 @@ pub struct Diff<'a> {
 }
 
 impl Diff<'_> {
-    /// How many changes of `entity` have `op`.
-    pub fn count(&self, entity: Entity, op: Op) -> usize {
-        self.changes
-            .iter()
-            .filter(|c| c.key.entity == entity && c.op == op)
-            .count()
-    }
-
+    #[cfg(test)]
     /// Whether nothing would be written.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()

@@ -15,30 +15,6 @@ use serde_json::value::RawValue;
 use super::models::KnownFields;
 use super::WithUnknown;
 
-/// How a list answer wrapped its rows. Every list endpoint accepts each of them: the
-/// seed shows `items` (users, roles, groups/me) and `data` (teams), clients of the real
-/// API report `{"page", "per_page", "data"}`, and a bare array costs nothing to accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Envelope {
-    /// `{"items": [...]}`.
-    Items,
-    /// `{"data": [...]}`, with or without `page`, `per_page`, `rows`, `total`.
-    Data,
-    /// `[...]`.
-    Bare,
-}
-
-impl Envelope {
-    /// `items`, `data` or `array`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Envelope::Items => "items",
-            Envelope::Data => "data",
-            Envelope::Bare => "array",
-        }
-    }
-}
-
 /// One decoded page of a list.
 #[derive(Debug)]
 pub struct DecodedPage<T> {
@@ -50,10 +26,6 @@ pub struct DecodedPage<T> {
     /// `items` as its model's [`KnownFields::stand_in`] (so paging counts it), which the
     /// caller must not take for the record.
     pub quarantined: Vec<(i64, String)>,
-    /// The `per_page` the body echoes, when it does.
-    pub per_page: Option<i64>,
-    /// How the rows were wrapped.
-    pub envelope: Envelope,
 }
 
 /// Only the `id` of an item (every other field skipped unread, so a number out of range
@@ -63,8 +35,8 @@ struct IdOnly {
     id: Option<i64>,
 }
 
-/// An object envelope: the list under `items` or `data`, and paging fields read leniently
-/// (a number, a numeric string, or ignored).
+/// An object envelope: the list under `items` or `data`, and `total` read leniently (a
+/// number, a numeric string, or ignored).
 #[derive(Deserialize)]
 struct ObjectEnvelope<'a> {
     #[serde(borrow, default, deserialize_with = "present_list")]
@@ -73,8 +45,6 @@ struct ObjectEnvelope<'a> {
     data: Option<Vec<&'a RawValue>>,
     #[serde(borrow, default)]
     total: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    per_page: Option<&'a RawValue>,
 }
 
 /// A list field that is present: `null` means an empty list (the page promises nothing).
@@ -104,16 +74,19 @@ where
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'[');
-    let (raw, total, per_page, envelope) = if bare {
+    // Every list endpoint accepts each wrapping: the seed shows `items` (users, roles,
+    // groups/me) and `data` (teams), clients of the real API report `{"page", "per_page",
+    // "data"}`, and a bare array costs nothing to accept.
+    let (raw, total) = if bare {
         let rows =
             serde_json::from_slice::<Vec<&RawValue>>(body).map_err(|e| envelope_error(body, &e))?;
-        (rows, None, None, Envelope::Bare)
+        (rows, None)
     } else {
         let e =
             serde_json::from_slice::<ObjectEnvelope>(body).map_err(|e| envelope_error(body, &e))?;
-        let (rows, envelope) = match (e.items, e.data) {
-            (Some(rows), _) => (rows, Envelope::Items),
-            (None, Some(rows)) => (rows, Envelope::Data),
+        let rows = match (e.items, e.data) {
+            (Some(rows), _) => rows,
+            (None, Some(rows)) => rows,
             (None, None) => {
                 return Err(format!(
                     "the list is in neither `items` nor `data` (nor a bare array); the body starts with: {}",
@@ -121,12 +94,7 @@ where
                 ))
             }
         };
-        (
-            rows,
-            lenient_count(e.total),
-            lenient_count(e.per_page),
-            envelope,
-        )
+        (rows, lenient_count(e.total))
     };
     let mut quarantined = Vec::new();
     let items = raw
@@ -152,8 +120,6 @@ where
         items,
         total,
         quarantined,
-        per_page,
-        envelope,
     })
 }
 
@@ -387,48 +353,26 @@ mod tests {
     /// Every list endpoint reads every envelope; the paging fields are read leniently.
     #[test]
     fn every_envelope_is_read() {
-        // (body, envelope, total, per_page)
-        type Case = (&'static [u8], Envelope, Option<i64>, Option<i64>);
-        let cases: [Case; 6] = [
-            (
-                br#"{"items":[{"id":1},{"id":2}]}"#,
-                Envelope::Items,
-                None,
-                None,
-            ),
-            (
-                br#"{"data":[{"id":1},{"id":2}]}"#,
-                Envelope::Data,
-                None,
-                None,
-            ),
+        // (body, total)
+        let cases: [(&[u8], Option<i64>); 6] = [
+            (br#"{"items":[{"id":1},{"id":2}]}"#, None),
+            (br#"{"data":[{"id":1},{"id":2}]}"#, None),
             (
                 br#"{"page":1,"per_page":100,"data":[{"id":1},{"id":2}]}"#,
-                Envelope::Data,
                 None,
-                Some(100),
             ),
             (
                 br#"{"data":[{"id":1},{"id":2}],"page":1,"rows":2,"total":"7"}"#,
-                Envelope::Data,
                 Some(7),
-                None,
             ),
-            (br#" [{"id":1},{"id":2}]"#, Envelope::Bare, None, None),
-            (
-                br#"{"items":[{"id":1},{"id":2}],"total":2.5}"#,
-                Envelope::Items,
-                None,
-                None,
-            ),
+            (br#" [{"id":1},{"id":2}]"#, None),
+            (br#"{"items":[{"id":1},{"id":2}],"total":2.5}"#, None),
         ];
-        for (body, envelope, total, per_page) in cases {
+        for (body, total) in cases {
             let page = decode_page::<OrganizationUser>(body).unwrap();
             let ids: Vec<_> = page.items.iter().map(|(u, _)| u.id).collect();
             assert_eq!(ids, [Some(1), Some(2)], "{}", String::from_utf8_lossy(body));
-            assert_eq!(page.envelope, envelope);
             assert_eq!(page.total, total);
-            assert_eq!(page.per_page, per_page);
         }
         let page = decode_page::<Team>(br#"{"data":null}"#).unwrap();
         assert!(page.items.is_empty());

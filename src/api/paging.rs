@@ -159,6 +159,7 @@ impl<T: HasId> Pager<T> {
         (self.non_empty_pages > 1).then_some(self.largest)
     }
 
+    #[cfg(test)]
     /// Takes in one page (`page` counts from 1) and applies the stop rules.
     pub fn accept(
         &mut self,

@@ -110,6 +110,7 @@ impl EntityKey {
         }
     }
 
+    #[cfg(test)]
     /// The inverse of [`EntityKey::entity_id`].
     pub fn parse(entity: Entity, entity_id: &str) -> Option<EntityKey> {
         match entity {

@@ -19,6 +19,7 @@ pub struct StoredState {
 }
 
 impl StoredState {
+    #[cfg(test)]
     /// An empty state.
     pub fn new() -> StoredState {
         StoredState::default()
@@ -48,16 +49,7 @@ impl StoredState {
         self.rows[start..end.max(start)].iter().map(|(k, _)| k)
     }
 
-    /// Number of stored entities.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Whether nothing is stored.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
+    #[cfg(test)]
     /// Sets the hashes of `key`.
     pub fn insert(&mut self, key: EntityKey, hashes: StoredHashes) {
         match self.rows.binary_search_by(|(k, _)| k.cmp(&key)) {
@@ -66,11 +58,7 @@ impl StoredState {
         }
     }
 
-    /// Every stored key with its hashes, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&EntityKey, &StoredHashes)> + '_ {
-        self.rows.iter().map(|(k, h)| (k, h))
-    }
-
+    #[cfg(test)]
     /// Forgets `key`.
     pub fn remove(&mut self, key: &EntityKey) {
         if let Ok(i) = self.rows.binary_search_by(|(k, _)| k.cmp(key)) {

@@ -2,7 +2,6 @@
 //! read what a run diffs against, and commit a run in one transaction.
 
 mod asof;
-mod canned;
 mod changes;
 mod clock;
 mod demo;
@@ -28,16 +27,17 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
-pub use canned::{canned_query, CANNED_QUERIES};
 pub use changes::{ChangeFilter, ChangeRow};
-pub use demo::{demo_questions, DemoEvent, DemoQuestion};
+pub use demo::{demo_questions, DemoQuestion};
 pub use export::Source;
 pub use figures::ScrapeFigures;
-pub use health::{Freshness, HealthAlert, HealthState, Outage, QueuedHealth, RunStreak};
+#[cfg(test)]
+pub use health::QueuedHealth;
+pub use health::{Freshness, HealthAlert, HealthState, Outage};
 pub use integrity::RECOVERY;
-pub use outbox::{DeliveryLock, EventRow, OutboxRow, OutboxRules, RuleBacklog};
+pub use outbox::{EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
-pub use rows::{Field, QueryError, Row, Rows};
+pub use rows::{Field, QueryError};
 pub use runs::{RunFailure, RunTimes, SyncRunRow};
 pub use write::RunTotals;
 

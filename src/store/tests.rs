@@ -388,7 +388,7 @@ fn as_of_reads_a_mirror_at_a_path_a_uri_must_escape() {
         Err(AsOfError::BeforeHistory { first_sync_at, .. }) => {
             assert_eq!(first_sync_at, "2026-01-01T10:00:00Z")
         }
-        other => panic!("not refused: {:?}", other.map(|s| s.at)),
+        other => panic!("not refused: {}", other.is_ok()),
     }
 }
 
