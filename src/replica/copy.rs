@@ -41,6 +41,32 @@ fn copy_sql(part: ReplicaPart) -> &'static str {
             "COPY change_log (organization_id, event_id, sync_run_id, observed_at, entity,
                  entity_id, op, changed_fields, before_history, after_history) FROM STDIN"
         }
+        ReplicaPart::Rewrites => "COPY replica_rewrite (history_id, data) FROM STDIN",
+        ReplicaPart::Retention => "COPY replica_retention (cutoff) FROM STDIN",
+        ReplicaPart::Erasures => {
+            "COPY erasures (organization_id, sync_run_id, erased_at, organization_user_id, reason,
+                 erased_by, history_only, counts) FROM STDIN"
+        }
+    }
+}
+
+/// The parts staged in a temporary table and applied from it, with the table: the rows
+/// they name are already in the replica.
+fn staging(part: ReplicaPart) -> Option<&'static str> {
+    match part {
+        ReplicaPart::Closings => Some(
+            "CREATE TEMPORARY TABLE replica_closing (
+                 history_id bigint PRIMARY KEY, valid_to timestamptz NOT NULL,
+                 closed_by bigint NOT NULL) ON COMMIT DROP",
+        ),
+        ReplicaPart::Rewrites => Some(
+            "CREATE TEMPORARY TABLE replica_rewrite (
+                 history_id bigint PRIMARY KEY, data jsonb NOT NULL) ON COMMIT DROP",
+        ),
+        ReplicaPart::Retention => Some(
+            "CREATE TEMPORARY TABLE replica_retention (cutoff timestamptz NOT NULL) ON COMMIT DROP",
+        ),
+        _ => None,
     }
 }
 
@@ -61,7 +87,7 @@ pub(super) fn read(
             }
             let mut buf = BytesMut::with_capacity(CHUNK + 4096);
             let mut open = true;
-            let with_org = part != ReplicaPart::Closings;
+            let with_org = staging(part).is_none();
             let rows = store.replica_rows(part, slice, &mut |cells| {
                 if with_org {
                     buf.put_slice(organization.to_string().as_bytes());
@@ -139,14 +165,10 @@ pub(super) async fn send(
         match piece {
             Piece::Begin(part) => {
                 part_started = std::time::Instant::now();
-                if part == ReplicaPart::Closings {
-                    tx.batch_execute(
-                        "CREATE TEMPORARY TABLE replica_closing (
-                             history_id bigint PRIMARY KEY, valid_to timestamptz NOT NULL,
-                             closed_by bigint NOT NULL) ON COMMIT DROP",
-                    )
-                    .await
-                    .map_err(|e| target.error("cannot stage the closed intervals", e))?;
+                if let Some(create) = staging(part) {
+                    tx.batch_execute(create)
+                        .await
+                        .map_err(|e| target.error(&format!("cannot stage {part:?}"), e))?;
                 }
                 let s = tx
                     .copy_in::<_, Bytes>(copy_sql(part))
@@ -191,6 +213,26 @@ pub(super) async fn send(
                         return Err(ReplicaError::ClosedIntervals { rows, closed });
                     }
                 }
+                if part == ReplicaPart::Rewrites {
+                    let rewritten = tx
+                        .execute(
+                            "UPDATE entity_history h SET data = r.data FROM replica_rewrite r
+                             WHERE h.organization_id = $1 AND h.history_id = r.history_id",
+                            &[&organization],
+                        )
+                        .await
+                        .map_err(|e| target.error("cannot rewrite erased versions", e))?;
+                    if rewritten != rows {
+                        return Err(ReplicaError::CopiedRows {
+                            part,
+                            copied: rewritten,
+                            rows,
+                        });
+                    }
+                }
+                if part == ReplicaPart::Retention && rows > 0 {
+                    drop_expired(target, tx, organization).await?;
+                }
                 total += rows;
                 tracing::debug!(
                     part = ?part,
@@ -202,6 +244,44 @@ pub(super) async fn send(
         }
     }
     Ok(total)
+}
+
+/// Drops what a run's retention pass dropped in the mirror, by the same rule: the versions
+/// that ended before the cutoff (`replica_retention`), the events that ended with them, and
+/// the `before_history` of the events that opened a version still kept.
+async fn drop_expired(
+    target: &Target,
+    tx: &tokio_postgres::Transaction<'_>,
+    organization: i64,
+) -> Result<(), ReplicaError> {
+    tx.batch_execute(
+        "CREATE TEMPORARY TABLE replica_expired (
+             history_id bigint PRIMARY KEY, entity text NOT NULL, entity_id text NOT NULL)
+         ON COMMIT DROP",
+    )
+    .await
+    .map_err(|e| target.error("cannot stage the expired history", e))?;
+    let statements = [
+        "INSERT INTO replica_expired
+         SELECT history_id, entity, entity_id FROM entity_history
+         WHERE organization_id = $1 AND valid_to IS NOT NULL
+           AND valid_to < (SELECT max(cutoff) FROM replica_retention)",
+        "DELETE FROM change_log e USING replica_expired x
+         WHERE e.organization_id = $1 AND e.entity = x.entity AND e.entity_id = x.entity_id
+           AND (e.after_history = x.history_id
+                OR (e.after_history IS NULL AND e.before_history = x.history_id))",
+        "UPDATE change_log e SET before_history = NULL FROM replica_expired x
+         WHERE e.organization_id = $1 AND e.entity = x.entity AND e.entity_id = x.entity_id
+           AND e.before_history = x.history_id",
+        "DELETE FROM entity_history h USING replica_expired x
+         WHERE h.organization_id = $1 AND h.history_id = x.history_id",
+    ];
+    for sql in statements {
+        tx.execute(sql, &[&organization])
+            .await
+            .map_err(|e| target.error("cannot drop the expired history", e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

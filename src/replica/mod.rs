@@ -33,7 +33,7 @@ pub use verify::verify;
 
 /// The replica schema's version (`replica_schema.version`); `schema.sql` is applied to a
 /// schema older than this.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// Why a replication attempt stopped; the mirror is unaffected either way.
@@ -200,6 +200,7 @@ pub async fn catch_up(
                 ReplicaPart::SyncRuns,
                 ReplicaPart::History,
                 ReplicaPart::Events,
+                ReplicaPart::Erasures,
             ];
             let (s, applied) = apply(
                 &target,
@@ -225,11 +226,16 @@ pub async fn catch_up(
             let mut after = progress.map(|(run, _)| run).unwrap_or(0);
             for run in runs {
                 let slice = ReplicaSlice::Run { after, run };
+                // In the order the mirror wrote them: the run's own rows, then what an
+                // erasure (or its retention pass) rewrote, then what retention dropped.
                 let parts = [
                     ReplicaPart::SyncRuns,
                     ReplicaPart::Closings,
                     ReplicaPart::History,
                     ReplicaPart::Events,
+                    ReplicaPart::Rewrites,
+                    ReplicaPart::Retention,
+                    ReplicaPart::Erasures,
                 ];
                 let (s, applied) = apply(
                     &target,

@@ -19,6 +19,13 @@ pub enum ReplicaPart {
     History,
     /// `change_log` rows.
     Events,
+    /// `(history_id, data_json)` of the versions an erasure run rewrote (never at bootstrap,
+    /// which copies the versions as they read now).
+    Rewrites,
+    /// The cutoff a run's retention pass dropped history before (never at bootstrap).
+    Retention,
+    /// `erasures` receipts.
+    Erasures,
 }
 
 /// Which runs a read covers.
@@ -252,6 +259,18 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
         ],
     },
     ContractView {
+        name: "erasures",
+        columns: &[
+            ("sync_run_id", Int),
+            ("erased_at", Instant),
+            ("organization_user_id", Int),
+            ("reason", Text),
+            ("erased_by", Text),
+            ("history_only", Bool),
+            ("counts", Json),
+        ],
+    },
+    ContractView {
         name: "group_history",
         columns: &[
             ("group_id", Int),
@@ -417,6 +436,30 @@ fn replica_sql(part: ReplicaPart, slice: ReplicaSlice) -> (&'static str, Vec<i64
             "SELECT event_id, sync_run_id, observed_at, entity, entity_id, op, changed_fields,
                     before_history, after_history
              FROM change_log WHERE sync_run_id = ?1",
+            vec![run],
+        ),
+        (ReplicaPart::Rewrites | ReplicaPart::Retention, ReplicaSlice::UpTo(upto)) => {
+            ("SELECT 0, 0 WHERE ?1 IS NULL", vec![upto])
+        }
+        (ReplicaPart::Rewrites, ReplicaSlice::Run { run, .. }) => (
+            "SELECT history_id, data_json FROM entity_history WHERE erased_by = ?1",
+            vec![run],
+        ),
+        (ReplicaPart::Retention, ReplicaSlice::Run { run, .. }) => (
+            "SELECT retention_cutoff FROM sync_runs
+             WHERE sync_run_id = ?1 AND retention_cutoff IS NOT NULL",
+            vec![run],
+        ),
+        (ReplicaPart::Erasures, ReplicaSlice::UpTo(upto)) => (
+            "SELECT sync_run_id, erased_at, organization_user_id, reason, erased_by, history_only,
+                    counts
+             FROM erasures WHERE sync_run_id <= ?1",
+            vec![upto],
+        ),
+        (ReplicaPart::Erasures, ReplicaSlice::Run { run, .. }) => (
+            "SELECT sync_run_id, erased_at, organization_user_id, reason, erased_by, history_only,
+                    counts
+             FROM erasures WHERE sync_run_id = ?1",
             vec![run],
         ),
     }

@@ -57,6 +57,7 @@ pub(super) fn commit(
     observed_at: &str,
     totals: &RunTotals,
     outbox: Option<&dyn super::OutboxRules>,
+    retention_cutoff: Option<&str>,
 ) -> rusqlite::Result<Counts> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut counts = Counts::new();
@@ -95,6 +96,18 @@ pub(super) fn commit(
     // In the run's transaction: an event is committed with its alerts or not at all.
     if let Some(rules) = outbox {
         super::outbox::queue_run(&tx, run_id, rules, &crate::clock::now_utc())?;
+    }
+    if let Some(cutoff) = retention_cutoff {
+        let erased_by = super::erase::os_user();
+        let done = super::retention::retain(&tx, run_id, cutoff, observed_at, &erased_by)?;
+        tracing::info!(
+            run_id,
+            cutoff,
+            versions = done.versions,
+            events = done.events,
+            erased = done.erased,
+            "retention: dropped the history that ended before the cutoff"
+        );
     }
     mark_succeeded(&tx, run_id, totals, &counts)?;
     tx.commit()?;
