@@ -100,7 +100,9 @@ pub async fn run(
         });
     }
     if bytes.vacuumed {
-        crate::outln!("vacuumed the database: its free space predated secure_delete");
+        crate::outln!(
+            "vacuumed the database: its free space predated secure_delete, or held their bytes"
+        );
     }
     if !bytes.traces.email_in.is_empty() {
         return Err(EraseCommandError::EmailRemains {

@@ -248,8 +248,10 @@ impl Store {
             workspace_names,
             observed_at,
             totals,
-            self.outbox_rules.as_deref(),
-            cutoff.as_deref(),
+            &write::AfterChanges {
+                outbox: self.outbox_rules.as_deref(),
+                retention_cutoff: cutoff.as_deref(),
+            },
         )
         .map_err(sqlite_error(&path));
         if let Err(error) = self.conn.execute_batch("PRAGMA foreign_keys=ON") {

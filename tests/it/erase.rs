@@ -401,7 +401,7 @@ fn a_present_member_is_refused_with_exit_2_and_history_only_erases_all_but_the_c
                 "SELECT name, hourly_rate FROM users_current WHERE organization_user_id = {user}"
             )
         ),
-        vec![vec!["Philippa New-Name".to_string(), "35.0".to_string()]]
+        vec![vec!["Philippa New-Name".to_string(), "35".to_string()]]
     );
     drop(conn);
     // The current version is untouched: the next sync sees nothing new.
@@ -652,4 +652,42 @@ fn kill_9_during_erase_leaves_the_mirror_untouched_or_fully_erased() {
         outcomes.insert(receipts);
     }
     println!("outcomes seen: {outcomes:?}");
+}
+
+#[test]
+fn a_mirror_written_before_secure_delete_is_vacuumed_by_its_first_erasure() {
+    let m = Mirror::new(12);
+    let org = m.fake.handle();
+    let user = org.user_ids()[4];
+    org.rename_user(user, "Freya Freespace");
+    m.sync_ok();
+    org.remove_user(user);
+    m.sync_ok();
+    // What an older orgmirror left: deleted rows' bytes in free pages of the file, and the
+    // flag migration 28 sets on a mirror that had runs before it.
+    let conn = m.conn();
+    conn.execute_batch(
+        "PRAGMA secure_delete = OFF;
+         CREATE TABLE old_rows (t TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+         INSERT INTO old_rows SELECT 'Freya Freespace ' || hex(randomblob(2000)) FROM n;
+         DROP TABLE old_rows;
+         UPDATE free_space SET may_hold_old_bytes = 1;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    let db = m.db.display().to_string();
+    assert_eq!(
+        bytes_hold(&m.db, "Freya Freespace"),
+        vec![db.clone()],
+        "old bytes in free space"
+    );
+    let said = ok(&m.run(&["erase", "--user", &user.to_string(), "--reason", "r-9"]));
+    assert!(said.contains("vacuumed the database"), "{said}");
+    assert_eq!(bytes_hold(&m.db, "Freya Freespace"), Vec::<String>::new());
+    assert_eq!(
+        scalar(&m.conn(), "SELECT may_hold_old_bytes FROM free_space"),
+        0
+    );
 }
