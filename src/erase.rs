@@ -101,7 +101,7 @@ pub async fn run(
     }
     if bytes.vacuumed {
         crate::outln!(
-            "vacuumed the database: its free space predated secure_delete, or held their bytes"
+            "vacuumed the database: its free space predated secure_delete, or held their e-mail address"
         );
     }
     if !bytes.traces.email_in.is_empty() {
@@ -110,17 +110,20 @@ pub async fn run(
             files: bytes.traces.email_in,
         });
     }
+    let searched = format!(
+        "{} read in {:.3}s",
+        crate::status::human_bytes(bytes.searched_bytes),
+        bytes.search_time.as_secs_f64()
+    );
     if erasure.needles.names.is_empty() && erasure.needles.emails.is_empty() {
         crate::outln!("the WAL is emptied");
     } else if bytes.traces.name_in.is_empty() {
         crate::outln!(
-            "checked: neither their e-mail address nor their name occurs in the database file or its WAL ({} read in {:.2}s)",
-            crate::status::human_bytes(bytes.searched_bytes),
-            bytes.search_time.as_secs_f64()
+            "checked: neither their e-mail address nor their name occurs in the database file or its WAL ({searched})"
         );
     } else {
         crate::outln!(
-            "checked: their e-mail address occurs nowhere in the database file or its WAL; their name still does, held by another row (a namesake, or a group or tag with that text)"
+            "checked: their e-mail address occurs nowhere in the database file or its WAL; their name still does, held by another row: a namesake, or a group or tag with that text ({searched})"
         );
     }
     let copies = copies_under(store.path());

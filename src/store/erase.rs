@@ -126,8 +126,7 @@ pub struct Traces {
 pub struct BytesGone {
     /// The WAL was emptied (no reader held it).
     pub wal_truncated: bool,
-    /// The file was vacuumed (its free space predated `secure_delete`, or the search found
-    /// one of their texts after the checkpoint).
+    /// The file was vacuumed (its free space predated `secure_delete`, or held their e-mail).
     pub vacuumed: bool,
     /// What the final search found.
     pub traces: Traces,
@@ -238,9 +237,9 @@ impl Store {
             |r| r.get(0),
         ))?;
         let mut traces = self.traces(needles, &mut done)?;
-        // A text found may be a namesake's live row, which VACUUM keeps; it is only known
-        // after it.
-        if old_free_space || !traces.email_in.is_empty() || !traces.name_in.is_empty() {
+        // With secure_delete, what this build freed is zeroes: a name found then is a live
+        // row's (a namesake's), which VACUUM would keep. An e-mail address is one person's.
+        if old_free_space || !traces.email_in.is_empty() {
             // VACUUM rewrites every page from the live rows: free pages and the free
             // blocks inside pages, written before secure_delete, are gone with it.
             self.sql(self.conn.execute_batch("VACUUM"))?;

@@ -106,6 +106,7 @@ pub(super) fn commit(
     }
     if let Some(cutoff) = after.retention_cutoff {
         let erased_by = super::erase::os_user();
+        let started = std::time::Instant::now();
         let done = super::retention::retain(&tx, run_id, cutoff, observed_at, &erased_by)?;
         tracing::info!(
             run_id,
@@ -113,6 +114,7 @@ pub(super) fn commit(
             versions = done.versions,
             events = done.events,
             erased = done.erased,
+            duration_ms = started.elapsed().as_millis() as u64,
             "retention: dropped the history that ended before the cutoff"
         );
     }

@@ -37,6 +37,7 @@
 
 mod canned;
 mod child;
+mod erasure;
 mod floor;
 mod queries;
 mod replica;
