@@ -3,42 +3,14 @@
 //! organization keeps its shape, later syncs neither bring them back nor speak of them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use orgmirror_fake::FakeOptions;
 
 use crate::support::*;
 
-/// `faketime`, which a year of history needs (syncs run at chosen times).
-pub fn faketime() -> Option<&'static str> {
-    let path = "/usr/bin/faketime";
-    if Path::new(path).exists() {
-        Some(path)
-    } else {
-        assert!(std::env::var_os("CI").is_none(), "{path} is missing in CI");
-        println!("SKIPPED: {path} is missing (install the `faketime` package)");
-        None
-    }
-}
-
-/// `orgmirror --config … ARGS` with the wall clock starting at `at`.
-pub fn run_at(faketime: &str, m: &Mirror, at: &str, args: &[&str]) -> Output {
-    Command::new(faketime)
-        .arg("-f")
-        .arg(at)
-        .arg(bin())
-        .arg("--config")
-        .arg(&m.config)
-        .args(args)
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .env("TOGGL_API_TOKEN", "demo-token")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("faketime runs")
-}
-
 pub fn sync_at(faketime: &str, m: &Mirror, at: &str) {
-    let out = run_at(faketime, m, at, &["sync"]);
+    let out = run_at(faketime, m, at, &["sync"], &[]);
     assert!(
         out.status.success(),
         "sync at {at} failed: {}{}",
@@ -549,6 +521,7 @@ fn retention_drops_exactly_the_versions_that_ended_before_the_cutoff_and_asof_be
             "--out",
             out_file.to_str().unwrap(),
         ],
+        &[],
     );
     assert_eq!(old.status.code(), Some(2), "{}", text(&old.stderr));
     assert!(
@@ -566,6 +539,7 @@ fn retention_drops_exactly_the_versions_that_ended_before_the_cutoff_and_asof_be
             "--out",
             out_file.to_str().unwrap(),
         ],
+        &[],
     );
     ok(&fine);
     let state = rusqlite::Connection::open(&out_file).unwrap();

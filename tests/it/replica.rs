@@ -1284,21 +1284,8 @@ fn custom_fields_and_the_published_role_fields_answer_the_same_in_postgresql() {
 
 /// `orgmirror … ARGS` with the wall clock starting at `at`, the replica's password set.
 fn run_at(m: &Mirror, at: &str, args: &[&str]) -> Output {
-    let faketime = crate::erase::faketime().expect("faketime");
-    Command::new(faketime)
-        .arg("-f")
-        .arg(at)
-        .arg(bin())
-        .arg("--config")
-        .arg(&m.config)
-        .args(args)
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .env("TOGGL_API_TOKEN", "demo-token")
-        .env("PGPASSWORD", PASSWORD)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("faketime runs")
+    let faketime = crate::support::faketime().expect("faketime");
+    crate::support::run_at(faketime, m, at, args, &[("PGPASSWORD", PASSWORD)])
 }
 
 /// `pg_dump` of the replica's schema, as text.
@@ -1317,7 +1304,7 @@ fn an_erasure_and_a_retention_pass_reach_the_replica_and_pg_dump_finds_neither_e
     let Some(cluster) = shared() else {
         return;
     };
-    if crate::erase::faketime().is_none() {
+    if crate::support::faketime().is_none() {
         return;
     }
     let schema = "erasure_test";

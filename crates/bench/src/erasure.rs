@@ -2,7 +2,9 @@
 //! of the leaver with the most versions (the command's wall time, and the time its byte
 //! search of the database file and WAL took), then two runs with `[retention] history`
 //! on copies made before it: one that drops a year of versions (`1d`: everything that
-//! ended before yesterday) and a steady-state one that drops one week's (`51w`).
+//! ended before yesterday) and a steady-state one that drops one week's (`51w`); last, the
+//! first erasure in a mirror written before `secure_delete` (flagged so on a copy), which
+//! vacuums the file.
 
 use std::path::Path;
 use std::process::Command;
@@ -87,6 +89,51 @@ pub fn measure(
         Duration::from_secs_f64(check),
         cost.peak_rss_kib,
     ));
+
+    // The first erasure of a mirror an older orgmirror wrote: what `VACUUM` adds.
+    let old = dir.join("older.sqlite");
+    std::fs::copy(db, &old).map_err(|e| format!("cannot copy the mirror: {e}"))?;
+    let old_cfg = dir.join("older.toml");
+    std::fs::write(
+        &old_cfg,
+        config_text.replace(
+            &format!("{:?}", db.display().to_string()),
+            &format!("{:?}", old.display().to_string()),
+        ),
+    )
+    .map_err(|e| format!("cannot write a config: {e}"))?;
+    let second: i64 = rusqlite::Connection::open(&old)
+        .and_then(|conn| {
+            conn.execute("UPDATE free_space SET may_hold_old_bytes = 1", [])?;
+            let second: i64 = conn.query_row(
+                "SELECT id FROM entity_history WHERE entity = 'user' AND id <> ?1 GROUP BY id
+                 HAVING count(valid_to) = count(*) ORDER BY count(*) DESC, id LIMIT 1",
+                [leaver],
+                |r| r.get(0),
+            )?;
+            Ok(second)
+        })
+        .map_err(|e| format!("cannot flag the copy: {e}"))?;
+    let mut cmd = Command::new(&binaries.orgmirror);
+    cmd.arg("--config").arg(&old_cfg).args([
+        "erase",
+        "--user",
+        &second.to_string(),
+        "--reason",
+        "bench",
+    ]);
+    let cost = run_child(&binaries.bench, cmd, dir, "erase-older")?;
+    let said = std::fs::read_to_string(dir.join("erase-older.stdout")).unwrap_or_default();
+    if !said.contains("vacuumed") {
+        return Err(format!("the older mirror's erasure did not vacuum: {said}"));
+    }
+    out.push(command(
+        "erase, older mirror (VACUUM)",
+        size,
+        cost.wall,
+        cost.peak_rss_kib,
+    ));
+    std::fs::remove_file(&old).map_err(|e| format!("cannot remove the copy: {e}"))?;
 
     for (name, cfg, _copy) in &copies {
         let mut cmd = Command::new(&binaries.orgmirror);
