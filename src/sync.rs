@@ -22,21 +22,16 @@ use crate::config::Config;
 use crate::diff::{self, Scope};
 use crate::model::Entity;
 use crate::snapshot::{OrgSnapshot, RecordError};
-use crate::store::{RunTimes, RunTotals, Store};
+use crate::store::{RunTimes, RunTotals, Store, StoreError};
 
 mod confirm;
 mod end;
 mod failure;
 #[cfg(test)]
 mod guard_tests;
-mod mirror;
 mod progress;
 mod refresh;
-/// The error a run ends with: the store's, for now (one error type per layer is issue 14's
-/// later part); re-exported so the daemon names only `sync`.
-pub use crate::store::StoreError;
 pub use failure::{same_error, ExitStatusOf};
-pub use mirror::{open_store, DaemonStore};
 pub use refresh::refresh;
 
 use confirm::{confirm_absences, confirm_members, guard_deletions};

@@ -85,8 +85,17 @@ pub struct RequestStats {
     pub pacing_wait: Duration,
 }
 
-/// Defined on the domain side, so `store` and `status` need not depend on the client.
-pub use crate::quarantine::Quarantined;
+/// A list item whose `id` could be read but whose body could not (a rate of `1e309`, a
+/// `"NaN"` where a number belongs): the run keeps the record's last good version, the store
+/// records it with the run (`sync_runs.quarantined_json`) and `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantined {
+    /// `users` or `teams`: the list it came in.
+    pub list: String,
+    pub id: i64,
+    /// Why it could not be read (endpoint, page and item, and the decoder's words).
+    pub reason: String,
+}
 
 /// One item of a list with the top-level fields the model did not know, as canonical JSON.
 pub type WithUnknown<T> = (T, Option<String>);
