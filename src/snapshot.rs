@@ -53,21 +53,23 @@ struct CustomFieldPull {
     spoken_for: BTreeSet<i64>,
 }
 
-/// A record the API sent that cannot be mirrored (no id, say).
+/// A record the API sent that cannot be mirrored: a field it is keyed by is missing (its
+/// id, a member's id, a tag's id).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad record {entity} {position}: {message}")]
+#[error("bad record {entity} {position}: field `{field}`: missing")]
 pub struct RecordError {
     pub entity: &'static str,
     /// Which it was: its id (`42`), or where it was when it has none (`#17`).
     pub position: String,
-    pub message: String,
+    /// The missing field, as a path into the record (`workspaces[].id`).
+    pub field: &'static str,
 }
 
-fn missing(entity: &'static str, position: String, field: &str) -> RecordError {
+fn missing(entity: &'static str, position: String, field: &'static str) -> RecordError {
     RecordError {
         entity,
         position,
-        message: format!("field `{field}`: missing"),
+        field,
     }
 }
 
@@ -75,11 +77,7 @@ impl OrgSnapshot {
     /// Adds roles as the roles endpoint listed them.
     pub fn add_roles(&mut self, roles: Vec<(Role, Option<String>)>) -> Result<(), RecordError> {
         for (i, (role, unknown)) in roles.into_iter().enumerate() {
-            let record = RoleRecord::from_api(role).map_err(|m| RecordError {
-                entity: "role",
-                position: format!("#{}", i + 1),
-                message: m,
-            })?;
+            let record = RoleRecord::from_api(role, i + 1)?;
             let key = EntityKey::new(Entity::Role, record.role_id);
             if !self.is_unchanged(key, RecordRef::Role(&record), unknown.as_deref()) {
                 self.roles
@@ -624,12 +622,15 @@ pub struct SnapshotRow<'a> {
 }
 
 impl RoleRecord {
-    fn from_api(role: Role) -> Result<RoleRecord, String> {
-        let role_id = role.role_id.ok_or("field `role_id`: missing")?;
+    /// The record of the `nth` role listed (from 1: where a role without an id was).
+    fn from_api(role: Role, nth: usize) -> Result<RoleRecord, RecordError> {
+        let role_id = role
+            .role_id
+            .ok_or_else(|| missing("role", format!("#{nth}"), "role_id"))?;
         let mut permissions = Vec::with_capacity(role.permissions.len());
         for p in role.permissions {
             let permission_id = p.permission_id.ok_or_else(|| {
-                format!("field `permissions[].permission_id`: missing (role_id {role_id})")
+                missing("role", role_id.to_string(), "permissions[].permission_id")
             })?;
             permissions.push(PermissionRecord {
                 permission_id,
@@ -686,6 +687,39 @@ mod tests {
         let ja: Vec<String> = a.rows().map(|r| r.value.canonical_json()).collect();
         let jb: Vec<String> = b.rows().map(|r| r.value.canonical_json()).collect();
         assert_eq!(ja, jb);
+    }
+
+    /// A role is named by its id once it has one, by its place in the list before.
+    #[test]
+    fn a_role_missing_a_key_names_the_role_and_the_field() {
+        let role = |role_id: Option<i64>, permission_id: Option<i64>| {
+            let permission = crate::api::models::Permission {
+                permission_id,
+                ..Default::default()
+            };
+            let role = Role {
+                role_id,
+                permissions: vec![permission],
+                ..Default::default()
+            };
+            (role, None)
+        };
+        let ok = role(Some(3), Some(1));
+        let without_id = role(None, Some(1));
+        let err = OrgSnapshot::default()
+            .add_roles(vec![ok.clone(), without_id])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad record role #2: field `role_id`: missing"
+        );
+        let err = OrgSnapshot::default()
+            .add_roles(vec![ok, role(Some(7), None)])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad record role 7: field `permissions[].permission_id`: missing"
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod refresh;
 pub use failure::{same_error, ExitStatusOf};
 pub use refresh::refresh;
 
+pub use confirm::MassDelete;
 use confirm::{confirm_absences, confirm_members, guard_deletions};
 use end::{record_end, Ending};
 use progress::ProgressLine;
@@ -50,7 +51,7 @@ pub enum SyncError {
     Record(#[from] RecordError),
     /// The deletion guard refused the run.
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(MassDelete),
     /// The credentials could not be read (a daemon's tick reads them afresh).
     #[error(transparent)]
     Credentials(#[from] crate::config::ConfigError),

@@ -38,9 +38,7 @@ pub enum AlertsCmd {
 pub async fn run(config: &Config, cmd: AlertsCmd) -> Result<(), AlertsError> {
     match cmd {
         AlertsCmd::Test { name } => test(config, &name).await,
-        AlertsCmd::Replay { name, since } => {
-            replay(config, name.as_deref(), since).await
-        }
+        AlertsCmd::Replay { name, since } => replay(config, name.as_deref(), since).await,
     }
 }
 

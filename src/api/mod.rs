@@ -481,9 +481,9 @@ impl Client {
     where
         T: DeserializeOwned + KnownFields + Send,
     {
-        let decoded = decode_page::<T>(body).map_err(|message| ApiError::Decode {
+        let decoded = decode_page::<T>(body).map_err(|e| ApiError::Decode {
             endpoint: req.endpoint(),
-            message: self.redact(message),
+            message: self.redact(e.to_string()),
         })?;
         if !decoded.quarantined.is_empty() {
             let endpoint = req.endpoint();

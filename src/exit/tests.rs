@@ -66,7 +66,7 @@ fn record() -> RecordError {
     RecordError {
         entity: "user",
         position: "123".into(),
-        message: "field `rate`: missing".into(),
+        field: "rate",
     }
 }
 
@@ -165,7 +165,12 @@ fn table() -> Vec<(&'static str, Error, Exit)> {
         ("another writer", locked().into(), Failed),
         (
             "the deletion guard",
-            run(SyncError::Refused("8 of 10 users".into())),
+            run(SyncError::Refused(crate::sync::MassDelete {
+                removed: 8,
+                held: 10,
+                plural: "users",
+                max_fraction: 0.5,
+            })),
             Refused,
         ),
         ("a run refused access", run(SyncError::Api(auth())), Config),
