@@ -503,7 +503,7 @@ async fn pull_custom_fields(
         warn!(
             workspace,
             members = rows,
-            "the users list sent no custom_field_values for workspace {workspace}; its custom fields are not mirrored this run (the API key's user may not see them) and what the mirror holds of them stays"
+            "the users list sent no custom_field_values for the workspace; its custom fields are not mirrored this run (the API key's user may not see them) and what the mirror holds of them stays"
         );
     }
     info!(

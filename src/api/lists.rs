@@ -262,7 +262,7 @@ impl Client {
                             endpoint = %req.endpoint(),
                             refused = asked,
                             accepted = size,
-                            "the API refused the page size; asking {size} rows a page from now on (remembered in the database)"
+                            "the API refused the page size; asking the accepted size from now on (remembered in the database)"
                         );
                     }
                     return Ok(PageAnswer {
