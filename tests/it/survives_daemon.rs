@@ -1,4 +1,4 @@
-//! The service under a busy host and a careless setup (issue 15): ticks while other
+//! The service under a busy host and a careless setup: ticks while other
 //! writers hold the database, what a person must fix exits 2, log levels, relative paths,
 //! a corrupted file, a killed export, a read-only directory.
 
