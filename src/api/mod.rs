@@ -49,6 +49,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
+use crate::model::Quarantined;
 use by_ids::MAX_IDS_PER_REQUEST;
 pub use by_ids::{ByIds, IdFilter};
 pub use decode::{decode_page, DecodedPage};
@@ -83,18 +84,6 @@ pub struct RequestStats {
     pub quota_wait: Duration,
     /// Time spent waiting for the request pacing (`api.max_requests_per_second`).
     pub pacing_wait: Duration,
-}
-
-/// A list item whose `id` could be read but whose body could not (a rate of `1e309`, a
-/// `"NaN"` where a number belongs): the run keeps the record's last good version, the store
-/// records it with the run (`sync_runs.quarantined_json`) and `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Quarantined {
-    /// `users` or `teams`: the list it came in.
-    pub list: String,
-    pub id: i64,
-    /// Why it could not be read (endpoint, page and item, and the decoder's words).
-    pub reason: String,
 }
 
 /// One item of a list with the top-level fields the model did not know, as canonical JSON.
