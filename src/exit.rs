@@ -307,6 +307,7 @@ fn replica(e: &ReplicaError) -> Exit {
         | ReplicaError::MirrorClosed
         | ReplicaError::MirrorTask { .. }
         | ReplicaError::KeptMoving
+        | ReplicaError::MirrorMovedOn { .. }
         | ReplicaError::NothingReplicated(_)
         | ReplicaError::Differs(_) => Exit::Failed,
     }
