@@ -212,7 +212,7 @@ pub fn main() -> ExitCode {
             Command::Groups(cmd) => crate::groups::file::run(config, cmd).await?,
             Command::Alerts(cmd) => {
                 let (_, config) = commands::load_config(config)?;
-                crate::alerts::cli::run(&config, cmd, crate::sync::open_store).await?;
+                crate::alerts::cli::run(&config, cmd).await?;
                 Exit::Ok
             }
             Command::Replicate { verify } => {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::api::Client;
 use crate::config::{Config, ConfigError, Credentials};
-use crate::store::Store;
+use crate::store::{Store, StoreError, StoreOptions};
 use crate::sync::{self, RunReport, SyncOptions};
 
 /// Process exit statuses, documented in the README.
@@ -38,7 +38,7 @@ pub enum CommandError {
     #[error(transparent)]
     Api(#[from] crate::api::ApiError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
     /// A run that did not commit: failed, or refused by the deletion guard.
     #[error(transparent)]
     Run(#[from] Box<sync::RunFailed>),
@@ -104,10 +104,16 @@ pub fn client_for(config: &Config) -> Result<Client, CommandError> {
     Ok(Client::new(&config.api, &credentials)?)
 }
 
-/// Opens the database for writing.
-pub fn open_store(config: &Config) -> Result<Store, CommandError> {
-    // Every run through this store queues its alerts with its events.
-    Ok(sync::open_store(config)?)
+/// Opens the database for writing, with the alert rules every run through it queues its
+/// matches by (with its events, in its commit).
+pub fn open_store(config: &Config) -> Result<Store, StoreError> {
+    let mut store = Store::open(
+        &config.database.path,
+        &StoreOptions::from_config(&config.database),
+    )?;
+    store.set_outbox_rules(crate::alerts::outbox_rules(config));
+    store.set_retention(config.retention.history);
+    Ok(store)
 }
 
 /// `orgmirror sync`.

@@ -36,9 +36,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::cadence;
 use crate::clock::now_utc;
-use crate::commands::{client_for, load_config, CommandError, Exit};
+use crate::commands::{client_for, load_config, open_store, CommandError, Exit};
 use crate::config::{Config, ConfigError};
-use crate::sync::{self, RunReport, StoreError, SyncOptions};
+use crate::store::{Store, StoreError};
+use crate::sync::{self, RunReport, SyncOptions};
 
 /// The `sync_runs.error` of a run abandoned because it outlived `schedule.shutdown_timeout`.
 pub const SHUTDOWN_REASON: &str =
@@ -234,7 +235,8 @@ pub async fn run(
     let (config_file, config) = load_config(config_path)?;
     let client = client_for(&config)?;
     // One daemon per database, for its whole life (the writer lock is only held by runs).
-    let mut mirror = sync::DaemonStore::open_for_daemon(&config)?;
+    let mut store = open_store(&config)?;
+    store.lock_daemon()?;
     // Alerts are delivered on a task of their own (a dead target never holds up a run),
     // woken after each run; metrics are served on another.
     let alert_wake = Arc::new(tokio::sync::Notify::new());
@@ -296,7 +298,7 @@ pub async fn run(
         };
         debug!(trigger = trigger.as_str(), "run starting");
         let end = {
-            let run = mirror.run_once(&client, &config, &options);
+            let run = sync::run_with_fresh_credentials(&client, &mut store, &config, &options);
             tokio::pin!(run);
             loop {
                 tokio::select! {
@@ -336,11 +338,11 @@ pub async fn run(
                 break Ok(());
             }
             RunFate::Abandoned => {
-                mark_abandoned(&mut mirror, SHUTDOWN_REASON);
+                mark_abandoned(&mut store, SHUTDOWN_REASON);
                 break Ok(());
             }
             RunFate::Killed => {
-                mark_abandoned(&mut mirror, SECOND_SIGNAL_REASON);
+                mark_abandoned(&mut store, SECOND_SIGNAL_REASON);
                 // Exits 1: the abandoned run is worth another, which systemd restarts for.
                 break Err(DaemonError::Abandoned);
             }
@@ -349,7 +351,7 @@ pub async fn run(
 
     stop_schedule(&mut scheduler).await;
     notify(&["STOPPING=1", "STATUS=stopped"]);
-    drop(mirror);
+    drop(store);
     info!(
         stopped_cleanly = outcome.is_ok(),
         "daemon stopped; database closed"
@@ -430,8 +432,8 @@ fn report_run(result: Result<RunReport, StoreError>) {
 }
 
 /// Marks the abandoned run's `sync_runs` row failed.
-fn mark_abandoned(mirror: &mut sync::DaemonStore, reason: &str) {
-    match mirror.abandon_running(reason) {
+fn mark_abandoned(store: &mut Store, reason: &str) {
+    match store.abandon_running(reason, &now_utc()) {
         Ok(rows) => warn!(rows, reason, "abandoned run marked failed"),
         Err(e) => error!(
             error = %e,

@@ -54,7 +54,7 @@ pub async fn run(
         return Err(EraseCommandError::NoReason);
     }
     let (_, config) = load_config(config_path)?;
-    let mut store = crate::sync::open_store(&config)?;
+    let mut store = crate::commands::open_store(&config)?;
     let erased_by = crate::store::os_user();
     let request = EraseRequest {
         user: args.user,

@@ -326,6 +326,7 @@ fn replica(e: &ReplicaError) -> Exit {
         | ReplicaError::MirrorClosed
         | ReplicaError::MirrorTask { .. }
         | ReplicaError::KeptMoving
+        | ReplicaError::MirrorMovedOn { .. }
         | ReplicaError::NothingReplicated(_)
         | ReplicaError::Differs(_) => Exit::Failed,
     }

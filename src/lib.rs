@@ -25,7 +25,6 @@ mod lockfile;
 mod logging;
 mod metrics;
 mod model;
-mod quarantine;
 mod replica;
 mod snapshot;
 mod status;

@@ -53,21 +53,23 @@ struct CustomFieldPull {
     spoken_for: BTreeSet<i64>,
 }
 
-/// A record the API sent that cannot be mirrored (no id, say).
+/// A record the API sent that cannot be mirrored: a field it is keyed by is missing (its
+/// id, a member's id, a tag's id).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad record {entity} {position}: {message}")]
+#[error("bad record {entity} {position}: field `{field}`: missing")]
 pub struct RecordError {
     pub entity: &'static str,
     /// Which it was: its id (`42`), or where it was when it has none (`#17`).
     pub position: String,
-    pub message: String,
+    /// The missing field, as a path into the record (`workspaces[].id`).
+    pub field: &'static str,
 }
 
-fn missing(entity: &'static str, position: String, field: &str) -> RecordError {
+fn missing(entity: &'static str, position: String, field: &'static str) -> RecordError {
     RecordError {
         entity,
         position,
-        message: format!("field `{field}`: missing"),
+        field,
     }
 }
 
@@ -75,11 +77,7 @@ impl OrgSnapshot {
     /// Adds roles as the roles endpoint listed them.
     pub fn add_roles(&mut self, roles: Vec<(Role, Option<String>)>) -> Result<(), RecordError> {
         for (i, (role, unknown)) in roles.into_iter().enumerate() {
-            let record = RoleRecord::from_api(role).map_err(|m| RecordError {
-                entity: "role",
-                position: format!("#{}", i + 1),
-                message: m,
-            })?;
+            let record = RoleRecord::from_api(role, i + 1)?;
             let key = EntityKey::new(Entity::Role, record.role_id);
             if !self.is_unchanged(key, RecordRef::Role(&record), unknown.as_deref()) {
                 self.roles
@@ -624,12 +622,15 @@ pub struct SnapshotRow<'a> {
 }
 
 impl RoleRecord {
-    fn from_api(role: Role) -> Result<RoleRecord, String> {
-        let role_id = role.role_id.ok_or("field `role_id`: missing")?;
+    /// The record of the `nth` role listed (from 1: where a role without an id was).
+    fn from_api(role: Role, nth: usize) -> Result<RoleRecord, RecordError> {
+        let role_id = role
+            .role_id
+            .ok_or_else(|| missing("role", format!("#{nth}"), "role_id"))?;
         let mut permissions = Vec::with_capacity(role.permissions.len());
         for p in role.permissions {
             let permission_id = p.permission_id.ok_or_else(|| {
-                format!("field `permissions[].permission_id`: missing (role_id {role_id})")
+                missing("role", role_id.to_string(), "permissions[].permission_id")
             })?;
             permissions.push(PermissionRecord {
                 permission_id,
@@ -662,106 +663,4 @@ impl RoleRecord {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reordered_lists_give_the_same_json() {
-        let user = |tags: Vec<i64>| OrganizationUser {
-            id: Some(7),
-            tags: tags
-                .into_iter()
-                .map(|id| crate::api::models::Tag {
-                    id: Some(id),
-                    label: Some(format!("t{id}")),
-                    color: None,
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let mut a = OrgSnapshot::default();
-        a.add_user(user(vec![3, 1, 2]), None).unwrap();
-        let mut b = OrgSnapshot::default();
-        b.add_user(user(vec![2, 3, 1]), None).unwrap();
-        let ja: Vec<String> = a.rows().map(|r| r.value.canonical_json()).collect();
-        let jb: Vec<String> = b.rows().map(|r| r.value.canonical_json()).collect();
-        assert_eq!(ja, jb);
-    }
-
-    #[test]
-    fn a_team_seen_twice_keeps_only_its_later_members() {
-        let team = |members: &[i64]| Team {
-            id: Some(5),
-            users: members
-                .iter()
-                .map(|&u| crate::api::models::GroupUser {
-                    organization_user_id: Some(u),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let mut s = OrgSnapshot::default();
-        s.add_team(team(&[1, 2]), None).unwrap();
-        s.add_team(
-            Team {
-                id: Some(6),
-                ..team(&[1])
-            },
-            None,
-        )
-        .unwrap();
-        s.add_team(team(&[2, 3]), None).unwrap();
-        let keys: Vec<(i64, i64)> = s.memberships.keys().copied().collect();
-        assert_eq!(keys, vec![(5, 2), (5, 3), (6, 1)]);
-        s.remove_group(5);
-        assert_eq!(
-            s.memberships.keys().copied().collect::<Vec<_>>(),
-            vec![(6, 1)]
-        );
-    }
-
-    #[test]
-    fn a_record_without_id_is_an_error() {
-        let mut s = OrgSnapshot::default();
-        let err = s.add_user(OrganizationUser::default(), None).unwrap_err();
-        assert!(err.to_string().contains("`id`"), "{err}");
-    }
-
-    /// Quarantine never deletes: what the mirror holds of a user (its rate included) or of
-    /// a group (its memberships included) counts as seen, and copies the pull sends later
-    /// are not taken.
-    #[test]
-    fn a_quarantined_user_or_group_keeps_what_the_mirror_holds() {
-        use crate::api::models::build::team;
-        use crate::diff::{diff, state_of, Scope};
-        let user = |id: i64, name: &str| crate::api::models::build::user(id, name, Some(10.0));
-        let team = |members: &[i64]| team(100, "Ops", members);
-        let mut held = OrgSnapshot::default();
-        held.add_user(user(1, "Ann"), None).unwrap();
-        held.add_user(user(2, "Bob"), None).unwrap();
-        held.add_team(team(&[1, 2]), None).unwrap();
-        let stored = Arc::new(state_of(&held));
-
-        let mut s = OrgSnapshot::against(Arc::clone(&stored));
-        s.quarantine(EntityKey::new(Entity::User, 1), "bad body".into());
-        s.quarantine(EntityKey::new(Entity::Group, 100), "bad body".into());
-        // Later copies (renamed, a member gone) are passed over, not taken as changes.
-        s.add_user(user(1, "Renamed"), None).unwrap();
-        s.add_team(team(&[2]), None).unwrap();
-        s.add_user(user(2, "Bob"), None).unwrap();
-
-        let quarantined: Vec<EntityKey> = s.quarantined().copied().collect();
-        assert_eq!(
-            quarantined,
-            vec![
-                EntityKey::new(Entity::Group, 100),
-                EntityKey::new(Entity::User, 1)
-            ]
-        );
-        assert!(s.is_quarantined(&EntityKey::new(Entity::User, 1)));
-        assert!(!s.is_quarantined(&EntityKey::new(Entity::User, 2)));
-        let d = diff(&stored, &s, &Scope::FULL);
-        assert!(d.is_empty(), "{:?}", d.changes);
-    }
-}
+mod tests;

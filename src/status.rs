@@ -41,7 +41,7 @@ pub struct StatusReport {
     pub alerts: Vec<RuleBacklog>,
     /// Records the newest successful run could not read: each keeps its last good version
     /// in the mirror until the upstream sends one that can be read.
-    pub quarantined: Vec<crate::quarantine::Quarantined>,
+    pub quarantined: Vec<crate::model::Quarantined>,
     /// The PostgreSQL replica's progress, when `[replica.postgres]` is configured.
     pub replica: Option<crate::replica::ReplicaStatus>,
     /// Set when the API honours no id filter: absences then take one more run to confirm.
@@ -121,7 +121,7 @@ pub struct RunStatus {
     /// (`started_at` is then one second after that run's).
     pub wall_clock_at: Option<String>,
     /// Records this run could not read and kept at their last good version.
-    pub quarantined: Vec<crate::quarantine::Quarantined>,
+    pub quarantined: Vec<crate::model::Quarantined>,
 }
 
 /// The request quota last seen.

@@ -22,23 +22,19 @@ use crate::config::Config;
 use crate::diff::{self, Scope};
 use crate::model::Entity;
 use crate::snapshot::{OrgSnapshot, RecordError};
-use crate::store::{RunTimes, RunTotals, Store};
+use crate::store::{RunTimes, RunTotals, Store, StoreError};
 
 mod confirm;
 mod end;
 mod failure;
 #[cfg(test)]
 mod guard_tests;
-mod mirror;
 mod progress;
 mod refresh;
-/// The error a run ends with: the store's, for now (one error type per layer is issue 14's
-/// later part); re-exported so the daemon names only `sync`.
-pub use crate::store::StoreError;
 pub use failure::{same_error, ExitStatusOf};
-pub use mirror::{open_store, DaemonStore};
 pub use refresh::refresh;
 
+pub use confirm::MassDelete;
 use confirm::{confirm_absences, confirm_members, guard_deletions};
 use end::{record_end, Ending};
 use progress::ProgressLine;
@@ -55,7 +51,7 @@ pub enum SyncError {
     Record(#[from] RecordError),
     /// The deletion guard refused the run.
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(MassDelete),
     /// The credentials could not be read (a daemon's tick reads them afresh).
     #[error(transparent)]
     Credentials(#[from] crate::config::ConfigError),
@@ -507,7 +503,7 @@ async fn pull_custom_fields(
         warn!(
             workspace,
             members = rows,
-            "the users list sent no custom_field_values for workspace {workspace}; its custom fields are not mirrored this run (the API key's user may not see them) and what the mirror holds of them stays"
+            "the users list sent no custom_field_values for the workspace; its custom fields are not mirrored this run (the API key's user may not see them) and what the mirror holds of them stays"
         );
     }
     info!(

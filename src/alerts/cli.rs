@@ -10,7 +10,7 @@ use super::health::{self, Origin};
 use super::{AlertsError, Rules};
 use crate::clock::now_utc;
 use crate::config::{AlertRule, Config};
-use crate::store::{EventRow, Freshness, Outage, Store, StoreError};
+use crate::store::{EventRow, Freshness, Outage};
 
 /// `orgmirror alerts …`.
 #[derive(Debug, Subcommand)]
@@ -33,18 +33,12 @@ pub enum AlertsCmd {
     },
 }
 
-/// Runs an `alerts` command on `config`; `open_store` opens the mirror (with its alert
-/// rules) when the command needs it, after its arguments are checked.
-pub async fn run(
-    config: &Config,
-    cmd: AlertsCmd,
-    open_store: impl FnOnce(&Config) -> Result<Store, StoreError>,
-) -> Result<(), AlertsError> {
+/// Runs an `alerts` command on `config`; the mirror is opened only when the command needs
+/// it, after its arguments are checked.
+pub async fn run(config: &Config, cmd: AlertsCmd) -> Result<(), AlertsError> {
     match cmd {
         AlertsCmd::Test { name } => test(config, &name).await,
-        AlertsCmd::Replay { name, since } => {
-            replay(config, name.as_deref(), since, open_store).await
-        }
+        AlertsCmd::Replay { name, since } => replay(config, name.as_deref(), since).await,
     }
 }
 
@@ -134,7 +128,6 @@ async fn replay(
     config: &Config,
     name: Option<&str>,
     since: chrono::DateTime<chrono::Utc>,
-    open_store: impl FnOnce(&Config) -> Result<Store, StoreError>,
 ) -> Result<(), AlertsError> {
     let changes: Vec<&AlertRule> = config.alert.iter().filter(|r| !r.is_health()).collect();
     let names: Vec<&str> = match name {
@@ -152,7 +145,7 @@ async fn replay(
     };
     // As the mirror writes times, so that text order is time order.
     let since = crate::clock::format_utc(since);
-    let mut store = open_store(config)?;
+    let mut store = crate::commands::open_store(config)?;
     let deliverer = Deliverer::new(config)?;
     store.lock_writer()?;
     let rules = Rules::of(config);

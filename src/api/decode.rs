@@ -28,6 +28,30 @@ pub struct DecodedPage<T> {
     pub quarantined: Vec<(i64, String)>,
 }
 
+/// Why a list page's body could not be decoded (the caller adds endpoint and page).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is not JSON (an HTML error page, a cut-off answer).
+    #[error("not JSON ({source}); the body starts with: {excerpt}")]
+    NotJson {
+        source: serde_json::Error,
+        excerpt: String,
+    },
+    /// JSON, but neither a list nor an object around one.
+    #[error("{0}")]
+    NotAList(#[source] serde_json::Error),
+    /// An object without the list under either of its names.
+    #[error("the list is in neither `items` nor `data` (nor a bare array); the body starts with: {excerpt}")]
+    NoList { excerpt: String },
+    /// An item (by its index on the page) without even a readable `id`, so it cannot be
+    /// quarantined.
+    #[error("item {index}: {source}")]
+    Item {
+        index: usize,
+        source: serde_json::Error,
+    },
+}
+
 /// Only the `id` of an item (every other field skipped unread, so a number out of range
 /// or a wrong type elsewhere does not stop it).
 #[derive(Deserialize)]
@@ -64,9 +88,9 @@ fn lenient_count(raw: Option<&RawValue>) -> Option<i64> {
     text.parse::<i64>().ok().filter(|n| *n >= 0)
 }
 
-/// Decodes one page of a list endpoint. The error text names the failing item by its
-/// index on the page (`item 17: invalid type: …`); the caller adds endpoint and page.
-pub fn decode_page<T>(body: &[u8]) -> Result<DecodedPage<T>, String>
+/// Decodes one page of a list endpoint. The error names the failing item by its index on
+/// the page (`item 17: invalid type: …`).
+pub fn decode_page<T>(body: &[u8]) -> Result<DecodedPage<T>, DecodeError>
 where
     T: DeserializeOwned + KnownFields,
 {
@@ -79,19 +103,18 @@ where
     // "data"}`, and a bare array costs nothing to accept.
     let (raw, total) = if bare {
         let rows =
-            serde_json::from_slice::<Vec<&RawValue>>(body).map_err(|e| envelope_error(body, &e))?;
+            serde_json::from_slice::<Vec<&RawValue>>(body).map_err(|e| envelope_error(body, e))?;
         (rows, None)
     } else {
         let e =
-            serde_json::from_slice::<ObjectEnvelope>(body).map_err(|e| envelope_error(body, &e))?;
+            serde_json::from_slice::<ObjectEnvelope>(body).map_err(|e| envelope_error(body, e))?;
         let rows = match (e.items, e.data) {
             (Some(rows), _) => rows,
             (None, Some(rows)) => rows,
             (None, None) => {
-                return Err(format!(
-                    "the list is in neither `items` nor `data` (nor a bare array); the body starts with: {}",
-                    super::error::body_excerpt(body, 120)
-                ))
+                return Err(DecodeError::NoList {
+                    excerpt: super::error::body_excerpt(body, 120),
+                })
             }
         };
         (rows, lenient_count(e.total))
@@ -101,21 +124,21 @@ where
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            split_unknown_fields::<T>(item).or_else(|e| {
-                let why = format!("item {i}: {e}");
+            split_unknown_fields::<T>(item).or_else(|source| {
+                let why = DecodeError::Item { index: i, source };
                 let id = serde_json::from_str::<IdOnly>(item.get())
                     .ok()
                     .and_then(|o| o.id);
                 match id.and_then(|id| T::stand_in(id).map(|s| (id, s))) {
                     Some((id, stand_in)) => {
-                        quarantined.push((id, why));
+                        quarantined.push((id, why.to_string()));
                         Ok((stand_in, None))
                     }
                     None => Err(why),
                 }
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, DecodeError>>()?;
     Ok(DecodedPage {
         items,
         total,
@@ -269,14 +292,14 @@ impl<'de> Visitor<'de> for KeyText {
     }
 }
 
-fn envelope_error(body: &[u8], error: &serde_json::Error) -> String {
-    if error.is_syntax() || error.is_eof() {
-        format!(
-            "not JSON ({error}); the body starts with: {}",
-            super::error::body_excerpt(body, 120)
-        )
+fn envelope_error(body: &[u8], source: serde_json::Error) -> DecodeError {
+    if source.is_syntax() || source.is_eof() {
+        DecodeError::NotJson {
+            source,
+            excerpt: super::error::body_excerpt(body, 120),
+        }
     } else {
-        error.to_string()
+        DecodeError::NotAList(source)
     }
 }
 
@@ -335,18 +358,23 @@ mod tests {
     #[test]
     fn errors_name_the_item() {
         let body = br#"{"items":[{"id":1},{"id":"abc"}]}"#;
-        let err = decode_page::<OrganizationUser>(body).unwrap_err();
+        let err = decode_page::<OrganizationUser>(body)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("item 1: invalid type: string \"abc\", expected i64"),
             "{err}"
         );
-        let err =
-            decode_page::<OrganizationUser>(b"<html><body>Bad gateway</body></html>").unwrap_err();
+        let err = decode_page::<OrganizationUser>(b"<html><body>Bad gateway</body></html>")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("not JSON") && err.contains("Bad gateway"),
             "{err}"
         );
-        let err = decode_page::<OrganizationUser>(b"{}").unwrap_err();
+        let err = decode_page::<OrganizationUser>(b"{}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("neither `items` nor `data`"), "{err}");
     }
 
@@ -390,10 +418,14 @@ mod tests {
         assert_eq!(page.items[120].1.as_deref(), Some(r#"{"x120":1}"#));
         let mut bad = items.clone();
         bad[130] = r#"{"id":"x"}"#.to_string();
-        let err = decode_page::<OrganizationUser>(body(&bad).as_bytes()).unwrap_err();
+        let err = decode_page::<OrganizationUser>(body(&bad).as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("item 130: invalid type"), "{err}");
         bad[10] = r#"{"id":[]}"#.to_string();
-        let err = decode_page::<OrganizationUser>(body(&bad).as_bytes()).unwrap_err();
+        let err = decode_page::<OrganizationUser>(body(&bad).as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("item 10: invalid type"), "{err}");
     }
 

@@ -217,13 +217,13 @@ impl Client {
             let next = pager
                 .accept_announced(page, decoded.items, announced)
                 .map_err(|e| match e {
-                    PageError::Decode(message) => ApiError::Decode {
+                    PageError::NoId { .. } => ApiError::Decode {
                         endpoint: req.endpoint(),
-                        message,
+                        message: e.to_string(),
                     },
-                    PageError::Paging(message) => ApiError::Paging {
+                    PageError::Repeated { .. } => ApiError::Paging {
                         endpoint: req.endpoint(),
-                        message,
+                        message: e.to_string(),
                     },
                     PageError::FilterIgnored => ApiError::FilterIgnored {
                         endpoint: req.endpoint(),
@@ -262,7 +262,7 @@ impl Client {
                             endpoint = %req.endpoint(),
                             refused = asked,
                             accepted = size,
-                            "the API refused the page size; asking {size} rows a page from now on (remembered in the database)"
+                            "the API refused the page size; asking the accepted size from now on (remembered in the database)"
                         );
                     }
                     return Ok(PageAnswer {

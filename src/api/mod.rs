@@ -49,6 +49,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
+use crate::model::Quarantined;
 use by_ids::MAX_IDS_PER_REQUEST;
 pub use by_ids::{ByIds, IdFilter};
 pub use decode::{decode_page, DecodedPage};
@@ -85,9 +86,6 @@ pub struct RequestStats {
     pub pacing_wait: Duration,
 }
 
-/// Defined on the domain side, so `store` and `status` need not depend on the client.
-pub use crate::quarantine::Quarantined;
-
 /// One item of a list with the top-level fields the model did not know, as canonical JSON.
 pub type WithUnknown<T> = (T, Option<String>);
 
@@ -118,7 +116,7 @@ pub struct Client {
     /// Credential strings scrubbed from error texts: every credential this client sent.
     secrets: Mutex<Vec<SecretString>>,
     /// At most `api.max_requests_per_second`, one at a time (`None`: no pacing).
-    pacer: Option<governor::DefaultDirectRateLimiter>,
+    pacer: Option<Pacer>,
     state: Mutex<State>,
     /// Where every answer is recorded as well (`sync --capture`, `check`).
     recorder: Option<std::sync::Arc<capture::Recorder>>,
@@ -201,15 +199,38 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A rate limiter letting one request through every `1 / per_second` seconds, with no
-/// burst: requests are spaced, not bunched (`None` for 0: no pacing).
-fn pacer(per_second: f64) -> Option<governor::DefaultDirectRateLimiter> {
-    if !(per_second.is_finite() && per_second > 0.0) {
-        return None;
+/// Lets one request out every `period`, with no burst: requests are spaced, not bunched,
+/// and the first after a pause goes at once.
+struct Pacer {
+    period: Duration,
+    /// When the next request may go.
+    next: Mutex<std::time::Instant>,
+}
+
+impl Pacer {
+    /// At most `per_second` requests a second (`None` for 0: no pacing).
+    fn new(per_second: f64) -> Option<Pacer> {
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return None;
+        }
+        let period = Duration::try_from_secs_f64(1.0 / per_second).ok()?;
+        Some(Pacer {
+            period,
+            next: Mutex::new(std::time::Instant::now()),
+        })
     }
-    let period = Duration::try_from_secs_f64(1.0 / per_second).ok()?;
-    let quota = governor::Quota::with_period(period)?.allow_burst(std::num::NonZeroU32::MIN);
-    Some(governor::RateLimiter::direct(quota))
+
+    /// Takes the next slot and sleeps until it comes. A slot taken by a request that is
+    /// then dropped stays taken: pacing errs on the slow side.
+    async fn until_ready(&self) {
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = (*next).max(std::time::Instant::now());
+            *next = slot + self.period;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
 }
 
 /// The `Authorization` header of `credentials` under `scheme`, marked sensitive; the
@@ -283,7 +304,7 @@ impl Client {
             auth: Mutex::new(auth),
             auth_scheme: api.auth_scheme,
             secrets: Mutex::new(secrets),
-            pacer: pacer(api.max_requests_per_second),
+            pacer: Pacer::new(api.max_requests_per_second),
             state: Mutex::new(State::default()),
             recorder: None,
             warns_of_page_sizes: true,
@@ -472,9 +493,9 @@ impl Client {
     where
         T: DeserializeOwned + KnownFields + Send,
     {
-        let decoded = decode_page::<T>(body).map_err(|message| ApiError::Decode {
+        let decoded = decode_page::<T>(body).map_err(|e| ApiError::Decode {
             endpoint: req.endpoint(),
-            message: self.redact(message),
+            message: self.redact(e.to_string()),
         })?;
         if !decoded.quarantined.is_empty() {
             let endpoint = req.endpoint();

@@ -77,14 +77,17 @@ pub enum Next {
 }
 
 /// Why a page was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageError {
-    /// A row the mirror cannot use (no id).
-    Decode(String),
-    /// The server's paging cannot be trusted.
-    Paging(String),
+    /// A row the mirror cannot use, by its index on the page.
+    #[error("item {index}: the row has no `id`")]
+    NoId { index: usize },
+    /// The server's paging cannot be trusted: the page brought nothing new.
+    #[error("page {page} holds only rows already seen on earlier pages: the server ignores `page` or repeats pages")]
+    Repeated { page: u32 },
     /// A by-id read got a row it did not ask for: the server ignored the filter in the
     /// form it was sent (the caller tries the other form, or does without).
+    #[error("the server ignored the id filter")]
     FilterIgnored,
 }
 
@@ -192,9 +195,7 @@ impl<T: HasId> Pager<T> {
         }
         let mut new_rows = 0usize;
         for (i, (item, unknown)) in items.into_iter().enumerate() {
-            let id = item
-                .id()
-                .ok_or_else(|| PageError::Decode(format!("item {i}: the row has no `id`")))?;
+            let id = item.id().ok_or(PageError::NoId { index: i })?;
             if self.wanted.as_ref().is_some_and(|w| !w.contains(&id)) {
                 return Err(PageError::FilterIgnored);
             }
@@ -209,9 +210,7 @@ impl<T: HasId> Pager<T> {
             }
         }
         if new_rows == 0 {
-            return Err(PageError::Paging(format!(
-                "page {page} holds only rows already seen on earlier pages: the server ignores `page` or repeats pages"
-            )));
+            return Err(PageError::Repeated { page });
         }
         self.non_empty_pages += 1;
         let largest_before = self.largest;
@@ -392,10 +391,7 @@ mod tests {
         let mut pager: Pager<Team> = Pager::new();
         pager.accept(1, page([1, 2]), None).unwrap();
         let err = pager.accept(2, page([2, 1]), None).unwrap_err();
-        assert!(
-            matches!(&err, PageError::Paging(m) if m.contains("page 2")),
-            "{err:?}"
-        );
+        assert_eq!(err, PageError::Repeated { page: 2 });
     }
 
     #[test]
@@ -404,7 +400,8 @@ mod tests {
         let mut rows = page([1, 2]);
         rows[1].0.id = None;
         let err = pager.accept(1, rows, None).unwrap_err();
-        assert_eq!(err, PageError::Decode("item 1: the row has no `id`".into()));
+        assert_eq!(err, PageError::NoId { index: 1 });
+        assert_eq!(err.to_string(), "item 1: the row has no `id`");
     }
 
     #[test]
@@ -482,9 +479,6 @@ mod tests {
             pager.take_page();
             pager.accept(2, page([1, 2]), None).unwrap_err()
         };
-        assert!(
-            matches!(&err, PageError::Paging(m) if m.contains("page 2")),
-            "{err:?}"
-        );
+        assert_eq!(err, PageError::Repeated { page: 2 });
     }
 }

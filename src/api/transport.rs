@@ -615,8 +615,24 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = httpdate::parse_http_date(text).ok()?;
+    let at = SystemTime::from(http_date(text)?);
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP date (RFC 9110, 5.6.7) in any of its three forms: IMF-fixdate (`Sun, 06 Nov
+/// 1994 08:49:37 GMT`) and the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and
+/// asctime (`Sun Nov  6 08:49:37 1994`) forms a recipient must still read.
+fn http_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    const FORMS: [&str; 3] = [
+        "%a, %d %b %Y %H:%M:%S GMT",
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %e %H:%M:%S %Y",
+    ];
+    FORMS.iter().find_map(|form| {
+        chrono::NaiveDateTime::parse_from_str(text, form)
+            .ok()
+            .map(|t| t.and_utc())
+    })
 }
 
 /// Seconds since the epoch, rounded up so that a stored reset time is never early.
@@ -637,18 +653,44 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
-        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        let imf = |t: SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string()
+        };
+        let date = imf(now + Duration::from_secs(30));
         h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
         let d = retry_after(&h, now).unwrap();
         assert!(
             d > Duration::from_secs(28) && d <= Duration::from_secs(30),
             "{d:?}"
         );
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        let past = imf(now - Duration::from_secs(30));
         h.insert(RETRY_AFTER, HeaderValue::from_str(&past).unwrap());
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    /// The three forms of an HTTP date read alike; anything else is no date.
+    #[test]
+    fn http_dates_in_each_form() {
+        let want = chrono::DateTime::parse_from_rfc3339("1994-11-06T08:49:37Z").unwrap();
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(http_date(text), Some(want.to_utc()), "{text}");
+        }
+        for text in [
+            "",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "1994-11-06T08:49:37Z",
+        ] {
+            assert_eq!(http_date(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -38,9 +38,9 @@ fn timeout() -> ApiError {
 }
 
 fn setup() -> StoreError {
-    StoreError::Setup {
+    StoreError::NoDirectory {
         path: PathBuf::from("/var/lib/orgmirror/orgmirror.sqlite"),
-        message: "the directory does not exist".into(),
+        dir: PathBuf::from("/var/lib/orgmirror"),
     }
 }
 
@@ -66,7 +66,7 @@ fn record() -> RecordError {
     RecordError {
         entity: "user",
         position: "123".into(),
-        message: "field `rate`: missing".into(),
+        field: "rate",
     }
 }
 
@@ -163,9 +163,182 @@ fn table() -> Vec<(&'static str, Error, Exit)> {
         ),
         ("a setup mistake", setup().into(), Config),
         ("another writer", locked().into(), Failed),
+        // the store, each kind of error it opens or locks a database with
+        (
+            "the database file not writable",
+            StoreError::NotWritable {
+                path: path(),
+                source: io(),
+                fix: "chown".into(),
+            }
+            .into(),
+            Config,
+        ),
+        (
+            "SQLite refused for want of permission",
+            StoreError::SqliteNotWritable {
+                path: path(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                    None,
+                ),
+                fix: "chown".into(),
+            }
+            .into(),
+            Config,
+        ),
+        (
+            "the lock file not writable",
+            StoreError::LockFileNotWritable {
+                path: path(),
+                source: io(),
+                fix: "chown".into(),
+            }
+            .into(),
+            Config,
+        ),
+        (
+            "a reader that cannot create -shm",
+            StoreError::DirectoryNotWritable {
+                path: path(),
+                opening: Box::new(setup()),
+                dir: path(),
+                shm: path(),
+                wal: path(),
+            }
+            .into(),
+            Config,
+        ),
+        (
+            "a newer mirror",
+            StoreError::TooNew {
+                path: path(),
+                found: 99,
+                supported: 26,
+            }
+            .into(),
+            Config,
+        ),
+        (
+            "not a mirror",
+            StoreError::Foreign {
+                path: path(),
+                found: 1,
+            }
+            .into(),
+            Config,
+        ),
+        (
+            "a damaged mirror",
+            StoreError::Damaged {
+                path: path(),
+                problems: "x".into(),
+            }
+            .into(),
+            Config,
+        ),
+        (
+            "SQLite failed otherwise",
+            StoreError::Sqlite {
+                path: path(),
+                source: rusqlite::Error::QueryReturnedNoRows,
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "the database not opened",
+            StoreError::CannotOpen {
+                path: path(),
+                source: io(),
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "its mode not set",
+            StoreError::FileMode {
+                path: path(),
+                mode: 0o600,
+                source: io(),
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "no mirror to read",
+            StoreError::Missing { path: path() }.into(),
+            Failed,
+        ),
+        (
+            "an empty mirror to read",
+            StoreError::Empty { path: path() }.into(),
+            Failed,
+        ),
+        (
+            "no WAL",
+            StoreError::NoWal {
+                path: path(),
+                mode: "delete".into(),
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "the -wal not kept",
+            StoreError::PersistWal {
+                path: path(),
+                code: 1,
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "a migration failed",
+            StoreError::Migration {
+                path: path(),
+                name: "26",
+                source: rusqlite::Error::QueryReturnedNoRows,
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "a lock not taken",
+            StoreError::Lock {
+                lock: path(),
+                what: "the writer lock",
+                source: io(),
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "the lock file not opened",
+            StoreError::LockFile {
+                lock: path(),
+                source: io(),
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "a second daemon",
+            StoreError::DaemonRunning {
+                path: path(),
+                lock: path(),
+            }
+            .into(),
+            Failed,
+        ),
         (
             "the deletion guard",
-            run(SyncError::Refused("8 of 10 users".into())),
+            run(SyncError::Refused(crate::sync::MassDelete {
+                removed: 8,
+                held: 10,
+                plural: "users",
+                max_fraction: 0.5,
+            })),
             Refused,
         ),
         ("a run refused access", run(SyncError::Api(auth())), Config),
@@ -1001,6 +1174,15 @@ fn table() -> Vec<(&'static str, Error, Exit)> {
         (
             "another replicator",
             ReplicaError::KeptMoving.into(),
+            Failed,
+        ),
+        (
+            "a mirror that moved on during verify",
+            ReplicaError::MirrorMovedOn {
+                path: path(),
+                at: 3,
+            }
+            .into(),
             Failed,
         ),
         (

@@ -1,6 +1,7 @@
 //! The mirror's vocabulary, shared by every layer: the kinds of entity and their keys
 //! ([`Entity`], [`EntityKey`]), the normalised records, [`Timestamp`], the canonical JSON
-//! and its [`content_hash`], and what the mirror holds of each entity ([`StoredState`]).
+//! and its [`content_hash`], what the mirror holds of each entity ([`StoredState`]), and a
+//! record a run could not read ([`Quarantined`]).
 //! Plain data and pure functions: no IO, nothing of the API's models, nothing of SQLite
 //! (the store's `sql_types` says how these are written).
 
@@ -135,6 +136,19 @@ pub struct Targets {
     /// Of `groups`, those the command deleted: missing from a complete pull, they are gone
     /// (any other missing group may have been skipped by the pull).
     pub deleted: BTreeSet<i64>,
+}
+
+/// A list item whose `id` could be read but whose body could not (a rate of `1e309`, a
+/// `"NaN"` where a number belongs): the run keeps the record's last good version. The
+/// client finds it, the store records it with the run (`sync_runs.quarantined_json`) and
+/// `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantined {
+    /// `users` or `teams`: the list it came in.
+    pub list: String,
+    pub id: i64,
+    /// Why it could not be read (endpoint, page and item, and the decoder's words).
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -106,6 +106,9 @@ pub enum ReplicaError {
     },
     #[error("another replicator kept moving this organization's progress; try again")]
     KeptMoving,
+    /// `replicate --verify` met a mirror that committed runs the replica does not have yet.
+    #[error("database {path}: the mirror has committed runs after run {at}, which the replica is at; run `orgmirror replicate --verify` again")]
+    MirrorMovedOn { path: std::path::PathBuf, at: i64 },
     /// `replicate --verify` before anything was replicated.
     #[error("the replica holds nothing of organization {0} yet; run `orgmirror replicate`")]
     NothingReplicated(i64),

@@ -87,20 +87,19 @@ pub async fn verify(
         let view_copy = *view;
         let (s, mirror) = with_store(store.take(), move |s| {
             s.read_consistent(|s| {
+                // `None`: the mirror moved on past the replica meanwhile.
                 if !s.committed_runs_after(at)?.is_empty() {
-                    return Err(StoreError::Io {
-                        path: s.path().to_path_buf(),
-                        message: format!(
-                            "the mirror has committed runs after run {at}, which the replica is at; run `orgmirror replicate --verify` again"
-                        ),
-                    });
+                    return Ok(None);
                 }
-                mirror_side(s, &view_copy, organization, at, replica.multiset)
+                mirror_side(s, &view_copy, organization, at, replica.multiset).map(Some)
             })
         })
         .await?;
+        let path = s.path().to_path_buf();
         store = Some(s);
-        let (left, rows, hash, only_mirror) = mirror?;
+        let Some((left, rows, hash, only_mirror)) = mirror? else {
+            return Err(ReplicaError::MirrorMovedOn { path, at });
+        };
         check.mirror_rows = rows;
         check.mirror_hash = hash;
         check.only_in_mirror = only_mirror;

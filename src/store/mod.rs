@@ -103,8 +103,47 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("database {path}: {message}")]
-    Io { path: PathBuf, message: String },
+    /// The file cannot be created or opened (not for want of permission).
+    #[error("database {path}: cannot create or open: {source}")]
+    CannotOpen {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {path}: cannot set file mode {mode:o}: {source}")]
+    FileMode {
+        path: PathBuf,
+        mode: u32,
+        source: std::io::Error,
+    },
+    /// A reader asked for a mirror that is not there.
+    #[error("database {path}: does not exist (has a sync run yet?)")]
+    Missing { path: PathBuf },
+    /// A reader asked for a mirror no run has written yet.
+    #[error("database {path}: is an empty database, not a mirror yet (has a sync run?)")]
+    Empty { path: PathBuf },
+    #[error("database {path}: cannot switch to WAL mode (got {mode}); is the file on a network filesystem?")]
+    NoWal { path: PathBuf, mode: String },
+    #[error("database {path}: cannot keep the -wal file between runs (SQLite code {code})")]
+    PersistWal { path: PathBuf, code: i32 },
+    #[error("database {path}: schema migration {name} failed: {source}")]
+    Migration {
+        path: PathBuf,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    /// `lock` could not be locked (not because another process holds it).
+    #[error("database {lock}: cannot take {what}: {source}")]
+    Lock {
+        lock: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// `lock` could not be opened (not for want of permission).
+    #[error("database {lock}: cannot open the lock file: {source}")]
+    LockFile {
+        lock: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database {path} was written by a newer orgmirror (schema version {found}; this one knows up to {supported}); upgrade orgmirror")]
     TooNew {
         path: PathBuf,
@@ -117,12 +156,51 @@ pub enum StoreError {
     Locked { path: PathBuf, lock: PathBuf },
     #[error("another orgmirror daemon (`orgmirror run`) already serves database {path} (lock {lock}); stop it first")]
     DaemonRunning { path: PathBuf, lock: PathBuf },
+    /// The file or its `-wal` could not be read back after an erasure, to check the
+    /// person's bytes are gone (the erasure is committed).
+    #[error("database {path}: cannot read it to check the erased bytes are gone: {source}")]
+    Unsearchable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// SQLite's `quick_check` found damage: nothing was written (exit 2).
     #[error("database {path} is damaged ({problems}); nothing was written: {RECOVERY}")]
     Damaged { path: PathBuf, problems: String },
-    /// A setup mistake a person must fix (exit 2): the message says how.
-    #[error("database {path}: {message}")]
-    Setup { path: PathBuf, message: String },
+    /// The database's directory does not exist (exit 2).
+    #[error("database {path}: directory {dir} does not exist; create it for the user orgmirror runs as (`install -d -o orgmirror -g orgmirror -m 0750 {dir}`; the unit's StateDirectory= does this for /var/lib/orgmirror) or set database.path")]
+    NoDirectory { path: PathBuf, dir: PathBuf },
+    /// This user may not create or write the file (exit 2); `fix` names owner, mode and
+    /// the command that lets the service write.
+    #[error("database {path}: cannot create or open it for writing ({source}): {fix}")]
+    NotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+        fix: String,
+    },
+    /// SQLite could not open or write the files for want of permission (exit 2).
+    #[error("database {path}: {source}: {fix}")]
+    SqliteNotWritable {
+        path: PathBuf,
+        source: rusqlite::Error,
+        fix: String,
+    },
+    /// This user may not open the lock file beside the database (exit 2).
+    #[error("database {path}: cannot open the lock file ({source}): {fix}")]
+    LockFileNotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+        fix: String,
+    },
+    /// A reader could not open the mirror, whose `-wal` holds changes, because it may not
+    /// create the `-shm` file in the directory (exit 2).
+    #[error("database {path}: {opening}; the directory {dir}, not the file, is the problem: SQLite must create {shm} there to read the changes in {wal}, and this user cannot. Read it as the service's user, let this user write the directory, or read it after the next run (which empties the -wal file)")]
+    DirectoryNotWritable {
+        path: PathBuf,
+        opening: Box<StoreError>,
+        dir: PathBuf,
+        shm: PathBuf,
+        wal: PathBuf,
+    },
 }
 
 impl StoreError {
@@ -132,7 +210,11 @@ impl StoreError {
     /// be on its way out, as during a restart.)
     pub fn is_setup(&self) -> bool {
         match self {
-            StoreError::Setup { .. }
+            StoreError::NoDirectory { .. }
+            | StoreError::NotWritable { .. }
+            | StoreError::SqliteNotWritable { .. }
+            | StoreError::LockFileNotWritable { .. }
+            | StoreError::DirectoryNotWritable { .. }
             | StoreError::Damaged { .. }
             | StoreError::Foreign { .. }
             | StoreError::TooNew { .. } => true,
@@ -146,8 +228,8 @@ impl StoreError {
     fn explained(self) -> StoreError {
         match self {
             StoreError::Sqlite { path, source } if StoreError::is_setup_code(&source) => {
-                let message = format!("{source}: {}", setup::diagnose(&path));
-                StoreError::Setup { path, message }
+                let fix = setup::diagnose(&path);
+                StoreError::SqliteNotWritable { path, source, fix }
             }
             other => other,
         }
@@ -245,18 +327,16 @@ impl Store {
 
     fn open_writable(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let mode = options.mode();
-        let io = |message: String| StoreError::Io {
+        let file_mode = |source| StoreError::FileMode {
             path: path.to_path_buf(),
-            message,
+            mode,
+            source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                return Err(StoreError::Setup {
+                return Err(StoreError::NoDirectory {
                     path: path.to_path_buf(),
-                    message: format!(
-                        "directory {0} does not exist; create it for the user orgmirror runs as                          (`install -d -o orgmirror -g orgmirror -m 0750 {0}`; the unit's                          StateDirectory= does this for /var/lib/orgmirror) or set database.path",
-                        dir.display()
-                    ),
+                    dir: dir.to_path_buf(),
                 });
             }
         }
@@ -279,12 +359,16 @@ impl Store {
                     _ => Err(e),
                 })
         };
-        usable.map_err(|e| match setup::not_writable(path, e.kind()) {
-            Some(fix) => StoreError::Setup {
+        usable.map_err(|source| match setup::not_writable(path, source.kind()) {
+            Some(fix) => StoreError::NotWritable {
                 path: path.to_path_buf(),
-                message: format!("cannot create or open it for writing ({e}): {fix}"),
+                source,
+                fix,
             },
-            None => io(format!("cannot create or open: {e}")),
+            None => StoreError::CannotOpen {
+                path: path.to_path_buf(),
+                source,
+            },
         })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path))?;
@@ -299,21 +383,18 @@ impl Store {
         };
         // Before any mode, pragma or schema is changed: a file that is not ours stays as it was.
         store.check_identity()?;
-        restrict_modes(path, mode)
-            .map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
+        restrict_modes(path, mode).map_err(file_mode)?;
         store.configure()?;
         store.migrate()?;
-        restrict_modes(path, mode)
-            .map_err(|e| io(format!("cannot set file mode {mode:o}: {e}")))?;
+        restrict_modes(path, mode).map_err(file_mode)?;
         Ok(store)
     }
 
     /// Opens an existing database read-only (status, export, queries).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
-            return Err(StoreError::Io {
+            return Err(StoreError::Missing {
                 path: path.to_path_buf(),
-                message: "does not exist (has a sync run yet?)".to_string(),
             });
         }
         let store = match Store::open_reading(path, false) {
@@ -324,9 +405,8 @@ impl Store {
             opened => opened?,
         };
         if store.check_identity()? == 0 {
-            return Err(StoreError::Io {
+            return Err(StoreError::Empty {
                 path: path.to_path_buf(),
-                message: "is an empty database, not a mirror yet (has a sync run?)".to_string(),
             });
         }
         Ok(store)
@@ -393,11 +473,9 @@ impl Store {
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)),
         )?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Io {
+            return Err(StoreError::NoWal {
                 path: self.path.clone(),
-                message: format!(
-                    "cannot switch to WAL mode (got {mode}); is the file on a network filesystem?"
-                ),
+                mode,
             });
         }
         // Keep `-wal` and `-shm` when the last connection closes (the WAL truncated): a
@@ -416,9 +494,9 @@ impl Store {
             )
         };
         if rc != rusqlite::ffi::SQLITE_OK {
-            return Err(StoreError::Io {
+            return Err(StoreError::PersistWal {
                 path: self.path.clone(),
-                message: format!("cannot keep the -wal file between runs (SQLite code {rc})"),
+                code: rc,
             });
         }
         let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
@@ -491,10 +569,12 @@ impl Store {
             .iter()
             .skip(usize::try_from(first - 1).unwrap_or(0))
         {
-            tx.execute_batch(sql).map_err(|source| StoreError::Io {
-                path: path.clone(),
-                message: format!("schema migration {name} failed: {source}"),
-            })?;
+            tx.execute_batch(sql)
+                .map_err(|source| StoreError::Migration {
+                    path: path.clone(),
+                    name,
+                    source,
+                })?;
         }
         // A migration may edit a definition in `sqlite_schema` (as SQLite's ALTER TABLE
         // documents for a widened CHECK): a new schema cookie has every connection, this
@@ -530,7 +610,7 @@ impl Store {
     /// `None` when another process holds it.
     fn take_lock(
         &self,
-        what: &str,
+        what: &'static str,
         take: impl FnOnce(&File) -> std::io::Result<bool>,
     ) -> Result<Option<File>, StoreError> {
         let lock_path = lock_path(&self.path);
@@ -538,9 +618,10 @@ impl Store {
         match take(&file) {
             Ok(true) => Ok(Some(file)),
             Ok(false) => Ok(None),
-            Err(e) => Err(StoreError::Io {
-                path: lock_path,
-                message: format!("cannot take {what}: {e}"),
+            Err(source) => Err(StoreError::Lock {
+                lock: lock_path,
+                what,
+                source,
             }),
         }
     }
@@ -552,16 +633,19 @@ impl Store {
             .write(true)
             .mode(self.options.mode())
             .open(lock_path)
-            .map_err(|e| match setup::not_writable(lock_path, e.kind()) {
-                Some(fix) => StoreError::Setup {
-                    path: self.path.clone(),
-                    message: format!("cannot open the lock file ({e}): {fix}"),
+            .map_err(
+                |source| match setup::not_writable(lock_path, source.kind()) {
+                    Some(fix) => StoreError::LockFileNotWritable {
+                        path: self.path.clone(),
+                        source,
+                        fix,
+                    },
+                    None => StoreError::LockFile {
+                        lock: lock_path.to_path_buf(),
+                        source,
+                    },
                 },
-                None => StoreError::Io {
-                    path: lock_path.to_path_buf(),
-                    message: format!("cannot open the lock file: {e}"),
-                },
-            })
+            )
     }
 
     /// Takes the daemon lock for as long as this store lives: one `orgmirror run` per

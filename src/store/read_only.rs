@@ -21,17 +21,12 @@ pub(super) fn without_shared_memory(path: &Path, opening: StoreError) -> Result<
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    Err(StoreError::Setup {
+    Err(StoreError::DirectoryNotWritable {
         path: path.to_path_buf(),
-        message: format!(
-            "{opening}; the directory {}, not the file, is the problem: SQLite must create {} \
-             there to read the changes in {}, and this user cannot. Read it as the service's \
-             user, let this user write the directory, or read it after the next run (which \
-             empties the -wal file)",
-            dir.display(),
-            suffixed(path, "-shm").display(),
-            wal.display()
-        ),
+        opening: Box::new(opening),
+        dir: dir.to_path_buf(),
+        shm: suffixed(path, "-shm"),
+        wal,
     })
 }
 

@@ -57,7 +57,7 @@ pub struct SyncRunRow {
     /// run's time: a clock behind the last committed run's is clamped past it).
     pub wall_clock_at: Option<String>,
     /// Records the run could not read, each kept at its last good version.
-    pub quarantined: Vec<crate::quarantine::Quarantined>,
+    pub quarantined: Vec<crate::model::Quarantined>,
     /// Time the run waited for its request pacing (`api.max_requests_per_second`).
     pub pacing_wait_ms: i64,
 }

@@ -506,15 +506,14 @@ async fn a_busy_database_is_tried_again_until_the_patience_is_spent() {
         Duration::from_secs(60),
         || {
             tries += 1;
-            Err(StoreError::Io {
+            Err(StoreError::Missing {
                 path: PathBuf::from("m.sqlite"),
-                message: "disk full".into(),
             })
         },
         |_| panic!("no wait"),
     )
     .await;
-    assert!(matches!(got, Err(StoreError::Io { .. })) && tries == 1);
+    assert!(matches!(got, Err(StoreError::Missing { .. })) && tries == 1);
     // No patience: the busy error itself.
     let got: Result<(), _> = retry_while_busy(Duration::ZERO, || Err(locked()), |_| {}).await;
     assert!(got.unwrap_err().is_locked());

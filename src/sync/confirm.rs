@@ -202,6 +202,23 @@ pub(super) async fn confirm_members(
     Ok(found)
 }
 
+/// What the deletion guard refused: a run that would delete `removed` of the `held`
+/// users or groups, more than `sync.max_delete_fraction` allows or every one of them.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "this run would delete {removed} of {held} {plural} ({:.0}%), more than sync.max_delete_fraction = {max_fraction} allows{}; \
+     nothing was changed. If the organization really lost them, run `orgmirror sync --allow-mass-delete`",
+    *.removed as f64 / *.held as f64 * 100.0,
+    if .removed == .held { " (all of them)" } else { "" }
+)]
+pub struct MassDelete {
+    pub removed: usize,
+    pub held: usize,
+    /// `users` or `groups`.
+    pub plural: &'static str,
+    pub max_fraction: f64,
+}
+
 /// Refuses a run that would remove more than `max_fraction` of the users or of the
 /// groups, or every one of them.
 pub(super) fn guard_deletions(
@@ -222,12 +239,12 @@ pub(super) fn guard_deletions(
         let removed = held - kept;
         let fraction = removed as f64 / held as f64;
         if removed > 0 && (fraction > max_fraction || removed == held) {
-            return Err(SyncError::Refused(format!(
-                "this run would delete {removed} of {held} {plural} ({:.0}%), more than sync.max_delete_fraction = {max_fraction} allows{}; \
-                 nothing was changed. If the organization really lost them, run `orgmirror sync --allow-mass-delete`",
-                fraction * 100.0,
-                if removed == held { " (all of them)" } else { "" }
-            )));
+            return Err(SyncError::Refused(MassDelete {
+                removed,
+                held,
+                plural,
+                max_fraction,
+            }));
         }
     }
     Ok(())

@@ -146,6 +146,7 @@ mod tests {
     use super::*;
     use crate::api::Endpoint;
     use crate::config::SentAs;
+    use crate::sync::MassDelete;
     use std::time::Duration;
 
     fn endpoint() -> Endpoint {
@@ -221,7 +222,12 @@ mod tests {
                 "sync less often",
             ),
             (
-                SyncError::Refused("would delete 9 of 10 users".into()),
+                SyncError::Refused(MassDelete {
+                    removed: 9,
+                    held: 10,
+                    plural: "users",
+                    max_fraction: 0.5,
+                }),
                 "the deletion guard refused the run",
                 "--allow-mass-delete",
             ),

@@ -1,4 +1,4 @@
-//! Alerts, metrics and the auto cadence (issue 17), end to end: the real binary, a webhook
+//! Alerts, metrics and the auto cadence, end to end: the real binary, a webhook
 //! receiver (axum) and a command on 127.0.0.1, the fake, real SQLite files, promtool.
 
 use std::collections::{BTreeSet, VecDeque};

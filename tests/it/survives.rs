@@ -1,4 +1,4 @@
-//! History that survives clocks, races and bad records (issue 15): a clock stepped back,
+//! History that survives clocks, races and bad records: a clock stepped back,
 //! two runs in one second, a member who is not a user, a record that cannot be read.
 
 use orgmirror_fake::{Fault, FaultKind, Route};

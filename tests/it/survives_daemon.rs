@@ -1,4 +1,4 @@
-//! The service under a busy host and a careless setup (issue 15): ticks while other
+//! The service under a busy host and a careless setup: ticks while other
 //! writers hold the database, what a person must fix exits 2, log levels, relative paths,
 //! a corrupted file, a killed export, a read-only directory.
 
@@ -253,6 +253,12 @@ fn setup_mistakes_exit_with_a_status_systemd_does_not_restart_on_and_say_the_fix
             stderr.contains("does not exist") && stderr.contains("install -d"),
             "{args:?}: {stderr}"
         );
+        // One sentence a person reads: no run of spaces where the source wrapped it.
+        let said = stderr
+            .lines()
+            .find(|l| l.contains("install -d"))
+            .unwrap_or_default();
+        assert!(!said.contains("  "), "{args:?}: {said:?}");
     }
     // A transient failure (the API is down) still exits with a status systemd restarts on.
     let m = Mirror::new(10);

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 
 use super::reply::list_reply;
-use super::request::{Paging, Params};
+use super::request::{BadParam, Paging, Params};
 use super::{bad, Handled, Reply};
 use crate::handle::FakeState;
 use crate::options::FakeProfile;
@@ -16,16 +16,13 @@ fn custom_fields_of(
     profile: FakeProfile,
     params: &Params,
     workspaces: &[i64],
-) -> Result<Option<i64>, String> {
+) -> Result<Option<i64>, BadParam> {
     if profile == FakeProfile::Seed || !params.bool("include_custom_fields")? {
         return Ok(None);
     }
     match workspaces {
         [one] => Ok(Some(*one)),
-        _ => Err(format!(
-            "include_custom_fields requires workspaces to name exactly one workspace (got {})",
-            workspaces.len()
-        )),
+        _ => Err(BadParam::CustomFieldsWorkspaces(workspaces.len())),
     }
 }
 

@@ -137,7 +137,7 @@ pub(crate) struct Incoming {
     pub(crate) params: Params,
     pub(crate) headers: HeaderMap,
     /// The body, or why it could not be read (too large).
-    pub(crate) body: Result<Bytes, String>,
+    pub(crate) body: Result<Bytes, axum::Error>,
 }
 
 impl Incoming {
@@ -154,9 +154,7 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
     let at = Instant::now();
     let (parts, body) = request.into_parts();
     // Read here rather than by an extractor, so that a rejected body is logged too.
-    let body = axum::body::to_bytes(body, MAX_REQUEST_BODY)
-        .await
-        .map_err(|e| e.to_string());
+    let body = axum::body::to_bytes(body, MAX_REQUEST_BODY).await;
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     #[cfg_attr(not(feature = "control"), allow(unused_mut))]
@@ -284,6 +282,6 @@ fn dispatch(s: &mut FakeState, incoming: &Incoming, body: &[u8], never_ends: boo
 type Handled = Result<Reply, (StatusCode, String)>;
 
 /// A 400 with this message.
-fn bad(message: String) -> (StatusCode, String) {
-    (StatusCode::BAD_REQUEST, message)
+fn bad(message: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, message.to_string())
 }

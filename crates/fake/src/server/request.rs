@@ -1,9 +1,52 @@
 //! What a request asks for: its endpoint, its query parameters, its page.
 
+use std::fmt;
+
 use axum::http::Method;
 
 use crate::options::ArrayFilters;
 use crate::wire::{PageFacts, PER_PAGE_REFUSAL};
+
+/// A query parameter the fake answers 400 for, worded as the API words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BadParam {
+    NotAnInteger {
+        key: String,
+        value: String,
+    },
+    NotABoolean {
+        key: String,
+        value: String,
+    },
+    PageBelowOne(i64),
+    PerPageBelowOne(i64),
+    /// Above the largest `per_page` the profile accepts.
+    PerPageAboveMax,
+    SortDir(String),
+    /// `include_custom_fields=true` with `workspaces` naming this many, not one.
+    CustomFieldsWorkspaces(usize),
+}
+
+impl fmt::Display for BadParam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadParam::NotAnInteger { key, value } => {
+                write!(f, "invalid {key}: {value:?} is not an integer")
+            }
+            BadParam::NotABoolean { key, value } => {
+                write!(f, "invalid {key}: {value:?} is not a boolean")
+            }
+            BadParam::PageBelowOne(page) => write!(f, "invalid page: {page} (pages start at 1)"),
+            BadParam::PerPageBelowOne(n) => write!(f, "invalid per_page: {n} (at least 1)"),
+            BadParam::PerPageAboveMax => f.write_str(PER_PAGE_REFUSAL),
+            BadParam::SortDir(d) => write!(f, "invalid sort_dir: {d:?} (asc or desc)"),
+            BadParam::CustomFieldsWorkspaces(n) => write!(
+                f,
+                "include_custom_fields requires workspaces to name exactly one workspace (got {n})"
+            ),
+        }
+    }
+}
 
 /// Which endpoint a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +136,17 @@ impl Params {
         self.0.push((key.to_string(), value));
     }
 
-    pub(crate) fn int(&self, key: &str) -> Result<Option<i64>, String> {
+    pub(crate) fn int(&self, key: &str) -> Result<Option<i64>, BadParam> {
         match self.first(key) {
             None => Ok(None),
             Some(v) => v
                 .trim()
                 .parse::<i64>()
                 .map(Some)
-                .map_err(|_| format!("invalid {key}: {v:?} is not an integer")),
+                .map_err(|_| BadParam::NotAnInteger {
+                    key: key.to_string(),
+                    value: v.to_string(),
+                }),
         }
     }
 
@@ -127,7 +173,7 @@ impl Params {
     }
 
     /// [`Params::array`] of integers.
-    pub(crate) fn array_ints(&self, form: ArrayFilters, name: &str) -> Result<Vec<i64>, String> {
+    pub(crate) fn array_ints(&self, form: ArrayFilters, name: &str) -> Result<Vec<i64>, BadParam> {
         let shown = match form {
             ArrayFilters::Brackets => format!("{name}[]"),
             _ => name.to_string(),
@@ -135,19 +181,23 @@ impl Params {
         self.array(form, name)
             .iter()
             .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("invalid {shown}: {v:?} is not an integer"))
+                v.trim().parse::<i64>().map_err(|_| BadParam::NotAnInteger {
+                    key: shown.clone(),
+                    value: v.clone(),
+                })
             })
             .collect()
     }
 
-    pub(crate) fn bool(&self, key: &str) -> Result<bool, String> {
+    pub(crate) fn bool(&self, key: &str) -> Result<bool, BadParam> {
         match self.first(key) {
             None => Ok(false),
             Some("true") | Some("1") => Ok(true),
             Some("false") | Some("0") | Some("") => Ok(false),
-            Some(v) => Err(format!("invalid {key}: {v:?} is not a boolean")),
+            Some(v) => Err(BadParam::NotABoolean {
+                key: key.to_string(),
+                value: v.to_string(),
+            }),
         }
     }
 
@@ -169,23 +219,27 @@ pub(super) struct Paging {
 }
 
 impl Paging {
-    pub(crate) fn from(params: &Params, cap: usize, max: Option<usize>) -> Result<Paging, String> {
+    pub(crate) fn from(
+        params: &Params,
+        cap: usize,
+        max: Option<usize>,
+    ) -> Result<Paging, BadParam> {
         let page = params.int("page")?.unwrap_or(1);
         if page < 1 {
-            return Err(format!("invalid page: {page} (pages start at 1)"));
+            return Err(BadParam::PageBelowOne(page));
         }
         let per_page = params.int("per_page")?.unwrap_or(50);
         if per_page < 1 {
-            return Err(format!("invalid per_page: {per_page} (at least 1)"));
+            return Err(BadParam::PerPageBelowOne(per_page));
         }
         if max.is_some_and(|max| usize::try_from(per_page).unwrap_or(usize::MAX) > max) {
-            return Err(PER_PAGE_REFUSAL.to_string());
+            return Err(BadParam::PerPageAboveMax);
         }
         let desc = match params.first("sort_dir") {
             None | Some("") => false,
             Some(d) if d.eq_ignore_ascii_case("asc") => false,
             Some(d) if d.eq_ignore_ascii_case("desc") => true,
-            Some(d) => return Err(format!("invalid sort_dir: {d:?} (asc or desc)")),
+            Some(d) => return Err(BadParam::SortDir(d.to_string())),
         };
         Ok(Paging {
             page: usize::try_from(page).unwrap_or(usize::MAX),
