@@ -179,13 +179,14 @@ impl Store {
         if (present > 0 || in_users > 0) && !request.history_only {
             return Err(EraseError::Present { user });
         }
-        let needles = needles_of(&tx, user, request.history_only).map_err(&sql)?;
+        let mut needles = needles_of(&tx, user, request.history_only).map_err(&sql)?;
         if needles.found_in(request.reason) {
             return Err(EraseError::ReasonNamesThem);
         }
         let wall_clock = crate::clock::now_utc();
         let run_id = insert_erasure_run(&tx, &wall_clock).map_err(&sql)?;
-        let counts = erase_in(&tx, run_id, user, request.history_only, &needles).map_err(&sql)?;
+        let counts =
+            erase_in(&tx, run_id, user, request.history_only, &mut needles).map_err(&sql)?;
         let total: i64 = counts.values().sum();
         if request.dry_run || total == 0 {
             // Nothing to keep: a dry run's counts, or a person erased already.
@@ -458,7 +459,7 @@ pub(super) fn erase_in(
     run_id: i64,
     user: i64,
     history_only: bool,
-    needles: &Needles,
+    needles: &mut Needles,
 ) -> rusqlite::Result<EraseCounts> {
     let mut counts = EraseCounts::new();
     // Versions.
@@ -500,7 +501,87 @@ pub(super) fn erase_in(
     }
     counts.insert("alert_outbox", rewrite_payloads(tx, user)? as i64);
     counts.insert("sync_runs", scrub_texts(tx, user, needles)? as i64);
+    if has_audit_log(tx)? {
+        let (actors, events) = erase_audit(tx, user, history_only, needles)?;
+        counts.insert("audit_actors", actors as i64);
+        counts.insert("audit_events", events as i64);
+    }
     Ok(counts)
+}
+
+/// Whether the mirror keeps the organization's audit log (`audit_actors`, `audit_events`).
+fn has_audit_log(tx: &Connection) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT count(*) = 2 FROM sqlite_schema
+         WHERE type = 'table' AND name IN ('audit_actors', 'audit_events')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// The audit log's copies of `user`: their `audit_actors` row (found by the account id every
+/// version keeps, or by one of their e-mail addresses) tombstoned like a version, and their
+/// names and e-mail addresses — the mirror's and the log's own — replaced in every audit
+/// event that holds one (`raw_json`, `old_value`, `new_value`, `meta_data`). The events keep
+/// their times, types, actions, ids and de-duplication keys: one pulled again is the row
+/// already held, and stays as it is. With `history_only` the actor row (the current name)
+/// stays, and only the names the history held go from the events.
+fn erase_audit(
+    tx: &Connection,
+    user: i64,
+    history_only: bool,
+    needles: &mut Needles,
+) -> rusqlite::Result<(usize, usize)> {
+    let tomb = erased_name(user);
+    let mut texts: BTreeSet<String> = needles.each().into_iter().map(|(t, _)| t).collect();
+    let mut actors = 0;
+    if !history_only {
+        let mut stmt = tx.prepare_cached(
+            "SELECT a.user_id, a.name, a.email FROM audit_actors a
+             WHERE a.user_account_id IN (
+                     SELECT json_extract(data_json, '$.user_account_id') FROM entity_history
+                     WHERE entity = 'user' AND id = ?1)
+                OR a.email IN (SELECT value FROM json_each(?2))",
+        )?;
+        let emails = serde_json::to_string(&needles.emails).unwrap_or_else(|_| "[]".into());
+        let found: Vec<(i64, Option<String>, Option<String>)> = stmt
+            .query_map(params![user, emails], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for (actor, name, email) in found {
+            // The log's own spelling is looked for afterwards too.
+            if let Some(name) = name.filter(|n| n.trim().len() >= 3 && *n != tomb) {
+                needles.names.insert(name.clone());
+                texts.insert(name);
+            }
+            if let Some(email) = email.filter(|e| !e.trim().is_empty()) {
+                needles.emails.insert(email.clone());
+                texts.insert(email);
+            }
+            actors += tx.execute(
+                "UPDATE audit_actors SET name = ?2, email = NULL
+                 WHERE user_id = ?1 AND (name IS NOT ?2 OR email IS NOT NULL)",
+                params![actor, tomb],
+            )?;
+        }
+    }
+    let mut events = BTreeSet::new();
+    for text in &texts {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE audit_events SET raw_json = replace(raw_json, ?1, ?2),
+                 old_value = replace(old_value, ?1, ?2), new_value = replace(new_value, ?1, ?2),
+                 meta_data = replace(meta_data, ?1, ?2)
+             WHERE instr(raw_json, ?1) OR instr(old_value, ?1) OR instr(new_value, ?1)
+                OR instr(meta_data, ?1)
+             RETURNING audit_event_id",
+        )?;
+        let ids = stmt.query_map(params![text, tomb], |r| r.get::<_, i64>(0))?;
+        for id in ids {
+            events.insert(id?);
+        }
+    }
+    Ok((actors, events.len()))
 }
 
 /// The JSON of a version of `entity` with the person's data gone: a user's name is

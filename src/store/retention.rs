@@ -39,8 +39,8 @@ pub(super) fn retain(
         .query_map([cutoff], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for user in leavers {
-        let needles = needles_of(tx, user, false)?;
-        let counts = erase_in(tx, run_id, user, false, &needles)?;
+        let mut needles = needles_of(tx, user, false)?;
+        let counts = erase_in(tx, run_id, user, false, &mut needles)?;
         if counts.values().sum::<i64>() > 0 {
             let request = EraseRequest {
                 user,
