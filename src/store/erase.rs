@@ -499,13 +499,17 @@ pub(super) fn erase_in(
             counts.insert(table, n as i64);
         }
     }
-    counts.insert("alert_outbox", rewrite_payloads(tx, user)? as i64);
-    counts.insert("sync_runs", scrub_texts(tx, user, needles)? as i64);
+    // First the audit log: the spellings it holds join the texts replaced below.
     if has_audit_log(tx)? {
         let (actors, events) = erase_audit(tx, user, history_only, needles)?;
         counts.insert("audit_actors", actors as i64);
         counts.insert("audit_events", events as i64);
     }
+    let mut outbox = rewrite_payloads(tx, user)?;
+    let (runs, more) = scrub_texts(tx, user, needles)?;
+    outbox.extend(more);
+    counts.insert("alert_outbox", outbox.len() as i64);
+    counts.insert("sync_runs", runs.len() as i64);
     Ok(counts)
 }
 
@@ -642,7 +646,7 @@ pub(super) fn tombstone(entity: &str, json: &str, user: i64) -> String {
 
 /// Rewrites the payload of every queued or delivered alert about `user`: the versions as
 /// they now read, and the person's name as their newest version has it.
-fn rewrite_payloads(tx: &Connection, user: i64) -> rusqlite::Result<usize> {
+fn rewrite_payloads(tx: &Connection, user: i64) -> rusqlite::Result<BTreeSet<i64>> {
     let name: Option<String> = tx
         .query_row(
             "SELECT json_extract(data_json, '$.name') FROM entity_history
@@ -670,7 +674,7 @@ fn rewrite_payloads(tx: &Connection, user: i64) -> rusqlite::Result<usize> {
     let rows: Vec<(i64, String, Option<String>, Option<String>)> = stmt
         .query_map([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut rewritten = 0;
+    let mut rewritten = BTreeSet::new();
     for (outbox_id, payload, before, after) in rows {
         let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&payload) else {
             continue;
@@ -696,33 +700,46 @@ fn rewrite_payloads(tx: &Connection, user: i64) -> rusqlite::Result<usize> {
         if text != payload {
             tx.prepare_cached("UPDATE alert_outbox SET payload_json = ?2 WHERE outbox_id = ?1")?
                 .execute(params![outbox_id, text])?;
-            rewritten += 1;
+            rewritten.insert(outbox_id);
         }
     }
     Ok(rewritten)
 }
 
 /// Replaces `needles` in the texts a run or a delivery wrote about what went wrong (an
-/// error may quote a bad record's value): `sync_runs.error`, `reason`, `hint`,
-/// `quarantined_json` and `alert_outbox.last_error`. Returns the rows changed.
-fn scrub_texts(tx: &Connection, user: i64, needles: &Needles) -> rusqlite::Result<usize> {
+/// error may quote a bad record's value) — `sync_runs.error`, `reason`, `hint`,
+/// `quarantined_json`, `alert_outbox.last_error` — and in any alert payload that still holds
+/// one (a change they made, say, names them as its actor). Returns the runs and the outbox
+/// rows changed.
+fn scrub_texts(
+    tx: &Connection,
+    user: i64,
+    needles: &Needles,
+) -> rusqlite::Result<(BTreeSet<i64>, BTreeSet<i64>)> {
     let tomb = erased_name(user);
-    let mut rows = 0;
+    let (mut runs, mut outbox) = (BTreeSet::new(), BTreeSet::new());
     for (needle, _) in needles.each() {
-        rows += tx.execute(
+        let mut stmt = tx.prepare_cached(
             "UPDATE sync_runs SET error = replace(error, ?1, ?2), reason = replace(reason, ?1, ?2),
                  hint = replace(hint, ?1, ?2), quarantined_json = replace(quarantined_json, ?1, ?2)
              WHERE instr(error, ?1) OR instr(reason, ?1) OR instr(hint, ?1)
-                OR instr(quarantined_json, ?1)",
-            params![needle, tomb],
+                OR instr(quarantined_json, ?1)
+             RETURNING sync_run_id",
         )?;
-        rows += tx.execute(
-            "UPDATE alert_outbox SET last_error = replace(last_error, ?1, ?2)
-             WHERE instr(last_error, ?1)",
-            params![needle, tomb],
+        for id in stmt.query_map(params![needle, tomb], |r| r.get::<_, i64>(0))? {
+            runs.insert(id?);
+        }
+        let mut stmt = tx.prepare_cached(
+            "UPDATE alert_outbox SET last_error = replace(last_error, ?1, ?2),
+                 payload_json = replace(payload_json, ?1, ?2)
+             WHERE instr(last_error, ?1) OR instr(payload_json, ?1)
+             RETURNING outbox_id",
         )?;
+        for id in stmt.query_map(params![needle, tomb], |r| r.get::<_, i64>(0))? {
+            outbox.insert(id?);
+        }
     }
-    Ok(rows)
+    Ok((runs, outbox))
 }
 
 /// `<db>-wal`.

@@ -111,3 +111,102 @@ fn an_older_mirror_takes_erasure_runs_and_flags_its_free_space() {
         .unwrap();
     assert_eq!(secure, 1);
 }
+
+/// The audit log as issue 27 keeps it (plan-27-28.md): the columns erasure reads and writes,
+/// created here when the mirror has no audit log yet.
+const AUDIT_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS audit_actors (
+        user_id INTEGER PRIMARY KEY, name TEXT, email TEXT, user_account_id INTEGER,
+        seen_at TEXT NOT NULL, sync_run_id INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS audit_events (
+        audit_event_id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, entity_type TEXT NOT NULL,
+        entity_id TEXT, action TEXT NOT NULL, actor_user_id INTEGER, workspace_id INTEGER,
+        old_value TEXT, new_value TEXT, meta_data TEXT, raw_json TEXT NOT NULL,
+        dedup_key TEXT NOT NULL UNIQUE, sync_run_id INTEGER NOT NULL);";
+
+#[test]
+fn the_audit_log_loses_their_name_and_email_and_keeps_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    let mut store = Store::open(&db, &super::super::StoreOptions::default()).unwrap();
+    let user = r#"{"id":7,"user_account_id":70,"user_id":"u7","name":"Ann Example","email":"ann@example.com","active":true,"admin":false,"owner":false,"joined":true,"invite_sent":null,"2fa_enabled":null,"can_edit_personal_details":null,"account_locked_at":null,"created_at":null,"updated_at":null,"deleted_at":null,"organization_id":1,"working_hours":null,"permissions":null,"tags":[],"workspaces":[]}"#;
+    store
+        .connection()
+        .execute_batch(AUDIT_TABLES)
+        .and_then(|()| {
+            store.connection().execute(
+                "INSERT INTO sync_runs (started_at, finished_at, status) VALUES
+                 ('2030-01-01T00:00:00Z', '2030-01-01T00:00:01Z', 'succeeded')",
+                [],
+            )
+        })
+        .and_then(|_| {
+            store.connection().execute(
+                "INSERT INTO entity_history (history_id, entity, entity_id, id, valid_from, valid_to,
+                     data_json, data_hash, opened_by, closed_by)
+                 VALUES (1, 'user', '7', 7, '2030-01-01T00:00:00Z', '2030-02-01T00:00:00Z', ?1, 0, 1, 1)",
+                [user],
+            )
+        })
+        .unwrap();
+    store
+        .connection()
+        .execute_batch(
+            "INSERT INTO audit_actors (user_id, name, email, user_account_id, seen_at, sync_run_id)
+             VALUES (500, 'Ann E.', 'ann@example.com', 70, '2030-01-01T00:00:00Z', 1),
+                    (501, 'Bo Other', 'bo@example.com', 71, '2030-01-01T00:00:00Z', 1);
+             INSERT INTO audit_events (created_at, entity_type, entity_id, action, actor_user_id,
+                                       old_value, new_value, meta_data, raw_json, dedup_key, sync_run_id)
+             VALUES ('2030-01-05T00:00:00.000000Z', 'organization_user', '7', 'updated', 500,
+                     'Ann Example', 'Ann E.', NULL,
+                     '{\"user_id\":500,\"old\":\"Ann Example\",\"new\":\"Ann E.\",\"by\":\"ann@example.com\"}', 'k1', 1),
+                    ('2030-01-06T00:00:00.000000Z', 'team', '3', 'updated', 501,
+                     NULL, NULL, '{\"members\":[\"Ann E.\"]}',
+                     '{\"user_id\":501,\"meta\":{\"members\":[\"Ann E.\"]}}', 'k2', 1),
+                    ('2030-01-07T00:00:00.000000Z', 'team', '4', 'created', 501,
+                     NULL, 'Team Four', NULL, '{\"user_id\":501,\"name\":\"Team Four\"}', 'k3', 1);",
+        )
+        .unwrap();
+    let request = EraseRequest {
+        user: 7,
+        reason: "ticket 1",
+        erased_by: "test",
+        history_only: false,
+        dry_run: false,
+    };
+    let erasure = store.erase(&request).unwrap();
+    assert_eq!(erasure.counts.get("audit_actors"), Some(&1));
+    assert_eq!(erasure.counts.get("audit_events"), Some(&2));
+    // The log's own spelling is looked for too.
+    assert!(erasure.needles.names.contains("Ann E."));
+    let conn = store.connection();
+    let actors: Vec<(i64, Option<String>, Option<String>)> = conn
+        .prepare("SELECT user_id, name, email FROM audit_actors ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        actors,
+        vec![
+            (500, Some("erased person 7".into()), None),
+            (501, Some("Bo Other".into()), Some("bo@example.com".into()))
+        ]
+    );
+    let events: Vec<(String, String, String)> = conn
+        .prepare("SELECT dedup_key, action, raw_json || coalesce(old_value, '') || coalesce(new_value, '') || coalesce(meta_data, '') FROM audit_events ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(events.len(), 3, "every event stays");
+    for (key, _, text) in &events {
+        assert!(!text.contains("Ann"), "{key}: {text}");
+        assert!(!text.contains("ann@"), "{key}: {text}");
+    }
+    assert!(events[2].2.contains("Team Four"));
+    let bytes = store.finish_erasure(&erasure.needles).unwrap();
+    assert_eq!(bytes.traces, Traces::default());
+}
