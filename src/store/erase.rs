@@ -258,6 +258,29 @@ impl Store {
         Ok(done)
     }
 
+    /// After a run with `[retention]` on: a mirror whose free space predates `secure_delete`
+    /// is vacuumed once, so that what retention erased is not left there. Returns whether
+    /// it was.
+    pub fn vacuum_old_free_space(&mut self) -> Result<bool, StoreError> {
+        if self.retention.is_none() || !self.has_table("free_space")? {
+            return Ok(false);
+        }
+        let old: bool = self.sql(self.conn.query_row(
+            "SELECT coalesce(max(may_hold_old_bytes), 0) FROM free_space",
+            [],
+            |r| r.get(0),
+        ))?;
+        if !old {
+            return Ok(false);
+        }
+        self.sql(
+            self.conn
+                .execute_batch("VACUUM; UPDATE free_space SET may_hold_old_bytes = 0;"),
+        )?;
+        self.checkpoint()?;
+        Ok(true)
+    }
+
     /// A `TRUNCATE` checkpoint, waiting up to the busy timeout for readers to let go.
     fn checkpoint_waiting(&self) -> Result<bool, StoreError> {
         let started = Instant::now();

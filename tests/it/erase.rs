@@ -41,6 +41,22 @@ pub fn bytes_hold(db: &Path, needle: &str) -> Vec<String> {
     found
 }
 
+/// What an older orgmirror left: `text` in deleted rows' bytes in free pages of the file (no
+/// secure_delete then), and the flag migration 28 sets on a mirror that had runs before it.
+fn leave_old_bytes(m: &Mirror, text: &str) {
+    m.conn()
+        .execute_batch(&format!(
+            "PRAGMA secure_delete = OFF;
+             CREATE TABLE old_rows (t TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+             INSERT INTO old_rows SELECT '{text} ' || hex(randomblob(2000)) FROM n;
+             DROP TABLE old_rows;
+             UPDATE free_space SET may_hold_old_bytes = 1;
+             PRAGMA wal_checkpoint(TRUNCATE);"
+        ))
+        .unwrap();
+}
+
 /// The rows that make the organization's shape: every interval, the headcounts, the counts.
 fn shape(conn: &rusqlite::Connection) -> Vec<Vec<Vec<String>>> {
     [
@@ -464,6 +480,10 @@ fn retention_drops_exactly_the_versions_that_ended_before_the_cutoff_and_asof_be
     assert!(!expired.is_empty() && !kept_closed.is_empty());
     drop(conn);
 
+    // A mirror an older orgmirror wrote: the leaver's bytes also in free space. The first run
+    // with retention vacuums it.
+    leave_old_bytes(&m, "Ottilie Longgone");
+    assert!(!bytes_hold(&m.db, "Ottilie Longgone").is_empty());
     configure(&m, "[retention]\nhistory = \"8mo\"\n");
     // 2031-01-01 minus 8 months: 2030-05-01.
     org.rename_user(kept, "Kasimir Kept");
@@ -637,20 +657,7 @@ fn a_mirror_written_before_secure_delete_is_vacuumed_by_its_first_erasure() {
     m.sync_ok();
     org.remove_user(user);
     m.sync_ok();
-    // What an older orgmirror left: deleted rows' bytes in free pages of the file, and the
-    // flag migration 28 sets on a mirror that had runs before it.
-    let conn = m.conn();
-    conn.execute_batch(
-        "PRAGMA secure_delete = OFF;
-         CREATE TABLE old_rows (t TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
-         INSERT INTO old_rows SELECT 'Freya Freespace ' || hex(randomblob(2000)) FROM n;
-         DROP TABLE old_rows;
-         UPDATE free_space SET may_hold_old_bytes = 1;
-         PRAGMA wal_checkpoint(TRUNCATE);",
-    )
-    .unwrap();
-    drop(conn);
+    leave_old_bytes(&m, "Freya Freespace");
     let db = m.db.display().to_string();
     assert_eq!(
         bytes_hold(&m.db, "Freya Freespace"),
