@@ -244,3 +244,42 @@ fn is_sqlite(path: &Path) -> bool {
         .is_ok()
         && &head == b"SQLite format 3\0"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copies_under_the_mirrors_directory_are_found_and_the_mirror_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sqlite = |p: &Path| std::fs::write(p, b"SQLite format 3\0 and the rest").unwrap();
+        let db = root.join("org.sqlite");
+        sqlite(&db);
+        sqlite(&root.join("org.sqlite-wal"));
+        std::fs::write(root.join("org.sqlite.lock"), b"").unwrap();
+        std::fs::write(root.join("orgmirror.toml"), b"[api]").unwrap();
+        sqlite(&root.join("export.sqlite"));
+        std::fs::create_dir_all(root.join("reports/2030/asof")).unwrap();
+        sqlite(&root.join("reports/2030/asof/march.db"));
+        std::fs::create_dir(root.join("capture")).unwrap();
+        std::fs::write(root.join("capture/0001.json"), b"{}").unwrap();
+        std::fs::write(root.join("capture/0001.body"), b"[]").unwrap();
+        std::fs::create_dir(root.join("csv")).unwrap();
+        std::fs::write(root.join("csv/users_current.csv"), b"a,b").unwrap();
+        let found: Vec<(PathBuf, &str)> = copies_under(&db);
+        let names: Vec<String> = found
+            .iter()
+            .map(|(p, _)| p.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "capture",
+                "csv",
+                "export.sqlite",
+                "reports/2030/asof/march.db"
+            ]
+        );
+    }
+}
