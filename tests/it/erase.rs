@@ -9,17 +9,6 @@ use orgmirror_fake::FakeOptions;
 
 use crate::support::*;
 
-pub fn sync_at(faketime: &str, m: &Mirror, at: &str) {
-    let out = run_at(faketime, m, at, &["sync"], &[]);
-    assert!(
-        out.status.success(),
-        "sync at {at} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert_references_hold(&m.db);
-}
-
 /// Appends TOML to the mirror's config.
 pub fn configure(m: &Mirror, toml: &str) {
     let mut config = std::fs::read_to_string(&m.config).unwrap();
@@ -55,6 +44,19 @@ fn leave_old_bytes(m: &Mirror, text: &str) {
              PRAGMA wal_checkpoint(TRUNCATE);"
         ))
         .unwrap();
+}
+
+/// No erasure run and no receipt.
+fn assert_nothing_erased(m: &Mirror) {
+    let conn = m.conn();
+    assert_eq!(scalar(&conn, "SELECT count(*) FROM erasures"), 0);
+    assert_eq!(
+        scalar(
+            &conn,
+            "SELECT count(*) FROM sync_runs WHERE kind = 'erasure'"
+        ),
+        0
+    );
 }
 
 /// The rows that make the organization's shape: every interval, the headcounts, the counts.
@@ -332,16 +334,7 @@ fn a_present_member_is_refused_with_exit_2_and_history_only_erases_all_but_the_c
         err.contains("still a member") && err.contains("--history-only"),
         "{err}"
     );
-    let conn = m.conn();
-    assert_eq!(scalar(&conn, "SELECT count(*) FROM erasures"), 0);
-    assert_eq!(
-        scalar(
-            &conn,
-            "SELECT count(*) FROM sync_runs WHERE kind = 'erasure'"
-        ),
-        0
-    );
-    drop(conn);
+    assert_nothing_erased(&m);
 
     let unknown = m.run(&["erase", "--user", "999999", "--reason", "request 7"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown.stderr));
@@ -431,16 +424,7 @@ fn a_dry_run_lists_what_would_change_by_table_and_changes_nothing() {
         said.contains("entity_history") && said.contains("nothing was changed"),
         "{said}"
     );
-    let conn = m.conn();
-    assert_eq!(scalar(&conn, "SELECT count(*) FROM erasures"), 0);
-    assert_eq!(
-        scalar(
-            &conn,
-            "SELECT count(*) FROM sync_runs WHERE kind = 'erasure'"
-        ),
-        0
-    );
-    drop(conn);
+    assert_nothing_erased(&m);
     assert!(!bytes_hold(&m.db, "Dorothea Dryrun").is_empty());
     assert_eq!(std::fs::read(&m.db).unwrap().len(), before.len());
 }

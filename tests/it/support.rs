@@ -147,6 +147,21 @@ pub fn run_at(faketime: &str, m: &Mirror, at: &str, args: &[&str], env: &[(&str,
         .expect("faketime runs")
 }
 
+/// `sync` with the wall clock at `at`, asserting it succeeded and left sound references and
+/// times; returns its stderr.
+pub fn sync_at(faketime: &str, m: &Mirror, at: &str) -> String {
+    let out = run_at(faketime, m, at, &["sync"], &[]);
+    assert!(
+        out.status.success(),
+        "sync at {at} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_references_hold(&m.db);
+    assert_one_time_per_run(&m.db);
+    text(&out.stderr)
+}
+
 /// `name's`, or `name'` after an s, as the change feed writes it.
 pub fn possessive(name: &str) -> String {
     if name.ends_with('s') {

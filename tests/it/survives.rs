@@ -7,19 +7,6 @@ use serde_json::{json, Value};
 use super::{proxied, Rewrite};
 use crate::support::*;
 
-fn sync_at(faketime: &str, m: &Mirror, at: &str) -> String {
-    let out = run_at(faketime, m, at, &["sync"], &[]);
-    assert!(
-        out.status.success(),
-        "sync at {at} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert_references_hold(&m.db);
-    assert_one_time_per_run(&m.db);
-    text(&out.stderr)
-}
-
 /// Keys whose history intervals overlap or are empty: none may exist.
 fn bad_intervals(m: &Mirror) -> Vec<Vec<String>> {
     let conn = m.conn();
