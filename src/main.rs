@@ -132,8 +132,15 @@ enum Command {
         /// asking for one gets 402.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         plan_lacks: Vec<orgmirror_fake::PlanFeature>,
+        /// The audit log endpoint: on (the log), off (404), forbidden (403: no
+        /// view_audit_log), unavailable (503).
+        #[arg(long, value_name = "MODE", default_value = "on")]
+        audit_log: orgmirror_fake::AuditLogMode,
+        /// A generated audit history before the fake starts: N events over 90 days, or N:Dd.
+        #[arg(long, value_name = "N[:Dd]")]
+        audit_backlog: Option<orgmirror_fake::AuditBacklog>,
         /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks", "audit_log", "audit_backlog"])]
         replay: Option<PathBuf>,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
@@ -222,6 +229,8 @@ fn main() -> ExitCode {
                 profile,
                 key_expires_after,
                 plan_lacks,
+                audit_log,
+                audit_backlog,
                 replay: None,
             } => {
                 let opts = orgmirror_fake::FakeOptions {
@@ -231,6 +240,8 @@ fn main() -> ExitCode {
                     profile,
                     key_expires_after,
                     plan_lacks,
+                    audit_log,
+                    audit_backlog,
                     ..Default::default()
                 };
                 orgmirror_fake::serve_cli(listen, opts)

@@ -16,6 +16,8 @@ pub enum Route {
     CreateGroup,
     UpdateGroup,
     DeleteGroup,
+    /// `GET …/audit-log/{from}/{to}`.
+    AuditLog,
 }
 
 /// The endpoints of the seed, as recognised from the path.
@@ -29,6 +31,11 @@ pub(crate) enum Endpoint {
     Groups,
     /// `…/groups/{group_id}`, the id as written.
     Group(String),
+    /// `…/audit-log/{from}/{to}`, each percent-decoded.
+    AuditLog {
+        from: String,
+        to: String,
+    },
 }
 
 /// The organization segment and endpoint of a path below `/api/organizations/`.
@@ -42,6 +49,10 @@ pub(super) fn parse_path(path: &str) -> Option<(String, Endpoint)> {
         [_, "groups"] => Endpoint::Groups,
         [_, "groups", "me"] => Endpoint::MyGroups,
         [_, "groups", id] if !id.is_empty() => Endpoint::Group(id.to_string()),
+        [_, "audit-log", from, to] => Endpoint::AuditLog {
+            from: percent_decoded(from),
+            to: percent_decoded(to),
+        },
         _ => return None,
     };
     Some((parts[0].to_string(), endpoint))
@@ -56,8 +67,34 @@ pub(super) fn route_of(method: &Method, endpoint: &Endpoint) -> Option<Route> {
         ("POST", Endpoint::Groups) => Route::CreateGroup,
         ("PUT", Endpoint::Group(_)) => Route::UpdateGroup,
         ("DELETE", Endpoint::Group(_)) => Route::DeleteGroup,
+        ("GET", Endpoint::AuditLog { .. }) => Route::AuditLog,
         _ => return None,
     })
+}
+
+/// A path segment with its `%XX` escapes decoded (`+` stays a plus: this is a path).
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The decoded query string; repeated keys (`ids[]=1&ids[]=2`) are kept in order.
