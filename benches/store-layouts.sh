@@ -12,7 +12,7 @@
 #
 # Each layout copies rows from MIRROR into a new database made from schema.sql, one row at a
 # time (`INSERT … SELECT … WHERE true` defeats SQLite's transfer optimisation), in one
-# transaction, then checkpoints, with the sync's settings (synchronous=FULL, 48 MiB cache,
+# transaction, then checkpoints, with the sync's settings (synchronous=FULL, 16 MiB cache,
 # foreign keys off). The layouts run interleaved, RUNS times (default 3); it prints each wall
 # time in seconds and the median per layout.
 set -euo pipefail
@@ -44,7 +44,7 @@ copy() { # journal tables... -> wall seconds
   sqlite3 "$db" "PRAGMA journal_mode=$journal;" >/dev/null
   sqlite3 "$db" < "$schema"
   {
-    echo "PRAGMA synchronous=FULL; PRAGMA cache_size=-49152; PRAGMA foreign_keys=OFF;"
+    echo "PRAGMA synchronous=FULL; PRAGMA cache_size=-16384; PRAGMA foreign_keys=OFF;"
     echo "ATTACH 'file:$mirror?mode=ro' AS src;"
     echo "BEGIN IMMEDIATE;"
     for t in "$@"; do echo "INSERT INTO main.\"$t\" SELECT * FROM src.\"$t\" WHERE true;"; done

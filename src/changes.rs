@@ -88,6 +88,7 @@ pub fn run(
     Ok(Exit::Ok)
 }
 
+#[cfg(test)]
 /// The feed as text: a header per run, then a line per sentence, `YYYY-MM-DD HH:MM  …`.
 pub fn render(rows: &[ChangeRow]) -> String {
     let mut feed = Feed::new(Vec::new(), false);

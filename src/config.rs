@@ -17,10 +17,10 @@ mod tests;
 mod validate;
 
 pub use alerts::AlertRule;
-pub use credentials::{BadCredentials, Credentials, SentAs, FOCUS_KEY_PREFIX};
+pub use credentials::{BadCredentials, Credentials, SentAs};
 pub use replica::{PostgresReplicaConfig, ReplicaConfig};
-pub use seconds::{parse_duration, DurationError, Seconds};
-pub use validate::{next_run, validate_base_url, validate_cron, BaseUrlError, CronError};
+pub use seconds::Seconds;
+pub use validate::{next_run, validate_base_url};
 
 /// Where the config is looked for when `--config` is not given, after `$ORGMIRROR_CONFIG`.
 pub const DEFAULT_CONFIG_PATHS: &[&str] = &["./orgmirror.toml", "/etc/orgmirror/orgmirror.toml"];
@@ -66,8 +66,7 @@ pub struct ApiConfig {
     /// Asked for; never relied upon. A size the API refuses is adapted to (and remembered).
     pub per_page: u32,
     pub auth_scheme: AuthScheme,
-    /// Requests sent per second at most, retries and the early next-page request
-    /// included (0 = no pacing).
+    /// Requests sent per second at most, retries included (0 = no pacing).
     pub max_requests_per_second: f64,
     pub connect_timeout: Seconds,
     /// For one whole request, body included.

@@ -264,7 +264,7 @@ fn sync(e: &SyncError) -> Exit {
         SyncError::Refused(_) => Exit::Refused,
         SyncError::Api(e) => api(e),
         SyncError::Credentials(_) => Exit::Config,
-        SyncError::Store(_) | SyncError::Record(_) | SyncError::WriterStopped(_) => Exit::Failed,
+        SyncError::Store(_) | SyncError::Record(_) => Exit::Failed,
     }
 }
 

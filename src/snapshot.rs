@@ -11,9 +11,9 @@ use std::sync::Arc;
 use crate::api::models::{CustomFieldValue, MemberCustomFields, OrganizationUser, Role, Team};
 use crate::model::{
     is_soft_deleted, utc, CanonicalJson, Entity, EntityKey, GhostRecord, GroupRecord,
-    GroupWorkspaceRecord, Kept, MembershipRecord, NewRow, PermissionRecord, RateRecord, Record,
-    RecordRef, RoleRecord, SelectedOptionRecord, StoredHashes, StoredState, TagRecord,
-    UserCustomFieldRecord, UserRecord, UserWorkspaceRecord,
+    GroupWorkspaceRecord, Kept, MembershipRecord, PermissionRecord, RateRecord, RecordRef,
+    RoleRecord, SelectedOptionRecord, StoredState, TagRecord, UserCustomFieldRecord, UserRecord,
+    UserWorkspaceRecord,
 };
 use baseline::Baseline;
 
@@ -26,16 +26,18 @@ use baseline::Baseline;
 /// every page has arrived.
 #[derive(Debug, Clone, Default)]
 pub struct OrgSnapshot {
-    pub roles: BTreeMap<i64, Kept<RoleRecord>>,
-    pub groups: BTreeMap<i64, Kept<GroupRecord>>,
-    pub users: BTreeMap<i64, Kept<UserRecord>>,
-    pub memberships: BTreeMap<(i64, i64), MembershipRecord>,
-    pub rates: BTreeMap<i64, RateRecord>,
+    // Records are boxed: a B-tree node has room for eleven values and a pull, adding in key
+    // order, leaves most nodes about half full, which costs more than a pointer each.
+    pub roles: BTreeMap<i64, Box<Kept<RoleRecord>>>,
+    pub groups: BTreeMap<i64, Box<Kept<GroupRecord>>>,
+    pub users: BTreeMap<i64, Box<Kept<UserRecord>>>,
+    pub memberships: BTreeMap<(i64, i64), Box<MembershipRecord>>,
+    pub rates: BTreeMap<i64, Box<RateRecord>>,
     /// Custom field values by (organization user, custom field).
-    pub custom_fields: BTreeMap<(i64, i64), UserCustomFieldRecord>,
+    pub custom_fields: BTreeMap<(i64, i64), Box<UserCustomFieldRecord>>,
     /// Workspace names seen in users and groups (not tracked as history).
     pub workspace_names: BTreeMap<i64, String>,
-    /// What the pull matched against the mirror, handed over early, or could not read.
+    /// What the pull matched against the mirror, or could not read.
     baseline: Baseline,
     /// The workspace whose custom fields this pull mirrors, and what it saw of them.
     custom_field_pull: Option<CustomFieldPull>,
@@ -80,7 +82,8 @@ impl OrgSnapshot {
             })?;
             let key = EntityKey::new(Entity::Role, record.role_id);
             if !self.is_unchanged(key, RecordRef::Role(&record), unknown.as_deref()) {
-                self.roles.insert(record.role_id, Kept { record, unknown });
+                self.roles
+                    .insert(record.role_id, Box::new(Kept { record, unknown }));
             }
         }
         Ok(())
@@ -116,66 +119,8 @@ impl OrgSnapshot {
         same
     }
 
-    /// Hands over, whole, the records of entities the baseline does not hold and that
-    /// were not handed over before: a run writes these inserts while it still pulls.
-    /// What is handed over stays seen (in `unchanged`) and becomes this run's stored
-    /// version of the entity ([`OrgSnapshot::settled`]): a later copy that differs is
-    /// kept as a change against it, and one the pull takes back (a team seen again
-    /// without a member) is no longer seen, so the final diff undoes it.
-    /// Without a baseline nothing is known to be new, and nothing is handed over.
-    pub fn take_new(&mut self) -> Vec<NewRow> {
-        let Some(pending) = self.baseline.take_pending() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for key in pending {
-            if !self.baseline.is_new(&key) {
-                continue;
-            }
-            let row = match key.entity {
-                Entity::Role => self
-                    .roles
-                    .remove(&key.id)
-                    .map(|k| NewRow::new(key, Record::Role(k.record), k.unknown)),
-                Entity::Group => self
-                    .groups
-                    .remove(&key.id)
-                    .map(|k| NewRow::new(key, Record::Group(k.record), k.unknown)),
-                Entity::User => self
-                    .users
-                    .remove(&key.id)
-                    .map(|k| NewRow::new(key, Record::User(k.record), k.unknown)),
-                Entity::GroupMembership => self
-                    .memberships
-                    .remove(&(key.id, key.sub_id))
-                    .map(|m| NewRow::new(key, Record::Membership(m), None)),
-                Entity::UserRate => self
-                    .rates
-                    .remove(&key.id)
-                    .map(|r| NewRow::new(key, Record::Rate(r), None)),
-                Entity::UserCustomField => self
-                    .custom_fields
-                    .remove(&(key.id, key.sub_id))
-                    .map(|v| NewRow::new(key, Record::CustomField(v), None)),
-            };
-            if let Some(row) = row {
-                self.baseline.settle(row.key, row.hashes);
-                out.push(row);
-            }
-        }
-        // In key order, as a diff writes: each table and index then grows at one end.
-        out.sort_by_key(|row| row.key);
-        out
-    }
-
-    /// What [`OrgSnapshot::take_new`] handed over this run, with its hashes.
-    pub fn settled(&self) -> &BTreeMap<EntityKey, StoredHashes> {
-        self.baseline.settled()
-    }
-
-    /// Entities the pull saw unchanged (only against a stored state), and those
-    /// [`OrgSnapshot::take_new`] handed over while the pull still sees them, in key order:
-    /// seen, with no record kept.
+    /// Entities the pull saw unchanged (only against a stored state), in key order: seen,
+    /// with no record kept.
     pub fn unchanged(&self) -> impl Iterator<Item = &EntityKey> + '_ {
         self.baseline.unchanged()
     }
@@ -304,12 +249,12 @@ impl OrgSnapshot {
         for (k, m) in members {
             let key = EntityKey::membership(k.0, k.1);
             if !self.is_unchanged(key, RecordRef::Membership(&m), None) {
-                self.memberships.insert(k, m);
+                self.memberships.insert(k, Box::new(m));
             }
         }
         let key = EntityKey::new(Entity::Group, id);
         if !self.is_unchanged(key, RecordRef::Group(&record), unknown.as_deref()) {
-            self.groups.insert(id, Kept { record, unknown });
+            self.groups.insert(id, Box::new(Kept { record, unknown }));
         }
         Ok(())
     }
@@ -382,7 +327,7 @@ impl OrgSnapshot {
                 };
                 let key = EntityKey::new(Entity::UserRate, id);
                 if !self.is_unchanged(key, RecordRef::Rate(&record), None) {
-                    self.rates.insert(id, record);
+                    self.rates.insert(id, Box::new(record));
                 }
             }
             None => {
@@ -418,7 +363,7 @@ impl OrgSnapshot {
         };
         let key = EntityKey::new(Entity::User, id);
         if !self.is_unchanged(key, RecordRef::User(&record), unknown.as_deref()) {
-            self.users.insert(id, Kept { record, unknown });
+            self.users.insert(id, Box::new(Kept { record, unknown }));
         }
         Ok(())
     }
@@ -486,7 +431,7 @@ impl OrgSnapshot {
         for (field, record) in records {
             let key = EntityKey::custom_field(id, field);
             if !self.is_unchanged(key, RecordRef::CustomField(&record), None) {
-                self.custom_fields.insert((id, field), record);
+                self.custom_fields.insert((id, field), Box::new(record));
             }
         }
         Ok(true)
@@ -585,6 +530,16 @@ impl OrgSnapshot {
             .chain(memberships)
             .chain(rates)
             .chain(custom_fields)
+    }
+
+    /// How many records the snapshot keeps (those it saw unchanged are keys only).
+    pub fn records(&self) -> usize {
+        self.roles.len()
+            + self.groups.len()
+            + self.users.len()
+            + self.memberships.len()
+            + self.rates.len()
+            + self.custom_fields.len()
     }
 
     /// Number of entities of each kind.
@@ -808,6 +763,5 @@ mod tests {
         assert!(!s.is_quarantined(&EntityKey::new(Entity::User, 2)));
         let d = diff(&stored, &s, &Scope::FULL);
         assert!(d.is_empty(), "{:?}", d.changes);
-        assert!(s.take_new().is_empty());
     }
 }

@@ -361,11 +361,6 @@ impl Deliverer {
         Ok(Some(Deliverer { store, targets }))
     }
 
-    /// The target of rule `name`.
-    pub fn target(&self, name: &str) -> Option<Arc<Target>> {
-        self.targets.get(name).cloned()
-    }
-
     /// The rules whose oldest pending alert is due, with their alerts in event order,
     /// leaving out those in `busy`; and when the earliest of the others is due (Unix ms).
     fn due(&self, busy: &BTreeSet<String>) -> Result<(Vec<Batch>, Option<i64>), StoreError> {

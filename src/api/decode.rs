@@ -3,8 +3,7 @@
 //!
 //! A list page is decoded in two passes over borrowed text: the envelope is parsed with
 //! each item kept as a [`RawValue`] (no allocation per field), then every item is read into
-//! its model, its unknown top-level keys kept on the way; a large page's items by two
-//! threads at once.
+//! its model, its unknown top-level keys kept on the way.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,30 +14,6 @@ use serde_json::value::RawValue;
 
 use super::models::KnownFields;
 use super::WithUnknown;
-
-/// How a list answer wrapped its rows. Every list endpoint accepts each of them: the
-/// seed shows `items` (users, roles, groups/me) and `data` (teams), clients of the real
-/// API report `{"page", "per_page", "data"}`, and a bare array costs nothing to accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Envelope {
-    /// `{"items": [...]}`.
-    Items,
-    /// `{"data": [...]}`, with or without `page`, `per_page`, `rows`, `total`.
-    Data,
-    /// `[...]`.
-    Bare,
-}
-
-impl Envelope {
-    /// `items`, `data` or `array`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Envelope::Items => "items",
-            Envelope::Data => "data",
-            Envelope::Bare => "array",
-        }
-    }
-}
 
 /// One decoded page of a list.
 #[derive(Debug)]
@@ -51,10 +26,6 @@ pub struct DecodedPage<T> {
     /// `items` as its model's [`KnownFields::stand_in`] (so paging counts it), which the
     /// caller must not take for the record.
     pub quarantined: Vec<(i64, String)>,
-    /// The `per_page` the body echoes, when it does.
-    pub per_page: Option<i64>,
-    /// How the rows were wrapped.
-    pub envelope: Envelope,
 }
 
 /// Only the `id` of an item (every other field skipped unread, so a number out of range
@@ -64,8 +35,8 @@ struct IdOnly {
     id: Option<i64>,
 }
 
-/// An object envelope: the list under `items` or `data`, and paging fields read leniently
-/// (a number, a numeric string, or ignored).
+/// An object envelope: the list under `items` or `data`, and `total` read leniently (a
+/// number, a numeric string, or ignored).
 #[derive(Deserialize)]
 struct ObjectEnvelope<'a> {
     #[serde(borrow, default, deserialize_with = "present_list")]
@@ -74,8 +45,6 @@ struct ObjectEnvelope<'a> {
     data: Option<Vec<&'a RawValue>>,
     #[serde(borrow, default)]
     total: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    per_page: Option<&'a RawValue>,
 }
 
 /// A list field that is present: `null` means an empty list (the page promises nothing).
@@ -95,104 +64,62 @@ fn lenient_count(raw: Option<&RawValue>) -> Option<i64> {
     text.parse::<i64>().ok().filter(|n| *n >= 0)
 }
 
-/// Pages with at least this many items are decoded by two threads.
-const SPLIT_FROM: usize = 64;
-
 /// Decodes one page of a list endpoint. The error text names the failing item by its
 /// index on the page (`item 17: invalid type: …`); the caller adds endpoint and page.
-/// A large page's items are decoded in two halves at once (a re-sync is CPU-bound on
-/// decoding, and the pull has the machine's other core to itself between writes).
 pub fn decode_page<T>(body: &[u8]) -> Result<DecodedPage<T>, String>
 where
-    T: DeserializeOwned + KnownFields + Send,
+    T: DeserializeOwned + KnownFields,
 {
     let bare = body
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'[');
-    let (raw, total, per_page, envelope) = if bare {
+    // Every list endpoint accepts each wrapping: the seed shows `items` (users, roles,
+    // groups/me) and `data` (teams), clients of the real API report `{"page", "per_page",
+    // "data"}`, and a bare array costs nothing to accept.
+    let (raw, total) = if bare {
         let rows =
             serde_json::from_slice::<Vec<&RawValue>>(body).map_err(|e| envelope_error(body, &e))?;
-        (rows, None, None, Envelope::Bare)
+        (rows, None)
     } else {
         let e =
             serde_json::from_slice::<ObjectEnvelope>(body).map_err(|e| envelope_error(body, &e))?;
-        let (rows, envelope) = match (e.items, e.data) {
-            (Some(rows), _) => (rows, Envelope::Items),
-            (None, Some(rows)) => (rows, Envelope::Data),
+        let rows = match (e.items, e.data) {
+            (Some(rows), _) => rows,
+            (None, Some(rows)) => rows,
             (None, None) => {
                 return Err(format!(
                     "the list is in neither `items` nor `data` (nor a bare array); the body starts with: {}",
-                    super::transport::body_excerpt(body, 120)
+                    super::error::body_excerpt(body, 120)
                 ))
             }
         };
-        (
-            rows,
-            lenient_count(e.total),
-            lenient_count(e.per_page),
-            envelope,
-        )
+        (rows, lenient_count(e.total))
     };
-    type Half<T> = (Vec<WithUnknown<T>>, Vec<(i64, String)>);
-    let decode = |first: usize, items: &[&RawValue]| -> Result<Half<T>, String> {
-        let mut quarantined = Vec::new();
-        let decoded = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                split_unknown_fields::<T>(item).or_else(|e| {
-                    let why = format!("item {}: {e}", first + i);
-                    let id = serde_json::from_str::<IdOnly>(item.get())
-                        .ok()
-                        .and_then(|o| o.id);
-                    match id.and_then(|id| T::stand_in(id).map(|s| (id, s))) {
-                        Some((id, stand_in)) => {
-                            quarantined.push((id, why));
-                            Ok((stand_in, None))
-                        }
-                        None => Err(why),
+    let mut quarantined = Vec::new();
+    let items = raw
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            split_unknown_fields::<T>(item).or_else(|e| {
+                let why = format!("item {i}: {e}");
+                let id = serde_json::from_str::<IdOnly>(item.get())
+                    .ok()
+                    .and_then(|o| o.id);
+                match id.and_then(|id| T::stand_in(id).map(|s| (id, s))) {
+                    Some((id, stand_in)) => {
+                        quarantined.push((id, why));
+                        Ok((stand_in, None))
                     }
-                })
+                    None => Err(why),
+                }
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok((decoded, quarantined))
-    };
-    if raw.len() < SPLIT_FROM {
-        let (items, quarantined) = decode(0, &raw)?;
-        return Ok(DecodedPage {
-            items,
-            total,
-            quarantined,
-            per_page,
-            envelope,
-        });
-    }
-    let (front, back) = raw.split_at(raw.len() / 2);
-    let (front, back) = std::thread::scope(|s| {
-        // A thread the system will not give (a tasks or pids limit) is no reason to fail:
-        // the second half is then decoded here, after the first.
-        let spawned = std::thread::Builder::new().spawn_scoped(s, || decode(front.len(), back));
-        let first = decode(0, front);
-        let second = match spawned {
-            Ok(handle) => handle.join().unwrap_or_else(|_| {
-                Err("decoding the page failed (a thread panicked)".to_string())
-            }),
-            Err(_) => decode(front.len(), back),
-        };
-        (first, second)
-    });
-    // The first failing item is the one reported.
-    let (mut items, mut quarantined) = front?;
-    let (back_items, back_quarantined) = back?;
-    items.extend(back_items);
-    quarantined.extend(back_quarantined);
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(DecodedPage {
         items,
         total,
         quarantined,
-        per_page,
-        envelope,
     })
 }
 
@@ -346,7 +273,7 @@ fn envelope_error(body: &[u8], error: &serde_json::Error) -> String {
     if error.is_syntax() || error.is_eof() {
         format!(
             "not JSON ({error}); the body starts with: {}",
-            super::transport::body_excerpt(body, 120)
+            super::error::body_excerpt(body, 120)
         )
     } else {
         error.to_string()
@@ -426,48 +353,26 @@ mod tests {
     /// Every list endpoint reads every envelope; the paging fields are read leniently.
     #[test]
     fn every_envelope_is_read() {
-        // (body, envelope, total, per_page)
-        type Case = (&'static [u8], Envelope, Option<i64>, Option<i64>);
-        let cases: [Case; 6] = [
-            (
-                br#"{"items":[{"id":1},{"id":2}]}"#,
-                Envelope::Items,
-                None,
-                None,
-            ),
-            (
-                br#"{"data":[{"id":1},{"id":2}]}"#,
-                Envelope::Data,
-                None,
-                None,
-            ),
+        // (body, total)
+        let cases: [(&[u8], Option<i64>); 6] = [
+            (br#"{"items":[{"id":1},{"id":2}]}"#, None),
+            (br#"{"data":[{"id":1},{"id":2}]}"#, None),
             (
                 br#"{"page":1,"per_page":100,"data":[{"id":1},{"id":2}]}"#,
-                Envelope::Data,
                 None,
-                Some(100),
             ),
             (
                 br#"{"data":[{"id":1},{"id":2}],"page":1,"rows":2,"total":"7"}"#,
-                Envelope::Data,
                 Some(7),
-                None,
             ),
-            (br#" [{"id":1},{"id":2}]"#, Envelope::Bare, None, None),
-            (
-                br#"{"items":[{"id":1},{"id":2}],"total":2.5}"#,
-                Envelope::Items,
-                None,
-                None,
-            ),
+            (br#" [{"id":1},{"id":2}]"#, None),
+            (br#"{"items":[{"id":1},{"id":2}],"total":2.5}"#, None),
         ];
-        for (body, envelope, total, per_page) in cases {
+        for (body, total) in cases {
             let page = decode_page::<OrganizationUser>(body).unwrap();
             let ids: Vec<_> = page.items.iter().map(|(u, _)| u.id).collect();
             assert_eq!(ids, [Some(1), Some(2)], "{}", String::from_utf8_lossy(body));
-            assert_eq!(page.envelope, envelope);
             assert_eq!(page.total, total);
-            assert_eq!(page.per_page, per_page);
         }
         let page = decode_page::<Team>(br#"{"data":null}"#).unwrap();
         assert!(page.items.is_empty());

@@ -31,14 +31,6 @@ pub struct GroupRef {
     pub name: Option<String>,
 }
 
-/// `{"items": [...]}`: the envelope of "my groups", roles and users.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(bound(deserialize = "T: Deserialize<'de>"))]
-pub struct Items<T> {
-    #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
-    pub items: Vec<T>,
-}
-
 /// A member of a group, as the teams and update-group responses list it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupUser {

@@ -159,6 +159,7 @@ impl<T: HasId> Pager<T> {
         (self.non_empty_pages > 1).then_some(self.largest)
     }
 
+    #[cfg(test)]
     /// Takes in one page (`page` counts from 1) and applies the stop rules.
     pub fn accept(
         &mut self,
@@ -243,7 +244,7 @@ impl<T: HasId> Pager<T> {
     }
 
     /// The collected rows, in first-seen order.
-    pub fn finish(self) -> Vec<WithUnknown<T>> {
+    pub fn into_rows(self) -> Vec<WithUnknown<T>> {
         self.rows
     }
 }
@@ -281,7 +282,7 @@ mod tests {
             assert!(page_no < 1000);
         }
         let ids = pager
-            .finish()
+            .into_rows()
             .into_iter()
             .map(|(t, _)| t.id.unwrap())
             .collect();
@@ -326,7 +327,7 @@ mod tests {
             pager.accept_announced(3, page(11..=17), pages(3)),
             Ok(Next::Done)
         );
-        assert_eq!(pager.finish().len(), 17);
+        assert_eq!(pager.into_rows().len(), 17);
         // A single full page that is the only one: no trailing empty page.
         let mut pager: Pager<Team> = Pager::new();
         assert_eq!(
@@ -353,7 +354,7 @@ mod tests {
         // Fewer rows than the pages before, with rows still to come.
         assert_eq!(pager.accept(2, page(5..=6), Some(9)), Ok(Next::More));
         assert_eq!(pager.accept(3, page(7..=9), Some(9)), Ok(Next::Done));
-        assert_eq!(pager.finish().len(), 9);
+        assert_eq!(pager.into_rows().len(), 9);
         // Rows that vanished meanwhile: an empty page ends it, one request later.
         let mut pager: Pager<Team> = Pager::new();
         assert_eq!(pager.accept(1, page(1..=4), Some(9)), Ok(Next::More));
@@ -370,7 +371,7 @@ mod tests {
         assert_eq!(pager.accept(3, page(15..=21), None), Ok(Next::More));
         assert_eq!(pager.accept(4, page(22..=28), None), Ok(Next::More));
         assert_eq!(pager.accept(5, page(29..=30), None), Ok(Next::Done));
-        assert_eq!(pager.finish().len(), 30);
+        assert_eq!(pager.into_rows().len(), 30);
     }
 
     #[test]
@@ -381,7 +382,7 @@ mod tests {
         second[0].0.name = Some("later".into());
         assert_eq!(pager.accept(2, second, None), Ok(Next::More));
         assert_eq!(pager.accept(3, page([]), None), Ok(Next::Done));
-        let rows = pager.finish();
+        let rows = pager.into_rows();
         assert_eq!(rows.len(), 5);
         assert_eq!(rows[2].0.name.as_deref(), Some("later"));
     }

@@ -12,6 +12,9 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod against_fake;
+
+use super::models::{GroupWrite, OrganizationUser};
 use super::*;
 use crate::config::{AuthScheme, Seconds};
 

@@ -8,6 +8,10 @@ use reqwest::{Method, Response, StatusCode};
 use secrecy::ExposeSecret;
 use tracing::{debug, warn};
 
+use super::error::{
+    collapse_space, is_certificate_error, json_error, missing_api_hint, strip_tags,
+    transport_message, truncate, what_to_check, without_endpoint, ErrorText,
+};
 use super::{ApiError, Client, Endpoint, ErrorParts, QuotaSeen};
 
 /// Header with the requests left in the current quota window.
@@ -575,14 +579,6 @@ async fn read_error_body(response: &mut Response) -> Vec<u8> {
     body
 }
 
-/// What an error answer said.
-struct ErrorText {
-    /// The description (JSON `error_description` or `message`), or the whole text.
-    text: String,
-    /// The rest of a JSON error body.
-    json: Option<Box<ErrorParts>>,
-}
-
 /// Whether a 402 is the request quota: its headers say the window is spent (or when it
 /// resets, without a count), or a text body speaks of the hourly limit as the reference
 /// page's does. Anything else is a feature the plan lacks, which waiting does not fix.
@@ -598,124 +594,6 @@ fn is_quota_refusal(headers: &HeaderMap, said: &ErrorText) -> bool {
             let text = said.text.to_ascii_lowercase();
             said.json.is_none() && (text.contains("hourly limit") || text.contains("quota"))
         }
-    }
-}
-
-/// The parts of a JSON error body, `{"error", "error_description", "error_values",
-/// "trace_id"}` as the published spec has it (`message` read as a description too).
-struct JsonError {
-    error: Option<String>,
-    description: String,
-    values: Option<String>,
-    trace_id: Option<String>,
-}
-
-/// `error_values` as a person reads them: a list's items (`name, email`), an object's
-/// `fields` list (the spec's `required_fields_missing`), or its `key=value` pairs.
-fn error_values(value: &serde_json::Value) -> Option<String> {
-    use serde_json::Value;
-    let item = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let text = match value {
-        Value::Null => return None,
-        Value::Array(items) => items.iter().map(item).collect::<Vec<_>>().join(", "),
-        Value::Object(map) => match map.get("fields") {
-            Some(Value::Array(fields)) => fields.iter().map(item).collect::<Vec<_>>().join(", "),
-            _ => map
-                .iter()
-                .map(|(k, v)| format!("{k}={}", item(v)))
-                .collect::<Vec<_>>()
-                .join(", "),
-        },
-        other => item(other),
-    };
-    (!text.is_empty()).then_some(text)
-}
-
-fn json_error(body: &[u8]) -> Option<JsonError> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let object = value.as_object()?;
-    let text = |key: &str| {
-        object.get(key).and_then(|v| match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Null => None,
-            other => Some(other.to_string()),
-        })
-    };
-    let error = text("error");
-    let description = text("error_description").or_else(|| text("message"));
-    let trace_id = text("trace_id");
-    let values = object.get("error_values").and_then(error_values);
-    if error.is_none() && description.is_none() {
-        return None;
-    }
-    Some(match description {
-        Some(description) => JsonError {
-            error,
-            description,
-            values,
-            trace_id,
-        },
-        None => JsonError {
-            error: None,
-            description: error.unwrap_or_default(),
-            values,
-            trace_id,
-        },
-    })
-}
-
-/// For a 404 before any answer: the API's paths are below `…/api`, and a base URL
-/// without it finds nothing.
-fn missing_api_hint(base_url: &str) -> Option<String> {
-    let path = url::Url::parse(base_url)
-        .ok()?
-        .path()
-        .trim_end_matches('/')
-        .to_string();
-    (!path.ends_with("/api")).then(|| {
-        format!(
-            "api.base_url ({base_url}) does not end in /api; the API's paths are below it (https://focus.toggl.com/api)"
-        )
-    })
-}
-
-/// What a person should check after a transport error, when its causes say: a refused
-/// connection names the host and port; a TLS handshake answered in plain HTTP names the
-/// scheme.
-fn what_to_check(base_url: &str, message: &str) -> Option<String> {
-    let url = url::Url::parse(base_url).ok()?;
-    let host = url.host_str().unwrap_or("?");
-    let port = url.port_or_known_default().unwrap_or(0);
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("connection refused") {
-        return Some(format!(
-            "nothing listens at {host}:{port} (connection refused): check api.base_url's host and port"
-        ));
-    }
-    let not_tls = [
-        "corrupt message",
-        "invalidcontenttype",
-        "wrong version number",
-        "http/1",
-    ];
-    if url.scheme() == "https" && not_tls.iter().any(|t| lower.contains(t)) {
-        return Some(format!(
-            "{host}:{port} did not answer TLS; if it serves plain HTTP, api.base_url must start with http://"
-        ));
-    }
-    None
-}
-
-/// An error's text without the `GET /path: ` its wrapper repeats.
-fn without_endpoint(error: &ApiError, endpoint: &Endpoint) -> String {
-    let text = error.to_string();
-    let prefix = format!("{endpoint}: ");
-    match text.strip_prefix(&prefix) {
-        Some(rest) => rest.to_string(),
-        None => text,
     }
 }
 
@@ -748,113 +626,10 @@ fn unix_ceil(at: SystemTime) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
-/// Removes tags (and the contents of `script`/`style`) and collapses whitespace.
-fn strip_tags(html: &str) -> String {
-    let mut out = String::with_capacity(html.len().min(4096));
-    let mut rest = html;
-    while let Some(open) = rest.find('<') {
-        out.push_str(&rest[..open]);
-        out.push(' ');
-        let after = &rest[open..];
-        let lower: String = after
-            .chars()
-            .take(8)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let skip_to = if lower.starts_with("<script") {
-            Some("</script")
-        } else if lower.starts_with("<style") {
-            Some("</style")
-        } else {
-            None
-        };
-        let after = match skip_to {
-            Some(end) => match after.to_ascii_lowercase().find(end) {
-                Some(i) => &after[i..],
-                None => "",
-            },
-            None => after,
-        };
-        rest = match after.find('>') {
-            Some(close) => &after[close + 1..],
-            None => "",
-        };
-    }
-    out.push_str(rest);
-    collapse_space(&out)
-}
-
-fn collapse_space(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// At most `max` characters, on a char boundary, with `…` when cut.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
-}
-
-/// A short, printable excerpt of a body for decode errors.
-pub(super) fn body_excerpt(body: &[u8], max: usize) -> String {
-    let head = &body[..body.len().min(max * 4)];
-    let text = String::from_utf8_lossy(head);
-    let text = if text.trim_start().starts_with('<') {
-        strip_tags(&text)
-    } else {
-        collapse_space(&text)
-    };
-    let text: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    truncate(&text, max)
-}
-
-/// A transport error with its chain of causes.
-fn transport_message(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
-}
-
-/// Whether rustls refused the server's certificate, somewhere in `error`'s causes
-/// (hyper wraps it in I/O errors, whose `source` skips the error they carry).
-fn is_certificate_error(error: &reqwest::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = next {
-        let carried = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|inner| inner as &(dyn std::error::Error + 'static));
-        for candidate in [Some(e), carried].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(_)) = candidate.downcast_ref() {
-                return true;
-            }
-        }
-        next = carried.or_else(|| e.source());
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
-
-    #[test]
-    fn html_is_reduced_to_text() {
-        let html = "<html><head><style>p{color:red}</style><script>var x='<b>';</script></head>\n<body><h1>502  Bad Gateway</h1><p>nginx</p></body></html>";
-        assert_eq!(strip_tags(html), "502 Bad Gateway nginx");
-        assert_eq!(truncate("héllo", 2), "hé…");
-        assert_eq!(truncate("hé", 2), "hé");
-    }
 
     #[test]
     fn retry_after_forms() {
@@ -886,57 +661,6 @@ mod tests {
             q.as_str(),
             "org_user_ids[]=1&org_user_ids[]=2&filter=a+b%26c"
         );
-    }
-
-    #[test]
-    fn json_error_bodies_and_what_is_not_one() {
-        // (body) -> (error, description, trace_id), or None: not a JSON error body.
-        type Parts = Option<(Option<&'static str>, &'static str, Option<&'static str>)>;
-        #[rustfmt::skip]
-        let cases: [(&str, Parts); 8] = [
-            (r#"{"error":"validation","error_description":"per_page too large","trace_id":"ab12"}"#,
-                Some((Some("validation"), "per_page too large", Some("ab12")))),
-            (r#"{"message":"Not found"}"#, Some((None, "Not found", None))),
-            // An error without a description is the description.
-            (r#"{"error":"forbidden","trace_id":"t"}"#, Some((None, "forbidden", Some("t")))),
-            (r#"{"error":42,"message":null}"#, Some((None, "42", None))),
-            (r#"{"error":null,"error_description":"d"}"#, Some((None, "d", None))),
-            (r#"{"trace_id":"only"}"#, None),
-            ("[1, 2]", None),
-            ("<html>busy</html>", None),
-        ];
-        for (body, expected) in cases {
-            let got = json_error(body.as_bytes());
-            let got = got.as_ref().map(|e| {
-                (
-                    e.error.as_deref(),
-                    e.description.as_str(),
-                    e.trace_id.as_deref(),
-                )
-            });
-            assert_eq!(got, expected, "{body}");
-        }
-    }
-
-    #[test]
-    fn error_values_read_as_a_list_the_specs_fields_or_pairs() {
-        #[rustfmt::skip]
-        let cases = [
-            (r#"["name"]"#, Some("name")),
-            (r#"["name", "emoji"]"#, Some("name, emoji")),
-            (r#"{"fields": ["name"], "is_deletion": false}"#, Some("name")),
-            (r#"{"workspace_id": 3, "limit": "5"}"#, Some("limit=5, workspace_id=3")),
-            ("null", None),
-            ("[]", None),
-            ("7", Some("7")),
-        ];
-        for (json, expected) in cases {
-            let value: serde_json::Value = serde_json::from_str(json).unwrap();
-            assert_eq!(error_values(&value).as_deref(), expected, "{json}");
-        }
-        let body = r#"{"error":"required_fields_missing","error_description":"missing required fields","error_values":{"fields":["name"],"is_deletion":false},"trace_id":"t1"}"#;
-        let parts = json_error(body.as_bytes()).unwrap();
-        assert_eq!(parts.values.as_deref(), Some("name"));
     }
 
     /// A 402 is the quota only when its headers say the window is spent (or when it
@@ -976,44 +700,6 @@ mod tests {
     }
 
     #[test]
-    fn hints_name_what_to_check() {
-        let no_api = |url: &str| {
-            format!("api.base_url ({url}) does not end in /api; the API's paths are below it (https://focus.toggl.com/api)")
-        };
-        for (url, hint) in [
-            ("https://focus.toggl.com/api", None),
-            ("https://focus.toggl.com/api/", None),
-            (
-                "https://focus.toggl.com",
-                Some(no_api("https://focus.toggl.com")),
-            ),
-            (
-                "http://127.0.0.1:9/v1",
-                Some(no_api("http://127.0.0.1:9/v1")),
-            ),
-            ("not a url", None),
-        ] {
-            assert_eq!(missing_api_hint(url), hint, "{url}");
-        }
-        let refused = "nothing listens at 127.0.0.1:9 (connection refused): check api.base_url's host and port";
-        let not_tls = |at: &str| {
-            format!("{at} did not answer TLS; if it serves plain HTTP, api.base_url must start with http://")
-        };
-        #[rustfmt::skip]
-        let cases = [
-            ("http://127.0.0.1:9/api", "error sending request: Connection refused (os error 111)", Some(refused.to_string())),
-            ("https://example.com/api", "tls: wrong version number", Some(not_tls("example.com:443"))),
-            ("https://example.com:8443/api", "received corrupt message of type InvalidContentType", Some(not_tls("example.com:8443"))),
-            ("http://example.com/api", "wrong version number", None),
-            ("https://example.com/api", "operation timed out", None),
-            ("not a url", "connection refused", None),
-        ];
-        for (url, message, hint) in cases {
-            assert_eq!(what_to_check(url, message), hint, "{url}: {message}");
-        }
-    }
-
-    #[test]
     fn the_quota_reset_header_is_seconds_within_bounds() {
         let mut h = HeaderMap::new();
         assert_eq!(header_seconds(&h, "x-toggl-quota-resets-in"), None);
@@ -1046,20 +732,6 @@ mod tests {
             (UNIX_EPOCH - Duration::from_secs(10), 0),
         ] {
             assert_eq!(unix_ceil(time), secs, "{time:?}");
-        }
-    }
-
-    #[test]
-    fn a_body_excerpt_is_short_printable_text() {
-        for (body, max, excerpt) in [
-            (&b"<html><body><h1>Oops</h1></body></html>"[..], 80, "Oops"),
-            (b"  {\"a\":\n 1}", 80, r#"{"a": 1}"#),
-            (b"a\x07b", 80, "a b"),
-            (b"abcdef", 3, "abc\u{2026}"),
-            (b"\xff\xfeok", 80, "\u{fffd}\u{fffd}ok"),
-            (b"", 80, ""),
-        ] {
-            assert_eq!(body_excerpt(body, max), excerpt, "{body:?}");
         }
     }
 }

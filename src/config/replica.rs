@@ -51,6 +51,16 @@ pub fn validate(pg: &PostgresReplicaConfig) -> Result<(), ConfigError> {
 }
 
 impl PostgresReplicaConfig {
+    /// `url` and `schema` with every other key at its default.
+    pub(crate) fn at(url: &str, schema: &str) -> PostgresReplicaConfig {
+        PostgresReplicaConfig {
+            url: url.to_string(),
+            schema: schema.to_string(),
+            connect_timeout: default_replica_connect_timeout(),
+            ca_file: None,
+        }
+    }
+
     /// The URL as a driver config, with TLS made mandatory for remote hosts.
     pub fn driver_config(&self) -> Result<tokio_postgres::Config, ConfigError> {
         parse(self)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
+use super::seconds::parse_duration;
 use super::*;
 
 const MINIMAL: &str = "[api]\norganization_id = 1\nworkspace_id = 2\n";

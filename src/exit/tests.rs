@@ -190,11 +190,6 @@ fn table() -> Vec<(&'static str, Error, Exit)> {
             Failed,
         ),
         (
-            "the writer stopped",
-            run(crate::store::WriterStopped.into()),
-            Failed,
-        ),
-        (
             "asof before the first sync",
             CommandError::AsOf(AsOfError::NoHistory).into(),
             Config,

@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use records::{
-    CanonicalJson, GhostRecord, GroupRecord, GroupWorkspaceRecord, Kept, MembershipRecord, NewRow,
-    PermissionRecord, RateRecord, Record, RecordRef, RoleRecord, SelectedOptionRecord, TagRecord,
+    CanonicalJson, GhostRecord, GroupRecord, GroupWorkspaceRecord, Kept, MembershipRecord,
+    PermissionRecord, RateRecord, RecordRef, RoleRecord, SelectedOptionRecord, TagRecord,
     UserCustomFieldRecord, UserRecord, UserWorkspaceRecord,
 };
 pub use stored::{content_hash, hashes_of, StoredHashes, StoredState};
@@ -110,6 +110,7 @@ impl EntityKey {
         }
     }
 
+    #[cfg(test)]
     /// The inverse of [`EntityKey::entity_id`].
     pub fn parse(entity: Entity, entity_id: &str) -> Option<EntityKey> {
         match entity {

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
-use super::{hashes_of, EntityKey, StoredHashes, Timestamp};
+use super::Timestamp;
 
 /// A normalised organization user (without rate: see [`RateRecord`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,56 +303,6 @@ impl RecordRef<'_> {
             out.extend_from_slice(
                 format!("{{\"serialization_error\":{:?}}}", e.to_string()).as_bytes(),
             );
-        }
-    }
-}
-
-/// An owned record of any kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    Role(RoleRecord),
-    Group(GroupRecord),
-    User(UserRecord),
-    Membership(MembershipRecord),
-    Rate(RateRecord),
-    CustomField(UserCustomFieldRecord),
-}
-
-impl Record {
-    pub fn as_ref(&self) -> RecordRef<'_> {
-        match self {
-            Record::Role(r) => RecordRef::Role(r),
-            Record::Group(r) => RecordRef::Group(r),
-            Record::User(r) => RecordRef::User(r),
-            Record::Membership(r) => RecordRef::Membership(r),
-            Record::Rate(r) => RecordRef::Rate(r),
-            Record::CustomField(r) => RecordRef::CustomField(r),
-        }
-    }
-}
-
-/// A new entity a run hands over early (the snapshot's `take_new`), with what the store writes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewRow {
-    pub key: EntityKey,
-    pub record: Record,
-    pub unknown: Option<String>,
-    /// The canonical JSON and its hashes.
-    pub json: String,
-    pub hashes: StoredHashes,
-}
-
-impl NewRow {
-    /// The row of `record`, with its canonical JSON and hashes made once.
-    pub fn new(key: EntityKey, record: Record, unknown: Option<String>) -> NewRow {
-        let json = record.as_ref().canonical_json();
-        let hashes = hashes_of(&json, unknown.as_deref());
-        NewRow {
-            key,
-            record,
-            unknown,
-            json,
-            hashes,
         }
     }
 }

@@ -1,9 +1,6 @@
 //! What the mirror holds of each entity, as the diff sees it: the hashes of its current
 //! version's canonical JSON, never the JSON itself.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
 use super::EntityKey;
 
 /// The hashes of one stored entity's current version.
@@ -22,6 +19,7 @@ pub struct StoredState {
 }
 
 impl StoredState {
+    #[cfg(test)]
     /// An empty state.
     pub fn new() -> StoredState {
         StoredState::default()
@@ -51,16 +49,7 @@ impl StoredState {
         self.rows[start..end.max(start)].iter().map(|(k, _)| k)
     }
 
-    /// Number of stored entities.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Whether nothing is stored.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
+    #[cfg(test)]
     /// Sets the hashes of `key`.
     pub fn insert(&mut self, key: EntityKey, hashes: StoredHashes) {
         match self.rows.binary_search_by(|(k, _)| k.cmp(&key)) {
@@ -69,21 +58,7 @@ impl StoredState {
         }
     }
 
-    /// Every stored key with its hashes, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&EntityKey, &StoredHashes)> + '_ {
-        self.rows.iter().map(|(k, h)| (k, h))
-    }
-
-    /// This state with `written` laid over it: what a run compares its final pull with
-    /// after it wrote those entities early (see `OrgSnapshot::take_new`).
-    pub fn overlaid(&self, written: &BTreeMap<EntityKey, StoredHashes>) -> Cow<'_, StoredState> {
-        if written.is_empty() {
-            return Cow::Borrowed(self);
-        }
-        let rows = self.iter().chain(written.iter());
-        Cow::Owned(rows.map(|(k, h)| (*k, *h)).collect())
-    }
-
+    #[cfg(test)]
     /// Forgets `key`.
     pub fn remove(&mut self, key: &EntityKey) {
         if let Ok(i) = self.rows.binary_search_by(|(k, _)| k.cmp(key)) {

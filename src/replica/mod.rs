@@ -28,8 +28,8 @@ use tracing::{info, warn};
 use crate::config::{Config, PostgresReplicaConfig};
 use crate::store::{ReplicaPart, ReplicaSlice, Store, StoreError};
 
-pub use connect::{Target, PASSWORD_CREDENTIAL};
-pub use verify::{verify, ViewCheck};
+pub use connect::Target;
+pub use verify::verify;
 
 /// The replica schema's version (`replica_schema.version`); `schema.sql` is applied to a
 /// schema older than this.
@@ -593,9 +593,11 @@ pub async fn record_health(
     Ok(())
 }
 
-/// Drops a replica's schema and everything in it (the benchmark's clean-up).
-pub async fn drop_schema(pg: &PostgresReplicaConfig) -> Result<(), ReplicaError> {
-    let target = Target::from_config(pg)?;
+/// Drops the replica schema `schema` at `url` and everything in it (the benchmark's
+/// clean-up); the password comes from where `replicate` reads it.
+pub async fn drop_schema(url: &str, schema: &str) -> Result<(), ReplicaError> {
+    let pg = PostgresReplicaConfig::at(url, schema);
+    let target = Target::from_config(&pg)?;
     let client = target.connect().await?;
     client
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", target.schema))

@@ -1,27 +1,19 @@
 //! A snapshot's bookkeeping against what the mirror holds: which entities the pull saw
-//! unchanged, which new ones it handed over early (this run's own "stored" version of
-//! them), which still wait to be handed over, and which could not be read. The records
-//! themselves stay in [`OrgSnapshot`](super::OrgSnapshot); this is what it knows beside them.
+//! unchanged, and which could not be read. The records themselves stay in
+//! [`OrgSnapshot`](super::OrgSnapshot); this is what it knows beside them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::model::{content_hash, Entity, EntityKey, RecordRef, StoredHashes, StoredState};
 
-/// What a snapshot knows of the mirror's current versions and its own run. Without a
-/// stored state (a snapshot built whole) nothing is known to be new or unchanged.
+/// What a snapshot knows of the mirror's current versions. Without a stored state (a
+/// snapshot built whole) nothing is known to be unchanged.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Baseline {
     stored: Option<Arc<StoredState>>,
-    /// Entities the pull saw unchanged (only with a stored state), and those handed over
-    /// early by `OrgSnapshot::take_new` while the pull still sees them.
+    /// Entities the pull saw unchanged (only with a stored state).
     unchanged: BTreeSet<EntityKey>,
-    /// Entities new to the stored state that `take_new` handed over, with the hashes of
-    /// what was handed over: this run's own "stored" version of them.
-    settled: BTreeMap<EntityKey, StoredHashes>,
-    /// Keys of records kept since the last `take_new` that no stored version matched: the
-    /// candidates it hands over (so it never scans the whole maps).
-    pending_new: Vec<EntityKey>,
     /// Users and groups whose record could not be read this run, with why: what the
     /// stored state holds of them counts as seen unchanged (see [`Baseline::quarantine`]).
     quarantined: BTreeMap<EntityKey, String>,
@@ -36,9 +28,8 @@ impl Baseline {
         }
     }
 
-    /// Whether the record is the stored version (or what this run handed over of it): if so
-    /// it counts as seen unchanged, if not an earlier unchanged copy no longer does. A
-    /// record no version matches is noted as a candidate for `take_new`.
+    /// Whether the record is the stored version: if so it counts as seen unchanged, if not
+    /// an earlier unchanged copy no longer does.
     #[inline]
     pub(super) fn matches(
         &mut self,
@@ -46,13 +37,7 @@ impl Baseline {
         record: RecordRef<'_>,
         unknown: Option<&str>,
     ) -> bool {
-        let stored = match self.settled.get(&key) {
-            Some(settled) => Some(settled),
-            None => self.stored.as_ref().and_then(|b| b.get(&key)),
-        };
-        if stored.is_none() && self.stored.is_some() {
-            self.pending_new.push(key);
-        }
+        let stored = self.stored.as_ref().and_then(|b| b.get(&key));
         let same = stored.is_some_and(|stored| {
             *stored
                 == StoredHashes {
@@ -68,43 +53,18 @@ impl Baseline {
         same
     }
 
-    /// The candidates noted since the last call; `None` without a stored state.
-    pub(super) fn take_pending(&mut self) -> Option<Vec<EntityKey>> {
-        self.stored.as_ref()?;
-        Some(std::mem::take(&mut self.pending_new))
-    }
-
-    /// Whether `key` is neither stored nor handed over already (a key can be pending
-    /// twice, or have been handed over, taken back, or stored).
-    #[inline]
-    pub(super) fn is_new(&self, key: &EntityKey) -> bool {
-        !self.settled.contains_key(key) && self.stored.as_ref().is_none_or(|s| s.get(key).is_none())
-    }
-
-    /// Records `key` as handed over with `hashes`: seen, and this run's stored version.
-    #[inline]
-    pub(super) fn settle(&mut self, key: EntityKey, hashes: StoredHashes) {
-        self.settled.insert(key, hashes);
-        self.unchanged.insert(key);
-    }
-
-    /// What `take_new` handed over this run, with its hashes.
-    pub(super) fn settled(&self) -> &BTreeMap<EntityKey, StoredHashes> {
-        &self.settled
-    }
-
-    /// Entities seen unchanged or handed over, in key order.
+    /// Entities seen unchanged, in key order.
     pub(super) fn unchanged(&self) -> impl Iterator<Item = &EntityKey> + '_ {
         self.unchanged.iter()
     }
 
-    /// Whether `key` was seen unchanged or handed over.
+    /// Whether `key` was seen unchanged.
     #[inline]
     pub(super) fn saw_unchanged(&self, key: &EntityKey) -> bool {
         self.unchanged.contains(key)
     }
 
-    /// How many entities of `entity` were seen unchanged or handed over.
+    /// How many entities of `entity` were seen unchanged.
     pub(super) fn count(&self, entity: Entity) -> usize {
         self.unchanged.iter().filter(|k| k.entity == entity).count()
     }

@@ -229,8 +229,6 @@ const FILL_TABLES: &[&str] = &[
 /// The organization at one moment, held in an in-memory database of [`ASOF_TABLES`].
 pub struct AsOfState {
     conn: Connection,
-    /// The moment, RFC 3339 UTC.
-    pub at: String,
 }
 
 impl AsOfState {
@@ -304,10 +302,7 @@ impl Store {
         .map_err(&sql)?;
         conn.execute_batch("COMMIT; DETACH DATABASE src")
             .map_err(&sql)?;
-        Ok(AsOfState {
-            conn,
-            at: at.to_string(),
-        })
+        Ok(AsOfState { conn })
     }
 }
 

@@ -1,6 +1,6 @@
 //! The alert outbox (`alert_outbox`, migrations 17 and 25): the events `[[alert]]` rules
 //! match are queued here inside the run's own transaction ([`queue_run`], called by
-//! `write::finish` for full and targeted runs alike), so a committed change always has its
+//! `write::commit` for full and targeted runs alike), so a committed change always has its
 //! alerts; the health alerts the mirror's state calls for are queued by the health check
 //! (`store::health`). The deliverer (`crate::alerts`) sends them after the commit and
 //! records each outcome. A row with `delivered_at` set is never selected for sending again.

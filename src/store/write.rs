@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, ToSql};
 
-use crate::diff::{changed_fields, Change, Diff, Op};
-use crate::model::{Entity, EntityKey, NewRow, RecordRef, StoredHashes, UserCustomFieldRecord};
+use crate::diff::{changed_fields, After, Change, Diff, Op};
+use crate::model::{Entity, EntityKey, RecordRef, StoredHashes, UserCustomFieldRecord};
 
 /// The request accounting a run row records.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,7 +42,13 @@ fn write_pending_absences(
     Ok(())
 }
 
-/// Writes `diff` and marks the run succeeded, all in one transaction.
+/// Inserts written per batch of multi-row statements: each batch's canonical JSON is made,
+/// written and dropped before the next, so a first sync never holds the organization as text.
+const INSERTS_PER_BATCH: usize = 256;
+
+/// Writes `diff` and marks the run succeeded, all in one transaction: the inserts first, in
+/// batches of multi-row statements (a first sync is all inserts), then every other change,
+/// then the run's workspace names, pending absences, alerts and `sync_runs` row.
 pub(super) fn commit(
     conn: &mut Connection,
     run_id: i64,
@@ -53,63 +59,61 @@ pub(super) fn commit(
     outbox: Option<&dyn super::OutboxRules>,
 ) -> rusqlite::Result<Counts> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let end = RunEnd {
-        run_id,
-        observed_at,
-        workspace_names,
-        totals,
-        outbox,
-    };
-    let counts = finish(&tx, &end, diff, &BTreeMap::new(), Counts::new())?;
-    tx.commit()?;
-    Ok(counts)
-}
-
-/// What the end of a run writes besides its changes.
-pub(super) struct RunEnd<'a> {
-    pub run_id: i64,
-    pub observed_at: &'a str,
-    pub workspace_names: &'a BTreeMap<i64, String>,
-    pub totals: &'a RunTotals,
-    /// The alert rules whose matches are queued with the run's events.
-    pub outbox: Option<&'a dyn super::OutboxRules>,
-}
-
-/// Writes the changes of a run's final diff and marks the run succeeded, inside the
-/// caller's transaction. `written` are the entities the run already inserted (with
-/// `counts` their events): a change to one of them revises that insert.
-pub(super) fn finish(
-    conn: &Connection,
-    end: &RunEnd<'_>,
-    diff: &Diff<'_>,
-    written: &BTreeMap<EntityKey, StoredHashes>,
-    mut counts: Counts,
-) -> rusqlite::Result<Counts> {
+    let mut counts = Counts::new();
+    // The inserts number their history rows themselves, so that their events can point at
+    // them from the same multi-row statements; the run holds the write lock.
+    let mut next_history_id: i64 = tx.query_row(
+        "SELECT coalesce(max(history_id), 0) + 1 FROM entity_history",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut batch = Vec::with_capacity(INSERTS_PER_BATCH);
     for change in &diff.changes {
-        if written.contains_key(&change.key) {
-            revise_written(conn, end.run_id, change, &mut counts)?;
-            continue;
+        if let (Op::Insert, Some(after)) = (change.op, &change.after) {
+            batch.push((change.key, after));
+            if batch.len() == INSERTS_PER_BATCH {
+                insert_new(&tx, run_id, observed_at, &batch, &mut next_history_id)?;
+                batch.clear();
+            }
         }
-        apply_change(conn, end.run_id, end.observed_at, change)?;
+    }
+    if !batch.is_empty() {
+        insert_new(&tx, run_id, observed_at, &batch, &mut next_history_id)?;
+    }
+    for change in &diff.changes {
+        if change.op != Op::Insert {
+            apply_change(&tx, run_id, observed_at, change)?;
+        }
         if let Some(op) = change.op.event_name() {
             *counts.entry((change.key.entity, op)).or_default() += 1;
         }
     }
-    write_workspace_names(conn, end.workspace_names)?;
-    if let Some(pending) = &end.totals.pending_absences {
-        write_pending_absences(conn, end.run_id, pending)?;
+    write_workspace_names(&tx, workspace_names)?;
+    if let Some(pending) = &totals.pending_absences {
+        write_pending_absences(&tx, run_id, pending)?;
     }
     // In the run's transaction: an event is committed with its alerts or not at all.
-    if let Some(rules) = end.outbox {
-        super::outbox::queue_run(conn, end.run_id, rules, &crate::clock::now_utc())?;
+    if let Some(rules) = outbox {
+        super::outbox::queue_run(&tx, run_id, rules, &crate::clock::now_utc())?;
     }
+    mark_succeeded(&tx, run_id, totals, &counts)?;
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// Marks the run succeeded with its figures, inside its transaction.
+fn mark_succeeded(
+    conn: &Connection,
+    run_id: i64,
+    totals: &RunTotals,
+    counts: &Counts,
+) -> rusqlite::Result<()> {
     let events: usize = counts.values().sum();
     let mut summary: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for ((entity, op), n) in &counts {
+    for ((entity, op), n) in counts {
         summary.entry(entity.as_str()).or_default().insert(op, *n);
     }
     let summary = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".to_string());
-    let totals = end.totals;
     // Now, not the run's `observed_at` (when its pull began): `status` shows the difference.
     let finished_at = crate::clock::now_utc();
     conn.execute(
@@ -118,7 +122,7 @@ pub(super) fn finish(
              pacing_wait_ms = ?8
          WHERE sync_run_id = ?1",
         params![
-            end.run_id,
+            run_id,
             finished_at,
             totals.requests,
             events as i64,
@@ -131,71 +135,10 @@ pub(super) fn finish(
     if let Some(quarantined) = &totals.quarantined {
         conn.execute(
             "UPDATE sync_runs SET quarantined_json = ?2 WHERE sync_run_id = ?1",
-            params![end.run_id, quarantined],
+            params![run_id, quarantined],
         )?;
     }
-    Ok(counts)
-}
-
-/// A change to an entity this run already inserted: a later copy from the pull replaces
-/// the insert in place (still one insert event), and one the pull took back (a team seen
-/// again without a member) undoes it, event and all.
-fn revise_written(
-    conn: &Connection,
-    run_id: i64,
-    change: &Change<'_>,
-    counts: &mut Counts,
-) -> rusqlite::Result<()> {
-    let key = change.key;
-    let entity_id = key.entity_id();
-    let one = |changed: usize| match changed {
-        1 => Ok(()),
-        n => Err(rusqlite::Error::StatementChangedRows(n)),
-    };
-    match (change.op, &change.after) {
-        (Op::Update | Op::UnknownOnly, Some(after)) => {
-            let (json, hashes) = after.json_and_hashes();
-            one(conn
-                .prepare_cached(
-                    "UPDATE entity_history SET data_json = ?4, data_hash = ?5, unknown_hash = ?6
-                     WHERE entity = ?1 AND entity_id = ?2 AND valid_to IS NULL AND opened_by = ?3",
-                )?
-                .execute(params![
-                    key.entity.as_str(),
-                    entity_id,
-                    run_id,
-                    json,
-                    hashes.data,
-                    hashes.unknown
-                ])?)?;
-            delete_current(conn, &key)?;
-            write_current(conn, after.record, &after.unknown)
-        }
-        (Op::Delete, _) => {
-            let undo = params![key.entity.as_str(), entity_id, run_id];
-            one(conn
-                .prepare_cached(
-                    "DELETE FROM change_log WHERE entity = ?1 AND entity_id = ?2 AND sync_run_id = ?3",
-                )?
-                .execute(undo)?)?;
-            one(conn
-                .prepare_cached(
-                    "DELETE FROM entity_history
-                     WHERE entity = ?1 AND entity_id = ?2 AND valid_to IS NULL AND opened_by = ?3",
-                )?
-                .execute(undo)?)?;
-            delete_current(conn, &key)?;
-            if let Some(n) = counts.get_mut(&(key.entity, "insert")) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(&(key.entity, "insert"));
-                }
-            }
-            Ok(())
-        }
-        // An insert cannot be: the entity is in what the diff compared with.
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -226,6 +169,8 @@ fn event(
     )
 }
 
+/// Writes one update, deletion or change of unknown fields: its history interval closed
+/// and/or opened, its current rows replaced, its event.
 fn apply_change(
     tx: &Connection,
     run_id: i64,
@@ -238,12 +183,6 @@ fn apply_change(
         event(tx, run_id, at, &key, &entity_id, op, fields, before, after)
     };
     match (change.op, &change.after) {
-        (Op::Insert, Some(after)) => {
-            let (json, hashes) = after.json_and_hashes();
-            let opened = open_interval(tx, run_id, at, &key, &entity_id, &json, &hashes)?;
-            write_current(tx, after.record, &after.unknown)?;
-            event("insert", None, None, Some(opened))
-        }
         (Op::Update, Some(after)) => {
             let (json, hashes) = after.json_and_hashes();
             let before = close_interval(tx, run_id, at, &key, &entity_id)?;
@@ -286,7 +225,8 @@ fn apply_change(
                 .execute(params![key.id, after.unknown])?;
             Ok(())
         }
-        (_, None) => Ok(()),
+        // Inserts go in batches ([`insert_new`]).
+        (Op::Insert, _) | (_, None) => Ok(()),
     }
 }
 
@@ -666,46 +606,52 @@ fn insert_rows<const N: usize>(
     Ok(())
 }
 
-/// Writes entities new to the mirror that a run hands over while it still pulls: their
-/// history rows (ids from `next_history_id` on), current rows and insert events.
-pub(super) fn insert_new(
+/// Writes a batch of inserts: their history rows (ids from `next_history_id` on), current
+/// rows and insert events, each table in multi-row statements.
+fn insert_new(
     conn: &Connection,
     run_id: i64,
     at: &str,
-    batch: &[NewRow],
+    batch: &[(EntityKey, &After<'_>)],
     next_history_id: &mut i64,
 ) -> rusqlite::Result<()> {
     let first = *next_history_id;
     let ids: Vec<i64> = (first..).take(batch.len()).collect();
     *next_history_id = first + batch.len() as i64;
-    let entity_ids: Vec<String> = batch.iter().map(|r| r.key.entity_id()).collect();
+    let entity_ids: Vec<String> = batch.iter().map(|(key, _)| key.entity_id()).collect();
+    let written: Vec<(String, StoredHashes)> = batch
+        .iter()
+        .map(|(_, after)| after.json_and_hashes())
+        .collect();
     let mut history: Vec<[Value<'_>; 10]> = Vec::with_capacity(batch.len());
     let mut events: Vec<[Value<'_>; 8]> = Vec::with_capacity(batch.len());
     let mut current = CurrentRows::default();
-    for ((row, id), entity_id) in batch.iter().zip(&ids).zip(&entity_ids) {
+    for ((((key, after), (json, hashes)), id), entity_id) in
+        batch.iter().zip(&written).zip(&ids).zip(&entity_ids)
+    {
         history.push([
             id,
-            &row.key.entity,
+            &key.entity,
             entity_id,
-            &row.key.id,
-            &row.key.sub_id,
+            &key.id,
+            &key.sub_id,
             &at,
-            &row.json,
-            &row.hashes.data,
-            &row.hashes.unknown,
+            json,
+            &hashes.data,
+            &hashes.unknown,
             &run_id,
         ]);
         events.push([
             &run_id,
             &at,
-            &row.key.entity,
+            &key.entity,
             entity_id,
             &"insert",
             &NO_TEXT,
             &NO_ID,
             id,
         ]);
-        current.add(row.record.as_ref(), &row.unknown);
+        current.add(after.record, &after.unknown);
     }
     insert_rows(conn, HISTORY_COLUMNS, &history)?;
     insert_rows(conn, EVENT_COLUMNS, &events)?;

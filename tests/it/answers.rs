@@ -122,7 +122,7 @@ fn asof_between_two_syncs_is_the_first_state_and_at_now_the_current_views() {
 
     let now = dir.path().join("now.sqlite");
     let csv = dir.path().join("csv");
-    let at = orgmirror::clock::now_utc();
+    let at = orgmirror::now_utc();
     ok(&m.run(&[
         "asof",
         &at,

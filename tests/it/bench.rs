@@ -104,7 +104,7 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
     // (4 runs with --quick), the canned ones with their plans.
     let queries = doc["queries"].as_array().expect("queries");
     let names: BTreeSet<&str> = queries.iter().filter_map(|q| q["query"].as_str()).collect();
-    for (name, _) in orgmirror::store::CANNED_QUERIES {
+    for (name, _) in crate::canned::CANNED_QUERIES {
         assert!(names.contains(name), "{name} not timed: {names:?}");
     }
     for q in queries {
@@ -121,7 +121,7 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
             _ => assert!(q["plan"].as_array().is_some_and(|p| !p.is_empty()), "{q}"),
         }
     }
-    assert_eq!(names.len(), orgmirror::store::CANNED_QUERIES.len() + 2);
+    assert_eq!(names.len(), crate::canned::CANNED_QUERIES.len() + 2);
     assert_eq!(doc["query_builds"][0]["churn_runs"], 4);
 
     // The store floor copied exactly what the initial sync stored, and took time doing it.
@@ -170,7 +170,7 @@ fn bench_queries_only_times_the_questions_and_no_sync_scenario() {
     let queries = doc["queries"].as_array().expect("queries");
     assert_eq!(
         queries.len(),
-        orgmirror::store::CANNED_QUERIES.len() + 2,
+        crate::canned::CANNED_QUERIES.len() + 2,
         "{queries:?}"
     );
     assert!(queries.iter().all(|q| q["size"] == 300), "{queries:?}");

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::support::{bin, on_a_terminal, rows, run_demo, scalar, text};
+use crate::support::{bin, on_a_terminal, rows, run_demo, run_with, scalar, text};
 
 #[test]
 fn demo_syncs_changes_the_org_and_shows_what_changed() {
@@ -96,7 +96,22 @@ fn demo_refuses_to_replace_a_file_that_is_not_a_mirror() {
     );
     // Nor a real organization's mirror (one whose users are not the fake's).
     let real = dir.path().join("real.sqlite");
-    drop(orgmirror::store::Store::open(&real, &Default::default()).expect("a mirror"));
+    // A sync that reaches no server still creates the mirror (and records its failed run).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let config = dir.path().join("real.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nbase_url = \"http://127.0.0.1:{port}/api\"\norganization_id = 1\n\
+             workspace_id = 1\nmax_attempts = 1\n[database]\npath = {:?}\n",
+            real.display().to_string()
+        ),
+    )
+    .expect("config");
+    let out = run_with(&config, &["sync"], &[("TOGGL_API_TOKEN", "demo-token")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     rusqlite::Connection::open(&real)
         .expect("open")
         .execute_batch(

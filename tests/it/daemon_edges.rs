@@ -127,7 +127,8 @@ fn sigterm_during_a_quota_wait_stops_within_the_shutdown_timeout_and_marks_the_r
         runs,
         vec![vec![
             "failed".to_string(),
-            orgmirror::daemon::SHUTDOWN_REASON.to_string()
+            "interrupted: shutdown (the run did not finish within schedule.shutdown_timeout)"
+                .to_string()
         ]],
         "log:\n{log}"
     );

@@ -1,18 +1,14 @@
-//! First contact with the real Focus API (issue 13): the example config with a `toggl_sk_`
-//! key against the default (focus) profile, the seed profile with Basic credentials, a page
-//! size the API refuses, every envelope and paging header at the minimum of requests,
-//! readable errors, and pacing.
+//! First contact with the real Focus API: the example config with a `toggl_sk_` key against
+//! the default (focus) profile, the seed profile with Basic credentials, a page size the API
+//! refuses, every envelope and paging header at the minimum of requests, and readable errors.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orgmirror::api::{ApiError, Client};
-use orgmirror::config::{Config, Credentials};
 use orgmirror_fake::{
     FakeHandle, FakeOptions, FakeProfile, FakeServer, Fault, FaultKind, ListShape, LoggedRequest,
     PagingHeader, Route,
 };
-use secrecy::SecretString;
 
 use crate::support::*;
 
@@ -345,90 +341,4 @@ fn a_refused_key_exits_2_within_seconds_naming_the_scheme_sent() {
         assert_eq!(stderr.matches(sent).count(), 1, "{stderr}");
         assert!(stderr.contains("HTTP 401"), "{stderr}");
     }
-}
-
-fn client_for(base_url: &str, extra: &str) -> Client {
-    let text = format!(
-        "[api]\nbase_url = {base_url:?}\norganization_id = 1001\nworkspace_id = 2001\nmax_attempts = 1\n\
-         connect_timeout = \"2s\"\nrequest_timeout = \"5s\"\n{extra}\n[database]\npath = \"/nonexistent/x.sqlite\"\n"
-    );
-    let config = Config::parse(&text).expect("config");
-    Client::new(
-        &config.api,
-        &Credentials::Token(SecretString::from("toggl_sk_demo".to_string())),
-    )
-    .expect("client")
-}
-
-#[test]
-fn pacing_holds_the_rate() {
-    let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
-    let client = client_for(&fake.base_url(), "max_requests_per_second = 4");
-    let rt = runtime();
-    client.start_run();
-    let started = Instant::now();
-    for _ in 0..5 {
-        rt.block_on(client.roles()).expect("roles");
-    }
-    let took = started.elapsed();
-    // Five requests at 4 a second: four intervals of 250 ms, within 5% below (timer
-    // granularity) and a generous bound above on a shared machine.
-    assert!(
-        took >= Duration::from_millis(950) && took < Duration::from_millis(2500),
-        "took {took:?}"
-    );
-    let waited = client.stats().pacing_wait;
-    assert!(waited >= Duration::from_millis(700), "waited {waited:?}");
-    let log = fake.handle().requests();
-    for pair in log.windows(2) {
-        let gap = pair[1].at.duration_since(pair[0].at);
-        assert!(gap >= Duration::from_millis(200), "gap {gap:?}");
-    }
-    // 0 turns it off.
-    let client = client_for(&fake.base_url(), "max_requests_per_second = 0");
-    let started = Instant::now();
-    for _ in 0..5 {
-        rt.block_on(client.roles()).expect("roles");
-    }
-    assert!(started.elapsed() < Duration::from_millis(900));
-    assert_eq!(client.stats().pacing_wait, Duration::ZERO);
-}
-
-#[test]
-fn transport_errors_say_what_to_check() {
-    let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
-    let rt = runtime();
-    let port = fake.addr().port();
-    let off = "max_requests_per_second = 0";
-
-    // https:// to a plain-HTTP port.
-    let err = rt
-        .block_on(client_for(&format!("https://127.0.0.1:{port}/api"), off).roles())
-        .expect_err("no TLS there");
-    let message = err.to_string();
-    assert!(
-        message.contains(&format!("127.0.0.1:{port} did not answer TLS"))
-            && message.contains("http://"),
-        "{message}"
-    );
-
-    // A base URL without /api: the first request is a 404.
-    let err = rt
-        .block_on(client_for(&format!("http://127.0.0.1:{port}"), off).roles())
-        .expect_err("404");
-    assert!(matches!(err, ApiError::Status { status: 404, .. }), "{err}");
-    assert!(err.to_string().contains("does not end in /api"), "{err}");
-
-    // Nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let closed_port = closed.local_addr().expect("addr").port();
-    drop(closed);
-    let err = rt
-        .block_on(client_for(&format!("http://127.0.0.1:{closed_port}/api"), off).roles())
-        .expect_err("refused");
-    assert!(
-        err.to_string()
-            .contains(&format!("nothing listens at 127.0.0.1:{closed_port}")),
-        "{err}"
-    );
 }

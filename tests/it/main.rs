@@ -3,10 +3,12 @@
 
 mod answers;
 mod bench;
+/// The canned queries the benchmark times (its own source file).
+#[path = "../../crates/bench/src/canned.rs"]
+mod canned;
 mod capture;
 mod check;
 mod cli;
-mod client;
 mod connecting;
 mod datasette;
 mod first_contact;

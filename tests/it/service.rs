@@ -514,7 +514,7 @@ fn systemd_hears_ready_watchdog_and_stopping_and_a_second_signal_exits_at_once()
         run,
         vec![vec![
             "failed".to_string(),
-            orgmirror::daemon::SECOND_SIGNAL_REASON.to_string()
+            "interrupted: shutdown (a second stop signal)".to_string()
         ]]
     );
     assert_eq!(scalar(&m.conn(), "SELECT count(*) FROM change_events"), 0);
@@ -784,7 +784,7 @@ fn export_refuses_to_overwrite_without_force_and_writes_csv() {
     );
     assert!(done.status.success(), "{}", text(&done.stderr));
     assert_one_committed_state(&out_path, &m.conn());
-    for view in orgmirror::export::CSV_VIEWS {
+    for view in orgmirror::CSV_VIEWS {
         let csv = std::fs::read_to_string(csv_dir.join(format!("{view}.csv"))).expect(view);
         let header = csv.lines().next().unwrap_or_default();
         assert!(!header.is_empty(), "{view}.csv has no header");

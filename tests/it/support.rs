@@ -142,14 +142,6 @@ pub fn run_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("binary runs")
 }
 
-/// A current-thread runtime for tests that drive the library's async client directly.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use orgmirror::api::models::{OrganizationUser, Role, Team, TeamsPage};
+use orgmirror::{OrganizationUser, Role, Team, TeamsPage};
 
 use crate::{failed, BenchError, PER_PAGE};
 

@@ -9,7 +9,7 @@
 //! default the one beside this one), so any build can be measured:
 //!
 //! - `floor`: `orgmirror-bench --floor-only URL`: roles, every teams page, every users page
-//!   (rates and working hours), the same `per_page`, typed into [`orgmirror::api::models`] with
+//!   (rates and working hours), the same `per_page`, typed into `orgmirror`'s API models with
 //!   a bare `reqwest` + `serde_json` client; no retries, no storage;
 //! - `initial`: `orgmirror --config … sync` into an empty database;
 //! - `store`: the store floor, what SQLite alone needs to store what `initial` stored:
@@ -35,6 +35,7 @@
 //! (exact, by `sync_run_id` / `opened_by` / `closed_by`); the net change of the row count
 //! of every other table but `sync_runs` is reported beside them as a cross-check.
 
+mod canned;
 mod child;
 mod floor;
 mod queries;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use orgmirror::store::CANNED_QUERIES;
+use crate::canned::CANNED_QUERIES;
 
 use crate::child::run_child;
 use crate::scenarios::{apply_churn, file_size, BenchOrg};
@@ -141,7 +141,7 @@ pub fn measure(
     drop(conn);
 
     // The commands, as people run them.
-    let now = orgmirror::clock::now_utc();
+    let now = orgmirror::now_utc();
     let asof_out = dir.path().join("asof.sqlite");
     for (name, args) in [
         (

@@ -170,18 +170,9 @@ fn measure_size(
     record("bootstrap (2 runs)", &bootstrap, rows_of(&stdout), None);
     drop(server);
     // The schemas are the bench's own: leave the server as it was.
-    let text = std::fs::read_to_string(&boot).unwrap_or_default();
-    if let Ok(config) = orgmirror::config::Config::parse(&text) {
-        if let Some(pg) = config.replica.postgres {
-            for schema in [&follow_schema, &boot_schema] {
-                let pg = orgmirror::config::PostgresReplicaConfig {
-                    schema: schema.clone(),
-                    ..pg.clone()
-                };
-                if let Err(e) = runtime.block_on(orgmirror::replica::drop_schema(&pg)) {
-                    orgmirror::errln!("orgmirror-bench: cannot drop schema {schema}: {e}");
-                }
-            }
+    for schema in [&follow_schema, &boot_schema] {
+        if let Err(e) = runtime.block_on(orgmirror::drop_schema(url, schema)) {
+            orgmirror::errln!("orgmirror-bench: cannot drop schema {schema}: {e}");
         }
     }
     Ok(out)

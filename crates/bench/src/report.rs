@@ -134,7 +134,7 @@ pub fn machine_info() -> Value {
         "mem_total_kib": mem_total_kib,
         "git_commit": commit,
         "git_dirty": dirty,
-        "date": orgmirror::clock::now_utc(),
+        "date": orgmirror::now_utc(),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,

@@ -27,7 +27,7 @@ pub fn respace_runs(
     for id in &ids {
         tx.execute(
             "INSERT INTO run_times VALUES (?1, ?2)",
-            rusqlite::params![id, orgmirror::clock::format_utc(at)],
+            rusqlite::params![id, orgmirror::format_utc(at)],
         )?;
         at += step;
     }

@@ -35,15 +35,15 @@ pub fn read(db: &Path) -> Result<Connection, SqlError> {
 }
 
 /// The store floor: a new database `into` with the schema of the mirror `from` and a sync's
-/// settings (WAL, `synchronous=FULL`, its cache, foreign keys off as the sync's writer has
-/// them), filled with every row of `from` by SQLite alone in one transaction, row by row
+/// settings (WAL, `synchronous=FULL`, its 16 MiB cache, foreign keys off as a run's commit
+/// has them), filled with every row of `from` by SQLite alone in one transaction, row by row
 /// (`WHERE true` defeats the transfer optimisation), then checkpointed like a sync.
 pub fn store_floor(from: &Path, into: &Path) -> Result<(), SqlError> {
     let conn = Connection::open(into).map_err(of(into.display().to_string()))?;
     conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
         .and_then(|_| {
             conn.execute_batch(
-                "PRAGMA synchronous=FULL; PRAGMA cache_size=-49152; PRAGMA foreign_keys=OFF;",
+                "PRAGMA synchronous=FULL; PRAGMA cache_size=-16384; PRAGMA foreign_keys=OFF;",
             )
         })
         .map_err(of("pragmas"))?;

@@ -1,13 +1,24 @@
 //! The typed client against the built-in fake on 127.0.0.1:0: every endpoint round trip,
-//! capped paging, typed errors with the plain-text body, and both auth schemes.
+//! capped paging, typed errors with the plain-text body, both auth schemes, pacing, and
+//! transport errors that say what to check.
 
-use orgmirror::api::models::GroupWrite;
-use orgmirror::api::{ApiError, ByIds, Client};
-use orgmirror::config::{AuthScheme, Config, Credentials};
+use std::time::{Duration, Instant};
+
 use orgmirror_fake::{FakeOptions, FakeServer};
 use secrecy::SecretString;
 
-use crate::support::runtime;
+use crate::api::models::GroupWrite;
+use crate::api::{ApiError, ByIds, Client};
+use crate::config::{AuthScheme, Config, Credentials};
+
+/// A current-thread runtime: each test drives the client from synchronous code while the
+/// fake serves on its own threads.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
 
 fn config(fake: &FakeServer, scheme: &str) -> Config {
     Config::parse(&format!(
@@ -194,5 +205,91 @@ fn an_errors_values_are_shown_beside_its_description() {
             "POST /organizations/1001/groups: HTTP 400 required_fields_missing: name is required (name) (trace_id "
         ),
         "{text}"
+    );
+}
+
+fn client_for(base_url: &str, extra: &str) -> Client {
+    let text = format!(
+        "[api]\nbase_url = {base_url:?}\norganization_id = 1001\nworkspace_id = 2001\nmax_attempts = 1\n\
+         connect_timeout = \"2s\"\nrequest_timeout = \"5s\"\n{extra}\n[database]\npath = \"/nonexistent/x.sqlite\"\n"
+    );
+    let config = Config::parse(&text).expect("config");
+    Client::new(
+        &config.api,
+        &Credentials::Token(SecretString::from("toggl_sk_demo".to_string())),
+    )
+    .expect("client")
+}
+
+#[test]
+fn pacing_holds_the_rate() {
+    let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
+    let client = client_for(&fake.base_url(), "max_requests_per_second = 4");
+    let rt = runtime();
+    client.start_run();
+    let started = Instant::now();
+    for _ in 0..5 {
+        rt.block_on(client.roles()).expect("roles");
+    }
+    let took = started.elapsed();
+    // Five requests at 4 a second: four intervals of 250 ms, within 5% below (timer
+    // granularity) and a generous bound above on a shared machine.
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(2500),
+        "took {took:?}"
+    );
+    let waited = client.stats().pacing_wait;
+    assert!(waited >= Duration::from_millis(700), "waited {waited:?}");
+    let log = fake.handle().requests();
+    for pair in log.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(200), "gap {gap:?}");
+    }
+    // 0 turns it off.
+    let client = client_for(&fake.base_url(), "max_requests_per_second = 0");
+    let started = Instant::now();
+    for _ in 0..5 {
+        rt.block_on(client.roles()).expect("roles");
+    }
+    assert!(started.elapsed() < Duration::from_millis(900));
+    assert_eq!(client.stats().pacing_wait, Duration::ZERO);
+}
+
+#[test]
+fn transport_errors_say_what_to_check() {
+    let fake = FakeServer::start_background(FakeOptions::default()).expect("fake");
+    let rt = runtime();
+    let port = fake.addr().port();
+    let off = "max_requests_per_second = 0";
+
+    // https:// to a plain-HTTP port.
+    let err = rt
+        .block_on(client_for(&format!("https://127.0.0.1:{port}/api"), off).roles())
+        .expect_err("no TLS there");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("127.0.0.1:{port} did not answer TLS"))
+            && message.contains("http://"),
+        "{message}"
+    );
+
+    // A base URL without /api: the first request is a 404.
+    let err = rt
+        .block_on(client_for(&format!("http://127.0.0.1:{port}"), off).roles())
+        .expect_err("404");
+    assert!(matches!(err, ApiError::Status { status: 404, .. }), "{err}");
+    assert!(err.to_string().contains("does not end in /api"), "{err}");
+
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let err = rt
+        .block_on(client_for(&format!("http://127.0.0.1:{closed_port}/api"), off).roles())
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains(&format!("nothing listens at 127.0.0.1:{closed_port}")),
+        "{err}"
     );
 }

@@ -1,5 +1,6 @@
 //! The canned queries of `datasette/metadata.yml`, word for word (a test compares them
-//! with what Datasette serves), so that `bench` times the queries people run.
+//! with what Datasette serves, reading this file as a module of its own), so that the
+//! benchmark times the queries people run.
 //! Parameters are named: `:group` (an id, or a current name), `:day` (`YYYY-MM-DD`,
 //! UTC), `:person` (an id, or a current name or email).
 
@@ -100,11 +101,3 @@ WHERE NOT EXISTS (SELECT 1 FROM group_members_current m
 ORDER BY u.name"#,
     ),
 ];
-
-/// The SQL of canned query `name`.
-pub fn canned_query(name: &str) -> Option<&'static str> {
-    CANNED_QUERIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, sql)| *sql)
-}
