@@ -25,6 +25,7 @@
 //! (reads by id), `groups.rs` (the group writes), `transport.rs` (the send path),
 //! `decode.rs` (bodies into models), `error.rs` ([`ApiError`] and how an error answer is told).
 
+mod audit;
 mod by_ids;
 pub mod capture;
 mod decode;
@@ -49,6 +50,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
+pub use audit::{AuditPage, AUDIT_PAGE_SIZE};
 use by_ids::MAX_IDS_PER_REQUEST;
 pub use by_ids::{ByIds, IdFilter};
 pub use decode::{decode_page, DecodedPage};

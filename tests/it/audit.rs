@@ -1,0 +1,315 @@
+//! The organization's audit log in the mirror: mirrored and kept, what a refusal or a
+//! failure does, the backlog, and who made each change and when.
+
+use std::time::Duration;
+
+use orgmirror_fake::{
+    AuditBacklog, AuditLogMode, FakeAuditEvent, FakeOptions, QuotaConfig, FIRST_USER_ID,
+};
+
+use crate::support::{rows, scalar, text, Mirror};
+
+/// Requests the fake's audit log endpoint was sent since its request log was cleared.
+fn audit_requests(m: &Mirror) -> usize {
+    m.fake
+        .handle()
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/audit-log/"))
+        .count()
+}
+
+fn fast_failures() -> &'static str {
+    "max_retry_time = \"1s\"\n"
+}
+
+#[test]
+fn every_event_is_kept_in_the_runs_transaction_and_steady_state_costs_one_request() {
+    let m = Mirror::new(20);
+    let h = m.fake.handle();
+    m.sync_ok();
+    let (alice, bob) = (FIRST_USER_ID + 1, FIRST_USER_ID + 2);
+    assert!(h.set_actor(Some(alice)));
+    assert!(h.rename_user(bob, "Bob Renamed"));
+    h.add_audit_event(FakeAuditEvent {
+        created_at: chrono::Utc::now() - chrono::Duration::seconds(20),
+        entity_type: "time_off_request".to_string(),
+        entity_id: 42,
+        action: "approve".to_string(),
+        user_id: 1,
+        workspace_id: 2001,
+        project_id: 0,
+        old_value: Default::default(),
+        new_value: Default::default(),
+        meta_data: [("reason".to_string(), "vacation".to_string())].into(),
+    });
+    h.clear_requests();
+    m.sync_ok();
+    assert_eq!(audit_requests(&m), 1);
+    let c = m.conn();
+    let alice_name = h.user(alice).expect("alice").name;
+    let kept = rows(
+        &c,
+        "SELECT entity_type, action, coalesce(actor_name, '-') FROM audit_log ORDER BY created_at",
+    );
+    assert!(
+        kept.contains(&vec![
+            "organization_user".to_string(),
+            "update".to_string(),
+            alice_name.clone()
+        ]) && kept.len() == 2,
+        "{kept:?}"
+    );
+    assert!(
+        kept.contains(&vec![
+            "time_off_request".to_string(),
+            "approve".to_string(),
+            "-".to_string()
+        ]),
+        "an unknown type is kept: {kept:?}"
+    );
+    // Every event the fake recorded is held, once, by the run that pulled it.
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM audit_events") as usize,
+        h.audit_events().len()
+    );
+    assert_eq!(
+        scalar(&c, "SELECT count(DISTINCT sync_run_id) FROM audit_events"),
+        1
+    );
+    // Steady state: one request a run, counted in the run's requests.
+    for _ in 0..2 {
+        h.clear_requests();
+        m.sync_ok();
+        assert_eq!(audit_requests(&m), 1);
+        let run = crate::support::last_run(&c);
+        assert_eq!(
+            scalar(
+                &c,
+                &format!("SELECT requests FROM sync_runs WHERE sync_run_id = {run}")
+            ) as usize,
+            h.requests().len()
+        );
+    }
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM audit_events") as usize,
+        h.audit_events().len(),
+        "the overlap asked again is stored once"
+    );
+    let status = text(&m.run(&["status"]).stdout);
+    assert!(status.contains("audit log "), "{status}");
+    assert!(status.contains(" events from "), "{status}");
+    // Names never reach the log.
+    let out = m.run(&["sync"]);
+    let log = text(&out.stderr);
+    assert!(!log.contains(&alice_name), "{log}");
+}
+
+#[test]
+fn a_key_without_the_permission_runs_without_attribution_warns_once_and_asks_once_a_day() {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 10,
+            audit_log: AuditLogMode::Forbidden,
+            ..Default::default()
+        },
+        "",
+    );
+    let first = m.sync_ok();
+    let log = text(&first.stderr);
+    assert_eq!(
+        log.matches("view_audit_log").count(),
+        1,
+        "one warning naming the permission: {log}"
+    );
+    assert!(log.contains("WARN"), "{log}");
+    let h = m.fake.handle();
+    h.rename_user(FIRST_USER_ID + 1, "Someone Else");
+    let second = m.sync_ok();
+    assert!(
+        !text(&second.stderr).contains("view_audit_log"),
+        "{}",
+        text(&second.stderr)
+    );
+    assert_eq!(h.audit_request_count(), 1, "not asked again the same day");
+    let c = m.conn();
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT count(*) FROM change_events WHERE entity = 'user' AND op = 'update'"
+        ),
+        1
+    );
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT count(*) FROM change_events WHERE attribution IS NOT NULL"
+        ),
+        0
+    );
+    let status = text(&m.run(&["status"]).stdout);
+    assert!(status.contains("audit log refused since"), "{status}");
+    let check = m.run(&["check"]);
+    let said = text(&check.stdout);
+    assert!(check.status.success(), "{said}{}", text(&check.stderr));
+    assert!(
+        said.contains("note: the audit log is refused (HTTP 403)")
+            && said.contains("view_audit_log"),
+        "{said}"
+    );
+    // A day later it is asked again; once granted, it is read.
+    c.execute(
+        "UPDATE audit_state SET refused_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-25 hours')",
+        [],
+    )
+    .expect("age the refusal");
+    h.set_audit_log(AuditLogMode::On);
+    let before = h.audit_request_count();
+    m.sync_ok();
+    assert_eq!(h.audit_request_count(), before + 1);
+    assert!(scalar(&c, "SELECT count(*) FROM audit_events") > 0);
+    let status = text(&m.run(&["status"]).stdout);
+    assert!(!status.contains("refused"), "{status}");
+}
+
+#[test]
+fn a_503_fails_no_run_and_the_next_run_fills_the_gap_exactly_once() {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 12,
+            ..Default::default()
+        },
+        fast_failures(),
+    );
+    let h = m.fake.handle();
+    m.sync_ok();
+    h.rename_user(FIRST_USER_ID + 1, "First Rename");
+    m.sync_ok();
+    h.set_audit_log(AuditLogMode::Unavailable);
+    h.rename_user(FIRST_USER_ID + 2, "During The Outage");
+    h.set_admin(FIRST_USER_ID + 3, true);
+    let out = m.sync_ok();
+    assert!(
+        text(&out.stderr).contains("the audit log request failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let c = m.conn();
+    let held = scalar(&c, "SELECT count(*) FROM audit_events");
+    assert_eq!(held, 1, "only the first rename so far");
+    let status = text(&m.run(&["status"]).stdout);
+    assert!(status.contains("the last request failed"), "{status}");
+    h.set_audit_log(AuditLogMode::On);
+    h.rename_user(FIRST_USER_ID + 4, "After The Outage");
+    m.sync_ok();
+    m.sync_ok();
+    let stored: Vec<String> = rows(
+        &c,
+        "SELECT created_at FROM audit_events ORDER BY created_at",
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    let recorded: Vec<String> = h
+        .audit_events()
+        .iter()
+        .map(|e| e.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .collect();
+    assert_eq!(stored, recorded, "none missing, none twice");
+}
+
+#[test]
+fn a_backlog_is_fetched_newest_first_over_the_runs_that_follow() {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 30,
+            audit_backlog: Some(AuditBacklog {
+                events: 7500,
+                days: 60,
+            }),
+            ..Default::default()
+        },
+        "\n[sync]\naudit_log_backfill = \"90d\"\n",
+    );
+    let h = m.fake.handle();
+    let c_count = |m: &Mirror| scalar(&m.conn(), "SELECT count(*) FROM audit_events");
+    let mut per_run = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        h.clear_requests();
+        m.sync_ok();
+        per_run.push(audit_requests(&m));
+        held.push(c_count(&m));
+    }
+    // The first run: one page; then up to five pages of backlog a run beside the new events.
+    assert_eq!(per_run, vec![1, 6, 3, 1]);
+    // Each page ends where the last began (its oldest second asked again, stored once).
+    assert_eq!((held[0], held[2], held[3]), (1000, 7500, 7500));
+    assert!((5990..=6000).contains(&held[1]), "{held:?}");
+    let c = m.conn();
+    // Newest first: what the first run holds is the newest thousand.
+    let first_oldest = rows(
+        &c,
+        "SELECT min(created_at) FROM audit_events WHERE sync_run_id = (SELECT min(sync_run_id) FROM audit_events)",
+    );
+    let later_newest = rows(
+        &c,
+        "SELECT max(created_at) FROM audit_events WHERE sync_run_id > (SELECT min(sync_run_id) FROM audit_events)",
+    );
+    assert!(later_newest[0][0] <= first_oldest[0][0]);
+    // The backlog is counted in the run's requests, not in the cost cron = "auto" plans with.
+    let costs = rows(
+        &c,
+        "SELECT requests - audit_backlog_requests FROM sync_runs WHERE status = 'succeeded' ORDER BY sync_run_id",
+    );
+    assert!(costs.windows(2).all(|w| w[0] == w[1]), "{costs:?}");
+    let status = text(&m.run(&["status"]).stdout);
+    assert!(status.contains("7500 events from "), "{status}");
+}
+
+#[test]
+fn the_backlog_spends_only_what_the_quota_share_leaves() {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 30,
+            audit_backlog: Some(AuditBacklog {
+                events: 3000,
+                days: 30,
+            }),
+            quota: Some(QuotaConfig {
+                limit: 24,
+                window: Duration::from_secs(3600),
+            }),
+            ..Default::default()
+        },
+        "",
+    );
+    let h = m.fake.handle();
+    for _ in 0..2 {
+        h.clear_requests();
+        m.sync_ok();
+        assert_eq!(
+            audit_requests(&m),
+            1,
+            "no spare requests: the backlog waits"
+        );
+    }
+    let status = text(&m.run(&["status"]).stdout);
+    assert!(status.contains("is fetched over the next runs"), "{status}");
+}
+
+#[test]
+fn audit_log_off_sends_no_audit_request() {
+    let m = Mirror::with(
+        FakeOptions {
+            users: 10,
+            ..Default::default()
+        },
+        "\n[sync]\naudit_log = false\n",
+    );
+    m.sync_ok();
+    m.sync_ok();
+    assert_eq!(m.fake.handle().audit_request_count(), 0);
+    let status = text(&m.run(&["status"]).stdout);
+    assert!(!status.contains("audit log"), "{status}");
+}
