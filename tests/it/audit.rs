@@ -313,3 +313,202 @@ fn audit_log_off_sends_no_audit_request() {
     let status = text(&m.run(&["status"]).stdout);
     assert!(!status.contains("audit log"), "{status}");
 }
+
+/// The fake's recorded events as (entity_type, its time as the mirror stores it, actor's
+/// name).
+fn recorded(m: &Mirror) -> Vec<(String, String, String)> {
+    let h = m.fake.handle();
+    let by_audit_id = |id: i64| {
+        h.user_ids()
+            .into_iter()
+            .filter_map(|u| h.user(u))
+            .find(|u| u.user_account_id + orgmirror_fake::AUDIT_USER_ID_OFFSET == id)
+            .map(|u| u.name)
+            .unwrap_or_default()
+    };
+    h.audit_events()
+        .iter()
+        .map(|e| {
+            (
+                e.entity_type.clone(),
+                e.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                by_audit_id(e.user_id),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rename_a_grant_a_membership_and_a_rate_by_named_actors_carry_their_actor_and_time() {
+    let m = Mirror::new(30);
+    let h = m.fake.handle();
+    m.sync_ok();
+    let (alice, carol, bob, dan) = (
+        FIRST_USER_ID + 1,
+        FIRST_USER_ID + 2,
+        FIRST_USER_ID + 3,
+        FIRST_USER_ID + 4,
+    );
+    let alice_name = h.user(alice).expect("alice").name;
+    let carol_name = h.user(carol).expect("carol").name;
+    let dan_admin = h.user(dan).expect("dan").admin;
+    let group = h
+        .group_ids()
+        .into_iter()
+        .find(|g| !h.user(bob).expect("bob").groups.contains(g))
+        .expect("a group without bob");
+    assert!(h.set_actor(Some(alice)));
+    assert!(h.rename_user(bob, "Bob Renamed"));
+    assert!(h.set_actor(Some(carol)));
+    assert!(h.set_admin(dan, !dan_admin));
+    assert!(h.set_actor(Some(alice)));
+    assert!(h.join_group(group, bob));
+    assert!(h.set_actor(Some(carol)));
+    assert!(h.set_rate(dan, Some(55.5), "EUR"));
+    m.sync_ok();
+    let events = recorded(&m);
+    let time_of = |t: &str| {
+        events
+            .iter()
+            .find(|e| e.0 == t)
+            .map(|e| e.1.clone())
+            .expect("recorded")
+    };
+    let c = m.conn();
+    let run = crate::support::last_run(&c);
+    let attributed = rows(
+        &c,
+        &format!(
+            "SELECT entity, entity_id, actor_name, changed_at, attribution FROM change_events
+             WHERE sync_run_id = {run} AND attribution IS NOT NULL ORDER BY entity, entity_id"
+        ),
+    );
+    let row = |entity: &str, id: String, actor: &str, at: String| {
+        vec![
+            entity.to_string(),
+            id,
+            actor.to_string(),
+            at,
+            "audit".to_string(),
+        ]
+    };
+    let mut expected = vec![
+        row(
+            "group_membership",
+            format!("{group}:{bob}"),
+            &alice_name,
+            time_of("group_user"),
+        ),
+        row("user", bob.to_string(), &alice_name, {
+            events
+                .iter()
+                .find(|e| e.0 == "organization_user" && e.2 == alice_name)
+                .map(|e| e.1.clone())
+                .expect("the rename")
+        }),
+        row("user", dan.to_string(), &carol_name, {
+            events
+                .iter()
+                .find(|e| e.0 == "organization_user" && e.2 == carol_name)
+                .map(|e| e.1.clone())
+                .expect("the grant")
+        }),
+        row(
+            "user_rate",
+            dan.to_string(),
+            &carol_name,
+            time_of("workspace_user_rate"),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(attributed, expected);
+    // The actor's id joins audit_actors, and through user_account_id users_current.
+    assert_eq!(
+        rows(
+            &c,
+            &format!(
+                "SELECT u.name FROM change_events e
+                 JOIN audit_actors a ON a.user_id = e.actor_user_id
+                 JOIN users_current u ON u.user_account_id = a.user_account_id
+                 WHERE e.sync_run_id = {run} AND e.entity = 'user_rate'"
+            )
+        ),
+        vec![vec![carol_name.clone()]]
+    );
+    // Bookkeeping alone (updated_at) takes no event; the first run's inserts take none.
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT count(*) FROM change_events
+             WHERE attribution IS NOT NULL AND (changed_fields = '[\"updated_at\"]' OR sync_run_id = 1)"
+        ),
+        0
+    );
+    // The history views carry the real time beside the observed one.
+    assert_eq!(
+        rows(
+            &c,
+            &format!(
+                "SELECT changed_at FROM rate_history WHERE organization_user_id = {dan} AND valid_to IS NULL"
+            )
+        ),
+        vec![vec![time_of("workspace_user_rate")]]
+    );
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM unobserved_changes"),
+        0,
+        "every event is explained"
+    );
+}
+
+#[test]
+fn a_grant_made_and_revoked_between_two_runs_is_an_unobserved_change() {
+    let m = Mirror::new(15);
+    let h = m.fake.handle();
+    m.sync_ok();
+    let (alice, bob) = (FIRST_USER_ID + 1, FIRST_USER_ID + 2);
+    let was = h.user(bob).expect("bob").admin;
+    assert!(h.set_actor(Some(alice)));
+    assert!(h.set_admin(bob, !was));
+    assert!(h.set_admin(bob, was));
+    m.sync_ok();
+    let c = m.conn();
+    let run = crate::support::last_run(&c);
+    assert_eq!(
+        scalar(
+            &c,
+            &format!(
+                "SELECT count(*) FROM change_events
+                 WHERE sync_run_id = {run} AND changed_fields <> '[\"updated_at\"]'"
+            )
+        ),
+        0,
+        "no run saw it (but its bookkeeping)"
+    );
+    let alice_name = h.user(alice).expect("alice").name;
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT entity, subject_id, action, actor_name, json_extract(new_value, '$.admin'), sync_run_id
+             FROM unobserved_changes ORDER BY created_at"
+        ),
+        vec![
+            vec![
+                "user".to_string(),
+                bob.to_string(),
+                "update".to_string(),
+                alice_name.clone(),
+                i64::from(!was).to_string(),
+                run.to_string()
+            ],
+            vec![
+                "user".to_string(),
+                bob.to_string(),
+                "update".to_string(),
+                alice_name,
+                i64::from(was).to_string(),
+                run.to_string()
+            ],
+        ]
+    );
+}
