@@ -88,12 +88,15 @@ enum Command {
         /// Only these entities: user, group, group_membership, user_rate, user_custom_field, role.
         #[arg(long, value_delimiter = ',', value_name = "ENTITY,...")]
         entity: Vec<String>,
+        /// Only changes this person made, by the audit log (a part of their name, or their e-mail).
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
         /// One JSON object per event (with the resolved names) for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Validates the config, reaches the API, confirms credentials and organization access,
-    /// and reports how the API answers (at most seven requests).
+    /// and reports how the API answers (at most eight requests).
     Check {
         /// One JSON document (the same report) for scripts and bug reports.
         #[arg(long)]
@@ -196,8 +199,9 @@ pub fn main() -> ExitCode {
                 since,
                 until,
                 entity,
+                actor,
                 json,
-            } => crate::changes::run(config, since, until, &entity, json)?,
+            } => crate::changes::run(config, since, until, &entity, actor.as_deref(), json)?,
             Command::Check { json } => crate::check::run(config, json, exit::check).await?,
             Command::Group(cmd) => crate::groups::run(config, cmd).await?,
             Command::Groups(cmd) => crate::groups::file::run(config, cmd).await?,

@@ -228,6 +228,11 @@ fn match_changes(conn: &Connection, lo: &str, hi: &str) -> rusqlite::Result<()> 
            AND NOT EXISTS (SELECT 1 FROM change_log c WHERE c.audit_event_id = a.audit_event_id)
          ORDER BY created_at DESC LIMIT 1",
     )?;
+    let mut any = conn.prepare_cached(
+        "SELECT audit_event_id, actor_user_id, created_at FROM audit_events
+         WHERE subject_entity = ?1 AND subject_id = ?2 AND created_at > ?3 AND created_at <= ?4
+         ORDER BY created_at DESC LIMIT 1",
+    )?;
     let mut set = conn.prepare_cached(
         "UPDATE change_log SET actor_user_id = ?2, changed_at = ?3, attribution = 'audit',
              audit_event_id = ?4
@@ -243,16 +248,40 @@ fn match_changes(conn: &Connection, lo: &str, hi: &str) -> rusqlite::Result<()> 
             Some(f) => std::cmp::min(hi.to_string(), seconds_to_audit(&f)),
             None => hi.to_string(),
         };
-        let found: Option<(i64, Option<i64>, String)> = best
+        let mut found: Option<(i64, Option<i64>, String)> = best
             .query_row(params![entity, entity_id, from, to], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
+        // A membership, rate or value without an event of its own goes with its member's
+        // (or group's) event: removing a member ends their rate and memberships.
+        for (owner, id) in owners(&entity, &entity_id) {
+            if found.is_some() {
+                break;
+            }
+            found = any
+                .query_row(params![owner, id, from, to], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+        }
         if let Some((audit_event_id, actor, at)) = found {
             set.execute(params![event_id, actor, at, audit_event_id])?;
         }
     }
     Ok(())
+}
+
+/// The entities whose events explain a change of `(entity, entity_id)` that has none of
+/// its own: a membership's member and group, a rate's or a value's member.
+fn owners(entity: &str, entity_id: &str) -> Vec<(&'static str, String)> {
+    let part = |i: usize| entity_id.split(':').nth(i).unwrap_or_default().to_string();
+    match entity {
+        "group_membership" => vec![("user", part(1)), ("group", part(0))],
+        "user_rate" => vec![("user", entity_id.to_string())],
+        "user_custom_field" => vec![("user", part(0))],
+        _ => Vec::new(),
+    }
 }
 
 /// A change without its event yet: its id, entity, entity id, the previous full run's

@@ -29,7 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
 pub use audit::{AuditState, AuditWrite};
-pub use changes::{ChangeFilter, ChangeRow};
+pub use changes::{ChangeFilter, ChangeRow, UnobservedRow};
 pub use demo::{demo_questions, DemoQuestion};
 pub use export::Source;
 pub use figures::ScrapeFigures;
@@ -37,6 +37,8 @@ pub use figures::ScrapeFigures;
 pub use health::QueuedHealth;
 pub use health::{Freshness, HealthAlert, HealthState, Outage};
 pub use integrity::RECOVERY;
+#[cfg(test)]
+pub use outbox::Actor;
 pub use outbox::{EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
 pub use rows::{Field, QueryError};

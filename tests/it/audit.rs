@@ -365,6 +365,24 @@ fn a_rename_a_grant_a_membership_and_a_rate_by_named_actors_carry_their_actor_an
     assert!(h.join_group(group, bob));
     assert!(h.set_actor(Some(carol)));
     assert!(h.set_rate(dan, Some(55.5), "EUR"));
+    let carol_email = h.user(carol).expect("carol").email;
+    let alerts = m._dir.path().join("alerts.jsonl");
+    let spared = m._dir.path().join("spared.jsonl");
+    let command = |file: &std::path::Path| {
+        format!(
+            "command = [\"/bin/sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]",
+            file.display(),
+            file.display()
+        )
+    };
+    let mut config = std::fs::read_to_string(&m.config).expect("config");
+    config.push_str(&format!(
+        "\n[[alert]]\nname = \"admins\"\nentity = \"user\"\nfields = [\"admin\"]\n{}\n\
+         \n[[alert]]\nname = \"rates, not carol's\"\nentity = \"user_rate\"\nactor_not = [{carol_email:?}]\n{}\n",
+        command(&alerts),
+        command(&spared)
+    ));
+    std::fs::write(&m.config, config).expect("write config");
     m.sync_ok();
     let events = recorded(&m);
     let time_of = |t: &str| {
@@ -459,6 +477,57 @@ fn a_rename_a_grant_a_membership_and_a_rate_by_named_actors_carry_their_actor_an
         0,
         "every event is explained"
     );
+
+    // The alert carries the actor and the real time; carol's own rate change spares her.
+    let sent = std::fs::read_to_string(&alerts).expect("the admin alert");
+    let sent: serde_json::Value = serde_json::from_str(sent.trim()).expect("one JSON object");
+    assert_eq!(sent["actor"]["name"], carol_name.as_str());
+    assert_eq!(sent["actor"]["email"], carol_email.as_str());
+    assert_eq!(
+        sent["changed_at"],
+        expected[2][3].as_str(),
+        "the grant's time: {sent}"
+    );
+    assert!(!spared.exists(), "actor_not");
+
+    // `changes` tells who and when; --actor keeps one person's.
+    let feed = text(&m.run(&["changes", "--since", "7d"]).stdout);
+    let seen = |at: &str| format!("{} {}", &at[..10], &at[11..16]);
+    let grant_line = format!(
+        "{}  {} {}, by {carol_name} (seen ",
+        seen(&expected[2][3]),
+        h.user(dan).expect("dan").name,
+        if dan_admin {
+            "is no longer an admin"
+        } else {
+            "became an admin"
+        }
+    );
+    assert!(feed.contains(&grant_line), "{grant_line}\n{feed}");
+    assert!(
+        feed.contains(&format!(
+            "is now called Bob Renamed, by {alice_name} (seen "
+        )),
+        "{feed}"
+    );
+    assert!(!feed.contains("updated_at changed"), "{feed}");
+    let alices = text(
+        &m.run(&["changes", "--since", "7d", "--actor", &alice_name])
+            .stdout,
+    );
+    let lines: Vec<&str> = alices.lines().filter(|l| l.contains("  ")).collect();
+    assert_eq!(lines.len(), 2, "{alices}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&format!(", by {alice_name} "))),
+        "{alices}"
+    );
+    let by_email = text(&m.run(&["changes", "--actor", &carol_email]).stdout);
+    assert!(
+        by_email.contains(&format!("by {carol_name}")) && !by_email.contains(&alice_name),
+        "{by_email}"
+    );
 }
 
 #[test]
@@ -505,10 +574,22 @@ fn a_grant_made_and_revoked_between_two_runs_is_an_unobserved_change() {
                 "user".to_string(),
                 bob.to_string(),
                 "update".to_string(),
-                alice_name,
+                alice_name.clone(),
                 i64::from(was).to_string(),
                 run.to_string()
             ],
         ]
+    );
+    let feed = text(&m.run(&["changes"]).stdout);
+    let bob_name = h.user(bob).expect("bob").name;
+    assert_eq!(
+        feed.matches(&format!("between runs: {bob_name}: admin → "))
+            .count(),
+        2,
+        "{feed}"
+    );
+    assert!(
+        feed.contains(&format!(", by {alice_name} (no run saw it)")),
+        "{feed}"
     );
 }
