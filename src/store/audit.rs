@@ -146,13 +146,20 @@ fn write_state(conn: &Connection, s: &AuditState) -> rusqlite::Result<()> {
 pub(super) fn write(conn: &Connection, run_id: i64, audit: &AuditWrite) -> rusqlite::Result<()> {
     let now = crate::clock::now_utc();
     let mut actor = conn.prepare_cached(
-        "INSERT INTO audit_actors (user_id, name, email, user_account_id, seen_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO audit_actors (user_id, name, email, user_account_id, seen_at, sync_run_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (user_id) DO UPDATE SET name = ?2, email = ?3,
-             user_account_id = coalesce(?4, user_account_id), seen_at = ?5",
+             user_account_id = coalesce(?4, user_account_id), seen_at = ?5, sync_run_id = ?6",
     )?;
     for a in &audit.actors {
-        actor.execute(params![a.user_id, a.name, a.email, a.user_account_id, now])?;
+        actor.execute(params![
+            a.user_id,
+            a.name,
+            a.email,
+            a.user_account_id,
+            now,
+            run_id
+        ])?;
     }
     let window = audit
         .window
@@ -194,24 +201,26 @@ pub(super) fn write(conn: &Connection, run_id: i64, audit: &AuditWrite) -> rusql
         params![run_id, audit.backlog_requests],
     )?;
     if let Some((lo, hi)) = &window {
-        match_changes(conn, lo, hi)?;
+        match_changes(conn, run_id, lo, hi)?;
     }
     Ok(())
 }
 
 /// Gives each change written since `lo` that no event explains yet the event that does:
-/// the same entity, inside `(lo, hi]`, not before the previous full run that committed
-/// before the change's run, not after its run ended (the run being committed: `hi`); of
-/// those, the latest. A change of bookkeeping alone (`updated_at`) takes none: it would
+/// the same entity, inside `(lo, hi]`, not before the wall clock's start of the previous
+/// full run that committed before the change's run (a run's `started_at` may be clamped
+/// past it), not after its run ended (whole seconds, rounded up; the run being committed:
+/// `hi`); of those, the latest. A change of bookkeeping alone (`updated_at`) takes none: it would
 /// take the event of the change that caused it.
-fn match_changes(conn: &Connection, lo: &str, hi: &str) -> rusqlite::Result<()> {
+fn match_changes(conn: &Connection, run_id: i64, lo: &str, hi: &str) -> rusqlite::Result<()> {
     let lo_seconds = &lo[..19];
     let mut changes = conn.prepare(
         "SELECT c.event_id, c.entity, c.entity_id,
-                (SELECT max(p.started_at) FROM sync_runs p
+                (SELECT coalesce(p.wall_clock_at, p.started_at) FROM sync_runs p
                  WHERE p.kind = 'full' AND p.status = 'succeeded'
-                   AND p.sync_run_id < c.sync_run_id) AS previous_run_at,
-                r.finished_at
+                   AND p.sync_run_id < c.sync_run_id
+                 ORDER BY p.sync_run_id DESC LIMIT 1) AS previous_run_at,
+                strftime('%Y-%m-%dT%H:%M:%SZ', r.finished_at, '+1 second')
          FROM change_log c JOIN sync_runs r ON r.sync_run_id = c.sync_run_id
          WHERE c.observed_at >= ?1 AND c.attribution IS NULL
            AND coalesce(c.changed_fields, '') <> '[\"updated_at\"]'
@@ -235,7 +244,7 @@ fn match_changes(conn: &Connection, lo: &str, hi: &str) -> rusqlite::Result<()> 
     )?;
     let mut set = conn.prepare_cached(
         "UPDATE change_log SET actor_user_id = ?2, changed_at = ?3, attribution = 'audit',
-             audit_event_id = ?4
+             audit_event_id = ?4, attributed_by = ?5
          WHERE event_id = ?1",
     )?;
     for (event_id, entity, entity_id, previous_run_at, finished_at) in rows {
@@ -266,7 +275,7 @@ fn match_changes(conn: &Connection, lo: &str, hi: &str) -> rusqlite::Result<()> 
                 .optional()?;
         }
         if let Some((audit_event_id, actor, at)) = found {
-            set.execute(params![event_id, actor, at, audit_event_id])?;
+            set.execute(params![event_id, actor, at, audit_event_id, run_id])?;
         }
     }
     Ok(())

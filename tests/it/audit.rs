@@ -216,6 +216,15 @@ fn a_503_fails_no_run_and_the_next_run_fills_the_gap_exactly_once() {
         .map(|e| e.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
         .collect();
     assert_eq!(stored, recorded, "none missing, none twice");
+    // The outage run's changes are attributed by the run that filled the gap.
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT count(*) FROM change_events
+             WHERE sync_run_id = 3 AND attribution = 'audit' AND changed_fields <> '[\"updated_at\"]'"
+        ),
+        2
+    );
 }
 
 #[test]

@@ -41,9 +41,13 @@ CREATE TABLE audit_actors (
     name            TEXT,
     email           TEXT,
     user_account_id INTEGER,
-    seen_at         TEXT    NOT NULL
+    seen_at         TEXT    NOT NULL,
+    -- The run that last wrote the row (what a replica copies with that run).
+    sync_run_id     INTEGER NOT NULL REFERENCES sync_runs (sync_run_id)
 );
 CREATE INDEX audit_actors_by_account ON audit_actors (user_account_id);
+CREATE INDEX audit_actors_by_run ON audit_actors (sync_run_id);
+CREATE INDEX audit_events_by_run ON audit_events (sync_run_id);
 
 -- How far the mirrored log reaches, and what it still has to fetch (one row).
 -- [reached_from, reached_to] is held, but for the backlog [backlog_from, backlog_to) still
@@ -69,7 +73,11 @@ ALTER TABLE change_log ADD COLUMN actor_user_id INTEGER;
 ALTER TABLE change_log ADD COLUMN changed_at TEXT;
 ALTER TABLE change_log ADD COLUMN attribution TEXT CHECK (attribution IN ('audit'));
 ALTER TABLE change_log ADD COLUMN audit_event_id INTEGER REFERENCES audit_events (audit_event_id);
+-- The run that matched it (a later one than its own when the log had a gap then).
+ALTER TABLE change_log ADD COLUMN attributed_by INTEGER REFERENCES sync_runs (sync_run_id);
 CREATE INDEX change_log_attributed ON change_log (after_history) WHERE changed_at IS NOT NULL;
+CREATE INDEX change_log_by_attributing_run ON change_log (attributed_by)
+    WHERE attributed_by IS NOT NULL;
 CREATE INDEX change_log_by_audit_event ON change_log (audit_event_id)
     WHERE audit_event_id IS NOT NULL;
 
