@@ -1,6 +1,7 @@
 //! A full run's part of the audit log: the events since the log last reached (less an
-//! overlap for late writes; the store keeps each event once), up to now, newest first; then,
-//! with what the quota leaves, a few pages of the backlog (`sync.audit_log_backfill` on the
+//! overlap for late writes; the store keeps each event once), up to now, newest first, whole
+//! (up to [`GAP_PAGES_MAX`] more pages); then, with what the quota leaves, a few pages of the
+//! backlog (`sync.audit_log_backfill` on the
 //! first run, or a window a run could not finish). The audit log never fails a run: a 403
 //! (or a 404) is remembered and asked again a day later, with one warning; any other failure
 //! leaves the window to the next run, which asks for the whole of it.
@@ -12,13 +13,16 @@ use crate::api::{ApiError, AuditPage, Client, AUDIT_PAGE_SIZE};
 use crate::config::Config;
 use crate::store::{AuditState, AuditWrite, Store, StoreError};
 
-/// Asked again before the newest instant held: events written late are not lost.
+/// Asked again before the newest instant held: events written late are not lost (when
+/// they are on the window's first page).
 const OVERLAP: Duration = Duration::minutes(5);
 /// A refused log is asked again after this.
 const REFUSAL_RETRY: Duration = Duration::days(1);
-/// The most pages a run spends beyond its first audit request (the backlog, or a window
-/// longer than a page), when the quota leaves them.
+/// The most pages of the backlog a run fetches, when the quota leaves them.
 pub(crate) const SPARE_PAGES_MAX: u32 = 5;
+/// The most pages beyond the first a run spends on the window since the last pull (more
+/// than a page only after an outage); what is left joins the backlog.
+const GAP_PAGES_MAX: u32 = 20;
 
 /// The audit log's part of the run, to write in its transaction; None when the log is off
 /// or refused less than a day ago (no request).
@@ -46,10 +50,11 @@ pub(super) async fn pull_audit(
         Some(t) => t - OVERLAP,
         None => now - config.sync.audit_log_backfill.duration(),
     };
-    // The first pull's window reaches back `sync.audit_log_backfill`: past its first page,
-    // it is backlog for the runs that follow.
-    let mut spare = match before.reached_to {
-        Some(_) => spare_pages(client, config, store)?,
+    // The new part is fetched whole (up to GAP_PAGES_MAX pages, after an outage); the
+    // first pull's window reaches back `sync.audit_log_backfill`: past its first page, it
+    // is backlog for the runs that follow.
+    let mut gap = match before.reached_to {
+        Some(_) => GAP_PAGES_MAX,
         None => 0,
     };
     // The new part, [from, now], newest first.
@@ -60,18 +65,23 @@ pub(super) async fn pull_audit(
     };
     let mut first = true;
     let remainder = loop {
-        if !first && spare == 0 {
+        if !first && gap == 0 {
             break Some(cursor);
         }
         let answer = client.audit_page(cursor.from, cursor.to, cursor.page).await;
         match answer {
             Ok(page) => {
                 if !first {
-                    spare -= 1;
+                    gap -= 1;
                     write.backlog_requests += 1;
                 }
                 first = false;
-                let next = cursor.after(&page);
+                // Late writes are looked for on the first page: a page that reaches back
+                // past the last pull ends the window (the overlap is not read again page
+                // by page when runs come close together in a busy organization).
+                let next = cursor
+                    .after(&page)
+                    .filter(|_| !reaches_before(&page, before.reached_to));
                 take(&mut write, page);
                 match next {
                     Some(next) => cursor = next,
@@ -105,6 +115,7 @@ pub(super) async fn pull_audit(
         });
         state.backlog_page = rest.page;
     } else if let Some((f, t)) = state.backlog {
+        let mut spare = spare_pages(client, config, store)?;
         let mut cursor = Cursor {
             from: f,
             to: t,
@@ -173,6 +184,11 @@ impl Cursor {
             }),
         }
     }
+}
+
+/// Whether `page` holds an event older than `instant`.
+fn reaches_before(page: &AuditPage, instant: Option<DateTime<Utc>>) -> bool {
+    instant.is_some_and(|t| page.events.iter().any(|e| e.created_at < t))
 }
 
 fn take(write: &mut AuditWrite, page: AuditPage) {

@@ -602,3 +602,36 @@ fn a_grant_made_and_revoked_between_two_runs_is_an_unobserved_change() {
         "{feed}"
     );
 }
+
+#[test]
+fn a_window_longer_than_a_page_is_fetched_whole_and_the_overlap_is_not_paged_again() {
+    let m = Mirror::new(10);
+    let h = m.fake.handle();
+    m.sync_ok();
+    let now = chrono::Utc::now();
+    for i in 0..1100 {
+        h.add_audit_event(FakeAuditEvent {
+            created_at: now - chrono::Duration::microseconds(1100 - i),
+            entity_type: "time_entry".to_string(),
+            entity_id: i,
+            action: "create".to_string(),
+            user_id: 1,
+            workspace_id: 2001,
+            project_id: 0,
+            old_value: Default::default(),
+            new_value: Default::default(),
+            meta_data: Default::default(),
+        });
+    }
+    h.clear_requests();
+    m.sync_ok();
+    assert_eq!(audit_requests(&m), 2, "1,100 events: two pages");
+    assert_eq!(scalar(&m.conn(), "SELECT count(*) FROM audit_events"), 1100);
+    h.clear_requests();
+    m.sync_ok();
+    assert_eq!(
+        audit_requests(&m),
+        1,
+        "the overlap's 1,100 events are not paged through again"
+    );
+}
