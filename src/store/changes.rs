@@ -106,27 +106,31 @@ const CHANGES_SQL: &str = concat!(
      ORDER BY e.event_id"
 );
 
-/// The audit events no change explains, by the observed time of the run whose window held
-/// them, with the newest name of the user or group they are about.
-const UNOBSERVED_SQL: &str = "SELECT u.sync_run_id, u.created_at, u.entity, u.subject_id, u.action,
-        u.actor_name, u.new_value,
+/// The audit events no change explains (as the view `unobserved_changes` has them), by the
+/// observed time of the run whose window held them, with the newest name of the user or
+/// group they are about. Read from the tables, through the runs: the backlog before the
+/// mirror's first run (most of the log) is never read.
+const UNOBSERVED_SQL: &str = "SELECT e.window_run_id, e.created_at, e.subject_entity, e.subject_id,
+        e.action, p.name, e.new_value,
         (SELECT json_extract(h.data_json, '$.name') FROM entity_history h
-         WHERE h.entity = CASE WHEN u.entity = 'group' THEN 'group' ELSE 'user' END
-           AND h.id = CAST(CASE WHEN u.entity = 'group_membership'
-                                THEN substr(u.subject_id, instr(u.subject_id, ':') + 1)
-                                WHEN u.entity = 'user_custom_field'
-                                THEN substr(u.subject_id, 1, instr(u.subject_id, ':') - 1)
-                                ELSE u.subject_id END AS INTEGER)
+         WHERE h.entity = CASE WHEN e.subject_entity = 'group' THEN 'group' ELSE 'user' END
+           AND h.id = CAST(CASE WHEN e.subject_entity = 'group_membership'
+                                THEN substr(e.subject_id, instr(e.subject_id, ':') + 1)
+                                WHEN e.subject_entity = 'user_custom_field'
+                                THEN substr(e.subject_id, 1, instr(e.subject_id, ':') - 1)
+                                ELSE e.subject_id END AS INTEGER)
            AND h.sub_id = 0
          ORDER BY h.history_id DESC LIMIT 1)
- FROM unobserved_changes u
- JOIN sync_runs r ON r.sync_run_id = u.sync_run_id
- LEFT JOIN audit_actors p ON p.user_id = u.actor_user_id
- WHERE (?1 IS NULL OR r.started_at >= ?1)
+ FROM sync_runs r
+ JOIN audit_events e ON e.window_run_id = r.sync_run_id
+ LEFT JOIN audit_actors p ON p.user_id = e.actor_user_id
+ WHERE e.subject_entity IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM change_log c WHERE c.audit_event_id = e.audit_event_id)
+   AND (?1 IS NULL OR r.started_at >= ?1)
    AND (?2 IS NULL OR r.started_at < ?2)
-   AND (?3 IS NULL OR u.entity IN (SELECT value FROM json_each(?3)))
+   AND (?3 IS NULL OR e.subject_entity IN (SELECT value FROM json_each(?3)))
    AND (?4 IS NULL OR p.name LIKE '%' || ?4 || '%' OR p.email LIKE ?4)
- ORDER BY u.sync_run_id, u.created_at";
+ ORDER BY e.window_run_id, e.created_at";
 
 impl Store {
     /// Hands `each` the events `filter` selects, oldest first, with names as of each one,

@@ -48,6 +48,8 @@ CREATE TABLE audit_actors (
 CREATE INDEX audit_actors_by_account ON audit_actors (user_account_id);
 CREATE INDEX audit_actors_by_run ON audit_actors (sync_run_id);
 CREATE INDEX audit_events_by_run ON audit_events (sync_run_id);
+CREATE INDEX audit_events_by_window ON audit_events (window_run_id, created_at)
+    WHERE window_run_id IS NOT NULL;
 
 -- How far the mirrored log reaches, and what it still has to fetch (one row).
 -- [reached_from, reached_to] is held, but for the backlog [backlog_from, backlog_to) still

@@ -15,7 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::request::Params;
 use super::{bad, Handled, Reply};
 use crate::handle::FakeState;
-use crate::options::AuditLogMode;
+use crate::options::{ArrayFilters, AuditLogMode};
 use crate::org::audit::{audit_user_id, group_of, subjects, AuditFilter};
 use crate::org::{FakeAuditEvent, AUDIT_USER_ID_OFFSET};
 use crate::wire::{
@@ -39,17 +39,9 @@ fn moment(text: &str, name: &str) -> Result<DateTime<Utc>, (StatusCode, String)>
         .map_err(|_| bad(format!("invalid {name}: {text:?} is not an RFC 3339 time")))
 }
 
+/// A comma-separated filter (the published spec's form for every list of this endpoint).
 fn listed(params: &Params, key: &str) -> Vec<String> {
-    params
-        .first(key)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+    params.array(ArrayFilters::Comma, key)
 }
 
 /// A positive integer parameter, capped.
