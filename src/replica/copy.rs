@@ -39,8 +39,47 @@ fn copy_sql(part: ReplicaPart) -> &'static str {
         }
         ReplicaPart::Events => {
             "COPY change_log (organization_id, event_id, sync_run_id, observed_at, entity,
-                 entity_id, op, changed_fields, before_history, after_history) FROM STDIN"
+                 entity_id, op, changed_fields, before_history, after_history, actor_user_id,
+                 changed_at, attribution, audit_event_id) FROM STDIN"
         }
+        ReplicaPart::AuditActors => {
+            "COPY replica_actor (user_id, name, email, user_account_id) FROM STDIN"
+        }
+        ReplicaPart::AuditEvents => {
+            "COPY audit_events (organization_id, audit_event_id, created_at, entity_type,
+                 entity_id, action, actor_user_id, workspace_id, old_value, new_value, meta_data,
+                 sync_run_id, subject_entity, subject_id, window_run_id) FROM STDIN"
+        }
+        ReplicaPart::Attributions => {
+            "COPY replica_attribution (event_id, actor_user_id, changed_at, attribution,
+                 audit_event_id) FROM STDIN"
+        }
+    }
+}
+
+/// The temporary table a staged part is copied into, and the statement that applies it
+/// (`$1` the organization); None for the parts copied straight into their tables.
+fn staging(part: ReplicaPart) -> Option<(&'static str, &'static str)> {
+    match part {
+        ReplicaPart::AuditActors => Some((
+            "CREATE TEMPORARY TABLE replica_actor (
+                 user_id bigint PRIMARY KEY, name text, email text, user_account_id bigint)
+                 ON COMMIT DROP",
+            "INSERT INTO audit_actors (organization_id, user_id, name, email, user_account_id)
+             SELECT $1, user_id, name, email, user_account_id FROM replica_actor
+             ON CONFLICT (organization_id, user_id) DO UPDATE SET name = excluded.name,
+                 email = excluded.email, user_account_id = excluded.user_account_id",
+        )),
+        ReplicaPart::Attributions => Some((
+            "CREATE TEMPORARY TABLE replica_attribution (
+                 event_id bigint PRIMARY KEY, actor_user_id bigint, changed_at timestamptz,
+                 attribution text, audit_event_id bigint) ON COMMIT DROP",
+            "UPDATE change_log e SET actor_user_id = a.actor_user_id, changed_at = a.changed_at,
+                 attribution = a.attribution, audit_event_id = a.audit_event_id
+             FROM replica_attribution a
+             WHERE e.organization_id = $1 AND e.event_id = a.event_id",
+        )),
+        _ => None,
     }
 }
 
@@ -61,7 +100,7 @@ pub(super) fn read(
             }
             let mut buf = BytesMut::with_capacity(CHUNK + 4096);
             let mut open = true;
-            let with_org = part != ReplicaPart::Closings;
+            let with_org = !part.staged();
             let rows = store.replica_rows(part, slice, &mut |cells| {
                 if with_org {
                     buf.put_slice(organization.to_string().as_bytes());
@@ -148,6 +187,11 @@ pub(super) async fn send(
                     .await
                     .map_err(|e| target.error("cannot stage the closed intervals", e))?;
                 }
+                if let Some((create, _)) = staging(part) {
+                    tx.batch_execute(create)
+                        .await
+                        .map_err(|e| target.error(&format!("cannot stage {part:?}"), e))?;
+                }
                 let s = tx
                     .copy_in::<_, Bytes>(copy_sql(part))
                     .await
@@ -190,6 +234,11 @@ pub(super) async fn send(
                     if closed != rows {
                         return Err(ReplicaError::ClosedIntervals { rows, closed });
                     }
+                }
+                if let Some((_, apply)) = staging(part) {
+                    tx.execute(apply, &[&organization])
+                        .await
+                        .map_err(|e| target.error(&format!("cannot apply {part:?}"), e))?;
                 }
                 total += rows;
                 tracing::debug!(
