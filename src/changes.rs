@@ -14,7 +14,7 @@ use crate::clock::format_utc;
 use crate::commands::{load_config, Exit};
 use crate::config::ConfigError;
 use crate::model::Entity;
-use crate::store::{ChangeFilter, ChangeRow, Store, StoreError};
+use crate::store::{ChangeFilter, ChangeRow, Store, StoreError, UnobservedRow};
 
 mod sentences;
 #[cfg(test)]
@@ -44,6 +44,7 @@ pub fn run(
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     entities: &[String],
+    actor: Option<&str>,
     json_lines: bool,
 ) -> Result<Exit, ChangesError> {
     let mut known = Vec::new();
@@ -63,9 +64,19 @@ pub fn run(
         since: since.map(format_utc),
         until: until.map(format_utc),
         entities: known,
+        actor: actor
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
+    };
+    let unobserved = if json_lines {
+        Vec::new()
+    } else {
+        store.unobserved(&filter)?
     };
     let (sink, pager) = output();
     let mut feed = Feed::new(sink, json_lines);
+    feed.between_runs(unobserved);
     let mut written = Ok(());
     let read = store.changes(&filter, |row| {
         written = feed.push(row);
@@ -108,6 +119,8 @@ pub struct Feed<W: Write> {
     json: bool,
     run: Option<RunBlock>,
     wrote: bool,
+    /// Changes no run saw, by the run whose window held them, oldest run first.
+    unobserved: std::collections::VecDeque<UnobservedRow>,
 }
 
 /// The events of one run so far.
@@ -126,7 +139,49 @@ impl<W: Write> Feed<W> {
             json,
             run: None,
             wrote: false,
+            unobserved: Default::default(),
         }
+    }
+
+    /// The changes no run saw, told with the run whose window held them (oldest run first).
+    pub fn between_runs(&mut self, rows: Vec<UnobservedRow>) {
+        self.unobserved = rows.into();
+    }
+
+    /// Tells the changes no run saw of the runs before `run` that wrote no event.
+    fn unobserved_before(&mut self, run: Option<i64>) -> std::io::Result<()> {
+        while let Some(first) = self.unobserved.front() {
+            if run.is_some_and(|r| first.sync_run_id >= r) {
+                break;
+            }
+            let id = first.sync_run_id;
+            if self.wrote {
+                writeln!(self.out)?;
+            }
+            self.wrote = true;
+            writeln!(self.out, "run {id}: no change seen, but between runs:")?;
+            self.unobserved_of(id)?;
+        }
+        Ok(())
+    }
+
+    /// The "between runs" lines of run `run`.
+    fn unobserved_of(&mut self, run: i64) -> std::io::Result<()> {
+        while self
+            .unobserved
+            .front()
+            .is_some_and(|u| u.sync_run_id == run)
+        {
+            if let Some(u) = self.unobserved.pop_front() {
+                writeln!(
+                    self.out,
+                    "{}  between runs: {}",
+                    minute(&u.created_at),
+                    between_runs_sentence(&u)
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes the next event (in `event_id` order).
@@ -141,6 +196,9 @@ impl<W: Write> Feed<W> {
             .is_some_and(|r| r.head.sync_run_id != row.sync_run_id)
         {
             self.flush_run()?;
+        }
+        if self.run.is_none() {
+            self.unobserved_before(Some(row.sync_run_id))?;
         }
         let block = self.run.get_or_insert_with(|| RunBlock {
             head: row.clone(),
@@ -183,15 +241,30 @@ impl<W: Write> Feed<W> {
             .sort_by_key(|r| (entity_rank(&r.entity), r.event_id));
         for row in &block.rows {
             for sentence in sentences(row) {
-                writeln!(self.out, "{at}  {sentence}")?;
+                match &row.changed_at {
+                    // When it happened, who did it, and when a run saw it.
+                    Some(when) => writeln!(
+                        self.out,
+                        "{}  {sentence}{} (seen {})",
+                        minute(when),
+                        row.actor_name
+                            .as_deref()
+                            .map(|a| format!(", by {a}"))
+                            .unwrap_or_default(),
+                        at.get(11..).unwrap_or(&at)
+                    )?,
+                    None => writeln!(self.out, "{at}  {sentence}")?,
+                }
             }
         }
-        Ok(())
+        let run = block.head.sync_run_id;
+        self.unobserved_of(run)
     }
 
     /// Writes what is left and flushes; returns the writer.
     pub fn close(mut self) -> std::io::Result<W> {
         self.flush_run()?;
+        self.unobserved_before(None)?;
         if !self.wrote && !self.json {
             writeln!(self.out, "no changes in that range")?;
         }
@@ -217,6 +290,62 @@ fn minute(observed_at: &str) -> String {
         (Some(day), Some(time)) => format!("{day} {time}"),
         _ => observed_at.to_string(),
     }
+}
+
+/// `Bob Smith's admin → true, by Alice Martin (no run saw it)`.
+fn between_runs_sentence(u: &UnobservedRow) -> String {
+    let id = |i: usize| u.subject_id.split(':').nth(i).unwrap_or(&u.subject_id);
+    let name = u.subject_name.clone();
+    let label = match u.entity.as_str() {
+        "user" => name.unwrap_or_else(|| format!("user {}", u.subject_id)),
+        "group" => format!("group {}", name.unwrap_or_else(|| u.subject_id.clone())),
+        "group_membership" => format!(
+            "{}'s membership of group {}",
+            name.unwrap_or_else(|| format!("user {}", id(1))),
+            id(0)
+        ),
+        "user_rate" => format!(
+            "{}'s rate",
+            name.unwrap_or_else(|| format!("user {}", u.subject_id))
+        ),
+        "user_custom_field" => format!(
+            "{}'s custom field {}",
+            name.unwrap_or_else(|| format!("user {}", id(0))),
+            id(1)
+        ),
+        other => format!("{other} {}", u.subject_id),
+    };
+    let what = match u.action.as_str() {
+        "create" => format!("{label} was created"),
+        "delete" => format!("{label} was deleted"),
+        _ => {
+            let fields: Vec<String> = u
+                .new_value
+                .as_ref()
+                .and_then(|v| v.as_object())
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| k.as_str() != "updated_at")
+                        .map(|(k, v)| match v {
+                            serde_json::Value::String(s) => format!("{k} → {s}"),
+                            other => format!("{k} → {other}"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if fields.is_empty() {
+                format!("{label} changed")
+            } else {
+                format!("{label}: {}", fields.join(", "))
+            }
+        }
+    };
+    let by = u
+        .actor_name
+        .as_deref()
+        .map(|a| format!(", by {a}"))
+        .unwrap_or_default();
+    format!("{what}{by} (no run saw it)")
 }
 
 /// The first run found the organization: one line of counts rather than one per entity.
@@ -262,6 +391,8 @@ pub fn json_line(row: &ChangeRow) -> String {
             (row.entity == "group").then(|| text_of(latest(row), "emoji")).flatten()
         }),
         "sentences": sentences(row),
+        "actor_name": row.actor_name,
+        "changed_at": row.changed_at,
         "before": row.before,
         "after": row.after,
     })

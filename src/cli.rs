@@ -88,12 +88,15 @@ enum Command {
         /// Only these entities: user, group, group_membership, user_rate, user_custom_field, role.
         #[arg(long, value_delimiter = ',', value_name = "ENTITY,...")]
         entity: Vec<String>,
+        /// Only changes this person made, by the audit log (a part of their name, or their e-mail).
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
         /// One JSON object per event (with the resolved names) for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Validates the config, reaches the API, confirms credentials and organization access,
-    /// and reports how the API answers (at most seven requests).
+    /// and reports how the API answers (at most eight requests).
     Check {
         /// One JSON document (the same report) for scripts and bug reports.
         #[arg(long)]
@@ -134,8 +137,15 @@ enum Command {
         /// asking for one gets 402.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         plan_lacks: Vec<orgmirror_fake::PlanFeature>,
+        /// The audit log endpoint: on (the log), off (404), forbidden (403: no
+        /// view_audit_log), unavailable (503).
+        #[arg(long, value_name = "MODE", default_value = "on")]
+        audit_log: orgmirror_fake::AuditLogMode,
+        /// A generated audit history before the fake starts: N events over 90 days, or N:Dd.
+        #[arg(long, value_name = "N[:Dd]")]
+        audit_backlog: Option<orgmirror_fake::AuditBacklog>,
         /// Serve a recording made by `sync --capture DIR` instead of a fake organization.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["users", "seed", "per_page_cap", "profile", "key_expires_after", "plan_lacks", "audit_log", "audit_backlog"])]
         replay: Option<PathBuf>,
     },
     /// Create, update or delete a group upstream (then refresh the mirror), or list your groups.
@@ -205,8 +215,9 @@ pub fn main() -> ExitCode {
                 since,
                 until,
                 entity,
+                actor,
                 json,
-            } => crate::changes::run(config, since, until, &entity, json)?,
+            } => crate::changes::run(config, since, until, &entity, actor.as_deref(), json)?,
             Command::Check { json } => crate::check::run(config, json, exit::check).await?,
             Command::Group(cmd) => crate::groups::run(config, cmd).await?,
             Command::Groups(cmd) => crate::groups::file::run(config, cmd).await?,
@@ -255,6 +266,8 @@ pub fn main() -> ExitCode {
                 profile,
                 key_expires_after,
                 plan_lacks,
+                audit_log,
+                audit_backlog,
                 replay: None,
             } => {
                 let opts = orgmirror_fake::FakeOptions {
@@ -264,6 +277,8 @@ pub fn main() -> ExitCode {
                     profile,
                     key_expires_after,
                     plan_lacks,
+                    audit_log,
+                    audit_backlog,
                     ..Default::default()
                 };
                 orgmirror_fake::serve_cli(listen, opts)

@@ -21,7 +21,7 @@ pub use alerts::AlertRule;
 pub use credentials::{BadCredentials, Credentials, SentAs};
 pub use replica::{PostgresReplicaConfig, ReplicaConfig};
 pub use retention::{HistoryPeriod, RetentionConfig};
-pub use seconds::Seconds;
+pub use seconds::{Days, Seconds};
 pub use validate::{next_run, validate_base_url};
 
 /// Where the config is looked for when `--config` is not given, after `$ORGMIRROR_CONFIG`.
@@ -199,6 +199,11 @@ pub struct SyncConfig {
     /// Mirror the custom field values of this workspace's members (one more paged pull of
     /// them per run); `None` (the default): custom fields are not read.
     pub custom_fields_workspace_id: Option<i64>,
+    /// Mirror the organization's audit log: who made each change, and when.
+    pub audit_log: bool,
+    /// How far back the first run reaches into the audit log (fetched over the runs
+    /// that follow, newest first).
+    pub audit_log_backfill: Days,
 }
 
 impl Default for SyncConfig {
@@ -208,6 +213,8 @@ impl Default for SyncConfig {
             include_working_hours: true,
             max_delete_fraction: 0.5,
             custom_fields_workspace_id: None,
+            audit_log: true,
+            audit_log_backfill: Days(90),
         }
     }
 }

@@ -48,6 +48,25 @@ pub struct StatusReport {
     pub absences: Option<AbsenceStatus>,
     /// Erasure receipts: how many, and the newest few (never what was erased).
     pub erasures: ErasureStatus,
+    /// How far the mirrored audit log reaches, or why it is not read.
+    pub audit: Option<AuditStatus>,
+}
+
+/// The mirrored audit log: how far back it reaches, what is left to fetch, a refusal.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditStatus {
+    /// Events held.
+    pub events: i64,
+    /// The oldest instant held without a gap down from `reached_to`.
+    pub reaches_back_to: Option<String>,
+    pub reached_to: Option<String>,
+    /// The backlog still to fetch, newest first: `[from, to]`.
+    pub backlog: Option<(String, String)>,
+    /// Why the API refuses the log (asked again a day after `refused_at`).
+    pub refusal: Option<String>,
+    pub refused_at: Option<String>,
+    /// The last failure of the audit request, when newer than the last success.
+    pub failure: Option<String>,
 }
 
 /// `erasures` and `[retention]`, as `status` shows them.
@@ -342,6 +361,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Stor
             retention: config.retention.history.map(|p| p.to_string()),
             ..ErasureStatus::default()
         },
+        audit: None,
     };
     if !report.database.exists {
         report.note = Some(format!(
@@ -393,6 +413,7 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Stor
         report.erasures.newest = store.erasures(ERASURES_SHOWN)?;
     }
     report.erasures.kept_from = store.history_kept_from().unwrap_or_default();
+    report.audit = audit_status(config, &store)?;
     // A mirror no newer orgmirror has written yet has no outbox.
     report.alerts = store.alert_backlog().unwrap_or_default();
     // Configured rules that never matched are shown too, with nothing pending.
@@ -423,6 +444,50 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Stor
         report.schedule.cadence = Some(c);
     }
     Ok(report)
+}
+
+/// The audit log's reach, when it is mirrored (or refused).
+fn audit_status(config: &Config, store: &Store) -> Result<Option<AuditStatus>, StoreError> {
+    if !config.sync.audit_log {
+        return Ok(None);
+    }
+    let state = store.audit_state()?;
+    let failure = match (state.failed_at, state.reached_to) {
+        (Some(f), Some(r)) if f <= r => None,
+        (Some(_), _) => state.failure.clone(),
+        _ => None,
+    };
+    Ok(Some(AuditStatus {
+        events: store.audit_event_count()?,
+        reaches_back_to: state.reaches_back_to().map(format_utc),
+        reached_to: state.reached_to.map(format_utc),
+        backlog: state.backlog.map(|(f, t)| (format_utc(f), format_utc(t))),
+        refusal: state.refusal.clone(),
+        refused_at: state.refused_at.map(format_utc),
+        failure,
+    }))
+}
+
+/// `reaches back to …, 1200 events (backlog back to … still to fetch)`, or the refusal.
+fn audit_line(a: &AuditStatus) -> String {
+    if let (Some(refusal), Some(at)) = (&a.refusal, &a.refused_at) {
+        return format!("refused since {at}: {refusal}; asked again a day later");
+    }
+    let mut line = match (&a.reaches_back_to, &a.reached_to) {
+        (Some(from), Some(to)) => format!("{} events from {from} to {to}", a.events),
+        _ => "not pulled yet".to_string(),
+    };
+    if let Some((from, _)) = &a.backlog {
+        line.push_str(&format!(
+            "; the backlog back to {from} is fetched over the next runs"
+        ));
+    }
+    if let Some(f) = &a.failure {
+        line.push_str(&format!(
+            "; the last request failed (the next run asks again): {f}"
+        ));
+    }
+    line
 }
 
 /// `the API honours no id filter for users: …; 2 pending`.
@@ -544,6 +609,9 @@ pub fn render(report: &StatusReport) -> String {
     }
     if let Some(a) = &report.absences {
         let _ = writeln!(out, "absences  {}", absence_line(a));
+    }
+    if let Some(a) = &report.audit {
+        let _ = writeln!(out, "audit log {}", audit_line(a));
     }
     if let Some(r) = &report.replica {
         let _ = writeln!(out, "replica   {}", replica_line(r));

@@ -24,6 +24,7 @@ use crate::model::Entity;
 use crate::snapshot::{OrgSnapshot, RecordError};
 use crate::store::{RunTimes, RunTotals, Store, StoreError};
 
+mod audit;
 mod confirm;
 mod end;
 mod failure;
@@ -322,6 +323,7 @@ fn totals_of(stats: &RequestStats) -> RunTotals {
             .map(format_utc),
         quarantined: None,
         pending_absences: None,
+        audit: None,
     }
 }
 
@@ -423,9 +425,11 @@ async fn pull_and_commit(
         custom_fields: config.sync.custom_fields_workspace_id.is_some(),
     };
     let d = diff::diff(&stored, &snapshot, &scope);
+    let audit = audit::pull_audit(client, store, config, run_id).await?;
     let totals = RunTotals {
         quarantined: quarantined_json(client),
         pending_absences: Some(pending),
+        audit: audit.map(Box::new),
         ..totals_of(&client.stats())
     };
     Ok(store.commit_run(run_id, &d, &snapshot.workspace_names, at, &totals)?)

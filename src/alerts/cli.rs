@@ -71,6 +71,8 @@ async fn test(config: &Config, name: &str) -> Result<(), AlertsError> {
             after: Some(json!(rule.after)),
             people: Vec::new(),
             groups: Vec::new(),
+            actor: None,
+            changed_at: None,
         };
         super::payload(name, &sample)
     };

@@ -35,6 +35,25 @@ impl AlertRule {
         if !self.op.is_empty() && !self.op.contains(&event.op) {
             return false;
         }
+        // An update of bookkeeping alone matches only a rule that names it.
+        let bookkeeping = |f: &String| f == "updated_at";
+        if event.op == "update"
+            && event.changed_fields.iter().all(bookkeeping)
+            && !self.fields.iter().any(bookkeeping)
+        {
+            return false;
+        }
+        if let Some(actor) = &event.actor {
+            let is = |who: &String| {
+                [&actor.name, &actor.email]
+                    .into_iter()
+                    .flatten()
+                    .any(|known| known.trim().eq_ignore_ascii_case(who.trim()))
+            };
+            if self.actor_not.iter().any(is) {
+                return false;
+            }
+        }
         let field = |version: &Option<Value>, f: &str| {
             version
                 .as_ref()
@@ -158,6 +177,8 @@ pub fn payload(rule: &str, event: &EventRow) -> Value {
         "after": event.after,
         "people": event.people.iter().map(|(id, name)| json!({"organization_user_id": id, "name": name})).collect::<Vec<_>>(),
         "groups": event.groups.iter().map(|(id, name)| json!({"group_id": id, "name": name})).collect::<Vec<_>>(),
+        "actor": event.actor.as_ref().map(|a| json!({"user_id": a.user_id, "name": a.name, "email": a.email})),
+        "changed_at": event.changed_at,
     })
 }
 
@@ -177,6 +198,60 @@ mod tests {
             after: (!after.is_null()).then_some(after),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn bookkeeping_alone_matches_only_a_rule_naming_it_and_actor_not_spares_automation() {
+        let rules = rule(
+            r#"
+[[alert]]
+name = "any user update"
+entity = "user"
+actor_not = ["ops-bot@example.com", "Deploy Bot"]
+command = ["/x"]
+
+[[alert]]
+name = "bookkeeping"
+entity = "user"
+fields = ["updated_at"]
+command = ["/x"]
+"#,
+        )
+        .unwrap();
+        let (any, named) = (&rules[0], &rules[1]);
+        let touched = event(
+            "user",
+            "update",
+            json!({"updated_at": "a"}),
+            json!({"updated_at": "b"}),
+            &["updated_at"],
+        );
+        assert!(!any.matches(&touched));
+        assert!(named.matches(&touched));
+        let mut renamed = event(
+            "user",
+            "update",
+            json!({"name": "a"}),
+            json!({"name": "b"}),
+            &["name", "updated_at"],
+        );
+        assert!(any.matches(&renamed), "no actor known");
+        for (name, email, matches) in [
+            (Some("Alice"), Some("alice@example.com"), true),
+            (Some("Ops"), Some("OPS-BOT@example.com"), false),
+            (Some("deploy bot"), None, false),
+        ] {
+            renamed.actor = Some(crate::store::Actor {
+                user_id: 9,
+                name: name.map(str::to_string),
+                email: email.map(str::to_string),
+            });
+            assert_eq!(any.matches(&renamed), matches, "{name:?} {email:?}");
+        }
+        let body = payload("any user update", &renamed);
+        assert_eq!(body["actor"]["user_id"], 9);
+        assert_eq!(body["changed_at"], Value::Null);
+        assert!(rule("[[alert]]\nname = \"h\"\non = [\"failing\"]\nactor_not = [\"x\"]\ncommand = [\"/x\"]\n").is_err());
     }
 
     #[test]

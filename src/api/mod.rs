@@ -25,6 +25,7 @@
 //! (reads by id), `groups.rs` (the group writes), `transport.rs` (the send path),
 //! `decode.rs` (bodies into models), `error.rs` ([`ApiError`] and how an error answer is told).
 
+mod audit;
 mod by_ids;
 pub mod capture;
 mod decode;
@@ -50,6 +51,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{ApiConfig, AuthScheme, Credentials, SentAs};
 use crate::model::Quarantined;
+pub use audit::{AuditPage, AUDIT_PAGE_SIZE};
 use by_ids::MAX_IDS_PER_REQUEST;
 pub use by_ids::{ByIds, IdFilter};
 pub use decode::{decode_page, DecodedPage};

@@ -10,6 +10,16 @@ const BOOKKEEPING: &[&str] = &["updated_at"];
 
 /// The sentences that say what one event changed.
 pub fn sentences(row: &ChangeRow) -> Vec<String> {
+    // An update of bookkeeping alone is recorded, and is no sentence.
+    if row.op == "update"
+        && !row.changed_fields.is_empty()
+        && row
+            .changed_fields
+            .iter()
+            .all(|f| BOOKKEEPING.contains(&f.as_str()))
+    {
+        return Vec::new();
+    }
     match row.entity.as_str() {
         "user" => user_sentences(row),
         "group" => group_sentences(row),

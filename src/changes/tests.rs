@@ -20,6 +20,8 @@ fn row(entity: &str, op: &str, fields: &[&str], before: Value, after: Value) -> 
         user_name: None,
         group_name: None,
         group_emoji: None,
+        actor_name: None,
+        changed_at: None,
     }
 }
 
@@ -100,16 +102,6 @@ fn every_entity_and_op_has_a_sentence() {
             "Kai left the organization",
         ),
         (
-            row(
-                "user",
-                "update",
-                &["updated_at"],
-                user.clone(),
-                user.clone(),
-            ),
-            "Kai's updated_at changed",
-        ),
-        (
             row("group", "insert", &[], Value::Null, group.clone()),
             "group Ops was created",
         ),
@@ -149,6 +141,65 @@ fn every_entity_and_op_has_a_sentence() {
         let got = sentences(&r);
         assert_eq!(got.first().map(String::as_str), Some(expected), "{got:?}");
     }
+    // Bookkeeping alone is recorded, and is no sentence.
+    for entity in ["user", "group", "group_membership"] {
+        let touched = row(
+            entity,
+            "update",
+            &["updated_at"],
+            user.clone(),
+            user.clone(),
+        );
+        assert_eq!(sentences(&touched), Vec::<String>::new(), "{entity}");
+    }
+}
+
+#[test]
+fn a_change_with_its_actor_reads_its_real_time_and_between_runs_lines_follow_its_run() {
+    let mut grant = row(
+        "user",
+        "update",
+        &["admin", "updated_at"],
+        json!({"name": "Bob Smith", "admin": false}),
+        json!({"name": "Bob Smith", "admin": true}),
+    );
+    grant.observed_at = "2026-12-01T14:10:00Z".into();
+    grant.changed_at = Some("2026-12-01T14:03:27.120000Z".into());
+    grant.actor_name = Some("Alice Martin".into());
+    let mut feed = Feed::new(Vec::new(), false);
+    feed.between_runs(vec![
+        UnobservedRow {
+            sync_run_id: 1,
+            created_at: "2026-11-30T09:00:00.000000Z".into(),
+            entity: "group_membership".into(),
+            subject_id: "5:7".into(),
+            action: "create".into(),
+            actor_name: None,
+            new_value: None,
+            subject_name: Some("Ada".into()),
+        },
+        UnobservedRow {
+            sync_run_id: 2,
+            created_at: "2026-12-01T13:00:00.000000Z".into(),
+            entity: "user".into(),
+            subject_id: "100042".into(),
+            action: "update".into(),
+            actor_name: Some("Carol".into()),
+            new_value: Some(json!({"admin": true, "updated_at": "x"})),
+            subject_name: Some("Bob Smith".into()),
+        },
+    ]);
+    feed.push(grant).expect("in memory");
+    let text = String::from_utf8(feed.close().expect("in memory")).expect("utf-8");
+    assert_eq!(
+        text,
+        "run 1: no change seen, but between runs:\n\
+         2026-11-30 09:00  between runs: Ada's membership of group 5 was created (no run saw it)\n\
+         \n\
+         run 2 (full sync, 2026-12-01T14:10:00Z): 1 change\n\
+         2026-12-01 14:03  Bob Smith became an admin, by Alice Martin (seen 14:10)\n\
+         2026-12-01 13:00  between runs: Bob Smith: admin → true, by Carol (no run saw it)\n"
+    );
 }
 
 /// Every field an update can change, by entity: the sentences it makes, in full.

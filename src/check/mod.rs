@@ -4,9 +4,10 @@
 //! the plan includes the rates and working hours asked for: its 402 is a verdict naming the
 //! setting), the groups can be listed through `api.workspace_id`, and one user asked for by
 //! id shows which form of the id filter the API honours; then a compatibility report
-//! ([`compat`]) of what the answers showed. At most seven requests (the id filter's second
-//! only when the published form is ignored, the users page's second only when its size is
-//! refused), nothing written.
+//! ([`compat`]) of what the answers showed, and whether the audit log answers (a refusal is
+//! a note, not a failure). At most eight requests (the id filter's second only when the
+//! published form is ignored, the users page's second only when its size is refused),
+//! nothing written.
 //!
 //! Each wrong value gets one verdict, from the step that proves it: a refused credential at
 //! the first request, a workspace refused once the organization has answered. Config and
@@ -400,7 +401,28 @@ async fn api_checks(
             .map_err(|e| verdict(Step::Users, ctx, e, None))?;
         progress.ok(id_filter_line(&read, client.filter_form("users")));
     }
+    if config.sync.audit_log {
+        progress.ok(audit_line(client).await);
+    }
     Ok(())
+}
+
+/// Whether the audit log answers (the last five minutes of it). A refusal is no failed
+/// check: runs go on without who made each change, and this line says why.
+async fn audit_line(client: &Client) -> String {
+    let now = chrono::Utc::now();
+    match client
+        .audit_page(now - chrono::Duration::minutes(5), now, 1)
+        .await
+    {
+        Ok(page) => format!(
+            "the audit log is readable ({} events in the last 5 minutes)",
+            page.received
+        ),
+        Err(ApiError::Auth { status: 403, .. }) => "note: the audit log is refused (HTTP 403): the API key's user lacks the view_audit_log permission on the organization, so runs record changes without who made them; grant it, or set sync.audit_log = false".to_string(),
+        Err(ApiError::Status { status: 404, .. }) => "note: the API has no audit log for this organization (HTTP 404): runs record changes without who made them; set sync.audit_log = false to stop asking".to_string(),
+        Err(e) => format!("note: the audit log did not answer ({e}); runs go on without it and ask again"),
+    }
 }
 
 /// What the users page, asked as a sync asks it, showed of the plan.

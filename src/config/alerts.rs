@@ -37,6 +37,10 @@ pub struct AlertRule {
     /// |after - before| / |before| at least this, per numeric field (updates only).
     #[serde(default)]
     pub min_relative_change: BTreeMap<String, f64>,
+    /// Not a change these people made (their name or e-mail in the audit log): a team's
+    /// own automation does not page it.
+    #[serde(default)]
+    pub actor_not: Vec<String>,
     /// POST the event here (`https://`, plain `http://` only to loopback).
     pub webhook: Option<String>,
     /// Or run this program with the event on stdin.
@@ -302,6 +306,7 @@ fn validate_health(rule: &AlertRule, bad: &Bad<'_>) -> Result<(), ConfigError> {
         ("fields", !rule.fields.is_empty()),
         ("after", !rule.after.is_empty()),
         ("min_relative_change", !rule.min_relative_change.is_empty()),
+        ("actor_not", !rule.actor_not.is_empty()),
     ] {
         if set {
             return Err(bad(

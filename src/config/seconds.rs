@@ -90,3 +90,46 @@ pub fn parse_duration(text: &str) -> Result<f64, DurationError> {
     };
     Ok(n * factor)
 }
+
+/// A span of whole days in the file: `"90d"`, `"2w"`, or a number of days; at most 366.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days(pub u32);
+
+impl Days {
+    pub fn duration(self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Days {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        let wrong = |v: &dyn fmt::Display| {
+            serde::de::Error::custom(format!(
+                "`{v}` is not a span of days: give \"90d\", \"2w\" or a number of days, at most 366"
+            ))
+        };
+        let days = match Raw::deserialize(d)? {
+            Raw::Number(n) => n,
+            Raw::Text(t) => {
+                let t = t.trim();
+                let (num, factor) = match (t.strip_suffix('d'), t.strip_suffix('w')) {
+                    (Some(n), _) => (n, 1),
+                    (_, Some(n)) => (n, 7),
+                    _ => (t, 1),
+                };
+                num.trim().parse::<i64>().map_err(|_| wrong(&t))? * factor
+            }
+        };
+        u32::try_from(days)
+            .ok()
+            .filter(|d| *d <= 366)
+            .map(Days)
+            .ok_or_else(|| wrong(&days))
+    }
+}

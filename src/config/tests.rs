@@ -343,3 +343,24 @@ fn a_base_url_is_https_or_loopback_http_with_nothing_secret_or_extra() {
         assert!(err.contains(words), "{url}: {err}");
     }
 }
+
+#[test]
+fn the_audit_log_is_on_and_reaches_back_90_days_unless_told() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert!(c.sync.audit_log);
+    assert_eq!(c.sync.audit_log_backfill, Days(90));
+    for (text, days) in [("\"30d\"", 30), ("\"2w\"", 14), ("0", 0), ("\"366d\"", 366)] {
+        let c = Config::parse(&format!(
+            "{MINIMAL}[sync]\naudit_log = false\naudit_log_backfill = {text}\n"
+        ))
+        .unwrap();
+        assert!(!c.sync.audit_log);
+        assert_eq!(c.sync.audit_log_backfill, Days(days), "{text}");
+    }
+    for text in ["\"367d\"", "\"90 days\"", "-1", "\"1h\""] {
+        let err = Config::parse(&format!("{MINIMAL}[sync]\naudit_log_backfill = {text}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("audit_log_backfill"), "{text}: {err}");
+    }
+}

@@ -5,6 +5,7 @@
 //! Plain data and pure functions: no IO, nothing of the API's models, nothing of SQLite
 //! (the store's `sql_types` says how these are written).
 
+pub mod audit;
 mod records;
 mod stored;
 mod timestamp;

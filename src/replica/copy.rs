@@ -39,9 +39,25 @@ fn copy_sql(part: ReplicaPart) -> &'static str {
         }
         ReplicaPart::Events => {
             "COPY change_log (organization_id, event_id, sync_run_id, observed_at, entity,
-                 entity_id, op, changed_fields, before_history, after_history) FROM STDIN"
+                 entity_id, op, changed_fields, before_history, after_history, actor_user_id,
+                 changed_at, attribution, audit_event_id) FROM STDIN"
+        }
+        ReplicaPart::AuditActors => {
+            "COPY replica_actor (user_id, name, email, user_account_id) FROM STDIN"
+        }
+        ReplicaPart::AuditEvents => {
+            "COPY audit_events (organization_id, audit_event_id, created_at, entity_type,
+                 entity_id, action, actor_user_id, workspace_id, old_value, new_value, meta_data,
+                 sync_run_id, subject_entity, subject_id, window_run_id) FROM STDIN"
+        }
+        ReplicaPart::Attributions => {
+            "COPY replica_attribution (event_id, actor_user_id, changed_at, attribution,
+                 audit_event_id) FROM STDIN"
         }
         ReplicaPart::Rewrites => "COPY replica_rewrite (history_id, data) FROM STDIN",
+        ReplicaPart::AuditRewrites => {
+            "COPY replica_audit_rewrite (audit_event_id, old_value, new_value, meta_data) FROM STDIN"
+        }
         ReplicaPart::Retention => "COPY replica_retention (cutoff) FROM STDIN",
         ReplicaPart::Erasures => {
             "COPY erasures (organization_id, sync_run_id, erased_at, organization_user_id, reason,
@@ -50,22 +66,54 @@ fn copy_sql(part: ReplicaPart) -> &'static str {
     }
 }
 
-/// The parts staged in a temporary table and applied from it, with the table: the rows
-/// they name are already in the replica.
-fn staging(part: ReplicaPart) -> Option<&'static str> {
+/// The temporary table a staged part is copied into, and the statement that applies it
+/// (`$1` the organization; empty for the closings and the retention, applied below); None
+/// for the parts copied straight into their tables.
+fn staging(part: ReplicaPart) -> Option<(&'static str, &'static str)> {
     match part {
-        ReplicaPart::Closings => Some(
+        ReplicaPart::Closings => Some((
             "CREATE TEMPORARY TABLE replica_closing (
                  history_id bigint PRIMARY KEY, valid_to timestamptz NOT NULL,
                  closed_by bigint NOT NULL) ON COMMIT DROP",
-        ),
-        ReplicaPart::Rewrites => Some(
+            "",
+        )),
+        ReplicaPart::AuditActors => Some((
+            "CREATE TEMPORARY TABLE replica_actor (
+                 user_id bigint PRIMARY KEY, name text, email text, user_account_id bigint)
+                 ON COMMIT DROP",
+            "INSERT INTO audit_actors (organization_id, user_id, name, email, user_account_id)
+             SELECT $1, user_id, name, email, user_account_id FROM replica_actor
+             ON CONFLICT (organization_id, user_id) DO UPDATE SET name = excluded.name,
+                 email = excluded.email, user_account_id = excluded.user_account_id",
+        )),
+        ReplicaPart::Attributions => Some((
+            "CREATE TEMPORARY TABLE replica_attribution (
+                 event_id bigint PRIMARY KEY, actor_user_id bigint, changed_at timestamptz,
+                 attribution text, audit_event_id bigint) ON COMMIT DROP",
+            "UPDATE change_log e SET actor_user_id = a.actor_user_id, changed_at = a.changed_at,
+                 attribution = a.attribution, audit_event_id = a.audit_event_id
+             FROM replica_attribution a
+             WHERE e.organization_id = $1 AND e.event_id = a.event_id",
+        )),
+        ReplicaPart::Rewrites => Some((
             "CREATE TEMPORARY TABLE replica_rewrite (
                  history_id bigint PRIMARY KEY, data jsonb NOT NULL) ON COMMIT DROP",
-        ),
-        ReplicaPart::Retention => Some(
+            "UPDATE entity_history h SET data = r.data FROM replica_rewrite r
+             WHERE h.organization_id = $1 AND h.history_id = r.history_id",
+        )),
+        ReplicaPart::AuditRewrites => Some((
+            "CREATE TEMPORARY TABLE replica_audit_rewrite (
+                 audit_event_id bigint PRIMARY KEY, old_value jsonb, new_value jsonb,
+                 meta_data jsonb) ON COMMIT DROP",
+            "UPDATE audit_events e SET old_value = r.old_value, new_value = r.new_value,
+                 meta_data = r.meta_data
+             FROM replica_audit_rewrite r
+             WHERE e.organization_id = $1 AND e.audit_event_id = r.audit_event_id",
+        )),
+        ReplicaPart::Retention => Some((
             "CREATE TEMPORARY TABLE replica_retention (cutoff timestamptz NOT NULL) ON COMMIT DROP",
-        ),
+            "",
+        )),
         _ => None,
     }
 }
@@ -87,7 +135,7 @@ pub(super) fn read(
             }
             let mut buf = BytesMut::with_capacity(CHUNK + 4096);
             let mut open = true;
-            let with_org = staging(part).is_none();
+            let with_org = !part.staged();
             let rows = store.replica_rows(part, slice, &mut |cells| {
                 if with_org {
                     buf.put_slice(organization.to_string().as_bytes());
@@ -165,7 +213,7 @@ pub(super) async fn send(
         match piece {
             Piece::Begin(part) => {
                 part_started = std::time::Instant::now();
-                if let Some(create) = staging(part) {
+                if let Some((create, _)) = staging(part) {
                     tx.batch_execute(create)
                         .await
                         .map_err(|e| target.error(&format!("cannot stage {part:?}"), e))?;
@@ -213,19 +261,19 @@ pub(super) async fn send(
                         return Err(ReplicaError::ClosedIntervals { rows, closed });
                     }
                 }
-                if part == ReplicaPart::Rewrites {
-                    let rewritten = tx
-                        .execute(
-                            "UPDATE entity_history h SET data = r.data FROM replica_rewrite r
-                             WHERE h.organization_id = $1 AND h.history_id = r.history_id",
-                            &[&organization],
-                        )
+                if let Some((_, apply)) = staging(part).filter(|(_, apply)| !apply.is_empty()) {
+                    let applied = tx
+                        .execute(apply, &[&organization])
                         .await
-                        .map_err(|e| target.error("cannot rewrite erased versions", e))?;
-                    if rewritten != rows {
+                        .map_err(|e| target.error(&format!("cannot apply {part:?}"), e))?;
+                    // A rewrite names rows the replica holds: one missing is a replica
+                    // changed by hand.
+                    if matches!(part, ReplicaPart::Rewrites | ReplicaPart::AuditRewrites)
+                        && applied != rows
+                    {
                         return Err(ReplicaError::CopiedRows {
                             part,
-                            copied: rewritten,
+                            copied: applied,
                             rows,
                         });
                     }

@@ -33,7 +33,7 @@ pub use verify::verify;
 
 /// The replica schema's version (`replica_schema.version`); `schema.sql` is applied to a
 /// schema older than this.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// Why a replication attempt stopped; the mirror is unaffected either way.
@@ -203,6 +203,8 @@ pub async fn catch_up(
                 ReplicaPart::SyncRuns,
                 ReplicaPart::History,
                 ReplicaPart::Events,
+                ReplicaPart::AuditActors,
+                ReplicaPart::AuditEvents,
                 ReplicaPart::Erasures,
             ];
             let (s, applied) = apply(
@@ -236,7 +238,11 @@ pub async fn catch_up(
                     ReplicaPart::Closings,
                     ReplicaPart::History,
                     ReplicaPart::Events,
+                    ReplicaPart::AuditActors,
+                    ReplicaPart::AuditEvents,
+                    ReplicaPart::Attributions,
                     ReplicaPart::Rewrites,
+                    ReplicaPart::AuditRewrites,
                     ReplicaPart::Retention,
                     ReplicaPart::Erasures,
                 ];

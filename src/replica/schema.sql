@@ -85,6 +85,46 @@ CREATE INDEX IF NOT EXISTS change_log_by_entity ON change_log (entity, entity_id
 CREATE INDEX IF NOT EXISTS change_log_by_kind_and_time ON change_log (entity, op, observed_at);
 CREATE INDEX IF NOT EXISTS change_log_by_time ON change_log (observed_at);
 
+-- The organization's audit log (the mirror's migration 27): who made each change and when.
+-- A change's actor and time come over with it, or later with the run that matched it.
+ALTER TABLE change_log ADD COLUMN IF NOT EXISTS actor_user_id bigint;
+ALTER TABLE change_log ADD COLUMN IF NOT EXISTS changed_at timestamptz;
+ALTER TABLE change_log ADD COLUMN IF NOT EXISTS attribution text;
+ALTER TABLE change_log ADD COLUMN IF NOT EXISTS audit_event_id bigint;
+CREATE INDEX IF NOT EXISTS change_log_attributed
+    ON change_log (organization_id, after_history) WHERE changed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS change_log_by_audit_event
+    ON change_log (organization_id, audit_event_id) WHERE audit_event_id IS NOT NULL;
+-- Every audit event, kept; names and e-mails are in old_value/new_value/meta_data as the
+-- API wrote them, and in audit_actors.
+CREATE TABLE IF NOT EXISTS audit_events (
+    organization_id bigint      NOT NULL,
+    audit_event_id  bigint      NOT NULL,
+    created_at      timestamptz NOT NULL,
+    entity_type     text        NOT NULL,
+    entity_id       text,
+    action          text        NOT NULL,
+    actor_user_id   bigint,
+    workspace_id    bigint,
+    old_value       jsonb,
+    new_value       jsonb,
+    meta_data       jsonb,
+    sync_run_id     bigint      NOT NULL,
+    subject_entity  text,
+    subject_id      text,
+    window_run_id   bigint,
+    PRIMARY KEY (organization_id, audit_event_id)
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (created_at);
+CREATE TABLE IF NOT EXISTS audit_actors (
+    organization_id bigint NOT NULL,
+    user_id         bigint NOT NULL,
+    name            text,
+    email           text,
+    user_account_id bigint,
+    PRIMARY KEY (organization_id, user_id)
+);
+
 -- An upstream timestamp as timestamptz. The mirror keeps one that is not an RFC 3339 instant
 -- as the text the API sent (it stays in the version's jsonb); here it is NULL, never an error.
 CREATE OR REPLACE FUNCTION instant(t text) RETURNS timestamptz
@@ -103,10 +143,12 @@ $$;
 
 CREATE OR REPLACE VIEW change_events AS
 SELECT e.organization_id, e.event_id, e.sync_run_id, e.observed_at, e.entity, e.entity_id, e.op,
-       e.changed_fields, b.data AS before_json, a.data AS after_json
+       e.changed_fields, b.data AS before_json, a.data AS after_json,
+       e.actor_user_id, p.name AS actor_name, e.changed_at, e.attribution
 FROM change_log e
 LEFT JOIN entity_history b ON b.organization_id = e.organization_id AND b.history_id = e.before_history
-LEFT JOIN entity_history a ON a.organization_id = e.organization_id AND a.history_id = e.after_history;
+LEFT JOIN entity_history a ON a.organization_id = e.organization_id AND a.history_id = e.after_history
+LEFT JOIN audit_actors p ON p.organization_id = e.organization_id AND p.user_id = e.actor_user_id;
 
 -- organization_id is the mirror's organization here (the upstream's own value, the same
 -- organization, is in the version's jsonb).
@@ -189,9 +231,13 @@ CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.data->'permissions', '[]'::js
 WHERE r.entity = 'role' AND r.valid_to IS NULL;
 
 CREATE OR REPLACE VIEW group_membership_history AS
-SELECT organization_id, id AS group_id, sub_id AS organization_user_id, valid_from, valid_to
-FROM entity_history
-WHERE entity = 'group_membership';
+SELECT h.organization_id, h.id AS group_id, h.sub_id AS organization_user_id, h.valid_from,
+       h.valid_to,
+       (SELECT c.changed_at FROM change_log c
+        WHERE c.organization_id = h.organization_id AND c.after_history = h.history_id
+          AND c.changed_at IS NOT NULL) AS changed_at
+FROM entity_history h
+WHERE h.entity = 'group_membership';
 
 CREATE OR REPLACE VIEW rate_history AS
 SELECT organization_id,
@@ -199,8 +245,11 @@ SELECT organization_id,
        (data->>'hourly_rate')::numeric AS hourly_rate,
        data->>'currency' AS currency,
        instant(data->>'start_at') AS start_at,
-       valid_from, valid_to
-FROM entity_history
+       valid_from, valid_to,
+       (SELECT c.changed_at FROM change_log c
+        WHERE c.organization_id = h.organization_id AND c.after_history = h.history_id
+          AND c.changed_at IS NOT NULL) AS changed_at
+FROM entity_history h
 WHERE entity = 'user_rate';
 
 CREATE OR REPLACE VIEW user_history AS
@@ -209,8 +258,11 @@ SELECT organization_id,
        data->>'name' AS name,
        data->>'email' AS email,
        (data->>'active')::boolean AS active,
-       valid_from, valid_to, data AS data_json
-FROM entity_history
+       valid_from, valid_to, data AS data_json,
+       (SELECT c.changed_at FROM change_log c
+        WHERE c.organization_id = h.organization_id AND c.after_history = h.history_id
+          AND c.changed_at IS NOT NULL) AS changed_at
+FROM entity_history h
 WHERE entity = 'user';
 
 CREATE OR REPLACE VIEW group_history AS
@@ -218,8 +270,11 @@ SELECT organization_id,
        id AS group_id,
        data->>'name' AS name,
        data->>'emoji' AS emoji,
-       valid_from, valid_to, data AS data_json
-FROM entity_history
+       valid_from, valid_to, data AS data_json,
+       (SELECT c.changed_at FROM change_log c
+        WHERE c.organization_id = h.organization_id AND c.after_history = h.history_id
+          AND c.changed_at IS NOT NULL) AS changed_at
+FROM entity_history h
 WHERE entity = 'group';
 
 -- A custom field value's selected options, in option id order (the version's order): their
@@ -252,8 +307,11 @@ SELECT organization_id,
        data->>'value' AS value,
        option_list(data, 'option_id') AS option_ids,
        option_list(data, 'option_name') AS option_names,
-       valid_from, valid_to, data AS data_json
-FROM entity_history
+       valid_from, valid_to, data AS data_json,
+       (SELECT c.changed_at FROM change_log c
+        WHERE c.organization_id = h.organization_id AND c.after_history = h.history_id
+          AND c.changed_at IS NOT NULL) AS changed_at
+FROM entity_history h
 WHERE entity = 'user_custom_field';
 
 -- Whether each organization's mirror is current: the facts of its mirror_freshness view, as
@@ -286,6 +344,25 @@ SELECT organization_id, last_success_at, last_attempt_at, last_status, last_erro
        END AS stale,
        stale_after_seconds, failing_since, hint
 FROM mirror_health;
+
+-- The organization's audit log, and the audit events no change explains.
+CREATE OR REPLACE VIEW audit_log AS
+SELECT e.organization_id, e.created_at, e.entity_type, e.entity_id, e.action, e.actor_user_id,
+       p.name AS actor_name, p.email AS actor_email, e.workspace_id, e.old_value, e.new_value,
+       e.meta_data
+FROM audit_events e
+LEFT JOIN audit_actors p ON p.organization_id = e.organization_id AND p.user_id = e.actor_user_id;
+
+CREATE OR REPLACE VIEW unobserved_changes AS
+SELECT e.organization_id, e.created_at, e.entity_type, e.entity_id, e.action,
+       e.subject_entity AS entity, e.subject_id, e.actor_user_id, p.name AS actor_name,
+       e.old_value, e.new_value, e.window_run_id AS sync_run_id
+FROM audit_events e
+LEFT JOIN audit_actors p ON p.organization_id = e.organization_id AND p.user_id = e.actor_user_id
+WHERE e.subject_entity IS NOT NULL AND e.window_run_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM change_log c
+                  WHERE c.organization_id = e.organization_id
+                    AND c.audit_event_id = e.audit_event_id);
 
 -- Erasure receipts (`orgmirror erase`, and retention's erasures of people long gone): when,
 -- whom (the id only), why, who ran it and how many rows of each table changed — never the

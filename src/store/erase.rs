@@ -524,7 +524,7 @@ pub(super) fn erase_in(
     }
     // First the audit log: the spellings it holds join the texts replaced below.
     if has_audit_log(tx)? {
-        let (actors, events) = erase_audit(tx, user, history_only, needles)?;
+        let (actors, events) = erase_audit(tx, run_id, user, history_only, needles)?;
         counts.insert("audit_actors", actors as i64);
         counts.insert("audit_events", events as i64);
     }
@@ -534,6 +534,25 @@ pub(super) fn erase_in(
     counts.insert("alert_outbox", outbox.len() as i64);
     counts.insert("sync_runs", runs.len() as i64);
     Ok(counts)
+}
+
+/// The account ids (`user_account_id`) of the people erased whole who are not members now
+/// (no current version), with their `organization_user_id`: what the audit log says of
+/// them later — a summary, an event backfilled — is stored tombstoned. A re-hired person
+/// is a member again, and theirs are stored as anyone's.
+pub(super) fn erased_accounts(conn: &Connection) -> rusqlite::Result<BTreeMap<i64, i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT json_extract(h.data_json, '$.user_account_id'), e.organization_user_id
+         FROM erasures e
+         JOIN entity_history h ON h.entity = 'user' AND h.id = e.organization_user_id
+         WHERE NOT e.history_only
+           AND json_extract(h.data_json, '$.user_account_id') IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM entity_history c
+                           WHERE c.entity = 'user' AND c.id = e.organization_user_id
+                             AND c.valid_to IS NULL)",
+    )?;
+    let ids = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    ids.collect()
 }
 
 /// Whether the mirror keeps the organization's audit log (`audit_actors`, `audit_events`).
@@ -555,6 +574,7 @@ fn has_audit_log(tx: &Connection) -> rusqlite::Result<bool> {
 /// stays, and only the names the history held go from the events.
 fn erase_audit(
     tx: &Connection,
+    run_id: i64,
     user: i64,
     history_only: bool,
     needles: &mut Needles,
@@ -586,10 +606,11 @@ fn erase_audit(
                 needles.emails.insert(email.clone());
                 texts.insert(email);
             }
+            // Written by this run: a replica upserts it with the run.
             actors += tx.execute(
-                "UPDATE audit_actors SET name = ?2, email = NULL
+                "UPDATE audit_actors SET name = ?2, email = NULL, sync_run_id = ?3
                  WHERE user_id = ?1 AND (name IS NOT ?2 OR email IS NOT NULL)",
-                params![actor, tomb],
+                params![actor, tomb, run_id],
             )?;
         }
     }
@@ -598,12 +619,12 @@ fn erase_audit(
         let mut stmt = tx.prepare_cached(
             "UPDATE audit_events SET raw_json = replace(raw_json, ?1, ?2),
                  old_value = replace(old_value, ?1, ?2), new_value = replace(new_value, ?1, ?2),
-                 meta_data = replace(meta_data, ?1, ?2)
+                 meta_data = replace(meta_data, ?1, ?2), erased_by = ?3
              WHERE instr(raw_json, ?1) OR instr(old_value, ?1) OR instr(new_value, ?1)
                 OR instr(meta_data, ?1)
              RETURNING audit_event_id",
         )?;
-        let ids = stmt.query_map(params![text, tomb], |r| r.get::<_, i64>(0))?;
+        let ids = stmt.query_map(params![text, tomb, run_id], |r| r.get::<_, i64>(0))?;
         for id in ids {
             events.insert(id?);
         }

@@ -2,6 +2,7 @@
 //! read what a run diffs against, and commit a run in one transaction.
 
 mod asof;
+mod audit;
 mod changes;
 mod clock;
 mod demo;
@@ -29,7 +30,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
-pub use changes::{ChangeFilter, ChangeRow};
+pub use audit::{AuditState, AuditWrite};
+pub use changes::{ChangeFilter, ChangeRow, UnobservedRow};
 pub use demo::{demo_questions, DemoQuestion};
 pub use erase::{os_user, EraseError, EraseRequest, Erasure, ErasureReceipt};
 pub use export::Source;
@@ -38,6 +40,8 @@ pub use figures::ScrapeFigures;
 pub use health::QueuedHealth;
 pub use health::{Freshness, HealthAlert, HealthState, Outage};
 pub use integrity::RECOVERY;
+#[cfg(test)]
+pub use outbox::Actor;
 pub use outbox::{EventRow, OutboxRow, OutboxRules, RuleBacklog};
 pub use replica::{Cell, ColumnKind, ContractView, ReplicaPart, ReplicaSlice, CONTRACT_VIEWS};
 pub use rows::{Field, QueryError};
@@ -82,6 +86,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "26_id_filters",
         include_str!("migrations/26_id_filters.sql"),
     ),
+    ("27_audit_log", include_str!("migrations/27_audit_log.sql")),
     (
         "28_erasure_and_retention",
         include_str!("migrations/28_erasure_and_retention.sql"),

@@ -43,6 +43,19 @@ pub struct EventRow {
     pub people: Vec<(i64, Option<String>)>,
     /// (group_id, name) of the groups the event is about.
     pub groups: Vec<(i64, Option<String>)>,
+    /// Who made the change, by the audit log.
+    pub actor: Option<Actor>,
+    /// When it happened, by the audit log.
+    pub changed_at: Option<String>,
+}
+
+/// The person the audit log says made a change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Actor {
+    /// In the audit log's ids.
+    pub user_id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// A queued alert not delivered yet.
@@ -83,7 +96,9 @@ pub struct DeliveryLock {
     _file: std::fs::File,
 }
 
-const EVENT_COLUMNS: &str = "event_id, sync_run_id, observed_at, entity, entity_id, op, changed_fields, before_json, after_json";
+const EVENT_COLUMNS: &str = "e.event_id, e.sync_run_id, e.observed_at, e.entity, e.entity_id, e.op, e.changed_fields, e.before_json, e.after_json, e.actor_user_id, p.name, p.email, e.changed_at";
+/// The events with their actors.
+const EVENTS: &str = "change_events e LEFT JOIN audit_actors p ON p.user_id = e.actor_user_id";
 
 /// Queues the events of run `run_id` that `rules` match, inside the caller's transaction.
 pub(super) fn queue_run(
@@ -102,7 +117,7 @@ pub(super) fn queue_run(
         .collect::<Vec<_>>()
         .join(",");
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM change_events WHERE sync_run_id = ?1 AND entity IN ({list}) ORDER BY event_id"
+        "SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE e.sync_run_id = ?1 AND e.entity IN ({list}) ORDER BY e.event_id"
     );
     let events = read_events(conn, &sql, params![run_id])?;
     let mut queued = 0;
@@ -163,6 +178,19 @@ fn read_events(
             after: json(8)?,
             people: Vec::new(),
             groups: Vec::new(),
+            actor: r.get::<_, Option<i64>>(9)?.map(|user_id| Actor {
+                user_id,
+                name: None,
+                email: None,
+            }),
+            changed_at: r.get(12)?,
+        })
+        .map(|mut event: EventRow| {
+            if let Some(actor) = &mut event.actor {
+                actor.name = r.get(10).ok().flatten();
+                actor.email = r.get(11).ok().flatten();
+            }
+            event
         })
     })?;
     rows.collect()
@@ -220,7 +248,7 @@ impl Store {
             .map_err(sqlite_error(&path))?;
         let result = (|| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM change_events WHERE observed_at >= ?1 ORDER BY event_id"
+                "SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE e.observed_at >= ?1 ORDER BY e.event_id"
             );
             let mut queued = 0;
             let mut matched = 0;

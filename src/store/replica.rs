@@ -19,13 +19,38 @@ pub enum ReplicaPart {
     History,
     /// `change_log` rows.
     Events,
+    /// `audit_actors` rows a run wrote (every row at bootstrap), upserted.
+    AuditActors,
+    /// `audit_events` rows a run pulled.
+    AuditEvents,
+    /// `(event_id, actor_user_id, changed_at, attribution, audit_event_id)` of the earlier
+    /// runs' events a run matched with the audit log (never at bootstrap).
+    Attributions,
     /// `(history_id, data_json)` of the versions an erasure run rewrote (never at bootstrap,
     /// which copies the versions as they read now).
     Rewrites,
     /// The cutoff a run's retention pass dropped history before (never at bootstrap).
     Retention,
+    /// `(audit_event_id, old_value, new_value, meta_data)` of the audit events an erasure
+    /// rewrote (never at bootstrap).
+    AuditRewrites,
     /// `erasures` receipts.
     Erasures,
+}
+
+impl ReplicaPart {
+    /// Whether the part is staged in a temporary table (its rows carry no organization).
+    pub fn staged(self) -> bool {
+        matches!(
+            self,
+            ReplicaPart::Closings
+                | ReplicaPart::AuditActors
+                | ReplicaPart::Attributions
+                | ReplicaPart::Rewrites
+                | ReplicaPart::AuditRewrites
+                | ReplicaPart::Retention
+        )
+    }
 }
 
 /// Which runs a read covers.
@@ -188,6 +213,7 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
             ("organization_user_id", Int),
             ("valid_from", Instant),
             ("valid_to", Instant),
+            ("changed_at", Instant),
         ],
     },
     ContractView {
@@ -199,6 +225,7 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
             ("start_at", Instant),
             ("valid_from", Instant),
             ("valid_to", Instant),
+            ("changed_at", Instant),
         ],
     },
     ContractView {
@@ -213,6 +240,10 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
             ("changed_fields", Json),
             ("before_json", Json),
             ("after_json", Json),
+            ("actor_user_id", Int),
+            ("actor_name", Text),
+            ("changed_at", Instant),
+            ("attribution", Text),
         ],
     },
     ContractView {
@@ -241,6 +272,7 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
             ("valid_from", Instant),
             ("valid_to", Instant),
             ("data_json", Json),
+            ("changed_at", Instant),
         ],
     },
     ContractView {
@@ -256,6 +288,7 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
             ("valid_from", Instant),
             ("valid_to", Instant),
             ("data_json", Json),
+            ("changed_at", Instant),
         ],
     },
     ContractView {
@@ -279,6 +312,39 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
             ("valid_from", Instant),
             ("valid_to", Instant),
             ("data_json", Json),
+            ("changed_at", Instant),
+        ],
+    },
+    ContractView {
+        name: "audit_log",
+        columns: &[
+            ("created_at", Instant),
+            ("entity_type", Text),
+            ("entity_id", Text),
+            ("action", Text),
+            ("actor_user_id", Int),
+            ("actor_name", Text),
+            ("actor_email", Text),
+            ("workspace_id", Int),
+            ("old_value", Json),
+            ("new_value", Json),
+            ("meta_data", Json),
+        ],
+    },
+    ContractView {
+        name: "unobserved_changes",
+        columns: &[
+            ("created_at", Instant),
+            ("entity_type", Text),
+            ("entity_id", Text),
+            ("action", Text),
+            ("entity", Text),
+            ("subject_id", Text),
+            ("actor_user_id", Int),
+            ("actor_name", Text),
+            ("old_value", Json),
+            ("new_value", Json),
+            ("sync_run_id", Int),
         ],
     },
 ];
@@ -426,21 +492,70 @@ fn replica_sql(part: ReplicaPart, slice: ReplicaSlice) -> (&'static str, Vec<i64
              WHERE e.sync_run_id = ?1 AND h.opened_by = ?1",
             vec![run],
         ),
+        // An attribution made by a run not yet copied is left to that run's Attributions.
         (ReplicaPart::Events, ReplicaSlice::UpTo(upto)) => (
             "SELECT event_id, sync_run_id, observed_at, entity, entity_id, op, changed_fields,
-                    before_history, after_history
+                    before_history, after_history,
+                    CASE WHEN attributed_by <= ?1 THEN actor_user_id END,
+                    CASE WHEN attributed_by <= ?1 THEN changed_at END,
+                    CASE WHEN attributed_by <= ?1 THEN attribution END,
+                    CASE WHEN attributed_by <= ?1 THEN audit_event_id END
              FROM change_log WHERE sync_run_id <= ?1",
             vec![upto],
         ),
         (ReplicaPart::Events, ReplicaSlice::Run { run, .. }) => (
             "SELECT event_id, sync_run_id, observed_at, entity, entity_id, op, changed_fields,
-                    before_history, after_history
+                    before_history, after_history,
+                    CASE WHEN attributed_by <= ?1 THEN actor_user_id END,
+                    CASE WHEN attributed_by <= ?1 THEN changed_at END,
+                    CASE WHEN attributed_by <= ?1 THEN attribution END,
+                    CASE WHEN attributed_by <= ?1 THEN audit_event_id END
              FROM change_log WHERE sync_run_id = ?1",
+            vec![run],
+        ),
+        (ReplicaPart::AuditActors, ReplicaSlice::UpTo(upto)) => (
+            "SELECT user_id, name, email, user_account_id FROM audit_actors
+             WHERE ?1 IS NOT NULL",
+            vec![upto],
+        ),
+        (ReplicaPart::AuditActors, ReplicaSlice::Run { run, .. }) => (
+            "SELECT user_id, name, email, user_account_id FROM audit_actors
+             WHERE sync_run_id = ?1",
+            vec![run],
+        ),
+        (ReplicaPart::AuditEvents, ReplicaSlice::UpTo(upto)) => (
+            "SELECT audit_event_id, created_at, entity_type, entity_id, action, actor_user_id,
+                    workspace_id, old_value, new_value, meta_data, sync_run_id, subject_entity,
+                    subject_id, window_run_id
+             FROM audit_events WHERE sync_run_id <= ?1",
+            vec![upto],
+        ),
+        (ReplicaPart::AuditEvents, ReplicaSlice::Run { run, .. }) => (
+            "SELECT audit_event_id, created_at, entity_type, entity_id, action, actor_user_id,
+                    workspace_id, old_value, new_value, meta_data, sync_run_id, subject_entity,
+                    subject_id, window_run_id
+             FROM audit_events WHERE sync_run_id = ?1",
+            vec![run],
+        ),
+        (ReplicaPart::Attributions, ReplicaSlice::UpTo(upto)) => {
+            ("SELECT 0, 0, 0, 0, 0 WHERE ?1 IS NULL", vec![upto])
+        }
+        (ReplicaPart::Attributions, ReplicaSlice::Run { run, .. }) => (
+            "SELECT event_id, actor_user_id, changed_at, attribution, audit_event_id
+             FROM change_log WHERE attributed_by = ?1 AND sync_run_id < ?1",
             vec![run],
         ),
         (ReplicaPart::Rewrites | ReplicaPart::Retention, ReplicaSlice::UpTo(upto)) => {
             ("SELECT 0, 0 WHERE ?1 IS NULL", vec![upto])
         }
+        (ReplicaPart::AuditRewrites, ReplicaSlice::UpTo(upto)) => {
+            ("SELECT 0, 0, 0, 0 WHERE ?1 IS NULL", vec![upto])
+        }
+        (ReplicaPart::AuditRewrites, ReplicaSlice::Run { run, .. }) => (
+            "SELECT audit_event_id, old_value, new_value, meta_data FROM audit_events
+             WHERE erased_by = ?1",
+            vec![run],
+        ),
         (ReplicaPart::Rewrites, ReplicaSlice::Run { run, .. }) => (
             "SELECT history_id, data_json FROM entity_history WHERE erased_by = ?1",
             vec![run],

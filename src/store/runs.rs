@@ -429,11 +429,20 @@ impl Store {
 
     /// Requests the newest successful full run needed: what the next one will likely need.
     pub fn last_full_run_requests(&self) -> Result<Option<i64>, StoreError> {
+        // The audit backlog spends only what the cadence leaves: it is no part of the cost.
+        let backlog = if self.has_column("sync_runs", "audit_backlog_requests")? {
+            "audit_backlog_requests"
+        } else {
+            "0"
+        };
         self.sql(
             self.conn
                 .query_row(
-                    "SELECT requests FROM sync_runs WHERE kind = 'full' AND status = 'succeeded'
-                     ORDER BY sync_run_id DESC LIMIT 1",
+                    &format!(
+                        "SELECT requests - {backlog} FROM sync_runs
+                         WHERE kind = 'full' AND status = 'succeeded'
+                         ORDER BY sync_run_id DESC LIMIT 1"
+                    ),
                     [],
                     |r| r.get(0),
                 )

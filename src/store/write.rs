@@ -20,6 +20,8 @@ pub struct RunTotals {
     /// A complete pull's users and groups missed and not confirmed gone (the API honours no
     /// id filter): they replace the pending absences. `None` leaves them (targeted runs).
     pub pending_absences: Option<Vec<EntityKey>>,
+    /// What the run pulled of the audit log (None: the log was not asked).
+    pub audit: Option<Box<super::audit::AuditWrite>>,
 }
 
 /// Events by (entity, op).
@@ -99,6 +101,9 @@ pub(super) fn commit(
     write_workspace_names(&tx, workspace_names)?;
     if let Some(pending) = &totals.pending_absences {
         write_pending_absences(&tx, run_id, pending)?;
+    }
+    if let Some(audit) = &totals.audit {
+        super::audit::write(&tx, run_id, audit)?;
     }
     // In the run's transaction: an event is committed with its alerts or not at all.
     if let Some(rules) = after.outbox {

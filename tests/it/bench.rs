@@ -192,3 +192,25 @@ fn bench_queries_only_times_the_questions_and_no_sync_scenario() {
     assert!(queries.iter().all(|q| q["size"] == 300), "{queries:?}");
     assert_eq!(doc["query_builds"][0]["churn_runs"], 2);
 }
+
+/// The README's `orgmirror-bench --audit` (here small): the backlog comes over runs that
+/// each stay within the quota share, every event once, and the three figures are reported.
+#[test]
+fn bench_audit_fetches_the_backlog_within_the_share_and_reports_its_figures() {
+    let doc = bench(
+        &["--audit", "--audit-users", "300", "--audit-events", "6500"],
+        None,
+    );
+    let runs = doc["runs"].as_array().expect("runs");
+    // 6,500 events: one page the first run, five the second, the last 500 the third.
+    let audit: Vec<u64> = runs
+        .iter()
+        .map(|r| r["audit_requests"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(audit, vec![1, 6, 2], "{doc}");
+    assert!(doc["audit_events_held"].as_u64().is_some_and(|n| n >= 6500));
+    assert!(doc["busiest_run_requests"].as_u64() <= doc["run_share_cap"].as_u64());
+    assert!(doc["local_time_overhead"].as_f64().is_some());
+    assert!(doc["changes_actor_ms"].as_f64().is_some_and(|t| t > 0.0));
+    assert!(doc["changes_actor_lines"].as_u64().is_some_and(|n| n > 1));
+}

@@ -143,8 +143,9 @@ fn check_reports_how_the_focus_api_answers() {
     let out = run(&m.config, &["check"], FOCUS_KEY);
     assert!(out.status.success(), "{}", masked(&m, &out));
     // My groups, the roles, the users (refused at 200, then at 100), the teams (at 100
-    // at once) and one user by id, in the published form the focus profile honours.
-    assert_eq!(org.request_count(), 6);
+    // at once), one user by id, in the published form the focus profile honours, and the
+    // last five minutes of the audit log.
+    assert_eq!(org.request_count(), 7);
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("users are asked for by id as org_user_ids=1,2 (the published form)"),
@@ -191,7 +192,7 @@ fn check_reports_how_the_focus_api_answers() {
         .filter(|r| r.status == 400)
         .collect();
     assert!(refused.is_empty(), "{refused:?}");
-    assert_eq!(org.request_count(), 5);
+    assert_eq!(org.request_count(), 6, "five and the audit log's");
 }
 
 #[test]

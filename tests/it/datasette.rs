@@ -13,7 +13,7 @@ use crate::support::{rows, text, Mirror};
 
 /// The canned queries of the metadata, with the parameters each needs (`{group}`,
 /// `{day}`, `{person}` filled in from the mirror).
-const CANNED: [(&str, &str); 7] = [
+const CANNED: [(&str, &str); 8] = [
     ("is_this_data_current", ""),
     ("members_on_a_date", "group={group}&day={day}"),
     ("rate_history_of_a_person", "person={person}"),
@@ -21,6 +21,7 @@ const CANNED: [(&str, &str); 7] = [
     ("headcount_per_month", ""),
     ("new_admins_last_90_days", ""),
     ("people_in_no_group", ""),
+    ("who_changed_what_last_30_days", ""),
 ];
 
 /// The views the metadata must describe: the contract's (as `export --csv` writes them), the

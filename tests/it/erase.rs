@@ -656,3 +656,66 @@ fn a_mirror_written_before_secure_delete_is_vacuumed_by_its_first_erasure() {
         0
     );
 }
+
+#[test]
+fn the_audit_log_forgets_them_and_a_later_pull_of_it_brings_nothing_back() {
+    let m = Mirror::new(12);
+    let org = m.fake.handle();
+    let ids = org.user_ids();
+    let (user, other) = (ids[3], ids[4]);
+    org.rename_user(user, "Aurelio Auditmann");
+    m.sync_ok();
+    let email = org.user(user).unwrap().email;
+    // They make a change (the log names them as its actor), then are renamed and leave.
+    assert!(org.set_actor(Some(user)));
+    org.rename_user(other, "Renamed By Aurelio");
+    m.sync_ok();
+    assert!(org.set_actor(None));
+    org.rename_user(user, "Aurelio Auditmann-Gone");
+    m.sync_ok();
+    org.remove_user(user);
+    m.sync_ok();
+    let actor = format!("SELECT count(*) FROM audit_log WHERE actor_email = '{email}'");
+    assert!(
+        scalar(&m.conn(), &actor) > 0,
+        "the log names them as an actor"
+    );
+
+    let said = ok(&m.run(&[
+        "erase",
+        "--user",
+        &user.to_string(),
+        "--reason",
+        "ticket A-1",
+    ]));
+    assert!(
+        said.contains("audit_actors") && said.contains("audit_events"),
+        "{said}"
+    );
+    for needle in ["Aurelio Auditmann", email.as_str()] {
+        assert_eq!(
+            bytes_hold(&m.db, needle),
+            Vec::<String>::new(),
+            "{needle} remains"
+        );
+    }
+    let conn = m.conn();
+    let events = scalar(&conn, "SELECT count(*) FROM audit_events");
+    let tomb = format!("SELECT count(*) FROM audit_log WHERE actor_name = 'erased person {user}'");
+    assert!(scalar(&conn, &tomb) > 0);
+    drop(conn);
+    // The next pull asks the log again (its overlap holds their events and summary): what is
+    // held stays tombstoned, and nothing of them comes back.
+    m.sync_ok();
+    for needle in ["Aurelio Auditmann", email.as_str()] {
+        assert_eq!(
+            bytes_hold(&m.db, needle),
+            Vec::<String>::new(),
+            "{needle} came back"
+        );
+    }
+    let conn = m.conn();
+    assert!(scalar(&conn, "SELECT count(*) FROM audit_events") >= events);
+    assert!(scalar(&conn, &tomb) > 0);
+    assert_eq!(scalar(&conn, &actor), 0);
+}

@@ -2,6 +2,7 @@
 //! the built-in fake Focus API on 127.0.0.1, with real SQLite files.
 
 mod answers;
+mod audit;
 mod bench;
 /// The canned queries the benchmark times (its own source file).
 #[path = "../../crates/bench/src/canned.rs"]

@@ -1282,6 +1282,76 @@ fn custom_fields_and_the_published_role_fields_answer_the_same_in_postgresql() {
     assert!(out.contains("user_custom_field_history"), "{out}");
 }
 
+#[test]
+fn the_audit_log_and_who_made_each_change_answer_the_same_in_postgresql() {
+    let Some(pg) = shared() else { return };
+    let schema = "t_audit";
+    let m = mirror_with_replica(pg, 40, 1001, schema);
+    let mut config = std::fs::read_to_string(&m.config).unwrap();
+    config = config.replace("[api]\n", "[api]\nmax_retry_time = \"1s\"\n");
+    std::fs::write(&m.config, config).unwrap();
+    let fake = m.fake.handle();
+    sync(&m);
+    let users = fake.user_ids();
+    let (alice, bob, carol) = (users[1], users[2], users[3]);
+    let alice_name = fake.user(alice).expect("alice").name;
+    assert!(fake.set_actor(Some(alice)));
+    assert!(fake.rename_user(bob, "Bob By Alice"));
+    assert!(fake.set_rate(carol, Some(77.0), "EUR"));
+    sync(&m);
+    // A run without the log (503), then the run that fills the gap and attributes the
+    // earlier run's change: the replica gets the attribution with that later run.
+    fake.set_audit_log(orgmirror_fake::AuditLogMode::Unavailable);
+    let was = fake.user(carol).expect("carol").admin;
+    assert!(fake.set_admin(carol, !was));
+    sync(&m);
+    fake.set_audit_log(orgmirror_fake::AuditLogMode::On);
+    assert!(fake.set_admin(bob, true) || fake.set_admin(bob, false));
+    assert!(fake.set_admin(bob, !fake.user(bob).expect("bob").admin));
+    sync(&m);
+    assert_eq!(replica_run(pg, schema, 1001), Some(4));
+    let conn = m.conn();
+    assert_eq!(
+        crate::support::scalar(
+            &conn,
+            "SELECT count(*) FROM change_events WHERE sync_run_id = 3 AND attribution = 'audit'"
+        ),
+        1,
+        "run 3's change is attributed by run 4"
+    );
+    verify_ok(&m);
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT actor_name || ' ' || to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+             FROM {schema}.change_events
+             WHERE entity = 'user' AND entity_id = '{bob}' AND sync_run_id = 2"
+        ))
+        .trim(),
+        crate::support::rows(
+            &conn,
+            &format!(
+                "SELECT actor_name || ' ' || changed_at FROM change_events
+                 WHERE entity = 'user' AND entity_id = '{bob}' AND sync_run_id = 2"
+            )
+        )[0][0]
+    );
+    assert!(pg
+        .psql(&format!(
+            "SELECT actor_name FROM {schema}.change_events WHERE sync_run_id = 2 AND entity = 'user_rate'"
+        ))
+        .contains(&alice_name));
+    let counts = |sql: &str| pg.psql(sql).trim().parse::<i64>().unwrap_or(-1);
+    assert_eq!(
+        counts(&format!("SELECT count(*) FROM {schema}.audit_log")),
+        crate::support::scalar(&conn, "SELECT count(*) FROM audit_log")
+    );
+    assert_eq!(
+        counts(&format!("SELECT count(*) FROM {schema}.unobserved_changes")),
+        crate::support::scalar(&conn, "SELECT count(*) FROM unobserved_changes")
+    );
+    assert!(counts(&format!("SELECT count(*) FROM {schema}.unobserved_changes")) >= 2);
+}
+
 /// `orgmirror … ARGS` with the wall clock starting at `at`, the replica's password set.
 fn run_at(m: &Mirror, at: &str, args: &[&str]) -> Output {
     let faketime = crate::support::faketime().expect("faketime");

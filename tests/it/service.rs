@@ -934,9 +934,9 @@ fn a_reader_in_the_group_reads_the_mirror_while_no_orgmirror_process_runs() {
 fn check_passes_and_reports_each_kind_of_problem_distinctly() {
     let m = Mirror::new(5);
     let ok = output(&m.config, &["check"], Some("demo-token"));
-    // My groups, the roles, the first page of the teams and of the users, one user by id:
-    // five requests, nothing written.
-    assert_eq!(m.fake.handle().request_count(), 5);
+    // My groups, the roles, the first page of the teams and of the users, one user by id,
+    // the audit log: six requests, nothing written.
+    assert_eq!(m.fake.handle().request_count(), 6);
     assert!(!m.db.exists(), "check created the database");
     assert!(
         ok.status.success(),

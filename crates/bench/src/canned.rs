@@ -100,4 +100,21 @@ WHERE NOT EXISTS (SELECT 1 FROM group_members_current m
                   WHERE m.organization_user_id = u.organization_user_id)
 ORDER BY u.name"#,
     ),
+    (
+        "who_changed_what_last_30_days",
+        r#"SELECT coalesce(e.changed_at, e.observed_at) AS changed_at,
+       coalesce(e.actor_name, '(unknown)') AS actor,
+       e.entity, e.entity_id, e.op, e.changed_fields,
+       coalesce(json_extract(e.after_json, '$.name'), json_extract(e.before_json, '$.name'),
+                (SELECT u.name FROM user_history u
+                 WHERE u.organization_user_id = coalesce(json_extract(e.after_json, '$.organization_user_id'),
+                                                         json_extract(e.before_json, '$.organization_user_id'))
+                 ORDER BY u.valid_from DESC LIMIT 1)) AS name,
+       e.observed_at
+FROM change_events e
+WHERE e.observed_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-30 days')
+  AND e.sync_run_id > (SELECT min(sync_run_id) FROM change_events)
+  AND NOT (e.op = 'update' AND e.changed_fields = '["updated_at"]')
+ORDER BY coalesce(e.changed_at, e.observed_at) DESC, e.event_id DESC"#,
+    ),
 ];

@@ -35,6 +35,7 @@
 //! (exact, by `sync_run_id` / `opened_by` / `closed_by`); the net change of the row count
 //! of every other table but `sync_runs` is reported beside them as a cross-check.
 
+mod audit;
 mod canned;
 mod child;
 mod erasure;
@@ -93,6 +94,17 @@ pub struct BenchArgs {
     /// `benches/replica.sh`, which starts a throwaway server for it.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
+    /// Instead of the sync scenarios: the audit log's, at --audit-users: a 90-day backlog of --audit-events events fetched over runs within the
+    /// quota share, those runs' local time against the same runs without the audit log,
+    /// and `changes --since 7d --actor X`.
+    #[arg(long)]
+    pub audit: bool,
+    /// The audit scenario's organization size.
+    #[arg(long, default_value_t = 10_000)]
+    pub audit_users: usize,
+    /// The audit scenario's backlog: events over 90 days.
+    #[arg(long, default_value_t = 200_000)]
+    pub audit_events: usize,
     /// Organization sizes of the query scenario (a mirror after a year of weekly churn).
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     pub query_sizes: Vec<usize>,
@@ -221,6 +233,11 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
         })
         .await
         .map_err(joined)?;
+    }
+    if args.audit {
+        return tokio::task::spawn_blocking(move || audit::measure(&binaries, &args))
+            .await
+            .map_err(joined)?;
     }
     // Children are waited for with blocking calls; keep them off the runtime's workers.
     tokio::task::spawn_blocking(move || scenarios::measure_all(&binaries, &args))

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::options::{
-    ArrayFilters, FakeOptions, FakeProfile, KeyExpiry, PagingHeader, PlanFeature, QuotaConfig,
-    Shapes,
+    ArrayFilters, AuditLogMode, FakeOptions, FakeProfile, KeyExpiry, PagingHeader, PlanFeature,
+    QuotaConfig, Shapes,
 };
 use crate::org::{FakeOrg, FakeRate, GenParams};
 use crate::FOCUS_PER_PAGE_MAX;
@@ -84,6 +84,10 @@ pub(crate) struct FakeState {
     pub(crate) plan_lacks: Vec<PlanFeature>,
     /// Which form of the filters that take several values is honoured.
     pub(crate) array_filters: ArrayFilters,
+    /// How the audit log endpoint answers.
+    pub(crate) audit_log: AuditLogMode,
+    /// Requests to the audit log served (however they were answered).
+    pub(crate) audit_served: usize,
 }
 
 impl FakeState {
@@ -107,13 +111,14 @@ pub struct FakeHandle {
 impl FakeHandle {
     /// A fake organization without a server (the server takes a handle).
     pub fn new(opts: &FakeOptions) -> FakeHandle {
-        let org = FakeOrg::generate(&GenParams {
+        let mut org = FakeOrg::generate(&GenParams {
             users: opts.users,
             seed: opts.seed,
             organization_id: opts.organization_id,
             workspace_id: opts.workspace_id,
             owner_email: opts.email.clone(),
         });
+        org.start_audit(opts.audit_backlog, opts.seed);
         FakeHandle {
             state: Arc::new(Mutex::new(FakeState {
                 org,
@@ -145,6 +150,8 @@ impl FakeHandle {
                     FakeProfile::Focus => ArrayFilters::Comma,
                     FakeProfile::Seed => ArrayFilters::Brackets,
                 },
+                audit_log: opts.audit_log,
+                audit_served: 0,
             })),
         }
     }
@@ -230,13 +237,21 @@ impl FakeHandle {
 
     /// Renames a group. False when unknown.
     pub fn rename_group(&self, id: i64, name: &str) -> bool {
-        self.org(|o| match o.groups.get_mut(&id) {
-            Some(g) => {
-                g.name = name.to_string();
-                true
-            }
-            None => false,
-        }) && self.org(|o| bump_group(o, id))
+        self.org(|o| {
+            o.edit_group(id, |o| {
+                if let Some(g) = o.groups.get_mut(&id) {
+                    g.name = name.to_string();
+                }
+            })
+        })
+    }
+
+    /// Makes the member `actor` (an organization user id) the one who makes the changes
+    /// that follow, as the audit log records them (`None`: the owner, the default). The
+    /// API's write endpoints are always the owner's, the fake's caller. False when that
+    /// user is unknown.
+    pub fn set_actor(&self, actor: Option<i64>) -> bool {
+        self.org(|o| o.set_actor(actor))
     }
 
     /// Moves the fake clock forward.
@@ -304,6 +319,11 @@ impl FakeHandle {
     /// How many requests were served (since the request log was last cleared).
     pub fn request_count(&self) -> usize {
         self.lock().served
+    }
+
+    /// How many requests the audit log endpoint was sent (since the fake started).
+    pub fn audit_request_count(&self) -> usize {
+        self.lock().audit_served
     }
 
     /// Waits this long before every answer.

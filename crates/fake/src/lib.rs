@@ -71,6 +71,14 @@
 //!   methods 405.
 //! - `GET …/users` ignores `pinned_ids`.
 //! - Group membership changes bump the group's `updated_at`, not the user's.
+//!
+//! The organization keeps an **audit log** (`org/audit.rs` names its entity types and
+//! actions; `server/audit.rs` serves it): every change the fake makes is an event, made by
+//! the owner through the API's write endpoints and by the member [`FakeHandle::set_actor`]
+//! names (default: the owner) through the handle, stamped with the wall clock. It is served
+//! at `GET /organizations/{id}/audit-log/{from}/{to}` on both profiles, as Toggl's published
+//! spec describes it; [`AuditLogMode`] (`--audit-log`) makes it 404, 403 or 503, and
+//! [`AuditBacklog`] gives it a generated history before the fake started.
 
 mod cli;
 #[cfg(feature = "control")]
@@ -88,15 +96,19 @@ pub use cli::serve_cli;
 pub use control::{Fault, FaultKind, LoggedRequest, Mutation, REQUEST_LOG_MAX};
 pub use handle::{FakeHandle, GroupInfo, OrgCounts, UserInfo};
 pub use options::{
-    ArrayFilters, FakeOptions, FakeProfile, KeyExpiry, PagingHeader, PlanFeature, QuotaConfig,
-    UnknownValue,
+    ArrayFilters, AuditBacklog, AuditLogMode, FakeOptions, FakeProfile, KeyExpiry, PagingHeader,
+    PlanFeature, QuotaConfig, UnknownValue,
 };
 pub use org::{
-    FakeCustomField, FakeCustomFieldOption, FakeCustomValue, FakeGroup, FakeGroupWorkspace,
-    FakeMember, FakePermission, FakeRate, FakeRole, FakeTag, FakeUser, FakeUserWorkspace,
-    FakeWorkspace, FIRST_CUSTOM_FIELD_ID, FIRST_GROUP_ID, FIRST_USER_ID,
+    FakeAuditEvent, FakeCustomField, FakeCustomFieldOption, FakeCustomValue, FakeGroup,
+    FakeGroupWorkspace, FakeMember, FakePermission, FakeRate, FakeRole, FakeTag, FakeUser,
+    FakeUserWorkspace, FakeWorkspace, AUDIT_USER_ID_OFFSET, FIRST_CUSTOM_FIELD_ID, FIRST_GROUP_ID,
+    FIRST_USER_ID,
 };
-pub use server::{FakeServer, Route};
+pub use server::{
+    FakeServer, Route, AUDIT_FORBIDDEN, AUDIT_PAGE_NUMBER_MAX, AUDIT_PAGE_SIZE_MAX,
+    AUDIT_UNAVAILABLE,
+};
 pub use wire::{ListShape, PER_PAGE_REFUSAL};
 
 /// The Focus API key the fake accepts by default (as `Authorization: Bearer …`).

@@ -124,6 +124,10 @@ pub struct FakeOptions {
     pub key_expires_after: Option<KeyExpiry>,
     /// Features the organization's plan lacks: asking for one is a 402.
     pub plan_lacks: Vec<PlanFeature>,
+    /// How the audit log endpoint answers (default: it serves the log).
+    pub audit_log: AuditLogMode,
+    /// A history generated before the fake starts, served with the changes it records.
+    pub audit_backlog: Option<AuditBacklog>,
 }
 
 impl Default for FakeOptions {
@@ -143,6 +147,8 @@ impl Default for FakeOptions {
             latency: Duration::ZERO,
             key_expires_after: None,
             plan_lacks: Vec::new(),
+            audit_log: AuditLogMode::On,
+            audit_backlog: None,
         }
     }
 }
@@ -225,4 +231,64 @@ impl std::str::FromStr for KeyExpiry {
 pub struct QuotaConfig {
     pub limit: u32,
     pub window: Duration,
+}
+
+/// How `GET …/audit-log/{from}/{to}` answers (`fake-api --audit-log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditLogMode {
+    /// The log, paged.
+    #[default]
+    On,
+    /// 404, as a server without the endpoint answers.
+    Off,
+    /// 403: the caller lacks `view_audit_log` on the organization.
+    Forbidden,
+    /// 503: the authorization service is unavailable.
+    Unavailable,
+}
+
+impl std::str::FromStr for AuditLogMode {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "on" => Ok(AuditLogMode::On),
+            "off" => Ok(AuditLogMode::Off),
+            "forbidden" => Ok(AuditLogMode::Forbidden),
+            "unavailable" => Ok(AuditLogMode::Unavailable),
+            other => Err(UnknownValue(format!(
+                "unknown audit log mode `{other}` (on, off, forbidden or unavailable)"
+            ))),
+        }
+    }
+}
+
+/// A generated audit history: `events` spread evenly over the `days` before the fake
+/// started, made by a few of its members, about its users, groups and rates and about
+/// things the mirror does not track (time entries, projects, clients). Each event is a pure
+/// function of the seed and its position, made when a request reads it, so a large backlog
+/// costs no memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditBacklog {
+    pub events: usize,
+    pub days: u32,
+}
+
+impl std::str::FromStr for AuditBacklog {
+    type Err = UnknownValue;
+    /// `N` events over 90 days, or `N:Dd` (`200000:90d`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wrong = || UnknownValue(format!("`{s}` is not N or N:Dd (200000:90d)"));
+        let (events, days) = match s.trim().split_once(':') {
+            None => (s.trim(), "90d"),
+            Some((n, d)) => (n, d),
+        };
+        let events = events.trim().parse::<usize>().map_err(|_| wrong())?;
+        let days = days
+            .trim()
+            .strip_suffix('d')
+            .and_then(|d| d.parse::<u32>().ok())
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(wrong)?;
+        Ok(AuditBacklog { events, days })
+    }
 }

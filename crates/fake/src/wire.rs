@@ -366,3 +366,66 @@ pub fn trace_id() -> String {
 /// The Go validator's text for a `per_page` above the API's ceiling, as reported verbatim.
 pub const PER_PAGE_REFUSAL: &str =
     "Key: 'Pagination.PerPage' Error:Field validation for 'PerPage' failed on the 'max' tag";
+
+/// One event of `GET …/audit-log/{from}/{to}` (the published spec's `models.StreamEvent`:
+/// every field required; `meta_data` is a map of strings).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
+pub struct AuditEvent {
+    pub action: String,
+    pub created_at: String,
+    pub entity_id: i64,
+    pub entity_type: String,
+    pub meta_data: std::collections::BTreeMap<String, String>,
+    pub new_value: serde_json::Map<String, serde_json::Value>,
+    pub old_value: serde_json::Map<String, serde_json::Value>,
+    pub organization_id: i64,
+    pub product_id: i64,
+    pub project_id: i64,
+    pub user_id: i64,
+    pub workspace_id: i64,
+}
+
+/// A person an audit answer names (`auditlog.UserSummary`), keyed by the events' `user_id`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
+pub struct AuditUserSummary {
+    pub email: String,
+    pub id: i64,
+    pub name: String,
+    pub user_account_id: i64,
+}
+
+/// A group an audit answer names (`auditlog.GroupSummary`); `user_ids` in the events'
+/// `user_id` space.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
+pub struct AuditGroupSummary {
+    pub group_id: i64,
+    pub name: String,
+    pub user_ids: Vec<i64>,
+}
+
+/// A workspace an audit answer names (`auditlog.WorkspaceSummary`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
+pub struct AuditWorkspaceSummary {
+    pub id: i64,
+    pub name: String,
+}
+
+/// The 200 body of `GET …/audit-log/{from}/{to}` (`auditlog.Response`: every map
+/// required, empty when it names nothing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
+pub struct AuditLogPage {
+    pub client_summaries: serde_json::Map<String, serde_json::Value>,
+    pub custom_field_option_summaries: serde_json::Map<String, serde_json::Value>,
+    pub custom_field_summaries: serde_json::Map<String, serde_json::Value>,
+    pub events: Vec<AuditEvent>,
+    pub group_summaries: std::collections::BTreeMap<String, AuditGroupSummary>,
+    pub project_summaries: serde_json::Map<String, serde_json::Value>,
+    pub task_summaries: serde_json::Map<String, serde_json::Value>,
+    pub user_summaries: std::collections::BTreeMap<String, AuditUserSummary>,
+    pub workspace_summaries: std::collections::BTreeMap<String, AuditWorkspaceSummary>,
+}

@@ -209,4 +209,16 @@ fn the_audit_log_loses_their_name_and_email_and_keeps_its_events() {
     assert!(events[2].2.contains("Team Four"));
     let bytes = store.finish_erasure(&erasure.needles).unwrap();
     assert_eq!(bytes.traces, Traces::default());
+    // What the log says of account 70 later is not to bring them back, until they are a
+    // member again.
+    let conn = store.connection();
+    assert_eq!(erased_accounts(conn).unwrap(), BTreeMap::from([(70, 7)]));
+    conn.execute(
+        "INSERT INTO entity_history (history_id, entity, entity_id, id, valid_from, data_json,
+             data_hash, opened_by)
+         VALUES (2, 'user', '7', 7, '2030-03-01T00:00:00Z', ?1, 0, 1)",
+        [user],
+    )
+    .unwrap();
+    assert_eq!(erased_accounts(conn).unwrap(), BTreeMap::new());
 }

@@ -5,6 +5,9 @@
 -- for that run. Only erased versions have one.
 ALTER TABLE entity_history ADD COLUMN erased_by INTEGER REFERENCES sync_runs (sync_run_id);
 CREATE INDEX entity_history_erased ON entity_history (erased_by) WHERE erased_by IS NOT NULL;
+-- The erasure that last rewrote an audit event's texts (what a replica applies with it).
+ALTER TABLE audit_events ADD COLUMN erased_by INTEGER REFERENCES sync_runs (sync_run_id);
+CREATE INDEX audit_events_erased ON audit_events (erased_by) WHERE erased_by IS NOT NULL;
 -- What retention drops: the versions that ended before its cutoff, found by their end.
 CREATE INDEX entity_history_closed ON entity_history (valid_to) WHERE valid_to IS NOT NULL;
 

@@ -51,15 +51,7 @@ impl FakeHandle {
 
     /// Applies any change to a role. False when unknown.
     pub fn edit_role(&self, role_id: i64, f: impl FnOnce(&mut FakeRole)) -> bool {
-        self.org(
-            |o| match o.roles.iter_mut().find(|r| r.role_id == role_id) {
-                Some(r) => {
-                    f(r);
-                    true
-                }
-                None => false,
-            },
-        )
+        self.org(|o| o.edit_role(role_id, f))
     }
 
     /// Renames a role. False when unknown.
@@ -168,12 +160,20 @@ impl FakeHandle {
 
     /// Renames a custom field. False when unknown.
     pub fn rename_custom_field(&self, field_id: i64, name: &str) -> bool {
-        self.org(|o| match o.custom_field_mut(field_id) {
-            Some(f) => {
-                f.name = name.to_string();
-                true
-            }
-            None => false,
+        self.org(|o| {
+            let Some(f) = o.custom_field_mut(field_id) else {
+                return false;
+            };
+            let old = std::mem::replace(&mut f.name, name.to_string());
+            o.record_custom_field(
+                "custom_field",
+                field_id,
+                "update",
+                field_id,
+                named(&old),
+                named(name),
+            );
+            true
         })
     }
 
@@ -185,7 +185,15 @@ impl FakeHandle {
                 .and_then(|f| f.options.iter_mut().find(|x| x.id == option_id))
             {
                 Some(option) => {
-                    option.name = name.to_string();
+                    let old = std::mem::replace(&mut option.name, name.to_string());
+                    o.record_custom_field(
+                        "custom_field_option",
+                        option_id,
+                        "update",
+                        field_id,
+                        named(&old),
+                        named(name),
+                    );
                     true
                 }
                 None => false,
@@ -203,6 +211,15 @@ impl FakeHandle {
             {
                 Some(option) => {
                     option.deleted = true;
+                    let old = named(&option.name);
+                    o.record_custom_field(
+                        "custom_field_option",
+                        option_id,
+                        "delete",
+                        field_id,
+                        old,
+                        serde_json::Map::new(),
+                    );
                     true
                 }
                 None => false,
@@ -283,4 +300,11 @@ impl FakeHandle {
                 .unwrap_or_default()
         })
     }
+}
+
+/// `{"name": name}`, an audit event's value of a rename.
+fn named(name: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("name".to_string(), name.into());
+    map
 }

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use chrono::FixedOffset;
 
 use crate::handle::{FakeHandle, FakeState};
-use crate::options::{ArrayFilters, KeyExpiry, PagingHeader, PlanFeature, QuotaConfig};
+use crate::options::{
+    ArrayFilters, AuditLogMode, KeyExpiry, PagingHeader, PlanFeature, QuotaConfig,
+};
+use crate::org::FakeAuditEvent;
 use crate::server::Route;
 use crate::wire::ListShape;
 
@@ -287,5 +290,22 @@ impl FakeHandle {
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.lock().recorder.faults.clear();
+    }
+
+    /// How the audit log endpoint answers from now on.
+    pub fn set_audit_log(&self, mode: AuditLogMode) {
+        self.lock().audit_log = mode;
+    }
+
+    /// The audit events recorded since the fake started (not its generated history),
+    /// oldest first.
+    pub fn audit_events(&self) -> Vec<FakeAuditEvent> {
+        self.org(|o| o.audit_events())
+    }
+
+    /// Adds an event to the audit log as given, its time and actor included: one of a
+    /// type the fake never makes, or one written late (its time in the past).
+    pub fn add_audit_event(&self, event: FakeAuditEvent) {
+        self.org(|o| o.insert_audit_event(event))
     }
 }

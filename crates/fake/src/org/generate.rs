@@ -188,6 +188,7 @@ impl FakeOrg {
             custom_fields: Vec::new(),
             now,
             extra: BTreeMap::new(),
+            audit: Default::default(),
             next_user_id: FIRST_USER_ID,
             next_group_id: FIRST_GROUP_ID,
             next_id: 1_000_001,

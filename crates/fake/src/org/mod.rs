@@ -5,6 +5,7 @@
 //! **Generation is a pure function of `(users, seed)`**: the PRNG is our own splitmix64 and
 //! the clock is a fake one, so the same inputs give byte-identical responses forever.
 
+pub(crate) mod audit;
 mod generate;
 mod render;
 
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+pub use audit::{FakeAuditEvent, AUDIT_USER_ID_OFFSET};
 pub(crate) use generate::GenParams;
 pub(crate) use render::WithExtra;
 
@@ -195,6 +197,8 @@ pub struct FakeOrg {
     pub now: DateTime<Utc>,
     /// Extra top-level fields per entity (`user`, `group`, `role`) the models do not know.
     pub extra: BTreeMap<String, Map<String, Value>>,
+    /// The audit log of the changes made since the fake started.
+    pub(crate) audit: audit::AuditLog,
     next_user_id: i64,
     next_group_id: i64,
     next_id: i64,
@@ -246,6 +250,7 @@ impl FakeOrg {
         if let Some(u) = self.user_mut(user_id) {
             u.groups.insert(group_id);
         }
+        self.record_member("create", group_id, user_id, ugid);
         true
     }
 
@@ -254,12 +259,17 @@ impl FakeOrg {
         let removed = self
             .groups
             .get_mut(&group_id)
-            .map(|g| g.members.remove(&user_id).is_some())
-            .unwrap_or(false);
+            .and_then(|g| g.members.remove(&user_id));
         if let Some(u) = self.user_mut(user_id) {
             u.groups.remove(&group_id);
         }
-        removed
+        match removed {
+            Some(member) => {
+                self.record_member("delete", group_id, user_id, member.user_group_id);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds a user with default settings in the first workspace; returns its id.
@@ -306,6 +316,7 @@ impl FakeOrg {
             groups: BTreeSet::new(),
             custom_values: BTreeMap::new(),
         });
+        self.record_user_created(id);
         id
     }
 
@@ -314,6 +325,8 @@ impl FakeOrg {
         let Some(i) = self.user_index(id) else {
             return false;
         };
+        let leaving = self.users[i].clone();
+        self.record_user_deleted(&leaving);
         let user = self.users.remove(i);
         for g in user.groups {
             if let Some(group) = self.groups.get_mut(&g) {
@@ -324,16 +337,17 @@ impl FakeOrg {
     }
 
     /// Applies `f` to a user and bumps its `updated_at`.
+    /// Records what changed in the audit log.
     pub fn edit_user(&mut self, id: i64, f: impl FnOnce(&mut FakeUser, DateTime<Utc>)) -> bool {
         let now = self.now;
-        match self.user_mut(id) {
-            Some(u) => {
-                f(u, now);
-                u.updated_at = now;
-                true
-            }
-            None => false,
-        }
+        let Some(u) = self.user_mut(id) else {
+            return false;
+        };
+        let before = u.clone();
+        f(u, now);
+        u.updated_at = now;
+        self.record_user_edit(&before);
+        true
     }
 
     /// Creates a group; returns its id. Unknown user or workspace ids are the caller's to check.
@@ -362,6 +376,7 @@ impl FakeOrg {
             },
         );
         self.set_group_workspaces(id, workspaces);
+        self.record_group(id, "create", None);
         for &m in members {
             self.add_member(id, m, now);
         }
@@ -421,6 +436,7 @@ impl FakeOrg {
                 u.groups.remove(&id);
             }
         }
+        self.record_group(id, "delete", Some(&group));
         true
     }
 
@@ -451,13 +467,13 @@ impl FakeOrg {
         user_id: i64,
         f: impl FnOnce(&mut BTreeMap<i64, FakeCustomValue>),
     ) -> bool {
-        match self.user_mut(user_id) {
-            Some(u) => {
-                f(&mut u.custom_values);
-                true
-            }
-            None => false,
-        }
+        let Some(u) = self.user_mut(user_id) else {
+            return false;
+        };
+        let before = u.custom_values.clone();
+        f(&mut u.custom_values);
+        self.record_custom_values(user_id, &before);
+        true
     }
 
     /// A custom field by id.
@@ -486,18 +502,21 @@ impl FakeOrg {
     /// Adds a permission to a role; returns its id.
     pub fn add_role_permission(&mut self, role_id: i64, name: &str) -> Option<i64> {
         let pid = self.next_permission_id;
-        let role = self.roles.iter_mut().find(|r| r.role_id == role_id)?;
-        self.next_permission_id += 1;
         let (category_id, category_name) = generate::permission_category(name);
-        role.permissions.push(FakePermission {
-            permission_id: pid,
-            name: name.to_string(),
-            entity: role.entity.clone(),
-            condition: None,
-            description: format!("Allows {name}"),
-            category_id,
-            category_name: category_name.to_string(),
+        let added = self.edit_role(role_id, |role| {
+            role.permissions.push(FakePermission {
+                permission_id: pid,
+                name: name.to_string(),
+                entity: role.entity.clone(),
+                condition: None,
+                description: format!("Allows {name}"),
+                category_id,
+                category_name: category_name.to_string(),
+            })
         });
-        Some(pid)
+        if added {
+            self.next_permission_id += 1;
+        }
+        added.then_some(pid)
     }
 }

@@ -68,12 +68,14 @@ pub(super) fn create(s: &mut FakeState, body: &[u8]) -> Handled {
     }
     check_refs(s, &write)?;
     let name = write.name.as_deref().unwrap_or_default();
-    let id = s.org.create_group(
-        name,
-        write.emoji.as_deref(),
-        write.organization_users.as_deref().unwrap_or_default(),
-        write.workspaces.as_deref().unwrap_or_default(),
-    );
+    let id = s.org.as_owner(|o| {
+        o.create_group(
+            name,
+            write.emoji.as_deref(),
+            write.organization_users.as_deref().unwrap_or_default(),
+            write.workspaces.as_deref().unwrap_or_default(),
+        )
+    });
     Ok(group_reply(s, StatusCode::CREATED, id))
 }
 
@@ -88,29 +90,31 @@ pub(super) fn update(s: &mut FakeState, id: &str, body: &[u8]) -> Handled {
     let id = group_id(s, id)?;
     let write = parse_group_write(body)?;
     check_refs(s, &write)?;
-    let now = s.org.now;
-    if let Some(g) = s.org.groups.get_mut(&id) {
-        if let Some(name) = &write.name {
-            g.name = name.clone();
-        }
-        if let Some(emoji) = &write.emoji {
-            g.emoji = Some(emoji.clone());
-        }
-        g.updated_at = now;
-    }
-    if let Some(members) = &write.organization_users {
-        s.org.set_group_members(id, members);
-    }
-    if let Some(workspaces) = &write.workspaces {
-        s.org.set_group_workspaces(id, workspaces);
-    }
+    s.org.as_owner(|o| {
+        o.edit_group(id, |o| {
+            if let Some(g) = o.groups.get_mut(&id) {
+                if let Some(name) = &write.name {
+                    g.name = name.clone();
+                }
+                if let Some(emoji) = &write.emoji {
+                    g.emoji = Some(emoji.clone());
+                }
+            }
+            if let Some(members) = &write.organization_users {
+                o.set_group_members(id, members);
+            }
+            if let Some(workspaces) = &write.workspaces {
+                o.set_group_workspaces(id, workspaces);
+            }
+        })
+    });
     Ok(group_reply(s, StatusCode::OK, id))
 }
 
 pub(super) fn delete(s: &mut FakeState, id: &str, params: &Params) -> Handled {
     workspace_param(s, params, "User does not have access to workspace")?;
     let id = group_id(s, id)?;
-    s.org.remove_group(id);
+    s.org.as_owner(|o| o.remove_group(id));
     Ok(Reply {
         status: StatusCode::OK,
         content_type: TEXT,

@@ -5,6 +5,7 @@
 //! Order per request: log time, quota accounting (402 when spent), fault selection, then
 //! auth (403), organization check (403), the endpoint itself, body faults, mutations.
 
+mod audit;
 mod auth;
 mod groups;
 mod lists;
@@ -22,7 +23,8 @@ use axum::response::Response;
 use axum::Router;
 
 use crate::handle::{FakeHandle, FakeState};
-use crate::options::FakeOptions;
+use crate::options::{AuditLogMode, FakeOptions};
+pub use audit::{AUDIT_FORBIDDEN, AUDIT_PAGE_NUMBER_MAX, AUDIT_PAGE_SIZE_MAX, AUDIT_UNAVAILABLE};
 use auth::refuse_credentials;
 use reply::count_against_quota;
 pub(crate) use reply::{set_quota_headers, Reply};
@@ -203,6 +205,9 @@ async fn handle_request(State(handle): State<FakeHandle>, request: Request) -> R
     }
     let mut s = handle.lock();
     s.served += 1;
+    if matches!(&incoming.parsed, Some((_, Endpoint::AuditLog { .. }))) {
+        s.audit_served += 1;
+    }
     #[cfg(feature = "control")]
     s.recorder.log(crate::control::LoggedRequest {
         at,
@@ -240,6 +245,9 @@ fn dispatch(s: &mut FakeState, incoming: &Incoming, body: &[u8], never_ends: boo
     let Some((org, endpoint)) = parsed else {
         return Reply::error(profile, StatusCode::NOT_FOUND, "not found");
     };
+    if matches!(endpoint, Endpoint::AuditLog { .. }) && s.audit_log == AuditLogMode::Off {
+        return Reply::error(profile, StatusCode::NOT_FOUND, "not found");
+    }
     if route_of(method, endpoint).is_none() {
         return Reply::error(
             profile,
@@ -275,6 +283,7 @@ fn dispatch(s: &mut FakeState, incoming: &Incoming, body: &[u8], never_ends: boo
         Endpoint::Groups => groups::create(s, body),
         Endpoint::Group(id) if *method == Method::PUT => groups::update(s, id, body),
         Endpoint::Group(id) => groups::delete(s, id, params),
+        Endpoint::AuditLog { from, to } => audit::events(s, from, to, params),
     };
     result.unwrap_or_else(|(status, message)| Reply::error(profile, status, message))
 }

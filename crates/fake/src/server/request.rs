@@ -20,6 +20,11 @@ pub(crate) enum BadParam {
     },
     PageBelowOne(i64),
     PerPageBelowOne(i64),
+    /// A count (the audit log's `page_size`, `page_number`) below 1.
+    BelowOne {
+        key: String,
+        value: i64,
+    },
     /// Above the largest `per_page` the profile accepts.
     PerPageAboveMax,
     SortDir(String),
@@ -38,6 +43,7 @@ impl fmt::Display for BadParam {
             }
             BadParam::PageBelowOne(page) => write!(f, "invalid page: {page} (pages start at 1)"),
             BadParam::PerPageBelowOne(n) => write!(f, "invalid per_page: {n} (at least 1)"),
+            BadParam::BelowOne { key, value } => write!(f, "invalid {key}: {value} (at least 1)"),
             BadParam::PerPageAboveMax => f.write_str(PER_PAGE_REFUSAL),
             BadParam::SortDir(d) => write!(f, "invalid sort_dir: {d:?} (asc or desc)"),
             BadParam::CustomFieldsWorkspaces(n) => write!(
@@ -59,6 +65,8 @@ pub enum Route {
     CreateGroup,
     UpdateGroup,
     DeleteGroup,
+    /// `GET …/audit-log/{from}/{to}`.
+    AuditLog,
 }
 
 /// The endpoints of the seed, as recognised from the path.
@@ -72,6 +80,11 @@ pub(crate) enum Endpoint {
     Groups,
     /// `…/groups/{group_id}`, the id as written.
     Group(String),
+    /// `…/audit-log/{from}/{to}`, each percent-decoded.
+    AuditLog {
+        from: String,
+        to: String,
+    },
 }
 
 /// The organization segment and endpoint of a path below `/api/organizations/`.
@@ -85,6 +98,10 @@ pub(super) fn parse_path(path: &str) -> Option<(String, Endpoint)> {
         [_, "groups"] => Endpoint::Groups,
         [_, "groups", "me"] => Endpoint::MyGroups,
         [_, "groups", id] if !id.is_empty() => Endpoint::Group(id.to_string()),
+        [_, "audit-log", from, to] => Endpoint::AuditLog {
+            from: percent_decoded(from),
+            to: percent_decoded(to),
+        },
         _ => return None,
     };
     Some((parts[0].to_string(), endpoint))
@@ -99,8 +116,34 @@ pub(super) fn route_of(method: &Method, endpoint: &Endpoint) -> Option<Route> {
         ("POST", Endpoint::Groups) => Route::CreateGroup,
         ("PUT", Endpoint::Group(_)) => Route::UpdateGroup,
         ("DELETE", Endpoint::Group(_)) => Route::DeleteGroup,
+        ("GET", Endpoint::AuditLog { .. }) => Route::AuditLog,
         _ => return None,
     })
+}
+
+/// A path segment with its `%XX` escapes decoded (`+` stays a plus: this is a path).
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The decoded query string; repeated keys (`ids[]=1&ids[]=2`) are kept in order.

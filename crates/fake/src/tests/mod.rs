@@ -2,6 +2,7 @@
 //! reference page shows it, the focus profile as the published spec says, the faults, the
 //! organization's changes, and the server itself.
 
+mod audit;
 mod faults;
 mod focus;
 mod org;
