@@ -1451,3 +1451,46 @@ fn an_erasure_and_a_retention_pass_reach_the_replica_and_pg_dump_finds_neither_e
     assert_same_views(&m, cluster, schema, organization);
     verify_ok(&m);
 }
+
+#[test]
+fn an_erasure_reaches_the_replicas_audit_log_and_pg_dump_finds_neither_email_nor_name() {
+    let Some(cluster) = shared() else {
+        return;
+    };
+    let schema = "erasure_audit";
+    let organization = 4812;
+    let m = mirror_with_replica(cluster, 12, organization, schema);
+    let org = m.fake.handle();
+    let ids: Vec<i64> = org
+        .user_ids()
+        .into_iter()
+        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
+        .collect();
+    let (leaver, other) = (ids[2], ids[3]);
+    let email = org.user(leaver).unwrap().email;
+    org.rename_user(leaver, "Ignatius Replicant");
+    sync(&m);
+    // They make a change: the audit log (and the replica's) names them as its actor.
+    assert!(org.set_actor(Some(leaver)));
+    org.rename_user(other, "Renamed By Ignatius");
+    sync(&m);
+    assert!(org.set_actor(None));
+    org.remove_user(leaver);
+    sync(&m);
+    let dump = pg_dump(cluster, schema);
+    assert!(dump.contains(&email), "the replica's audit log holds them");
+
+    ok(&run(
+        &m,
+        &["erase", "--user", &leaver.to_string(), "--reason", "DSR-78"],
+    ));
+    let dump = pg_dump(cluster, schema);
+    for needle in [email.as_str(), "Ignatius Replicant"] {
+        assert!(!dump.contains(needle), "pg_dump still holds {needle}");
+    }
+    verify_ok(&m);
+    // The next run pulls the log's overlap again: nothing of them comes back there either.
+    sync(&m);
+    assert!(!pg_dump(cluster, schema).contains(&email));
+    verify_ok(&m);
+}
