@@ -189,7 +189,7 @@ impl Store {
         let wall_clock = crate::clock::now_utc();
         let run_id = insert_erasure_run(&tx, &wall_clock).map_err(&sql)?;
         let counts =
-            erase_in(&tx, run_id, user, request.history_only, &mut needles).map_err(&sql)?;
+            erase_in(&tx, run_id, user, request.history_only, true, &mut needles).map_err(&sql)?;
         let total: i64 = counts.values().sum();
         if request.dry_run || total == 0 {
             // Nothing to keep: a dry run's counts, or a person erased already.
@@ -485,6 +485,7 @@ pub(super) fn erase_in(
     run_id: i64,
     user: i64,
     history_only: bool,
+    every_event: bool,
     needles: &mut Needles,
 ) -> rusqlite::Result<EraseCounts> {
     let mut counts = EraseCounts::new();
@@ -527,7 +528,7 @@ pub(super) fn erase_in(
     }
     // First the audit log: the spellings it holds join the texts replaced below.
     if has_audit_log(tx)? {
-        let (actors, events) = erase_audit(tx, run_id, user, history_only, needles)?;
+        let (actors, events) = erase_audit(tx, run_id, user, history_only, every_event, needles)?;
         counts.insert("audit_actors", actors as i64);
         counts.insert("audit_events", events as i64);
     }

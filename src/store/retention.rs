@@ -40,7 +40,8 @@ pub(super) fn retain(
         .collect::<rusqlite::Result<_>>()?;
     for user in leavers {
         let mut needles = needles_of(tx, user, false)?;
-        let counts = erase_in(tx, run_id, user, false, &mut needles)?;
+        // Many at once: the audit events naming them as actor or subject, by index.
+        let counts = erase_in(tx, run_id, user, false, false, &mut needles)?;
         if counts.values().sum::<i64>() > 0 {
             let request = EraseRequest {
                 user,

@@ -48,11 +48,13 @@ pub(super) fn erase_audit(
     run_id: i64,
     user: i64,
     history_only: bool,
+    every_event: bool,
     needles: &mut Needles,
 ) -> rusqlite::Result<(usize, usize)> {
     let tomb = erased_name(user);
     let mut texts: BTreeSet<String> = needles.each().into_iter().map(|(t, _)| t).collect();
     let mut actors = 0;
+    let mut actor_ids = Vec::new();
     if !history_only {
         let mut stmt = tx.prepare_cached(
             "SELECT a.user_id, a.name, a.email FROM audit_actors a
@@ -68,6 +70,7 @@ pub(super) fn erase_audit(
             })?
             .collect::<rusqlite::Result<_>>()?;
         for (actor, name, email) in found {
+            actor_ids.push(actor);
             // The log's own spelling is looked for afterwards too.
             if let Some(name) = name.filter(|n| n.trim().len() >= 3 && *n != tomb) {
                 needles.names.insert(name.clone());
@@ -85,17 +88,40 @@ pub(super) fn erase_audit(
             )?;
         }
     }
+    // Every event holding one of their texts (`erase`), or — for retention's many people
+    // long gone at once — the events naming them as actor or subject, through the indexes.
+    let scope = if every_event {
+        ""
+    } else {
+        "AND audit_event_id IN (
+             SELECT audit_event_id FROM audit_events
+             WHERE actor_user_id IN (SELECT value FROM json_each(?4))
+             UNION
+             SELECT audit_event_id FROM audit_events
+             WHERE subject_entity IN ('user', 'user_rate') AND subject_id = ?5
+             UNION
+             SELECT audit_event_id FROM audit_events
+             WHERE subject_entity = 'user_custom_field' AND subject_id LIKE ?5 || ':%'
+             UNION
+             SELECT audit_event_id FROM audit_events
+             WHERE subject_entity = 'group_membership' AND subject_id LIKE '%:' || ?5)"
+    };
+    let sql = format!(
+        "UPDATE audit_events SET raw_json = replace(raw_json, ?1, ?2),
+             old_value = replace(old_value, ?1, ?2), new_value = replace(new_value, ?1, ?2),
+             meta_data = replace(meta_data, ?1, ?2), erased_by = ?3
+         WHERE (instr(raw_json, ?1) OR instr(old_value, ?1) OR instr(new_value, ?1)
+                OR instr(meta_data, ?1)) AND (?4 IS NOT NULL OR ?5 IS NOT NULL) {scope}
+         RETURNING audit_event_id"
+    );
+    let actor_ids = serde_json::to_string(&actor_ids).unwrap_or_else(|_| "[]".into());
     let mut events = BTreeSet::new();
     for text in &texts {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE audit_events SET raw_json = replace(raw_json, ?1, ?2),
-                 old_value = replace(old_value, ?1, ?2), new_value = replace(new_value, ?1, ?2),
-                 meta_data = replace(meta_data, ?1, ?2), erased_by = ?3
-             WHERE instr(raw_json, ?1) OR instr(old_value, ?1) OR instr(new_value, ?1)
-                OR instr(meta_data, ?1)
-             RETURNING audit_event_id",
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let ids = stmt.query_map(
+            params![text, tomb, run_id, actor_ids, user.to_string()],
+            |r| r.get::<_, i64>(0),
         )?;
-        let ids = stmt.query_map(params![text, tomb, run_id], |r| r.get::<_, i64>(0))?;
         for id in ids {
             events.insert(id?);
         }
