@@ -88,42 +88,50 @@ pub(super) fn erase_audit(
             )?;
         }
     }
-    // Every event holding one of their texts (`erase`), or — for retention's many people
-    // long gone at once — the events naming them as actor or subject, through the indexes.
-    let scope = if every_event {
-        ""
-    } else {
-        "AND audit_event_id IN (
-             SELECT audit_event_id FROM audit_events
-             WHERE actor_user_id IN (SELECT value FROM json_each(?4))
+    let actor_ids = serde_json::to_string(&actor_ids).unwrap_or_else(|_| "[]".into());
+    let mut events = BTreeSet::new();
+    if every_event {
+        // Every event holding one of their texts, whoever it is about.
+        for text in &texts {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE audit_events SET raw_json = replace(raw_json, ?1, ?2),
+                     old_value = replace(old_value, ?1, ?2), new_value = replace(new_value, ?1, ?2),
+                     meta_data = replace(meta_data, ?1, ?2), erased_by = ?3
+                 WHERE instr(raw_json, ?1) OR instr(old_value, ?1) OR instr(new_value, ?1)
+                    OR instr(meta_data, ?1)
+                 RETURNING audit_event_id",
+            )?;
+            for id in stmt.query_map(params![text, tomb, run_id], |r| r.get::<_, i64>(0))? {
+                events.insert(id?);
+            }
+        }
+        return Ok((actors, events.len()));
+    }
+    // Retention's many people long gone at once: the events naming them as actor or as the
+    // user they are about, found through the indexes, never a scan of the whole log.
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT audit_event_id FROM audit_events
+             WHERE actor_user_id IN (SELECT value FROM json_each(?1))
              UNION
              SELECT audit_event_id FROM audit_events
-             WHERE subject_entity IN ('user', 'user_rate') AND subject_id = ?5
-             UNION
-             SELECT audit_event_id FROM audit_events
-             WHERE subject_entity = 'user_custom_field' AND subject_id LIKE ?5 || ':%'
-             UNION
-             SELECT audit_event_id FROM audit_events
-             WHERE subject_entity = 'group_membership' AND subject_id LIKE '%:' || ?5)"
-    };
-    let sql = format!(
+             WHERE subject_entity = 'user' AND subject_id = ?2",
+        )?
+        .query_map(params![actor_ids, user.to_string()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut stmt = tx.prepare_cached(
         "UPDATE audit_events SET raw_json = replace(raw_json, ?1, ?2),
              old_value = replace(old_value, ?1, ?2), new_value = replace(new_value, ?1, ?2),
              meta_data = replace(meta_data, ?1, ?2), erased_by = ?3
-         WHERE (instr(raw_json, ?1) OR instr(old_value, ?1) OR instr(new_value, ?1)
-                OR instr(meta_data, ?1)) AND (?4 IS NOT NULL OR ?5 IS NOT NULL) {scope}
-         RETURNING audit_event_id"
-    );
-    let actor_ids = serde_json::to_string(&actor_ids).unwrap_or_else(|_| "[]".into());
-    let mut events = BTreeSet::new();
-    for text in &texts {
-        let mut stmt = tx.prepare_cached(&sql)?;
-        let ids = stmt.query_map(
-            params![text, tomb, run_id, actor_ids, user.to_string()],
-            |r| r.get::<_, i64>(0),
-        )?;
-        for id in ids {
-            events.insert(id?);
+         WHERE audit_event_id = ?4
+           AND (instr(raw_json, ?1) OR instr(old_value, ?1) OR instr(new_value, ?1)
+                OR instr(meta_data, ?1))",
+    )?;
+    for id in ids {
+        for text in &texts {
+            if stmt.execute(params![text, tomb, run_id, id])? > 0 {
+                events.insert(id);
+            }
         }
     }
     Ok((actors, events.len()))
