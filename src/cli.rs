@@ -163,6 +163,22 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Forget one person's personal data everywhere the mirror holds it (their versions
+    /// become tombstones: ids and intervals stay).
+    Erase {
+        /// Their organization_user_id.
+        #[arg(long, value_name = "ID")]
+        user: i64,
+        /// Why (kept in the receipt; never their name or e-mail address).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Erase every version but the current one (for a person still in the organization).
+        #[arg(long)]
+        history_only: bool,
+        /// Say what would change, by table, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Runs the command the arguments name and gives its exit status.
@@ -214,6 +230,20 @@ pub fn main() -> ExitCode {
                 let (_, config) = commands::load_config(config)?;
                 crate::replica::run(&config, verify).await?;
                 Exit::Ok
+            }
+            Command::Erase {
+                user,
+                reason,
+                history_only,
+                dry_run,
+            } => {
+                let args = crate::erase::EraseArgs {
+                    user,
+                    reason: &reason,
+                    history_only,
+                    dry_run,
+                };
+                crate::erase::run(config, &args).await?
             }
             Command::Demo { db, users, seed } => crate::demo::run(&db, users, seed).await?,
             Command::FakeApi {

@@ -112,6 +112,7 @@ pub fn open_store(config: &Config) -> Result<Store, StoreError> {
         &StoreOptions::from_config(&config.database),
     )?;
     store.set_outbox_rules(crate::alerts::outbox_rules(config));
+    store.set_retention(config.retention.history);
     Ok(store)
 }
 

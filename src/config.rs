@@ -11,6 +11,7 @@ use serde::Deserialize;
 pub mod alerts;
 mod credentials;
 pub mod replica;
+mod retention;
 mod seconds;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ mod validate;
 pub use alerts::AlertRule;
 pub use credentials::{BadCredentials, Credentials, SentAs};
 pub use replica::{PostgresReplicaConfig, ReplicaConfig};
+pub use retention::{HistoryPeriod, RetentionConfig};
 pub use seconds::{Days, Seconds};
 pub use validate::{next_run, validate_base_url};
 
@@ -45,6 +47,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub replica: ReplicaConfig,
+    /// `[retention]`: how long ended history is kept (forever unless set).
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 /// `[metrics]`: the Prometheus endpoint of `orgmirror run`; off unless `listen` is written.

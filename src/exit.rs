@@ -11,13 +11,14 @@ use crate::check::CheckError;
 use crate::commands::{CommandError, Exit};
 use crate::daemon::DaemonError;
 use crate::demo::DemoError;
+use crate::erase::EraseCommandError;
 use crate::export::ExportError;
 use crate::groups::file::GroupsFileError;
 use crate::groups::GroupError;
 use crate::metrics::MetricsError;
 use crate::replica::ReplicaError;
 use crate::status::StatusError;
-use crate::store::{AsOfError, StoreError};
+use crate::store::{AsOfError, EraseError, StoreError};
 use crate::sync::SyncError;
 
 /// Every error a command ends with, each carrying its command's or its layer's type.
@@ -45,6 +46,8 @@ pub enum Error {
     Demo(#[from] DemoError),
     #[error(transparent)]
     Status(#[from] StatusError),
+    #[error(transparent)]
+    Erase(#[from] EraseCommandError),
 }
 
 impl From<crate::config::ConfigError> for Error {
@@ -73,6 +76,22 @@ pub fn status(e: &Error) -> Exit {
         Error::Daemon(e) => daemon(e),
         Error::Demo(e) => demo(e),
         Error::Status(e) => status_of(e),
+        Error::Erase(e) => erase(e),
+    }
+}
+
+/// A refused erasure (a present member, an unknown id, a reason that names them) is a
+/// person's to fix; a reader that kept the WAL, or an e-mail address another row holds,
+/// may pass or needs a look, and the erasure itself is committed.
+fn erase(e: &EraseCommandError) -> Exit {
+    match e {
+        EraseCommandError::Command(e) => command(e),
+        EraseCommandError::NoReason
+        | EraseCommandError::Refused(
+            EraseError::Present { .. } | EraseError::Unknown { .. } | EraseError::ReasonNamesThem,
+        ) => Exit::Config,
+        EraseCommandError::Refused(EraseError::Store(e)) => store(e),
+        EraseCommandError::WalKept { .. } | EraseCommandError::EmailRemains { .. } => Exit::Failed,
     }
 }
 

@@ -17,6 +17,7 @@ mod config;
 mod daemon;
 mod demo;
 mod diff;
+mod erase;
 mod exit;
 mod export;
 mod groups;

@@ -46,6 +46,8 @@ pub struct StatusReport {
     pub replica: Option<crate::replica::ReplicaStatus>,
     /// Set when the API honours no id filter: absences then take one more run to confirm.
     pub absences: Option<AbsenceStatus>,
+    /// Erasure receipts: how many, and the newest few (never what was erased).
+    pub erasures: ErasureStatus,
     /// How far the mirrored audit log reaches, or why it is not read.
     pub audit: Option<AuditStatus>,
 }
@@ -66,6 +68,21 @@ pub struct AuditStatus {
     /// The last failure of the audit request, when newer than the last success.
     pub failure: Option<String>,
 }
+
+/// `erasures` and `[retention]`, as `status` shows them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ErasureStatus {
+    pub count: i64,
+    /// Newest first, at most [`ERASURES_SHOWN`].
+    pub newest: Vec<crate::store::ErasureReceipt>,
+    /// `[retention] history`, when set.
+    pub retention: Option<String>,
+    /// The history before this was dropped by the newest retention pass.
+    pub kept_from: Option<String>,
+}
+
+/// Receipts `status` shows.
+pub const ERASURES_SHOWN: usize = 3;
 
 /// How a user or group missing from a pull is confirmed gone when it cannot be asked for by
 /// id: by the next complete pull missing it too.
@@ -340,6 +357,10 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Stor
         quarantined: Vec::new(),
         replica: None,
         absences: None,
+        erasures: ErasureStatus {
+            retention: config.retention.history.map(|p| p.to_string()),
+            ..ErasureStatus::default()
+        },
         audit: None,
     };
     if !report.database.exists {
@@ -386,6 +407,12 @@ pub fn collect(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Stor
             pending,
         });
     }
+    // A mirror no newer orgmirror has written yet has no receipts.
+    report.erasures.count = store.erasure_count()?;
+    if report.erasures.count > 0 {
+        report.erasures.newest = store.erasures(ERASURES_SHOWN)?;
+    }
+    report.erasures.kept_from = store.history_kept_from().unwrap_or_default();
     report.audit = audit_status(config, &store)?;
     // A mirror no newer orgmirror has written yet has no outbox.
     report.alerts = store.alert_backlog().unwrap_or_default();
@@ -589,6 +616,9 @@ pub fn render(report: &StatusReport) -> String {
     if let Some(r) = &report.replica {
         let _ = writeln!(out, "replica   {}", replica_line(r));
     }
+    if let Some(line) = erasures_line(&report.erasures) {
+        let _ = writeln!(out, "erasures  {line}");
+    }
     if let Some(note) = &report.note {
         let _ = writeln!(out, "{note}");
         return out;
@@ -605,6 +635,7 @@ pub fn render(report: &StatusReport) -> String {
                 "interrupted: its process is gone (the next run marks it failed)".to_string()
             }
             (None, "running") => "in progress".to_string(),
+            (None, _) if run.kind == "erasure" => "erased a person (see `erasures`)".to_string(),
             (None, _) => events_line(&run.events),
         };
         let what = if run.pacing_wait_seconds > 0.0 {
@@ -642,6 +673,28 @@ pub fn render(report: &StatusReport) -> String {
         );
     }
     out
+}
+
+/// `2 receipts; newest: user 1234 at … by alice ("ticket 42"); history kept 3y (from …)`.
+fn erasures_line(e: &ErasureStatus) -> Option<String> {
+    if e.count == 0 && e.retention.is_none() && e.kept_from.is_none() {
+        return None;
+    }
+    let mut line = format!("{} receipt{}", e.count, if e.count == 1 { "" } else { "s" });
+    if let Some(r) = e.newest.first() {
+        let only = if r.history_only { ", history only" } else { "" };
+        line.push_str(&format!(
+            "; newest: user {} at {} by {} ({:?}{only})",
+            r.organization_user_id, r.erased_at, r.erased_by, r.reason
+        ));
+    }
+    match (&e.retention, &e.kept_from) {
+        (Some(p), Some(from)) => line.push_str(&format!("; history kept {p} (from {from})")),
+        (Some(p), None) => line.push_str(&format!("; history kept {p}")),
+        (None, Some(from)) => line.push_str(&format!("; history kept from {from}")),
+        (None, None) => line.push_str("; history kept forever"),
+    }
+    Some(line)
 }
 
 /// `postgres://… (schema orgmirror): at run 41, 1 run behind, replicated at …`.

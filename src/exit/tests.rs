@@ -1191,6 +1191,63 @@ fn table() -> Vec<(&'static str, Error, Exit)> {
             Failed,
         ),
         ("views that differ", ReplicaError::Differs(2).into(), Failed),
+        (
+            "erase a present member",
+            EraseCommandError::Refused(EraseError::Present { user: 1 }).into(),
+            Config,
+        ),
+        (
+            "erase an unknown id",
+            EraseCommandError::Refused(EraseError::Unknown { user: 1 }).into(),
+            Config,
+        ),
+        (
+            "erase with a reason naming them",
+            EraseCommandError::Refused(EraseError::ReasonNamesThem).into(),
+            Config,
+        ),
+        (
+            "erase without a reason",
+            EraseCommandError::NoReason.into(),
+            Config,
+        ),
+        (
+            "erase while another process writes",
+            EraseCommandError::Refused(EraseError::Store(locked())).into(),
+            Failed,
+        ),
+        (
+            "erase on a damaged mirror",
+            EraseCommandError::Command(setup().into()).into(),
+            Config,
+        ),
+        (
+            "erased, a reader kept the WAL",
+            EraseCommandError::WalKept {
+                user: 1,
+                wal: path(),
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "erased, another row holds the e-mail",
+            EraseCommandError::EmailRemains {
+                user: 1,
+                files: vec![path()],
+            }
+            .into(),
+            Failed,
+        ),
+        (
+            "asof before the retention cutoff",
+            CommandError::AsOf(crate::store::AsOfError::NotKept {
+                at: "2020-01-01T00:00:00Z".into(),
+                kept_from: "2023-01-01T00:00:00Z".into(),
+            })
+            .into(),
+            Config,
+        ),
     ]
 }
 

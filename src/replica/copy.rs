@@ -54,13 +54,29 @@ fn copy_sql(part: ReplicaPart) -> &'static str {
             "COPY replica_attribution (event_id, actor_user_id, changed_at, attribution,
                  audit_event_id) FROM STDIN"
         }
+        ReplicaPart::Rewrites => "COPY replica_rewrite (history_id, data) FROM STDIN",
+        ReplicaPart::AuditRewrites => {
+            "COPY replica_audit_rewrite (audit_event_id, old_value, new_value, meta_data) FROM STDIN"
+        }
+        ReplicaPart::Retention => "COPY replica_retention (cutoff) FROM STDIN",
+        ReplicaPart::Erasures => {
+            "COPY erasures (organization_id, sync_run_id, erased_at, organization_user_id, reason,
+                 erased_by, history_only, counts) FROM STDIN"
+        }
     }
 }
 
 /// The temporary table a staged part is copied into, and the statement that applies it
-/// (`$1` the organization); None for the parts copied straight into their tables.
+/// (`$1` the organization; empty for the closings and the retention, applied below); None
+/// for the parts copied straight into their tables.
 fn staging(part: ReplicaPart) -> Option<(&'static str, &'static str)> {
     match part {
+        ReplicaPart::Closings => Some((
+            "CREATE TEMPORARY TABLE replica_closing (
+                 history_id bigint PRIMARY KEY, valid_to timestamptz NOT NULL,
+                 closed_by bigint NOT NULL) ON COMMIT DROP",
+            "",
+        )),
         ReplicaPart::AuditActors => Some((
             "CREATE TEMPORARY TABLE replica_actor (
                  user_id bigint PRIMARY KEY, name text, email text, user_account_id bigint)
@@ -78,6 +94,25 @@ fn staging(part: ReplicaPart) -> Option<(&'static str, &'static str)> {
                  attribution = a.attribution, audit_event_id = a.audit_event_id
              FROM replica_attribution a
              WHERE e.organization_id = $1 AND e.event_id = a.event_id",
+        )),
+        ReplicaPart::Rewrites => Some((
+            "CREATE TEMPORARY TABLE replica_rewrite (
+                 history_id bigint PRIMARY KEY, data jsonb NOT NULL) ON COMMIT DROP",
+            "UPDATE entity_history h SET data = r.data FROM replica_rewrite r
+             WHERE h.organization_id = $1 AND h.history_id = r.history_id",
+        )),
+        ReplicaPart::AuditRewrites => Some((
+            "CREATE TEMPORARY TABLE replica_audit_rewrite (
+                 audit_event_id bigint PRIMARY KEY, old_value jsonb, new_value jsonb,
+                 meta_data jsonb) ON COMMIT DROP",
+            "UPDATE audit_events e SET old_value = r.old_value, new_value = r.new_value,
+                 meta_data = r.meta_data
+             FROM replica_audit_rewrite r
+             WHERE e.organization_id = $1 AND e.audit_event_id = r.audit_event_id",
+        )),
+        ReplicaPart::Retention => Some((
+            "CREATE TEMPORARY TABLE replica_retention (cutoff timestamptz NOT NULL) ON COMMIT DROP",
+            "",
         )),
         _ => None,
     }
@@ -178,15 +213,6 @@ pub(super) async fn send(
         match piece {
             Piece::Begin(part) => {
                 part_started = std::time::Instant::now();
-                if part == ReplicaPart::Closings {
-                    tx.batch_execute(
-                        "CREATE TEMPORARY TABLE replica_closing (
-                             history_id bigint PRIMARY KEY, valid_to timestamptz NOT NULL,
-                             closed_by bigint NOT NULL) ON COMMIT DROP",
-                    )
-                    .await
-                    .map_err(|e| target.error("cannot stage the closed intervals", e))?;
-                }
                 if let Some((create, _)) = staging(part) {
                     tx.batch_execute(create)
                         .await
@@ -235,10 +261,25 @@ pub(super) async fn send(
                         return Err(ReplicaError::ClosedIntervals { rows, closed });
                     }
                 }
-                if let Some((_, apply)) = staging(part) {
-                    tx.execute(apply, &[&organization])
+                if let Some((_, apply)) = staging(part).filter(|(_, apply)| !apply.is_empty()) {
+                    let applied = tx
+                        .execute(apply, &[&organization])
                         .await
                         .map_err(|e| target.error(&format!("cannot apply {part:?}"), e))?;
+                    // A rewrite names rows the replica holds: one missing is a replica
+                    // changed by hand.
+                    if matches!(part, ReplicaPart::Rewrites | ReplicaPart::AuditRewrites)
+                        && applied != rows
+                    {
+                        return Err(ReplicaError::CopiedRows {
+                            part,
+                            copied: applied,
+                            rows,
+                        });
+                    }
+                }
+                if part == ReplicaPart::Retention && rows > 0 {
+                    drop_expired(target, tx, organization).await?;
                 }
                 total += rows;
                 tracing::debug!(
@@ -251,6 +292,44 @@ pub(super) async fn send(
         }
     }
     Ok(total)
+}
+
+/// Drops what a run's retention pass dropped in the mirror, by the same rule: the versions
+/// that ended before the cutoff (`replica_retention`), the events that ended with them, and
+/// the `before_history` of the events that opened a version still kept.
+async fn drop_expired(
+    target: &Target,
+    tx: &tokio_postgres::Transaction<'_>,
+    organization: i64,
+) -> Result<(), ReplicaError> {
+    tx.batch_execute(
+        "CREATE TEMPORARY TABLE replica_expired (
+             history_id bigint PRIMARY KEY, entity text NOT NULL, entity_id text NOT NULL)
+         ON COMMIT DROP",
+    )
+    .await
+    .map_err(|e| target.error("cannot stage the expired history", e))?;
+    let statements = [
+        "INSERT INTO replica_expired
+         SELECT history_id, entity, entity_id FROM entity_history
+         WHERE organization_id = $1 AND valid_to IS NOT NULL
+           AND valid_to < (SELECT max(cutoff) FROM replica_retention)",
+        "DELETE FROM change_log e USING replica_expired x
+         WHERE e.organization_id = $1 AND e.entity = x.entity AND e.entity_id = x.entity_id
+           AND (e.after_history = x.history_id
+                OR (e.after_history IS NULL AND e.before_history = x.history_id))",
+        "UPDATE change_log e SET before_history = NULL FROM replica_expired x
+         WHERE e.organization_id = $1 AND e.entity = x.entity AND e.entity_id = x.entity_id
+           AND e.before_history = x.history_id",
+        "DELETE FROM entity_history h USING replica_expired x
+         WHERE h.organization_id = $1 AND h.history_id = x.history_id",
+    ];
+    for sql in statements {
+        tx.execute(sql, &[&organization])
+            .await
+            .map_err(|e| target.error("cannot drop the expired history", e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

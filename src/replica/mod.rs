@@ -33,7 +33,7 @@ pub use verify::verify;
 
 /// The replica schema's version (`replica_schema.version`); `schema.sql` is applied to a
 /// schema older than this.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// Why a replication attempt stopped; the mirror is unaffected either way.
@@ -205,6 +205,7 @@ pub async fn catch_up(
                 ReplicaPart::Events,
                 ReplicaPart::AuditActors,
                 ReplicaPart::AuditEvents,
+                ReplicaPart::Erasures,
             ];
             let (s, applied) = apply(
                 &target,
@@ -230,6 +231,8 @@ pub async fn catch_up(
             let mut after = progress.map(|(run, _)| run).unwrap_or(0);
             for run in runs {
                 let slice = ReplicaSlice::Run { after, run };
+                // In the order the mirror wrote them: the run's own rows, then what an
+                // erasure (or its retention pass) rewrote, then what retention dropped.
                 let parts = [
                     ReplicaPart::SyncRuns,
                     ReplicaPart::Closings,
@@ -238,6 +241,10 @@ pub async fn catch_up(
                     ReplicaPart::AuditActors,
                     ReplicaPart::AuditEvents,
                     ReplicaPart::Attributions,
+                    ReplicaPart::Rewrites,
+                    ReplicaPart::AuditRewrites,
+                    ReplicaPart::Retention,
+                    ReplicaPart::Erasures,
                 ];
                 let (s, applied) = apply(
                     &target,

@@ -363,3 +363,22 @@ WHERE e.subject_entity IS NOT NULL AND e.window_run_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM change_log c
                   WHERE c.organization_id = e.organization_id
                     AND c.audit_event_id = e.audit_event_id);
+
+-- Erasure receipts (`orgmirror erase`, and retention's erasures of people long gone): when,
+-- whom (the id only), why, who ran it and how many rows of each table changed — never the
+-- erased data. An erasure is a run (kind 'erasure'): its versions' new JSON is applied to
+-- entity_history in that run's transaction, as a retention pass's drops are.
+CREATE TABLE IF NOT EXISTS erasures (
+    organization_id      bigint      NOT NULL,
+    sync_run_id          bigint      NOT NULL,
+    erased_at            timestamptz NOT NULL,
+    organization_user_id bigint      NOT NULL,
+    reason               text        NOT NULL,
+    erased_by            text        NOT NULL,
+    history_only         boolean     NOT NULL,
+    counts               jsonb       NOT NULL
+);
+CREATE INDEX IF NOT EXISTS erasures_by_run ON erasures (organization_id, sync_run_id);
+-- What retention drops, found by the end of the versions.
+CREATE INDEX IF NOT EXISTS entity_history_closed
+    ON entity_history (organization_id, valid_to) WHERE valid_to IS NOT NULL;

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{sqlite_error, Store, StoreError};
 
@@ -245,6 +245,9 @@ pub enum AsOfError {
     NoHistory,
     #[error("{at} is before the mirror's first sync ({first_sync_at}); its history starts there")]
     BeforeHistory { at: String, first_sync_at: String },
+    /// `[retention] history` dropped what ended before `kept_from`.
+    #[error("the history was not kept that far: {at} is before {kept_from}, and [retention] history dropped what ended before that; ask for {kept_from} or later")]
+    NotKept { at: String, kept_from: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -280,7 +283,47 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(&sql)?;
-        let first_sync_at = first_sync_at.ok_or(AsOfError::NoHistory)?;
+        let mut first_sync_at = first_sync_at.ok_or(AsOfError::NoHistory)?;
+        // After a retention pass the oldest events left are not where the history began:
+        // what ended before the cutoff is gone, what was valid at or after it is whole.
+        // A mirror no newer orgmirror has written yet has no retention.
+        let has_cutoffs: bool = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('sync_runs', 'src') WHERE name = 'retention_cutoff'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(&sql)?;
+        let kept_from: Option<String> = if !has_cutoffs {
+            None
+        } else {
+            conn.query_row(
+                "SELECT retention_cutoff FROM src.sync_runs
+                 WHERE status = 'succeeded' AND retention_cutoff IS NOT NULL
+                 ORDER BY sync_run_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&sql)?
+            .flatten()
+        };
+        if let Some(kept_from) = kept_from {
+            if at < kept_from.as_str() {
+                return Err(AsOfError::NotKept {
+                    at: at.to_string(),
+                    kept_from,
+                });
+            }
+            let first_run: Option<String> = conn
+                .query_row(
+                    "SELECT min(started_at) FROM src.sync_runs WHERE status = 'succeeded' AND kind = 'full'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(&sql)?;
+            first_sync_at = first_run.unwrap_or(first_sync_at).max(kept_from);
+        }
         if at < first_sync_at.as_str() {
             return Err(AsOfError::BeforeHistory {
                 at: at.to_string(),

@@ -151,7 +151,39 @@ pub(super) fn write(conn: &Connection, run_id: i64, audit: &AuditWrite) -> rusql
          ON CONFLICT (user_id) DO UPDATE SET name = ?2, email = ?3,
              user_account_id = coalesce(?4, user_account_id), seen_at = ?5, sync_run_id = ?6",
     )?;
+    // A person erased whole and not a member again stays tombstoned, whatever the log says
+    // of them now; their texts are replaced in the events stored below too.
+    let erased = super::erase::erased_accounts(conn)?;
+    let mut scrub: Vec<(String, String)> = Vec::new();
     for a in &audit.actors {
+        let account = match a.user_account_id {
+            Some(id) => Some(id),
+            None => conn
+                .query_row(
+                    "SELECT user_account_id FROM audit_actors WHERE user_id = ?1",
+                    [a.user_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten(),
+        };
+        if let Some(&user) = account.and_then(|id| erased.get(&id)) {
+            let tomb = super::erase::erased_name(user);
+            for text in [&a.name, &a.email].into_iter().flatten() {
+                if text.trim().len() >= 3 && *text != tomb {
+                    scrub.push((text.clone(), tomb.clone()));
+                }
+            }
+            actor.execute(params![
+                a.user_id,
+                tomb,
+                None::<String>,
+                a.user_account_id,
+                now,
+                run_id
+            ])?;
+            continue;
+        }
         actor.execute(params![
             a.user_id,
             a.name,
@@ -161,6 +193,13 @@ pub(super) fn write(conn: &Connection, run_id: i64, audit: &AuditWrite) -> rusql
             run_id
         ])?;
     }
+    let scrubbed = |text: &Option<String>| -> Option<String> {
+        text.as_ref().map(|t| {
+            scrub
+                .iter()
+                .fold(t.clone(), |t, (from, to)| t.replace(from.as_str(), to))
+        })
+    };
     let window = audit
         .window
         .map(|(lo, hi)| (audit_time(lo), audit_time(hi)));
@@ -184,10 +223,11 @@ pub(super) fn write(conn: &Connection, run_id: i64, audit: &AuditWrite) -> rusql
             e.action,
             e.user_id,
             e.workspace_id,
-            e.old_value,
-            e.new_value,
-            e.meta_data,
-            e.raw_json,
+            scrubbed(&e.old_value),
+            scrubbed(&e.new_value),
+            scrubbed(&e.meta_data),
+            scrubbed(&Some(e.raw_json.clone())),
+            // The key of the event as received: one held already (tombstoned) stays as it is.
             e.dedup_key,
             run_id,
             subject.as_ref().map(|s| s.0.as_str()),

@@ -21,7 +21,7 @@ impl Store {
             }
             f.last_success = tx
                 .query_row(
-                    "SELECT finished_at FROM sync_runs WHERE status = 'succeeded'
+                    "SELECT finished_at FROM sync_runs WHERE status = 'succeeded' AND kind <> 'erasure'
                      ORDER BY sync_run_id DESC LIMIT 1",
                     [],
                     |r| r.get(0),
@@ -30,7 +30,7 @@ impl Store {
             f.last_run = tx
                 .query_row(
                     "SELECT status, started_at, finished_at, error FROM sync_runs
-                     WHERE status != 'running' ORDER BY sync_run_id DESC LIMIT 1",
+                     WHERE status != 'running' AND kind <> 'erasure' ORDER BY sync_run_id DESC LIMIT 1",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
@@ -52,7 +52,7 @@ impl Store {
                     self.conn
                         .query_row(
                             "SELECT coalesce(json_array_length(quarantined_json), 0) FROM sync_runs
-                 WHERE status = 'succeeded' ORDER BY sync_run_id DESC LIMIT 1",
+                 WHERE status = 'succeeded' AND kind <> 'erasure' ORDER BY sync_run_id DESC LIMIT 1",
                             [],
                             |r| r.get(0),
                         )

@@ -6,6 +6,7 @@ mod audit;
 mod changes;
 mod clock;
 mod demo;
+mod erase;
 mod export;
 mod figures;
 mod health;
@@ -14,6 +15,7 @@ mod lookup;
 mod outbox;
 mod read_only;
 mod replica;
+mod retention;
 mod rows;
 mod runs;
 mod setup;
@@ -31,6 +33,7 @@ pub use asof::{AsOfError, AsOfState, ASOF_TABLES};
 pub use audit::{AuditState, AuditWrite};
 pub use changes::{ChangeFilter, ChangeRow, UnobservedRow};
 pub use demo::{demo_questions, DemoQuestion};
+pub use erase::{os_user, EraseError, EraseRequest, Erasure, ErasureReceipt};
 pub use export::Source;
 pub use figures::ScrapeFigures;
 #[cfg(test)]
@@ -84,6 +87,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/26_id_filters.sql"),
     ),
     ("27_audit_log", include_str!("migrations/27_audit_log.sql")),
+    (
+        "28_erasure_and_retention",
+        include_str!("migrations/28_erasure_and_retention.sql"),
+    ),
 ];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -154,6 +161,13 @@ pub enum StoreError {
     Locked { path: PathBuf, lock: PathBuf },
     #[error("another orgmirror daemon (`orgmirror run`) already serves database {path} (lock {lock}); stop it first")]
     DaemonRunning { path: PathBuf, lock: PathBuf },
+    /// The file or its `-wal` could not be read back after an erasure, to check the
+    /// person's bytes are gone (the erasure is committed).
+    #[error("database {path}: cannot read it to check the erased bytes are gone: {source}")]
+    Unsearchable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// SQLite's `quick_check` found damage: nothing was written (exit 2).
     #[error("database {path} is damaged ({problems}); nothing was written: {RECOVERY}")]
     Damaged { path: PathBuf, problems: String },
@@ -305,6 +319,8 @@ pub struct Store {
     daemon_lock: Option<File>,
     /// The alert rules whose matches a run queues with its events (see [`OutboxRules`]).
     outbox_rules: Option<std::sync::Arc<dyn OutboxRules>>,
+    /// `[retention] history`: what every run committed through this store keeps.
+    retention: Option<crate::config::HistoryPeriod>,
 }
 
 impl Store {
@@ -368,6 +384,7 @@ impl Store {
             writer_lock: None,
             daemon_lock: None,
             outbox_rules: None,
+            retention: None,
         };
         // Before any mode, pragma or schema is changed: a file that is not ours stays as it was.
         store.check_identity()?;
@@ -418,6 +435,7 @@ impl Store {
             writer_lock: None,
             daemon_lock: None,
             outbox_rules: None,
+            retention: None,
         };
         store.sql(store.conn.busy_timeout(Duration::from_secs(10)))?;
         store.check_identity()?;
@@ -428,6 +446,12 @@ impl Store {
     /// alert outbox, in the run's own transaction.
     pub fn set_outbox_rules(&mut self, rules: Option<std::sync::Arc<dyn OutboxRules>>) {
         self.outbox_rules = rules;
+    }
+
+    /// Has every run committed through this store drop the history that ended longer
+    /// than `period` before it (`[retention] history`).
+    pub fn set_retention(&mut self, period: Option<crate::config::HistoryPeriod>) {
+        self.retention = period;
     }
 
     /// The path it was opened at.
@@ -483,8 +507,10 @@ impl Store {
         let limit = i64::try_from(self.options.journal_size_limit).unwrap_or(i64::MAX);
         // A 16 MiB page cache: a first sync commits while it holds the organization in
         // memory, and a larger cache made that commit no faster (docs/performance.md).
+        // secure_delete: what a deletion or an erasure frees is overwritten with zeros, so
+        // that an erased person's bytes do not stay in free space (`store::erase`).
         self.sql(self.conn.execute_batch(&format!(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384; PRAGMA journal_size_limit={limit};"
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384; PRAGMA journal_size_limit={limit}; PRAGMA secure_delete=ON;"
         )))
     }
 
@@ -555,8 +581,15 @@ impl Store {
                     source,
                 })?;
         }
+        // A migration may edit a definition in `sqlite_schema` (as SQLite's ALTER TABLE
+        // documents for a widened CHECK): a new schema cookie has every connection, this
+        // one included, read the schema again.
+        let cookie: i64 = tx
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .map_err(sqlite_error(&path))?;
         tx.execute_batch(&format!(
-            "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
+            "PRAGMA schema_version={}; PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};",
+            cookie + 1
         ))
         .and_then(|_| tx.commit())
         .map_err(sqlite_error(&path))

@@ -26,6 +26,16 @@ pub enum ReplicaPart {
     /// `(event_id, actor_user_id, changed_at, attribution, audit_event_id)` of the earlier
     /// runs' events a run matched with the audit log (never at bootstrap).
     Attributions,
+    /// `(history_id, data_json)` of the versions an erasure run rewrote (never at bootstrap,
+    /// which copies the versions as they read now).
+    Rewrites,
+    /// The cutoff a run's retention pass dropped history before (never at bootstrap).
+    Retention,
+    /// `(audit_event_id, old_value, new_value, meta_data)` of the audit events an erasure
+    /// rewrote (never at bootstrap).
+    AuditRewrites,
+    /// `erasures` receipts.
+    Erasures,
 }
 
 impl ReplicaPart {
@@ -33,7 +43,12 @@ impl ReplicaPart {
     pub fn staged(self) -> bool {
         matches!(
             self,
-            ReplicaPart::Closings | ReplicaPart::AuditActors | ReplicaPart::Attributions
+            ReplicaPart::Closings
+                | ReplicaPart::AuditActors
+                | ReplicaPart::Attributions
+                | ReplicaPart::Rewrites
+                | ReplicaPart::AuditRewrites
+                | ReplicaPart::Retention
         )
     }
 }
@@ -277,6 +292,18 @@ pub const CONTRACT_VIEWS: &[ContractView] = &[
         ],
     },
     ContractView {
+        name: "erasures",
+        columns: &[
+            ("sync_run_id", Int),
+            ("erased_at", Instant),
+            ("organization_user_id", Int),
+            ("reason", Text),
+            ("erased_by", Text),
+            ("history_only", Bool),
+            ("counts", Json),
+        ],
+    },
+    ContractView {
         name: "group_history",
         columns: &[
             ("group_id", Int),
@@ -516,6 +543,38 @@ fn replica_sql(part: ReplicaPart, slice: ReplicaSlice) -> (&'static str, Vec<i64
         (ReplicaPart::Attributions, ReplicaSlice::Run { run, .. }) => (
             "SELECT event_id, actor_user_id, changed_at, attribution, audit_event_id
              FROM change_log WHERE attributed_by = ?1 AND sync_run_id < ?1",
+            vec![run],
+        ),
+        (ReplicaPart::Rewrites | ReplicaPart::Retention, ReplicaSlice::UpTo(upto)) => {
+            ("SELECT 0, 0 WHERE ?1 IS NULL", vec![upto])
+        }
+        (ReplicaPart::AuditRewrites, ReplicaSlice::UpTo(upto)) => {
+            ("SELECT 0, 0, 0, 0 WHERE ?1 IS NULL", vec![upto])
+        }
+        (ReplicaPart::AuditRewrites, ReplicaSlice::Run { run, .. }) => (
+            "SELECT audit_event_id, old_value, new_value, meta_data FROM audit_events
+             WHERE erased_by = ?1",
+            vec![run],
+        ),
+        (ReplicaPart::Rewrites, ReplicaSlice::Run { run, .. }) => (
+            "SELECT history_id, data_json FROM entity_history WHERE erased_by = ?1",
+            vec![run],
+        ),
+        (ReplicaPart::Retention, ReplicaSlice::Run { run, .. }) => (
+            "SELECT retention_cutoff FROM sync_runs
+             WHERE sync_run_id = ?1 AND retention_cutoff IS NOT NULL",
+            vec![run],
+        ),
+        (ReplicaPart::Erasures, ReplicaSlice::UpTo(upto)) => (
+            "SELECT sync_run_id, erased_at, organization_user_id, reason, erased_by, history_only,
+                    counts
+             FROM erasures WHERE sync_run_id <= ?1",
+            vec![upto],
+        ),
+        (ReplicaPart::Erasures, ReplicaSlice::Run { run, .. }) => (
+            "SELECT sync_run_id, erased_at, organization_user_id, reason, erased_by, history_only,
+                    counts
+             FROM erasures WHERE sync_run_id = ?1",
             vec![run],
         ),
     }

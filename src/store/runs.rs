@@ -237,6 +237,10 @@ impl Store {
         // third of each event's insert); the tests check them after every sync
         // (`PRAGMA foreign_key_check`). The pragma only takes outside a transaction.
         self.sql(self.conn.execute_batch("PRAGMA foreign_keys=OFF"))?;
+        let cutoff = self.retention.and_then(|period| {
+            let at = chrono::DateTime::parse_from_rfc3339(observed_at).ok()?;
+            Some(crate::clock::format_utc(period.cutoff(at.to_utc())))
+        });
         let committed = write::commit(
             &mut self.conn,
             run_id,
@@ -244,7 +248,10 @@ impl Store {
             workspace_names,
             observed_at,
             totals,
-            self.outbox_rules.as_deref(),
+            &write::AfterChanges {
+                outbox: self.outbox_rules.as_deref(),
+                retention_cutoff: cutoff.as_deref(),
+            },
         )
         .map_err(sqlite_error(&path));
         if let Err(error) = self.conn.execute_batch("PRAGMA foreign_keys=ON") {
@@ -329,7 +336,7 @@ impl Store {
     /// The newest succeeded run: what the mirror's current state is.
     pub fn last_succeeded_run(&self) -> Result<Option<SyncRunRow>, StoreError> {
         Ok(self
-            .runs_where("status = 'succeeded'", 1)?
+            .runs_where("status = 'succeeded' AND kind <> 'erasure'", 1)?
             .into_iter()
             .next())
     }

@@ -44,6 +44,14 @@ fn write_pending_absences(
     Ok(())
 }
 
+/// What a run's transaction does after its changes: queue the alerts its events match,
+/// and drop the history that ended before the retention cutoff.
+pub(super) struct AfterChanges<'a> {
+    pub outbox: Option<&'a dyn super::OutboxRules>,
+    /// RFC 3339 UTC; `None`: `[retention]` is off.
+    pub retention_cutoff: Option<&'a str>,
+}
+
 /// Inserts written per batch of multi-row statements: each batch's canonical JSON is made,
 /// written and dropped before the next, so a first sync never holds the organization as text.
 const INSERTS_PER_BATCH: usize = 256;
@@ -58,7 +66,7 @@ pub(super) fn commit(
     workspace_names: &BTreeMap<i64, String>,
     observed_at: &str,
     totals: &RunTotals,
-    outbox: Option<&dyn super::OutboxRules>,
+    after: &AfterChanges<'_>,
 ) -> rusqlite::Result<Counts> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut counts = Counts::new();
@@ -98,8 +106,22 @@ pub(super) fn commit(
         super::audit::write(&tx, run_id, audit)?;
     }
     // In the run's transaction: an event is committed with its alerts or not at all.
-    if let Some(rules) = outbox {
+    if let Some(rules) = after.outbox {
         super::outbox::queue_run(&tx, run_id, rules, &crate::clock::now_utc())?;
+    }
+    if let Some(cutoff) = after.retention_cutoff {
+        let erased_by = super::erase::os_user();
+        let started = std::time::Instant::now();
+        let done = super::retention::retain(&tx, run_id, cutoff, observed_at, &erased_by)?;
+        tracing::info!(
+            run_id,
+            cutoff,
+            versions = done.versions,
+            events = done.events,
+            erased = done.erased,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "retention: dropped the history that ended before the cutoff"
+        );
     }
     mark_succeeded(&tx, run_id, totals, &counts)?;
     tx.commit()?;

@@ -85,6 +85,16 @@ pub(super) fn record_end(
             if let Ok(false) = complete {
                 warn!(run_id, "WAL checkpoint incomplete: a reader holds an old snapshot open; the -wal file keeps its size until it lets go");
             }
+            match store.vacuum_old_free_space() {
+                Ok(true) => tracing::info!(
+                    run_id,
+                    "vacuumed: the free space predated secure_delete, and retention erases"
+                ),
+                Ok(false) => {}
+                Err(error) => {
+                    warn!(run_id, %error, "could not vacuum the free space an older orgmirror left; the next run tries again")
+                }
+            }
         }
         Err(e) => {
             let failure = RunFailure {

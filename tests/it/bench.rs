@@ -100,7 +100,7 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
             _ => {}
         }
     }
-    // The query scenario: every canned query, asof and changes, timed on a year of churn
+    // The query scenario: every canned query, asof, changes, erase and retention, timed on a year of churn
     // (4 runs with --quick), the canned ones with their plans.
     let queries = doc["queries"].as_array().expect("queries");
     let names: BTreeSet<&str> = queries.iter().filter_map(|q| q["query"].as_str()).collect();
@@ -109,7 +109,14 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
     }
     for q in queries {
         assert_eq!(q["size"], 1000, "{q}");
-        assert!(q["median_ms"].as_f64().is_some_and(|t| t > 0.0), "{q}");
+        let query = q["query"].as_str().unwrap_or_default();
+        // A pass or a search over a small file may take under the figure's resolution.
+        let least = if query.starts_with("retention") || query.ends_with("check") {
+            0.0
+        } else {
+            f64::MIN_POSITIVE
+        };
+        assert!(q["median_ms"].as_f64().is_some_and(|t| t >= least), "{q}");
         match q["query"].as_str() {
             Some("asof (whole organization)") => assert!(
                 q["rows"].as_u64().is_some_and(|n| n > 900),
@@ -118,10 +125,15 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
             Some("changes --since 7d") => {
                 assert!(q["rows"].as_u64().is_some_and(|n| n > 1), "{q}")
             }
+            // A year of versions dropped: those a churn run closed.
+            Some("retention pass: a year of versions") => {
+                assert!(q["rows"].as_u64().is_some_and(|n| n > 0), "{q}")
+            }
+            Some(name) if name.starts_with("erase") || name.starts_with("retention") => {}
             _ => assert!(q["plan"].as_array().is_some_and(|p| !p.is_empty()), "{q}"),
         }
     }
-    assert_eq!(names.len(), crate::canned::CANNED_QUERIES.len() + 2);
+    assert_eq!(names.len(), crate::canned::CANNED_QUERIES.len() + COMMANDS);
     assert_eq!(doc["query_builds"][0]["churn_runs"], 4);
 
     // The store floor copied exactly what the initial sync stored, and took time doing it.
@@ -152,6 +164,10 @@ fn quick_bench_writes_every_scenario_and_an_unchanged_sync_writes_nothing() {
     }
 }
 
+/// What the query scenario times besides the canned queries: `asof`, `changes`, `erase`, its
+/// byte search, an erasure with `VACUUM`, and two retention passes.
+const COMMANDS: usize = 7;
+
 /// The README's `orgmirror-bench --queries-only` (here small): only the query scenario, at the sizes and
 /// churn runs asked for.
 #[test]
@@ -170,7 +186,7 @@ fn bench_queries_only_times_the_questions_and_no_sync_scenario() {
     let queries = doc["queries"].as_array().expect("queries");
     assert_eq!(
         queries.len(),
-        crate::canned::CANNED_QUERIES.len() + 2,
+        crate::canned::CANNED_QUERIES.len() + COMMANDS,
         "{queries:?}"
     );
     assert!(queries.iter().all(|q| q["size"] == 300), "{queries:?}");

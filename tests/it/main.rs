@@ -12,6 +12,7 @@ mod check;
 mod cli;
 mod connecting;
 mod datasette;
+mod erase;
 mod first_contact;
 mod groups;
 mod history;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use orgmirror_fake::{FakeOptions, KeyExpiry};
 
 use crate::support::{
-    assert_one_time_per_run, assert_references_hold, bin, ok, rows, scalar, text, Mirror,
+    assert_one_time_per_run, assert_references_hold, bin, last_run, ok, rows, scalar, text, Mirror,
 };
 
 /// The password of the clusters' superuser `orgmirror` (scram over TCP).
@@ -1350,4 +1350,147 @@ fn the_audit_log_and_who_made_each_change_answer_the_same_in_postgresql() {
         crate::support::scalar(&conn, "SELECT count(*) FROM unobserved_changes")
     );
     assert!(counts(&format!("SELECT count(*) FROM {schema}.unobserved_changes")) >= 2);
+}
+
+/// `orgmirror … ARGS` with the wall clock starting at `at`, the replica's password set.
+fn run_at(m: &Mirror, at: &str, args: &[&str]) -> Output {
+    let faketime = crate::support::faketime().expect("faketime");
+    crate::support::run_at(faketime, m, at, args, &[("PGPASSWORD", PASSWORD)])
+}
+
+/// `pg_dump` of the replica's schema, as text.
+fn pg_dump(cluster: &Cluster, schema: &str) -> String {
+    let out = Command::new(cluster.bin.join("pg_dump"))
+        .args(["--dbname", &cluster.url(), "--schema", schema, "--no-owner"])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .expect("pg_dump runs");
+    assert!(out.status.success(), "pg_dump: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn an_erasure_and_a_retention_pass_reach_the_replica_and_pg_dump_finds_neither_email_nor_name() {
+    let Some(cluster) = shared() else {
+        return;
+    };
+    if crate::support::faketime().is_none() {
+        return;
+    }
+    let schema = "erasure_test";
+    let organization = 4811;
+    let m = mirror_with_replica(cluster, 16, organization, schema);
+    let org = m.fake.handle();
+    let ids: Vec<i64> = org
+        .user_ids()
+        .into_iter()
+        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
+        .collect();
+    let (leaver, kept) = (ids[2], ids[3]);
+    let email = org.user(leaver).unwrap().email;
+    let names = ["Xanthippe Vandersloot", "Xanthippe Vandersloot-Ng"];
+    org.rename_user(leaver, names[0]);
+    org.set_rate(leaver, Some(61.0), "EUR");
+    org.rename_user(kept, "Remy Old-Name");
+    let synced = |at: &str| {
+        let out = run_at(&m, at, &["sync"]);
+        ok(&out);
+    };
+    synced("@2030-01-07 09:00:00");
+    org.rename_user(leaver, names[1]);
+    org.rename_user(kept, "Remy New-Name");
+    synced("@2030-03-04 09:00:00");
+    org.remove_user(leaver);
+    synced("@2030-05-06 09:00:00");
+    let dump = pg_dump(cluster, schema);
+    assert!(
+        dump.contains(&email) && dump.contains(names[1]),
+        "the replica holds them"
+    );
+
+    let erased = ok(&run(
+        &m,
+        &["erase", "--user", &leaver.to_string(), "--reason", "DSR-77"],
+    ));
+    assert!(erased.contains("erased user"), "{erased}");
+    let conn = m.conn();
+    let last = last_run(&conn);
+    drop(conn);
+    assert_eq!(replica_run(cluster, schema, organization), Some(last));
+    let dump = pg_dump(cluster, schema);
+    for needle in [email.as_str(), names[0], names[1]] {
+        assert!(!dump.contains(needle), "pg_dump still holds {needle}");
+    }
+    assert!(dump.contains(&format!("erased person {leaver}")));
+    assert_eq!(
+        cluster
+            .psql(&format!(
+                "SELECT organization_user_id, reason, history_only FROM {schema}.erasures WHERE organization_id = {organization}"
+            ))
+            .trim(),
+        format!("{leaver}|DSR-77|f")
+    );
+    assert_same_views(&m, cluster, schema, organization);
+    verify_ok(&m);
+
+    // Retention: 2030-07-01 minus 3 months is 2030-04-01; Remy's first version ended before.
+    let mut config = std::fs::read_to_string(&m.config).unwrap();
+    config.push_str("\n[retention]\nhistory = \"3mo\"\n");
+    std::fs::write(&m.config, config).unwrap();
+    synced("@2030-07-01 09:00:00");
+    let dump = pg_dump(cluster, schema);
+    assert!(!dump.contains("Remy Old-Name") && dump.contains("Remy New-Name"));
+    assert_eq!(
+        cluster
+            .psql(&format!(
+                "SELECT count(*) FROM {schema}.entity_history WHERE organization_id = {organization} AND valid_to < '2030-04-01T09:00:00Z'"
+            ))
+            .trim(),
+        "0"
+    );
+    assert_same_views(&m, cluster, schema, organization);
+    verify_ok(&m);
+}
+
+#[test]
+fn an_erasure_reaches_the_replicas_audit_log_and_pg_dump_finds_neither_email_nor_name() {
+    let Some(cluster) = shared() else {
+        return;
+    };
+    let schema = "erasure_audit";
+    let organization = 4812;
+    let m = mirror_with_replica(cluster, 12, organization, schema);
+    let org = m.fake.handle();
+    let ids: Vec<i64> = org
+        .user_ids()
+        .into_iter()
+        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
+        .collect();
+    let (leaver, other) = (ids[2], ids[3]);
+    let email = org.user(leaver).unwrap().email;
+    org.rename_user(leaver, "Ignatius Replicant");
+    sync(&m);
+    // They make a change: the audit log (and the replica's) names them as its actor.
+    assert!(org.set_actor(Some(leaver)));
+    org.rename_user(other, "Renamed By Ignatius");
+    sync(&m);
+    assert!(org.set_actor(None));
+    org.remove_user(leaver);
+    sync(&m);
+    let dump = pg_dump(cluster, schema);
+    assert!(dump.contains(&email), "the replica's audit log holds them");
+
+    ok(&run(
+        &m,
+        &["erase", "--user", &leaver.to_string(), "--reason", "DSR-78"],
+    ));
+    let dump = pg_dump(cluster, schema);
+    for needle in [email.as_str(), "Ignatius Replicant"] {
+        assert!(!dump.contains(needle), "pg_dump still holds {needle}");
+    }
+    verify_ok(&m);
+    // The next run pulls the log's overlap again: nothing of them comes back there either.
+    sync(&m);
+    assert!(!pg_dump(cluster, schema).contains(&email));
+    verify_ok(&m);
 }

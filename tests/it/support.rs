@@ -115,6 +115,53 @@ impl Mirror {
     }
 }
 
+/// `faketime`, which tests of times need (runs at chosen wall-clock times): .ci/run installs it.
+pub fn faketime() -> Option<&'static str> {
+    let path = "/usr/bin/faketime";
+    if Path::new(path).exists() {
+        Some(path)
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "{path} is missing in CI");
+        println!("SKIPPED: {path} is missing (install the `faketime` package)");
+        None
+    }
+}
+
+/// `orgmirror --config … ARGS` with the wall clock at `at` (faketime's syntax: `@…` starts
+/// the clock there and lets it run; without `@` it stands still), and `env` set. The
+/// monotonic clock is left alone, so timers and timeouts work as always.
+pub fn run_at(faketime: &str, m: &Mirror, at: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    std::process::Command::new(faketime)
+        .arg("-f")
+        .arg(at)
+        .arg(bin())
+        .arg("--config")
+        .arg(&m.config)
+        .args(args)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .env("TOGGL_API_TOKEN", "demo-token")
+        .envs(env.iter().copied())
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("faketime runs")
+}
+
+/// `sync` with the wall clock at `at`, asserting it succeeded and left sound references and
+/// times; returns its stderr.
+pub fn sync_at(faketime: &str, m: &Mirror, at: &str) -> String {
+    let out = run_at(faketime, m, at, &["sync"], &[]);
+    assert!(
+        out.status.success(),
+        "sync at {at} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_references_hold(&m.db);
+    assert_one_time_per_run(&m.db);
+    text(&out.stderr)
+}
+
 /// `name's`, or `name'` after an s, as the change feed writes it.
 pub fn possessive(name: &str) -> String {
     if name.ends_with('s') {

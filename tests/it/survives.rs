@@ -1,56 +1,11 @@
 //! History that survives clocks, races and bad records: a clock stepped back,
 //! two runs in one second, a member who is not a user, a record that cannot be read.
 
-use std::process::{Command, Output};
-
 use orgmirror_fake::{Fault, FaultKind, Route};
 use serde_json::{json, Value};
 
 use super::{proxied, Rewrite};
 use crate::support::*;
-
-/// `faketime`, which the clock tests need: .ci/run installs it.
-fn faketime() -> Option<&'static str> {
-    let path = "/usr/bin/faketime";
-    if std::path::Path::new(path).exists() {
-        Some(path)
-    } else {
-        assert!(std::env::var_os("CI").is_none(), "{path} is missing in CI");
-        println!("SKIPPED: {path} is missing (install the `faketime` package)");
-        None
-    }
-}
-
-/// `orgmirror --config … ARGS` with the wall clock at `at` (faketime's syntax: `@…` starts
-/// the clock there and lets it run; without `@` it stands still). The monotonic clock is
-/// left alone, so timers and timeouts work as always.
-fn run_at(faketime: &str, m: &Mirror, at: &str, args: &[&str]) -> Output {
-    Command::new(faketime)
-        .arg("-f")
-        .arg(at)
-        .arg(bin())
-        .arg("--config")
-        .arg(&m.config)
-        .args(args)
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .env("TOGGL_API_TOKEN", "demo-token")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("faketime runs")
-}
-
-fn sync_at(faketime: &str, m: &Mirror, at: &str) -> String {
-    let out = run_at(faketime, m, at, &["sync"]);
-    assert!(
-        out.status.success(),
-        "sync at {at} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert_references_hold(&m.db);
-    assert_one_time_per_run(&m.db);
-    text(&out.stderr)
-}
 
 /// Keys whose history intervals overlap or are empty: none may exist.
 fn bad_intervals(m: &Mirror) -> Vec<Vec<String>> {

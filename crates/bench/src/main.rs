@@ -38,6 +38,7 @@
 mod audit;
 mod canned;
 mod child;
+mod erasure;
 mod floor;
 mod queries;
 mod replica;

@@ -89,7 +89,7 @@ pub fn measure(
             );
         }
     }
-    drop(server);
+    // The server stays up: the retention passes below are runs against it.
     // The runs happened seconds apart; spread them a week apart, the newest an hour ago,
     // so the year reads as one (and `--since 7d` holds the newest run alone).
     let week = chrono::Duration::weeks(1);
@@ -181,6 +181,8 @@ pub fn measure(
             peak_rss_kib: Some(cost.peak_rss_kib),
         });
     }
+    out.extend(crate::erasure::measure(binaries, size, dir.path(), &db, &config).map_err(failed)?);
+    drop(server);
     orgmirror::errln!("  {size:>7} queries   done");
     Ok((out, build))
 }
