@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
+use audit_log::erase_audit;
 pub(super) use audit_log::erased_accounts;
-use audit_log::{erase_audit, has_audit_log};
 
 use super::{clock, sqlite_error, Store, StoreError, INTERRUPTED};
 use crate::model::{content_hash, RateRecord, UserCustomFieldRecord, UserRecord};
@@ -527,11 +527,9 @@ pub(super) fn erase_in(
         }
     }
     // First the audit log: the spellings it holds join the texts replaced below.
-    if has_audit_log(tx)? {
-        let (actors, events) = erase_audit(tx, run_id, user, history_only, every_event, needles)?;
-        counts.insert("audit_actors", actors as i64);
-        counts.insert("audit_events", events as i64);
-    }
+    let (actors, events) = erase_audit(tx, run_id, user, history_only, every_event, needles)?;
+    counts.insert("audit_actors", actors as i64);
+    counts.insert("audit_events", events as i64);
     let mut outbox = rewrite_payloads(tx, user)?;
     let (runs, more) = scrub_texts(tx, user, needles)?;
     outbox.extend(more);

@@ -112,18 +112,6 @@ fn an_older_mirror_takes_erasure_runs_and_flags_its_free_space() {
     assert_eq!(secure, 1);
 }
 
-/// The audit log as issue 27 keeps it (plan-27-28.md): the columns erasure reads and writes,
-/// created here when the mirror has no audit log yet.
-const AUDIT_TABLES: &str = "
-    CREATE TABLE IF NOT EXISTS audit_actors (
-        user_id INTEGER PRIMARY KEY, name TEXT, email TEXT, user_account_id INTEGER,
-        seen_at TEXT NOT NULL, sync_run_id INTEGER NOT NULL);
-    CREATE TABLE IF NOT EXISTS audit_events (
-        audit_event_id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, entity_type TEXT NOT NULL,
-        entity_id TEXT, action TEXT NOT NULL, actor_user_id INTEGER, workspace_id INTEGER,
-        old_value TEXT, new_value TEXT, meta_data TEXT, raw_json TEXT NOT NULL,
-        dedup_key TEXT NOT NULL UNIQUE, sync_run_id INTEGER NOT NULL);";
-
 #[test]
 fn the_audit_log_loses_their_name_and_email_and_keeps_its_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,14 +120,11 @@ fn the_audit_log_loses_their_name_and_email_and_keeps_its_events() {
     let user = r#"{"id":7,"user_account_id":70,"user_id":"u7","name":"Ann Example","email":"ann@example.com","active":true,"admin":false,"owner":false,"joined":true,"invite_sent":null,"2fa_enabled":null,"can_edit_personal_details":null,"account_locked_at":null,"created_at":null,"updated_at":null,"deleted_at":null,"organization_id":1,"working_hours":null,"permissions":null,"tags":[],"workspaces":[]}"#;
     store
         .connection()
-        .execute_batch(AUDIT_TABLES)
-        .and_then(|()| {
-            store.connection().execute(
-                "INSERT INTO sync_runs (started_at, finished_at, status) VALUES
-                 ('2030-01-01T00:00:00Z', '2030-01-01T00:00:01Z', 'succeeded')",
-                [],
-            )
-        })
+        .execute(
+            "INSERT INTO sync_runs (started_at, finished_at, status) VALUES
+             ('2030-01-01T00:00:00Z', '2030-01-01T00:00:01Z', 'succeeded')",
+            [],
+        )
         .and_then(|_| {
             store.connection().execute(
                 "INSERT INTO entity_history (history_id, entity, entity_id, id, valid_from, valid_to,
@@ -221,4 +206,39 @@ fn the_audit_log_loses_their_name_and_email_and_keeps_its_events() {
     )
     .unwrap();
     assert_eq!(erased_accounts(conn).unwrap(), BTreeMap::new());
+}
+
+/// An erasure finds a person's audit actors through indexes, never by reading every actor: a
+/// retention pass does it once per person long gone.
+#[test]
+fn the_audit_actors_of_a_person_are_found_by_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("m.sqlite"),
+        &super::super::StoreOptions::default(),
+    )
+    .unwrap();
+    let plan: Vec<String> = store
+        .connection()
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            audit_log::ACTORS_OF_PERSON
+        ))
+        .unwrap()
+        .query_map(rusqlite::params![7, "[]"], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .all(|step| !step.starts_with("SCAN audit_actors")),
+        "{plan:?}"
+    );
+    assert_eq!(
+        plan.iter()
+            .filter(|step| step.starts_with("SEARCH audit_actors USING"))
+            .count(),
+        2,
+        "{plan:?}"
+    );
 }

@@ -31,6 +31,8 @@ CREATE TABLE erasures (
     counts               TEXT    NOT NULL
 );
 CREATE INDEX erasures_by_user ON erasures (organization_user_id);
+-- An erasure finds the person's audit actors by account or by e-mail.
+CREATE INDEX audit_actors_by_email ON audit_actors (email);
 
 -- Whether the file's free space may still hold bytes written before secure_delete was on
 -- (a mirror made by an older orgmirror): the next erasure vacuums it, once.
