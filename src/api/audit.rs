@@ -51,22 +51,33 @@ impl Client {
         let suffix = format!("/audit-log/{}/{}", second(from), second(to_up));
         let req = self.request(Method::GET, "GET", &suffix, query, Some(page));
         let answer = self.send(&req).await?;
-        decode(&answer.body).map_err(|message| ApiError::Decode {
+        decode(&answer.body).map_err(|e| ApiError::Decode {
             endpoint: req.endpoint(),
-            message,
+            message: e.to_string(),
         })
     }
 }
 
-fn decode(body: &[u8]) -> Result<AuditPage, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+/// Why an audit-log page could not be read at all (an unreadable event is only counted).
+#[derive(Debug, thiserror::Error)]
+enum AuditDecodeError {
+    #[error("{0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("the audit log answer is not a JSON object")]
+    NotAnObject,
+    #[error("`events` is not an array")]
+    EventsNotAnArray,
+}
+
+fn decode(body: &[u8]) -> Result<AuditPage, AuditDecodeError> {
+    let value: Value = serde_json::from_slice(body)?;
     let Value::Object(top) = value else {
-        return Err("the audit log answer is not a JSON object".to_string());
+        return Err(AuditDecodeError::NotAnObject);
     };
     let events = match top.get("events") {
         Some(Value::Array(events)) => events.as_slice(),
         None | Some(Value::Null) => &[],
-        Some(_) => return Err("`events` is not an array".to_string()),
+        Some(_) => return Err(AuditDecodeError::EventsNotAnArray),
     };
     let mut page = AuditPage {
         received: events.len(),
