@@ -245,7 +245,7 @@ async fn begin_run(
     let checking = Instant::now();
     store.refuse_damage()?;
     tracing::debug!(
-        quick_check_ms = checking.elapsed().as_millis() as u64,
+        quick_check_ms = checking.elapsed().as_secs_f64() * 1e3,
         "quick_check"
     );
     let patience = config.database.busy_timeout.duration();

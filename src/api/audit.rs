@@ -4,6 +4,8 @@
 //! (its canonical JSON), whatever its type, and people are known only through
 //! `user_summaries`. An event without a readable `created_at` is the only one passed over.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -71,12 +73,12 @@ enum AuditDecodeError {
 
 fn decode(body: &[u8]) -> Result<AuditPage, AuditDecodeError> {
     let value: Value = serde_json::from_slice(body)?;
-    let Value::Object(top) = value else {
+    let Value::Object(mut top) = value else {
         return Err(AuditDecodeError::NotAnObject);
     };
-    let events = match top.get("events") {
-        Some(Value::Array(events)) => events.as_slice(),
-        None | Some(Value::Null) => &[],
+    let events = match top.remove("events") {
+        Some(Value::Array(events)) => events,
+        None | Some(Value::Null) => Vec::new(),
         Some(_) => return Err(AuditDecodeError::EventsNotAnArray),
     };
     let mut page = AuditPage {
@@ -129,26 +131,18 @@ fn json_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn event(e: &Value) -> Option<AuditEvent> {
-    let Value::Object(fields) = e else {
+fn event(e: Value) -> Option<AuditEvent> {
+    let Value::Object(mut fields) = e else {
         return None;
     };
     let created_at = DateTime::parse_from_rfc3339(fields.get("created_at")?.as_str()?)
         .ok()?
         .with_timezone(&Utc);
-    let mut raw = fields.clone();
-    raw.insert("created_at".to_string(), audit_time(created_at).into());
-    // serde_json's maps are ordered by key: this is the canonical form.
-    let raw_json = Value::Object(raw).to_string();
-    let dedup_key = Sha256::digest(raw_json.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let meta = match fields.get("meta_data") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
-    Some(AuditEvent {
+    let mut event = AuditEvent {
         created_at,
         entity_type: text(fields.get("entity_type")).unwrap_or_default(),
         entity_id: text(fields.get("entity_id")),
@@ -159,9 +153,16 @@ fn event(e: &Value) -> Option<AuditEvent> {
         new_value: json_text(fields.get("new_value")),
         meta_data: json_text(fields.get("meta_data")),
         meta,
-        raw_json,
-        dedup_key,
-    })
+        raw_json: String::new(),
+        dedup_key: String::with_capacity(64),
+    };
+    fields.insert("created_at".to_string(), audit_time(created_at).into());
+    // serde_json's maps are ordered by key: this is the canonical form.
+    event.raw_json = Value::Object(fields).to_string();
+    for b in Sha256::digest(event.raw_json.as_bytes()) {
+        let _ = write!(event.dedup_key, "{b:02x}");
+    }
+    Some(event)
 }
 
 #[cfg(test)]
@@ -204,5 +205,26 @@ mod tests {
         assert!(decode(b"[]").is_err());
         assert!(decode(br#"{"events": 3}"#).is_err());
         assert_eq!(decode(b"{}").expect("empty").events, vec![]);
+    }
+
+    /// The key an event is stored under is its canonical JSON's SHA-256, keys in order,
+    /// its time in UTC with six digits: a mirror holds the keys earlier versions wrote, so
+    /// an event pulled again must hash the same.
+    #[test]
+    fn the_deduplication_key_is_the_hash_of_the_canonical_json() {
+        let page = decode(
+            br#"{"events": [{"user_id": 7, "entity_type": "organization_user", "entity_id": 5,
+             "created_at": "2026-03-01T10:00:00+01:00", "action": "update"}]}"#,
+        )
+        .expect("decoded");
+        let e = &page.events[0];
+        assert_eq!(
+            e.raw_json,
+            r#"{"action":"update","created_at":"2026-03-01T09:00:00.000000Z","entity_id":5,"entity_type":"organization_user","user_id":7}"#
+        );
+        assert_eq!(
+            e.dedup_key,
+            "e2d68508ab2c09364ee06e6a78637322a6cb2b20ef23ecd1c6e258a28c30320d"
+        );
     }
 }

@@ -91,6 +91,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "28_erasure_and_retention",
         include_str!("migrations/28_erasure_and_retention.sql"),
     ),
+    (
+        "29_audit_events_by_time",
+        include_str!("migrations/29_audit_events_by_time.sql"),
+    ),
 ];
 /// `PRAGMA user_version` of a database with every migration applied.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;

@@ -518,3 +518,82 @@ async fn a_busy_database_is_tried_again_until_the_patience_is_spent() {
     let got: Result<(), _> = retry_while_busy(Duration::ZERO, || Err(locked()), |_| {}).await;
     assert!(got.unwrap_err().is_locked());
 }
+
+/// A mirror holding audit events from before `29_audit_events_by_time` keeps every event,
+/// its id, its key and what points at it; the same event pulled again is still stored once.
+#[test]
+fn audit_events_from_before_the_time_keyed_index_migrate_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.sqlite");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(SCHEMA_SQL).unwrap();
+    let at = MIGRATIONS
+        .iter()
+        .position(|(name, _)| *name == "29_audit_events_by_time")
+        .unwrap();
+    for (_, sql) in &MIGRATIONS[..at] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={};
+         INSERT INTO sync_runs (sync_run_id, started_at, finished_at, status)
+             VALUES (1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 'succeeded');
+         INSERT INTO audit_actors (user_id, name, email, seen_at, sync_run_id)
+             VALUES (7, 'Al', 'al@example.com', '2026-01-01T00:00:00Z', 1);
+         INSERT INTO audit_events (audit_event_id, created_at, entity_type, entity_id, action,
+             actor_user_id, raw_json, dedup_key, sync_run_id, subject_entity, subject_id,
+             window_run_id, erased_by)
+         VALUES (40, '2025-12-31T10:00:00.000000Z', 'organization_user', '5', 'update', 7,
+                 '{{}}', 'k40', 1, 'user', '5', 1, NULL),
+                (41, '2025-12-31T11:00:00.000000Z', 'time_entry', '9', 'create', 7,
+                 '{{}}', 'k41', 1, NULL, NULL, NULL, 1);
+         INSERT INTO change_log (sync_run_id, observed_at, entity, entity_id, op,
+             actor_user_id, changed_at, attribution, audit_event_id, attributed_by)
+         VALUES (1, '2026-01-01T00:00:00Z', 'user', '5', 'update', 7,
+                 '2025-12-31T10:00:00.000000Z', 'audit', 40, 1);",
+        1 + at
+    ))
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&db, &StoreOptions::default()).unwrap();
+    let conn = store.connection();
+    let held: Vec<(i64, String)> = pairs(
+        conn,
+        "SELECT audit_event_id, dedup_key || ' ' || coalesce(erased_by, '-') FROM audit_events
+         ORDER BY 1",
+    );
+    assert_eq!(held, [(40, "k40 -".to_string()), (41, "k41 1".to_string())]);
+    let explained: Vec<(String, String)> = pairs(
+        conn,
+        "SELECT c.entity_id, a.actor_name FROM change_log c
+         JOIN audit_events e ON e.audit_event_id = c.audit_event_id
+         JOIN audit_log a ON a.created_at = e.created_at",
+    );
+    assert_eq!(explained, [("5".to_string(), "Al".to_string())]);
+    let unexplained: Vec<(String, String)> =
+        pairs(conn, "SELECT entity, subject_id FROM unobserved_changes");
+    assert_eq!(unexplained, []);
+    // The same event again (its time and key) is not stored twice; another time is another
+    // event.
+    for at in ["2025-12-31T10:00:00.000000Z", "2025-12-31T12:00:00.000000Z"] {
+        conn.execute(
+            "INSERT INTO audit_events (created_at, entity_type, action, raw_json, dedup_key,
+                 sync_run_id)
+             VALUES (?1, 'organization_user', 'update', '{}', 'k40', 1)
+             ON CONFLICT (created_at, dedup_key) DO NOTHING",
+            [at],
+        )
+        .unwrap();
+    }
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 3);
+    let problems: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(problems, 0);
+}

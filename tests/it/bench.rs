@@ -211,6 +211,12 @@ fn bench_audit_fetches_the_backlog_within_the_share_and_reports_its_figures() {
     assert!(doc["audit_events_held"].as_u64().is_some_and(|n| n >= 6500));
     assert!(doc["busiest_run_requests"].as_u64() <= doc["run_share_cap"].as_u64());
     assert!(doc["local_time_overhead"].as_f64().is_some());
+    // The parts of it, read from the runs' own debug lines.
+    assert!(doc["storing_ms"].as_f64().is_some_and(|t| t > 0.0), "{doc}");
+    for mirror in ["quick_check_ms", "quick_check_ms_without_audit"] {
+        assert!(doc[mirror].as_f64().is_some_and(|t| t > 0.0), "{doc}");
+    }
+    assert!(doc["file_mib"].as_f64() > doc["file_mib_without_audit"].as_f64());
     assert!(doc["changes_actor_ms"].as_f64().is_some_and(|t| t > 0.0));
     assert!(doc["changes_actor_lines"].as_u64().is_some_and(|n| n > 1));
 }

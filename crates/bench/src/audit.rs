@@ -27,6 +27,21 @@ const QUOTA_SHARE: f64 = 0.5;
 const MAX_RUNS: usize = 80;
 /// Times `changes` is run; the median is reported.
 const REPEATS: usize = 5;
+/// Both mirrors log what a run spent on its `quick_check`, its checkpoint and storing the
+/// audit log (debug lines, read back from each run's stderr).
+const LOG_LEVEL: &str = "warn,orgmirror::sync=debug,orgmirror::store::audit=debug";
+
+/// The milliseconds a debug line `message` of a run's stderr reports in `field` (0 when
+/// there is none).
+fn logged_ms(dir: &Path, run: &str, message: &str, field: &str) -> f64 {
+    let text = std::fs::read_to_string(dir.join(format!("{run}.stderr"))).unwrap_or_default();
+    text.lines()
+        .filter(|line| line.contains(message))
+        .flat_map(|line| line.split_whitespace())
+        .filter_map(|word| word.strip_prefix(field)?.strip_prefix('='))
+        .filter_map(|ms| ms.parse::<f64>().ok())
+        .sum()
+}
 
 pub fn measure(binaries: &Binaries, args: &BenchArgs) -> Result<(), BenchError> {
     let size = args.audit_users;
@@ -55,7 +70,7 @@ pub fn measure(binaries: &Binaries, args: &BenchArgs) -> Result<(), BenchError> 
              max_requests_per_second = 0\nhourly_quota = {HOURLY_QUOTA}\n\
              [schedule]\ncron = \"auto\"\nquota_share = {QUOTA_SHARE}\n\
              [sync]\naudit_log = {audit}\n\
-             [database]\npath = {:?}\n[log]\nlevel = \"warn\"\n",
+             [database]\npath = {:?}\n[log]\nlevel = \"{LOG_LEVEL}\"\n",
             server.base_url(),
             options.organization_id,
             options.workspace_id,
@@ -101,6 +116,8 @@ pub fn measure(binaries: &Binaries, args: &BenchArgs) -> Result<(), BenchError> 
     };
     let mut runs = Vec::new();
     let (mut audit_requests, mut worst_run, mut cpu_with, mut cpu_without) = (0, 0, 0.0, 0.0);
+    // Over the backlog runs: storing and matching the events, and each mirror's quick_check.
+    let (mut storing_ms, mut check_with_ms, mut check_without_ms) = (0.0, 0.0, 0.0);
     for run in 1..=MAX_RUNS {
         if run > 1 {
             // One run in ten is a person's (the newest member); the owner (an automation,
@@ -109,14 +126,28 @@ pub fn measure(binaries: &Binaries, args: &BenchArgs) -> Result<(), BenchError> 
             fake.set_actor(person.filter(|_| run % 10 == 0));
             apply_churn(&fake, size);
         }
-        let (with_cost, requests_with, audit) = sync(&with, &format!("audit-{run}"))?;
-        let (without_cost, requests_without, _) = sync(&without, &format!("plain-{run}"))?;
+        let (with_name, without_name) = (format!("audit-{run}"), format!("plain-{run}"));
+        let (with_cost, requests_with, audit) = sync(&with, &with_name)?;
+        let (without_cost, requests_without, _) = sync(&without, &without_name)?;
+        let stored_ms = logged_ms(
+            dir.path(),
+            &with_name,
+            "stored the audit log",
+            "duration_ms",
+        );
+        let checks = (
+            logged_ms(dir.path(), &with_name, "quick_check", "quick_check_ms"),
+            logged_ms(dir.path(), &without_name, "quick_check", "quick_check_ms"),
+        );
         audit_requests += audit;
         worst_run = worst_run.max(requests_with);
         // The first runs are the initial syncs: the overhead is the backlog runs'.
         if run > 1 {
             cpu_with += with_cost.cpu.as_secs_f64();
             cpu_without += without_cost.cpu.as_secs_f64();
+            storing_ms += stored_ms;
+            check_with_ms += checks.0;
+            check_without_ms += checks.1;
         }
         runs.push(json!({
             "run": run,
@@ -125,6 +156,9 @@ pub fn measure(binaries: &Binaries, args: &BenchArgs) -> Result<(), BenchError> 
             "requests_without_audit": requests_without,
             "cpu_ms": with_cost.cpu.as_secs_f64() * 1e3,
             "cpu_ms_without_audit": without_cost.cpu.as_secs_f64() * 1e3,
+            "storing_ms": stored_ms,
+            "quick_check_ms": checks.0,
+            "quick_check_ms_without_audit": checks.1,
             "wall_ms": with_cost.wall.as_secs_f64() * 1e3,
             "audit_events_held": held(),
         }));
@@ -179,15 +213,25 @@ pub fn measure(binaries: &Binaries, args: &BenchArgs) -> Result<(), BenchError> 
         0.0
     };
     let share_cap = (f64::from(HOURLY_QUOTA) * (1.0 - QUOTA_SHARE)) as usize;
+    let mib = |name: &str| {
+        std::fs::metadata(dir.path().join(format!("{name}.sqlite")))
+            .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
+    };
+    let (file_with, file_without) = (mib("audit"), mib("plain"));
     orgmirror::outln!(
         "audit log, {size} users, {events} events over 90 days:\n  \
          {audit_requests} audit requests over {} runs (at 1,000 a page); the busiest run sent {worst_run} requests, the share allows {share_cap}\n  \
          the backlog runs' local (CPU) time: {:.0} ms with the audit log, {:.0} ms without: {:+.1}%\n  \
-         changes --since 7d --actor: {:.0} ms (median of {REPEATS}, {lines} lines; without --actor {:.0} ms, {all_lines} lines) with {} audit events held",
+         of it, storing and matching the events: {storing_ms:.0} ms ({:+.1}%); the quick_check of the larger file: {check_with_ms:.0} ms against {check_without_ms:.0} ms ({:+.1}%); the rest (fetching and decoding the pages, committing them) {:+.1}%\n  \
+         changes --since 7d --actor: {:.0} ms (median of {REPEATS}, {lines} lines; without --actor {:.0} ms, {all_lines} lines) with {} audit events held\n  \
+         the mirror's file: {file_with:.1} MiB with the audit log, {file_without:.1} MiB without",
         runs.len(),
         cpu_with * 1e3,
         cpu_without * 1e3,
         overhead * 100.0,
+        storing_ms / (cpu_without * 1e3) * 100.0,
+        (check_with_ms - check_without_ms) / (cpu_without * 1e3) * 100.0,
+        (overhead - (storing_ms + check_with_ms - check_without_ms) / (cpu_without * 1e3)) * 100.0,
         changes.as_secs_f64() * 1e3,
         all_changes.as_secs_f64() * 1e3,
         held()
@@ -205,11 +249,16 @@ pub fn measure(binaries: &Binaries, args: &BenchArgs) -> Result<(), BenchError> 
         "backlog_cpu_ms": cpu_with * 1e3,
         "backlog_cpu_ms_without_audit": cpu_without * 1e3,
         "local_time_overhead": overhead,
+        "storing_ms": storing_ms,
+        "quick_check_ms": check_with_ms,
+        "quick_check_ms_without_audit": check_without_ms,
         "changes_actor_ms": changes.as_secs_f64() * 1e3,
         "changes_actor_lines": lines,
         "changes_all_ms": all_changes.as_secs_f64() * 1e3,
         "changes_all_lines": all_lines,
         "audit_events_held": held(),
+        "file_mib": file_with,
+        "file_mib_without_audit": file_without,
     });
     write_json(&args.out, &document)
 }

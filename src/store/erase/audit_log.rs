@@ -12,19 +12,23 @@ use super::{erased_name, Needles};
 /// them later — a summary, an event backfilled — is stored tombstoned. A re-hired person
 /// is a member again, and theirs are stored as anyone's.
 pub(in crate::store) fn erased_accounts(conn: &Connection) -> rusqlite::Result<BTreeMap<i64, i64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT json_extract(h.data_json, '$.user_account_id'), e.organization_user_id
-         FROM erasures e
-         JOIN entity_history h ON h.entity = 'user' AND h.id = e.organization_user_id
-         WHERE NOT e.history_only
-           AND json_extract(h.data_json, '$.user_account_id') IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM entity_history c
-                           WHERE c.entity = 'user' AND c.id = e.organization_user_id
-                             AND c.valid_to IS NULL)",
-    )?;
+    let mut stmt = conn.prepare_cached(ERASED_ACCOUNTS)?;
     let ids = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
     ids.collect()
 }
+
+/// [`erased_accounts`]'s query. Every run with the audit log on asks it, so it reads the
+/// erasures first (`CROSS JOIN` keeps that order): the planner otherwise read every user's
+/// history to find none, 45 ms a run at 10k users.
+pub(super) const ERASED_ACCOUNTS: &str = "
+    SELECT DISTINCT json_extract(h.data_json, '$.user_account_id'), e.organization_user_id
+    FROM erasures e
+    CROSS JOIN entity_history h ON h.entity = 'user' AND h.id = e.organization_user_id
+    WHERE NOT e.history_only
+      AND json_extract(h.data_json, '$.user_account_id') IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM entity_history c
+                      WHERE c.entity = 'user' AND c.id = e.organization_user_id
+                        AND c.valid_to IS NULL)";
 
 /// The audit log's copies of `user`: their `audit_actors` row (found by the account id every
 /// version keeps, or by one of their e-mail addresses) tombstoned like a version, and their

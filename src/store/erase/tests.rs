@@ -242,3 +242,34 @@ fn the_audit_actors_of_a_person_are_found_by_index() {
         "{plan:?}"
     );
 }
+
+/// Every run with the audit log on asks who was erased: the query reads the erasures (most
+/// often none), never every user's history to find them.
+#[test]
+fn the_erased_people_are_read_from_the_erasures_not_from_every_users_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("m.sqlite"),
+        &super::super::StoreOptions::default(),
+    )
+    .unwrap();
+    let plan: Vec<String> = store
+        .connection()
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            audit_log::ERASED_ACCOUNTS
+        ))
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().all(|step| !step.ends_with("(entity=?)")),
+        "{plan:?}"
+    );
+    assert!(
+        plan[0].ends_with(" e") || plan[0].contains(" e USING"),
+        "{plan:?}"
+    );
+}
