@@ -401,15 +401,7 @@ fn a_mirror_from_before_the_published_role_fields_migrates_without_a_change() {
     use crate::api::models::{Permission, Role};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("old.sqlite");
-    let conn = Connection::open(&db).unwrap();
-    conn.execute_batch(SCHEMA_SQL).unwrap();
-    let at = MIGRATIONS
-        .iter()
-        .position(|(name, _)| *name == "24_published_roles_and_custom_fields")
-        .unwrap();
-    for (_, sql) in &MIGRATIONS[..at] {
-        conn.execute_batch(sql).unwrap();
-    }
+    let (conn, at) = mirror_before(&db, "24_published_roles_and_custom_fields");
     // What the previous version wrote for a role (its canonical JSON had no other fields).
     let json = r#"{"role_id":11,"code":"org_owner","name":"Owner","type":"owner","privilege_level":100,"entity":"organization","description":"All of it","organization_id":1001,"permissions":[{"permission_id":701,"name":"view_users","entity":"organization","condition":null,"description":"Allows view users"}]}"#;
     conn.execute_batch(&format!(
@@ -519,21 +511,25 @@ async fn a_busy_database_is_tried_again_until_the_patience_is_spent() {
     assert!(got.unwrap_err().is_locked());
 }
 
+/// A mirror at `db` with the schema from before migration `name` (its `user_version` not set
+/// yet), and that migration's index in [`MIGRATIONS`].
+fn mirror_before(db: &Path, name: &str) -> (Connection, usize) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch(SCHEMA_SQL).unwrap();
+    let at = MIGRATIONS.iter().position(|(n, _)| *n == name).unwrap();
+    for (_, sql) in &MIGRATIONS[..at] {
+        conn.execute_batch(sql).unwrap();
+    }
+    (conn, at)
+}
+
 /// A mirror holding audit events from before `29_audit_events_by_time` keeps every event,
 /// its id, its key and what points at it; the same event pulled again is still stored once.
 #[test]
 fn audit_events_from_before_the_time_keyed_index_migrate_whole() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("old.sqlite");
-    let conn = Connection::open(&db).unwrap();
-    conn.execute_batch(SCHEMA_SQL).unwrap();
-    let at = MIGRATIONS
-        .iter()
-        .position(|(name, _)| *name == "29_audit_events_by_time")
-        .unwrap();
-    for (_, sql) in &MIGRATIONS[..at] {
-        conn.execute_batch(sql).unwrap();
-    }
+    let (conn, at) = mirror_before(&db, "29_audit_events_by_time");
     conn.execute_batch(&format!(
         "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={};
          INSERT INTO sync_runs (sync_run_id, started_at, finished_at, status)

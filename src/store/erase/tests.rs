@@ -208,27 +208,30 @@ fn the_audit_log_loses_their_name_and_email_and_keeps_its_events() {
     assert_eq!(erased_accounts(conn).unwrap(), BTreeMap::new());
 }
 
-/// An erasure finds a person's audit actors through indexes, never by reading every actor: a
-/// retention pass does it once per person long gone.
-#[test]
-fn the_audit_actors_of_a_person_are_found_by_index() {
+/// The steps of SQLite's plan for `sql` (with `params`) in a new mirror.
+fn query_plan(sql: &str, params: impl rusqlite::Params) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         &dir.path().join("m.sqlite"),
         &super::super::StoreOptions::default(),
     )
     .unwrap();
-    let plan: Vec<String> = store
+    let steps = store
         .connection()
-        .prepare(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            audit_log::ACTORS_OF_PERSON
-        ))
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .unwrap()
-        .query_map(rusqlite::params![7, "[]"], |r| r.get::<_, String>(3))
+        .query_map(params, |r| r.get::<_, String>(3))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
+    steps
+}
+
+/// An erasure finds a person's audit actors through indexes, never by reading every actor: a
+/// retention pass does it once per person long gone.
+#[test]
+fn the_audit_actors_of_a_person_are_found_by_index() {
+    let plan = query_plan(audit_log::ACTORS_OF_PERSON, rusqlite::params![7, "[]"]);
     assert!(
         plan.iter()
             .all(|step| !step.starts_with("SCAN audit_actors")),
@@ -247,23 +250,7 @@ fn the_audit_actors_of_a_person_are_found_by_index() {
 /// often none), never every user's history to find them.
 #[test]
 fn the_erased_people_are_read_from_the_erasures_not_from_every_users_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &dir.path().join("m.sqlite"),
-        &super::super::StoreOptions::default(),
-    )
-    .unwrap();
-    let plan: Vec<String> = store
-        .connection()
-        .prepare(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            audit_log::ERASED_ACCOUNTS
-        ))
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let plan = query_plan(audit_log::ERASED_ACCOUNTS, []);
     assert!(
         plan.iter().all(|step| !step.ends_with("(entity=?)")),
         "{plan:?}"
