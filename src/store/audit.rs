@@ -207,8 +207,7 @@ pub(super) fn write(conn: &Connection, run_id: i64, audit: &AuditWrite) -> rusql
          ON CONFLICT (created_at, dedup_key) DO NOTHING",
     )?;
     // Oldest first: a run's events then fill the pages of the index by time (the unique
-    // index) in order, where a page newest first left them half full (21 MiB against 37 for
-    // 200,000 events).
+    // index) in order; a page stored newest first left them about half full.
     let mut events: Vec<&AuditEvent> = audit.events.iter().collect();
     events.sort_by_key(|e| e.created_at);
     let mut stored = 0;
