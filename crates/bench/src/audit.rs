@@ -5,8 +5,9 @@
 //! the following runs), one without. Reported: the audit requests each run spent (from the
 //! fake's request log) against the quota share (`api.hourly_quota = 600`, a Premium plan,
 //! `schedule.quota_share = 0.5`: a run may spend at most 300), the backlog runs' local (CPU)
-//! time against the same runs without the audit log, and `changes --since 7d --actor X` at
-//! the size reached.
+//! time against the same runs without the audit log (and, from the runs' debug lines, how
+//! much of it was storing and matching the events, and each mirror's `quick_check`), the
+//! mirrors' file sizes, and `changes --since 7d --actor X` at the size reached.
 
 use std::path::Path;
 use std::process::Command;
