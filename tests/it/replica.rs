@@ -525,14 +525,18 @@ fn verify_ok(m: &Mirror) -> String {
 }
 
 /// Churn upstream: a rate, group joins and leaves, renames, a leaver, a joiner.
+/// The fake organization's users but its owner (whom the tests leave as they are).
+fn members_but_the_owner(org: &orgmirror_fake::FakeHandle) -> Vec<i64> {
+    org.user_ids()
+        .into_iter()
+        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
+        .collect()
+}
+
 fn churn(m: &Mirror) {
     let fake = m.fake.handle();
     fake.advance(chrono::Duration::hours(1));
-    let users: Vec<i64> = fake
-        .user_ids()
-        .into_iter()
-        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
-        .collect();
+    let users = members_but_the_owner(&fake);
     let groups = fake.group_ids();
     assert!(fake.set_rate(users[1], Some(123.5), "EUR"));
     assert!(fake.join_group(groups[0], users[2]) || fake.leave_group(groups[0], users[2]));
@@ -1381,11 +1385,7 @@ fn an_erasure_and_a_retention_pass_reach_the_replica_and_pg_dump_finds_neither_e
     let organization = 4811;
     let m = mirror_with_replica(cluster, 16, organization, schema);
     let org = m.fake.handle();
-    let ids: Vec<i64> = org
-        .user_ids()
-        .into_iter()
-        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
-        .collect();
+    let ids = members_but_the_owner(&org);
     let (leaver, kept) = (ids[2], ids[3]);
     let email = org.user(leaver).unwrap().email;
     let names = ["Xanthippe Vandersloot", "Xanthippe Vandersloot-Ng"];
@@ -1461,11 +1461,7 @@ fn an_erasure_reaches_the_replicas_audit_log_and_pg_dump_finds_neither_email_nor
     let organization = 4812;
     let m = mirror_with_replica(cluster, 12, organization, schema);
     let org = m.fake.handle();
-    let ids: Vec<i64> = org
-        .user_ids()
-        .into_iter()
-        .filter(|&u| u != orgmirror_fake::FIRST_USER_ID)
-        .collect();
+    let ids = members_but_the_owner(&org);
     let (leaver, other) = (ids[2], ids[3]);
     let email = org.user(leaver).unwrap().email;
     org.rename_user(leaver, "Ignatius Replicant");
